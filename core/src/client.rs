@@ -1,0 +1,684 @@
+//! The client state machine: inputs in, outputs out, time passed in.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::ledger::WireLedger;
+use crate::queue::SendQueue;
+use crate::state::{Connecting, Open, State};
+use crate::timers::{Timer, TimerTable};
+use crate::tls::{MAX_RECORD_PLAINTEXT, TlsSession};
+use crate::{
+    CloseReport, Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof, Output, Phase,
+    TlsInfo,
+};
+
+/// One TCP (and optionally TLS) client connection, as a pure state machine.
+///
+/// Kamaelia's `TCPClient` and its ConnectedSocketAdapter in one object that performs no I/O.
+/// Its methods come in three kinds, as in quinn-proto:
+///
+/// - [`handle_input`](Self::handle_input): something happened (the driver's reports) or the
+///   application asks for something (send, STARTTLS, finish, abort). Drain
+///   [`poll_output`](Self::poll_output) after it.
+/// - `poll_*`: what the client wants done. [`poll_output`](Self::poll_output) until it
+///   returns `None`, then [`poll_timeout`](Self::poll_timeout) for when to wake it next.
+/// - getters (`&self`): [`phase`](Self::phase), [`bytes_queued`](Self::bytes_queued),
+///   [`send_capacity`](Self::send_capacity), ...
+///
+/// The same inputs at the same instants always give the same outputs.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use tcpclient_core::{Client, Config, Event, Input, Output};
+///
+/// let start = Instant::now();
+/// let mut client = Client::new(Config::new("127.0.0.1", 7), start);
+/// client.handle_input(start, Input::Send(Bytes::from_static(b"ping")))?;
+/// assert_eq!(client.poll_output(), Some(Output::Connect("127.0.0.1:7".parse()?)));
+///
+/// client.handle_input(start, Input::Connected)?;
+/// assert!(matches!(client.poll_output(), Some(Output::Event(Event::Connected(_)))));
+/// assert_eq!(client.poll_output(), Some(Output::Transmit(Bytes::from_static(b"ping"))));
+/// assert_eq!(client.poll_output(), None);
+/// client.handle_input(start, Input::Written(4))?;
+/// assert_eq!(client.bytes_written(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    /// The latest instant seen; time never runs backwards inside the client.
+    now: Instant,
+    state: State,
+    timers: TimerTable,
+    queue: SendQueue,
+    ledger: WireLedger,
+    tls: Tls,
+    shutdown: Shutdown,
+    outputs: VecDeque<Output>,
+    bytes_accepted: u64,
+    bytes_received: u64,
+    /// A `Send` was refused since the last [`Event::SendReady`].
+    send_refused: bool,
+}
+
+/// Whether, and why, the client is on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    None,
+    /// The application asked for a graceful shutdown.
+    Finish,
+    /// The peer closed first and [`OnPeerEof::Close`] applies.
+    PeerClosed,
+}
+
+/// TLS: off, asked for but not started yet, or running.
+#[derive(Debug)]
+enum Tls {
+    Off,
+    /// `StartTls` arrived; the session starts once the plaintext before it is handed out
+    /// and the connection is up.
+    Requested,
+    Active(Box<TlsSession>),
+}
+
+impl Client {
+    /// Creates a client that starts at `now`.
+    ///
+    /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
+    /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut client = Self {
+            now,
+            state: State::Delay,
+            timers: TimerTable::default(),
+            queue: SendQueue::default(),
+            ledger: WireLedger::default(),
+            tls: Tls::Off,
+            shutdown: Shutdown::None,
+            outputs: VecDeque::new(),
+            bytes_accepted: 0,
+            bytes_received: 0,
+            send_refused: false,
+            config,
+        };
+        if client.config.delay.is_zero() {
+            client.begin_connecting();
+        } else {
+            client.timers.set(Timer::StartDelay, now, client.config.delay);
+        }
+        client
+    }
+
+    /// Handles one input at `now`; then drain [`poll_output`](Self::poll_output).
+    ///
+    /// An input that makes no sense now (see [`InvalidInput`]) is refused and changes
+    /// nothing; it never panics. `now` earlier than a previous `now` is taken as the previous.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
+        let name = input.name();
+        match input {
+            Input::Send(data) => self.send(data),
+            Input::StartTls => self.start_tls(),
+            Input::Finish => self.finish(),
+            Input::Abort => {
+                self.require(name, !matches!(self.state, State::Closed))?;
+                self.close(Ok(Ending::Aborted));
+                Ok(())
+            }
+            Input::Resolved(addrs) => {
+                self.require(name, matches!(self.state, State::Resolving))?;
+                if addrs.is_empty() {
+                    let host = self.config.host.clone();
+                    self.close(Err(Error::NoAddresses { host }));
+                } else {
+                    self.start_attempts(addrs.to_vec());
+                }
+                Ok(())
+            }
+            Input::ResolveFailed(kind) => {
+                self.require(name, matches!(self.state, State::Resolving))?;
+                let host = self.config.host.clone();
+                self.close(Err(Error::Resolve { host, kind }));
+                Ok(())
+            }
+            Input::Connected => {
+                self.require(name, self.attempt_under_way())?;
+                self.connected();
+                Ok(())
+            }
+            Input::ConnectFailed(kind) => {
+                self.require(name, self.attempt_under_way())?;
+                self.attempt_failed(Some(kind));
+                Ok(())
+            }
+            Input::SocketError(kind) if self.attempt_under_way() => {
+                self.attempt_failed(Some(kind));
+                Ok(())
+            }
+            Input::SocketError(kind) => {
+                self.require(name, matches!(self.state, State::Open(_)))?;
+                self.close(Err(Error::Socket(kind)));
+                Ok(())
+            }
+            Input::Received(data) => self.received(data),
+            Input::Written(n) => self.written(n),
+            Input::PeerEof => self.peer_eof(),
+            Input::Timeout => {
+                self.handle_timeout();
+                Ok(())
+            }
+        }
+    }
+
+    /// Returns the next thing to do, or `None` when there is nothing until the next input.
+    ///
+    /// Call it until it returns `None` after every input. Transmits are made here, lazily,
+    /// so several `Send`s handled before one drain leave as fewer TLS records.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            self.pump();
+        }
+        self.outputs.pop_front()
+    }
+
+    /// Returns the next deadline: hand the client [`Input::Timeout`] once it has passed.
+    ///
+    /// `None` means no deadline is armed. Ask after draining [`poll_output`](Self::poll_output).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Returns the lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        match &self.state {
+            State::Delay => Phase::Delay,
+            State::Resolving => Phase::Resolving,
+            State::Connecting(_) => Phase::Connecting,
+            State::Open(open) if self.shutdown != Shutdown::None || open.fin_sent => {
+                Phase::Draining
+            }
+            State::Open(_) if self.tls_handshaking() => Phase::TlsHandshaking,
+            State::Open(_) => Phase::Connected,
+            State::Closed => Phase::Closed,
+        }
+    }
+
+    /// Returns true once [`Event::Closed`] has been emitted (or is waiting in the outputs).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Returns the address connected to, once the connection is up.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.state {
+            State::Open(open) => Some(open.peer),
+            _ => None,
+        }
+    }
+
+    /// Returns what TLS negotiated, once the handshake has finished.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        match &self.tls {
+            Tls::Active(session) if !session.is_handshaking() => Some(session.info()),
+            _ => None,
+        }
+    }
+
+    /// Returns true while the driver should read from the socket: connected and no EOF yet.
+    pub fn wants_read(&self) -> bool {
+        matches!(&self.state, State::Open(open) if !open.tcp_eof)
+    }
+
+    /// Returns the application bytes accepted by [`Input::Send`] so far.
+    pub fn bytes_accepted(&self) -> u64 {
+        self.bytes_accepted
+    }
+
+    /// Returns the application bytes that have reached the socket so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.ledger.app_delivered()
+    }
+
+    /// Returns the application bytes accepted and not yet written: the send queue's fill,
+    /// which [`Config::send_limit`] bounds.
+    pub fn bytes_queued(&self) -> u64 {
+        self.bytes_accepted - self.ledger.app_delivered()
+    }
+
+    /// Returns the application bytes delivered as [`Event::Data`] so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// Returns how many more bytes a `Send` may carry now without being refused.
+    pub fn send_capacity(&self) -> usize {
+        let queued = usize::try_from(self.bytes_queued()).unwrap_or(usize::MAX);
+        self.config.send_limit.saturating_sub(queued)
+    }
+
+    /// Returns the configuration the client was created with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- application requests ----
+
+    fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+        if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
+            let phase = self.phase();
+            return Err(InvalidInput::SendAfterShutdown { data, phase });
+        }
+        let queued = self.bytes_queued();
+        if queued > 0 && queued.saturating_add(data.len() as u64) > self.config.send_limit as u64 {
+            self.send_refused = true;
+            return Err(InvalidInput::QueueFull {
+                data,
+                queued: usize::try_from(queued).unwrap_or(usize::MAX),
+                limit: self.config.send_limit,
+            });
+        }
+        self.bytes_accepted += data.len() as u64;
+        self.queue.push(data);
+        Ok(())
+    }
+
+    fn start_tls(&mut self) -> Result<(), InvalidInput> {
+        if self.config.tls.is_none() {
+            return Err(InvalidInput::NoTlsConfig);
+        }
+        let peer_gone = matches!(&self.state, State::Open(open) if open.peer_closed);
+        let allowed = matches!(self.tls, Tls::Off)
+            && self.shutdown == Shutdown::None
+            && !matches!(self.state, State::Closed)
+            && !peer_gone;
+        self.require("StartTls", allowed)?;
+        self.queue.start_tls_here();
+        self.tls = Tls::Requested;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), InvalidInput> {
+        let allowed = self.shutdown == Shutdown::None && !matches!(self.state, State::Closed);
+        self.require("Finish", allowed)?;
+        self.shutdown = Shutdown::Finish;
+        if matches!(self.state, State::Open(_)) {
+            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+        }
+        Ok(())
+    }
+
+    // ---- connecting ----
+
+    /// Leaves the delay: resolve the host, or go straight to connecting to an IP literal.
+    fn begin_connecting(&mut self) {
+        self.timers.set(Timer::Connect, self.now, self.config.connect_timeout);
+        let host = self.config.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.start_attempts(vec![SocketAddr::new(ip, self.config.port)]);
+        } else {
+            self.state = State::Resolving;
+            self.outputs.push_back(Output::Resolve {
+                host: self.config.host.clone(),
+                port: self.config.port,
+            });
+        }
+    }
+
+    fn start_attempts(&mut self, addrs: Vec<SocketAddr>) {
+        self.state = State::Connecting(Connecting::new(addrs));
+        self.attempt();
+    }
+
+    /// Starts the attempt `Connecting::current` points at.
+    fn attempt(&mut self) {
+        let State::Connecting(connecting) = &mut self.state else {
+            return;
+        };
+        let Some(addr) = connecting.addr() else {
+            return;
+        };
+        connecting.socket = true;
+        let attempt_deadline = if connecting.is_last() {
+            None
+        } else {
+            let own = self.now.checked_add(self.config.attempt_timeout);
+            match (own, self.timers.get(Timer::Connect)) {
+                (Some(own), Some(overall)) => Some(own.min(overall)),
+                (own, overall) => own.or(overall),
+            }
+        };
+        self.timers.set_at(Timer::ConnectAttempt, attempt_deadline);
+        self.outputs.push_back(Output::Connect(addr));
+    }
+
+    fn attempt_under_way(&self) -> bool {
+        matches!(&self.state, State::Connecting(c) if c.socket)
+    }
+
+    /// Ends the current attempt (`None`: it timed out) and moves to the next address.
+    fn attempt_failed(&mut self, kind: Option<std::io::ErrorKind>) {
+        let State::Connecting(connecting) = &mut self.state else {
+            return;
+        };
+        if connecting.socket {
+            connecting.socket = false;
+            self.outputs.push_back(Output::Close);
+        }
+        let error = match (kind, connecting.addr()) {
+            (Some(kind), Some(addr)) => Error::Connect { addr, kind },
+            _ => Error::ConnectTimeout,
+        };
+        if connecting.is_last() {
+            self.close(Err(error));
+        } else {
+            connecting.last_error = Some(error);
+            connecting.current += 1;
+            self.attempt();
+        }
+    }
+
+    fn connected(&mut self) {
+        let State::Connecting(connecting) = &self.state else {
+            return;
+        };
+        let Some(peer) = connecting.addr() else {
+            return;
+        };
+        self.state = State::Open(Open {
+            peer,
+            peer_closed: false,
+            tcp_eof: false,
+            fin_sent: false,
+        });
+        self.timers.stop(Timer::Connect);
+        self.timers.stop(Timer::ConnectAttempt);
+        self.touch();
+        if self.shutdown == Shutdown::Finish {
+            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+        }
+        self.emit(Event::Connected(peer));
+    }
+
+    // ---- the connected socket ----
+
+    fn received(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+        let readable = matches!(&self.state, State::Open(open) if !open.tcp_eof);
+        self.require("Received", readable)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.touch();
+        let Tls::Active(session) = &mut self.tls else {
+            self.deliver(Bytes::copy_from_slice(data));
+            return Ok(());
+        };
+        let inbound = match session.receive(data) {
+            Ok(inbound) => inbound,
+            Err(error) => {
+                self.close(Err(Error::Tls(error)));
+                return Ok(());
+            }
+        };
+        if inbound.handshake_finished {
+            let info = session.info();
+            self.timers.stop(Timer::TlsHandshake);
+            self.emit(Event::TlsEstablished(info));
+        }
+        if let Some(plaintext) = inbound.plaintext {
+            self.deliver(plaintext);
+        }
+        if inbound.peer_closed {
+            self.peer_closed();
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, data: Bytes) {
+        self.bytes_received += data.len() as u64;
+        self.emit(Event::Data(data));
+    }
+
+    fn written(&mut self, n: usize) -> Result<(), InvalidInput> {
+        let open = matches!(self.state, State::Open(_));
+        self.require("Written", open && (n as u64) <= self.ledger.in_flight())?;
+        if n == 0 {
+            return Ok(());
+        }
+        let _ = self.ledger.written(n);
+        self.touch();
+        let room = self.bytes_queued() <= self.config.send_low_watermark as u64;
+        if self.send_refused && room && self.shutdown == Shutdown::None {
+            self.send_refused = false;
+            self.emit(Event::SendReady);
+        }
+        Ok(())
+    }
+
+    fn peer_eof(&mut self) -> Result<(), InvalidInput> {
+        let State::Open(open) = &mut self.state else {
+            return Err(self.unexpected("PeerEof"));
+        };
+        if open.tcp_eof {
+            return Err(self.unexpected("PeerEof"));
+        }
+        open.tcp_eof = true;
+        let clean = match &mut self.tls {
+            Tls::Active(session) => session.tcp_eof(),
+            Tls::Requested => false,
+            Tls::Off => true,
+        };
+        match (&self.tls, clean) {
+            (_, false) => self.close(Err(Error::UnexpectedEof)),
+            // A clean TLS end was already handled when close_notify arrived.
+            (Tls::Active(_), true) => {}
+            _ => self.peer_closed(),
+        }
+        Ok(())
+    }
+
+    /// The peer's stream ended: FIN in plaintext, `close_notify` under TLS.
+    fn peer_closed(&mut self) {
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        if open.peer_closed {
+            return;
+        }
+        open.peer_closed = true;
+        self.emit(Event::PeerClosed);
+        if self.shutdown == Shutdown::None && self.config.on_peer_eof == OnPeerEof::Close {
+            self.shutdown = Shutdown::PeerClosed;
+            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+        }
+    }
+
+    /// Restarts the idle deadline: something was received or written.
+    fn touch(&mut self) {
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.set(Timer::Idle, self.now, idle);
+        }
+    }
+
+    // ---- time ----
+
+    fn handle_timeout(&mut self) {
+        while let Some(timer) = self.timers.take_expired(self.now) {
+            match timer {
+                Timer::StartDelay => self.begin_connecting(),
+                Timer::Connect => self.close(Err(Error::ConnectTimeout)),
+                Timer::ConnectAttempt => self.attempt_failed(None),
+                Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
+                Timer::Drain => {
+                    let result = if self.bytes_queued() > 0 {
+                        Err(Error::DrainTimeout)
+                    } else {
+                        Ok(self.ending())
+                    };
+                    self.close(result);
+                }
+                Timer::Idle => self.close(Err(Error::IdleTimeout)),
+            }
+        }
+    }
+
+    // ---- the data path, run lazily from poll_output ----
+
+    /// Hands out what can leave now, starts TLS when its turn comes, and moves a shutdown on.
+    fn pump(&mut self) {
+        if !matches!(self.state, State::Open(_)) {
+            return;
+        }
+        while let Some(segment) = self.queue.pop_plaintext() {
+            self.ledger.plaintext(segment.len());
+            self.outputs.push_back(Output::Transmit(segment));
+        }
+        if matches!(self.tls, Tls::Requested) && !self.queue.has_plaintext_prefix() {
+            let Some(config) = &self.config.tls else {
+                return;
+            };
+            match TlsSession::new(config) {
+                Ok(session) => {
+                    self.tls = Tls::Active(Box::new(session));
+                    let timeout = self.config.tls_handshake_timeout;
+                    self.timers.set(Timer::TlsHandshake, self.now, timeout);
+                }
+                Err(error) => return self.close(Err(Error::Tls(error))),
+            }
+        }
+        if let Err(error) = self.encrypt_queue() {
+            return self.close(Err(Error::Tls(error)));
+        }
+        self.advance_shutdown();
+    }
+
+    /// Under TLS: hands out pending TLS bytes, then encrypts the queue one record at a time.
+    fn encrypt_queue(&mut self) -> Result<(), crate::TlsError> {
+        let Tls::Active(session) = &mut self.tls else {
+            return Ok(());
+        };
+        if let Some(tls_bytes) = session.take_outgoing() {
+            self.ledger.tls(tls_bytes.len(), 0);
+            self.outputs.push_back(Output::Transmit(tls_bytes.into()));
+        }
+        if !session.can_send() {
+            return Ok(());
+        }
+        let mut chunks = Vec::new();
+        loop {
+            chunks.clear();
+            let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
+            if plaintext == 0 {
+                return Ok(());
+            }
+            session.encrypt(&chunks)?;
+            let record = session.take_outgoing().unwrap_or_default();
+            self.ledger.tls(record.len(), plaintext);
+            self.outputs.push_back(Output::Transmit(record.into()));
+        }
+    }
+
+    /// Graceful shutdown, once everything queued is handed out: `close_notify`, then FIN once
+    /// all is written, then close once the peer's stream has ended too.
+    fn advance_shutdown(&mut self) {
+        if self.shutdown == Shutdown::None || !self.queue.is_empty() || self.tls_handshaking() {
+            return;
+        }
+        if let Tls::Active(session) = &mut self.tls
+            && !session.close_notify_sent()
+        {
+            session.send_close_notify();
+            if let Some(alert) = session.take_outgoing() {
+                self.ledger.tls(alert.len(), 0);
+                self.outputs.push_back(Output::Transmit(alert.into()));
+            }
+        }
+        let flushed = self.ledger.in_flight() == 0;
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        if flushed && !open.fin_sent {
+            open.fin_sent = true;
+            self.outputs.push_back(Output::ShutdownWrite);
+        }
+        if open.fin_sent && open.peer_closed {
+            let ending = self.ending();
+            self.close(Ok(ending));
+        }
+    }
+
+    fn tls_handshaking(&self) -> bool {
+        match &self.tls {
+            Tls::Requested => true,
+            Tls::Active(session) => session.is_handshaking(),
+            Tls::Off => false,
+        }
+    }
+
+    // ---- the end ----
+
+    /// How a shutdown that completes now ended.
+    fn ending(&self) -> Ending {
+        match self.shutdown {
+            Shutdown::PeerClosed => Ending::PeerClosed,
+            Shutdown::Finish | Shutdown::None => Ending::Finished,
+        }
+    }
+
+    /// Closes the socket (if there is one) and emits the one [`Event::Closed`].
+    fn close(&mut self, result: Result<Ending, Error>) {
+        let (socket, peer_closed) = match &self.state {
+            State::Closed => return,
+            State::Delay | State::Resolving => (false, false),
+            State::Connecting(connecting) => (connecting.socket, false),
+            State::Open(open) => (true, open.peer_closed),
+        };
+        // Transmits the driver has not seen yet will never be written: they stay undelivered.
+        self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
+        if socket {
+            self.outputs.push_back(Output::Close);
+        }
+        self.state = State::Closed;
+        self.timers.stop_all();
+        self.queue.clear();
+        self.tls = Tls::Off;
+        let report = CloseReport {
+            bytes_accepted: self.bytes_accepted,
+            bytes_written: self.ledger.app_delivered(),
+            bytes_undelivered: self.bytes_queued(),
+            bytes_received: self.bytes_received,
+            wire_bytes_written: self.ledger.wire_written(),
+            peer_closed,
+            result,
+        };
+        self.emit(Event::Closed(report));
+    }
+
+    // ---- helpers ----
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn require(&self, input: &'static str, allowed: bool) -> Result<(), InvalidInput> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.unexpected(input))
+        }
+    }
+
+    fn unexpected(&self, input: &'static str) -> InvalidInput {
+        InvalidInput::Unexpected {
+            input,
+            phase: self.phase(),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! How a client connects, how long it waits, and how much it buffers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+
+/// Everything a [`Client`](crate::Client) needs to know before it starts.
+///
+/// Kamaelia's `TCPClient(host, port, delay, connect_timeout)` constructor arguments, plus the
+/// limits the original lacked. Start from [`Config::new`], which has sane defaults, and change
+/// what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use tcpclient_core::{Config, OnPeerEof};
+///
+/// let config = Config::new("mail.example.org", 25)
+///     .with_delay(Duration::from_millis(250))
+///     .with_connect_timeout(Duration::from_secs(5))
+///     .with_on_peer_eof(OnPeerEof::KeepWriting);
+/// assert_eq!(config.send_limit, 1024 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Host name or IP address literal. An IP literal is used as is; a name is resolved by
+    /// the driver ([`Output::Resolve`](crate::Output::Resolve)).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Time to wait before the first connect attempt (Kamaelia `delay`). Default: zero.
+    pub delay: Duration,
+    /// Time from the end of the delay until the connection must be up, resolution and every
+    /// attempt included (Kamaelia `connect_timeout`). Default: 30 s.
+    pub connect_timeout: Duration,
+    /// Time one connect attempt may take while other addresses are still left to try; the
+    /// last address gets whatever remains of `connect_timeout`. Default: 5 s.
+    pub attempt_timeout: Duration,
+    /// Time the TLS handshake may take, from the ClientHello. Default: 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// Time a graceful shutdown may take, from the request (or from the connection, if the
+    /// request came first) until the peer's EOF: flushing, `close_notify`, FIN and draining.
+    /// Default: 10 s.
+    pub drain_timeout: Duration,
+    /// Close with [`Error::IdleTimeout`](crate::Error::IdleTimeout) when an open connection
+    /// neither receives nor writes anything for this long. Default: `None` (no limit).
+    pub idle_timeout: Option<Duration>,
+    /// Most bytes accepted but not yet written to the socket; a `Send` beyond it is refused
+    /// with [`InvalidInput::QueueFull`](crate::InvalidInput::QueueFull). A single `Send`
+    /// larger than the limit is accepted when nothing else is queued. Default: 1 MiB.
+    pub send_limit: usize,
+    /// After a refused `Send`, [`Event::SendReady`](crate::Event::SendReady) is emitted once
+    /// the undelivered bytes drop to this many. Default: half of `send_limit`.
+    pub send_low_watermark: usize,
+    /// What to do when the peer closes its side first. Default: [`OnPeerEof::Close`].
+    pub on_peer_eof: OnPeerEof,
+    /// TLS settings, needed for [`Input::StartTls`](crate::Input::StartTls). Default: `None`.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Config {
+    /// Returns a configuration for `host:port` with the defaults listed on each field.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        const MIB: usize = 1024 * 1024;
+        Self {
+            host: host.into(),
+            port,
+            delay: Duration::ZERO,
+            connect_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
+            tls_handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            send_limit: MIB,
+            send_low_watermark: MIB / 2,
+            on_peer_eof: OnPeerEof::Close,
+            tls: None,
+        }
+    }
+
+    /// Sets [`Config::delay`].
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Sets [`Config::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::attempt_timeout`].
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::tls_handshake_timeout`].
+    pub fn with_tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::drain_timeout`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::idle_timeout`].
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::send_limit`] and puts the low watermark at half of it.
+    pub fn with_send_limit(mut self, limit: usize) -> Self {
+        self.send_limit = limit;
+        self.send_low_watermark = limit / 2;
+        self
+    }
+
+    /// Sets [`Config::on_peer_eof`].
+    pub fn with_on_peer_eof(mut self, policy: OnPeerEof) -> Self {
+        self.on_peer_eof = policy;
+        self
+    }
+
+    /// Sets [`Config::tls`].
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// What a client does when the peer closes its sending side (its FIN, or TLS `close_notify`).
+///
+/// Either way [`Event::PeerClosed`](crate::Event::PeerClosed) is emitted first. Kamaelia
+/// always tore the whole connection down and dropped what was queued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnPeerEof {
+    /// Flush what is queued, then close our side too, as a graceful shutdown would; the close
+    /// report ends with [`Ending::PeerClosed`](crate::Ending::PeerClosed).
+    #[default]
+    Close,
+    /// Keep the connection half-open: sending goes on until the application calls
+    /// [`Input::Finish`](crate::Input::Finish) or [`Input::Abort`](crate::Input::Abort).
+    KeepWriting,
+}
+
+/// What TLS needs: a rustls configuration and the name to verify the server against.
+///
+/// The core never builds a [`rustls::ClientConfig`] itself; use
+/// [`tls::client_config`](crate::tls::client_config) for the common case.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    /// The rustls client configuration (roots, verifier, ALPN, versions).
+    pub client_config: Arc<rustls::ClientConfig>,
+    /// The server name sent in SNI and checked against the certificate.
+    pub server_name: ServerName<'static>,
+}
+
+impl TlsConfig {
+    /// Pairs a rustls configuration with the server name to verify.
+    pub fn new(client_config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
+        Self {
+            client_config,
+            server_name,
+        }
+    }
+}

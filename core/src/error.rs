@@ -1,0 +1,182 @@
+//! The two error types: [`Error`] ends a connection, [`InvalidInput`] refuses one input.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::Phase;
+
+/// Why a connection ended badly.
+///
+/// Delivered exactly once, inside the [`CloseReport`](crate::CloseReport) of the final
+/// [`Event::Closed`](crate::Event::Closed), together with the byte accounting. This is what
+/// Kamaelia's TCPClient should have put on its `signal` outbox; there, a refused connection
+/// looked exactly like a clean end.
+///
+/// Socket errors are stored as [`ErrorKind`], not [`std::io::Error`], so that the type is
+/// `Clone + PartialEq` and tests can compare whole reports.
+#[doc(alias = "signal")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The driver could not resolve the host name.
+    #[error("could not resolve {host}: {kind}")]
+    Resolve {
+        /// The name that was looked up.
+        host: String,
+        /// What the resolver reported.
+        kind: ErrorKind,
+    },
+    /// The host name resolved, but to no address at all.
+    #[error("{host} resolved to no addresses")]
+    NoAddresses {
+        /// The name that was looked up.
+        host: String,
+    },
+    /// Every address was tried and the last attempt failed (refused, unreachable, ...).
+    #[error("connecting to {addr} failed: {kind}")]
+    Connect {
+        /// The address of the last attempt.
+        addr: SocketAddr,
+        /// Why it failed, for example [`ErrorKind::ConnectionRefused`].
+        kind: ErrorKind,
+    },
+    /// No attempt succeeded before [`Config::connect_timeout`](crate::Config::connect_timeout).
+    #[error("no connection within the connect timeout")]
+    ConnectTimeout,
+    /// The socket failed after the connection was up (reset, broken pipe, ...).
+    #[error("socket error: {0}")]
+    Socket(ErrorKind),
+    /// The TLS handshake did not finish before
+    /// [`Config::tls_handshake_timeout`](crate::Config::tls_handshake_timeout).
+    #[error("the TLS handshake did not finish within its timeout")]
+    TlsHandshakeTimeout,
+    /// The TLS session failed: an untrusted certificate, an alert, garbage from the server.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The peer closed TCP while TLS was on, without sending `close_notify` first.
+    ///
+    /// The data received so far may have been cut short by an attacker (a truncation attack),
+    /// so this is an error even when every byte we sent was delivered.
+    #[error("the peer closed the connection without a TLS close_notify: the data may be truncated")]
+    UnexpectedEof,
+    /// Nothing was received and nothing was written for
+    /// [`Config::idle_timeout`](crate::Config::idle_timeout).
+    #[error("the connection was idle for longer than the idle timeout")]
+    IdleTimeout,
+    /// A graceful shutdown did not get every byte out before the drain deadline.
+    ///
+    /// The close report says how many bytes were not delivered.
+    #[error("the graceful shutdown did not deliver every byte before the drain deadline")]
+    DrainTimeout,
+}
+
+/// Why a TLS session failed, sorted into the cases a caller can act on.
+///
+/// The `reason` strings carry rustls's own description for logs; match on the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The server's certificate chain does not lead to a trusted root (or is badly signed).
+    #[error("the server certificate is not trusted ({reason})")]
+    CertificateNotTrusted {
+        /// rustls's description.
+        reason: String,
+    },
+    /// The certificate is valid, but not for the server name we asked for.
+    #[error("the server certificate is not valid for the requested name ({reason})")]
+    CertificateNameMismatch {
+        /// rustls's description.
+        reason: String,
+    },
+    /// The certificate has expired, or is not valid yet.
+    #[error("the server certificate is expired or not yet valid ({reason})")]
+    CertificateExpired {
+        /// rustls's description.
+        reason: String,
+    },
+    /// Some other certificate problem: bad encoding, revoked, unsupported extension, ...
+    #[error("the server certificate is invalid ({reason})")]
+    CertificateInvalid {
+        /// rustls's description.
+        reason: String,
+    },
+    /// The server sent a fatal alert, such as `handshake_failure` or `protocol_version`.
+    #[error("the server sent the alert {alert}")]
+    AlertReceived {
+        /// The alert's name, for example `HandshakeFailure`.
+        alert: String,
+    },
+    /// The server sent bytes that are not valid TLS: garbage, a plaintext reply, a bad record.
+    #[error("the server sent data that is not valid TLS ({reason})")]
+    CorruptMessage {
+        /// rustls's description.
+        reason: String,
+    },
+    /// The server and our configuration have nothing in common (versions, suites, ALPN).
+    #[error("the server is incompatible with our TLS configuration ({reason})")]
+    Incompatible {
+        /// rustls's description.
+        reason: String,
+    },
+    /// Any other failure reported by rustls, including a configuration it could not use.
+    #[error("{reason}")]
+    Other {
+        /// rustls's description.
+        reason: String,
+    },
+}
+
+/// Why [`Client::handle_input`](crate::Client::handle_input) refused an input.
+///
+/// A refused input changes nothing: the client is in the same state as before the call.
+/// Inputs that carry data give it back, so no byte is lost by a refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The send queue is full; the data is handed back.
+    ///
+    /// Try again after [`Event::SendReady`](crate::Event::SendReady): it comes once the
+    /// queue has drained to [`Config::send_low_watermark`](crate::Config::send_low_watermark).
+    #[error("the send queue is full ({queued} bytes queued, limit {limit})")]
+    QueueFull {
+        /// The refused data.
+        data: Bytes,
+        /// Bytes queued (accepted but not yet written) when the data was refused.
+        queued: usize,
+        /// [`Config::send_limit`](crate::Config::send_limit).
+        limit: usize,
+    },
+    /// The connection is shutting down or closed, so nothing more can be sent; the data is
+    /// handed back.
+    #[error("cannot send {} bytes: the connection is {phase}", data.len())]
+    SendAfterShutdown {
+        /// The refused data.
+        data: Bytes,
+        /// The phase the client was in.
+        phase: Phase,
+    },
+    /// [`Input::StartTls`](crate::Input::StartTls) needs [`Config::tls`](crate::Config::tls).
+    #[error("StartTls needs a TLS configuration (Config::tls)")]
+    NoTlsConfig,
+    /// The input makes no sense in the current phase, for example `Received` before
+    /// `Connected`, a second `StartTls`, or `Written` of more bytes than were handed out.
+    #[error("{input} is not expected while {phase}")]
+    Unexpected {
+        /// Which input.
+        input: &'static str,
+        /// The phase the client was in.
+        phase: Phase,
+    },
+}
+
+impl InvalidInput {
+    /// Returns the data of a refused [`Input::Send`](crate::Input::Send), if this refusal carried any.
+    pub fn into_data(self) -> Option<Bytes> {
+        match self {
+            Self::QueueFull { data, .. } | Self::SendAfterShutdown { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What goes into a client: requests from the application and reports from the driver.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// Something that happened, or something the application asks for.
+///
+/// Feed inputs with [`Client::handle_input`](crate::Client::handle_input), then drain
+/// [`Client::poll_output`](crate::Client::poll_output). The first four come from the
+/// application (Kamaelia's `inbox`, `makessl` and `control` boxes); the rest are the driver
+/// reporting what the socket, the resolver and the clock did.
+///
+/// Inputs borrow (`Received(&[u8])`, `Resolved(&[SocketAddr])`) so the driver can pass its
+/// read buffer without a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input<'a> {
+    /// Queues bytes to send, in order. Accepted in every phase before shutdown, including
+    /// before the connection is up; refused with the data handed back when the queue is
+    /// full or the connection is shutting down.
+    #[doc(alias = "inbox")]
+    Send(Bytes),
+    /// Switches to TLS (STARTTLS). Bytes sent before it leave in plaintext before the
+    /// ClientHello; bytes sent after it leave encrypted once the handshake is done. Before
+    /// the connection is up, it means TLS from the first byte.
+    #[doc(alias = "makessl")]
+    StartTls,
+    /// Graceful shutdown: connect if not yet connected, deliver everything queued, send TLS
+    /// `close_notify`, half-close (FIN), keep delivering received data until the peer's EOF
+    /// or [`Config::drain_timeout`](crate::Config::drain_timeout), then close.
+    #[doc(alias = "producerFinished")]
+    Finish,
+    /// Closes now. The close report counts what was not delivered.
+    #[doc(alias = "shutdownMicroprocess")]
+    Abort,
+
+    /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve).
+    Resolved(&'a [SocketAddr]),
+    /// The driver could not resolve the name of an [`Output::Resolve`](crate::Output::Resolve).
+    ResolveFailed(ErrorKind),
+    /// The socket of the last [`Output::Connect`](crate::Output::Connect) is connected.
+    Connected,
+    /// The socket of the last [`Output::Connect`](crate::Output::Connect) failed to connect.
+    ConnectFailed(ErrorKind),
+    /// Bytes read from the socket.
+    Received(&'a [u8]),
+    /// This many bytes of the handed-out [`Output::Transmit`](crate::Output::Transmit)s were
+    /// written to the socket, in order. Short writes are fine: report what was written.
+    Written(usize),
+    /// A read returned 0: the peer will send nothing more (its FIN).
+    PeerEof,
+    /// The connected socket failed (reset, broken pipe, ...).
+    SocketError(ErrorKind),
+    /// The deadline from [`Client::poll_timeout`](crate::Client::poll_timeout) was reached.
+    /// A timeout that arrives early, or twice, does nothing.
+    Timeout,
+}
+
+impl Input<'_> {
+    /// A short name for error messages and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Input::Send(_) => "Send",
+            Input::StartTls => "StartTls",
+            Input::Finish => "Finish",
+            Input::Abort => "Abort",
+            Input::Resolved(_) => "Resolved",
+            Input::ResolveFailed(_) => "ResolveFailed",
+            Input::Connected => "Connected",
+            Input::ConnectFailed(_) => "ConnectFailed",
+            Input::Received(_) => "Received",
+            Input::Written(_) => "Written",
+            Input::PeerEof => "PeerEof",
+            Input::SocketError(_) => "SocketError",
+            Input::Timeout => "Timeout",
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! What comes out of a client: socket actions for the driver, events for the application.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::report::{CloseReport, TlsInfo};
+
+/// Something the client wants done, from [`Client::poll_output`](crate::Client::poll_output).
+///
+/// The driver performs the socket actions and reports back with an [`Input`](crate::Input);
+/// it passes [`Output::Event`]s on to the application. Perform them in the order they come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Resolve `host` to addresses and answer with
+    /// [`Input::Resolved`](crate::Input::Resolved) or
+    /// [`Input::ResolveFailed`](crate::Input::ResolveFailed).
+    Resolve {
+        /// The host name to resolve.
+        host: String,
+        /// The port to put in the resolved addresses.
+        port: u16,
+    },
+    /// Open a socket and start a non-blocking connect to this address; answer with
+    /// [`Input::Connected`](crate::Input::Connected) or
+    /// [`Input::ConnectFailed`](crate::Input::ConnectFailed). The socket lives until the next
+    /// [`Output::Close`].
+    Connect(SocketAddr),
+    /// Write these bytes after every earlier transmit, and report progress with
+    /// [`Input::Written`](crate::Input::Written). On a short write keep the rest
+    /// (`Bytes::split_to` copies nothing) and write it when the socket is writable again.
+    Transmit(Bytes),
+    /// Half-close: shut the write side of the socket down (send FIN). Every transmit has
+    /// already been reported written when this comes.
+    ShutdownWrite,
+    /// Close the socket and forget any transmit not yet written. Every [`Output::Connect`]
+    /// is followed by exactly one `Close`.
+    Close,
+    /// Something for the application.
+    Event(Event),
+}
+
+/// Something for the application: Kamaelia's `outbox`, `sslready` and `signal` boxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The connection is up, to this address.
+    Connected(SocketAddr),
+    /// Bytes received from the peer (decrypted, under TLS).
+    #[doc(alias = "outbox")]
+    Data(Bytes),
+    /// The TLS handshake finished; what was negotiated.
+    #[doc(alias = "sslready")]
+    TlsEstablished(TlsInfo),
+    /// The peer will send nothing more (its FIN, or its TLS `close_notify`). What happens
+    /// next depends on [`Config::on_peer_eof`](crate::Config::on_peer_eof).
+    PeerClosed,
+    /// After a [`InvalidInput::QueueFull`](crate::InvalidInput::QueueFull) refusal, the
+    /// undelivered bytes dropped to [`Config::send_low_watermark`](crate::Config::send_low_watermark):
+    /// send again.
+    SendReady,
+    /// The end: the last output of every client, exactly once, with the byte accounting and
+    /// how it ended.
+    #[doc(alias = "signal")]
+    #[doc(alias = "socketShutdown")]
+    Closed(CloseReport),
+}

@@ -1,0 +1,108 @@
+//! What a client reports about itself: the close report and the negotiated TLS parameters.
+
+use std::fmt;
+
+use crate::Error;
+
+/// The final account of a connection, carried by [`Event::Closed`](crate::Event::Closed).
+///
+/// Every byte the application handed in is either written or undelivered:
+/// `bytes_accepted == bytes_written + bytes_undelivered`, always, however the connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseReport {
+    /// Application bytes accepted by [`Input::Send`](crate::Input::Send).
+    pub bytes_accepted: u64,
+    /// Application bytes that reached the socket. Under TLS a byte counts once the whole
+    /// record carrying it was written.
+    pub bytes_written: u64,
+    /// Application bytes accepted but never written: queued, or handed out and not written.
+    pub bytes_undelivered: u64,
+    /// Application bytes delivered as [`Event::Data`](crate::Event::Data).
+    pub bytes_received: u64,
+    /// Bytes written to the socket, TLS records and handshake included.
+    pub wire_bytes_written: u64,
+    /// Whether the peer closed its side (FIN, or TLS `close_notify`) before the end.
+    pub peer_closed: bool,
+    /// How it ended: on purpose, or with an error.
+    pub result: Result<Ending, Error>,
+}
+
+impl CloseReport {
+    /// Returns true when the connection ended on purpose and every accepted byte was written.
+    ///
+    /// An abort, an error, or a single undelivered byte makes a close unclean.
+    pub fn is_clean(&self) -> bool {
+        matches!(self.result, Ok(Ending::Finished | Ending::PeerClosed)) && self.bytes_undelivered == 0
+    }
+}
+
+impl fmt::Display for CloseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(ending) => write!(f, "{ending}")?,
+            Err(error) => write!(f, "failed: {error}")?,
+        }
+        write!(
+            f,
+            "; sent {} of {} bytes ({} undelivered), received {} bytes",
+            self.bytes_written, self.bytes_accepted, self.bytes_undelivered, self.bytes_received
+        )
+    }
+}
+
+/// How a connection ended when it ended on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// A graceful shutdown ([`Input::Finish`](crate::Input::Finish)) completed: everything was
+    /// delivered and our side closed. [`CloseReport::peer_closed`] tells whether the peer
+    /// closed its side before the drain deadline.
+    #[doc(alias = "producerFinished")]
+    Finished,
+    /// The peer closed first, and we flushed and closed too
+    /// ([`OnPeerEof::Close`](crate::OnPeerEof::Close)).
+    PeerClosed,
+    /// The application aborted ([`Input::Abort`](crate::Input::Abort)).
+    #[doc(alias = "shutdownMicroprocess")]
+    Aborted,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ending::Finished => "finished gracefully",
+            Ending::PeerClosed => "closed by the peer",
+            Ending::Aborted => "aborted",
+        })
+    }
+}
+
+/// What a TLS handshake negotiated, carried by
+/// [`Event::TlsEstablished`](crate::Event::TlsEstablished).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The protocol version, for example `TLSv1_3`.
+    pub protocol_version: Option<rustls::ProtocolVersion>,
+    /// The cipher suite, for example `TLS13_AES_128_GCM_SHA256`.
+    pub cipher_suite: Option<rustls::CipherSuite>,
+    /// The ALPN protocol the server chose, if any.
+    pub alpn_protocol: Option<Vec<u8>>,
+}
+
+impl fmt::Display for TlsInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.protocol_version {
+            Some(version) => write!(f, "{version:?}")?,
+            None => f.write_str("unknown version")?,
+        }
+        if let Some(suite) = self.cipher_suite {
+            write!(f, ", {suite:?}")?;
+        }
+        if let Some(alpn) = &self.alpn_protocol {
+            write!(f, ", ALPN {}", String::from_utf8_lossy(alpn))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! TLS over the connection, driven sans-IO with rustls.
+//!
+//! Every rustls call in the crate is in this module, so a rustls API change stays here.
+//! [`TlsSession`] wraps a [`rustls::ClientConnection`] (the buffered 0.23 API): socket bytes go
+//! in with `read_tls` + `process_new_packets`, plaintext comes out of `reader()`, and TLS bytes
+//! come out of `write_tls` into a buffer that becomes an [`Output::Transmit`](crate::Output::Transmit).
+//! [`client_config`] and its friends build the [`rustls::ClientConfig`] that
+//! [`TlsConfig`](crate::TlsConfig) needs.
+
+mod config;
+
+use std::io::{self, Read};
+
+use bytes::Bytes;
+use rustls::{CertificateError, ClientConnection};
+
+pub use config::{
+    client_config, danger_client_config_accepting_any_certificate, ring_provider, roots_from_pem,
+};
+
+use crate::{TlsConfig, TlsError, TlsInfo};
+
+/// The most plaintext one TLS record carries. Feeding rustls at most this much per write
+/// makes every write exactly one record, so the ledger can count delivered bytes per record.
+pub(crate) const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// What one batch of received bytes did to the session.
+#[derive(Debug, Default)]
+pub(crate) struct Inbound {
+    /// Decrypted application data, if any arrived.
+    pub(crate) plaintext: Option<Bytes>,
+    /// The handshake finished during this batch.
+    pub(crate) handshake_finished: bool,
+    /// The peer's `close_notify` arrived during this batch.
+    pub(crate) peer_closed: bool,
+}
+
+/// One TLS client session.
+pub(crate) struct TlsSession {
+    conn: ClientConnection,
+    close_notify_sent: bool,
+    peer_closed: bool,
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.conn.is_handshaking())
+            .field("close_notify_sent", &self.close_notify_sent)
+            .field("peer_closed", &self.peer_closed)
+            .finish()
+    }
+}
+
+impl TlsSession {
+    /// Starts a session; its ClientHello is ready in [`Self::take_outgoing`].
+    pub(crate) fn new(config: &TlsConfig) -> Result<Self, TlsError> {
+        let mut conn =
+            ClientConnection::new(config.client_config.clone(), config.server_name.clone())
+                .map_err(classify)?;
+        // The core bounds what it queues itself and drains rustls after every write, so
+        // rustls's own limit would only make writes partial.
+        conn.set_buffer_limit(None);
+        Ok(Self {
+            conn,
+            close_notify_sent: false,
+            peer_closed: false,
+        })
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Returns true once application data may be encrypted.
+    pub(crate) fn can_send(&self) -> bool {
+        !self.conn.is_handshaking() && !self.close_notify_sent
+    }
+
+    pub(crate) fn close_notify_sent(&self) -> bool {
+        self.close_notify_sent
+    }
+
+    /// Returns the TLS bytes waiting to be written (handshake, records, alerts), if any.
+    pub(crate) fn take_outgoing(&mut self) -> Option<Vec<u8>> {
+        if !self.conn.wants_write() {
+            return None;
+        }
+        let mut out = Vec::new();
+        while self.conn.wants_write() {
+            // Writing into a Vec cannot fail; stop rather than spin if it ever did.
+            match self.conn.write_tls(&mut out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// Encrypts `chunks` (at most [`MAX_RECORD_PLAINTEXT`] bytes) as one record.
+    ///
+    /// Returns how many bytes rustls took: all of them, since the buffer limit is off.
+    pub(crate) fn encrypt(&mut self, chunks: &[Bytes]) -> Result<usize, TlsError> {
+        let slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+        let total: usize = chunks.iter().map(Bytes::len).sum();
+        let taken = io::Write::write_vectored(&mut self.conn.writer(), &slices).map_err(other)?;
+        if taken != total {
+            return Err(TlsError::Other {
+                reason: format!("rustls accepted {taken} of {total} plaintext bytes"),
+            });
+        }
+        Ok(taken)
+    }
+
+    /// Queues our `close_notify`; nothing may be sent after it.
+    pub(crate) fn send_close_notify(&mut self) {
+        self.conn.send_close_notify();
+        self.close_notify_sent = true;
+    }
+
+    /// Feeds bytes read from the socket and collects what they produced.
+    pub(crate) fn receive(&mut self, mut data: &[u8]) -> Result<Inbound, TlsError> {
+        let was_handshaking = self.conn.is_handshaking();
+        let mut plaintext = Vec::new();
+        while !data.is_empty() && !self.peer_closed {
+            let read = self.conn.read_tls(&mut data).map_err(|e| TlsError::CorruptMessage {
+                reason: e.to_string(),
+            })?;
+            let state = self.conn.process_new_packets().map_err(classify)?;
+            self.drain_plaintext(state.plaintext_bytes_to_read(), &mut plaintext)?;
+            if state.peer_has_closed() {
+                self.peer_closed = true;
+            } else if read == 0 {
+                // rustls reads nothing when a record header announces an impossible length.
+                return Err(TlsError::CorruptMessage {
+                    reason: "a record rustls cannot buffer".into(),
+                });
+            }
+        }
+        Ok(Inbound {
+            plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
+            handshake_finished: was_handshaking && !self.conn.is_handshaking(),
+            peer_closed: self.peer_closed,
+        })
+    }
+
+    /// Tells rustls the TCP stream ended. Returns false if that truncated the session: the
+    /// peer never sent `close_notify`.
+    pub(crate) fn tcp_eof(&mut self) -> bool {
+        let mut empty: &[u8] = &[];
+        // A read of zero bytes is how rustls learns of EOF; it cannot fail on an empty slice.
+        let _ = self.conn.read_tls(&mut empty);
+        self.peer_closed
+    }
+
+    /// Returns what the handshake negotiated.
+    pub(crate) fn info(&self) -> TlsInfo {
+        TlsInfo {
+            protocol_version: self.conn.protocol_version(),
+            cipher_suite: self.conn.negotiated_cipher_suite().map(|s| s.suite()),
+            alpn_protocol: self.conn.alpn_protocol().map(<[u8]>::to_vec),
+        }
+    }
+
+    fn drain_plaintext(&mut self, available: usize, into: &mut Vec<u8>) -> Result<(), TlsError> {
+        if available == 0 {
+            return Ok(());
+        }
+        let start = into.len();
+        into.resize(start + available, 0);
+        self.conn.reader().read_exact(&mut into[start..]).map_err(other)
+    }
+}
+
+fn other(error: io::Error) -> TlsError {
+    TlsError::Other {
+        reason: error.to_string(),
+    }
+}
+
+/// Sorts a rustls error into the cases a caller can act on.
+fn classify(error: rustls::Error) -> TlsError {
+    let reason = error.to_string();
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+            | CertificateError::InvalidPurpose
+            | CertificateError::InvalidPurposeContext { .. }
+            | CertificateError::ApplicationVerificationFailure => {
+                TlsError::CertificateNotTrusted { reason }
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsError::CertificateNameMismatch { reason }
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => {
+                TlsError::CertificateExpired { reason }
+            }
+            _ => TlsError::CertificateInvalid { reason },
+        },
+        rustls::Error::NoCertificatesPresented => TlsError::CertificateInvalid { reason },
+        rustls::Error::AlertReceived(alert) => TlsError::AlertReceived {
+            alert: format!("{alert:?}"),
+        },
+        rustls::Error::InvalidMessage(_)
+        | rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. }
+        | rustls::Error::DecryptError
+        | rustls::Error::PeerSentOversizedRecord
+        | rustls::Error::PeerMisbehaved(_) => TlsError::CorruptMessage { reason },
+        rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
+            TlsError::Incompatible { reason }
+        }
+        _ => TlsError::Other { reason },
+    }
+}

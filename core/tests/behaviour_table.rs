@@ -1,0 +1,470 @@
+//! One test per row of the behaviour table in kamaelia-spec.md: what Kamaelia's TCPClient
+//! did, and what we do instead. Each test asserts the exact outputs and the exact deadlines.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tcpclient_core::{
+    Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof, Output, Phase, TlsError,
+};
+use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, events};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn local() -> Config {
+    Config::new("127.0.0.1", 7)
+}
+
+fn data(bytes: &'static [u8]) -> Bytes {
+    Bytes::from_static(bytes)
+}
+
+/// Kamaelia busy-waits through `delay`; here it is a deadline and nothing happens before it.
+#[test]
+fn delay() {
+    let mut h = Harness::new(local().with_delay(ms(250)));
+
+    assert_eq!(h.outputs(), []);
+    assert_eq!(h.client.phase(), Phase::Delay);
+    assert_eq!(h.deadline(), Some(ms(250)));
+
+    h.advance(ms(249));
+    assert_eq!(h.input(Input::Timeout), [], "an early timeout does nothing");
+    assert_eq!(h.client.phase(), Phase::Delay);
+
+    assert_eq!(h.fire(), [Output::Connect(addr("127.0.0.1:7"))]);
+    assert_eq!(h.elapsed(), ms(250));
+    assert_eq!(h.deadline(), Some(ms(250) + secs(30)), "connect timeout runs from the end of the delay");
+}
+
+/// Kamaelia reports a refused connection as a clean end; here it is a typed error.
+#[test]
+fn connect_refused() {
+    let mut h = Harness::new(local());
+    assert_eq!(h.outputs(), [Output::Connect(addr("127.0.0.1:7"))]);
+
+    let outputs = h.input(Input::ConnectFailed(ErrorKind::ConnectionRefused));
+
+    assert_eq!(outputs.len(), 2);
+    assert_eq!(outputs[0], Output::Close);
+    let report = closed(&outputs);
+    assert_eq!(
+        report.result,
+        Err(Error::Connect {
+            addr: addr("127.0.0.1:7"),
+            kind: ErrorKind::ConnectionRefused
+        })
+    );
+    assert!(!report.is_clean());
+    assert_eq!(h.client.phase(), Phase::Closed);
+    assert_eq!(h.deadline(), None);
+}
+
+/// One deadline per attempt while other addresses remain, and one for the whole connect.
+#[test]
+fn connect_timeout() {
+    let config = Config::new("db.test", 5432)
+        .with_connect_timeout(secs(10))
+        .with_attempt_timeout(secs(3));
+    let mut h = Harness::new(config);
+    assert_eq!(h.outputs(), [Output::Resolve { host: "db.test".into(), port: 5432 }]);
+    let addrs = [addr("10.0.0.1:5432"), addr("10.0.0.2:5432"), addr("10.0.0.3:5432")];
+
+    assert_eq!(h.input(Input::Resolved(&addrs)), [Output::Connect(addrs[0])]);
+    assert_eq!(h.deadline(), Some(secs(3)));
+
+    assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[1])]);
+    assert_eq!(h.elapsed(), secs(3));
+    assert_eq!(h.deadline(), Some(secs(6)));
+
+    assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[2])]);
+    assert_eq!(h.deadline(), Some(secs(10)), "the last address gets what remains");
+
+    let outputs = h.fire();
+    assert_eq!(h.elapsed(), secs(10));
+    assert_eq!(outputs[0], Output::Close);
+    assert_eq!(closed(&outputs).result, Err(Error::ConnectTimeout));
+    assert_eq!(h.deadline(), None);
+}
+
+/// Resolution is an output the driver performs; IPv6 and IPv4 alternate; each is tried.
+#[test]
+fn name_resolution() {
+    let mut h = Harness::new(Config::new("dual.test", 80));
+    assert_eq!(h.outputs(), [Output::Resolve { host: "dual.test".into(), port: 80 }]);
+    assert_eq!(h.client.phase(), Phase::Resolving);
+    let v6a = addr("[2001:db8::1]:80");
+    let v6b = addr("[2001:db8::2]:80");
+    let v4 = addr("192.0.2.1:80");
+
+    assert_eq!(h.input(Input::Resolved(&[v6a, v6b, v4])), [Output::Connect(v6a)]);
+    assert_eq!(
+        h.input(Input::ConnectFailed(ErrorKind::NetworkUnreachable)),
+        [Output::Close, Output::Connect(v4)],
+        "the other family comes next"
+    );
+    assert_eq!(h.input(Input::Connected), [Output::Event(Event::Connected(v4))]);
+    assert_eq!(h.client.peer_addr(), Some(v4));
+}
+
+#[test]
+fn name_resolution_failure_is_a_typed_error_without_a_socket() {
+    let mut h = Harness::new(Config::new("nowhere.invalid", 80));
+    h.outputs();
+
+    let outputs = h.input(Input::ResolveFailed(ErrorKind::NotFound));
+
+    assert_eq!(outputs.len(), 1, "no socket was opened, so no Close");
+    assert_eq!(
+        closed(&outputs).result,
+        Err(Error::Resolve { host: "nowhere.invalid".into(), kind: ErrorKind::NotFound })
+    );
+}
+
+#[test]
+fn name_resolution_to_nothing_is_a_typed_error() {
+    let mut h = Harness::new(Config::new("empty.test", 80));
+    h.outputs();
+
+    let outputs = h.input(Input::Resolved(&[]));
+
+    assert_eq!(closed(&outputs).result, Err(Error::NoAddresses { host: "empty.test".into() }));
+}
+
+/// Kamaelia drops data queued before the connection is up; we connect, deliver, then close.
+#[test]
+fn producer_finished_before_connected() {
+    let mut h = Harness::new(local());
+    assert_eq!(h.outputs(), [Output::Connect(addr("127.0.0.1:7"))]);
+    h.input(Input::Send(data(b"0123456789")));
+    assert_eq!(h.input(Input::Finish), []);
+    assert_eq!(h.client.phase(), Phase::Connecting, "finishing still connects first");
+
+    assert_eq!(
+        h.input(Input::Connected),
+        [
+            Output::Event(Event::Connected(addr("127.0.0.1:7"))),
+            Output::Transmit(data(b"0123456789")),
+        ]
+    );
+    assert_eq!(h.deadline(), Some(secs(10)), "the drain deadline starts with the connection");
+    assert_eq!(h.input(Input::Written(10)), [Output::ShutdownWrite]);
+    assert_eq!(h.client.phase(), Phase::Draining);
+
+    let outputs = h.input(Input::PeerEof);
+
+    assert_eq!(outputs[..2], [Output::Event(Event::PeerClosed), Output::Close]);
+    let report = closed(&outputs);
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 10, 0));
+    assert!(report.is_clean());
+}
+
+#[test]
+fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails() {
+    let mut h = Harness::new(local());
+    h.outputs();
+    h.input(Input::Send(data(b"0123456789")));
+    h.input(Input::Finish);
+
+    let outputs = h.input(Input::ConnectFailed(ErrorKind::ConnectionRefused));
+
+    let report = closed(&outputs);
+    assert!(matches!(report.result, Err(Error::Connect { .. })));
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 0, 10));
+}
+
+/// Kamaelia makes one more flush attempt and loses the rest; we flush everything, FIN,
+/// read until the peer's EOF, then close.
+#[test]
+fn producer_finished_while_connected() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(4);
+    pair.send(b"first part, ");
+    pair.send(b"second part");
+    pair.advance(secs(1));
+
+    pair.input(Input::Finish);
+    assert_eq!(pair.h.deadline(), Some(secs(11)), "drain deadline: finish + drain timeout");
+    assert!(!pair.server.got_fin, "no FIN while bytes are still queued");
+
+    pair.write_budget = None;
+    pair.drive();
+    assert_eq!(pair.server.plaintext, b"first part, second part");
+    assert!(pair.server.got_fin);
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+
+    pair.server.send(b"late reply");
+    pair.drive();
+    pair.server_fin();
+
+    assert_eq!(
+        pair.take_events()[1..],
+        [Event::Data(data(b"late reply")), Event::PeerClosed, pair.events().last().unwrap().clone()]
+    );
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_received), (23, 23, 10));
+    assert!(report.peer_closed);
+}
+
+#[test]
+fn producer_finished_while_connected_ends_at_the_drain_deadline_if_the_peer_never_closes() {
+    let mut pair = Pair::connected(local());
+    pair.send(b"all of it");
+    pair.input(Input::Finish);
+    assert!(pair.server.got_fin);
+
+    pair.fire();
+
+    assert_eq!(pair.h.elapsed(), secs(10));
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::Finished), "everything was delivered");
+    assert!(!report.peer_closed);
+    assert!(report.is_clean());
+}
+
+#[test]
+fn producer_finished_while_connected_to_a_stalled_peer_reports_the_undelivered_bytes() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(0);
+    pair.send(b"stuck in the queue");
+    pair.input(Input::Finish);
+
+    pair.fire();
+
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Err(Error::DrainTimeout));
+    assert_eq!((report.bytes_written, report.bytes_undelivered), (0, 18));
+    assert!(!pair.server.got_fin);
+}
+
+/// Kamaelia's shutdownMicroprocess also loses data, silently; we abort now and count it.
+#[test]
+fn shutdown_microprocess() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(5);
+    pair.send(b"0123456789");
+    assert_eq!(pair.server.plaintext, b"01234");
+    let before = pair.log.len();
+
+    pair.input(Input::Abort);
+
+    assert_eq!(pair.log[before], Output::Close);
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::Aborted));
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 5, 5));
+    assert!(!report.is_clean());
+    assert_eq!(pair.log.len(), before + 2, "Close, then Closed, and nothing else");
+}
+
+/// Kamaelia ends everything on the peer's EOF and drops what was queued. We report it and,
+/// by default, flush what is queued before closing our side.
+#[test]
+fn peer_closes() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(0);
+    pair.send(b"still queued");
+
+    pair.server_fin();
+    assert_eq!(pair.take_events(), [Event::Connected(addr("127.0.0.1:7")), Event::PeerClosed]);
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+    assert!(matches!(
+        pair.h.client.handle_input(pair.h.now, Input::Send(data(b"more"))),
+        Err(InvalidInput::SendAfterShutdown { .. })
+    ));
+
+    pair.write_budget = None;
+    pair.drive();
+
+    assert_eq!(pair.server.plaintext, b"still queued");
+    assert!(pair.server.got_fin);
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::PeerClosed));
+    assert_eq!(report.bytes_undelivered, 0);
+}
+
+#[test]
+fn peer_closes_and_the_half_open_connection_keeps_sending() {
+    let mut pair = Pair::connected(local().with_on_peer_eof(OnPeerEof::KeepWriting));
+    pair.server_fin();
+    assert_eq!(pair.take_events()[1..], [Event::PeerClosed]);
+    assert_eq!(pair.h.client.phase(), Phase::Connected);
+    assert_eq!(pair.h.deadline(), None, "half-open waits for the application");
+
+    pair.send(b"the answer");
+    assert_eq!(pair.server.plaintext, b"the answer");
+    pair.input(Input::Finish);
+
+    assert!(pair.server.got_fin);
+    assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
+}
+
+/// Kamaelia's send error path names an undefined variable; ours is a typed error.
+#[test]
+fn socket_error_while_sending() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(3);
+    pair.send(b"abcdef");
+
+    let outputs = pair.h.input(Input::SocketError(ErrorKind::BrokenPipe));
+
+    assert_eq!(outputs[0], Output::Close);
+    let report = closed(&outputs);
+    assert_eq!(report.result, Err(Error::Socket(ErrorKind::BrokenPipe)));
+    assert_eq!((report.bytes_written, report.bytes_undelivered), (3, 3));
+}
+
+/// Kamaelia's makessl blocks the whole scheduler in a handshake without verification. Ours
+/// is a non-blocking, verified handshake and a `TlsEstablished` event.
+#[test]
+fn makessl() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.send(b"STARTTLS\r\n");
+    pair.server.send(b"220 go ahead\r\n");
+    pair.drive();
+    pair.server.start_tls(pki.server_config());
+
+    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
+    assert_eq!(pair.h.client.phase(), Phase::TlsHandshaking);
+    pair.drive();
+
+    let events = pair.take_events();
+    assert_eq!(events[1], Event::Data(data(b"220 go ahead\r\n")));
+    let Event::TlsEstablished(info) = &events[2] else {
+        panic!("expected TlsEstablished, got {events:?}");
+    };
+    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(pair.h.client.phase(), Phase::Connected);
+    assert_eq!(pair.h.deadline(), None, "the handshake deadline is disarmed");
+
+    pair.send(b"AUTH secret");
+    assert_eq!(pair.server.decrypted, b"AUTH secret");
+    assert_eq!(pair.server.plaintext, b"STARTTLS\r\n");
+}
+
+#[test]
+fn makessl_refuses_an_untrusted_certificate() {
+    let trusted = Pki::new();
+    let impostor = Pki::with_leaf(Leaf::Good);
+    let mut pair = Pair::connected(local().with_tls(trusted.client_tls("localhost")));
+    pair.server.start_tls(impostor.server_config());
+
+    pair.input(Input::StartTls);
+
+    let report = closed(&pair.log);
+    assert!(
+        matches!(report.result, Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))),
+        "{report:?}"
+    );
+}
+
+/// Kamaelia sends data queued before makessl through the new SSL socket; we send it in
+/// plaintext before the ClientHello.
+#[test]
+fn data_queued_before_makessl() {
+    let pki = Pki::new();
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.send(b"EHLO client\r\nSTARTTLS\r\n");
+    pair.input(Input::StartTls);
+    pair.send(b"MAIL FROM:<me>");
+    pair.server.start_tls_at(23, pki.server_config());
+
+    pair.connect();
+
+    assert_eq!(pair.server.plaintext, b"EHLO client\r\nSTARTTLS\r\n");
+    assert_eq!(pair.server.decrypted, b"MAIL FROM:<me>");
+    assert!(matches!(pair.events()[1], Event::TlsEstablished(_)));
+}
+
+/// Kamaelia never notices an EOF in SSL mode and spins forever; an EOF without
+/// `close_notify` is `UnexpectedEof` here.
+#[test]
+fn eof_while_in_ssl_mode() {
+    let pki = Pki::new();
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+    pair.server.send(b"partial respo");
+    pair.drive();
+
+    pair.server_fin();
+
+    let events = pair.events();
+    assert_eq!(events[2], Event::Data(data(b"partial respo")));
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Err(Error::UnexpectedEof));
+    assert!(!report.is_clean());
+}
+
+/// Kamaelia's outgoing queue is unbounded. Ours refuses past the limit, hands the data
+/// back, and says when there is room again.
+#[test]
+fn outgoing_queue() {
+    let mut pair = Pair::connected(local().with_send_limit(1000));
+    pair.write_budget = Some(0);
+    pair.input(Input::Send(Bytes::from(vec![1; 600])));
+    assert_eq!(pair.h.client.send_capacity(), 400);
+
+    let refused = pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from(vec![2; 600])));
+
+    let Err(InvalidInput::QueueFull { data: back, queued: 600, limit: 1000 }) = refused else {
+        panic!("expected QueueFull, got {refused:?}");
+    };
+    assert_eq!(back, vec![2; 600], "the refused data comes back");
+    assert_eq!(pair.h.client.bytes_accepted(), 600);
+
+    pair.write_budget = Some(99);
+    pair.drive();
+    assert_eq!(pair.h.client.bytes_queued(), 501);
+    assert!(!pair.events().contains(&Event::SendReady));
+
+    pair.write_budget = Some(1);
+    pair.drive();
+    assert_eq!(pair.h.client.bytes_queued(), 500);
+    assert_eq!(pair.events().last(), Some(&Event::SendReady));
+}
+
+#[test]
+fn outgoing_queue_takes_one_oversized_send_when_empty() {
+    let mut pair = Pair::connected(local().with_send_limit(10));
+    pair.write_budget = Some(0);
+
+    pair.input(Input::Send(Bytes::from(vec![0; 50])));
+
+    assert_eq!(pair.h.client.bytes_queued(), 50);
+    assert!(pair.h.client.handle_input(pair.h.now, Input::Send(data(b"x"))).is_err());
+}
+
+/// Kamaelia holds a chunk back while its outbox is full. The core holds nothing: each read
+/// the driver makes becomes one `Data` event at once, so the application decides how much
+/// received data exists by deciding when the driver reads.
+#[test]
+fn outbox_full() {
+    let mut h = Harness::new(local());
+    h.outputs();
+    h.input(Input::Connected);
+
+    assert_eq!(h.input(Input::Received(b"one")), [Output::Event(Event::Data(data(b"one")))]);
+    assert_eq!(h.input(Input::Received(b"two")), [Output::Event(Event::Data(data(b"two")))]);
+    assert_eq!(h.client.bytes_received(), 6);
+    assert!(h.client.wants_read());
+
+    h.input(Input::PeerEof);
+    assert!(!h.client.wants_read(), "after EOF the driver stops reading");
+    assert!(events(&h.outputs()).is_empty());
+}

@@ -1,0 +1,88 @@
+//! A client with a hand-advanced clock: feed an input, get the exact outputs back.
+
+use std::time::{Duration, Instant};
+
+use tcpclient_core::{Client, Config, Event, Input, InvalidInput, Output};
+
+/// One [`Client`] and the clock it lives by. Nothing sleeps: time jumps.
+pub struct Harness {
+    /// The client under test.
+    pub client: Client,
+    /// Time zero of the test.
+    pub start: Instant,
+    /// The current instant.
+    pub now: Instant,
+}
+
+impl Harness {
+    /// Creates the client at time zero.
+    pub fn new(config: Config) -> Self {
+        let start = Instant::now();
+        Self {
+            client: Client::new(config, start),
+            start,
+            now: start,
+        }
+    }
+
+    /// Drains every pending output.
+    pub fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.client.poll_output()).collect()
+    }
+
+    /// Handles `input` now and returns the outputs; panics if the input is refused.
+    pub fn input(&mut self, input: Input<'_>) -> Vec<Output> {
+        let name = input.name();
+        match self.try_input(input) {
+            Ok(outputs) => outputs,
+            Err(e) => panic!("{name} refused at {:?}: {e}", self.elapsed()),
+        }
+    }
+
+    /// Handles `input` now; returns the outputs, or the refusal.
+    pub fn try_input(&mut self, input: Input<'_>) -> Result<Vec<Output>, InvalidInput> {
+        self.client.handle_input(self.now, input)?;
+        Ok(self.outputs())
+    }
+
+    /// Time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The next deadline, as time since the start.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.client.poll_timeout().map(|t| t - self.start)
+    }
+
+    /// Moves the clock forward without telling the client.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// Jumps to the next deadline and hands the client the timeout. Panics without one.
+    pub fn fire(&mut self) -> Vec<Output> {
+        let deadline = self.client.poll_timeout().expect("a deadline is armed");
+        self.now = self.now.max(deadline);
+        self.input(Input::Timeout)
+    }
+}
+
+/// The application events among `outputs`.
+pub fn events(outputs: &[Output]) -> Vec<Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The report of the `Closed` event that must end `outputs`.
+pub fn closed(outputs: &[Output]) -> &tcpclient_core::CloseReport {
+    match outputs.last() {
+        Some(Output::Event(Event::Closed(report))) => report,
+        other => panic!("expected Closed last, got {other:?} in {outputs:?}"),
+    }
+}

@@ -1,0 +1,13 @@
+//! Test harness for tcpclient: a hand-advanced clock, an in-memory server (plaintext or
+//! rustls), certificates from rcgen, and the operation decoder and invariant checks shared by
+//! the proptest suite, the fuzz targets and the corpus replay.
+
+mod harness;
+mod pair;
+mod peer;
+mod pki;
+
+pub use harness::{Harness, closed, events};
+pub use pair::Pair;
+pub use peer::Server;
+pub use pki::{Leaf, Pki, server_name};

@@ -1,0 +1,170 @@
+//! An in-memory server: the other end of the wire, plaintext or TLS (rustls `ServerConnection`).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::{ServerConfig, ServerConnection};
+
+/// The server side of an in-memory connection.
+///
+/// Bytes the client writes arrive with [`Server::receive`]; what the server sends waits in
+/// [`Server::take_outgoing`]. TLS starts at a wire offset chosen by [`Server::start_tls`], so
+/// a test can check that plaintext before STARTTLS stayed plaintext.
+pub struct Server {
+    /// Bytes received in plaintext, before TLS started.
+    pub plaintext: Vec<u8>,
+    /// Application bytes received inside TLS, decrypted.
+    pub decrypted: Vec<u8>,
+    /// Every byte received on the wire.
+    pub wire: Vec<u8>,
+    /// The client half-closed (its FIN arrived).
+    pub got_fin: bool,
+    /// The client's TLS `close_notify` arrived.
+    pub got_close_notify: bool,
+    /// The first TLS error the server saw.
+    pub tls_error: Option<rustls::Error>,
+    tls: Option<ServerConnection>,
+    tls_config: Option<Arc<ServerConfig>>,
+    tls_from: Option<usize>,
+    outgoing: Vec<u8>,
+}
+
+impl Server {
+    /// A plaintext server.
+    pub fn new() -> Self {
+        Self {
+            plaintext: Vec::new(),
+            decrypted: Vec::new(),
+            wire: Vec::new(),
+            got_fin: false,
+            got_close_notify: false,
+            tls_error: None,
+            tls: None,
+            tls_config: None,
+            tls_from: None,
+            outgoing: Vec::new(),
+        }
+    }
+
+    /// Expects TLS from the next byte received (STARTTLS), or from the first (TLS from the
+    /// start) when called before any byte arrived.
+    pub fn start_tls(&mut self, config: Arc<ServerConfig>) {
+        self.start_tls_at(self.wire.len(), config);
+    }
+
+    /// Expects TLS from wire offset `at`.
+    pub fn start_tls_at(&mut self, at: usize, config: Arc<ServerConfig>) {
+        self.tls_from = Some(at);
+        self.tls_config = Some(config);
+    }
+
+    /// Returns true once the server's TLS handshake has finished.
+    pub fn tls_established(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| !t.is_handshaking())
+    }
+
+    /// Takes bytes from the client.
+    pub fn receive(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let offset = self.wire.len();
+            match self.tls_from {
+                Some(from) if offset >= from => {
+                    self.wire.extend_from_slice(data);
+                    self.receive_tls(data);
+                    return;
+                }
+                Some(from) => {
+                    let n = (from - offset).min(data.len());
+                    self.wire.extend_from_slice(&data[..n]);
+                    self.plaintext.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                }
+                None => {
+                    self.wire.extend_from_slice(data);
+                    self.plaintext.extend_from_slice(data);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn receive_tls(&mut self, mut data: &[u8]) {
+        if self.tls.is_none()
+            && let Some(config) = self.tls_config.clone()
+        {
+            self.tls = ServerConnection::new(config).ok();
+        }
+        let Some(conn) = self.tls.as_mut() else {
+            return;
+        };
+        while !data.is_empty() && self.tls_error.is_none() {
+            match conn.read_tls(&mut data) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            match conn.process_new_packets() {
+                Ok(state) => {
+                    let mut buf = vec![0; state.plaintext_bytes_to_read()];
+                    let _ = conn.reader().read_exact(&mut buf);
+                    self.decrypted.extend_from_slice(&buf);
+                    if state.peer_has_closed() {
+                        self.got_close_notify = true;
+                    }
+                }
+                Err(e) => self.tls_error = Some(e),
+            }
+        }
+        self.flush_tls();
+    }
+
+    /// Sends application bytes: encrypted once TLS has started, plaintext before.
+    pub fn send(&mut self, data: &[u8]) {
+        match self.tls.as_mut() {
+            Some(conn) => {
+                let _ = conn.writer().write_all(data);
+                self.flush_tls();
+            }
+            None => self.outgoing.extend_from_slice(data),
+        }
+    }
+
+    /// Sends bytes as they are, TLS or not: garbage, or an injected record.
+    pub fn send_raw(&mut self, data: &[u8]) {
+        self.outgoing.extend_from_slice(data);
+    }
+
+    /// Sends the server's TLS `close_notify`.
+    pub fn send_close_notify(&mut self) {
+        if let Some(conn) = self.tls.as_mut() {
+            conn.send_close_notify();
+            self.flush_tls();
+        }
+    }
+
+    fn flush_tls(&mut self) {
+        if let Some(conn) = self.tls.as_mut() {
+            while conn.wants_write() {
+                match conn.write_tls(&mut self.outgoing) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Takes what the server has sent and the client has not received yet.
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Returns true while the server has bytes for the client.
+    pub fn has_outgoing(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}

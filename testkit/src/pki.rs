@@ -1,0 +1,125 @@
+//! Certificates for tests: a CA and a server certificate made with rcgen, and the rustls
+//! configurations on both sides.
+//!
+//! Keys are Ed25519 and serial numbers fixed, so every handshake has the same message sizes:
+//! runs stay deterministic even though keys are fresh each time.
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ED25519,
+    SerialNumber,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{RootCertStore, ServerConfig};
+use tcpclient_core::{TlsConfig, tls};
+
+/// What is wrong with the server certificate, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// Valid for `localhost` and 127.0.0.1, signed by the CA, valid 1975–4096.
+    Good,
+    /// Valid in form, but expired in 2001.
+    Expired,
+    /// Signed by the CA, but for `other.invalid` only.
+    WrongName,
+}
+
+/// A test CA and one server certificate it signed.
+pub struct Pki {
+    ca: CertificateDer<'static>,
+    ca_pem: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl Pki {
+    /// A CA and a good certificate for `localhost`.
+    pub fn new() -> Self {
+        Self::with_leaf(Leaf::Good)
+    }
+
+    /// A CA and a server certificate of the given kind.
+    pub fn with_leaf(leaf: Leaf) -> Self {
+        let ca_key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tcpclient test CA");
+        ca_params.serial_number = Some(SerialNumber::from(1u64));
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let names = match leaf {
+            Leaf::Good | Leaf::Expired => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+            Leaf::WrongName => vec!["other.invalid".to_string()],
+        };
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "tcpclient test server");
+        params.serial_number = Some(SerialNumber::from(2u64));
+        if leaf == Leaf::Expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
+        let cert = params.signed_by(&key, &issuer).expect("leaf cert");
+
+        Self {
+            ca: ca_cert.der().clone(),
+            ca_pem: ca_cert.pem(),
+            chain: vec![cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        }
+    }
+
+    /// The CA certificate in PEM, as `--cafile` would read it.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A root store holding only this CA.
+    pub fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).expect("CA certificate");
+        roots
+    }
+
+    /// A server configuration presenting the certificate, with the ring provider.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server_config_with_alpn(&[])
+    }
+
+    /// Like [`Self::server_config`], offering these ALPN protocols.
+    pub fn server_config_with_alpn(&self, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::builder_with_provider(tls::ring_provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), PrivateKeyDer::Pkcs8(self.key.clone_key()))
+            .expect("server certificate");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // Tickets are random-length-free but add a message; none keeps traces short.
+        config.send_tls13_tickets = 0;
+        Arc::new(config)
+    }
+
+    /// A client configuration that trusts this CA, for the server name `name`.
+    pub fn client_tls(&self, name: &str) -> TlsConfig {
+        let config = tls::client_config(self.roots(), &[]).expect("client config");
+        TlsConfig::new(config, server_name(name))
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Parses a server name, panicking on a bad one (tests only).
+pub fn server_name(name: &str) -> ServerName<'static> {
+    ServerName::try_from(name.to_string()).expect("server name")
+}
