@@ -6,8 +6,12 @@ mod harness;
 mod pair;
 mod peer;
 mod pki;
+mod scenario;
+mod world;
 
 pub use harness::{Harness, closed, events};
 pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, server_name};
+pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
+pub use world::{Outcome, Violation, check, run};

@@ -1,0 +1,108 @@
+//! Random operation sequences against the invariants of DESIGN.md section 3.
+//!
+//! Each case runs a [`Scenario`] twice through `tcpclient_testkit::check`, which asserts after
+//! every step: exactly one `Closed` and nothing after it, a `Close` for every `Connect`,
+//! byte accounting (accepted = written + undelivered, the server holds exactly the written
+//! bytes in order, the application got a prefix of what the server sent), the bounded
+//! queue, no deadline left in the past after a `Timeout`, refusals that change nothing,
+//! termination after `Finish` with time alone, and identical traces for both runs.
+
+use proptest::prelude::*;
+use tcpclient_testkit::{Misuse, Op, Scenario, Setup, check};
+
+fn cases() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u16..3000).prop_map(Op::Send),
+        1 => Just(Op::StartTls),
+        1 => Just(Op::Finish),
+        1 => Just(Op::Abort),
+        2 => any::<u8>().prop_map(Op::Resolve),
+        1 => Just(Op::ResolveFail),
+        3 => Just(Op::ConnectOk),
+        1 => Just(Op::ConnectRefused),
+        2 => (0u16..2000).prop_map(Op::Write),
+        2 => Just(Op::WriteAll),
+        3 => (0u16..3000).prop_map(Op::ServerSend),
+        1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::ServerRaw),
+        1 => Just(Op::ServerCloseNotify),
+        2 => (0u16..2000).prop_map(Op::Deliver),
+        2 => Just(Op::DeliverAll),
+        1 => Just(Op::ServerFin),
+        1 => Just(Op::Reset),
+        2 => any::<u8>().prop_map(Op::Advance),
+        2 => Just(Op::Timeout),
+        5 => Just(Op::Settle),
+        1 => prop_oneof![
+            Just(Misuse::Connected),
+            Just(Misuse::WrittenTooMuch),
+            Just(Misuse::ReceivedWhileNotReadable),
+            Just(Misuse::PeerEofWhileNotReadable),
+            Just(Misuse::Resolved),
+        ]
+        .prop_map(Op::Misuse),
+    ]
+}
+
+fn setup(tls: bool) -> impl Strategy<Value = Setup> {
+    (any::<[u8; 8]>(), any::<[u8; 4]>(), any::<[bool; 3]>()).prop_map(move |(b, timeouts, flags)| Setup {
+        delay_10ms: b[0] % 4,
+        resolve: flags[0],
+        tls_config: tls || flags[1],
+        tls_first: tls && flags[2],
+        half_open: b[1] % 2 == 0,
+        idle_100ms: if b[2] % 3 == 0 { b[3] } else { 0 },
+        limit_shift: b[4],
+        timeout_100ms: timeouts,
+    })
+}
+
+fn assert_ok(scenario: &Scenario) -> Result<(), TestCaseError> {
+    match check(scenario) {
+        Ok(_) => Ok(()),
+        Err(violation) => Err(TestCaseError::fail(violation.to_string())),
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// Any bytes, through the same decoder the fuzz targets and the corpus replay use.
+    #[test]
+    fn any_bytes_keep_every_invariant(bytes in prop::collection::vec(any::<u8>(), 0..1500)) {
+        assert_ok(&Scenario::decode(&bytes))?;
+    }
+
+    /// Sessions that connect first and then mix everything, with a mostly working network.
+    #[test]
+    fn connected_sessions_keep_every_invariant(
+        setup in setup(false),
+        ops in prop::collection::vec(op(), 0..120),
+    ) {
+        let mut all = vec![Op::Timeout, Op::Resolve(1), Op::ConnectOk, Op::Settle];
+        all.extend(ops);
+        assert_ok(&Scenario { setup, ops: all })?;
+    }
+
+    /// TLS sessions: STARTTLS or TLS from the start, server records, close_notify, garbage.
+    #[test]
+    fn tls_sessions_keep_every_invariant(
+        setup in setup(true),
+        ops in prop::collection::vec(op(), 0..120),
+    ) {
+        let mut all = vec![Op::Timeout, Op::Resolve(1), Op::ConnectOk, Op::StartTls, Op::Settle];
+        all.extend(ops);
+        assert_ok(&Scenario { setup, ops: all })?;
+    }
+}

@@ -1,0 +1,362 @@
+//! TLS in the core against an in-memory rustls server with rcgen certificates.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tcpclient_core::{
+    Config, Ending, Error, Event, Input, InvalidInput, Output, Phase, TlsConfig, TlsError, tls,
+};
+use tcpclient_testkit::{Leaf, Pair, Pki, closed, server_name};
+
+fn local() -> Config {
+    Config::new("127.0.0.1", 7)
+}
+
+/// A pair whose client speaks TLS from the first byte to a server presenting `pki`'s cert.
+fn tls_pair(pki: &Pki, tls: TlsConfig) -> Pair {
+    let mut pair = Pair::new(local().with_tls(tls));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+    pair
+}
+
+fn transmits(outputs: &[Output]) -> Vec<&Bytes> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tls_error(pair: &Pair) -> TlsError {
+    match &closed(&pair.log).result {
+        Err(Error::Tls(e)) => e.clone(),
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+#[test]
+fn tls_from_the_start_exchanges_data_both_ways() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    assert!(pair.server.tls_established());
+    assert!(pair.server.plaintext.is_empty(), "not one plaintext byte on the wire");
+
+    pair.send(b"ping");
+    pair.server.send(b"pong");
+    pair.drive();
+
+    assert_eq!(pair.server.decrypted, b"ping");
+    let events = pair.events();
+    assert!(matches!(events[0], Event::Connected(_)));
+    assert!(matches!(events[1], Event::TlsEstablished(_)));
+    assert_eq!(events[2], Event::Data(Bytes::from_static(b"pong")));
+    assert!(pair.h.client.tls_info().is_some());
+}
+
+#[test]
+fn tls_established_reports_version_suite_and_alpn() {
+    let pki = Pki::new();
+    let config = tls::client_config(pki.roots(), &[b"imap", b"h2"]).unwrap();
+    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
+
+    pair.connect();
+
+    let Event::TlsEstablished(info) = &pair.events()[1] else {
+        panic!("{:?}", pair.events());
+    };
+    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(info.cipher_suite, Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384));
+    assert_eq!(info.alpn_protocol.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(info.to_string(), "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2");
+}
+
+#[test]
+fn starttls_after_a_plaintext_exchange_keeps_the_plaintext_in_the_clear() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.send(b"a001 STARTTLS\r\n");
+    pair.server.send(b"a001 OK Begin TLS negotiation now\r\n");
+    pair.drive();
+    pair.server.start_tls(pki.server_config());
+
+    pair.input(Input::StartTls);
+    pair.send(b"a002 LOGIN user pass\r\n");
+
+    assert_eq!(pair.server.plaintext, b"a001 STARTTLS\r\n");
+    assert_eq!(pair.server.decrypted, b"a002 LOGIN user pass\r\n");
+    let report_so_far = pair.h.client.bytes_written();
+    assert_eq!(report_so_far, 15 + 22);
+}
+
+#[test]
+fn sends_during_the_handshake_wait_and_leave_encrypted_after_it() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.server.start_tls(pki.server_config());
+    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
+    pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from_static(b"early"))).unwrap();
+
+    let first = pair.h.outputs();
+
+    assert_eq!(transmits(&first).len(), 1, "only the ClientHello leaves before the handshake");
+    assert_eq!(first[0], Output::Transmit(first_transmit(&first)));
+    assert_eq!(pair.h.client.phase(), Phase::TlsHandshaking);
+    pair.log.extend(first.clone());
+    pair.server.receive(&first_transmit(&first));
+    pair.h.client.handle_input(pair.h.now, Input::Written(first_transmit(&first).len())).unwrap();
+    pair.drive();
+    assert_eq!(pair.server.decrypted, b"early");
+    assert!(pair.server.plaintext.is_empty());
+}
+
+fn first_transmit(outputs: &[Output]) -> Bytes {
+    transmits(outputs)[0].clone()
+}
+
+#[test]
+fn many_small_sends_before_one_drain_become_one_record() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    for _ in 0..100 {
+        let message = Bytes::from(vec![b'x'; 64]);
+        pair.h.client.handle_input(pair.h.now, Input::Send(message)).unwrap();
+    }
+
+    let outputs = pair.h.outputs();
+
+    let records = transmits(&outputs);
+    assert_eq!(records.len(), 1, "6,400 bytes fit one record");
+    assert_eq!(records[0].len(), 6400 + 22, "TLS 1.3 overhead: 5 header + 1 type + 16 tag");
+}
+
+#[test]
+fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.send(b"QUIT\r\n");
+
+    pair.input(Input::Finish);
+
+    assert!(pair.server.got_close_notify);
+    assert!(pair.server.got_fin);
+    assert_eq!(pair.server.decrypted, b"QUIT\r\n");
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+    assert!(matches!(
+        pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from_static(b"x"))),
+        Err(InvalidInput::SendAfterShutdown { .. })
+    ), "rustls would accept this; the core refuses it");
+
+    pair.server.send(b"221 bye\r\n");
+    pair.server.send_close_notify();
+    pair.drive();
+
+    let events = pair.events();
+    let n = events.len();
+    assert_eq!(events[n - 3..n - 1], [Event::Data(Bytes::from_static(b"221 bye\r\n")), Event::PeerClosed]);
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert!(report.peer_closed);
+    assert!(report.is_clean());
+}
+
+#[test]
+fn the_peers_close_notify_is_its_eof_and_we_answer_in_kind() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    pair.server.send(b"goodbye");
+    pair.server.send_close_notify();
+    pair.drive();
+
+    assert!(pair.server.got_close_notify);
+    assert!(pair.server.got_fin);
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::PeerClosed));
+    assert_eq!(report.bytes_received, 7);
+}
+
+#[test]
+fn a_tcp_eof_after_close_notify_is_clean() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.server.send_close_notify();
+    pair.server_fin();
+
+    assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
+}
+
+#[test]
+fn truncation_without_close_notify_is_unexpected_eof() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.server_fin();
+
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Err(Error::UnexpectedEof));
+    assert_eq!(report.bytes_undelivered, 0, "our side was delivered; theirs may be cut");
+}
+
+#[test]
+fn an_eof_during_the_handshake_is_unexpected_eof() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+
+    pair.input(Input::StartTls);
+    pair.server_fin();
+
+    assert_eq!(closed(&pair.log).result, Err(Error::UnexpectedEof));
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let pki = Pki::new();
+    let other_ca = Pki::new();
+    let mut pair = tls_pair(&pki, other_ca.client_tls("localhost"));
+
+    assert!(matches!(tls_error(&pair), TlsError::CertificateNotTrusted { .. }));
+    assert!(pair.server.decrypted.is_empty());
+    pair.drive();
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused() {
+    let pki = Pki::with_leaf(Leaf::WrongName);
+    let pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    assert!(matches!(tls_error(&pair), TlsError::CertificateNameMismatch { .. }));
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let pki = Pki::with_leaf(Leaf::Expired);
+    let pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    assert!(matches!(tls_error(&pair), TlsError::CertificateExpired { .. }));
+}
+
+#[test]
+fn the_insecure_opt_in_accepts_any_certificate() {
+    let pki = Pki::with_leaf(Leaf::WrongName);
+    let config = tls::danger_client_config_accepting_any_certificate(&[]).unwrap();
+    let pair = tls_pair(&pki, TlsConfig::new(config, server_name("localhost")));
+
+    assert!(matches!(pair.events()[1], Event::TlsEstablished(_)));
+}
+
+#[test]
+fn a_handshake_failure_alert_is_reported() {
+    let pki = Pki::new();
+    let config = tls::client_config(pki.roots(), &[b"imap"]).unwrap();
+    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
+
+    pair.connect();
+
+    assert_eq!(
+        tls_error(&pair),
+        TlsError::AlertReceived { alert: "NoApplicationProtocol".into() }
+    );
+}
+
+#[test]
+fn garbage_instead_of_a_server_hello_is_a_corrupt_message() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+
+    pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    pair.drive();
+
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }), "{:?}", pair.log.last());
+}
+
+#[test]
+fn a_garbage_record_after_the_handshake_is_a_corrupt_message() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    pair.server.send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+    pair.drive();
+
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+}
+
+#[test]
+fn the_handshake_times_out_at_its_exact_deadline() {
+    let pki = Pki::new();
+    let config = local()
+        .with_tls(pki.client_tls("localhost"))
+        .with_tls_handshake_timeout(Duration::from_secs(7));
+    let mut pair = Pair::connected(config);
+    pair.advance(Duration::from_secs(2));
+
+    pair.input(Input::StartTls);
+    assert_eq!(pair.h.deadline(), Some(Duration::from_secs(9)));
+    pair.fire();
+
+    assert_eq!(pair.h.elapsed(), Duration::from_secs(9));
+    assert_eq!(closed(&pair.log).result, Err(Error::TlsHandshakeTimeout));
+}
+
+#[test]
+fn start_tls_without_a_tls_config_or_twice_is_refused() {
+    let mut pair = Pair::connected(local());
+    assert_eq!(
+        pair.h.client.handle_input(pair.h.now, Input::StartTls),
+        Err(InvalidInput::NoTlsConfig)
+    );
+
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
+    assert!(matches!(
+        pair.h.client.handle_input(pair.h.now, Input::StartTls),
+        Err(InvalidInput::Unexpected { input: "StartTls", .. })
+    ));
+}
+
+#[test]
+fn a_record_counts_as_written_only_when_all_of_it_is() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let wire_before = pair.server.wire.len();
+    pair.write_budget = Some(100);
+
+    pair.input(Input::Send(Bytes::from(vec![7; 1000])));
+
+    assert_eq!(pair.server.wire.len() - wire_before, 100);
+    assert_eq!(pair.h.client.bytes_written(), 0, "a partial record delivers nothing");
+    pair.input(Input::Abort);
+    let report = closed(&pair.log);
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (1000, 0, 1000));
+}
+
+#[test]
+fn plaintext_accounting_holds_under_tls() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let big = Bytes::from(vec![9; 40_000]);
+
+    pair.input(Input::Send(big));
+    pair.input(Input::Finish);
+    pair.server.send_close_notify();
+    pair.drive();
+
+    let report = closed(&pair.log);
+    assert_eq!(pair.server.decrypted.len(), 40_000);
+    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (40_000, 40_000, 0));
+    assert_eq!(report.wire_bytes_written as usize, pair.server.wire.len());
+    assert!(report.wire_bytes_written > 40_000 + 3 * 22, "three records plus the handshake");
+}

@@ -1,0 +1,535 @@
+//! Runs a [`Scenario`] against a client, an in-memory server and a model of the socket, and
+//! checks every invariant of DESIGN.md section 3 after every step.
+//!
+//! 1. Exactly one `Closed`, last; a `Close` for every `Connect`, before `Closed`.
+//! 2. Every byte accounted for: accepted = written + undelivered; the server holds exactly
+//!    the written bytes, in order; the application got a prefix of what the server sent.
+//! 3. Bounded memory: a `Send` into a non-empty queue never takes it past the limit.
+//! 4. Termination: from any state, `Finish` plus time alone ends in `Closed`; after a
+//!    `Timeout` no deadline is left at or before `now`.
+//! 5. Determinism: the same scenario gives the same trace (checked by [`check`]).
+//! 6. No panic, and a refused input changes nothing.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tcpclient_core::{
+    Client, CloseReport, Event, Input, InvalidInput, Output, Phase, TlsConfig, tls,
+};
+
+use crate::scenario::{Misuse, Op, Scenario};
+use crate::{Pki, Server, server_name};
+
+/// A broken invariant, with the trace that led to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// What went wrong.
+    pub what: String,
+    /// Every input and output up to the violation.
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invariant violated: {}", self.what)?;
+        let skip = self.trace.len().saturating_sub(40);
+        for line in &self.trace[skip..] {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// What a scenario ended with.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Every input and output with its time, Transmits as lengths.
+    pub trace: Vec<String>,
+    /// The close report.
+    pub report: CloseReport,
+    /// The phases the client went through, in order, without repeats.
+    pub phases: Vec<Phase>,
+}
+
+/// Runs `scenario` twice and checks every invariant, including that both runs agree.
+pub fn check(scenario: &Scenario) -> Result<Outcome, Violation> {
+    let first = run(scenario)?;
+    let second = run(scenario)?;
+    if first.trace != second.trace {
+        let at = first
+            .trace
+            .iter()
+            .zip(&second.trace)
+            .position(|(a, b)| a != b)
+            .unwrap_or(first.trace.len().min(second.trace.len()));
+        return Err(Violation {
+            what: format!("two runs of the same scenario differ at step {at}"),
+            trace: first.trace[..at.min(first.trace.len())].to_vec(),
+        });
+    }
+    Ok(first)
+}
+
+/// Runs `scenario` once, checking every invariant but determinism.
+pub fn run(scenario: &Scenario) -> Result<Outcome, Violation> {
+    let mut world = World::new(scenario);
+    if scenario.setup.tls_first {
+        world.apply(&Op::StartTls)?;
+    }
+    for op in &scenario.ops {
+        world.apply(op)?;
+    }
+    world.wind_down()?;
+    world.outcome()
+}
+
+/// The certificates every scenario shares: making keys is the slow part.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(Pki::new)
+}
+
+/// Byte `i` of the stream the application sends: order mistakes change the bytes.
+fn client_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// Byte `i` of the stream the server sends.
+fn server_byte(i: u64) -> u8 {
+    (i % 241) as u8 ^ 0x5a
+}
+
+fn pattern(start: u64, len: usize, byte: fn(u64) -> u8) -> Vec<u8> {
+    (start..start + len as u64).map(byte).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    None,
+    Connecting,
+    Open,
+}
+
+/// The client, the server, the socket between them and the clock.
+struct World {
+    client: Client,
+    start: Instant,
+    now: Instant,
+    trace: Vec<String>,
+    phases: Vec<Phase>,
+    limit: usize,
+
+    socket: Socket,
+    resolving: bool,
+    /// Handed out by the client, not yet written.
+    pending: VecDeque<Bytes>,
+    wire_written: u64,
+
+    server: Server,
+    /// What the server sent, waiting to be read by the client.
+    inbound: VecDeque<u8>,
+    /// Application bytes the server sent, in order.
+    server_sent: u64,
+    /// The server sent raw bytes: what the client receives is no longer the server's stream.
+    server_raw: bool,
+    server_fin: bool,
+    fin_delivered: bool,
+
+    accepted: u64,
+    received: Vec<u8>,
+    closed: Option<CloseReport>,
+}
+
+impl World {
+    fn new(scenario: &Scenario) -> Self {
+        let setup = &scenario.setup;
+        let mut config = setup.config();
+        if setup.tls_config {
+            let client = tls::client_config(pki().roots(), &[]).expect("client config");
+            config = config.with_tls(TlsConfig::new(client, server_name("localhost")));
+        }
+        let limit = config.send_limit;
+        let start = Instant::now();
+        let mut world = Self {
+            client: Client::new(config, start),
+            start,
+            now: start,
+            trace: Vec::new(),
+            phases: Vec::new(),
+            limit,
+            socket: Socket::None,
+            resolving: false,
+            pending: VecDeque::new(),
+            wire_written: 0,
+            server: Server::new(),
+            inbound: VecDeque::new(),
+            server_sent: 0,
+            server_raw: false,
+            server_fin: false,
+            fin_delivered: false,
+            accepted: 0,
+            received: Vec::new(),
+            closed: None,
+        };
+        world.trace.push(format!("setup {setup:?}"));
+        world
+    }
+
+    fn violation(&self, what: impl Into<String>) -> Violation {
+        Violation {
+            what: what.into(),
+            trace: self.trace.clone(),
+        }
+    }
+
+    fn at(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Hands the client an input; checks that a refusal changed nothing; drains outputs.
+    fn input(&mut self, input: Input<'_>) -> Result<Result<(), InvalidInput>, Violation> {
+        let line = match &input {
+            Input::Send(data) => format!("{:?} in Send({})", self.at(), data.len()),
+            Input::Received(data) => format!("{:?} in Received({})", self.at(), data.len()),
+            other => format!("{:?} in {other:?}", self.at()),
+        };
+        self.trace.push(line);
+        let before = (
+            self.client.phase(),
+            self.client.bytes_accepted(),
+            self.client.bytes_queued(),
+            self.client.poll_timeout(),
+        );
+        let result = self.client.handle_input(self.now, input);
+        if let Err(refusal) = &result {
+            self.trace.push(format!("  refused: {refusal}"));
+            let after = (
+                self.client.phase(),
+                self.client.bytes_accepted(),
+                self.client.bytes_queued(),
+                self.client.poll_timeout(),
+            );
+            if before != after {
+                return Err(self.violation(format!(
+                    "a refused input changed the client: {before:?} -> {after:?}"
+                )));
+            }
+        }
+        self.drain()?;
+        Ok(result)
+    }
+
+    fn drain(&mut self) -> Result<(), Violation> {
+        while let Some(output) = self.client.poll_output() {
+            self.observe(output)?;
+        }
+        let phase = self.client.phase();
+        if self.phases.last() != Some(&phase) {
+            self.phases.push(phase);
+        }
+        if (phase == Phase::Closed) != self.closed.is_some() {
+            return Err(self.violation(format!("phase {phase:?} but Closed seen: {}", self.closed.is_some())));
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, output: Output) -> Result<(), Violation> {
+        self.trace.push(match &output {
+            Output::Transmit(bytes) => format!("  out Transmit({})", bytes.len()),
+            Output::Event(Event::Data(bytes)) => format!("  out Data({})", bytes.len()),
+            other => format!("  out {other:?}"),
+        });
+        if self.closed.is_some() {
+            return Err(self.violation("an output after Closed"));
+        }
+        match output {
+            Output::Resolve { .. } => self.resolving = true,
+            Output::Connect(_) if self.socket != Socket::None => {
+                return Err(self.violation("Connect while the driver still holds a socket"));
+            }
+            Output::Connect(_) => self.socket = Socket::Connecting,
+            Output::Transmit(_) if self.socket != Socket::Open => {
+                return Err(self.violation("Transmit without a connected socket"));
+            }
+            Output::Transmit(bytes) => self.pending.push_back(bytes),
+            Output::ShutdownWrite if !self.pending.is_empty() => {
+                return Err(self.violation("ShutdownWrite before every transmit was written"));
+            }
+            Output::ShutdownWrite => self.server.got_fin = true,
+            Output::Close if self.socket == Socket::None => {
+                return Err(self.violation("Close without a socket"));
+            }
+            Output::Close => {
+                self.socket = Socket::None;
+                self.pending.clear();
+            }
+            Output::Event(Event::Data(data)) => self.received.extend_from_slice(&data),
+            Output::Event(Event::Closed(report)) => self.closed_with(report)?,
+            Output::Event(_) => {}
+            other => return Err(self.violation(format!("an output the model does not know: {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Checks the close report against everything the model saw.
+    fn closed_with(&mut self, report: CloseReport) -> Result<(), Violation> {
+        if self.socket != Socket::None {
+            return Err(self.violation("Closed while the driver still holds a socket"));
+        }
+        self.resolving = false;
+        let fail = |what: String| Err(self.violation(format!("{what}; report {report:?}")));
+        if report.bytes_accepted != self.accepted {
+            return fail(format!("accepted {} but the report says {}", self.accepted, report.bytes_accepted));
+        }
+        if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
+            return fail("written + undelivered != accepted".into());
+        }
+        if report.bytes_received != self.received.len() as u64 {
+            return fail(format!("received {} but the report says {}", self.received.len(), report.bytes_received));
+        }
+        if report.wire_bytes_written != self.wire_written {
+            return fail(format!("wrote {} wire bytes but the report says {}", self.wire_written, report.wire_bytes_written));
+        }
+        if self.server.tls_error.is_none() {
+            let mut at_server = self.server.plaintext.clone();
+            at_server.extend_from_slice(&self.server.decrypted);
+            if at_server.len() as u64 != report.bytes_written {
+                return fail(format!("the server has {} bytes but the report says {} were written", at_server.len(), report.bytes_written));
+            }
+            if at_server != pattern(0, at_server.len(), client_byte) {
+                return fail("the server received bytes out of order or corrupted".into());
+            }
+        }
+        self.closed = Some(report);
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), Violation> {
+        match op {
+            Op::Send(n) => self.send(usize::from(*n))?,
+            Op::StartTls => {
+                let plaintext_before = self.accepted as usize;
+                if self.input(Input::StartTls)?.is_ok() {
+                    let config = pki().server_config();
+                    self.server.start_tls_at(plaintext_before, config);
+                }
+            }
+            Op::Finish => drop(self.input(Input::Finish)?),
+            Op::Abort => drop(self.input(Input::Abort)?),
+            Op::Resolve(n) if self.resolving => {
+                self.resolving = false;
+                let addrs: Vec<SocketAddr> = (0..n % 4)
+                    .map(|i| SocketAddr::from(([127, 0, 0, 1 + i], 4433)))
+                    .collect();
+                self.expect_accepted(Input::Resolved(&addrs))?;
+            }
+            Op::ResolveFail if self.resolving => {
+                self.resolving = false;
+                self.expect_accepted(Input::ResolveFailed(ErrorKind::NotFound))?;
+            }
+            Op::ConnectOk if self.socket == Socket::Connecting => {
+                self.socket = Socket::Open;
+                self.expect_accepted(Input::Connected)?;
+            }
+            Op::ConnectRefused if self.socket == Socket::Connecting => {
+                self.expect_accepted(Input::ConnectFailed(ErrorKind::ConnectionRefused))?;
+            }
+            Op::Write(n) => drop(self.write(usize::from(*n))?),
+            Op::WriteAll => drop(self.write(usize::MAX)?),
+            Op::ServerSend(n) => {
+                let data = pattern(self.server_sent, usize::from(*n), server_byte);
+                self.server_sent += data.len() as u64;
+                self.server.send(&data);
+            }
+            Op::ServerRaw(raw) => {
+                self.server_raw = true;
+                self.server.send_raw(&raw[..raw.len().min(64)]);
+            }
+            Op::ServerCloseNotify => self.server.send_close_notify(),
+            Op::Deliver(n) => drop(self.deliver(usize::from(*n))?),
+            Op::DeliverAll => drop(self.deliver(usize::MAX)?),
+            Op::ServerFin => self.server_fin = true,
+            Op::Reset if self.socket != Socket::None => {
+                let input = match self.socket {
+                    Socket::Open => Input::SocketError(ErrorKind::ConnectionReset),
+                    _ => Input::ConnectFailed(ErrorKind::ConnectionReset),
+                };
+                self.expect_accepted(input)?;
+            }
+            Op::Advance(steps) => self.now += Duration::from_millis(10 * u64::from(*steps)),
+            Op::Timeout => self.timeout()?,
+            Op::Settle => self.settle()?,
+            Op::Misuse(misuse) => self.misuse(*misuse)?,
+            // An answer nobody asked for: the driver would not give it.
+            Op::Resolve(_) | Op::ResolveFail | Op::ConnectOk | Op::ConnectRefused | Op::Reset => {}
+        }
+        self.inbound.extend(self.server.take_outgoing());
+        Ok(())
+    }
+
+    fn expect_accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
+        let name = input.name();
+        match self.input(input)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.violation(format!("a valid {name} was refused: {e}"))),
+        }
+    }
+
+    fn send(&mut self, n: usize) -> Result<(), Violation> {
+        let data = Bytes::from(pattern(self.accepted, n, client_byte));
+        let queued_before = self.client.bytes_queued();
+        match self.input(Input::Send(data.clone()))? {
+            Ok(()) => {
+                self.accepted += n as u64;
+                let queued = self.client.bytes_queued();
+                if queued_before > 0 && queued > self.limit as u64 {
+                    return Err(self.violation(format!(
+                        "a Send took the queue from {queued_before} to {queued}, past the limit {}",
+                        self.limit
+                    )));
+                }
+            }
+            Err(refusal) => {
+                if refusal.into_data() != Some(data) {
+                    return Err(self.violation("a refused Send did not hand its data back"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket takes up to `max` bytes. Returns whether anything moved.
+    fn write(&mut self, max: usize) -> Result<bool, Violation> {
+        if self.socket != Socket::Open || self.closed.is_some() {
+            return Ok(false);
+        }
+        let mut written = 0;
+        while written < max {
+            let Some(front) = self.pending.front_mut() else { break };
+            let chunk = front.split_to(front.len().min(max - written));
+            if front.is_empty() {
+                self.pending.pop_front();
+            }
+            self.server.receive(&chunk);
+            written += chunk.len();
+        }
+        if written == 0 {
+            return Ok(false);
+        }
+        self.wire_written += written as u64;
+        self.expect_accepted(Input::Written(written))?;
+        Ok(true)
+    }
+
+    /// The client reads up to `max` bytes, or the EOF after them. Returns whether anything moved.
+    fn deliver(&mut self, max: usize) -> Result<bool, Violation> {
+        self.inbound.extend(self.server.take_outgoing());
+        if self.socket != Socket::Open || self.fin_delivered || !self.client.wants_read() {
+            return Ok(false);
+        }
+        if !self.inbound.is_empty() {
+            let n = self.inbound.len().min(max);
+            let data: Vec<u8> = self.inbound.drain(..n).collect();
+            self.expect_accepted(Input::Received(&data))?;
+            if !self.server_raw && !pattern(0, self.received.len(), server_byte).starts_with(&self.received) {
+                return Err(self.violation("the application received bytes the server did not send"));
+            }
+            return Ok(true);
+        }
+        if self.server_fin {
+            self.fin_delivered = true;
+            self.expect_accepted(Input::PeerEof)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn timeout(&mut self) -> Result<(), Violation> {
+        let Some(deadline) = self.client.poll_timeout() else {
+            return Ok(());
+        };
+        self.now = self.now.max(deadline);
+        self.input(Input::Timeout)?.map_err(|e| self.violation(format!("Timeout refused: {e}")))?;
+        if let Some(next) = self.client.poll_timeout()
+            && next <= self.now
+        {
+            return Err(self.violation(format!("after a Timeout a deadline is left in the past: {:?}", next - self.start)));
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self) -> Result<(), Violation> {
+        if self.resolving {
+            self.apply(&Op::Resolve(1))?;
+        }
+        if self.socket == Socket::Connecting {
+            self.apply(&Op::ConnectOk)?;
+        }
+        for _ in 0..1000 {
+            let wrote = self.write(usize::MAX)?;
+            let read = self.deliver(usize::MAX)?;
+            if !wrote && !read {
+                return Ok(());
+            }
+        }
+        Err(self.violation("a perfect network did not settle in 1000 rounds"))
+    }
+
+    fn misuse(&mut self, misuse: Misuse) -> Result<(), Violation> {
+        let readable = self.socket == Socket::Open && !self.fin_delivered && self.closed.is_none();
+        let input = match misuse {
+            Misuse::Connected if self.socket != Socket::Connecting => Input::Connected,
+            Misuse::WrittenTooMuch => {
+                let pending: usize = self.pending.iter().map(Bytes::len).sum();
+                Input::Written(pending + 1)
+            }
+            Misuse::ReceivedWhileNotReadable if !readable => Input::Received(b"x"),
+            Misuse::PeerEofWhileNotReadable if !readable => Input::PeerEof,
+            Misuse::Resolved if !self.resolving => Input::Resolved(&[]),
+            _ => return Ok(()),
+        };
+        let name = input.name();
+        match self.input(input)? {
+            Ok(()) => Err(self.violation(format!("a senseless {name} was accepted"))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Asks for a graceful shutdown and lets only time pass: the client must close by itself.
+    fn wind_down(&mut self) -> Result<(), Violation> {
+        if self.closed.is_none() {
+            let _ = self.input(Input::Finish)?;
+        }
+        for _ in 0..100 {
+            if self.closed.is_some() {
+                return Ok(());
+            }
+            if self.client.poll_timeout().is_none() {
+                return Err(self.violation("shutting down with no deadline armed: this would hang"));
+            }
+            self.timeout()?;
+        }
+        Err(self.violation("100 deadlines after Finish and still not closed"))
+    }
+
+    fn outcome(mut self) -> Result<Outcome, Violation> {
+        let Some(report) = self.closed.clone() else {
+            return Err(self.violation("no Closed event"));
+        };
+        if self.client.poll_output().is_some() {
+            return Err(self.violation("an output after Closed"));
+        }
+        Ok(Outcome {
+            trace: self.trace,
+            report,
+            phases: self.phases,
+        })
+    }
+}
