@@ -110,7 +110,9 @@ impl Client {
         if client.config.delay.is_zero() {
             client.begin_connecting();
         } else {
-            client.timers.set(Timer::StartDelay, now, client.config.delay);
+            client
+                .timers
+                .set(Timer::StartDelay, now, client.config.delay);
         }
         client
     }
@@ -310,7 +312,8 @@ impl Client {
         self.require("Finish", allowed)?;
         self.shutdown = Shutdown::Finish;
         if matches!(self.state, State::Open(_)) {
-            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+            self.timers
+                .set(Timer::Drain, self.now, self.config.drain_timeout);
         }
         Ok(())
     }
@@ -319,8 +322,13 @@ impl Client {
 
     /// Leaves the delay: resolve the host, or go straight to connecting to an IP literal.
     fn begin_connecting(&mut self) {
-        self.timers.set(Timer::Connect, self.now, self.config.connect_timeout);
-        let host = self.config.host.trim_start_matches('[').trim_end_matches(']');
+        self.timers
+            .set(Timer::Connect, self.now, self.config.connect_timeout);
+        let host = self
+            .config
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
             self.start_attempts(vec![SocketAddr::new(ip, self.config.port)]);
         } else {
@@ -402,7 +410,8 @@ impl Client {
         self.timers.stop(Timer::ConnectAttempt);
         self.touch();
         if self.shutdown == Shutdown::Finish {
-            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+            self.timers
+                .set(Timer::Drain, self.now, self.config.drain_timeout);
         }
         self.emit(Event::Connected(peer));
     }
@@ -496,7 +505,8 @@ impl Client {
         self.emit(Event::PeerClosed);
         if self.shutdown == Shutdown::None && self.config.on_peer_eof == OnPeerEof::Close {
             self.shutdown = Shutdown::PeerClosed;
-            self.timers.set(Timer::Drain, self.now, self.config.drain_timeout);
+            self.timers
+                .set(Timer::Drain, self.now, self.config.drain_timeout);
         }
     }
 

@@ -11,94 +11,19 @@
 //!
 //! After every input, drain [`Client::poll_output`] until it returns `None`; then sleep until
 //! the socket is ready or [`Client::poll_timeout`] passes, and feed what happened back in.
-//! That is the whole contract. Here it is over a blocking `std` socket, against an echo
-//! server on 127.0.0.1:
+//! That is the whole contract. Here it is as a complete program over one blocking `std`
+//! socket, talking to an echo server it starts on 127.0.0.1 (this is
+//! `examples/blocking_echo.rs`; run it with `cargo run -p tcpclient-core --example
+//! blocking_echo`):
 //!
 //! ```
-//! use std::io::{ErrorKind, Read, Write};
-//! use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-//! use std::time::{Duration, Instant};
-//! use bytes::Bytes;
-//! use tcpclient_core::{Client, Config, Event, Input, Output};
-//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-//! # let port = listener.local_addr()?.port();
-//! # std::thread::spawn(move || {
-//! #     let (mut conn, _) = listener.accept().unwrap();
-//! #     std::io::copy(&mut conn.try_clone().unwrap(), &mut conn).unwrap();
-//! # });
-//!
-//! let mut client = Client::new(Config::new("localhost", port), Instant::now());
-//! client.handle_input(Instant::now(), Input::Send(Bytes::from_static(b"hello")))?;
-//! client.handle_input(Instant::now(), Input::Finish)?; // send it all, then close
-//!
-//! let mut socket: Option<TcpStream> = None;
-//! let mut buf = [0u8; 4096];
-//! loop {
-//!     while let Some(output) = client.poll_output() {
-//!         let now = Instant::now();
-//!         match output {
-//!             Output::Resolve { host, port } => {
-//!                 let addrs: Vec<_> = (host.as_str(), port).to_socket_addrs()?.collect();
-//!                 client.handle_input(now, Input::Resolved(&addrs))?;
-//!             }
-//!             Output::Connect(addr) => match TcpStream::connect(addr) {
-//!                 Ok(stream) => {
-//!                     socket = Some(stream);
-//!                     client.handle_input(now, Input::Connected)?;
-//!                 }
-//!                 Err(e) => client.handle_input(now, Input::ConnectFailed(e.kind()))?,
-//!             },
-//!             Output::Transmit(bytes) => {
-//!                 let result = socket.as_mut().map(|s| s.write_all(&bytes));
-//!                 match result {
-//!                     Some(Ok(())) => client.handle_input(now, Input::Written(bytes.len()))?,
-//!                     Some(Err(e)) => client.handle_input(now, Input::SocketError(e.kind()))?,
-//!                     None => {}
-//!                 }
-//!             }
-//!             Output::ShutdownWrite => {
-//!                 socket.as_ref().map(|s| s.shutdown(Shutdown::Write));
-//!             }
-//!             Output::Close => socket = None,
-//!             Output::Event(Event::Data(data)) => println!("received {data:?}"),
-//!             Output::Event(Event::Closed(report)) => {
-//!                 println!("{report}");
-//!                 assert!(report.is_clean());
-//!                 return Ok(());
-//!             }
-//!             Output::Event(other) => println!("{other:?}"),
-//!             _ => {}
-//!         }
-//!     }
-//!     // Wait for data or the next deadline, whichever comes first.
-//!     let wait = client.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
-//!     let input = match (&mut socket, client.wants_read()) {
-//!         (Some(s), true) => {
-//!             s.set_read_timeout(wait.map(|w| w.max(Duration::from_millis(1))))?;
-//!             match s.read(&mut buf) {
-//!                 Ok(0) => client.handle_input(Instant::now(), Input::PeerEof),
-//!                 Ok(n) => client.handle_input(Instant::now(), Input::Received(&buf[..n])),
-//!                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-//!                     client.handle_input(Instant::now(), Input::Timeout)
-//!                 }
-//!                 Err(e) => client.handle_input(Instant::now(), Input::SocketError(e.kind())),
-//!             }
-//!         }
-//!         _ => {
-//!             std::thread::sleep(wait.unwrap_or(Duration::from_millis(10)));
-//!             client.handle_input(Instant::now(), Input::Timeout)
-//!         }
-//!     };
-//!     input?;
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+#![doc = include_str!("../examples/blocking_echo.rs")]
 //! ```
 //!
 //! A real event loop writes without blocking: it keeps what a short write left over
 //! (`Bytes::split_to` copies nothing), reports [`Input::Written`] as bytes leave, and waits
-//! for writability. `examples/blocking_echo.rs` is this loop as a program; the
-//! `tcpclient-polling` and `tcpclient-sim` crates are the non-blocking and the simulated
-//! drivers.
+//! for writability: the `tcpclient-polling` crate is that driver, and `tcpclient-sim` runs
+//! the same core inside the turmoil network simulator.
 //!
 //! # What you can rely on
 //!
@@ -131,7 +56,10 @@
 //! | ConnectedSocketAdapter, selector | the driver |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod client;
 mod config;

@@ -33,7 +33,8 @@ impl CloseReport {
     ///
     /// An abort, an error, or a single undelivered byte makes a close unclean.
     pub fn is_clean(&self) -> bool {
-        matches!(self.result, Ok(Ending::Finished | Ending::PeerClosed)) && self.bytes_undelivered == 0
+        matches!(self.result, Ok(Ending::Finished | Ending::PeerClosed))
+            && self.bytes_undelivered == 0
     }
 }
 

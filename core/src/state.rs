@@ -141,7 +141,12 @@ mod tests {
         ];
         assert_eq!(
             interleave_families(input),
-            [addr("[::1]:1"), addr("10.0.0.1:1"), addr("[::2]:1"), addr("[::3]:1")]
+            [
+                addr("[::1]:1"),
+                addr("10.0.0.1:1"),
+                addr("[::2]:1"),
+                addr("[::3]:1")
+            ]
         );
     }
 }

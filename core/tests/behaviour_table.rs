@@ -46,7 +46,11 @@ fn delay() {
 
     assert_eq!(h.fire(), [Output::Connect(addr("127.0.0.1:7"))]);
     assert_eq!(h.elapsed(), ms(250));
-    assert_eq!(h.deadline(), Some(ms(250) + secs(30)), "connect timeout runs from the end of the delay");
+    assert_eq!(
+        h.deadline(),
+        Some(ms(250) + secs(30)),
+        "connect timeout runs from the end of the delay"
+    );
 }
 
 /// Kamaelia reports a refused connection as a clean end; here it is a typed error.
@@ -79,10 +83,23 @@ fn connect_timeout() {
         .with_connect_timeout(secs(10))
         .with_attempt_timeout(secs(3));
     let mut h = Harness::new(config);
-    assert_eq!(h.outputs(), [Output::Resolve { host: "db.test".into(), port: 5432 }]);
-    let addrs = [addr("10.0.0.1:5432"), addr("10.0.0.2:5432"), addr("10.0.0.3:5432")];
+    assert_eq!(
+        h.outputs(),
+        [Output::Resolve {
+            host: "db.test".into(),
+            port: 5432
+        }]
+    );
+    let addrs = [
+        addr("10.0.0.1:5432"),
+        addr("10.0.0.2:5432"),
+        addr("10.0.0.3:5432"),
+    ];
 
-    assert_eq!(h.input(Input::Resolved(&addrs)), [Output::Connect(addrs[0])]);
+    assert_eq!(
+        h.input(Input::Resolved(&addrs)),
+        [Output::Connect(addrs[0])]
+    );
     assert_eq!(h.deadline(), Some(secs(3)));
 
     assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[1])]);
@@ -90,7 +107,11 @@ fn connect_timeout() {
     assert_eq!(h.deadline(), Some(secs(6)));
 
     assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[2])]);
-    assert_eq!(h.deadline(), Some(secs(10)), "the last address gets what remains");
+    assert_eq!(
+        h.deadline(),
+        Some(secs(10)),
+        "the last address gets what remains"
+    );
 
     let outputs = h.fire();
     assert_eq!(h.elapsed(), secs(10));
@@ -103,19 +124,31 @@ fn connect_timeout() {
 #[test]
 fn name_resolution() {
     let mut h = Harness::new(Config::new("dual.test", 80));
-    assert_eq!(h.outputs(), [Output::Resolve { host: "dual.test".into(), port: 80 }]);
+    assert_eq!(
+        h.outputs(),
+        [Output::Resolve {
+            host: "dual.test".into(),
+            port: 80
+        }]
+    );
     assert_eq!(h.client.phase(), Phase::Resolving);
     let v6a = addr("[2001:db8::1]:80");
     let v6b = addr("[2001:db8::2]:80");
     let v4 = addr("192.0.2.1:80");
 
-    assert_eq!(h.input(Input::Resolved(&[v6a, v6b, v4])), [Output::Connect(v6a)]);
+    assert_eq!(
+        h.input(Input::Resolved(&[v6a, v6b, v4])),
+        [Output::Connect(v6a)]
+    );
     assert_eq!(
         h.input(Input::ConnectFailed(ErrorKind::NetworkUnreachable)),
         [Output::Close, Output::Connect(v4)],
         "the other family comes next"
     );
-    assert_eq!(h.input(Input::Connected), [Output::Event(Event::Connected(v4))]);
+    assert_eq!(
+        h.input(Input::Connected),
+        [Output::Event(Event::Connected(v4))]
+    );
     assert_eq!(h.client.peer_addr(), Some(v4));
 }
 
@@ -129,7 +162,10 @@ fn name_resolution_failure_is_a_typed_error_without_a_socket() {
     assert_eq!(outputs.len(), 1, "no socket was opened, so no Close");
     assert_eq!(
         closed(&outputs).result,
-        Err(Error::Resolve { host: "nowhere.invalid".into(), kind: ErrorKind::NotFound })
+        Err(Error::Resolve {
+            host: "nowhere.invalid".into(),
+            kind: ErrorKind::NotFound
+        })
     );
 }
 
@@ -140,7 +176,12 @@ fn name_resolution_to_nothing_is_a_typed_error() {
 
     let outputs = h.input(Input::Resolved(&[]));
 
-    assert_eq!(closed(&outputs).result, Err(Error::NoAddresses { host: "empty.test".into() }));
+    assert_eq!(
+        closed(&outputs).result,
+        Err(Error::NoAddresses {
+            host: "empty.test".into()
+        })
+    );
 }
 
 /// Kamaelia drops data queued before the connection is up; we connect, deliver, then close.
@@ -150,7 +191,11 @@ fn producer_finished_before_connected() {
     assert_eq!(h.outputs(), [Output::Connect(addr("127.0.0.1:7"))]);
     h.input(Input::Send(data(b"0123456789")));
     assert_eq!(h.input(Input::Finish), []);
-    assert_eq!(h.client.phase(), Phase::Connecting, "finishing still connects first");
+    assert_eq!(
+        h.client.phase(),
+        Phase::Connecting,
+        "finishing still connects first"
+    );
 
     assert_eq!(
         h.input(Input::Connected),
@@ -159,16 +204,30 @@ fn producer_finished_before_connected() {
             Output::Transmit(data(b"0123456789")),
         ]
     );
-    assert_eq!(h.deadline(), Some(secs(10)), "the drain deadline starts with the connection");
+    assert_eq!(
+        h.deadline(),
+        Some(secs(10)),
+        "the drain deadline starts with the connection"
+    );
     assert_eq!(h.input(Input::Written(10)), [Output::ShutdownWrite]);
     assert_eq!(h.client.phase(), Phase::Draining);
 
     let outputs = h.input(Input::PeerEof);
 
-    assert_eq!(outputs[..2], [Output::Event(Event::PeerClosed), Output::Close]);
+    assert_eq!(
+        outputs[..2],
+        [Output::Event(Event::PeerClosed), Output::Close]
+    );
     let report = closed(&outputs);
     assert_eq!(report.result, Ok(Ending::Finished));
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 10, 0));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (10, 10, 0)
+    );
     assert!(report.is_clean());
 }
 
@@ -183,7 +242,14 @@ fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails(
 
     let report = closed(&outputs);
     assert!(matches!(report.result, Err(Error::Connect { .. })));
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 0, 10));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (10, 0, 10)
+    );
 }
 
 /// Kamaelia makes one more flush attempt and loses the rest; we flush everything, FIN,
@@ -197,7 +263,11 @@ fn producer_finished_while_connected() {
     pair.advance(secs(1));
 
     pair.input(Input::Finish);
-    assert_eq!(pair.h.deadline(), Some(secs(11)), "drain deadline: finish + drain timeout");
+    assert_eq!(
+        pair.h.deadline(),
+        Some(secs(11)),
+        "drain deadline: finish + drain timeout"
+    );
     assert!(!pair.server.got_fin, "no FIN while bytes are still queued");
 
     pair.write_budget = None;
@@ -212,11 +282,22 @@ fn producer_finished_while_connected() {
 
     assert_eq!(
         pair.take_events()[1..],
-        [Event::Data(data(b"late reply")), Event::PeerClosed, pair.events().last().unwrap().clone()]
+        [
+            Event::Data(data(b"late reply")),
+            Event::PeerClosed,
+            pair.events().last().unwrap().clone()
+        ]
     );
     let report = closed(&pair.log);
     assert_eq!(report.result, Ok(Ending::Finished));
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_received), (23, 23, 10));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_received
+        ),
+        (23, 23, 10)
+    );
     assert!(report.peer_closed);
 }
 
@@ -231,7 +312,11 @@ fn producer_finished_while_connected_ends_at_the_drain_deadline_if_the_peer_neve
 
     assert_eq!(pair.h.elapsed(), secs(10));
     let report = closed(&pair.log);
-    assert_eq!(report.result, Ok(Ending::Finished), "everything was delivered");
+    assert_eq!(
+        report.result,
+        Ok(Ending::Finished),
+        "everything was delivered"
+    );
     assert!(!report.peer_closed);
     assert!(report.is_clean());
 }
@@ -265,9 +350,20 @@ fn shutdown_microprocess() {
     assert_eq!(pair.log[before], Output::Close);
     let report = closed(&pair.log);
     assert_eq!(report.result, Ok(Ending::Aborted));
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (10, 5, 5));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (10, 5, 5)
+    );
     assert!(!report.is_clean());
-    assert_eq!(pair.log.len(), before + 2, "Close, then Closed, and nothing else");
+    assert_eq!(
+        pair.log.len(),
+        before + 2,
+        "Close, then Closed, and nothing else"
+    );
 }
 
 /// Kamaelia ends everything on the peer's EOF and drops what was queued. We report it and,
@@ -279,10 +375,15 @@ fn peer_closes() {
     pair.send(b"still queued");
 
     pair.server_fin();
-    assert_eq!(pair.take_events(), [Event::Connected(addr("127.0.0.1:7")), Event::PeerClosed]);
+    assert_eq!(
+        pair.take_events(),
+        [Event::Connected(addr("127.0.0.1:7")), Event::PeerClosed]
+    );
     assert_eq!(pair.h.client.phase(), Phase::Draining);
     assert!(matches!(
-        pair.h.client.handle_input(pair.h.now, Input::Send(data(b"more"))),
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Send(data(b"more"))),
         Err(InvalidInput::SendAfterShutdown { .. })
     ));
 
@@ -302,7 +403,11 @@ fn peer_closes_and_the_half_open_connection_keeps_sending() {
     pair.server_fin();
     assert_eq!(pair.take_events()[1..], [Event::PeerClosed]);
     assert_eq!(pair.h.client.phase(), Phase::Connected);
-    assert_eq!(pair.h.deadline(), None, "half-open waits for the application");
+    assert_eq!(
+        pair.h.deadline(),
+        None,
+        "half-open waits for the application"
+    );
 
     pair.send(b"the answer");
     assert_eq!(pair.server.plaintext, b"the answer");
@@ -338,7 +443,10 @@ fn makessl() {
     pair.drive();
     pair.server.start_tls(pki.server_config());
 
-    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::StartTls)
+        .unwrap();
     assert_eq!(pair.h.client.phase(), Phase::TlsHandshaking);
     pair.drive();
 
@@ -347,9 +455,16 @@ fn makessl() {
     let Event::TlsEstablished(info) = &events[2] else {
         panic!("expected TlsEstablished, got {events:?}");
     };
-    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        info.protocol_version,
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
     assert_eq!(pair.h.client.phase(), Phase::Connected);
-    assert_eq!(pair.h.deadline(), None, "the handshake deadline is disarmed");
+    assert_eq!(
+        pair.h.deadline(),
+        None,
+        "the handshake deadline is disarmed"
+    );
 
     pair.send(b"AUTH secret");
     assert_eq!(pair.server.decrypted, b"AUTH secret");
@@ -367,7 +482,10 @@ fn makessl_refuses_an_untrusted_certificate() {
 
     let report = closed(&pair.log);
     assert!(
-        matches!(report.result, Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))),
+        matches!(
+            report.result,
+            Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))
+        ),
         "{report:?}"
     );
 }
@@ -420,9 +538,17 @@ fn outgoing_queue() {
     pair.input(Input::Send(Bytes::from(vec![1; 600])));
     assert_eq!(pair.h.client.send_capacity(), 400);
 
-    let refused = pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from(vec![2; 600])));
+    let refused = pair
+        .h
+        .client
+        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![2; 600])));
 
-    let Err(InvalidInput::QueueFull { data: back, queued: 600, limit: 1000 }) = refused else {
+    let Err(InvalidInput::QueueFull {
+        data: back,
+        queued: 600,
+        limit: 1000,
+    }) = refused
+    else {
         panic!("expected QueueFull, got {refused:?}");
     };
     assert_eq!(back, vec![2; 600], "the refused data comes back");
@@ -447,7 +573,12 @@ fn outgoing_queue_takes_one_oversized_send_when_empty() {
     pair.input(Input::Send(Bytes::from(vec![0; 50])));
 
     assert_eq!(pair.h.client.bytes_queued(), 50);
-    assert!(pair.h.client.handle_input(pair.h.now, Input::Send(data(b"x"))).is_err());
+    assert!(
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Send(data(b"x")))
+            .is_err()
+    );
 }
 
 /// Kamaelia holds a chunk back while its outbox is full. The core holds nothing: each read
@@ -459,8 +590,14 @@ fn outbox_full() {
     h.outputs();
     h.input(Input::Connected);
 
-    assert_eq!(h.input(Input::Received(b"one")), [Output::Event(Event::Data(data(b"one")))]);
-    assert_eq!(h.input(Input::Received(b"two")), [Output::Event(Event::Data(data(b"two")))]);
+    assert_eq!(
+        h.input(Input::Received(b"one")),
+        [Output::Event(Event::Data(data(b"one")))]
+    );
+    assert_eq!(
+        h.input(Input::Received(b"two")),
+        [Output::Event(Event::Data(data(b"two")))]
+    );
     assert_eq!(h.client.bytes_received(), 6);
     assert!(h.client.wants_read());
 

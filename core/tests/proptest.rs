@@ -56,16 +56,18 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn setup(tls: bool) -> impl Strategy<Value = Setup> {
-    (any::<[u8; 8]>(), any::<[u8; 4]>(), any::<[bool; 3]>()).prop_map(move |(b, timeouts, flags)| Setup {
-        delay_10ms: b[0] % 4,
-        resolve: flags[0],
-        tls_config: tls || flags[1],
-        tls_first: tls && flags[2],
-        half_open: b[1] % 2 == 0,
-        idle_100ms: if b[2] % 3 == 0 { b[3] } else { 0 },
-        limit_shift: b[4],
-        timeout_100ms: timeouts,
-    })
+    (any::<[u8; 8]>(), any::<[u8; 4]>(), any::<[bool; 3]>()).prop_map(
+        move |(b, timeouts, flags)| Setup {
+            delay_10ms: b[0] % 4,
+            resolve: flags[0],
+            tls_config: tls || flags[1],
+            tls_first: tls && flags[2],
+            half_open: b[1] % 2 == 0,
+            idle_100ms: if b[2] % 3 == 0 { b[3] } else { 0 },
+            limit_shift: b[4],
+            timeout_100ms: timeouts,
+        },
+    )
 }
 
 fn assert_ok(scenario: &Scenario) -> Result<(), TestCaseError> {

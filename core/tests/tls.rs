@@ -43,7 +43,10 @@ fn tls_from_the_start_exchanges_data_both_ways() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     assert!(pair.server.tls_established());
-    assert!(pair.server.plaintext.is_empty(), "not one plaintext byte on the wire");
+    assert!(
+        pair.server.plaintext.is_empty(),
+        "not one plaintext byte on the wire"
+    );
 
     pair.send(b"ping");
     pair.server.send(b"pong");
@@ -70,10 +73,19 @@ fn tls_established_reports_version_suite_and_alpn() {
     let Event::TlsEstablished(info) = &pair.events()[1] else {
         panic!("{:?}", pair.events());
     };
-    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
-    assert_eq!(info.cipher_suite, Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384));
+    assert_eq!(
+        info.protocol_version,
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(
+        info.cipher_suite,
+        Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+    );
     assert_eq!(info.alpn_protocol.as_deref(), Some(&b"h2"[..]));
-    assert_eq!(info.to_string(), "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2");
+    assert_eq!(
+        info.to_string(),
+        "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2"
+    );
 }
 
 #[test]
@@ -99,17 +111,30 @@ fn sends_during_the_handshake_wait_and_leave_encrypted_after_it() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
     pair.server.start_tls(pki.server_config());
-    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
-    pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from_static(b"early"))).unwrap();
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::StartTls)
+        .unwrap();
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::Send(Bytes::from_static(b"early")))
+        .unwrap();
 
     let first = pair.h.outputs();
 
-    assert_eq!(transmits(&first).len(), 1, "only the ClientHello leaves before the handshake");
+    assert_eq!(
+        transmits(&first).len(),
+        1,
+        "only the ClientHello leaves before the handshake"
+    );
     assert_eq!(first[0], Output::Transmit(first_transmit(&first)));
     assert_eq!(pair.h.client.phase(), Phase::TlsHandshaking);
     pair.log.extend(first.clone());
     pair.server.receive(&first_transmit(&first));
-    pair.h.client.handle_input(pair.h.now, Input::Written(first_transmit(&first).len())).unwrap();
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::Written(first_transmit(&first).len()))
+        .unwrap();
     pair.drive();
     assert_eq!(pair.server.decrypted, b"early");
     assert!(pair.server.plaintext.is_empty());
@@ -125,14 +150,21 @@ fn many_small_sends_before_one_drain_become_one_record() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     for _ in 0..100 {
         let message = Bytes::from(vec![b'x'; 64]);
-        pair.h.client.handle_input(pair.h.now, Input::Send(message)).unwrap();
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Send(message))
+            .unwrap();
     }
 
     let outputs = pair.h.outputs();
 
     let records = transmits(&outputs);
     assert_eq!(records.len(), 1, "6,400 bytes fit one record");
-    assert_eq!(records[0].len(), 6400 + 22, "TLS 1.3 overhead: 5 header + 1 type + 16 tag");
+    assert_eq!(
+        records[0].len(),
+        6400 + 22,
+        "TLS 1.3 overhead: 5 header + 1 type + 16 tag"
+    );
 }
 
 #[test]
@@ -147,10 +179,15 @@ fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
     assert!(pair.server.got_fin);
     assert_eq!(pair.server.decrypted, b"QUIT\r\n");
     assert_eq!(pair.h.client.phase(), Phase::Draining);
-    assert!(matches!(
-        pair.h.client.handle_input(pair.h.now, Input::Send(Bytes::from_static(b"x"))),
-        Err(InvalidInput::SendAfterShutdown { .. })
-    ), "rustls would accept this; the core refuses it");
+    assert!(
+        matches!(
+            pair.h
+                .client
+                .handle_input(pair.h.now, Input::Send(Bytes::from_static(b"x"))),
+            Err(InvalidInput::SendAfterShutdown { .. })
+        ),
+        "rustls would accept this; the core refuses it"
+    );
 
     pair.server.send(b"221 bye\r\n");
     pair.server.send_close_notify();
@@ -158,7 +195,13 @@ fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
 
     let events = pair.events();
     let n = events.len();
-    assert_eq!(events[n - 3..n - 1], [Event::Data(Bytes::from_static(b"221 bye\r\n")), Event::PeerClosed]);
+    assert_eq!(
+        events[n - 3..n - 1],
+        [
+            Event::Data(Bytes::from_static(b"221 bye\r\n")),
+            Event::PeerClosed
+        ]
+    );
     let report = closed(&pair.log);
     assert_eq!(report.result, Ok(Ending::Finished));
     assert!(report.peer_closed);
@@ -203,7 +246,10 @@ fn truncation_without_close_notify_is_unexpected_eof() {
 
     let report = closed(&pair.log);
     assert_eq!(report.result, Err(Error::UnexpectedEof));
-    assert_eq!(report.bytes_undelivered, 0, "our side was delivered; theirs may be cut");
+    assert_eq!(
+        report.bytes_undelivered, 0,
+        "our side was delivered; theirs may be cut"
+    );
 }
 
 #[test]
@@ -223,7 +269,10 @@ fn an_untrusted_certificate_is_refused() {
     let other_ca = Pki::new();
     let mut pair = tls_pair(&pki, other_ca.client_tls("localhost"));
 
-    assert!(matches!(tls_error(&pair), TlsError::CertificateNotTrusted { .. }));
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::CertificateNotTrusted { .. }
+    ));
     assert!(pair.server.decrypted.is_empty());
     pair.drive();
 }
@@ -233,7 +282,10 @@ fn a_certificate_for_another_name_is_refused() {
     let pki = Pki::with_leaf(Leaf::WrongName);
     let pair = tls_pair(&pki, pki.client_tls("localhost"));
 
-    assert!(matches!(tls_error(&pair), TlsError::CertificateNameMismatch { .. }));
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::CertificateNameMismatch { .. }
+    ));
 }
 
 #[test]
@@ -241,7 +293,10 @@ fn an_expired_certificate_is_refused() {
     let pki = Pki::with_leaf(Leaf::Expired);
     let pair = tls_pair(&pki, pki.client_tls("localhost"));
 
-    assert!(matches!(tls_error(&pair), TlsError::CertificateExpired { .. }));
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::CertificateExpired { .. }
+    ));
 }
 
 #[test]
@@ -265,7 +320,9 @@ fn a_handshake_failure_alert_is_reported() {
 
     assert_eq!(
         tls_error(&pair),
-        TlsError::AlertReceived { alert: "NoApplicationProtocol".into() }
+        TlsError::AlertReceived {
+            alert: "NoApplicationProtocol".into()
+        }
     );
 }
 
@@ -278,7 +335,11 @@ fn garbage_instead_of_a_server_hello_is_a_corrupt_message() {
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
     pair.drive();
 
-    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }), "{:?}", pair.log.last());
+    assert!(
+        matches!(tls_error(&pair), TlsError::CorruptMessage { .. }),
+        "{:?}",
+        pair.log.last()
+    );
 }
 
 #[test]
@@ -286,7 +347,8 @@ fn a_garbage_record_after_the_handshake_is_a_corrupt_message() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
 
-    pair.server.send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
     pair.server.send_raw(&[0u8; 28]);
     pair.drive();
 
@@ -320,10 +382,16 @@ fn start_tls_without_a_tls_config_or_twice_is_refused() {
 
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
-    pair.h.client.handle_input(pair.h.now, Input::StartTls).unwrap();
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::StartTls)
+        .unwrap();
     assert!(matches!(
         pair.h.client.handle_input(pair.h.now, Input::StartTls),
-        Err(InvalidInput::Unexpected { input: "StartTls", .. })
+        Err(InvalidInput::Unexpected {
+            input: "StartTls",
+            ..
+        })
     ));
 }
 
@@ -337,10 +405,21 @@ fn a_record_counts_as_written_only_when_all_of_it_is() {
     pair.input(Input::Send(Bytes::from(vec![7; 1000])));
 
     assert_eq!(pair.server.wire.len() - wire_before, 100);
-    assert_eq!(pair.h.client.bytes_written(), 0, "a partial record delivers nothing");
+    assert_eq!(
+        pair.h.client.bytes_written(),
+        0,
+        "a partial record delivers nothing"
+    );
     pair.input(Input::Abort);
     let report = closed(&pair.log);
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (1000, 0, 1000));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (1000, 0, 1000)
+    );
 }
 
 #[test]
@@ -356,7 +435,17 @@ fn plaintext_accounting_holds_under_tls() {
 
     let report = closed(&pair.log);
     assert_eq!(pair.server.decrypted.len(), 40_000);
-    assert_eq!((report.bytes_accepted, report.bytes_written, report.bytes_undelivered), (40_000, 40_000, 0));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (40_000, 40_000, 0)
+    );
     assert_eq!(report.wire_bytes_written as usize, pair.server.wire.len());
-    assert!(report.wire_bytes_written > 40_000 + 3 * 22, "three records plus the handshake");
+    assert!(
+        report.wire_bytes_written > 40_000 + 3 * 22,
+        "three records plus the handshake"
+    );
 }

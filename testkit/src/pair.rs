@@ -133,7 +133,10 @@ impl Pair {
                 Output::Connect(_) => self.socket_open = true,
                 Output::Transmit(bytes) => self.pending.push_back(bytes.clone()),
                 Output::ShutdownWrite => {
-                    assert!(self.pending.is_empty(), "FIN before every transmit was written");
+                    assert!(
+                        self.pending.is_empty(),
+                        "FIN before every transmit was written"
+                    );
                     self.server.got_fin = true;
                 }
                 Output::Close => {

@@ -36,7 +36,11 @@ pub struct Setup {
 impl Setup {
     /// The client configuration this setup describes (without TLS; the world adds it).
     pub fn config(&self) -> Config {
-        let host = if self.resolve { "server.test" } else { "127.0.0.1" };
+        let host = if self.resolve {
+            "server.test"
+        } else {
+            "127.0.0.1"
+        };
         let step = |n: u8| Duration::from_millis(100 * u64::from(n.max(1)));
         let [connect, attempt, drain, handshake] = self.timeout_100ms;
         Config::new(host, 4433)

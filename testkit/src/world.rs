@@ -235,7 +235,10 @@ impl World {
             self.phases.push(phase);
         }
         if (phase == Phase::Closed) != self.closed.is_some() {
-            return Err(self.violation(format!("phase {phase:?} but Closed seen: {}", self.closed.is_some())));
+            return Err(self.violation(format!(
+                "phase {phase:?} but Closed seen: {}",
+                self.closed.is_some()
+            )));
         }
         Ok(())
     }
@@ -273,7 +276,9 @@ impl World {
             Output::Event(Event::Data(data)) => self.received.extend_from_slice(&data),
             Output::Event(Event::Closed(report)) => self.closed_with(report)?,
             Output::Event(_) => {}
-            other => return Err(self.violation(format!("an output the model does not know: {other:?}"))),
+            other => {
+                return Err(self.violation(format!("an output the model does not know: {other:?}")));
+            }
         }
         Ok(())
     }
@@ -286,22 +291,36 @@ impl World {
         self.resolving = false;
         let fail = |what: String| Err(self.violation(format!("{what}; report {report:?}")));
         if report.bytes_accepted != self.accepted {
-            return fail(format!("accepted {} but the report says {}", self.accepted, report.bytes_accepted));
+            return fail(format!(
+                "accepted {} but the report says {}",
+                self.accepted, report.bytes_accepted
+            ));
         }
         if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
             return fail("written + undelivered != accepted".into());
         }
         if report.bytes_received != self.received.len() as u64 {
-            return fail(format!("received {} but the report says {}", self.received.len(), report.bytes_received));
+            return fail(format!(
+                "received {} but the report says {}",
+                self.received.len(),
+                report.bytes_received
+            ));
         }
         if report.wire_bytes_written != self.wire_written {
-            return fail(format!("wrote {} wire bytes but the report says {}", self.wire_written, report.wire_bytes_written));
+            return fail(format!(
+                "wrote {} wire bytes but the report says {}",
+                self.wire_written, report.wire_bytes_written
+            ));
         }
         if self.server.tls_error.is_none() {
             let mut at_server = self.server.plaintext.clone();
             at_server.extend_from_slice(&self.server.decrypted);
             if at_server.len() as u64 != report.bytes_written {
-                return fail(format!("the server has {} bytes but the report says {} were written", at_server.len(), report.bytes_written));
+                return fail(format!(
+                    "the server has {} bytes but the report says {} were written",
+                    at_server.len(),
+                    report.bytes_written
+                ));
             }
             if at_server != pattern(0, at_server.len(), client_byte) {
                 return fail("the server received bytes out of order or corrupted".into());
@@ -412,7 +431,9 @@ impl World {
         }
         let mut written = 0;
         while written < max {
-            let Some(front) = self.pending.front_mut() else { break };
+            let Some(front) = self.pending.front_mut() else {
+                break;
+            };
             let chunk = front.split_to(front.len().min(max - written));
             if front.is_empty() {
                 self.pending.pop_front();
@@ -438,8 +459,12 @@ impl World {
             let n = self.inbound.len().min(max);
             let data: Vec<u8> = self.inbound.drain(..n).collect();
             self.expect_accepted(Input::Received(&data))?;
-            if !self.server_raw && !pattern(0, self.received.len(), server_byte).starts_with(&self.received) {
-                return Err(self.violation("the application received bytes the server did not send"));
+            if !self.server_raw
+                && !pattern(0, self.received.len(), server_byte).starts_with(&self.received)
+            {
+                return Err(
+                    self.violation("the application received bytes the server did not send")
+                );
             }
             return Ok(true);
         }
@@ -456,11 +481,15 @@ impl World {
             return Ok(());
         };
         self.now = self.now.max(deadline);
-        self.input(Input::Timeout)?.map_err(|e| self.violation(format!("Timeout refused: {e}")))?;
+        self.input(Input::Timeout)?
+            .map_err(|e| self.violation(format!("Timeout refused: {e}")))?;
         if let Some(next) = self.client.poll_timeout()
             && next <= self.now
         {
-            return Err(self.violation(format!("after a Timeout a deadline is left in the past: {:?}", next - self.start)));
+            return Err(self.violation(format!(
+                "after a Timeout a deadline is left in the past: {:?}",
+                next - self.start
+            )));
         }
         Ok(())
     }

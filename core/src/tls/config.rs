@@ -29,10 +29,7 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
 /// let config = tls::client_config(roots, &[b"imap"]).unwrap();
 /// let tls = TlsConfig::new(config, ServerName::try_from("mail.example.org").unwrap());
 /// ```
-pub fn client_config(
-    roots: RootCertStore,
-    alpn: &[&[u8]],
-) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     let mut config = ClientConfig::builder_with_provider(ring_provider())
         .with_safe_default_protocol_versions()
         .map_err(config_error)?

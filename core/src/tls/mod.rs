@@ -123,9 +123,12 @@ impl TlsSession {
         let was_handshaking = self.conn.is_handshaking();
         let mut plaintext = Vec::new();
         while !data.is_empty() && !self.peer_closed {
-            let read = self.conn.read_tls(&mut data).map_err(|e| TlsError::CorruptMessage {
-                reason: e.to_string(),
-            })?;
+            let read = self
+                .conn
+                .read_tls(&mut data)
+                .map_err(|e| TlsError::CorruptMessage {
+                    reason: e.to_string(),
+                })?;
             let state = self.conn.process_new_packets().map_err(classify)?;
             self.drain_plaintext(state.plaintext_bytes_to_read(), &mut plaintext)?;
             if state.peer_has_closed() {
@@ -168,7 +171,10 @@ impl TlsSession {
         }
         let start = into.len();
         into.resize(start + available, 0);
-        self.conn.reader().read_exact(&mut into[start..]).map_err(other)
+        self.conn
+            .reader()
+            .read_exact(&mut into[start..])
+            .map_err(other)
     }
 }
 
