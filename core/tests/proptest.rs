@@ -36,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::WriteAll),
         3 => (0u16..3000).prop_map(Op::ServerSend),
         1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::ServerRaw),
+        1 => (any::<u16>(), any::<u8>()).prop_map(|(at, xor)| Op::Corrupt { at, xor }),
         1 => Just(Op::ServerCloseNotify),
         2 => (0u16..2000).prop_map(Op::Deliver),
         2 => Just(Op::DeliverAll),

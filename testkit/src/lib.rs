@@ -14,4 +14,4 @@ pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, server_name};
 pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
-pub use world::{Outcome, Violation, check, run};
+pub use world::{Outcome, Violation, check, lifecycle, run, server_bytes};

@@ -86,6 +86,13 @@ pub enum Op {
     ServerSend(u16),
     /// The server sends raw bytes, valid TLS or not.
     ServerRaw(Vec<u8>),
+    /// Flips bits of one byte the server sent that the client has not read yet.
+    Corrupt {
+        /// Which byte, modulo the bytes waiting.
+        at: u16,
+        /// The bits to flip (0 flips one anyway).
+        xor: u8,
+    },
     /// The server sends its TLS `close_notify`.
     ServerCloseNotify,
     /// The client reads up to this many of the bytes the server sent.

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -80,6 +80,8 @@ pub fn check(scenario: &Scenario) -> Result<Outcome, Violation> {
 /// Runs `scenario` once, checking every invariant but determinism.
 pub fn run(scenario: &Scenario) -> Result<Outcome, Violation> {
     let mut world = World::new(scenario);
+    // The client may have asked for something already (a Connect to an IP literal).
+    world.drain()?;
     if scenario.setup.tls_first {
         world.apply(&Op::StartTls)?;
     }
@@ -90,10 +92,74 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, Violation> {
     world.outcome()
 }
 
+/// The `lifecycle` target: the scenario on a network that settles after every step, so
+/// sessions go the distance; checked twice for determinism.
+pub fn lifecycle(data: &[u8]) -> Result<Outcome, Violation> {
+    let mut scenario = Scenario::decode(data);
+    scenario.ops = scenario
+        .ops
+        .into_iter()
+        .flat_map(|op| [op, Op::Settle])
+        .collect();
+    check(&scenario)
+}
+
+/// The `server_bytes` target: a TLS client takes arbitrary bytes from the server before,
+/// during or after the handshake, or a real handshake with bytes flipped.
+pub fn server_bytes(data: &[u8]) -> Result<Outcome, Violation> {
+    let (mode, rest) = data.split_first().unwrap_or((&0, &[]));
+    let setup = crate::Setup {
+        tls_config: true,
+        tls_first: mode & 1 == 1,
+        half_open: mode & 2 == 2,
+        ..crate::Setup::default()
+    };
+    let mut ops = vec![Op::Settle];
+    if !setup.tls_first {
+        ops.push(Op::StartTls);
+    }
+    let raw = rest.chunks(64).map(|chunk| Op::ServerRaw(chunk.to_vec()));
+    match (mode >> 2) % 3 {
+        // Garbage instead of the server's first flight.
+        0 => ops.extend(raw),
+        // A real handshake, then garbage where records should be.
+        1 => {
+            ops.extend([Op::Settle, Op::ServerSend(100)]);
+            ops.extend(raw);
+        }
+        // A real first flight with bytes flipped: pairs of (position, bits).
+        _ => {
+            ops.extend([Op::WriteAll, Op::ServerSend(50)]);
+            ops.extend(rest.chunks(3).map(|c| Op::Corrupt {
+                at: u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]),
+                xor: *c.get(2).unwrap_or(&1),
+            }));
+        }
+    }
+    ops.extend([Op::DeliverAll, Op::Settle]);
+    run(&Scenario { setup, ops })
+}
+
 /// The certificates every scenario shares: making keys is the slow part.
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(Pki::new)
+}
+
+/// The client side, built once; resumption is off so no run depends on an earlier one.
+fn client_tls() -> &'static TlsConfig {
+    static TLS: OnceLock<TlsConfig> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let mut config = (*tls::client_config(pki().roots(), &[]).expect("client config")).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        TlsConfig::new(Arc::new(config), server_name("localhost"))
+    })
+}
+
+/// The server side, built once.
+fn server_config() -> &'static Arc<rustls::ServerConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ServerConfig>> = OnceLock::new();
+    CONFIG.get_or_init(|| pki().server_config())
 }
 
 /// Byte `i` of the stream the application sends: order mistakes change the bytes.
@@ -152,8 +218,7 @@ impl World {
         let setup = &scenario.setup;
         let mut config = setup.config();
         if setup.tls_config {
-            let client = tls::client_config(pki().roots(), &[]).expect("client config");
-            config = config.with_tls(TlsConfig::new(client, server_name("localhost")));
+            config = config.with_tls(client_tls().clone());
         }
         let limit = config.send_limit;
         let start = Instant::now();
@@ -336,8 +401,8 @@ impl World {
             Op::StartTls => {
                 let plaintext_before = self.accepted as usize;
                 if self.input(Input::StartTls)?.is_ok() {
-                    let config = pki().server_config();
-                    self.server.start_tls_at(plaintext_before, config);
+                    self.server
+                        .start_tls_at(plaintext_before, server_config().clone());
                 }
             }
             Op::Finish => drop(self.input(Input::Finish)?),
@@ -370,6 +435,14 @@ impl World {
             Op::ServerRaw(raw) => {
                 self.server_raw = true;
                 self.server.send_raw(&raw[..raw.len().min(64)]);
+            }
+            Op::Corrupt { at, xor } => {
+                self.inbound.extend(self.server.take_outgoing());
+                let waiting = self.inbound.len();
+                if waiting > 0 {
+                    self.server_raw = true;
+                    self.inbound[usize::from(*at) % waiting] ^= (*xor).max(1);
+                }
             }
             Op::ServerCloseNotify => self.server.send_close_notify(),
             Op::Deliver(n) => drop(self.deliver(usize::from(*n))?),

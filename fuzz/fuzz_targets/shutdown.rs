@@ -1,0 +1,12 @@
+//! Any operation sequence, in any state, with or without TLS: every invariant of DESIGN.md
+//! section 3 must hold after every step and at the end (see `tcpclient_testkit::run`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tcpclient_testkit::{Scenario, run};
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(violation) = run(&Scenario::decode(data)) {
+        panic!("{violation}");
+    }
+});
