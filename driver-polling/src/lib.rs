@@ -1,1 +1,28 @@
-//! placeholder
+//! Runs [`tcpclient_core`] clients over real non-blocking sockets, and ships the `tcpclient`
+//! command.
+//!
+//! Two ways in:
+//!
+//! - [`EventLoop`]: single-threaded. Create connections, call [`EventLoop::turn`] in your
+//!   loop, take events from [`EventLoop::poll_event`]. Requests go straight to the client,
+//!   so a full send queue is refused synchronously with the data handed back.
+//! - [`Runtime`]: the same loop on a thread of its own, and a [`Connection`] handle per
+//!   connection that any thread can use — `send` / `start_tls` / `finish` / `abort` in,
+//!   [`Notification`]s out, like the boxes of Kamaelia's `TCPClient`.
+//!
+//! The loop is a `polling::Poller` in oneshot mode, re-armed each turn from what each client
+//! wants; the next client deadline is the wait timeout. Connects are non-blocking (socket2),
+//! names are resolved on helper threads, queued transmits are gathered into `writev` calls,
+//! and all reads share one buffer. The driver decides nothing: every decision — what to
+//! send, when to give up, what to report — is the core's.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod demo;
+mod event_loop;
+mod runtime;
+mod socket;
+
+pub use event_loop::{ConnId, EventLoop, Waker};
+pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
+pub use tcpclient_core;

@@ -1,0 +1,152 @@
+//! The command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Connect to HOST PORT: standard input goes to the server, what the server sends goes to
+/// standard output, like `nc`. With --tls or --starttls the session is encrypted and the
+/// server's certificate verified, like `openssl s_client`.
+///
+/// End of input shuts the connection down gracefully: everything is delivered, then the
+/// client half-closes and prints what arrives until the server closes (or --drain-timeout).
+/// Ctrl-C does the same; a second Ctrl-C aborts. The exit status is 0 for a clean close and
+/// 1 otherwise (an error, undelivered bytes, a TLS session cut short), with a one-line
+/// reason on standard error.
+#[derive(Debug, Parser)]
+#[command(name = "tcpclient", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Host name or IP address to connect to.
+    #[arg(required = true)]
+    pub host: Option<String>,
+
+    /// TCP port.
+    #[arg(required = true)]
+    pub port: Option<u16>,
+
+    /// Speak TLS from the first byte.
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls: bool,
+
+    /// Run this protocol's STARTTLS dialogue, then switch to TLS.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub starttls: Option<StartTlsProtocol>,
+
+    /// Trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub cafile: Option<PathBuf>,
+
+    /// The name to send in SNI and to verify the certificate against [default: HOST].
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+
+    /// Offer these ALPN protocols, most preferred first (comma-separated).
+    #[arg(long, value_name = "PROTOCOLS", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+
+    /// Do not verify the server's certificate. The session is encrypted but anyone on the
+    /// path can read and change it.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// The host name to announce in the SMTP EHLO.
+    #[arg(long, value_name = "NAME", default_value = "mail.example.com")]
+    pub name: String,
+
+    /// Wait this long before connecting (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub delay: Duration,
+
+    /// Give up connecting after this long, all addresses included.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub connect_timeout: Duration,
+
+    /// Bound the graceful shutdown (flush, close_notify, FIN, wait for the server) by this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub drain_timeout: Duration,
+
+    /// Close when nothing is sent or received for this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Send this file instead of standard input, then shut down gracefully.
+    #[arg(long, value_name = "PATH")]
+    pub send_file: Option<PathBuf>,
+
+    /// Pace --send-file to this many bytes per second.
+    #[arg(long, value_name = "BYTES_PER_SEC", requires = "send_file", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+
+    /// Write every lifecycle event to standard error as one JSON line.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Say what happens (connected, TLS parameters, the close report) on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scripted session against an embedded server on 127.0.0.1: connect, plaintext
+    /// exchange, STARTTLS, encrypted exchange, graceful shutdown. Needs no network or files.
+    Demo,
+}
+
+/// The STARTTLS dialogues, named as `openssl s_client -starttls` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartTlsProtocol {
+    /// SMTP (RFC 3207): EHLO, then STARTTLS, expecting 220.
+    Smtp,
+    /// IMAP (RFC 3501): CAPABILITY, then STARTTLS, expecting OK.
+    Imap,
+    /// POP3 (RFC 2595): STLS, expecting +OK.
+    Pop3,
+    /// FTP (RFC 4217): AUTH TLS, expecting 234.
+    Ftp,
+}
+
+/// Parses `1.5`, `250ms`, `2s`, `1m` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 500ms, 2s, 1m)"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is not a valid duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_units_people_type() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

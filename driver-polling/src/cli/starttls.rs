@@ -1,0 +1,107 @@
+//! The STARTTLS dialogues of `--starttls`, as `openssl s_client -starttls` runs them, but
+//! checking every reply code and refusing injected plaintext.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::json;
+use tcpclient_core::Event;
+
+use super::Failure;
+use super::args::StartTlsProtocol;
+use super::inbound::Inbound;
+
+/// Runs `protocol`'s dialogue up to its go-ahead, switches to TLS and waits for the
+/// handshake to finish, all before `deadline`.
+///
+/// Bytes the server sends after its go-ahead and before the handshake are refused: a
+/// man-in-the-middle can inject plaintext there that a careless client would take as part
+/// of the encrypted session (CVE-2011-0411 and its class).
+pub fn negotiate(
+    inbound: &mut Inbound<'_>,
+    protocol: StartTlsProtocol,
+    ehlo_name: &str,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    match protocol {
+        StartTlsProtocol::Smtp => {
+            expect(&reply(inbound, deadline, "")?, "220")?;
+            say(inbound, &format!("EHLO {ehlo_name}\r\n"))?;
+            expect(&reply(inbound, deadline, "")?, "250")?;
+            say(inbound, "STARTTLS\r\n")?;
+            expect(&reply(inbound, deadline, "")?, "220")?;
+        }
+        StartTlsProtocol::Imap => {
+            expect(&inbound.line(deadline)?, "* OK")?;
+            say(inbound, ". CAPABILITY\r\n")?;
+            expect(&reply(inbound, deadline, ". ")?, ". OK")?;
+            say(inbound, ". STARTTLS\r\n")?;
+            expect(&reply(inbound, deadline, ". ")?, ". OK")?;
+        }
+        StartTlsProtocol::Pop3 => {
+            expect(&inbound.line(deadline)?, "+OK")?;
+            say(inbound, "STLS\r\n")?;
+            expect(&inbound.line(deadline)?, "+OK")?;
+        }
+        StartTlsProtocol::Ftp => {
+            expect(&reply(inbound, deadline, "")?, "220")?;
+            say(inbound, "AUTH TLS\r\n")?;
+            expect(&reply(inbound, deadline, "")?, "234")?;
+        }
+    }
+    refuse_injection(inbound.leftover())?;
+    inbound.trace.note("start_tls", json!({}));
+    inbound.conn.start_tls();
+    loop {
+        match inbound.next(Some(deadline))? {
+            Event::TlsEstablished(_) => return Ok(()),
+            Event::Data(data) => refuse_injection(data.len())?,
+            Event::Closed(report) => return Err(Failure::Unclean(report)),
+            _ => {}
+        }
+    }
+}
+
+fn refuse_injection(bytes: usize) -> Result<(), Failure> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    Err(Failure::StartTls(format!(
+        "the server sent {bytes} bytes after its go-ahead and before the TLS handshake; \
+         refusing them (STARTTLS injection, CVE-2011-0411)"
+    )))
+}
+
+/// Sends one command line.
+fn say(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
+    inbound.trace.note("send", json!({ "line": line.trim_end() }));
+    inbound
+        .conn
+        .send(Bytes::from(line.to_owned()))
+        .map_err(|e| Failure::StartTls(e.to_string()))
+}
+
+/// Reads a reply and returns its last line. With an empty `tag`, an SMTP/FTP style reply:
+/// lines `NNN-...` continue and `NNN ...` ends it. With a tag (IMAP), lines until one
+/// starts with the tag.
+fn reply(inbound: &mut Inbound<'_>, deadline: Instant, tag: &str) -> Result<String, Failure> {
+    loop {
+        let line = inbound.line(deadline)?;
+        let last = if tag.is_empty() {
+            line.len() < 4 || line.as_bytes()[3] != b'-'
+        } else {
+            line.starts_with(tag)
+        };
+        if last {
+            return Ok(line);
+        }
+    }
+}
+
+fn expect(line: &str, prefix: &str) -> Result<(), Failure> {
+    if line.starts_with(prefix) {
+        Ok(())
+    } else {
+        Err(Failure::StartTls(format!("expected `{prefix}`, the server said `{line}`")))
+    }
+}

@@ -1,0 +1,552 @@
+//! The event loop: many clients, one `polling::Poller`, one thread.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use polling::{Event as Readiness, Events, Poller};
+use tcpclient_core::{Client, Config, Event, Input, InvalidInput, Output};
+
+use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write_gathered};
+
+/// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
+const READS_PER_TURN: usize = 8;
+
+/// Size of the one read buffer all connections share.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Identifies a connection in an [`EventLoop`]. Stale ids (of closed connections) are never
+/// confused with new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    /// An id no connection ever has: requests on it are refused as on a closed connection.
+    pub(crate) const CLOSED: ConnId = ConnId {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+}
+
+/// Wakes an [`EventLoop`] blocked in [`EventLoop::turn`] from another thread.
+#[derive(Debug, Clone)]
+pub struct Waker(Arc<Poller>);
+
+impl Waker {
+    /// Makes the current or next `turn` return promptly.
+    pub fn wake(&self) -> io::Result<()> {
+        self.0.notify()
+    }
+}
+
+/// Runs any number of [`Client`]s over non-blocking sockets in the calling thread.
+///
+/// The loop performs what each client asks for — resolution (on a helper thread, so a slow
+/// resolver stalls nobody), non-blocking connects, gathered writes, reads into one shared
+/// buffer, FIN, close — and feeds back what happened. It decides nothing itself.
+///
+/// Application requests ([`send`](Self::send), [`start_tls`](Self::start_tls),
+/// [`finish`](Self::finish), [`abort`](Self::abort)) go straight to the client, so a full
+/// send queue is refused synchronously with the data handed back. Events come out of
+/// [`poll_event`](Self::poll_event) after each [`turn`](Self::turn).
+///
+/// ```
+/// use tcpclient_core::{Bytes, Config, Event};
+/// use tcpclient_polling::EventLoop;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || {
+/// #     let (mut conn, _) = listener.accept().unwrap();
+/// #     std::io::copy(&mut conn.try_clone().unwrap(), &mut conn).unwrap();
+/// # });
+///
+/// let mut event_loop = EventLoop::new()?;
+/// let id = event_loop.connect(Config::new("127.0.0.1", port));
+/// event_loop.send(id, Bytes::from_static(b"ping"))?;
+/// event_loop.finish(id)?;
+/// loop {
+///     event_loop.turn(None)?;
+///     while let Some((_, event)) = event_loop.poll_event() {
+///         match event {
+///             Event::Data(data) => assert_eq!(data, "ping"),
+///             Event::Closed(report) => {
+///                 assert!(report.is_clean());
+///                 return Ok(());
+///             }
+///             _ => {}
+///         }
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EventLoop {
+    poller: Arc<Poller>,
+    readiness: Events,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    dirty: Vec<u32>,
+    timers: BTreeSet<(Instant, u32)>,
+    resolved_tx: Sender<Resolution>,
+    resolved_rx: Receiver<Resolution>,
+    ready: VecDeque<(ConnId, Event)>,
+    read_buf: Box<[u8]>,
+    open: usize,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// One client and the socket the loop keeps for it.
+struct Conn {
+    client: Client,
+    socket: Option<Socket>,
+    /// Transmits handed out by the client and not yet written.
+    pending: VecDeque<Bytes>,
+    /// The application asked the loop to stop reading this connection.
+    paused: bool,
+    /// The deadline registered in `EventLoop::timers`.
+    deadline: Option<Instant>,
+    dirty: bool,
+}
+
+struct Socket {
+    stream: TcpStream,
+    connecting: bool,
+    /// False once a write stopped at `WouldBlock`, until the poller says writable again.
+    writable: bool,
+    /// The interest registered with the poller (oneshot: `None` once it fired).
+    armed: Option<(bool, bool)>,
+}
+
+type Resolution = (ConnId, Result<Vec<SocketAddr>, io::ErrorKind>);
+
+impl EventLoop {
+    /// Creates an empty loop.
+    pub fn new() -> io::Result<Self> {
+        let (resolved_tx, resolved_rx) = mpsc::channel();
+        Ok(Self {
+            poller: Arc::new(Poller::new()?),
+            readiness: Events::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            timers: BTreeSet::new(),
+            resolved_tx,
+            resolved_rx,
+            ready: VecDeque::new(),
+            read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            open: 0,
+        })
+    }
+
+    /// Returns a handle that wakes this loop from another thread.
+    pub fn waker(&self) -> Waker {
+        Waker(self.poller.clone())
+    }
+
+    /// Starts a client for `config` now. Its first outputs are performed on the next turn.
+    pub fn connect(&mut self, config: Config) -> ConnId {
+        let conn = Conn {
+            client: Client::new(config, Instant::now()),
+            socket: None,
+            pending: VecDeque::new(),
+            paused: false,
+            deadline: None,
+            dirty: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        self.open += 1;
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
+        self.mark_dirty(index);
+        id
+    }
+
+    /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed
+    /// back when the send queue is full or the connection is shutting down.
+    pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
+        self.apply(id, Input::Send(data))
+    }
+
+    /// Switches connection `id` to TLS (Kamaelia's `makessl`).
+    pub fn start_tls(&mut self, id: ConnId) -> Result<(), InvalidInput> {
+        self.apply(id, Input::StartTls)
+    }
+
+    /// Shuts connection `id` down gracefully (Kamaelia's `producerFinished`).
+    pub fn finish(&mut self, id: ConnId) -> Result<(), InvalidInput> {
+        self.apply(id, Input::Finish)
+    }
+
+    /// Closes connection `id` now (Kamaelia's `shutdownMicroprocess`).
+    pub fn abort(&mut self, id: ConnId) -> Result<(), InvalidInput> {
+        self.apply(id, Input::Abort)
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading connection `id`: how an application that
+    /// cannot take more data holds the peer back.
+    pub fn pause_reading(&mut self, id: ConnId, paused: bool) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.paused = paused;
+            self.mark_dirty(id.index);
+        }
+    }
+
+    /// Returns the client of a connection that has not closed yet.
+    pub fn client(&self, id: ConnId) -> Option<&Client> {
+        let slot = self.slots.get(id.index as usize)?;
+        (slot.generation == id.generation)
+            .then_some(slot.conn.as_ref())
+            .flatten()
+            .map(|conn| &conn.client)
+    }
+
+    /// Returns the number of connections that have not closed yet.
+    pub fn len(&self) -> usize {
+        self.open
+    }
+
+    /// Returns true when every connection has closed.
+    pub fn is_empty(&self) -> bool {
+        self.open == 0
+    }
+
+    /// Returns the next application event, with the connection it belongs to.
+    pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
+        self.ready.pop_front()
+    }
+
+    /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
+    /// `timeout` (whichever comes first), and feeds back what happened.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.collect_resolutions();
+        self.flush_dirty();
+        let mut wait = if self.ready.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        if let Some(&(deadline, _)) = self.timers.first() {
+            let until = deadline.saturating_duration_since(Instant::now());
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        self.readiness.clear();
+        match self.poller.wait(&mut self.readiness, wait) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let fired: Vec<Readiness> = self.readiness.iter().collect();
+        for readiness in fired {
+            self.on_readiness(readiness);
+        }
+        self.fire_timers();
+        self.collect_resolutions();
+        self.flush_dirty();
+        Ok(())
+    }
+
+    // ---- feeding the clients ----
+
+    fn apply(&mut self, id: ConnId, input: Input<'_>) -> Result<(), InvalidInput> {
+        let phase = tcpclient_core::Phase::Closed;
+        let Some(conn) = self.conn_mut(id) else {
+            return Err(match input {
+                Input::Send(data) => InvalidInput::SendAfterShutdown { data, phase },
+                other => InvalidInput::Unexpected {
+                    input: other.name(),
+                    phase,
+                },
+            });
+        };
+        conn.client.handle_input(Instant::now(), input)?;
+        self.mark_dirty(id.index);
+        Ok(())
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_mut()
+    }
+
+    fn mark_dirty(&mut self, index: u32) {
+        if let Some(conn) = self.slots[index as usize].conn.as_mut()
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    fn collect_resolutions(&mut self) {
+        while let Ok((id, result)) = self.resolved_rx.try_recv() {
+            let Some(conn) = self.conn_mut(id) else { continue };
+            let now = Instant::now();
+            let fed = match &result {
+                Ok(addrs) => conn.client.handle_input(now, Input::Resolved(addrs)),
+                Err(kind) => conn.client.handle_input(now, Input::ResolveFailed(*kind)),
+            };
+            debug_assert!(fed.is_ok(), "resolution refused: {fed:?}");
+            self.mark_dirty(id.index);
+        }
+    }
+
+    fn on_readiness(&mut self, readiness: Readiness) {
+        let index = readiness.key as u32;
+        let mut read_buf = std::mem::take(&mut self.read_buf);
+        if let Some(conn) = self.slots.get_mut(index as usize).and_then(|s| s.conn.as_mut()) {
+            conn.on_readiness(readiness, &mut read_buf);
+        }
+        self.read_buf = read_buf;
+        self.mark_dirty(index);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&(deadline, index)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(conn) = self.slots[index as usize].conn.as_mut() {
+                conn.deadline = None;
+                let fed = conn.client.handle_input(now, Input::Timeout);
+                debug_assert!(fed.is_ok(), "timeout refused: {fed:?}");
+                self.mark_dirty(index);
+            }
+        }
+    }
+
+    // ---- performing the clients' outputs ----
+
+    fn flush_dirty(&mut self) {
+        while let Some(index) = self.dirty.pop() {
+            self.flush(index);
+        }
+    }
+
+    /// Performs everything connection `index` asked for, then re-arms its interest and timer.
+    fn flush(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
+        let Some(conn) = slot.conn.as_mut() else { return };
+        conn.dirty = false;
+        let mut closed = false;
+        loop {
+            while let Some(output) = conn.client.poll_output() {
+                match output {
+                    Output::Resolve { host, port } => {
+                        resolve(id, host, port, self.resolved_tx.clone(), self.poller.clone());
+                    }
+                    Output::Connect(addr) => conn.connect(addr, index, &self.poller),
+                    Output::Transmit(bytes) => conn.pending.push_back(bytes),
+                    Output::ShutdownWrite => conn.shutdown_write(),
+                    Output::Close => conn.close(&self.poller),
+                    Output::Event(event) => {
+                        closed |= matches!(event, Event::Closed(_));
+                        self.ready.push_back((id, event));
+                    }
+                    _ => {}
+                }
+            }
+            if !conn.write_pending() {
+                break;
+            }
+        }
+        if closed {
+            self.remove(index);
+            return;
+        }
+        conn.rearm(index, &self.poller);
+        let deadline = conn.client.poll_timeout();
+        if deadline != conn.deadline {
+            if let Some(old) = conn.deadline {
+                self.timers.remove(&(old, index));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, index));
+            }
+            conn.deadline = deadline;
+        }
+    }
+
+    fn remove(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if let Some(mut conn) = slot.conn.take() {
+            conn.close(&self.poller);
+            if let Some(old) = conn.deadline {
+                self.timers.remove(&(old, index));
+            }
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        self.open -= 1;
+    }
+}
+
+impl Conn {
+    fn feed(&mut self, input: Input<'_>) {
+        let fed = self.client.handle_input(Instant::now(), input);
+        debug_assert!(fed.is_ok(), "the driver's report was refused: {fed:?}");
+    }
+
+    fn connect(&mut self, addr: SocketAddr, key: u32, poller: &Poller) {
+        let registered = start_connect(addr).and_then(|(stream, done)| {
+            // SAFETY: `close` (and `remove`, through it) deletes the stream from the poller
+            // before dropping it, which is what `Poller::add` requires.
+            #[allow(unsafe_code)]
+            unsafe {
+                poller.add(&stream, Readiness::writable(key as usize))?;
+            }
+            Ok((stream, done))
+        });
+        match registered {
+            Ok((stream, done)) => {
+                self.socket = Some(Socket {
+                    stream,
+                    connecting: !done,
+                    writable: done,
+                    armed: Some((false, true)),
+                });
+                if done {
+                    self.feed(Input::Connected);
+                }
+            }
+            Err(e) => self.feed(Input::ConnectFailed(e.kind())),
+        }
+    }
+
+    fn shutdown_write(&mut self) {
+        let Some(socket) = &self.socket else { return };
+        if let Err(e) = socket.stream.shutdown(Shutdown::Write) {
+            self.feed(Input::SocketError(e.kind()));
+        }
+    }
+
+    fn close(&mut self, poller: &Poller) {
+        if let Some(socket) = self.socket.take() {
+            let _ = poller.delete(&socket.stream);
+        }
+        self.pending.clear();
+    }
+
+    /// Writes what is pending if the socket can take it. Returns true if the client was told
+    /// something (so it may have new outputs).
+    fn write_pending(&mut self) -> bool {
+        let Some(socket) = self.socket.as_mut() else { return false };
+        if socket.connecting || !socket.writable || self.pending.is_empty() {
+            return false;
+        }
+        match write_gathered(&mut socket.stream, &mut self.pending) {
+            Ok(n) => {
+                if !self.pending.is_empty() {
+                    socket.writable = false;
+                }
+                if n == 0 {
+                    return false;
+                }
+                self.feed(Input::Written(n));
+            }
+            Err(e) => self.feed(Input::SocketError(e.kind())),
+        }
+        true
+    }
+
+    fn on_readiness(&mut self, readiness: Readiness, read_buf: &mut [u8]) {
+        let Some(socket) = self.socket.as_mut() else { return };
+        socket.armed = None;
+        if socket.connecting {
+            if readiness.readable || readiness.writable {
+                socket.connecting = false;
+                socket.writable = true;
+                match finish_connect(&socket.stream) {
+                    Ok(()) => self.feed(Input::Connected),
+                    Err(e) => self.feed(Input::ConnectFailed(e.kind())),
+                }
+            }
+            return;
+        }
+        if readiness.writable {
+            socket.writable = true;
+        }
+        if readiness.readable {
+            self.read(read_buf);
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) {
+        for _ in 0..READS_PER_TURN {
+            if self.paused || !self.client.wants_read() {
+                return;
+            }
+            let Some(socket) = self.socket.as_mut() else { return };
+            match read_once(&mut socket.stream, buf) {
+                Ok(ReadOutcome::Data(n)) => self.feed(Input::Received(&buf[..n])),
+                Ok(ReadOutcome::Eof) => return self.feed(Input::PeerEof),
+                Ok(ReadOutcome::WouldBlock) => return,
+                Err(e) => return self.feed(Input::SocketError(e.kind())),
+            }
+        }
+    }
+
+    /// Registers the interest the connection has now: read while the client wants data and
+    /// the application has room; write while connecting or holding unwritten bytes.
+    fn rearm(&mut self, key: u32, poller: &Poller) {
+        let wants_read = self.client.wants_read() && !self.paused;
+        let Some(socket) = self.socket.as_mut() else { return };
+        let wanted = if socket.connecting {
+            (false, true)
+        } else {
+            (wants_read, !socket.writable && !self.pending.is_empty())
+        };
+        if socket.armed == Some(wanted) || (socket.armed.is_none() && wanted == (false, false)) {
+            return;
+        }
+        let interest = Readiness::new(key as usize, wanted.0, wanted.1);
+        match poller.modify(&socket.stream, interest) {
+            Ok(()) => socket.armed = Some(wanted),
+            Err(e) => self.feed(Input::SocketError(e.kind())),
+        }
+    }
+}
+
+/// Resolves `host` on a helper thread and hands the answer back through the loop's channel.
+fn resolve(id: ConnId, host: String, port: u16, tx: Sender<Resolution>, poller: Arc<Poller>) {
+    std::thread::spawn(move || {
+        let result = (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .map_err(|e| e.kind());
+        if tx.send((id, result)).is_ok() {
+            let _ = poller.notify();
+        }
+    });
+}

@@ -1,0 +1,537 @@
+//! An [`EventLoop`] on its own thread, and [`Connection`] handles shaped like Kamaelia's boxes.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tcpclient_core::{Config, Event, InvalidInput, Phase};
+
+use crate::event_loop::{ConnId, EventLoop, Waker};
+
+/// Received bytes a handle may hold unread before its connection stops reading the socket.
+const RECEIVE_WINDOW: u64 = 1024 * 1024;
+
+/// What a [`Connection`] hands the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// An event from the connection: data (`outbox`), TLS up (`sslready`), the close report
+    /// (`signal`), ...
+    Event(Event),
+    /// A request the connection refused, for example a `send` that raced with the peer
+    /// closing. A refused send hands its data back here.
+    Refused(InvalidInput),
+}
+
+/// Runs an [`EventLoop`] on a thread of its own; other threads talk to their connections
+/// through [`Connection`] handles.
+///
+/// Dropping the runtime aborts the connections still open and joins the thread.
+///
+/// ```
+/// use tcpclient_core::{Bytes, Config, Event};
+/// use tcpclient_polling::{Notification, Runtime};
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || {
+/// #     let (mut conn, _) = listener.accept().unwrap();
+/// #     std::io::copy(&mut conn.try_clone().unwrap(), &mut conn).unwrap();
+/// # });
+///
+/// let runtime = Runtime::spawn()?;
+/// let conn = runtime.connect(Config::new("127.0.0.1", port))?;
+/// conn.send(Bytes::from_static(b"hello"))?;
+/// conn.finish();
+/// let mut echo = Vec::new();
+/// while let Some(Notification::Event(event)) = conn.recv() {
+///     match event {
+///         Event::Data(data) => echo.extend_from_slice(&data),
+///         Event::Closed(report) => {
+///             assert!(report.is_clean());
+///             break;
+///         }
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(echo, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Runtime {
+    commands: Sender<Command>,
+    waker: Waker,
+    next_key: AtomicU64,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// A handle on one connection of a [`Runtime`], usable from any thread.
+///
+/// The methods are Kamaelia's inboxes: [`send`](Self::send) (`inbox`),
+/// [`start_tls`](Self::start_tls) (`makessl`), [`finish`](Self::finish)
+/// (`producerFinished`), [`abort`](Self::abort) (`shutdownMicroprocess`); [`recv`](Self::recv)
+/// is the outboxes. Sending is bounded by [`Config::send_limit`]; received data the
+/// application has not taken is bounded too: past a window the connection stops reading
+/// the socket until [`recv`](Self::recv) catches up.
+pub struct Connection {
+    sender: ConnectionSender,
+    notifications: Receiver<Notification>,
+}
+
+/// The sending half of a [`Connection`]: cheap to clone, usable from any thread, so that a
+/// producer thread can send while another thread receives.
+#[derive(Clone)]
+pub struct ConnectionSender {
+    key: u64,
+    shared: Arc<Shared>,
+    commands: Sender<Command>,
+    waker: Waker,
+}
+
+/// What the loop thread and a handle share about one connection.
+struct Shared {
+    send_limit: u64,
+    low_watermark: u64,
+    send: Mutex<SendState>,
+    room: Condvar,
+    /// Received bytes delivered to the handle's channel and not yet taken out.
+    unread: AtomicU64,
+    reading_paused: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct SendState {
+    /// Bytes sent through the handle and not yet written (or reported undelivered).
+    unwritten: u64,
+    /// `finish` or `abort` was called, or the connection closed.
+    closed_to_sends: Option<Phase>,
+}
+
+enum Command {
+    Connect {
+        key: u64,
+        config: Config,
+        shared: Arc<Shared>,
+        notifications: Sender<Notification>,
+    },
+    Send(u64, Bytes),
+    StartTls(u64),
+    Finish(u64),
+    Abort(u64),
+    ResumeReading(u64),
+    /// The handle was dropped: forget the connection once it has closed.
+    Forget(u64),
+    Stop,
+}
+
+impl Runtime {
+    /// Starts the loop thread.
+    pub fn spawn() -> io::Result<Self> {
+        let event_loop = EventLoop::new()?;
+        let waker = event_loop.waker();
+        let (commands, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tcpclient-loop".into())
+            .spawn(move || LoopThread::new(event_loop, rx).run())?;
+        Ok(Self {
+            commands,
+            waker,
+            next_key: AtomicU64::new(0),
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts a client for `config` and returns its handle.
+    pub fn connect(&self, config: Config) -> io::Result<Connection> {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            send_limit: config.send_limit as u64,
+            low_watermark: config.send_low_watermark as u64,
+            send: Mutex::new(SendState::default()),
+            room: Condvar::new(),
+            unread: AtomicU64::new(0),
+            reading_paused: AtomicBool::new(false),
+        });
+        let (tx, notifications) = mpsc::channel();
+        let command = Command::Connect {
+            key,
+            config,
+            shared: shared.clone(),
+            notifications: tx,
+        };
+        self.commands
+            .send(command)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the event loop has stopped"))?;
+        self.waker.wake()?;
+        Ok(Connection {
+            sender: ConnectionSender {
+                key,
+                shared,
+                commands: self.commands.clone(),
+                waker: self.waker.clone(),
+            },
+            notifications,
+        })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Connection {
+    /// Returns a sending half for another thread.
+    pub fn sender(&self) -> ConnectionSender {
+        self.sender.clone()
+    }
+
+    /// Queues `data` to send; see [`ConnectionSender::send`].
+    #[doc(alias = "inbox")]
+    pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.sender.send(data)
+    }
+
+    /// Queues `data`, waiting for room; see [`ConnectionSender::send_blocking`].
+    pub fn send_blocking(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.sender.send_blocking(data)
+    }
+
+    /// Switches to TLS (STARTTLS); see [`ConnectionSender::start_tls`].
+    #[doc(alias = "makessl")]
+    pub fn start_tls(&self) {
+        self.sender.start_tls();
+    }
+
+    /// Shuts down gracefully; see [`ConnectionSender::finish`].
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&self) {
+        self.sender.finish();
+    }
+
+    /// Closes now; see [`ConnectionSender::abort`].
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&self) {
+        self.sender.abort();
+    }
+
+    /// Waits for the next notification; `None` once the connection is closed and every
+    /// notification was taken (or the runtime is gone).
+    #[doc(alias = "outbox")]
+    pub fn recv(&self) -> Option<Notification> {
+        let notification = self.notifications.recv().ok()?;
+        self.sender.taken(&notification);
+        Some(notification)
+    }
+
+    /// Like [`recv`](Self::recv), but gives up after `timeout` with `Ok(None)`; `Err` means
+    /// the connection is over and every notification was taken.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Notification>, Disconnected> {
+        match self.notifications.recv_timeout(timeout) {
+            Ok(notification) => {
+                self.sender.taken(&notification);
+                Ok(Some(notification))
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Disconnected),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.sender.command(Command::Forget(self.sender.key));
+    }
+}
+
+impl ConnectionSender {
+    /// Queues `data` to send. Refused at once, with the data handed back, when the send
+    /// queue is full ([`InvalidInput::QueueFull`]) or after [`finish`](Self::finish) or
+    /// [`abort`](Self::abort).
+    #[doc(alias = "inbox")]
+    pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
+        let state = self.shared.lock();
+        self.accept(state, data)
+    }
+
+    /// Like [`send`](Self::send), but waits for room instead of refusing a full queue.
+    pub fn send_blocking(&self, data: Bytes) -> Result<(), InvalidInput> {
+        let mut state = self.shared.lock();
+        while state.closed_to_sends.is_none() && self.shared.is_full(&state, data.len()) {
+            state = self.shared.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        self.accept(state, data)
+    }
+
+    fn accept(&self, mut state: MutexGuard<'_, SendState>, data: Bytes) -> Result<(), InvalidInput> {
+        if let Some(phase) = state.closed_to_sends {
+            return Err(InvalidInput::SendAfterShutdown { data, phase });
+        }
+        if self.shared.is_full(&state, data.len()) {
+            return Err(InvalidInput::QueueFull {
+                data,
+                queued: usize::try_from(state.unwritten).unwrap_or(usize::MAX),
+                limit: usize::try_from(self.shared.send_limit).unwrap_or(usize::MAX),
+            });
+        }
+        state.unwritten += data.len() as u64;
+        drop(state);
+        self.command(Command::Send(self.key, data));
+        Ok(())
+    }
+
+    /// Bytes sent through this connection's handles and not yet written to the socket.
+    pub fn unwritten(&self) -> u64 {
+        self.shared.lock().unwritten
+    }
+
+    /// Switches to TLS (STARTTLS); [`Event::TlsEstablished`] follows.
+    #[doc(alias = "makessl")]
+    pub fn start_tls(&self) {
+        self.command(Command::StartTls(self.key));
+    }
+
+    /// Graceful shutdown: everything sent is delivered, then the connection closes.
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&self) {
+        self.shared.close_to_sends(Phase::Draining);
+        self.command(Command::Finish(self.key));
+    }
+
+    /// Closes now; the close report counts what was not delivered.
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&self) {
+        self.shared.close_to_sends(Phase::Closed);
+        self.command(Command::Abort(self.key));
+    }
+
+    /// Accounts for received data leaving the channel; resumes reading once half the
+    /// window is free.
+    fn taken(&self, notification: &Notification) {
+        let Notification::Event(Event::Data(data)) = notification else { return };
+        let before = self.shared.unread.fetch_sub(data.len() as u64, Ordering::AcqRel);
+        let after = before - data.len() as u64;
+        if after <= RECEIVE_WINDOW / 2 && self.shared.reading_paused.swap(false, Ordering::AcqRel) {
+            self.command(Command::ResumeReading(self.key));
+        }
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The connection is over and its last notification was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SendState> {
+        self.send.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_full(&self, state: &SendState, len: usize) -> bool {
+        state.unwritten > 0 && state.unwritten + len as u64 > self.send_limit
+    }
+
+    fn close_to_sends(&self, phase: Phase) {
+        let mut state = self.lock();
+        state.closed_to_sends.get_or_insert(phase);
+        self.room.notify_all();
+    }
+
+    /// `n` more bytes left the handle's account (written, or undelivered at the close).
+    fn settled(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        let before = state.unwritten;
+        state.unwritten = state.unwritten.saturating_sub(n);
+        if before > self.low_watermark && state.unwritten <= self.low_watermark
+            || state.unwritten == 0
+        {
+            self.room.notify_all();
+        }
+    }
+}
+
+/// The loop thread's side: the loop and what it knows of each handle.
+struct LoopThread {
+    event_loop: EventLoop,
+    commands: Receiver<Command>,
+    handles: HashMap<u64, Handle>,
+    keys: HashMap<ConnId, u64>,
+    stopping: bool,
+}
+
+struct Handle {
+    id: ConnId,
+    shared: Arc<Shared>,
+    notifications: Sender<Notification>,
+    written: u64,
+    /// The connection has closed; requests still in flight are refused back to the handle.
+    closed: bool,
+    /// The handle was dropped; forget the entry once the connection has closed.
+    forgotten: bool,
+}
+
+impl LoopThread {
+    fn new(event_loop: EventLoop, commands: Receiver<Command>) -> Self {
+        Self {
+            event_loop,
+            commands,
+            handles: HashMap::new(),
+            keys: HashMap::new(),
+            stopping: false,
+        }
+    }
+
+    fn run(mut self) -> io::Result<()> {
+        loop {
+            self.take_commands();
+            if self.stopping && self.event_loop.is_empty() {
+                return Ok(());
+            }
+            self.event_loop.turn(None)?;
+            self.dispatch();
+        }
+    }
+
+    fn take_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Connect {
+                    key,
+                    config,
+                    shared,
+                    notifications,
+                } => {
+                    let id = self.event_loop.connect(config);
+                    self.keys.insert(id, key);
+                    self.handles.insert(
+                        key,
+                        Handle {
+                            id,
+                            shared,
+                            notifications,
+                            written: 0,
+                            closed: false,
+                            forgotten: false,
+                        },
+                    );
+                }
+                Command::Send(key, data) => {
+                    let len = data.len() as u64;
+                    if let Err(refusal) = self.request(key, |l, id| l.send(id, data)) {
+                        if let Some(handle) = self.handles.get(&key) {
+                            handle.shared.settled(len);
+                        }
+                        self.notify(key, Notification::Refused(refusal));
+                    }
+                }
+                Command::StartTls(key) => self.refusable(key, EventLoop::start_tls),
+                // Finishing or aborting what has already closed is no news to anyone.
+                Command::Finish(key) | Command::Abort(key) if self.is_closed(key) => {}
+                Command::Finish(key) => self.refusable(key, EventLoop::finish),
+                Command::Abort(key) => self.refusable(key, EventLoop::abort),
+                Command::ResumeReading(key) => {
+                    if let Some(handle) = self.handles.get(&key) {
+                        self.event_loop.pause_reading(handle.id, false);
+                    }
+                }
+                Command::Forget(key) => {
+                    if let Some(handle) = self.handles.get_mut(&key) {
+                        handle.forgotten = true;
+                        if handle.closed {
+                            self.handles.remove(&key);
+                        }
+                    }
+                }
+                Command::Stop => {
+                    self.stopping = true;
+                    let ids: Vec<ConnId> = self.handles.values().filter(|h| !h.closed).map(|h| h.id).collect();
+                    for id in ids {
+                        let _ = self.event_loop.abort(id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        key: u64,
+        f: impl FnOnce(&mut EventLoop, ConnId) -> Result<(), InvalidInput>,
+    ) -> Result<(), InvalidInput> {
+        match self.handles.get(&key) {
+            Some(handle) if !handle.closed => f(&mut self.event_loop, handle.id),
+            // The request crossed the Closed event: the loop refuses it on the client's behalf.
+            _ => f(&mut self.event_loop, ConnId::CLOSED),
+        }
+    }
+
+    fn is_closed(&self, key: u64) -> bool {
+        self.handles.get(&key).is_none_or(|h| h.closed)
+    }
+
+    fn refusable(&mut self, key: u64, f: fn(&mut EventLoop, ConnId) -> Result<(), InvalidInput>) {
+        if let Err(refusal) = self.request(key, f) {
+            self.notify(key, Notification::Refused(refusal));
+        }
+    }
+
+    fn notify(&self, key: u64, notification: Notification) {
+        if let Some(handle) = self.handles.get(&key) {
+            let _ = handle.notifications.send(notification);
+        }
+    }
+
+    /// Hands each event to its connection's handle and settles the send accounts.
+    fn dispatch(&mut self) {
+        while let Some((id, event)) = self.event_loop.poll_event() {
+            let Some(&key) = self.keys.get(&id) else { continue };
+            let Some(handle) = self.handles.get_mut(&key) else { continue };
+            match &event {
+                Event::Data(data) => {
+                    let unread = handle.shared.unread.fetch_add(data.len() as u64, Ordering::AcqRel)
+                        + data.len() as u64;
+                    if unread >= RECEIVE_WINDOW && !handle.shared.reading_paused.swap(true, Ordering::AcqRel) {
+                        self.event_loop.pause_reading(id, true);
+                    }
+                }
+                Event::Closed(report) => {
+                    handle.shared.close_to_sends(Phase::Closed);
+                    handle.shared.settled(report.bytes_written - handle.written + report.bytes_undelivered);
+                    handle.written = report.bytes_written;
+                }
+                _ => {}
+            }
+            let closed = matches!(event, Event::Closed(_));
+            let _ = handle.notifications.send(Notification::Event(event));
+            if closed {
+                handle.closed = true;
+                self.keys.remove(&id);
+                if handle.forgotten {
+                    self.handles.remove(&key);
+                }
+            }
+        }
+        for handle in self.handles.values_mut().filter(|h| !h.closed) {
+            let Some(client) = self.event_loop.client(handle.id) else { continue };
+            let written = client.bytes_written();
+            handle.shared.settled(written - handle.written);
+            handle.written = written;
+        }
+    }
+}

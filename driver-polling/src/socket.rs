@@ -1,0 +1,100 @@
+//! The system calls: a non-blocking connect, gathered writes, reads into a reused buffer.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Most buffers gathered into one `writev`: well under every platform's `IOV_MAX`.
+const MAX_IOVECS: usize = 128;
+
+/// Starts a non-blocking connect. `Ok(true)` when it finished at once (it can, on loopback),
+/// `Ok(false)` while in progress: wait for writability, then call [`finish_connect`].
+pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    let done = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) => return Err(e),
+    };
+    Ok((socket.into(), done))
+}
+
+/// Settles a connect after the socket became writable: the pending error, if any, says why
+/// it failed.
+pub(crate) fn finish_connect(stream: &TcpStream) -> io::Result<()> {
+    match stream.take_error()? {
+        Some(error) => Err(error),
+        None => stream.peer_addr().map(drop),
+    }
+}
+
+/// Writes as much of `pending` as the socket takes, gathering buffers into few `writev`s.
+/// Returns the bytes written; stops at `WouldBlock`; fails on any other error.
+pub(crate) fn write_gathered(stream: &mut TcpStream, pending: &mut VecDeque<Bytes>) -> io::Result<usize> {
+    let mut total = 0;
+    while !pending.is_empty() {
+        let slices: Vec<IoSlice<'_>> = pending.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+        let n = match stream.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n;
+        advance(pending, n);
+    }
+    Ok(total)
+}
+
+/// Drops `n` written bytes from the front; a partly written buffer keeps its rest (no copy).
+fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = pending.front_mut() else { return };
+        if front.len() <= n {
+            n -= front.len();
+            pending.pop_front();
+        } else {
+            let _ = front.split_to(n);
+            n = 0;
+        }
+    }
+}
+
+/// What one read produced.
+pub(crate) enum ReadOutcome {
+    Data(usize),
+    Eof,
+    WouldBlock,
+}
+
+/// One read into `buf`, retrying on `Interrupted`.
+pub(crate) fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => Ok(ReadOutcome::Eof),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_keeps_the_unwritten_rest_of_a_buffer() {
+        let mut pending: VecDeque<Bytes> = [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")].into();
+        advance(&mut pending, 5);
+        assert_eq!(pending, [Bytes::from_static(b"fg")]);
+    }
+}
