@@ -21,7 +21,7 @@ use crate::Phase;
 #[non_exhaustive]
 pub enum Error {
     /// The driver could not resolve the host name.
-    #[error("could not resolve {host}: {kind}")]
+    #[error("could not resolve {host}: {}", resolve_reason(*kind))]
     Resolve {
         /// The name that was looked up.
         host: String,
@@ -70,6 +70,16 @@ pub enum Error {
     /// The close report says how many bytes were not delivered.
     #[error("the graceful shutdown did not deliver every byte before the drain deadline")]
     DrainTimeout,
+}
+
+/// Says why a resolution failed in words a user expects: resolvers report a missing name
+/// as `NotFound` (or as an uncategorised error, which drivers pass on as `NotFound`).
+fn resolve_reason(kind: ErrorKind) -> String {
+    match kind {
+        ErrorKind::NotFound => "no such host".into(),
+        ErrorKind::TimedOut => "the resolver timed out".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Why a TLS session failed, sorted into the cases a caller can act on.

@@ -541,10 +541,15 @@ impl Conn {
 /// Resolves `host` on a helper thread and hands the answer back through the loop's channel.
 fn resolve(id: ConnId, host: String, port: u16, tx: Sender<Resolution>, poller: Arc<Poller>) {
     std::thread::spawn(move || {
+        // getaddrinfo failures (no such name, no address) come back uncategorised; they all
+        // mean the name could not be found.
         let result = (host.as_str(), port)
             .to_socket_addrs()
             .map(Iterator::collect)
-            .map_err(|e| e.kind());
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => e.kind(),
+                _ => io::ErrorKind::NotFound,
+            });
         if tx.send((id, result)).is_ok() {
             let _ = poller.notify();
         }

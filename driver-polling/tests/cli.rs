@@ -1,0 +1,306 @@
+//! The `tcpclient` program run as a process against loopback servers: stdout, stderr and the
+//! exit status, as a user sees them.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tcpclient_testkit::Pki;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Run {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+fn tcpclient(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tcpclient"));
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs with `input` on stdin (closed after it), within the time limit.
+fn run(args: &[&str], input: &[u8]) -> Run {
+    let mut child = tcpclient(args).spawn().expect("spawn tcpclient");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    finish(child)
+}
+
+/// Waits for the process within the limit (killing it past that) and collects its output.
+fn finish(mut child: Child) -> Run {
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        all
+    });
+    let err = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all);
+        all
+    });
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tcpclient still running after {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status: status.code().unwrap_or(-1),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+fn host_port(addr: SocketAddr) -> [String; 2] {
+    [addr.ip().to_string(), addr.port().to_string()]
+}
+
+/// Writes `text` to a fresh file in the temp directory and returns its path.
+fn temp_file(name: &str, text: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("tcpclient-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("temp file");
+    path
+}
+
+#[test]
+fn echo_like_nc() {
+    let [host, port] = host_port(echo_server());
+
+    let run = run(&[&host, &port], b"hello\nworld\n");
+
+    assert_eq!(run.stdout, b"hello\nworld\n");
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.status, 0);
+}
+
+#[test]
+fn a_refused_port_fails_with_a_one_line_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    let run = run(&["127.0.0.1", &port.to_string()], b"");
+
+    assert_eq!(run.status, 1);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("tcpclient: failed: connecting to 127.0.0.1:"), "{}", run.stderr);
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+}
+
+#[test]
+fn when_the_server_closes_first_the_output_is_written_without_waiting_for_stdin() {
+    let [host, port] = host_port(closing_server(b"goodbye\n"));
+    let child = tcpclient(&[&host, &port]).spawn().unwrap();
+    // stdin stays open: the program must not wait for it.
+
+    let run = finish(child);
+
+    assert_eq!(run.stdout, b"goodbye\n");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+}
+
+#[test]
+fn tls_from_the_start_with_a_ca_file() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+    let ca = temp_file("ca.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &["--tls", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", &host, &port],
+        b"over tls\n",
+    );
+
+    assert_eq!(run.stdout, b"over tls\n");
+    assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn an_untrusted_certificate_fails() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+    let other_ca = temp_file("other-ca.pem", Pki::new().ca_pem().as_bytes());
+
+    let run = run(&["--tls", "--cafile", other_ca.to_str().unwrap(), "--servername", "localhost", &host, &port], b"x");
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("certificate is not trusted"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn insecure_warns_and_connects_anyway() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+
+    let run = run(&["--tls", "--insecure", &host, &port], b"unverified\n");
+
+    assert_eq!(run.stdout, b"unverified\n");
+    assert!(run.stderr.contains("warning: --insecure"), "{}", run.stderr);
+    assert_eq!(run.status, 0);
+}
+
+#[test]
+fn starttls_smtp() {
+    let pki = Pki::new();
+    let [host, port] = host_port(smtp_server(pki.server_config(), false));
+    let ca = temp_file("smtp-ca.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &["--starttls", "smtp", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", "-v", &host, &port],
+        b"NOOP\r\n",
+    );
+
+    assert_eq!(run.stdout, b"250 NOOP\r\n");
+    assert!(run.stderr.contains("TLS established: TLSv1_3"), "{}", run.stderr);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+}
+
+#[test]
+fn starttls_injection_is_refused() {
+    let pki = Pki::new();
+    let [host, port] = host_port(smtp_server(pki.server_config(), true));
+    let ca = temp_file("inject-ca.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &["--starttls", "smtp", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", &host, &port],
+        b"",
+    );
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("STARTTLS injection"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "the injected bytes must not be shown as session data");
+}
+
+#[test]
+fn trace_writes_one_json_line_per_event() {
+    let [host, port] = host_port(echo_server());
+
+    let run = run(&["--trace", &host, &port], b"traced\n");
+
+    assert_eq!(run.status, 0);
+    let events: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names.first(), Some(&"connected"));
+    assert_eq!(names.last(), Some(&"closed"));
+    assert!(names.contains(&"data") && names.contains(&"peer_closed"), "{names:?}");
+    assert_eq!(events.last().unwrap()["bytes_written"], 7);
+    assert_eq!(events.last().unwrap()["clean"], true);
+}
+
+#[test]
+fn send_file_at_a_rate() {
+    let [host, port] = host_port(echo_server());
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let file = temp_file("send.bin", &content);
+
+    let run = run(&["--send-file", file.to_str().unwrap(), "--rate", "500000", &host, &port], b"");
+
+    assert_eq!(run.stdout, content);
+    assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn ctrl_c_finishes_gracefully_and_reports() {
+    let [host, port] = host_port(echo_server());
+    let mut child = tcpclient(&[&host, &port]).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"before the interrupt\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    interrupt(&child);
+    let run = finish(child);
+    drop(stdin);
+
+    assert_eq!(run.stdout, b"before the interrupt\n");
+    assert!(run.stderr.contains("interrupted: finishing"), "{}", run.stderr);
+    assert!(run.stderr.contains("finished gracefully; sent 21 of 21 bytes (0 undelivered)"), "{}", run.stderr);
+    assert_eq!(run.status, 0);
+}
+
+#[test]
+fn a_second_ctrl_c_aborts_and_reports_what_was_not_delivered() {
+    let (addr, _read) = slow_reader(Duration::from_secs(1));
+    let [host, port] = host_port(addr);
+    let mut child = tcpclient(&[&host, &port]).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let block = vec![0u8; 64 * 1024];
+        for _ in 0..200 {
+            if stdin.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let run = finish(child);
+    let _ = writer.join();
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("interrupted again: aborting"), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("tcpclient: aborted; sent "), "{last}");
+    assert!(!last.contains("(0 undelivered)"), "{last}");
+}
+
+#[test]
+fn demo_runs_the_whole_lifecycle() {
+    let run = run(&["demo"], b"");
+
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status, 0, "{stdout}{}", run.stderr);
+    for step in ["1. connect", "2. plaintext exchange", "3. STARTTLS", "4. encrypted exchange", "5. graceful shutdown"] {
+        assert!(stdout.contains(step), "{stdout}");
+    }
+    assert!(stdout.contains("server: 250 hello over TLS"), "{stdout}");
+    assert!(stdout.contains("close report: finished gracefully"), "{stdout}");
+}
+
+#[test]
+fn help_and_usage_errors_follow_the_conventions() {
+    let help = run(&["--help"], b"");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status, 0);
+    assert!(text.contains("Usage: tcpclient [OPTIONS] <HOST> <PORT>"), "{text}");
+    assert!(text.contains("--starttls <PROTOCOL>"), "{text}");
+
+    let missing_port = run(&["localhost"], b"");
+    assert_eq!(missing_port.status, 2);
+    assert!(missing_port.stderr.contains("<PORT>"), "{}", missing_port.stderr);
+}
+
+/// Sends SIGINT with the `kill` command, as a terminal's Ctrl-C would.
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}

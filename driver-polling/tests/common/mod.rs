@@ -1,0 +1,195 @@
+//! Loopback servers for the driver's tests: each serves on 127.0.0.1, on a thread, with
+//! read timeouts so that no test can hang on it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tcpclient_core::Event;
+use tcpclient_polling::{ConnId, Connection, EventLoop, Notification};
+
+/// No server socket waits longer than this for the client.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Binds 127.0.0.1 on a free port and serves each connection with `serve` on its own thread.
+pub fn serve<F>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+/// Echoes every byte until EOF, then closes its side.
+pub fn echo_server() -> SocketAddr {
+    serve(|mut stream| {
+        let mut reader = stream.try_clone().expect("clone");
+        let _ = std::io::copy(&mut reader, &mut stream);
+        let _ = stream.shutdown(Shutdown::Write);
+    })
+}
+
+/// Echoes over TLS from the first byte; answers the client's close_notify with its own.
+pub fn tls_echo_server(config: Arc<ServerConfig>) -> SocketAddr {
+    serve(move |stream| {
+        let conn = ServerConnection::new(config.clone()).expect("server connection");
+        let mut tls = StreamOwned::new(conn, stream);
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = tls.read(&mut buf) {
+            if n == 0 || tls.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Write);
+    })
+}
+
+/// Sends `payload`, then closes without reading anything.
+pub fn closing_server(payload: &'static [u8]) -> SocketAddr {
+    serve(move |mut stream| {
+        let _ = stream.write_all(payload);
+        let _ = stream.shutdown(Shutdown::Both);
+    })
+}
+
+/// Closes its sending side at once, then collects everything the client sends until EOF.
+pub fn half_closing_server() -> (SocketAddr, Receiver<Vec<u8>>) {
+    let (tx, rx) = mpsc::channel();
+    let addr = serve(move |mut stream| {
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    (addr, rx)
+}
+
+/// Reads slowly (4 KiB, then a pause) and reports how many bytes it read in all.
+pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
+    let (tx, rx) = mpsc::channel();
+    let addr = serve(move |mut stream| {
+        let mut buf = [0u8; 4096];
+        let mut total = 0u64;
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            std::thread::sleep(pause);
+        }
+        let _ = tx.send(total);
+    })
+    ;
+    (addr, rx)
+}
+
+/// A line server that offers STARTTLS like SMTP: greeting, EHLO, STARTTLS, then echoes
+/// lines over TLS as `250 <line>`. With `inject`, its go-ahead carries extra plaintext in
+/// the same write: a STARTTLS command injection.
+pub fn smtp_server(config: Arc<ServerConfig>, inject: bool) -> SocketAddr {
+    serve(move |mut stream| {
+        let _ = stream.write_all(b"220-smtp.test ESMTP\r\n220 ready\r\n");
+        loop {
+            let Some(line) = read_line(&mut stream) else { return };
+            let command = line.to_ascii_uppercase();
+            if command.starts_with("EHLO") {
+                let _ = stream.write_all(b"250-smtp.test greets you\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+            } else if command == "STARTTLS" {
+                let go_ahead: &[u8] = if inject {
+                    b"220 go ahead\r\n250 injected before TLS\r\n"
+                } else {
+                    b"220 go ahead\r\n"
+                };
+                let _ = stream.write_all(go_ahead);
+                break;
+            } else {
+                let _ = stream.write_all(b"500 what?\r\n");
+            }
+        }
+        let conn = ServerConnection::new(config.clone()).expect("server connection");
+        let mut reader = BufReader::new(StreamOwned::new(conn, stream));
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            let reply = format!("250 {}\r\n", line.trim_end());
+            if reader.get_mut().write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            line.clear();
+        }
+        let tls = reader.get_mut();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Write);
+    })
+}
+
+/// Reads a line a byte at a time (so no TLS byte is swallowed), without its CRLF.
+pub fn read_line(stream: &mut TcpStream) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+}
+
+/// Turns `event_loop` until every connection has closed; returns each event with its id.
+/// Panics if that takes longer than `limit`.
+pub fn run_to_end(event_loop: &mut EventLoop, limit: Duration) -> Vec<(ConnId, Event)> {
+    let deadline = Instant::now() + limit;
+    let mut events = Vec::new();
+    while !event_loop.is_empty() {
+        assert!(Instant::now() < deadline, "connections still open after {limit:?}");
+        event_loop.turn(Some(Duration::from_millis(100))).expect("turn");
+        while let Some(event) = event_loop.poll_event() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// Takes a connection's notifications until its close report, within `limit`.
+pub fn events_until_closed(conn: &Connection, limit: Duration) -> Vec<Event> {
+    let deadline = Instant::now() + limit;
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no close report within {limit:?}: {events:?}");
+        if let Ok(Some(Notification::Event(event))) = conn.recv_timeout(left) {
+            let closed = matches!(event, Event::Closed(_));
+            events.push(event);
+            if closed {
+                return events;
+            }
+        }
+    }
+}
+
+/// The close report among `events`.
+pub fn report(events: &[Event]) -> &tcpclient_core::CloseReport {
+    match events.last() {
+        Some(Event::Closed(report)) => report,
+        other => panic!("expected Closed last, got {other:?}"),
+    }
+}

@@ -1,0 +1,354 @@
+//! The polling driver over real sockets on 127.0.0.1: every loop bounded in count and time.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use socket2::{Domain, Socket, Type};
+use tcpclient_core::{Config, Ending, Error, Event, InvalidInput, OnPeerEof, TlsError};
+use tcpclient_polling::demo::DemoServer;
+use tcpclient_polling::{EventLoop, Runtime};
+use tcpclient_testkit::Pki;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn config(addr: SocketAddr) -> Config {
+    Config::new(addr.ip().to_string(), addr.port())
+}
+
+fn data(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data(d) => Some(d.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn only_events(events: Vec<(tcpclient_polling::ConnId, Event)>) -> Vec<Event> {
+    events.into_iter().map(|(_, e)| e).collect()
+}
+
+#[test]
+fn echo() {
+    let addr = echo_server();
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr));
+    let message = Bytes::from(vec![b'e'; 300_000]);
+    event_loop.send(id, message.clone()).unwrap();
+    event_loop.finish(id).unwrap();
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(events[0], Event::Connected(addr));
+    assert_eq!(data(&events), message);
+    let report = report(&events);
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!((report.bytes_written, report.bytes_received), (300_000, 300_000));
+    assert!(report.peer_closed);
+}
+
+#[test]
+fn a_name_is_resolved_off_the_loop_and_the_refused_address_falls_back() {
+    let addr = echo_server();
+    let mut event_loop = EventLoop::new().unwrap();
+    // localhost resolves to ::1 and 127.0.0.1 here; the server is on 127.0.0.1 only.
+    let id = event_loop.connect(Config::new("localhost", addr.port()));
+    event_loop.send(id, Bytes::from_static(b"via a name")).unwrap();
+    event_loop.finish(id).unwrap();
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(data(&events), b"via a name");
+    assert!(report(&events).is_clean());
+}
+
+#[test]
+fn a_refused_port_is_a_connect_error_with_its_kind() {
+    let unused = TcpListenerGuard::free_port();
+    let mut event_loop = EventLoop::new().unwrap();
+    event_loop.connect(Config::new("127.0.0.1", unused));
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(
+        report(&events).result,
+        Err(Error::Connect {
+            addr: SocketAddr::from(([127, 0, 0, 1], unused)),
+            kind: ErrorKind::ConnectionRefused
+        })
+    );
+}
+
+#[test]
+fn a_bad_host_is_a_resolve_error() {
+    let mut event_loop = EventLoop::new().unwrap();
+    event_loop.connect(Config::new("no-such-host.invalid", 80));
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    let Err(Error::Resolve { host, kind }) = &report(&events).result else {
+        panic!("{events:?}");
+    };
+    assert_eq!((host.as_str(), *kind), ("no-such-host.invalid", ErrorKind::NotFound));
+}
+
+/// The kernel drops SYNs to a listener whose accept queue is full, so a connect to it hangs
+/// until the client's own deadline: a connect timeout without leaving loopback.
+#[test]
+fn connect_timeout_against_a_full_accept_queue() {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let _ = filler.connect(&addr.into());
+        fillers.push(filler);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut event_loop = EventLoop::new().unwrap();
+    event_loop.connect(config(addr).with_connect_timeout(Duration::from_millis(700)));
+    let started = Instant::now();
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(report(&events).result, Err(Error::ConnectTimeout));
+    assert!(started.elapsed() >= Duration::from_millis(700), "not before the deadline");
+}
+
+#[test]
+fn the_server_closing_first_delivers_its_data_and_ends_cleanly() {
+    let addr = closing_server(b"bye now\n");
+    let mut event_loop = EventLoop::new().unwrap();
+    event_loop.connect(config(addr));
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(data(&events), b"bye now\n");
+    assert!(events.contains(&Event::PeerClosed));
+    assert_eq!(report(&events).result, Ok(Ending::PeerClosed));
+}
+
+#[test]
+fn half_open_keeps_sending_after_the_servers_eof() {
+    let (addr, received) = half_closing_server();
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr).with_on_peer_eof(OnPeerEof::KeepWriting));
+    let deadline = Instant::now() + LIMIT;
+    let mut events = Vec::new();
+    while !events.contains(&Event::PeerClosed) {
+        assert!(Instant::now() < deadline);
+        event_loop.turn(Some(Duration::from_millis(100))).unwrap();
+        events.extend(std::iter::from_fn(|| event_loop.poll_event()).map(|(_, e)| e));
+    }
+
+    event_loop.send(id, Bytes::from_static(b"after your EOF")).unwrap();
+    event_loop.finish(id).unwrap();
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(report(&events).result, Ok(Ending::Finished));
+    assert_eq!(received.recv_timeout(LIMIT).unwrap(), b"after your EOF");
+}
+
+#[test]
+fn starttls_against_a_rustls_server_thread() {
+    let server = DemoServer::start().unwrap();
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime.connect(config(server.addr()).with_tls(server.client_tls().unwrap())).unwrap();
+    conn.send(Bytes::from_static(b"ECHO plain\r\nSTARTTLS\r\n")).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"220 ready to start TLS\r\n") {
+        assert!(Instant::now() < deadline, "{:?}", String::from_utf8_lossy(&seen));
+        if let Ok(Some(tcpclient_polling::Notification::Event(Event::Data(d)))) =
+            conn.recv_timeout(Duration::from_millis(100))
+        {
+            seen.extend_from_slice(&d);
+        }
+    }
+
+    conn.start_tls();
+    conn.send(Bytes::from_static(b"ECHO secret\r\n")).unwrap();
+    conn.finish();
+    let events = events_until_closed(&conn, LIMIT);
+
+    let Event::TlsEstablished(info) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(data(&events), b"250 secret\r\n");
+    assert!(report(&events).is_clean(), "{events:?}");
+}
+
+#[test]
+fn tls_from_the_start() {
+    let pki = Pki::new();
+    let addr = tls_echo_server(pki.server_config());
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr).with_tls(pki.client_tls("localhost")));
+    event_loop.start_tls(id).unwrap();
+    event_loop.send(id, Bytes::from(vec![7u8; 100_000])).unwrap();
+    event_loop.finish(id).unwrap();
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert!(matches!(events[1], Event::TlsEstablished(_)), "{events:?}");
+    assert_eq!(data(&events), vec![7u8; 100_000]);
+    let report = report(&events);
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.wire_bytes_written > 100_000);
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let pki = Pki::new();
+    let stranger = Pki::new();
+    let addr = tls_echo_server(pki.server_config());
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr).with_tls(stranger.client_tls("localhost")));
+    event_loop.start_tls(id).unwrap();
+    event_loop.send(id, Bytes::from_static(b"never sent")).unwrap();
+
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    let report = report(&events);
+    assert!(
+        matches!(report.result, Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))),
+        "{report:?}"
+    );
+    assert_eq!(report.bytes_undelivered, 10);
+}
+
+#[test]
+fn a_thousand_clients_in_one_loop_all_complete() {
+    let addr = echo_server_with_backlog(2048);
+    let mut event_loop = EventLoop::new().unwrap();
+    let started = Instant::now();
+    for i in 0..1000u32 {
+        let id = event_loop.connect(config(addr));
+        event_loop.send(id, Bytes::from(format!("client {i:04}\n"))).unwrap();
+        event_loop.finish(id).unwrap();
+    }
+
+    let events = run_to_end(&mut event_loop, Duration::from_secs(60));
+
+    let reports: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Closed(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 1000);
+    assert!(reports.iter().all(|r| r.is_clean() && r.bytes_received == 12), "{reports:?}");
+    eprintln!(
+        "1,000 clients: {:?}, peak resident memory of the test process {} KiB",
+        started.elapsed(),
+        peak_rss_kib()
+    );
+}
+
+#[test]
+fn a_slow_reader_cannot_grow_the_clients_memory_past_the_send_limit() {
+    const LIMIT_BYTES: usize = 64 * 1024;
+    const TOTAL: usize = 4 * 1024 * 1024;
+    let (addr, read) = slow_reader(Duration::from_micros(200));
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr).with_send_limit(LIMIT_BYTES));
+    let chunk = Bytes::from(vec![1u8; 8 * 1024]);
+    let (mut sent, mut refusals, mut most_queued) = (0, 0, 0);
+    let deadline = Instant::now() + LIMIT;
+
+    while sent < TOTAL {
+        assert!(Instant::now() < deadline, "sent only {sent} bytes");
+        match event_loop.send(id, chunk.clone()) {
+            Ok(()) => sent += chunk.len(),
+            Err(InvalidInput::QueueFull { .. }) => {
+                refusals += 1;
+                // A producer waits for SendReady instead of polling.
+                while !matches!(event_loop.poll_event(), Some((_, Event::SendReady))) {
+                    assert!(Instant::now() < deadline);
+                    event_loop.turn(Some(Duration::from_millis(100))).unwrap();
+                }
+            }
+            Err(other) => panic!("{other}"),
+        }
+        let queued = event_loop.client(id).unwrap().bytes_queued();
+        most_queued = most_queued.max(queued);
+        assert!(queued <= LIMIT_BYTES as u64, "{queued} bytes queued");
+    }
+    event_loop.finish(id).unwrap();
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert!(refusals > 0, "the reader was never slow enough to push back");
+    assert!(report(&events).is_clean());
+    assert_eq!(read.recv_timeout(LIMIT).unwrap(), TOTAL as u64);
+    eprintln!("slow reader: {refusals} refusals, at most {most_queued} bytes queued (limit {LIMIT_BYTES})");
+}
+
+#[test]
+fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
+    let (addr, _read) = slow_reader(Duration::from_millis(50));
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime.connect(config(addr).with_send_limit(1000)).unwrap();
+    conn.send(Bytes::from(vec![0u8; 800])).unwrap();
+
+    let refused = conn.send(Bytes::from(vec![1u8; 800]));
+
+    assert!(matches!(refused, Err(InvalidInput::QueueFull { ref data, .. }) if data.len() == 800));
+    conn.finish();
+    assert!(matches!(
+        conn.send(Bytes::from_static(b"late")),
+        Err(InvalidInput::SendAfterShutdown { .. })
+    ));
+    let events = events_until_closed(&conn, LIMIT);
+    assert_eq!(report(&events).bytes_accepted, 800);
+}
+
+/// An echo server whose listener has a large backlog, for many simultaneous connects.
+fn echo_server_with_backlog(backlog: i32) -> SocketAddr {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket.listen(backlog).unwrap();
+    let listener: std::net::TcpListener = socket.into();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                let mut reader = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut reader, &mut stream);
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A port nothing listens on: bind one, note it, let it go.
+struct TcpListenerGuard;
+
+impl TcpListenerGuard {
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+}
