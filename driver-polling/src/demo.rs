@@ -59,9 +59,10 @@ impl DemoServer {
     pub fn client_tls(&self) -> Result<TlsConfig, tcpclient_core::TlsError> {
         let roots = tls::roots_from_pem(self.ca_pem.as_bytes())?;
         let config = tls::client_config(roots, &[])?;
-        let name = ServerName::try_from("localhost").map_err(|e| tcpclient_core::TlsError::Other {
-            reason: e.to_string(),
-        })?;
+        let name =
+            ServerName::try_from("localhost").map_err(|e| tcpclient_core::TlsError::Other {
+                reason: e.to_string(),
+            })?;
         Ok(TlsConfig::new(config, name))
     }
 }

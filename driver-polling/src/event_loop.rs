@@ -305,7 +305,9 @@ impl EventLoop {
 
     fn collect_resolutions(&mut self) {
         while let Ok((id, result)) = self.resolved_rx.try_recv() {
-            let Some(conn) = self.conn_mut(id) else { continue };
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
             let now = Instant::now();
             let fed = match &result {
                 Ok(addrs) => conn.client.handle_input(now, Input::Resolved(addrs)),
@@ -319,7 +321,11 @@ impl EventLoop {
     fn on_readiness(&mut self, readiness: Readiness) {
         let index = readiness.key as u32;
         let mut read_buf = std::mem::take(&mut self.read_buf);
-        if let Some(conn) = self.slots.get_mut(index as usize).and_then(|s| s.conn.as_mut()) {
+        if let Some(conn) = self
+            .slots
+            .get_mut(index as usize)
+            .and_then(|s| s.conn.as_mut())
+        {
             conn.on_readiness(readiness, &mut read_buf);
         }
         self.read_buf = read_buf;
@@ -357,14 +363,22 @@ impl EventLoop {
             index,
             generation: slot.generation,
         };
-        let Some(conn) = slot.conn.as_mut() else { return };
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
         conn.dirty = false;
         let mut closed = false;
         loop {
             while let Some(output) = conn.client.poll_output() {
                 match output {
                     Output::Resolve { host, port } => {
-                        resolve(id, host, port, self.resolved_tx.clone(), self.poller.clone());
+                        resolve(
+                            id,
+                            host,
+                            port,
+                            self.resolved_tx.clone(),
+                            self.poller.clone(),
+                        );
                     }
                     Output::Connect(addr) => conn.connect(addr, index, &self.poller),
                     Output::Transmit(bytes) => conn.pending.push_back(bytes),
@@ -461,7 +475,9 @@ impl Conn {
     /// Writes what is pending if the socket can take it. Returns true if the client was told
     /// something (so it may have new outputs).
     fn write_pending(&mut self) -> bool {
-        let Some(socket) = self.socket.as_mut() else { return false };
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
         if socket.connecting || !socket.writable || self.pending.is_empty() {
             return false;
         }
@@ -481,7 +497,9 @@ impl Conn {
     }
 
     fn on_readiness(&mut self, readiness: Readiness, read_buf: &mut [u8]) {
-        let Some(socket) = self.socket.as_mut() else { return };
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
         socket.armed = None;
         if socket.connecting {
             if readiness.readable || readiness.writable {
@@ -507,7 +525,9 @@ impl Conn {
             if self.paused || !self.client.wants_read() {
                 return;
             }
-            let Some(socket) = self.socket.as_mut() else { return };
+            let Some(socket) = self.socket.as_mut() else {
+                return;
+            };
             match read_once(&mut socket.stream, buf) {
                 Ok(ReadOutcome::Data(n)) => self.feed(Input::Received(&buf[..n])),
                 Ok(ReadOutcome::Eof) => return self.feed(Input::PeerEof),
@@ -521,7 +541,9 @@ impl Conn {
     /// the application has room; write while connecting or holding unwritten bytes.
     fn rearm(&mut self, key: u32, poller: &Poller) {
         let wants_read = self.client.wants_read() && !self.paused;
-        let Some(socket) = self.socket.as_mut() else { return };
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
         let wanted = if socket.connecting {
             (false, true)
         } else {

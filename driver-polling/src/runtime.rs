@@ -266,12 +266,20 @@ impl ConnectionSender {
     pub fn send_blocking(&self, data: Bytes) -> Result<(), InvalidInput> {
         let mut state = self.shared.lock();
         while state.closed_to_sends.is_none() && self.shared.is_full(&state, data.len()) {
-            state = self.shared.room.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = self
+                .shared
+                .room
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
         self.accept(state, data)
     }
 
-    fn accept(&self, mut state: MutexGuard<'_, SendState>, data: Bytes) -> Result<(), InvalidInput> {
+    fn accept(
+        &self,
+        mut state: MutexGuard<'_, SendState>,
+        data: Bytes,
+    ) -> Result<(), InvalidInput> {
         if let Some(phase) = state.closed_to_sends {
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         }
@@ -316,8 +324,13 @@ impl ConnectionSender {
     /// Accounts for received data leaving the channel; resumes reading once half the
     /// window is free.
     fn taken(&self, notification: &Notification) {
-        let Notification::Event(Event::Data(data)) = notification else { return };
-        let before = self.shared.unread.fetch_sub(data.len() as u64, Ordering::AcqRel);
+        let Notification::Event(Event::Data(data)) = notification else {
+            return;
+        };
+        let before = self
+            .shared
+            .unread
+            .fetch_sub(data.len() as u64, Ordering::AcqRel);
         let after = before - data.len() as u64;
         if after <= RECEIVE_WINDOW / 2 && self.shared.reading_paused.swap(false, Ordering::AcqRel) {
             self.command(Command::ResumeReading(self.key));
@@ -460,7 +473,12 @@ impl LoopThread {
                 }
                 Command::Stop => {
                     self.stopping = true;
-                    let ids: Vec<ConnId> = self.handles.values().filter(|h| !h.closed).map(|h| h.id).collect();
+                    let ids: Vec<ConnId> = self
+                        .handles
+                        .values()
+                        .filter(|h| !h.closed)
+                        .map(|h| h.id)
+                        .collect();
                     for id in ids {
                         let _ = self.event_loop.abort(id);
                     }
@@ -500,19 +518,30 @@ impl LoopThread {
     /// Hands each event to its connection's handle and settles the send accounts.
     fn dispatch(&mut self) {
         while let Some((id, event)) = self.event_loop.poll_event() {
-            let Some(&key) = self.keys.get(&id) else { continue };
-            let Some(handle) = self.handles.get_mut(&key) else { continue };
+            let Some(&key) = self.keys.get(&id) else {
+                continue;
+            };
+            let Some(handle) = self.handles.get_mut(&key) else {
+                continue;
+            };
             match &event {
                 Event::Data(data) => {
-                    let unread = handle.shared.unread.fetch_add(data.len() as u64, Ordering::AcqRel)
+                    let unread = handle
+                        .shared
+                        .unread
+                        .fetch_add(data.len() as u64, Ordering::AcqRel)
                         + data.len() as u64;
-                    if unread >= RECEIVE_WINDOW && !handle.shared.reading_paused.swap(true, Ordering::AcqRel) {
+                    if unread >= RECEIVE_WINDOW
+                        && !handle.shared.reading_paused.swap(true, Ordering::AcqRel)
+                    {
                         self.event_loop.pause_reading(id, true);
                     }
                 }
                 Event::Closed(report) => {
                     handle.shared.close_to_sends(Phase::Closed);
-                    handle.shared.settled(report.bytes_written - handle.written + report.bytes_undelivered);
+                    handle
+                        .shared
+                        .settled(report.bytes_written - handle.written + report.bytes_undelivered);
                     handle.written = report.bytes_written;
                 }
                 _ => {}
@@ -528,7 +557,9 @@ impl LoopThread {
             }
         }
         for handle in self.handles.values_mut().filter(|h| !h.closed) {
-            let Some(client) = self.event_loop.client(handle.id) else { continue };
+            let Some(client) = self.event_loop.client(handle.id) else {
+                continue;
+            };
             let written = client.bytes_written();
             handle.shared.settled(written - handle.written);
             handle.written = written;

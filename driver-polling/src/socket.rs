@@ -36,10 +36,17 @@ pub(crate) fn finish_connect(stream: &TcpStream) -> io::Result<()> {
 
 /// Writes as much of `pending` as the socket takes, gathering buffers into few `writev`s.
 /// Returns the bytes written; stops at `WouldBlock`; fails on any other error.
-pub(crate) fn write_gathered(stream: &mut TcpStream, pending: &mut VecDeque<Bytes>) -> io::Result<usize> {
+pub(crate) fn write_gathered(
+    stream: &mut TcpStream,
+    pending: &mut VecDeque<Bytes>,
+) -> io::Result<usize> {
     let mut total = 0;
     while !pending.is_empty() {
-        let slices: Vec<IoSlice<'_>> = pending.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+        let slices: Vec<IoSlice<'_>> = pending
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|b| IoSlice::new(b))
+            .collect();
         let n = match stream.write_vectored(&slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
@@ -56,7 +63,9 @@ pub(crate) fn write_gathered(stream: &mut TcpStream, pending: &mut VecDeque<Byte
 /// Drops `n` written bytes from the front; a partly written buffer keeps its rest (no copy).
 fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
-        let Some(front) = pending.front_mut() else { return };
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
         if front.len() <= n {
             n -= front.len();
             pending.pop_front();
@@ -93,7 +102,8 @@ mod tests {
 
     #[test]
     fn advance_keeps_the_unwritten_rest_of_a_buffer() {
-        let mut pending: VecDeque<Bytes> = [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")].into();
+        let mut pending: VecDeque<Bytes> =
+            [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")].into();
         advance(&mut pending, 5);
         assert_eq!(pending, [Bytes::from_static(b"fg")]);
     }

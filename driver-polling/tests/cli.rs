@@ -97,13 +97,22 @@ fn echo_like_nc() {
 
 #[test]
 fn a_refused_port_fails_with_a_one_line_reason() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
 
     let run = run(&["127.0.0.1", &port.to_string()], b"");
 
     assert_eq!(run.status, 1);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.starts_with("tcpclient: failed: connecting to 127.0.0.1:"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("tcpclient: failed: connecting to 127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
 }
 
@@ -126,7 +135,15 @@ fn tls_from_the_start_with_a_ca_file() {
     let ca = temp_file("ca.pem", pki.ca_pem().as_bytes());
 
     let run = run(
-        &["--tls", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", &host, &port],
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
         b"over tls\n",
     );
 
@@ -140,10 +157,25 @@ fn an_untrusted_certificate_fails() {
     let [host, port] = host_port(tls_echo_server(pki.server_config()));
     let other_ca = temp_file("other-ca.pem", Pki::new().ca_pem().as_bytes());
 
-    let run = run(&["--tls", "--cafile", other_ca.to_str().unwrap(), "--servername", "localhost", &host, &port], b"x");
+    let run = run(
+        &[
+            "--tls",
+            "--cafile",
+            other_ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
+        b"x",
+    );
 
     assert_eq!(run.status, 1);
-    assert!(run.stderr.contains("certificate is not trusted"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("certificate is not trusted"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.is_empty());
 }
 
@@ -166,12 +198,26 @@ fn starttls_smtp() {
     let ca = temp_file("smtp-ca.pem", pki.ca_pem().as_bytes());
 
     let run = run(
-        &["--starttls", "smtp", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", "-v", &host, &port],
+        &[
+            "--starttls",
+            "smtp",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            "-v",
+            &host,
+            &port,
+        ],
         b"NOOP\r\n",
     );
 
     assert_eq!(run.stdout, b"250 NOOP\r\n");
-    assert!(run.stderr.contains("TLS established: TLSv1_3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("TLS established: TLSv1_3"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.status, 0, "{}", run.stderr);
 }
 
@@ -182,13 +228,25 @@ fn starttls_injection_is_refused() {
     let ca = temp_file("inject-ca.pem", pki.ca_pem().as_bytes());
 
     let run = run(
-        &["--starttls", "smtp", "--cafile", ca.to_str().unwrap(), "--servername", "localhost", &host, &port],
+        &[
+            "--starttls",
+            "smtp",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
         b"",
     );
 
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("STARTTLS injection"), "{}", run.stderr);
-    assert!(run.stdout.is_empty(), "the injected bytes must not be shown as session data");
+    assert!(
+        run.stdout.is_empty(),
+        "the injected bytes must not be shown as session data"
+    );
 }
 
 #[test]
@@ -206,7 +264,10 @@ fn trace_writes_one_json_line_per_event() {
     let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(names.first(), Some(&"connected"));
     assert_eq!(names.last(), Some(&"closed"));
-    assert!(names.contains(&"data") && names.contains(&"peer_closed"), "{names:?}");
+    assert!(
+        names.contains(&"data") && names.contains(&"peer_closed"),
+        "{names:?}"
+    );
     assert_eq!(events.last().unwrap()["bytes_written"], 7);
     assert_eq!(events.last().unwrap()["clean"], true);
 }
@@ -217,7 +278,17 @@ fn send_file_at_a_rate() {
     let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     let file = temp_file("send.bin", &content);
 
-    let run = run(&["--send-file", file.to_str().unwrap(), "--rate", "500000", &host, &port], b"");
+    let run = run(
+        &[
+            "--send-file",
+            file.to_str().unwrap(),
+            "--rate",
+            "500000",
+            &host,
+            &port,
+        ],
+        b"",
+    );
 
     assert_eq!(run.stdout, content);
     assert_eq!((run.status, run.stderr.as_str()), (0, ""));
@@ -236,8 +307,17 @@ fn ctrl_c_finishes_gracefully_and_reports() {
     drop(stdin);
 
     assert_eq!(run.stdout, b"before the interrupt\n");
-    assert!(run.stderr.contains("interrupted: finishing"), "{}", run.stderr);
-    assert!(run.stderr.contains("finished gracefully; sent 21 of 21 bytes (0 undelivered)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interrupted: finishing"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("finished gracefully; sent 21 of 21 bytes (0 undelivered)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.status, 0);
 }
 
@@ -264,7 +344,11 @@ fn a_second_ctrl_c_aborts_and_reports_what_was_not_delivered() {
     let _ = writer.join();
 
     assert_eq!(run.status, 1);
-    assert!(run.stderr.contains("interrupted again: aborting"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interrupted again: aborting"),
+        "{}",
+        run.stderr
+    );
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("tcpclient: aborted; sent "), "{last}");
     assert!(!last.contains("(0 undelivered)"), "{last}");
@@ -276,11 +360,20 @@ fn demo_runs_the_whole_lifecycle() {
 
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status, 0, "{stdout}{}", run.stderr);
-    for step in ["1. connect", "2. plaintext exchange", "3. STARTTLS", "4. encrypted exchange", "5. graceful shutdown"] {
+    for step in [
+        "1. connect",
+        "2. plaintext exchange",
+        "3. STARTTLS",
+        "4. encrypted exchange",
+        "5. graceful shutdown",
+    ] {
         assert!(stdout.contains(step), "{stdout}");
     }
     assert!(stdout.contains("server: 250 hello over TLS"), "{stdout}");
-    assert!(stdout.contains("close report: finished gracefully"), "{stdout}");
+    assert!(
+        stdout.contains("close report: finished gracefully"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -288,12 +381,19 @@ fn help_and_usage_errors_follow_the_conventions() {
     let help = run(&["--help"], b"");
     let text = String::from_utf8_lossy(&help.stdout);
     assert_eq!(help.status, 0);
-    assert!(text.contains("Usage: tcpclient [OPTIONS] <HOST> <PORT>"), "{text}");
+    assert!(
+        text.contains("Usage: tcpclient [OPTIONS] <HOST> <PORT>"),
+        "{text}"
+    );
     assert!(text.contains("--starttls <PROTOCOL>"), "{text}");
 
     let missing_port = run(&["localhost"], b"");
     assert_eq!(missing_port.status, 2);
-    assert!(missing_port.stderr.contains("<PORT>"), "{}", missing_port.stderr);
+    assert!(
+        missing_port.stderr.contains("<PORT>"),
+        "{}",
+        missing_port.stderr
+    );
 }
 
 /// Sends SIGINT with the `kill` command, as a terminal's Ctrl-C would.

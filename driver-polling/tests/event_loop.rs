@@ -50,7 +50,10 @@ fn echo() {
     assert_eq!(data(&events), message);
     let report = report(&events);
     assert_eq!(report.result, Ok(Ending::Finished));
-    assert_eq!((report.bytes_written, report.bytes_received), (300_000, 300_000));
+    assert_eq!(
+        (report.bytes_written, report.bytes_received),
+        (300_000, 300_000)
+    );
     assert!(report.peer_closed);
 }
 
@@ -60,7 +63,9 @@ fn a_name_is_resolved_off_the_loop_and_the_refused_address_falls_back() {
     let mut event_loop = EventLoop::new().unwrap();
     // localhost resolves to ::1 and 127.0.0.1 here; the server is on 127.0.0.1 only.
     let id = event_loop.connect(Config::new("localhost", addr.port()));
-    event_loop.send(id, Bytes::from_static(b"via a name")).unwrap();
+    event_loop
+        .send(id, Bytes::from_static(b"via a name"))
+        .unwrap();
     event_loop.finish(id).unwrap();
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
@@ -96,7 +101,10 @@ fn a_bad_host_is_a_resolve_error() {
     let Err(Error::Resolve { host, kind }) = &report(&events).result else {
         panic!("{events:?}");
     };
-    assert_eq!((host.as_str(), *kind), ("no-such-host.invalid", ErrorKind::NotFound));
+    assert_eq!(
+        (host.as_str(), *kind),
+        ("no-such-host.invalid", ErrorKind::NotFound)
+    );
 }
 
 /// The kernel drops SYNs to a listener whose accept queue is full, so a connect to it hangs
@@ -104,7 +112,9 @@ fn a_bad_host_is_a_resolve_error() {
 #[test]
 fn connect_timeout_against_a_full_accept_queue() {
     let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     listener.listen(0).unwrap();
     let addr = listener.local_addr().unwrap().as_socket().unwrap();
     let mut fillers = Vec::new();
@@ -122,7 +132,10 @@ fn connect_timeout_against_a_full_accept_queue() {
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
     assert_eq!(report(&events).result, Err(Error::ConnectTimeout));
-    assert!(started.elapsed() >= Duration::from_millis(700), "not before the deadline");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "not before the deadline"
+    );
 }
 
 #[test]
@@ -151,7 +164,9 @@ fn half_open_keeps_sending_after_the_servers_eof() {
         events.extend(std::iter::from_fn(|| event_loop.poll_event()).map(|(_, e)| e));
     }
 
-    event_loop.send(id, Bytes::from_static(b"after your EOF")).unwrap();
+    event_loop
+        .send(id, Bytes::from_static(b"after your EOF"))
+        .unwrap();
     event_loop.finish(id).unwrap();
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -163,12 +178,19 @@ fn half_open_keeps_sending_after_the_servers_eof() {
 fn starttls_against_a_rustls_server_thread() {
     let server = DemoServer::start().unwrap();
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(server.addr()).with_tls(server.client_tls().unwrap())).unwrap();
-    conn.send(Bytes::from_static(b"ECHO plain\r\nSTARTTLS\r\n")).unwrap();
+    let conn = runtime
+        .connect(config(server.addr()).with_tls(server.client_tls().unwrap()))
+        .unwrap();
+    conn.send(Bytes::from_static(b"ECHO plain\r\nSTARTTLS\r\n"))
+        .unwrap();
     let deadline = Instant::now() + LIMIT;
     let mut seen = Vec::new();
     while !seen.ends_with(b"220 ready to start TLS\r\n") {
-        assert!(Instant::now() < deadline, "{:?}", String::from_utf8_lossy(&seen));
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
         if let Ok(Some(tcpclient_polling::Notification::Event(Event::Data(d)))) =
             conn.recv_timeout(Duration::from_millis(100))
         {
@@ -181,8 +203,13 @@ fn starttls_against_a_rustls_server_thread() {
     conn.finish();
     let events = events_until_closed(&conn, LIMIT);
 
-    let Event::TlsEstablished(info) = &events[0] else { panic!("{events:?}") };
-    assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    let Event::TlsEstablished(info) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        info.protocol_version,
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
     assert_eq!(data(&events), b"250 secret\r\n");
     assert!(report(&events).is_clean(), "{events:?}");
 }
@@ -194,7 +221,9 @@ fn tls_from_the_start() {
     let mut event_loop = EventLoop::new().unwrap();
     let id = event_loop.connect(config(addr).with_tls(pki.client_tls("localhost")));
     event_loop.start_tls(id).unwrap();
-    event_loop.send(id, Bytes::from(vec![7u8; 100_000])).unwrap();
+    event_loop
+        .send(id, Bytes::from(vec![7u8; 100_000]))
+        .unwrap();
     event_loop.finish(id).unwrap();
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
@@ -214,13 +243,18 @@ fn an_untrusted_certificate_is_refused() {
     let mut event_loop = EventLoop::new().unwrap();
     let id = event_loop.connect(config(addr).with_tls(stranger.client_tls("localhost")));
     event_loop.start_tls(id).unwrap();
-    event_loop.send(id, Bytes::from_static(b"never sent")).unwrap();
+    event_loop
+        .send(id, Bytes::from_static(b"never sent"))
+        .unwrap();
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
     let report = report(&events);
     assert!(
-        matches!(report.result, Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))),
+        matches!(
+            report.result,
+            Err(Error::Tls(TlsError::CertificateNotTrusted { .. }))
+        ),
         "{report:?}"
     );
     assert_eq!(report.bytes_undelivered, 10);
@@ -233,7 +267,9 @@ fn a_thousand_clients_in_one_loop_all_complete() {
     let started = Instant::now();
     for i in 0..1000u32 {
         let id = event_loop.connect(config(addr));
-        event_loop.send(id, Bytes::from(format!("client {i:04}\n"))).unwrap();
+        event_loop
+            .send(id, Bytes::from(format!("client {i:04}\n")))
+            .unwrap();
         event_loop.finish(id).unwrap();
     }
 
@@ -247,7 +283,12 @@ fn a_thousand_clients_in_one_loop_all_complete() {
         })
         .collect();
     assert_eq!(reports.len(), 1000);
-    assert!(reports.iter().all(|r| r.is_clean() && r.bytes_received == 12), "{reports:?}");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.is_clean() && r.bytes_received == 12),
+        "{reports:?}"
+    );
     eprintln!(
         "1,000 clients: {:?}, peak resident memory of the test process {} KiB",
         started.elapsed(),
@@ -287,10 +328,15 @@ fn a_slow_reader_cannot_grow_the_clients_memory_past_the_send_limit() {
     event_loop.finish(id).unwrap();
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
-    assert!(refusals > 0, "the reader was never slow enough to push back");
+    assert!(
+        refusals > 0,
+        "the reader was never slow enough to push back"
+    );
     assert!(report(&events).is_clean());
     assert_eq!(read.recv_timeout(LIMIT).unwrap(), TOTAL as u64);
-    eprintln!("slow reader: {refusals} refusals, at most {most_queued} bytes queued (limit {LIMIT_BYTES})");
+    eprintln!(
+        "slow reader: {refusals} refusals, at most {most_queued} bytes queued (limit {LIMIT_BYTES})"
+    );
 }
 
 #[test]
@@ -316,7 +362,9 @@ fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
 fn echo_server_with_backlog(backlog: i32) -> SocketAddr {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket.set_reuse_address(true).unwrap();
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     socket.listen(backlog).unwrap();
     let listener: std::net::TcpListener = socket.into();
     let addr = listener.local_addr().unwrap();

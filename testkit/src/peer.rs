@@ -92,7 +92,11 @@ impl Server {
         if self.tls.is_none()
             && let Some(config) = self.tls_config.clone()
         {
-            self.tls = ServerConnection::new(config).ok();
+            self.tls = ServerConnection::new(config).ok().map(|mut conn| {
+                // Whatever the test sends must be sent, however much: no partial writes.
+                conn.set_buffer_limit(None);
+                conn
+            });
         }
         let Some(conn) = self.tls.as_mut() else {
             return;

@@ -15,8 +15,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// 1 otherwise (an error, undelivered bytes, a TLS session cut short), with a one-line
 /// reason on standard error.
 #[derive(Debug, Parser)]
-#[command(name = "tcpclient", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-#[command(after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000")]
+#[command(
+    name = "tcpclient",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+#[command(
+    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -127,7 +134,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a duration (try 500ms, 2s, 1m)"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is not a valid duration"))
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is not a valid duration"))
 }
 
 #[cfg(test)]

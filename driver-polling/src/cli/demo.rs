@@ -19,7 +19,9 @@ pub fn run() -> Result<(), Failure> {
     let addr = server.addr();
     println!("tcpclient demo: a server on {addr} speaks a line protocol with STARTTLS;");
     println!("its certificate comes from a CA made just now, which only this client trusts.\n");
-    let tls = server.client_tls().map_err(|e| Failure::Setup(e.to_string()))?;
+    let tls = server
+        .client_tls()
+        .map_err(|e| Failure::Setup(e.to_string()))?;
     let config = Config::new(addr.ip().to_string(), addr.port()).with_tls(tls);
 
     let runtime = Runtime::spawn()?;
@@ -29,7 +31,9 @@ pub fn run() -> Result<(), Failure> {
     let deadline = || Instant::now() + STEP;
 
     println!("1. connect");
-    wait_for(&mut inbound, "Connected", |e| matches!(e, Event::Connected(_)))?;
+    wait_for(&mut inbound, "Connected", |e| {
+        matches!(e, Event::Connected(_))
+    })?;
     println!("   connected to {addr}");
     println!("   server: {}", inbound.line(deadline())?);
 
@@ -39,7 +43,9 @@ pub fn run() -> Result<(), Failure> {
     println!("3. STARTTLS (Kamaelia's makessl)");
     exchange(&mut inbound, "STARTTLS")?;
     conn.start_tls();
-    let info = wait_for(&mut inbound, "TlsEstablished", |e| matches!(e, Event::TlsEstablished(_)))?;
+    let info = wait_for(&mut inbound, "TlsEstablished", |e| {
+        matches!(e, Event::TlsEstablished(_))
+    })?;
     if let Event::TlsEstablished(info) = info {
         println!("   TLS established (sslready): {info}, certificate verified");
     }
@@ -73,13 +79,19 @@ fn exchange(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
 }
 
 /// Waits for the first event `wanted` accepts; a close report before it is a failure.
-fn wait_for(inbound: &mut Inbound<'_>, what: &str, wanted: impl Fn(&Event) -> bool) -> Result<Event, Failure> {
+fn wait_for(
+    inbound: &mut Inbound<'_>,
+    what: &str,
+    wanted: impl Fn(&Event) -> bool,
+) -> Result<Event, Failure> {
     let deadline = Instant::now() + STEP;
     loop {
         match inbound.next(Some(deadline))? {
             event if wanted(&event) => return Ok(event),
             Event::Closed(report) => return Err(Failure::Unclean(report)),
-            Event::Data(data) => println!("   (unexpected data while waiting for {what}: {data:?})"),
+            Event::Data(data) => {
+                println!("   (unexpected data while waiting for {what}: {data:?})")
+            }
             _ => {}
         }
     }

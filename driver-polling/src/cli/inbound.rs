@@ -36,7 +36,11 @@ impl<'a> Inbound<'a> {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match self.conn.recv_timeout(left) {
                         Ok(Some(notification)) => notification,
-                        Ok(None) => return Err(Failure::StartTls("the server did not answer in time".into())),
+                        Ok(None) => {
+                            return Err(Failure::StartTls(
+                                "the server did not answer in time".into(),
+                            ));
+                        }
                         Err(_) => return Err(Failure::Vanished),
                     }
                 }
@@ -49,10 +53,8 @@ impl<'a> Inbound<'a> {
                     }
                     return Ok(event);
                 }
-                Notification::Refused(refusal) => {
-                    if self.verbose {
-                        eprintln!("tcpclient: refused: {refusal}");
-                    }
+                Notification::Refused(refusal) if self.verbose => {
+                    eprintln!("tcpclient: refused: {refusal}");
                 }
                 _ => {}
             }
@@ -70,10 +72,14 @@ impl<'a> Inbound<'a> {
             match self.next(Some(deadline))? {
                 Event::Data(data) => self.buffered.extend_from_slice(&data),
                 Event::Closed(report) => {
-                    return Err(Failure::StartTls(format!("the connection closed during the dialogue: {report}")));
+                    return Err(Failure::StartTls(format!(
+                        "the connection closed during the dialogue: {report}"
+                    )));
                 }
                 Event::PeerClosed => {
-                    return Err(Failure::StartTls("the server closed the connection during the dialogue".into()));
+                    return Err(Failure::StartTls(
+                        "the server closed the connection during the dialogue".into(),
+                    ));
                 }
                 _ => {}
             }

@@ -36,9 +36,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         config = config.with_tls(tls);
     }
     let input: Box<dyn Read + Send> = match &args.send_file {
-        Some(path) => Box::new(
-            File::open(path).map_err(|e| Failure::Setup(format!("cannot open --send-file {}: {e}", path.display())))?,
-        ),
+        Some(path) => Box::new(File::open(path).map_err(|e| {
+            Failure::Setup(format!("cannot open --send-file {}: {e}", path.display()))
+        })?),
         None => Box::new(io::stdin()),
     };
     let progress = progress_bar(args)?;
@@ -85,7 +85,10 @@ fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<CloseReport, Failure> {
                 let written = stdout.write_all(&data).and_then(|()| stdout.flush());
                 if let Err(e) = written {
                     inbound.conn.abort();
-                    return Err(Failure::Io(io::Error::new(e.kind(), format!("standard output: {e}"))));
+                    return Err(Failure::Io(io::Error::new(
+                        e.kind(),
+                        format!("standard output: {e}"),
+                    )));
                 }
             }
             Event::Closed(report) => return Ok(report),
@@ -96,8 +99,15 @@ fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<CloseReport, Failure> {
 
 /// Sends the input in chunks, waiting for room in the send queue, paced to `rate` bytes per
 /// second if given; at its end, shuts the connection down gracefully.
-fn pump(mut input: Box<dyn Read + Send>, sender: &ConnectionSender, rate: Option<u64>, progress: &ProgressBar) {
-    let chunk = rate.map_or(CHUNK, |r| usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK));
+fn pump(
+    mut input: Box<dyn Read + Send>,
+    sender: &ConnectionSender,
+    rate: Option<u64>,
+    progress: &ProgressBar,
+) {
+    let chunk = rate.map_or(CHUNK, |r| {
+        usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
+    });
     let start = Instant::now();
     let mut sent: u64 = 0;
     loop {
@@ -139,8 +149,10 @@ fn progress_bar(args: &Args) -> Result<ProgressBar, Failure> {
     } else {
         ProgressDrawTarget::hidden()
     };
-    let style = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-        .map_err(|e| Failure::Setup(e.to_string()))?;
+    let style = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .map_err(|e| Failure::Setup(e.to_string()))?;
     Ok(ProgressBar::with_draw_target(Some(len), target).with_style(style))
 }
 

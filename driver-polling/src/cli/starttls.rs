@@ -74,7 +74,9 @@ fn refuse_injection(bytes: usize) -> Result<(), Failure> {
 
 /// Sends one command line.
 fn say(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
-    inbound.trace.note("send", json!({ "line": line.trim_end() }));
+    inbound
+        .trace
+        .note("send", json!({ "line": line.trim_end() }));
     inbound
         .conn
         .send(Bytes::from(line.to_owned()))
@@ -102,6 +104,8 @@ fn expect(line: &str, prefix: &str) -> Result<(), Failure> {
     if line.starts_with(prefix) {
         Ok(())
     } else {
-        Err(Failure::StartTls(format!("expected `{prefix}`, the server said `{line}`")))
+        Err(Failure::StartTls(format!(
+            "expected `{prefix}`, the server said `{line}`"
+        )))
     }
 }

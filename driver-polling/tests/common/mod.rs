@@ -94,8 +94,7 @@ pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
             std::thread::sleep(pause);
         }
         let _ = tx.send(total);
-    })
-    ;
+    });
     (addr, rx)
 }
 
@@ -106,10 +105,13 @@ pub fn smtp_server(config: Arc<ServerConfig>, inject: bool) -> SocketAddr {
     serve(move |mut stream| {
         let _ = stream.write_all(b"220-smtp.test ESMTP\r\n220 ready\r\n");
         loop {
-            let Some(line) = read_line(&mut stream) else { return };
+            let Some(line) = read_line(&mut stream) else {
+                return;
+            };
             let command = line.to_ascii_uppercase();
             if command.starts_with("EHLO") {
-                let _ = stream.write_all(b"250-smtp.test greets you\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+                let _ = stream
+                    .write_all(b"250-smtp.test greets you\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
             } else if command == "STARTTLS" {
                 let go_ahead: &[u8] = if inject {
                     b"220 go ahead\r\n250 injected before TLS\r\n"
@@ -160,8 +162,13 @@ pub fn run_to_end(event_loop: &mut EventLoop, limit: Duration) -> Vec<(ConnId, E
     let deadline = Instant::now() + limit;
     let mut events = Vec::new();
     while !event_loop.is_empty() {
-        assert!(Instant::now() < deadline, "connections still open after {limit:?}");
-        event_loop.turn(Some(Duration::from_millis(100))).expect("turn");
+        assert!(
+            Instant::now() < deadline,
+            "connections still open after {limit:?}"
+        );
+        event_loop
+            .turn(Some(Duration::from_millis(100)))
+            .expect("turn");
         while let Some(event) = event_loop.poll_event() {
             events.push(event);
         }
@@ -175,7 +182,10 @@ pub fn events_until_closed(conn: &Connection, limit: Duration) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no close report within {limit:?}: {events:?}");
+        assert!(
+            !left.is_zero(),
+            "no close report within {limit:?}: {events:?}"
+        );
         if let Ok(Some(Notification::Event(event))) = conn.recv_timeout(left) {
             let closed = matches!(event, Event::Closed(_));
             events.push(event);
