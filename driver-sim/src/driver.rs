@@ -1,0 +1,306 @@
+//! The driver: one [`Client`] over turmoil's simulated TCP, in an async loop.
+//!
+//! Like the polling driver it only performs what the core asks and reports what happened.
+//! Time is turmoil's: `now` is `tokio::time::Instant::now()` inside the simulation, and every
+//! `select!` is `biased;` so that a seed fixes the whole run.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tcpclient_core::{Client, CloseReport, Config, Event, Input, InvalidInput, Output};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc};
+use turmoil::net::TcpStream;
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::trace::Trace;
+
+/// Bytes read from the simulated socket at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// The application's handle on a simulated connection: Kamaelia's boxes, as in the polling
+/// driver's `Connection`, but for code running inside the simulation.
+///
+/// Requests go straight to the client, so they are refused synchronously (the data handed
+/// back); events arrive through [`recv`](Self::recv).
+pub struct SimConnection {
+    sender: SimSender,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+/// The requesting half of a [`SimConnection`], cheap to clone, so that a producer task can
+/// send while another takes events.
+#[derive(Clone)]
+pub struct SimSender {
+    shared: Rc<Shared>,
+}
+
+/// What the driver loop returns: the close report, and any invariant of DESIGN.md section 3
+/// it saw broken on the way (there should be none).
+#[derive(Debug, Clone)]
+pub struct DriverEnd {
+    /// The report of the one `Closed` event.
+    pub report: CloseReport,
+    /// Broken invariants, in the order they were seen.
+    pub violations: Vec<String>,
+}
+
+/// What the handle and the driver loop share. Single-threaded: the simulation runs on one.
+struct Shared {
+    client: RefCell<Client>,
+    trace: Trace,
+    wake: Notify,
+    checks: RefCell<Checks>,
+}
+
+/// The invariants the driver can check as it goes.
+#[derive(Debug, Default)]
+struct Checks {
+    violations: Vec<String>,
+    accepted: u64,
+    socket: bool,
+    closed: bool,
+}
+
+impl SimConnection {
+    /// A requesting half for another task.
+    pub fn sender(&self) -> SimSender {
+        self.sender.clone()
+    }
+
+    /// The next event; `None` after `Closed`.
+    #[doc(alias = "outbox")]
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+}
+
+impl SimSender {
+    /// Queues `data` (Kamaelia's `inbox`).
+    #[doc(alias = "inbox")]
+    pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.shared.input(Input::Send(data))
+    }
+
+    /// Switches to TLS (Kamaelia's `makessl`).
+    #[doc(alias = "makessl")]
+    pub fn start_tls(&self) -> Result<(), InvalidInput> {
+        self.shared.input(Input::StartTls)
+    }
+
+    /// Graceful shutdown (Kamaelia's `producerFinished`).
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&self) -> Result<(), InvalidInput> {
+        self.shared.input(Input::Finish)
+    }
+
+    /// Closes now (Kamaelia's `shutdownMicroprocess`).
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&self) -> Result<(), InvalidInput> {
+        self.shared.input(Input::Abort)
+    }
+
+    /// Bytes accepted and not yet written: what a producer waits on.
+    pub fn bytes_queued(&self) -> u64 {
+        self.shared.client.borrow().bytes_queued()
+    }
+}
+
+impl Shared {
+    /// Feeds one input now, traced; wakes the driver loop so it acts on the outputs.
+    fn input(&self, input: Input<'_>) -> Result<(), InvalidInput> {
+        let now = now();
+        self.trace.input(now, &input);
+        let (sent, timeout) = match &input {
+            Input::Send(data) => (Some(data.len() as u64), false),
+            other => (None, matches!(other, Input::Timeout)),
+        };
+        let mut client = self.client.borrow_mut();
+        let queued_before = client.bytes_queued();
+        let result = client.handle_input(now, input);
+        let mut checks = self.checks.borrow_mut();
+        match (&result, sent) {
+            (Err(refusal), _) => self.trace.refused(now, refusal),
+            (Ok(()), Some(len)) => {
+                checks.accepted += len;
+                let limit = client.config().send_limit as u64;
+                if queued_before > 0 && client.bytes_queued() > limit {
+                    checks.violate(format!("a Send took the queue past its limit: {} > {limit}", client.bytes_queued()));
+                }
+            }
+            (Ok(()), None) => {}
+        }
+        if timeout && client.poll_timeout().is_some_and(|next| next <= now) {
+            checks.violate("after a Timeout a deadline is left in the past".into());
+        }
+        drop((client, checks));
+        self.wake.notify_one();
+        result
+    }
+
+    /// Feeds a driver report; the core never refuses a faithful driver's report.
+    fn report(&self, input: Input<'_>) {
+        let refused = self.input(input);
+        debug_assert!(refused.is_ok(), "the driver's report was refused: {refused:?}");
+    }
+
+    fn poll_output(&self) -> Option<Output> {
+        let output = self.client.borrow_mut().poll_output()?;
+        self.trace.output(now(), &output);
+        self.checks.borrow_mut().output(&output);
+        Some(output)
+    }
+}
+
+impl Checks {
+    fn violate(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    /// Exactly one `Closed`, last; a `Close` for every `Connect`; the accounting adds up.
+    fn output(&mut self, output: &Output) {
+        if self.closed {
+            self.violate(format!("an output after Closed: {output:?}"));
+        }
+        match output {
+            Output::Connect(_) if self.socket => self.violate("Connect while a socket is open".into()),
+            Output::Connect(_) => self.socket = true,
+            Output::Close if !self.socket => self.violate("Close without a socket".into()),
+            Output::Close => self.socket = false,
+            Output::Event(Event::Closed(report)) => {
+                self.closed = true;
+                if self.socket {
+                    self.violate("Closed while the socket is still open".into());
+                }
+                if report.bytes_accepted != self.accepted {
+                    self.violate(format!("{} bytes accepted, the report says {}", self.accepted, report.bytes_accepted));
+                }
+                if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
+                    self.violate(format!("written + undelivered != accepted in {report:?}"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The simulated clock, as a `std` instant for the core.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Creates a client for `config` at the current simulated time, recording into `trace`.
+/// Run the returned driver future alongside the application (for example with
+/// `tokio::join!`); it ends with the close report.
+pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    let shared = Rc::new(Shared {
+        client: RefCell::new(Client::new(config, now())),
+        trace,
+        wake: Notify::new(),
+        checks: RefCell::new(Checks::default()),
+    });
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let driver = drive(shared.clone(), events_tx);
+    (SimConnection { sender: SimSender { shared }, events }, driver)
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
+
+/// The loop: perform outputs, then wait (biased) for a request, the connect, a write, a
+/// read or the deadline, and report what happened.
+async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> DriverEnd {
+    let mut socket: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
+    let mut connecting: Option<Connecting> = None;
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        while let Some(output) = shared.poll_output() {
+            match output {
+                Output::Resolve { host, port } => {
+                    let resolved = turmoil::net::lookup_host((host.as_str(), port)).await;
+                    match resolved {
+                        Ok(addrs) => shared.report(Input::Resolved(&addrs.collect::<Vec<_>>())),
+                        Err(e) => shared.report(Input::ResolveFailed(e.kind())),
+                    }
+                }
+                Output::Connect(addr) => connecting = Some(Box::pin(TcpStream::connect(addr))),
+                Output::Transmit(bytes) => pending.push_back(bytes),
+                Output::ShutdownWrite => {
+                    if let Some((_, write)) = socket.as_mut()
+                        && let Err(e) = write.shutdown().await
+                    {
+                        shared.report(Input::SocketError(e.kind()));
+                    }
+                }
+                Output::Close => {
+                    socket = None;
+                    connecting = None;
+                    pending.clear();
+                }
+                Output::Event(Event::Closed(report)) => {
+                    let _ = events.send(Event::Closed(report.clone()));
+                    let violations = std::mem::take(&mut shared.checks.borrow_mut().violations);
+                    return DriverEnd { report, violations };
+                }
+                Output::Event(event) => {
+                    let _ = events.send(event);
+                }
+                _ => {}
+            }
+        }
+
+        let deadline = shared.client.borrow().poll_timeout();
+        let reading = socket.is_some() && shared.client.borrow().wants_read();
+        let writing = socket.is_some() && !pending.is_empty();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (read_half, write_half) = match socket.as_mut() {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        tokio::select! {
+            biased;
+            () = shared.wake.notified() => {}
+            connected = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                match connected {
+                    Ok(stream) => {
+                        socket = Some(stream.into_split());
+                        shared.report(Input::Connected);
+                    }
+                    Err(e) => shared.report(Input::ConnectFailed(e.kind())),
+                }
+            }
+            written = async { write_half.expect("guarded").write(&pending[0]).await }, if writing => {
+                match written {
+                    Ok(n) => {
+                        let _ = pending.front_mut().map(|front| front.split_to(n));
+                        if pending.front().is_some_and(Bytes::is_empty) {
+                            pending.pop_front();
+                        }
+                        shared.report(Input::Written(n));
+                    }
+                    Err(e) => shared.report(Input::SocketError(e.kind())),
+                }
+            }
+            read = async { read_half.expect("guarded").read(&mut buf).await }, if reading => {
+                match read {
+                    Ok(0) => shared.report(Input::PeerEof),
+                    Ok(n) => shared.report(Input::Received(&buf[..n])),
+                    Err(e) => shared.report(Input::SocketError(e.kind())),
+                }
+            }
+            () = sleep => shared.report(Input::Timeout),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `tcpclient-sim`: seed sweeps and trace replays of the core inside turmoil.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tcpclient_sim::{Outcome, Scenario, run, timed};
+
+/// Deterministic network fault testing of tcpclient-core inside turmoil.
+#[derive(Debug, Parser)]
+#[command(name = "tcpclient-sim", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a random scenario (server, client script, faults) for every seed in a range and
+    /// check every invariant; exits 1 if any is broken.
+    Sweep {
+        /// Seeds to run, as START..END (END excluded).
+        #[arg(long, value_parser = parse_range)]
+        seeds: Range<u64>,
+        /// Threads to run seeds on.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Run one seed and print its trace (JSON lines), or write it to a file.
+    Replay {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Write the trace here instead of to standard output.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+}
+
+fn parse_range(text: &str) -> Result<Range<u64>, String> {
+    let (start, end) = text.split_once("..").ok_or("expected START..END")?;
+    let start: u64 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
+    let end: u64 = end.parse().map_err(|_| format!("bad end `{end}`"))?;
+    if start >= end {
+        return Err("the range is empty".into());
+    }
+    Ok(start..end)
+}
+
+fn main() -> ExitCode {
+    match Args::parse().command {
+        Command::Sweep { seeds, jobs } => sweep(seeds, jobs.max(1)),
+        Command::Replay { seed, trace } => replay(seed, trace),
+    }
+}
+
+/// What a sweep keeps of each run.
+struct Seen {
+    seed: u64,
+    kind: String,
+    server: String,
+    violations: Vec<String>,
+    simulated: Duration,
+}
+
+fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
+    let next = AtomicU64::new(seeds.start);
+    let seen = Mutex::new(Vec::new());
+    let ((), wall) = timed(|| {
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= seeds.end {
+                            return;
+                        }
+                        let scenario = Scenario::from_seed(seed);
+                        let outcome = run(&scenario);
+                        let entry = summarize(&scenario, &outcome);
+                        seen.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+                    }
+                });
+            }
+        });
+    });
+    let mut seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    seen.sort_by_key(|s| s.seed);
+
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_server: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &seen {
+        *by_kind.entry(&s.kind).or_default() += 1;
+        *by_server.entry(&s.server).or_default() += 1;
+    }
+    let simulated: Duration = seen.iter().map(|s| s.simulated).sum();
+    let failed: Vec<&Seen> = seen.iter().filter(|s| !s.violations.is_empty()).collect();
+
+    println!("seeds           {}..{} ({} runs, {jobs} jobs)", seeds.start, seeds.end, seen.len());
+    println!("wall time       {:.2} s", wall.as_secs_f64());
+    println!("lifecycles/s    {:.0}", seen.len() as f64 / wall.as_secs_f64());
+    println!("simulated time  {:.0} s ({:.0}x real time)", simulated.as_secs_f64(), simulated.as_secs_f64() / wall.as_secs_f64());
+    println!("\noutcome                          runs");
+    for (kind, n) in &by_kind {
+        println!("  {kind:<30} {n:>5}");
+    }
+    println!("\nserver                           runs");
+    for (server, n) in &by_server {
+        println!("  {server:<30} {n:>5}");
+    }
+    println!("\nviolations      {}", failed.len());
+    for s in &failed {
+        println!("  seed {}: {}", s.seed, s.violations.join("; "));
+        println!("    replay: cargo run --release -p tcpclient-sim -- replay --seed {}", s.seed);
+    }
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn summarize(scenario: &Scenario, outcome: &Outcome) -> Seen {
+    Seen {
+        seed: scenario.seed,
+        kind: outcome.kind(),
+        server: format!("{:?}", scenario.server),
+        violations: outcome.violations.clone(),
+        simulated: outcome.simulated,
+    }
+}
+
+fn replay(seed: u64, path: Option<PathBuf>) -> ExitCode {
+    let scenario = Scenario::from_seed(seed);
+    let outcome = run(&scenario);
+    let trace = outcome.trace.to_jsonl();
+    match path {
+        Some(path) => {
+            if let Err(e) = std::fs::write(&path, &trace) {
+                eprintln!("tcpclient-sim: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{trace}"),
+    }
+    eprintln!("{}", scenario.describe());
+    eprintln!("outcome: {}; trace hash {:016x}; {} lines", outcome.kind(), outcome.trace.hash(), outcome.trace.lines().len());
+    for violation in &outcome.violations {
+        eprintln!("violation: {violation}");
+    }
+    if outcome.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

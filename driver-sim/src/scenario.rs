@@ -1,0 +1,450 @@
+//! Scenarios: a server, a client script and a fault schedule, chosen from a seed, run in
+//! turmoil and checked.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustls::ServerConfig;
+use tcpclient_core::{CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, TlsConfig};
+use tcpclient_testkit::{Pki, server_name};
+use tokio::sync::Notify;
+
+use crate::driver::{DriverEnd, connect};
+use crate::faults::{FaultKind, Schedule};
+use crate::rng::SplitMix;
+use crate::servers::{PORT, ServerKind, SharedLog, serve};
+use crate::trace::Trace;
+
+/// Simulated time a scenario may take before it counts as a hang.
+pub const SIMULATION_LIMIT: Duration = Duration::from_secs(120);
+
+/// How the client uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// No TLS.
+    Plain,
+    /// TLS from the first byte.
+    FromStart,
+    /// A `STARTTLS` line, the server's `220 go`, then TLS.
+    StartTls,
+}
+
+/// How the application ends its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Graceful shutdown (Kamaelia's `producerFinished`).
+    Finish,
+    /// Abort (Kamaelia's `shutdownMicroprocess`).
+    Abort,
+}
+
+/// What the application does: send messages after pauses, then end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    /// Pause before each message, and its size.
+    pub messages: Vec<(Duration, usize)>,
+    /// How it ends.
+    pub end: End,
+}
+
+/// One simulated run, all of it decided by the seed.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The seed: of this scenario, and of turmoil's network.
+    pub seed: u64,
+    /// The server to talk to.
+    pub server: ServerKind,
+    /// TLS or not.
+    pub tls: TlsMode,
+    /// The application.
+    pub script: Script,
+    /// Faults over time.
+    pub schedule: Schedule,
+    /// The client's configuration (host and TLS are filled in at run time).
+    pub connect_timeout: Duration,
+    /// See [`Config::drain_timeout`].
+    pub drain_timeout: Duration,
+    /// See [`Config::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
+    /// See [`Config::send_limit`].
+    pub send_limit: usize,
+    /// See [`Config::on_peer_eof`].
+    pub half_open: bool,
+    /// The largest one-way latency turmoil draws.
+    pub max_latency: Duration,
+}
+
+impl Scenario {
+    /// The scenario for `seed`.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = SplitMix::new(seed);
+        let server = ServerKind::ALL[rng.below(ServerKind::ALL.len() as u64) as usize];
+        let tls = match server {
+            ServerKind::StartTlsLine => TlsMode::StartTls,
+            ServerKind::TlsEcho => TlsMode::FromStart,
+            _ if rng.chance(1, 4) => TlsMode::FromStart,
+            _ => TlsMode::Plain,
+        };
+        let messages = (0..rng.below(8))
+            .map(|_| {
+                let pause = Duration::from_millis(rng.below(300));
+                let size = match rng.below(4) {
+                    0 => 1 + rng.below(64),
+                    1 | 2 => 1 + rng.below(4096),
+                    _ => 1 + rng.below(100_000),
+                } as usize;
+                (pause, size)
+            })
+            .collect();
+        let end = if rng.chance(1, 5) { End::Abort } else { End::Finish };
+        let schedule = Schedule::random(&mut rng, Duration::from_secs(3));
+        Self {
+            seed,
+            server,
+            tls,
+            script: Script { messages, end },
+            schedule,
+            connect_timeout: Duration::from_millis(500 + rng.below(4500)),
+            drain_timeout: Duration::from_millis(200 + rng.below(4800)),
+            idle_timeout: rng.chance(1, 3).then(|| Duration::from_millis(500 + rng.below(5000))),
+            send_limit: 1 << (10 + rng.below(8)),
+            half_open: rng.chance(1, 4),
+            max_latency: Duration::from_millis(1 + rng.below(100)),
+        }
+    }
+
+    /// A hand-written scenario: no messages, then a graceful shutdown; no faults; timeouts of
+    /// five seconds; a 64 KiB send limit. Change the fields to taste.
+    pub fn simple(seed: u64, server: ServerKind, tls: TlsMode) -> Self {
+        Self {
+            seed,
+            server,
+            tls,
+            script: Script {
+                messages: Vec::new(),
+                end: End::Finish,
+            },
+            schedule: Schedule::none(),
+            connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            send_limit: 64 * 1024,
+            half_open: false,
+            max_latency: Duration::from_millis(10),
+        }
+    }
+
+    /// A one-line description, for summaries.
+    pub fn describe(&self) -> String {
+        format!(
+            "seed {}: {:?} server, {:?}, {} messages then {:?}, faults: {}",
+            self.seed,
+            self.server,
+            self.tls,
+            self.script.messages.len(),
+            self.script.end,
+            self.schedule.label()
+        )
+    }
+
+    fn config(&self, tls: &TlsConfig) -> Config {
+        let mut config = Config::new("server", PORT)
+            .with_connect_timeout(self.connect_timeout)
+            .with_drain_timeout(self.drain_timeout)
+            .with_idle_timeout(self.idle_timeout)
+            .with_send_limit(self.send_limit)
+            .with_on_peer_eof(if self.half_open { OnPeerEof::KeepWriting } else { OnPeerEof::Close });
+        if self.tls != TlsMode::Plain {
+            config = config.with_tls(tls.clone());
+        }
+        config
+    }
+}
+
+/// How a run ended, and what was checked.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The scenario's seed.
+    pub seed: u64,
+    /// Every input and output, with simulated times.
+    pub trace: Trace,
+    /// The close report, if the client got that far.
+    pub report: Option<CloseReport>,
+    /// Invariants found broken (none, if all is well).
+    pub violations: Vec<String>,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+}
+
+impl Outcome {
+    /// A short name for how the run ended: `finished`, `aborted`, or the error's kind.
+    pub fn kind(&self) -> String {
+        let Some(report) = &self.report else {
+            return "no close report".into();
+        };
+        match &report.result {
+            Ok(Ending::Finished) => "finished".into(),
+            Ok(Ending::PeerClosed) => "closed by peer".into(),
+            Ok(Ending::Aborted) => "aborted".into(),
+            Ok(other) => format!("{other:?}"),
+            Err(error) => {
+                let debug = format!("{error:?}");
+                let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
+                match error {
+                    tcpclient_core::Error::Tls(tls) => {
+                        let tls = format!("{tls:?}");
+                        format!("Tls/{}", tls.chars().take_while(|c| c.is_alphanumeric()).collect::<String>())
+                    }
+                    _ => name,
+                }
+            }
+        }
+    }
+}
+
+/// What the application did and saw.
+#[derive(Debug, Default)]
+struct AppLog {
+    sent: Vec<u8>,
+    received: Vec<u8>,
+}
+
+thread_local! {
+    /// Certificates per thread: making keys is the slow part of a run.
+    static PKI: (Arc<ServerConfig>, TlsConfig) = {
+        let pki = Pki::new();
+        let mut client = (*tcpclient_core::tls::client_config(pki.roots(), &[]).expect("client config")).clone();
+        client.resumption = rustls::client::Resumption::disabled();
+        (pki.server_config(), TlsConfig::new(Arc::new(client), server_name("localhost")))
+    };
+}
+
+/// Runs `scenario` in a fresh simulation and checks it.
+pub fn run(scenario: &Scenario) -> Outcome {
+    let (server_tls, client_tls) = PKI.with(|(s, c)| (s.clone(), c.clone()));
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(scenario.seed)
+        .simulation_duration(SIMULATION_LIMIT)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(scenario.max_latency)
+        .build();
+    let trace = Trace::new();
+    let server_log = SharedLog::default();
+    let app_log = Rc::new(RefCell::new(AppLog::default()));
+    let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
+
+    let (kind, log) = (scenario.server, server_log.clone());
+    sim.host("server", move || serve(kind, log.clone(), server_tls.clone()));
+    let config = scenario.config(&client_tls);
+    let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
+    let (app, driver_end) = (app_log.clone(), end.clone());
+    sim.client("client", async move {
+        let (conn, driver) = connect(config, client_trace);
+        let (finished, ()) = tokio::join!(driver, application(conn, script, tls, app));
+        *driver_end.borrow_mut() = Some(finished);
+        Ok(())
+    });
+
+    let mut violations = Vec::new();
+    let mut faults = scenario.schedule.faults.iter().peekable();
+    loop {
+        while let Some(fault) = faults.next_if(|f| f.at <= sim.elapsed()) {
+            trace.note(sim.elapsed(), "fault", serde_json::json!(format!("{:?}", fault.kind)));
+            apply(&mut sim, &fault.kind);
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(error) => {
+                violations.push(format!("the simulation failed (a hang, or a panic): {error}"));
+                break;
+            }
+        }
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+
+    let end = end.borrow_mut().take();
+    let report = end.as_ref().map(|e| e.report.clone());
+    if let Some(end) = &end {
+        violations.extend(end.violations.iter().cloned());
+        check_bytes(scenario, &end.report, &server_log.borrow(), &app_log.borrow(), &mut violations);
+    } else if violations.is_empty() {
+        violations.push("the client never produced a close report".into());
+    }
+    Outcome {
+        seed: scenario.seed,
+        trace,
+        report,
+        violations,
+        simulated,
+    }
+}
+
+fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind) {
+    match fault {
+        FaultKind::Partition => sim.partition("client", "server"),
+        FaultKind::Repair => sim.repair("client", "server"),
+        FaultKind::Hold => sim.hold("client", "server"),
+        FaultKind::Release => sim.release("client", "server"),
+        FaultKind::Latency(latency) => sim.set_link_latency("client", "server", *latency),
+        FaultKind::Loss(rate) => sim.set_link_fail_rate("client", "server", *rate),
+        FaultKind::Crash => sim.crash("server"),
+        FaultKind::Bounce => sim.bounce("server"),
+    }
+}
+
+/// The application saw exactly what the server sent, in order, up to the fault; the server
+/// got exactly what the application sent, up to what the report says was written.
+fn check_bytes(
+    scenario: &Scenario,
+    report: &CloseReport,
+    server: &crate::servers::ServerLog,
+    app: &AppLog,
+    violations: &mut Vec<String>,
+) {
+    if !server.sent.starts_with(&app.received) {
+        violations.push(format!(
+            "the application received {} bytes that are not a prefix of the {} the server sent",
+            app.received.len(),
+            server.sent.len()
+        ));
+    }
+    if report.bytes_received != app.received.len() as u64 {
+        violations.push(format!(
+            "the application got {} bytes but the report says {}",
+            app.received.len(),
+            report.bytes_received
+        ));
+    }
+    // A TLS client talking to a plaintext server: the server's "application bytes" are TLS
+    // records, so only the client side can be compared.
+    let server_sees_plaintext = scenario.tls == TlsMode::Plain
+        || matches!(scenario.server, ServerKind::TlsEcho | ServerKind::StartTlsLine);
+    if !server_sees_plaintext {
+        return;
+    }
+    if !app.sent.starts_with(&server.received) {
+        violations.push(format!(
+            "the server received {} bytes that are not a prefix of the {} the application sent",
+            server.received.len(),
+            app.sent.len()
+        ));
+    }
+    if server.received.len() as u64 > report.bytes_written {
+        violations.push(format!(
+            "the server received {} bytes but the report says only {} were written",
+            server.received.len(),
+            report.bytes_written
+        ));
+    }
+    // A clean, mutual close with no fault: everything arrived both ways.
+    let mutual = report.result == Ok(Ending::Finished) && report.peer_closed;
+    let reads_to_eof = !matches!(
+        scenario.server,
+        ServerKind::Silent | ServerKind::ClosesMidStream | ServerKind::Resets
+    );
+    if mutual && reads_to_eof && scenario.schedule.faults.is_empty() {
+        if server.received != app.sent {
+            violations.push(format!(
+                "a clean close, yet the server got {} of {} bytes",
+                server.received.len(),
+                app.sent.len()
+            ));
+        }
+        if app.received != server.sent {
+            violations.push(format!(
+                "a clean close, yet the application got {} of {} bytes",
+                app.received.len(),
+                server.sent.len()
+            ));
+        }
+    }
+}
+
+/// The application side of a scenario: the producer follows the script, the receiver takes
+/// events; both end when the connection does.
+async fn application(mut conn: crate::SimConnection, script: Script, tls: TlsMode, log: Rc<RefCell<AppLog>>) {
+    let sender = conn.sender();
+    let room = Rc::new(Notify::new());
+    let go_ahead = Rc::new(Notify::new());
+    let closed = Rc::new(Cell::new(false));
+
+    let receiver = {
+        let (log, room, go_ahead, closed) = (log.clone(), room.clone(), go_ahead.clone(), closed.clone());
+        async move {
+            while let Some(event) = conn.recv().await {
+                match event {
+                    Event::Data(data) => {
+                        let mut log = log.borrow_mut();
+                        log.received.extend_from_slice(&data);
+                        if tls == TlsMode::StartTls && log.received.windows(8).any(|w| w == b"220 go\r\n") {
+                            go_ahead.notify_one();
+                        }
+                    }
+                    Event::SendReady => room.notify_one(),
+                    Event::Closed(_) => break,
+                    _ => {}
+                }
+            }
+            closed.set(true);
+            room.notify_one();
+            go_ahead.notify_one();
+        }
+    };
+
+    let producer = async move {
+        let send = |data: Bytes| -> Result<(), InvalidInput> {
+            let len = data.len();
+            let copy = data.clone();
+            sender.send(data)?;
+            log.borrow_mut().sent.extend_from_slice(&copy[..len]);
+            Ok(())
+        };
+        match tls {
+            TlsMode::FromStart => drop(sender.start_tls()),
+            TlsMode::StartTls => {
+                let _ = send(Bytes::from_static(b"STARTTLS\r\n"));
+                let waited = tokio::time::timeout(Duration::from_secs(5), go_ahead.notified()).await;
+                if waited.is_ok() && !closed.get() {
+                    let _ = sender.start_tls();
+                }
+            }
+            TlsMode::Plain => {}
+        }
+        let mut offset = 0u64;
+        'messages: for (pause, size) in script.messages {
+            tokio::time::sleep(pause).await;
+            let mut data = Bytes::from((offset..offset + size as u64).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            offset += size as u64;
+            loop {
+                match send(data) {
+                    Ok(()) => break,
+                    Err(InvalidInput::QueueFull { data: back, .. }) => {
+                        data = back;
+                        let waited = tokio::time::timeout(Duration::from_secs(10), room.notified()).await;
+                        if waited.is_err() || closed.get() {
+                            break 'messages;
+                        }
+                    }
+                    Err(_) => break 'messages,
+                }
+            }
+        }
+        let _ = match script.end {
+            End::Finish => sender.finish(),
+            End::Abort => sender.abort(),
+        };
+    };
+    tokio::join!(receiver, producer);
+}
+
+/// Wall-clock helper for sweeps: how long `f` took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}

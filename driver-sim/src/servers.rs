@@ -1,0 +1,218 @@
+//! Simulated servers to test against: well-behaved ones and misbehaving ones. Each records
+//! the application bytes it received and sent, so a run can check that nothing was invented,
+//! reordered or lost without being reported.
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::{ServerConfig, ServerConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turmoil::net::{TcpListener, TcpStream};
+
+/// The port every simulated server listens on.
+pub const PORT: u16 = 4433;
+
+/// Bytes a mid-stream misbehaviour waits for before it strikes.
+const STRIKE_AFTER: usize = 3000;
+
+/// How the server behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerKind {
+    /// Sends back everything it receives; closes after the client's EOF.
+    Echo,
+    /// Reads and discards everything; closes after the client's EOF.
+    Sink,
+    /// `220 ready`, then on `STARTTLS` replies `220 go` and switches to TLS; echoes after.
+    StartTlsLine,
+    /// TLS from the first byte, echoing.
+    TlsEcho,
+    /// Accepts and never reads or writes.
+    Silent,
+    /// Reads a little, then waits, again and again.
+    SlowReader,
+    /// Echoes, then closes in the middle of the stream.
+    ClosesMidStream,
+    /// Reads, then drops the connection with data unread (a reset).
+    Resets,
+    /// Answers anything with garbage that is not TLS.
+    Garbage,
+}
+
+impl ServerKind {
+    /// Every kind, for sweeps.
+    pub const ALL: [ServerKind; 9] = [
+        ServerKind::Echo,
+        ServerKind::Sink,
+        ServerKind::StartTlsLine,
+        ServerKind::TlsEcho,
+        ServerKind::Silent,
+        ServerKind::SlowReader,
+        ServerKind::ClosesMidStream,
+        ServerKind::Resets,
+        ServerKind::Garbage,
+    ];
+
+    /// Whether this server sends back what it receives (so the client has data to check).
+    pub fn echoes(self) -> bool {
+        matches!(self, ServerKind::Echo | ServerKind::StartTlsLine | ServerKind::TlsEcho | ServerKind::ClosesMidStream)
+    }
+}
+
+/// What a server received and sent, in application bytes (decrypted, under TLS).
+#[derive(Debug, Default)]
+pub struct ServerLog {
+    /// Bytes received, in order, across connections.
+    pub received: Vec<u8>,
+    /// Bytes sent (or handed to TLS), in order.
+    pub sent: Vec<u8>,
+    /// Connections accepted.
+    pub accepted: usize,
+}
+
+/// A log shared between the server and the test.
+pub type SharedLog = Rc<RefCell<ServerLog>>;
+
+/// Serves `kind` on [`PORT`], one connection after another, until the host is crashed or
+/// the simulation ends.
+pub async fn serve(kind: ServerKind, log: SharedLog, tls: Arc<ServerConfig>) -> turmoil::Result {
+    let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        log.borrow_mut().accepted += 1;
+        // Errors end this connection only; the next one is served as if new.
+        let _ = handle(kind, stream, &log, &tls).await;
+    }
+}
+
+async fn handle(kind: ServerKind, mut stream: TcpStream, log: &SharedLog, tls: &Arc<ServerConfig>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    match kind {
+        ServerKind::Echo | ServerKind::Sink | ServerKind::ClosesMidStream | ServerKind::Resets => loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return stream.shutdown().await;
+            }
+            log.borrow_mut().received.extend_from_slice(&buf[..n]);
+            let struck = log.borrow().received.len() >= STRIKE_AFTER;
+            match kind {
+                ServerKind::Resets if struck => {
+                    // Wait for more to arrive, then drop it unread: turmoil answers with RST.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Ok(());
+                }
+                ServerKind::Echo | ServerKind::ClosesMidStream => {
+                    stream.write_all(&buf[..n]).await?;
+                    log.borrow_mut().sent.extend_from_slice(&buf[..n]);
+                    if kind == ServerKind::ClosesMidStream && struck {
+                        return stream.shutdown().await;
+                    }
+                }
+                _ => {}
+            }
+        },
+        ServerKind::SlowReader => loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let n = stream.read(&mut buf[..1024]).await?;
+            if n == 0 {
+                return stream.shutdown().await;
+            }
+            log.borrow_mut().received.extend_from_slice(&buf[..n]);
+        },
+        ServerKind::Silent => std::future::pending().await,
+        ServerKind::Garbage => loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return stream.shutdown().await;
+            }
+            log.borrow_mut().received.extend_from_slice(&buf[..n]);
+            let garbage = b"HTTP/1.1 400 Bad Request\r\n\r\n";
+            stream.write_all(garbage).await?;
+            log.borrow_mut().sent.extend_from_slice(garbage);
+        },
+        ServerKind::TlsEcho => tls_echo(stream, tls, Vec::new(), log).await,
+        ServerKind::StartTlsLine => {
+            let greeting = b"220 ready\r\n";
+            stream.write_all(greeting).await?;
+            log.borrow_mut().sent.extend_from_slice(greeting);
+            let mut line = Vec::new();
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return stream.shutdown().await;
+                }
+                line.extend_from_slice(&buf[..n]);
+                if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+                    let rest = line.split_off(end + 2);
+                    log.borrow_mut().received.extend_from_slice(&line);
+                    if line == b"STARTTLS\r\n" {
+                        let go = b"220 go\r\n";
+                        stream.write_all(go).await?;
+                        log.borrow_mut().sent.extend_from_slice(go);
+                        return tls_echo(stream, tls, rest, log).await;
+                    }
+                    let no = b"500 say STARTTLS\r\n";
+                    stream.write_all(no).await?;
+                    log.borrow_mut().sent.extend_from_slice(no);
+                    line = rest;
+                }
+            }
+        }
+    }
+}
+
+/// Echoes over TLS, driving a rustls `ServerConnection` by hand; `first` holds bytes already
+/// read. Answers the client's `close_notify` with its own and a FIN.
+async fn tls_echo(stream: TcpStream, config: &Arc<ServerConfig>, first: Vec<u8>, log: &SharedLog) -> std::io::Result<()> {
+    let mut conn = ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+    conn.set_buffer_limit(None);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut incoming = first;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut slice = &incoming[..];
+        let mut closed = false;
+        while !slice.is_empty() && !closed {
+            if conn.read_tls(&mut slice)? == 0 {
+                break;
+            }
+            let state = match conn.process_new_packets() {
+                Ok(state) => state,
+                Err(_) => {
+                    flush(&mut conn, &mut writer).await?;
+                    return Ok(());
+                }
+            };
+            let mut plaintext = vec![0u8; state.plaintext_bytes_to_read()];
+            conn.reader().read_exact(&mut plaintext)?;
+            if !plaintext.is_empty() {
+                log.borrow_mut().received.extend_from_slice(&plaintext);
+                conn.writer().write_all(&plaintext)?;
+                log.borrow_mut().sent.extend_from_slice(&plaintext);
+            }
+            closed = state.peer_has_closed();
+        }
+        if closed {
+            conn.send_close_notify();
+            flush(&mut conn, &mut writer).await?;
+            return writer.shutdown().await;
+        }
+        flush(&mut conn, &mut writer).await?;
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        incoming = buf[..n].to_vec();
+    }
+}
+
+async fn flush(conn: &mut ServerConnection, writer: &mut turmoil::net::tcp::OwnedWriteHalf) -> std::io::Result<()> {
+    while conn.wants_write() {
+        let mut out = Vec::new();
+        conn.write_tls(&mut out)?;
+        writer.write_all(&out).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Traces: every input and output of the core with its simulated time, as JSON lines, and a
+//! hash of the whole. The same seed gives a byte-identical trace.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tcpclient_core::{Event, Input, InvalidInput, Output};
+
+/// A shared, append-only trace. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    lines: Rc<RefCell<Vec<String>>>,
+}
+
+impl Trace {
+    /// An empty trace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records something that happened outside the client (a fault, the end of the run), at
+    /// simulated time `at`.
+    pub fn note(&self, at: Duration, what: &str, details: Value) {
+        self.push(at, "note", json!({ "what": what, "details": details }));
+    }
+
+    pub(crate) fn input(&self, now: Instant, input: &Input<'_>) {
+        let details = match input {
+            Input::Send(data) => json!({ "bytes": data.len() }),
+            Input::Received(data) => json!({ "bytes": data.len() }),
+            Input::Written(n) => json!({ "bytes": n }),
+            Input::Resolved(addrs) => json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+            Input::ResolveFailed(kind) | Input::ConnectFailed(kind) | Input::SocketError(kind) => {
+                json!({ "kind": kind.to_string() })
+            }
+            _ => json!({}),
+        };
+        self.push(sim_time(now), "in", json!({ "input": input.name(), "details": details }));
+    }
+
+    pub(crate) fn refused(&self, now: Instant, refusal: &InvalidInput) {
+        self.push(sim_time(now), "refused", json!({ "why": refusal.to_string() }));
+    }
+
+    pub(crate) fn output(&self, now: Instant, output: &Output) {
+        let (name, details) = match output {
+            Output::Resolve { host, port } => ("Resolve", json!({ "host": host, "port": port })),
+            Output::Connect(addr) => ("Connect", json!({ "addr": addr.to_string() })),
+            Output::Transmit(bytes) => ("Transmit", json!({ "bytes": bytes.len() })),
+            Output::ShutdownWrite => ("ShutdownWrite", json!({})),
+            Output::Close => ("Close", json!({})),
+            Output::Event(event) => event_details(event),
+            _ => ("Other", json!({})),
+        };
+        self.push(sim_time(now), "out", json!({ "output": name, "details": details }));
+    }
+
+    fn push(&self, at: Duration, kind: &str, body: Value) {
+        let mut line = json!({ "t_us": at.as_micros() as u64, "kind": kind });
+        if let (Some(line), Value::Object(body)) = (line.as_object_mut(), body) {
+            line.extend(body);
+        }
+        self.lines.borrow_mut().push(line.to_string());
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+
+    /// The trace as JSON lines.
+    pub fn to_jsonl(&self) -> String {
+        self.lines.borrow().iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// A 64-bit FNV-1a hash of [`Self::to_jsonl`]: stable across runs, platforms and versions.
+    pub fn hash(&self) -> u64 {
+        fnv1a(self.to_jsonl().as_bytes())
+    }
+}
+
+fn event_details(event: &Event) -> (&'static str, Value) {
+    match event {
+        Event::Connected(addr) => ("Connected", json!({ "addr": addr.to_string() })),
+        Event::Data(data) => ("Data", json!({ "bytes": data.len() })),
+        Event::TlsEstablished(info) => ("TlsEstablished", json!({ "tls": info.to_string() })),
+        Event::PeerClosed => ("PeerClosed", json!({})),
+        Event::SendReady => ("SendReady", json!({})),
+        Event::Closed(report) => ("Closed", json!({ "report": report.to_string() })),
+        _ => ("OtherEvent", json!({})),
+    }
+}
+
+/// Simulated time since the start of the simulation; zero outside one.
+fn sim_time(_now: Instant) -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

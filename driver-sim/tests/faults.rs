@@ -1,0 +1,167 @@
+//! Deterministic fault tests: each asserts the exact simulated instant things end.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tcpclient_core::{Ending, Error};
+use tcpclient_sim::{End, Fault, FaultKind, Outcome, Schedule, Scenario, ServerKind, TlsMode, run};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The simulated time (in µs) of trace lines matching `kind` and `name`.
+fn times(outcome: &Outcome, kind: &str, name: &str) -> Vec<u64> {
+    outcome
+        .trace
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|v| v["kind"] == kind && (v["input"] == name || v["output"] == name))
+        .map(|v| v["t_us"].as_u64().expect("t_us"))
+        .collect()
+}
+
+fn closed_at(outcome: &Outcome) -> u64 {
+    *times(outcome, "out", "Closed").last().expect("a Closed output")
+}
+
+fn checked(scenario: &Scenario) -> Outcome {
+    let outcome = run(scenario);
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    outcome
+}
+
+#[test]
+fn a_held_syn_ends_in_a_connect_timeout_at_the_exact_deadline() {
+    let mut scenario = Scenario::simple(1, ServerKind::Echo, TlsMode::Plain);
+    scenario.connect_timeout = ms(2000);
+    scenario.schedule = Schedule::new(vec![Fault { at: Duration::ZERO, kind: FaultKind::Hold }]);
+
+    let outcome = checked(&scenario);
+
+    assert_eq!(outcome.report.as_ref().unwrap().result, Err(Error::ConnectTimeout));
+    let connect = times(&outcome, "out", "Connect")[0];
+    assert_eq!(closed_at(&outcome) - connect, 2_000_000);
+}
+
+#[test]
+fn a_partition_after_the_handshake_ends_at_the_idle_deadline() {
+    let mut scenario = Scenario::simple(2, ServerKind::TlsEcho, TlsMode::FromStart);
+    scenario.idle_timeout = Some(ms(1500));
+    scenario.script.messages = vec![(ms(100), 500), (ms(10_000), 500)];
+    scenario.schedule = Schedule::new(vec![Fault { at: ms(400), kind: FaultKind::Partition }]);
+
+    let outcome = checked(&scenario);
+
+    let report = outcome.report.as_ref().unwrap();
+    assert_eq!(report.result, Err(Error::IdleTimeout));
+    assert_eq!(report.bytes_received, 500, "the echo before the partition arrived");
+    let last_activity = [times(&outcome, "in", "Received"), times(&outcome, "in", "Written")]
+        .concat()
+        .into_iter()
+        .max()
+        .unwrap();
+    assert_eq!(closed_at(&outcome) - last_activity, 1_500_000);
+}
+
+#[test]
+fn a_partition_during_a_graceful_shutdown_ends_at_the_drain_deadline() {
+    let mut scenario = Scenario::simple(3, ServerKind::Echo, TlsMode::Plain);
+    scenario.drain_timeout = ms(3000);
+    scenario.script.messages = vec![(ms(100), 1000), (ms(500), 1000)];
+    scenario.schedule = Schedule::new(vec![Fault { at: ms(300), kind: FaultKind::Partition }]);
+
+    let outcome = checked(&scenario);
+
+    let report = outcome.report.as_ref().unwrap();
+    // turmoil accepts the writes and drops them: everything counts as written, and the
+    // peer's EOF never comes.
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert!(!report.peer_closed);
+    assert_eq!(report.bytes_received, 1000);
+    let finish = times(&outcome, "in", "Finish")[0];
+    assert_eq!(closed_at(&outcome) - finish, 3_000_000);
+}
+
+#[test]
+fn a_server_crash_under_tls_is_an_unexpected_eof() {
+    let mut scenario = Scenario::simple(4, ServerKind::TlsEcho, TlsMode::FromStart);
+    scenario.script.messages = vec![(ms(100), 2000), (ms(5000), 10)];
+    scenario.schedule = Schedule::new(vec![Fault { at: ms(1000), kind: FaultKind::Crash }]);
+
+    let outcome = checked(&scenario);
+
+    let report = outcome.report.as_ref().unwrap();
+    assert_eq!(report.result, Err(Error::UnexpectedEof));
+    assert_eq!(report.bytes_received, 2000);
+}
+
+#[test]
+fn a_server_crash_in_plaintext_is_the_peer_closing() {
+    let mut scenario = Scenario::simple(5, ServerKind::Echo, TlsMode::Plain);
+    scenario.script.messages = vec![(ms(100), 2000), (ms(5000), 10)];
+    scenario.schedule = Schedule::new(vec![Fault { at: ms(1000), kind: FaultKind::Crash }]);
+
+    let outcome = checked(&scenario);
+
+    assert_eq!(outcome.report.as_ref().unwrap().result, Ok(Ending::PeerClosed));
+}
+
+#[test]
+fn starttls_in_the_simulator() {
+    let mut scenario = Scenario::simple(6, ServerKind::StartTlsLine, TlsMode::StartTls);
+    scenario.script.messages = vec![(ms(10), 5000), (ms(10), 70_000)];
+
+    let outcome = checked(&scenario);
+
+    let report = outcome.report.as_ref().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.bytes_received, b"220 ready\r\n220 go\r\n".len() as u64 + 75_000);
+    assert_eq!(times(&outcome, "out", "TlsEstablished").len(), 1);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    for seed in [0, 7, 42, 1234, 99_999] {
+        let first = run(&Scenario::from_seed(seed));
+        let second = run(&Scenario::from_seed(seed));
+        assert_eq!(first.trace.to_jsonl(), second.trace.to_jsonl(), "seed {seed}");
+        assert_eq!(first.trace.hash(), second.trace.hash());
+    }
+}
+
+#[test]
+fn different_seeds_give_different_runs() {
+    let hashes: std::collections::BTreeSet<u64> = (0..20).map(|s| run(&Scenario::from_seed(s)).trace.hash()).collect();
+    assert!(hashes.len() > 15, "{hashes:?}");
+}
+
+#[test]
+fn a_sweep_of_200_seeds_keeps_every_invariant() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        let outcome = run(&Scenario::from_seed(seed));
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed}: {:?}\nreplay: cargo run --release -p tcpclient-sim -- replay --seed {seed}",
+            outcome.violations
+        );
+        kinds.insert(outcome.kind());
+    }
+    assert!(kinds.len() >= 8, "the sweep reaches many endings: {kinds:?}");
+}
+
+#[test]
+fn an_abort_reports_what_was_not_delivered() {
+    let mut scenario = Scenario::simple(8, ServerKind::Silent, TlsMode::Plain);
+    scenario.send_limit = 1 << 20;
+    scenario.script.messages = (0..100).map(|_| (ms(1), 60_000)).collect();
+    scenario.script.end = End::Abort;
+
+    let outcome = checked(&scenario);
+
+    let report = outcome.report.as_ref().unwrap();
+    assert_eq!(report.result, Ok(Ending::Aborted));
+    assert!(report.bytes_undelivered > 0, "a silent server's window fills: {report:?}");
+}
