@@ -131,7 +131,10 @@ impl Shared {
                 checks.accepted += len;
                 let limit = client.config().send_limit as u64;
                 if queued_before > 0 && client.bytes_queued() > limit {
-                    checks.violate(format!("a Send took the queue past its limit: {} > {limit}", client.bytes_queued()));
+                    checks.violate(format!(
+                        "a Send took the queue past its limit: {} > {limit}",
+                        client.bytes_queued()
+                    ));
                 }
             }
             (Ok(()), None) => {}
@@ -147,7 +150,10 @@ impl Shared {
     /// Feeds a driver report; the core never refuses a faithful driver's report.
     fn report(&self, input: Input<'_>) {
         let refused = self.input(input);
-        debug_assert!(refused.is_ok(), "the driver's report was refused: {refused:?}");
+        debug_assert!(
+            refused.is_ok(),
+            "the driver's report was refused: {refused:?}"
+        );
     }
 
     fn poll_output(&self) -> Option<Output> {
@@ -169,7 +175,9 @@ impl Checks {
             self.violate(format!("an output after Closed: {output:?}"));
         }
         match output {
-            Output::Connect(_) if self.socket => self.violate("Connect while a socket is open".into()),
+            Output::Connect(_) if self.socket => {
+                self.violate("Connect while a socket is open".into())
+            }
             Output::Connect(_) => self.socket = true,
             Output::Close if !self.socket => self.violate("Close without a socket".into()),
             Output::Close => self.socket = false,
@@ -179,7 +187,10 @@ impl Checks {
                     self.violate("Closed while the socket is still open".into());
                 }
                 if report.bytes_accepted != self.accepted {
-                    self.violate(format!("{} bytes accepted, the report says {}", self.accepted, report.bytes_accepted));
+                    self.violate(format!(
+                        "{} bytes accepted, the report says {}",
+                        self.accepted, report.bytes_accepted
+                    ));
                 }
                 if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
                     self.violate(format!("written + undelivered != accepted in {report:?}"));
@@ -207,7 +218,13 @@ pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Outp
     });
     let (events_tx, events) = mpsc::unbounded_channel();
     let driver = drive(shared.clone(), events_tx);
-    (SimConnection { sender: SimSender { shared }, events }, driver)
+    (
+        SimConnection {
+            sender: SimSender { shared },
+            events,
+        },
+        driver,
+    )
 }
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;

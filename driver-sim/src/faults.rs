@@ -62,26 +62,50 @@ impl Schedule {
             0..=2 => {}
             3 => {
                 let at = ms(rng);
-                faults.push(Fault { at, kind: FaultKind::Partition });
+                faults.push(Fault {
+                    at,
+                    kind: FaultKind::Partition,
+                });
                 if rng.chance(1, 2) {
-                    faults.push(Fault { at: at + ms(rng), kind: FaultKind::Repair });
+                    faults.push(Fault {
+                        at: at + ms(rng),
+                        kind: FaultKind::Repair,
+                    });
                 }
             }
             4 => {
                 let at = ms(rng);
-                faults.push(Fault { at, kind: FaultKind::Hold });
-                faults.push(Fault { at: at + ms(rng) / 2, kind: FaultKind::Release });
+                faults.push(Fault {
+                    at,
+                    kind: FaultKind::Hold,
+                });
+                faults.push(Fault {
+                    at: at + ms(rng) / 2,
+                    kind: FaultKind::Release,
+                });
             }
             5 => faults.push(Fault {
                 at: ms(rng),
                 kind: FaultKind::Latency(Duration::from_millis(1 + rng.below(300))),
             }),
-            6 => faults.push(Fault { at: ms(rng), kind: FaultKind::Loss(0.02 * (1 + rng.below(5)) as f64) }),
-            7 => faults.push(Fault { at: ms(rng), kind: FaultKind::Crash }),
+            6 => faults.push(Fault {
+                at: ms(rng),
+                kind: FaultKind::Loss(0.02 * (1 + rng.below(5)) as f64),
+            }),
+            7 => faults.push(Fault {
+                at: ms(rng),
+                kind: FaultKind::Crash,
+            }),
             _ => {
                 let at = ms(rng);
-                faults.push(Fault { at, kind: FaultKind::Crash });
-                faults.push(Fault { at: at + ms(rng) / 4, kind: FaultKind::Bounce });
+                faults.push(Fault {
+                    at,
+                    kind: FaultKind::Crash,
+                });
+                faults.push(Fault {
+                    at: at + ms(rng) / 4,
+                    kind: FaultKind::Bounce,
+                });
             }
         }
         Self::new(faults)

@@ -101,10 +101,22 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
     let simulated: Duration = seen.iter().map(|s| s.simulated).sum();
     let failed: Vec<&Seen> = seen.iter().filter(|s| !s.violations.is_empty()).collect();
 
-    println!("seeds           {}..{} ({} runs, {jobs} jobs)", seeds.start, seeds.end, seen.len());
+    println!(
+        "seeds           {}..{} ({} runs, {jobs} jobs)",
+        seeds.start,
+        seeds.end,
+        seen.len()
+    );
     println!("wall time       {:.2} s", wall.as_secs_f64());
-    println!("lifecycles/s    {:.0}", seen.len() as f64 / wall.as_secs_f64());
-    println!("simulated time  {:.0} s ({:.0}x real time)", simulated.as_secs_f64(), simulated.as_secs_f64() / wall.as_secs_f64());
+    println!(
+        "lifecycles/s    {:.0}",
+        seen.len() as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "simulated time  {:.0} s ({:.0}x real time)",
+        simulated.as_secs_f64(),
+        simulated.as_secs_f64() / wall.as_secs_f64()
+    );
     println!("\noutcome                          runs");
     for (kind, n) in &by_kind {
         println!("  {kind:<30} {n:>5}");
@@ -116,9 +128,16 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
     println!("\nviolations      {}", failed.len());
     for s in &failed {
         println!("  seed {}: {}", s.seed, s.violations.join("; "));
-        println!("    replay: cargo run --release -p tcpclient-sim -- replay --seed {}", s.seed);
+        println!(
+            "    replay: cargo run --release -p tcpclient-sim -- replay --seed {}",
+            s.seed
+        );
     }
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn summarize(scenario: &Scenario, outcome: &Outcome) -> Seen {
@@ -145,9 +164,18 @@ fn replay(seed: u64, path: Option<PathBuf>) -> ExitCode {
         None => print!("{trace}"),
     }
     eprintln!("{}", scenario.describe());
-    eprintln!("outcome: {}; trace hash {:016x}; {} lines", outcome.kind(), outcome.trace.hash(), outcome.trace.lines().len());
+    eprintln!(
+        "outcome: {}; trace hash {:016x}; {} lines",
+        outcome.kind(),
+        outcome.trace.hash(),
+        outcome.trace.lines().len()
+    );
     for violation in &outcome.violations {
         eprintln!("violation: {violation}");
     }
-    if outcome.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if outcome.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -99,7 +99,11 @@ impl Scenario {
                 (pause, size)
             })
             .collect();
-        let end = if rng.chance(1, 5) { End::Abort } else { End::Finish };
+        let end = if rng.chance(1, 5) {
+            End::Abort
+        } else {
+            End::Finish
+        };
         let schedule = Schedule::random(&mut rng, Duration::from_secs(3));
         Self {
             seed,
@@ -109,7 +113,9 @@ impl Scenario {
             schedule,
             connect_timeout: Duration::from_millis(500 + rng.below(4500)),
             drain_timeout: Duration::from_millis(200 + rng.below(4800)),
-            idle_timeout: rng.chance(1, 3).then(|| Duration::from_millis(500 + rng.below(5000))),
+            idle_timeout: rng
+                .chance(1, 3)
+                .then(|| Duration::from_millis(500 + rng.below(5000))),
             send_limit: 1 << (10 + rng.below(8)),
             half_open: rng.chance(1, 4),
             max_latency: Duration::from_millis(1 + rng.below(100)),
@@ -156,7 +162,11 @@ impl Scenario {
             .with_drain_timeout(self.drain_timeout)
             .with_idle_timeout(self.idle_timeout)
             .with_send_limit(self.send_limit)
-            .with_on_peer_eof(if self.half_open { OnPeerEof::KeepWriting } else { OnPeerEof::Close });
+            .with_on_peer_eof(if self.half_open {
+                OnPeerEof::KeepWriting
+            } else {
+                OnPeerEof::Close
+            });
         if self.tls != TlsMode::Plain {
             config = config.with_tls(tls.clone());
         }
@@ -196,7 +206,12 @@ impl Outcome {
                 match error {
                     tcpclient_core::Error::Tls(tls) => {
                         let tls = format!("{tls:?}");
-                        format!("Tls/{}", tls.chars().take_while(|c| c.is_alphanumeric()).collect::<String>())
+                        format!(
+                            "Tls/{}",
+                            tls.chars()
+                                .take_while(|c| c.is_alphanumeric())
+                                .collect::<String>()
+                        )
                     }
                     _ => name,
                 }
@@ -237,7 +252,9 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
 
     let (kind, log) = (scenario.server, server_log.clone());
-    sim.host("server", move || serve(kind, log.clone(), server_tls.clone()));
+    sim.host("server", move || {
+        serve(kind, log.clone(), server_tls.clone())
+    });
     let config = scenario.config(&client_tls);
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end) = (app_log.clone(), end.clone());
@@ -252,14 +269,20 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let mut faults = scenario.schedule.faults.iter().peekable();
     loop {
         while let Some(fault) = faults.next_if(|f| f.at <= sim.elapsed()) {
-            trace.note(sim.elapsed(), "fault", serde_json::json!(format!("{:?}", fault.kind)));
+            trace.note(
+                sim.elapsed(),
+                "fault",
+                serde_json::json!(format!("{:?}", fault.kind)),
+            );
             apply(&mut sim, &fault.kind);
         }
         match sim.step() {
             Ok(true) => break,
             Ok(false) => {}
             Err(error) => {
-                violations.push(format!("the simulation failed (a hang, or a panic): {error}"));
+                violations.push(format!(
+                    "the simulation failed (a hang, or a panic): {error}"
+                ));
                 break;
             }
         }
@@ -271,7 +294,13 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let report = end.as_ref().map(|e| e.report.clone());
     if let Some(end) = &end {
         violations.extend(end.violations.iter().cloned());
-        check_bytes(scenario, &end.report, &server_log.borrow(), &app_log.borrow(), &mut violations);
+        check_bytes(
+            scenario,
+            &end.report,
+            &server_log.borrow(),
+            &app_log.borrow(),
+            &mut violations,
+        );
     } else if violations.is_empty() {
         violations.push("the client never produced a close report".into());
     }
@@ -323,7 +352,10 @@ fn check_bytes(
     // A TLS client talking to a plaintext server: the server's "application bytes" are TLS
     // records, so only the client side can be compared.
     let server_sees_plaintext = scenario.tls == TlsMode::Plain
-        || matches!(scenario.server, ServerKind::TlsEcho | ServerKind::StartTlsLine);
+        || matches!(
+            scenario.server,
+            ServerKind::TlsEcho | ServerKind::StartTlsLine
+        );
     if !server_sees_plaintext {
         return;
     }
@@ -367,21 +399,29 @@ fn check_bytes(
 
 /// The application side of a scenario: the producer follows the script, the receiver takes
 /// events; both end when the connection does.
-async fn application(mut conn: crate::SimConnection, script: Script, tls: TlsMode, log: Rc<RefCell<AppLog>>) {
+async fn application(
+    mut conn: crate::SimConnection,
+    script: Script,
+    tls: TlsMode,
+    log: Rc<RefCell<AppLog>>,
+) {
     let sender = conn.sender();
     let room = Rc::new(Notify::new());
     let go_ahead = Rc::new(Notify::new());
     let closed = Rc::new(Cell::new(false));
 
     let receiver = {
-        let (log, room, go_ahead, closed) = (log.clone(), room.clone(), go_ahead.clone(), closed.clone());
+        let (log, room, go_ahead, closed) =
+            (log.clone(), room.clone(), go_ahead.clone(), closed.clone());
         async move {
             while let Some(event) = conn.recv().await {
                 match event {
                     Event::Data(data) => {
                         let mut log = log.borrow_mut();
                         log.received.extend_from_slice(&data);
-                        if tls == TlsMode::StartTls && log.received.windows(8).any(|w| w == b"220 go\r\n") {
+                        if tls == TlsMode::StartTls
+                            && log.received.windows(8).any(|w| w == b"220 go\r\n")
+                        {
                             go_ahead.notify_one();
                         }
                     }
@@ -408,7 +448,8 @@ async fn application(mut conn: crate::SimConnection, script: Script, tls: TlsMod
             TlsMode::FromStart => drop(sender.start_tls()),
             TlsMode::StartTls => {
                 let _ = send(Bytes::from_static(b"STARTTLS\r\n"));
-                let waited = tokio::time::timeout(Duration::from_secs(5), go_ahead.notified()).await;
+                let waited =
+                    tokio::time::timeout(Duration::from_secs(5), go_ahead.notified()).await;
                 if waited.is_ok() && !closed.get() {
                     let _ = sender.start_tls();
                 }
@@ -418,14 +459,19 @@ async fn application(mut conn: crate::SimConnection, script: Script, tls: TlsMod
         let mut offset = 0u64;
         'messages: for (pause, size) in script.messages {
             tokio::time::sleep(pause).await;
-            let mut data = Bytes::from((offset..offset + size as u64).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+            let mut data = Bytes::from(
+                (offset..offset + size as u64)
+                    .map(|i| (i % 251) as u8)
+                    .collect::<Vec<u8>>(),
+            );
             offset += size as u64;
             loop {
                 match send(data) {
                     Ok(()) => break,
                     Err(InvalidInput::QueueFull { data: back, .. }) => {
                         data = back;
-                        let waited = tokio::time::timeout(Duration::from_secs(10), room.notified()).await;
+                        let waited =
+                            tokio::time::timeout(Duration::from_secs(10), room.notified()).await;
                         if waited.is_err() || closed.get() {
                             break 'messages;
                         }

@@ -57,7 +57,13 @@ impl ServerKind {
 
     /// Whether this server sends back what it receives (so the client has data to check).
     pub fn echoes(self) -> bool {
-        matches!(self, ServerKind::Echo | ServerKind::StartTlsLine | ServerKind::TlsEcho | ServerKind::ClosesMidStream)
+        matches!(
+            self,
+            ServerKind::Echo
+                | ServerKind::StartTlsLine
+                | ServerKind::TlsEcho
+                | ServerKind::ClosesMidStream
+        )
     }
 }
 
@@ -87,32 +93,39 @@ pub async fn serve(kind: ServerKind, log: SharedLog, tls: Arc<ServerConfig>) -> 
     }
 }
 
-async fn handle(kind: ServerKind, mut stream: TcpStream, log: &SharedLog, tls: &Arc<ServerConfig>) -> std::io::Result<()> {
+async fn handle(
+    kind: ServerKind,
+    mut stream: TcpStream,
+    log: &SharedLog,
+    tls: &Arc<ServerConfig>,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     match kind {
-        ServerKind::Echo | ServerKind::Sink | ServerKind::ClosesMidStream | ServerKind::Resets => loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return stream.shutdown().await;
-            }
-            log.borrow_mut().received.extend_from_slice(&buf[..n]);
-            let struck = log.borrow().received.len() >= STRIKE_AFTER;
-            match kind {
-                ServerKind::Resets if struck => {
-                    // Wait for more to arrive, then drop it unread: turmoil answers with RST.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Ok(());
+        ServerKind::Echo | ServerKind::Sink | ServerKind::ClosesMidStream | ServerKind::Resets => {
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return stream.shutdown().await;
                 }
-                ServerKind::Echo | ServerKind::ClosesMidStream => {
-                    stream.write_all(&buf[..n]).await?;
-                    log.borrow_mut().sent.extend_from_slice(&buf[..n]);
-                    if kind == ServerKind::ClosesMidStream && struck {
-                        return stream.shutdown().await;
+                log.borrow_mut().received.extend_from_slice(&buf[..n]);
+                let struck = log.borrow().received.len() >= STRIKE_AFTER;
+                match kind {
+                    ServerKind::Resets if struck => {
+                        // Wait for more to arrive, then drop it unread: turmoil answers with RST.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return Ok(());
                     }
+                    ServerKind::Echo | ServerKind::ClosesMidStream => {
+                        stream.write_all(&buf[..n]).await?;
+                        log.borrow_mut().sent.extend_from_slice(&buf[..n]);
+                        if kind == ServerKind::ClosesMidStream && struck {
+                            return stream.shutdown().await;
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        },
+        }
         ServerKind::SlowReader => loop {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let n = stream.read(&mut buf[..1024]).await?;
@@ -165,7 +178,12 @@ async fn handle(kind: ServerKind, mut stream: TcpStream, log: &SharedLog, tls: &
 
 /// Echoes over TLS, driving a rustls `ServerConnection` by hand; `first` holds bytes already
 /// read. Answers the client's `close_notify` with its own and a FIN.
-async fn tls_echo(stream: TcpStream, config: &Arc<ServerConfig>, first: Vec<u8>, log: &SharedLog) -> std::io::Result<()> {
+async fn tls_echo(
+    stream: TcpStream,
+    config: &Arc<ServerConfig>,
+    first: Vec<u8>,
+    log: &SharedLog,
+) -> std::io::Result<()> {
     let mut conn = ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
     conn.set_buffer_limit(None);
     let (mut reader, mut writer) = stream.into_split();
@@ -208,7 +226,10 @@ async fn tls_echo(stream: TcpStream, config: &Arc<ServerConfig>, first: Vec<u8>,
     }
 }
 
-async fn flush(conn: &mut ServerConnection, writer: &mut turmoil::net::tcp::OwnedWriteHalf) -> std::io::Result<()> {
+async fn flush(
+    conn: &mut ServerConnection,
+    writer: &mut turmoil::net::tcp::OwnedWriteHalf,
+) -> std::io::Result<()> {
     while conn.wants_write() {
         let mut out = Vec::new();
         conn.write_tls(&mut out)?;

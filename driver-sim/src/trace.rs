@@ -31,17 +31,27 @@ impl Trace {
             Input::Send(data) => json!({ "bytes": data.len() }),
             Input::Received(data) => json!({ "bytes": data.len() }),
             Input::Written(n) => json!({ "bytes": n }),
-            Input::Resolved(addrs) => json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+            Input::Resolved(addrs) => {
+                json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
+            }
             Input::ResolveFailed(kind) | Input::ConnectFailed(kind) | Input::SocketError(kind) => {
                 json!({ "kind": kind.to_string() })
             }
             _ => json!({}),
         };
-        self.push(sim_time(now), "in", json!({ "input": input.name(), "details": details }));
+        self.push(
+            sim_time(now),
+            "in",
+            json!({ "input": input.name(), "details": details }),
+        );
     }
 
     pub(crate) fn refused(&self, now: Instant, refusal: &InvalidInput) {
-        self.push(sim_time(now), "refused", json!({ "why": refusal.to_string() }));
+        self.push(
+            sim_time(now),
+            "refused",
+            json!({ "why": refusal.to_string() }),
+        );
     }
 
     pub(crate) fn output(&self, now: Instant, output: &Output) {
@@ -54,7 +64,11 @@ impl Trace {
             Output::Event(event) => event_details(event),
             _ => ("Other", json!({})),
         };
-        self.push(sim_time(now), "out", json!({ "output": name, "details": details }));
+        self.push(
+            sim_time(now),
+            "out",
+            json!({ "output": name, "details": details }),
+        );
     }
 
     fn push(&self, at: Duration, kind: &str, body: Value) {
@@ -72,7 +86,11 @@ impl Trace {
 
     /// The trace as JSON lines.
     pub fn to_jsonl(&self) -> String {
-        self.lines.borrow().iter().map(|l| format!("{l}\n")).collect()
+        self.lines
+            .borrow()
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     /// A 64-bit FNV-1a hash of [`Self::to_jsonl`]: stable across runs, platforms and versions.

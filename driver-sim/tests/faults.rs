@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tcpclient_core::{Ending, Error};
-use tcpclient_sim::{End, Fault, FaultKind, Outcome, Schedule, Scenario, ServerKind, TlsMode, run};
+use tcpclient_sim::{End, Fault, FaultKind, Outcome, Scenario, Schedule, ServerKind, TlsMode, run};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -23,7 +23,9 @@ fn times(outcome: &Outcome, kind: &str, name: &str) -> Vec<u64> {
 }
 
 fn closed_at(outcome: &Outcome) -> u64 {
-    *times(outcome, "out", "Closed").last().expect("a Closed output")
+    *times(outcome, "out", "Closed")
+        .last()
+        .expect("a Closed output")
 }
 
 fn checked(scenario: &Scenario) -> Outcome {
@@ -36,11 +38,17 @@ fn checked(scenario: &Scenario) -> Outcome {
 fn a_held_syn_ends_in_a_connect_timeout_at_the_exact_deadline() {
     let mut scenario = Scenario::simple(1, ServerKind::Echo, TlsMode::Plain);
     scenario.connect_timeout = ms(2000);
-    scenario.schedule = Schedule::new(vec![Fault { at: Duration::ZERO, kind: FaultKind::Hold }]);
+    scenario.schedule = Schedule::new(vec![Fault {
+        at: Duration::ZERO,
+        kind: FaultKind::Hold,
+    }]);
 
     let outcome = checked(&scenario);
 
-    assert_eq!(outcome.report.as_ref().unwrap().result, Err(Error::ConnectTimeout));
+    assert_eq!(
+        outcome.report.as_ref().unwrap().result,
+        Err(Error::ConnectTimeout)
+    );
     let connect = times(&outcome, "out", "Connect")[0];
     assert_eq!(closed_at(&outcome) - connect, 2_000_000);
 }
@@ -50,18 +58,27 @@ fn a_partition_after_the_handshake_ends_at_the_idle_deadline() {
     let mut scenario = Scenario::simple(2, ServerKind::TlsEcho, TlsMode::FromStart);
     scenario.idle_timeout = Some(ms(1500));
     scenario.script.messages = vec![(ms(100), 500), (ms(10_000), 500)];
-    scenario.schedule = Schedule::new(vec![Fault { at: ms(400), kind: FaultKind::Partition }]);
+    scenario.schedule = Schedule::new(vec![Fault {
+        at: ms(400),
+        kind: FaultKind::Partition,
+    }]);
 
     let outcome = checked(&scenario);
 
     let report = outcome.report.as_ref().unwrap();
     assert_eq!(report.result, Err(Error::IdleTimeout));
-    assert_eq!(report.bytes_received, 500, "the echo before the partition arrived");
-    let last_activity = [times(&outcome, "in", "Received"), times(&outcome, "in", "Written")]
-        .concat()
-        .into_iter()
-        .max()
-        .unwrap();
+    assert_eq!(
+        report.bytes_received, 500,
+        "the echo before the partition arrived"
+    );
+    let last_activity = [
+        times(&outcome, "in", "Received"),
+        times(&outcome, "in", "Written"),
+    ]
+    .concat()
+    .into_iter()
+    .max()
+    .unwrap();
     assert_eq!(closed_at(&outcome) - last_activity, 1_500_000);
 }
 
@@ -70,7 +87,10 @@ fn a_partition_during_a_graceful_shutdown_ends_at_the_drain_deadline() {
     let mut scenario = Scenario::simple(3, ServerKind::Echo, TlsMode::Plain);
     scenario.drain_timeout = ms(3000);
     scenario.script.messages = vec![(ms(100), 1000), (ms(500), 1000)];
-    scenario.schedule = Schedule::new(vec![Fault { at: ms(300), kind: FaultKind::Partition }]);
+    scenario.schedule = Schedule::new(vec![Fault {
+        at: ms(300),
+        kind: FaultKind::Partition,
+    }]);
 
     let outcome = checked(&scenario);
 
@@ -88,7 +108,10 @@ fn a_partition_during_a_graceful_shutdown_ends_at_the_drain_deadline() {
 fn a_server_crash_under_tls_is_an_unexpected_eof() {
     let mut scenario = Scenario::simple(4, ServerKind::TlsEcho, TlsMode::FromStart);
     scenario.script.messages = vec![(ms(100), 2000), (ms(5000), 10)];
-    scenario.schedule = Schedule::new(vec![Fault { at: ms(1000), kind: FaultKind::Crash }]);
+    scenario.schedule = Schedule::new(vec![Fault {
+        at: ms(1000),
+        kind: FaultKind::Crash,
+    }]);
 
     let outcome = checked(&scenario);
 
@@ -101,11 +124,17 @@ fn a_server_crash_under_tls_is_an_unexpected_eof() {
 fn a_server_crash_in_plaintext_is_the_peer_closing() {
     let mut scenario = Scenario::simple(5, ServerKind::Echo, TlsMode::Plain);
     scenario.script.messages = vec![(ms(100), 2000), (ms(5000), 10)];
-    scenario.schedule = Schedule::new(vec![Fault { at: ms(1000), kind: FaultKind::Crash }]);
+    scenario.schedule = Schedule::new(vec![Fault {
+        at: ms(1000),
+        kind: FaultKind::Crash,
+    }]);
 
     let outcome = checked(&scenario);
 
-    assert_eq!(outcome.report.as_ref().unwrap().result, Ok(Ending::PeerClosed));
+    assert_eq!(
+        outcome.report.as_ref().unwrap().result,
+        Ok(Ending::PeerClosed)
+    );
 }
 
 #[test]
@@ -117,7 +146,10 @@ fn starttls_in_the_simulator() {
 
     let report = outcome.report.as_ref().unwrap();
     assert!(report.is_clean(), "{report:?}");
-    assert_eq!(report.bytes_received, b"220 ready\r\n220 go\r\n".len() as u64 + 75_000);
+    assert_eq!(
+        report.bytes_received,
+        b"220 ready\r\n220 go\r\n".len() as u64 + 75_000
+    );
     assert_eq!(times(&outcome, "out", "TlsEstablished").len(), 1);
 }
 
@@ -126,14 +158,20 @@ fn the_same_seed_gives_the_same_trace() {
     for seed in [0, 7, 42, 1234, 99_999] {
         let first = run(&Scenario::from_seed(seed));
         let second = run(&Scenario::from_seed(seed));
-        assert_eq!(first.trace.to_jsonl(), second.trace.to_jsonl(), "seed {seed}");
+        assert_eq!(
+            first.trace.to_jsonl(),
+            second.trace.to_jsonl(),
+            "seed {seed}"
+        );
         assert_eq!(first.trace.hash(), second.trace.hash());
     }
 }
 
 #[test]
 fn different_seeds_give_different_runs() {
-    let hashes: std::collections::BTreeSet<u64> = (0..20).map(|s| run(&Scenario::from_seed(s)).trace.hash()).collect();
+    let hashes: std::collections::BTreeSet<u64> = (0..20)
+        .map(|s| run(&Scenario::from_seed(s)).trace.hash())
+        .collect();
     assert!(hashes.len() > 15, "{hashes:?}");
 }
 
@@ -149,7 +187,10 @@ fn a_sweep_of_200_seeds_keeps_every_invariant() {
         );
         kinds.insert(outcome.kind());
     }
-    assert!(kinds.len() >= 8, "the sweep reaches many endings: {kinds:?}");
+    assert!(
+        kinds.len() >= 8,
+        "the sweep reaches many endings: {kinds:?}"
+    );
 }
 
 #[test]
@@ -163,5 +204,8 @@ fn an_abort_reports_what_was_not_delivered() {
 
     let report = outcome.report.as_ref().unwrap();
     assert_eq!(report.result, Ok(Ending::Aborted));
-    assert!(report.bytes_undelivered > 0, "a silent server's window fills: {report:?}");
+    assert!(
+        report.bytes_undelivered > 0,
+        "a silent server's window fills: {report:?}"
+    );
 }
