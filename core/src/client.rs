@@ -16,6 +16,10 @@ use crate::{
     TlsInfo,
 };
 
+/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it). Kept
+/// under the allocator's mmap threshold: a fresh mapping per batch costs page faults.
+const TLS_BATCH: usize = 48 * 1024;
+
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
 ///
 /// Kamaelia's `TCPClient` and its ConnectedSocketAdapter in one object that performs no I/O.
@@ -97,7 +101,7 @@ impl Client {
             now,
             state: State::Delay,
             timers: TimerTable::default(),
-            queue: SendQueue::default(),
+            queue: SendQueue::new(config.coalesce_below),
             ledger: WireLedger::default(),
             tls: Tls::Off,
             shutdown: Shutdown::None,
@@ -123,18 +127,17 @@ impl Client {
     /// nothing; it never panics. `now` earlier than a previous `now` is taken as the previous.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
         self.now = self.now.max(now);
-        let name = input.name();
         match input {
             Input::Send(data) => self.send(data),
             Input::StartTls => self.start_tls(),
             Input::Finish => self.finish(),
             Input::Abort => {
-                self.require(name, !matches!(self.state, State::Closed))?;
+                self.require("Abort", !matches!(self.state, State::Closed))?;
                 self.close(Ok(Ending::Aborted));
                 Ok(())
             }
             Input::Resolved(addrs) => {
-                self.require(name, matches!(self.state, State::Resolving))?;
+                self.require("Resolved", matches!(self.state, State::Resolving))?;
                 if addrs.is_empty() {
                     let host = self.config.host.clone();
                     self.close(Err(Error::NoAddresses { host }));
@@ -144,18 +147,18 @@ impl Client {
                 Ok(())
             }
             Input::ResolveFailed(kind) => {
-                self.require(name, matches!(self.state, State::Resolving))?;
+                self.require("ResolveFailed", matches!(self.state, State::Resolving))?;
                 let host = self.config.host.clone();
                 self.close(Err(Error::Resolve { host, kind }));
                 Ok(())
             }
             Input::Connected => {
-                self.require(name, self.attempt_under_way())?;
+                self.require("Connected", self.attempt_under_way())?;
                 self.connected();
                 Ok(())
             }
             Input::ConnectFailed(kind) => {
-                self.require(name, self.attempt_under_way())?;
+                self.require("ConnectFailed", self.attempt_under_way())?;
                 self.attempt_failed(Some(kind));
                 Ok(())
             }
@@ -164,7 +167,7 @@ impl Client {
                 Ok(())
             }
             Input::SocketError(kind) => {
-                self.require(name, matches!(self.state, State::Open(_)))?;
+                self.require("SocketError", matches!(self.state, State::Open(_)))?;
                 self.close(Err(Error::Socket(kind)));
                 Ok(())
             }
@@ -273,7 +276,11 @@ impl Client {
 
     // ---- application requests ----
 
-    fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+    /// Queues `data` to send: the same as [`Input::Send`], for the hot path. A send needs no
+    /// clock, so this takes no `now`.
+    #[doc(alias = "inbox")]
+    #[inline]
+    pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
         if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
             let phase = self.phase();
             return Err(InvalidInput::SendAfterShutdown { data, phase });
@@ -387,7 +394,6 @@ impl Client {
         if connecting.is_last() {
             self.close(Err(error));
         } else {
-            connecting.last_error = Some(error);
             connecting.current += 1;
             self.attempt();
         }
@@ -569,30 +575,38 @@ impl Client {
         self.advance_shutdown();
     }
 
-    /// Under TLS: hands out pending TLS bytes, then encrypts the queue one record at a time.
+    /// Under TLS: hands out pending TLS bytes, then encrypts queued data one record at a
+    /// time into one transmit of up to [`TLS_BATCH`] bytes.
     fn encrypt_queue(&mut self) -> Result<(), crate::TlsError> {
         let Tls::Active(session) = &mut self.tls else {
             return Ok(());
         };
-        if let Some(tls_bytes) = session.take_outgoing() {
-            self.ledger.tls(tls_bytes.len(), 0);
-            self.outputs.push_back(Output::Transmit(tls_bytes.into()));
-        }
-        if !session.can_send() {
-            return Ok(());
-        }
+        let mut out = Vec::new();
+        let handshake = session.write_outgoing(&mut out);
+        self.ledger.tls(handshake, 0);
         let mut chunks = Vec::new();
-        loop {
+        while session.can_send() {
             chunks.clear();
             let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
             if plaintext == 0 {
-                return Ok(());
+                break;
+            }
+            if out.capacity() == 0 {
+                out.reserve(TLS_BATCH + TLS_BATCH / 64);
             }
             session.encrypt(&chunks)?;
-            let record = session.take_outgoing().unwrap_or_default();
-            self.ledger.tls(record.len(), plaintext);
-            self.outputs.push_back(Output::Transmit(record.into()));
+            let record = session.write_outgoing(&mut out);
+            self.ledger.tls(record, plaintext);
+            // One batch per call: the next poll encrypts the next one, so a driver can write
+            // this batch while the rest waits, and both ends of the wire keep busy.
+            if out.len() >= TLS_BATCH {
+                break;
+            }
         }
+        if !out.is_empty() {
+            self.outputs.push_back(Output::Transmit(out.into()));
+        }
+        Ok(())
     }
 
     /// Graceful shutdown, once everything queued is handed out: `close_notify`, then FIN once
@@ -605,8 +619,9 @@ impl Client {
             && !session.close_notify_sent()
         {
             session.send_close_notify();
-            if let Some(alert) = session.take_outgoing() {
-                self.ledger.tls(alert.len(), 0);
+            let mut alert = Vec::new();
+            self.ledger.tls(session.write_outgoing(&mut alert), 0);
+            if !alert.is_empty() {
                 self.outputs.push_back(Output::Transmit(alert.into()));
             }
         }
@@ -668,7 +683,7 @@ impl Client {
             peer_closed,
             result,
         };
-        self.emit(Event::Closed(report));
+        self.emit(Event::Closed(Box::new(report)));
     }
 
     // ---- helpers ----

@@ -53,6 +53,11 @@ pub struct Config {
     /// After a refused `Send`, [`Event::SendReady`](crate::Event::SendReady) is emitted once
     /// the undelivered bytes drop to this many. Default: half of `send_limit`.
     pub send_low_watermark: usize,
+    /// Sends smaller than this are copied together into shared buffers of up to 64 KiB;
+    /// larger ones leave as the very same `Bytes` (no copy). Gathering many tiny buffers
+    /// into one `writev` costs more per buffer than copying them, so a stream of small
+    /// messages is fastest coalesced. `0` turns coalescing off. Default: 1024.
+    pub coalesce_below: usize,
     /// What to do when the peer closes its side first. Default: [`OnPeerEof::Close`].
     pub on_peer_eof: OnPeerEof,
     /// TLS settings, needed for [`Input::StartTls`](crate::Input::StartTls). Default: `None`.
@@ -74,6 +79,7 @@ impl Config {
             idle_timeout: None,
             send_limit: MIB,
             send_low_watermark: MIB / 2,
+            coalesce_below: 1024,
             on_peer_eof: OnPeerEof::Close,
             tls: None,
         }
@@ -119,6 +125,12 @@ impl Config {
     pub fn with_send_limit(mut self, limit: usize) -> Self {
         self.send_limit = limit;
         self.send_low_watermark = limit / 2;
+        self
+    }
+
+    /// Sets [`Config::coalesce_below`].
+    pub fn with_coalesce_below(mut self, bytes: usize) -> Self {
+        self.coalesce_below = bytes;
         self
     }
 

@@ -19,7 +19,8 @@ use bytes::Bytes;
 pub enum Input<'a> {
     /// Queues bytes to send, in order. Accepted in every phase before shutdown, including
     /// before the connection is up; refused with the data handed back when the queue is
-    /// full or the connection is shutting down.
+    /// full or the connection is shutting down. Large sends leave as the same `Bytes`;
+    /// small ones are coalesced (see [`Config::coalesce_below`](crate::Config::coalesce_below)).
     #[doc(alias = "inbox")]
     Send(Bytes),
     /// Switches to TLS (STARTTLS). Bytes sent before it leave in plaintext before the

@@ -50,6 +50,17 @@ impl WireLedger {
         }
         self.wire_out += wire_len;
         self.app_out += app_len;
+        // Plaintext runs map one to one, so back-to-back runs are one run: the ledger stays
+        // one mark long however many small sends are in flight.
+        if let Some(last) = self.marks.back_mut()
+            && plaintext
+            && last.plaintext
+        {
+            last.wire_end = self.wire_out;
+            last.app_end = self.app_out;
+            last.wire_len += wire_len;
+            return;
+        }
         self.marks.push_back(Mark {
             wire_end: self.wire_out,
             app_end: self.app_out,

@@ -61,8 +61,8 @@ pub enum Event {
     /// send again.
     SendReady,
     /// The end: the last output of every client, exactly once, with the byte accounting and
-    /// how it ended.
+    /// how it ended. (Boxed: it comes once, and keeps every other output small.)
     #[doc(alias = "signal")]
     #[doc(alias = "socketShutdown")]
-    Closed(CloseReport),
+    Closed(Box<CloseReport>),
 }

@@ -2,9 +2,17 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+
+/// Largest buffer small sends are copied together into.
+const COALESCE_CHUNK: usize = 64 * 1024;
 
 /// Data accepted by [`Input::Send`](crate::Input::Send) and not yet handed to the driver.
+///
+/// Sends of at least [`Config::coalesce_below`](crate::Config::coalesce_below) bytes are
+/// kept as they are and leave as the very same `Bytes`. Smaller ones are copied together
+/// into one buffer: a stream of small messages then leaves in a few large transmits, where
+/// one transmit (one `iovec`) per message would cost more than the copy.
 ///
 /// The queue only stores; the limit is checked by the client against everything not yet
 /// delivered (queued here, plus handed out but not yet written), because that is what a slow
@@ -12,25 +20,57 @@ use bytes::Bytes;
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     segments: VecDeque<Bytes>,
-    /// Bytes in `segments`.
+    /// Small sends copied together; newer than every segment.
+    tail: BytesMut,
+    /// Bytes in `segments` and `tail`.
     len: usize,
     /// Application offset of the first queued byte: everything before it was handed out.
     front_offset: u64,
     /// Application offset where TLS starts: bytes before it leave in plaintext.
     tls_from: Option<u64>,
+    coalesce_below: usize,
 }
 
 impl SendQueue {
+    pub(crate) fn new(coalesce_below: usize) -> Self {
+        Self {
+            coalesce_below,
+            ..Self::default()
+        }
+    }
+
+    #[inline]
     pub(crate) fn push(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
         }
         self.len += data.len();
-        self.segments.push_back(data);
+        if data.len() >= self.coalesce_below {
+            self.seal_tail();
+            self.segments.push_back(data);
+            return;
+        }
+        let room = self.tail.capacity() - self.tail.len();
+        if self.tail.len() + data.len() > COALESCE_CHUNK || room < data.len() {
+            self.seal_tail();
+            // Sealed, the tail is empty: a fresh buffer loses nothing.
+            if self.tail.capacity() < data.len() {
+                self.tail = BytesMut::with_capacity(COALESCE_CHUNK);
+            }
+        }
+        self.tail.extend_from_slice(&data);
+    }
+
+    /// Moves what small sends accumulated into a segment of its own.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.segments.push_back(self.tail.split().freeze());
+        }
     }
 
     /// Marks the current end of the queue as the point where TLS begins.
     pub(crate) fn start_tls_here(&mut self) {
+        self.seal_tail();
         self.tls_from = Some(self.front_offset + self.len as u64);
     }
 
@@ -45,8 +85,7 @@ impl SendQueue {
 
     /// Takes the next segment that must leave in plaintext, if any.
     ///
-    /// Segments never straddle the TLS boundary: `StartTls` marks the end of the queue, which
-    /// is always between two `Send`s.
+    /// Segments never straddle the TLS boundary: `StartTls` seals the queue at its end.
     pub(crate) fn pop_plaintext(&mut self) -> Option<Bytes> {
         if !self.has_plaintext_prefix() {
             return None;
@@ -57,7 +96,8 @@ impl SendQueue {
     /// Takes up to `max` bytes of TLS-bound data, as whole segments where they fit.
     pub(crate) fn pop_for_tls(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
         let mut taken = 0;
-        while taken < max && !self.has_plaintext_prefix() {
+        while taken < max && !self.is_empty() && !self.has_plaintext_prefix() {
+            self.seal_tail();
             let Some(front) = self.segments.front_mut() else {
                 break;
             };
@@ -81,10 +121,14 @@ impl SendQueue {
         let dropped = self.len;
         self.consumed(dropped);
         self.segments.clear();
+        self.tail = BytesMut::new();
         dropped
     }
 
     fn pop(&mut self) -> Option<Bytes> {
+        if self.segments.is_empty() {
+            self.seal_tail();
+        }
         let segment = self.segments.pop_front()?;
         self.consumed(segment.len());
         Some(segment)
@@ -102,7 +146,7 @@ mod tests {
 
     #[test]
     fn plaintext_before_the_tls_mark_leaves_first_and_whole() {
-        let mut queue = SendQueue::default();
+        let mut queue = SendQueue::new(0);
         queue.push(Bytes::from_static(b"EHLO\r\n"));
         queue.start_tls_here();
         queue.push(Bytes::from_static(b"secret"));
@@ -118,11 +162,81 @@ mod tests {
 
     #[test]
     fn tls_data_waits_behind_the_plaintext_prefix() {
-        let mut queue = SendQueue::default();
+        let mut queue = SendQueue::new(1024);
         queue.push(Bytes::from_static(b"plain"));
         queue.start_tls_here();
+        queue.push(Bytes::from_static(b"tls"));
         let mut out = Vec::new();
         assert_eq!(queue.pop_for_tls(100, &mut out), 0);
-        assert!(out.is_empty());
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"plain")));
+        assert_eq!(queue.pop_for_tls(100, &mut out), 3);
+    }
+
+    #[test]
+    fn small_sends_leave_together_and_large_ones_as_they_are() {
+        let mut queue = SendQueue::new(1024);
+        let large = Bytes::from(vec![9u8; 2000]);
+        queue.push(Bytes::from_static(b"a"));
+        queue.push(Bytes::from_static(b"bc"));
+        queue.push(large.clone());
+        queue.push(Bytes::from_static(b"d"));
+
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"abc")));
+        let second = queue.pop_plaintext().unwrap();
+        assert_eq!(
+            second.as_ptr(),
+            large.as_ptr(),
+            "the very same bytes, not a copy"
+        );
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"d")));
+        assert!(queue.is_empty());
+    }
+
+    /// Pushes and pops of every size in a pseudo-random order: what comes out is exactly
+    /// what went in. (A pop seals the tail mid-buffer; the next pushes fill what is left.)
+    #[test]
+    fn every_byte_comes_out_in_order_whatever_the_mix_of_pushes_and_pops() {
+        let mut queue = SendQueue::new(1024);
+        let (mut sent, mut received) = (Vec::new(), Vec::new());
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..20_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed.is_multiple_of(5) {
+                if let Some(segment) = queue.pop_plaintext() {
+                    received.extend_from_slice(&segment);
+                }
+                continue;
+            }
+            let len = match seed % 7 {
+                0 => 3000,
+                1 => 1023,
+                _ => (seed >> 20) as usize % 200,
+            };
+            let data: Vec<u8> = (0..len).map(|i| (round as usize + i) as u8).collect();
+            sent.extend_from_slice(&data);
+            queue.push(Bytes::from(data));
+        }
+        while let Some(segment) = queue.pop_plaintext() {
+            received.extend_from_slice(&segment);
+        }
+        assert_eq!(received.len(), sent.len());
+        assert!(received == sent, "bytes lost or reordered");
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn coalesced_buffers_stay_within_a_chunk() {
+        let mut queue = SendQueue::new(1024);
+        for _ in 0..3000 {
+            queue.push(Bytes::from_static(&[7u8; 64]));
+        }
+        let mut total = 0;
+        while let Some(segment) = queue.pop_plaintext() {
+            assert!(segment.len() <= COALESCE_CHUNK);
+            total += segment.len();
+        }
+        assert_eq!(total, 3000 * 64);
     }
 }

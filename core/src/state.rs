@@ -3,8 +3,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::Error;
-
 /// The lifecycle phase of a client, from [`Client::phase`](crate::Client::phase).
 ///
 /// `Delay → Resolving → Connecting → Connected ⇄ TlsHandshaking → Draining → Closed`, with
@@ -60,8 +58,6 @@ pub(crate) struct Connecting {
     pub(crate) current: usize,
     /// The driver holds a socket for the current attempt (until the next `Close`).
     pub(crate) socket: bool,
-    /// Why the last finished attempt failed.
-    pub(crate) last_error: Option<Error>,
 }
 
 impl Connecting {
@@ -70,7 +66,6 @@ impl Connecting {
             addrs: interleave_families(addrs),
             current: 0,
             socket: false,
-            last_error: None,
         }
     }
 

@@ -16,6 +16,9 @@ use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
 const READS_PER_TURN: usize = 8;
 
+/// Bytes handed out that are worth a write before the remaining outputs are taken.
+const WRITE_EARLY: usize = 64 * 1024;
+
 /// Size of the one read buffer all connections share.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -98,6 +101,10 @@ pub struct EventLoop {
     ready: VecDeque<(ConnId, Event)>,
     read_buf: Box<[u8]>,
     open: usize,
+    /// Resolutions asked of helper threads and not yet collected.
+    resolving: usize,
+    /// The clock, read once per step of a turn rather than once per input.
+    now: Instant,
 }
 
 struct Slot {
@@ -111,6 +118,8 @@ struct Conn {
     socket: Option<Socket>,
     /// Transmits handed out by the client and not yet written.
     pending: VecDeque<Bytes>,
+    /// Bytes in `pending`.
+    pending_bytes: usize,
     /// The application asked the loop to stop reading this connection.
     paused: bool,
     /// The deadline registered in `EventLoop::timers`.
@@ -145,6 +154,8 @@ impl EventLoop {
             ready: VecDeque::new(),
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
             open: 0,
+            resolving: 0,
+            now: Instant::now(),
         })
     }
 
@@ -159,6 +170,7 @@ impl EventLoop {
             client: Client::new(config, Instant::now()),
             socket: None,
             pending: VecDeque::new(),
+            pending_bytes: 0,
             paused: false,
             deadline: None,
             dirty: false,
@@ -187,7 +199,13 @@ impl EventLoop {
     /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed
     /// back when the send queue is full or the connection is shutting down.
     pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
-        self.apply(id, Input::Send(data))
+        let Some(conn) = self.conn_mut(id) else {
+            let phase = tcpclient_core::Phase::Closed;
+            return Err(InvalidInput::SendAfterShutdown { data, phase });
+        };
+        conn.client.send(data)?;
+        self.mark_dirty(id.index);
+        Ok(())
     }
 
     /// Switches connection `id` to TLS (Kamaelia's `makessl`).
@@ -241,6 +259,7 @@ impl EventLoop {
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
     /// `timeout` (whichever comes first), and feeds back what happened.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.now = Instant::now();
         self.collect_resolutions();
         self.flush_dirty();
         let mut wait = if self.ready.is_empty() {
@@ -249,7 +268,7 @@ impl EventLoop {
             Some(Duration::ZERO)
         };
         if let Some(&(deadline, _)) = self.timers.first() {
-            let until = deadline.saturating_duration_since(Instant::now());
+            let until = deadline.saturating_duration_since(self.now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
         self.readiness.clear();
@@ -258,6 +277,7 @@ impl EventLoop {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+        self.now = Instant::now();
         let fired: Vec<Readiness> = self.readiness.iter().collect();
         for readiness in fired {
             self.on_readiness(readiness);
@@ -286,6 +306,7 @@ impl EventLoop {
         Ok(())
     }
 
+    #[inline]
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
@@ -294,6 +315,7 @@ impl EventLoop {
         slot.conn.as_mut()
     }
 
+    #[inline]
     fn mark_dirty(&mut self, index: u32) {
         if let Some(conn) = self.slots[index as usize].conn.as_mut()
             && !conn.dirty
@@ -304,11 +326,14 @@ impl EventLoop {
     }
 
     fn collect_resolutions(&mut self) {
-        while let Ok((id, result)) = self.resolved_rx.try_recv() {
+        while self.resolving > 0
+            && let Ok((id, result)) = self.resolved_rx.try_recv()
+        {
+            self.resolving -= 1;
+            let now = self.now;
             let Some(conn) = self.conn_mut(id) else {
                 continue;
             };
-            let now = Instant::now();
             let fed = match &result {
                 Ok(addrs) => conn.client.handle_input(now, Input::Resolved(addrs)),
                 Err(kind) => conn.client.handle_input(now, Input::ResolveFailed(*kind)),
@@ -326,14 +351,14 @@ impl EventLoop {
             .get_mut(index as usize)
             .and_then(|s| s.conn.as_mut())
         {
-            conn.on_readiness(readiness, &mut read_buf);
+            conn.on_readiness(readiness, &mut read_buf, self.now);
         }
         self.read_buf = read_buf;
         self.mark_dirty(index);
     }
 
     fn fire_timers(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         while let Some(&(deadline, index)) = self.timers.first() {
             if deadline > now {
                 break;
@@ -367,11 +392,13 @@ impl EventLoop {
             return;
         };
         conn.dirty = false;
+        let now = self.now;
         let mut closed = false;
         loop {
             while let Some(output) = conn.client.poll_output() {
                 match output {
                     Output::Resolve { host, port } => {
+                        self.resolving += 1;
                         resolve(
                             id,
                             host,
@@ -380,9 +407,17 @@ impl EventLoop {
                             self.poller.clone(),
                         );
                     }
-                    Output::Connect(addr) => conn.connect(addr, index, &self.poller),
-                    Output::Transmit(bytes) => conn.pending.push_back(bytes),
-                    Output::ShutdownWrite => conn.shutdown_write(),
+                    Output::Connect(addr) => conn.connect(addr, index, &self.poller, now),
+                    Output::Transmit(bytes) => {
+                        conn.pending_bytes += bytes.len();
+                        conn.pending.push_back(bytes);
+                        // Enough to be worth a system call: write now, so the peer works
+                        // on it while the client prepares the rest.
+                        if conn.pending_bytes >= WRITE_EARLY {
+                            conn.write_pending(now);
+                        }
+                    }
+                    Output::ShutdownWrite => conn.shutdown_write(now),
                     Output::Close => conn.close(&self.poller),
                     Output::Event(event) => {
                         closed |= matches!(event, Event::Closed(_));
@@ -391,7 +426,7 @@ impl EventLoop {
                     _ => {}
                 }
             }
-            if !conn.write_pending() {
+            if !conn.write_pending(now) {
                 break;
             }
         }
@@ -399,7 +434,7 @@ impl EventLoop {
             self.remove(index);
             return;
         }
-        conn.rearm(index, &self.poller);
+        conn.rearm(index, &self.poller, now);
         let deadline = conn.client.poll_timeout();
         if deadline != conn.deadline {
             if let Some(old) = conn.deadline {
@@ -427,12 +462,12 @@ impl EventLoop {
 }
 
 impl Conn {
-    fn feed(&mut self, input: Input<'_>) {
-        let fed = self.client.handle_input(Instant::now(), input);
+    fn feed(&mut self, now: Instant, input: Input<'_>) {
+        let fed = self.client.handle_input(now, input);
         debug_assert!(fed.is_ok(), "the driver's report was refused: {fed:?}");
     }
 
-    fn connect(&mut self, addr: SocketAddr, key: u32, poller: &Poller) {
+    fn connect(&mut self, addr: SocketAddr, key: u32, poller: &Poller, now: Instant) {
         let registered = start_connect(addr).and_then(|(stream, done)| {
             // SAFETY: `close` (and `remove`, through it) deletes the stream from the poller
             // before dropping it, which is what `Poller::add` requires.
@@ -451,17 +486,17 @@ impl Conn {
                     armed: Some((false, true)),
                 });
                 if done {
-                    self.feed(Input::Connected);
+                    self.feed(now, Input::Connected);
                 }
             }
-            Err(e) => self.feed(Input::ConnectFailed(e.kind())),
+            Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
         }
     }
 
-    fn shutdown_write(&mut self) {
+    fn shutdown_write(&mut self, now: Instant) {
         let Some(socket) = &self.socket else { return };
         if let Err(e) = socket.stream.shutdown(Shutdown::Write) {
-            self.feed(Input::SocketError(e.kind()));
+            self.feed(now, Input::SocketError(e.kind()));
         }
     }
 
@@ -470,11 +505,12 @@ impl Conn {
             let _ = poller.delete(&socket.stream);
         }
         self.pending.clear();
+        self.pending_bytes = 0;
     }
 
     /// Writes what is pending if the socket can take it. Returns true if the client was told
     /// something (so it may have new outputs).
-    fn write_pending(&mut self) -> bool {
+    fn write_pending(&mut self, now: Instant) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
@@ -483,20 +519,21 @@ impl Conn {
         }
         match write_gathered(&mut socket.stream, &mut self.pending) {
             Ok(n) => {
+                self.pending_bytes -= n;
                 if !self.pending.is_empty() {
                     socket.writable = false;
                 }
                 if n == 0 {
                     return false;
                 }
-                self.feed(Input::Written(n));
+                self.feed(now, Input::Written(n));
             }
-            Err(e) => self.feed(Input::SocketError(e.kind())),
+            Err(e) => self.feed(now, Input::SocketError(e.kind())),
         }
         true
     }
 
-    fn on_readiness(&mut self, readiness: Readiness, read_buf: &mut [u8]) {
+    fn on_readiness(&mut self, readiness: Readiness, read_buf: &mut [u8], now: Instant) {
         let Some(socket) = self.socket.as_mut() else {
             return;
         };
@@ -506,8 +543,8 @@ impl Conn {
                 socket.connecting = false;
                 socket.writable = true;
                 match finish_connect(&socket.stream) {
-                    Ok(()) => self.feed(Input::Connected),
-                    Err(e) => self.feed(Input::ConnectFailed(e.kind())),
+                    Ok(()) => self.feed(now, Input::Connected),
+                    Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
                 }
             }
             return;
@@ -516,11 +553,11 @@ impl Conn {
             socket.writable = true;
         }
         if readiness.readable {
-            self.read(read_buf);
+            self.read(read_buf, now);
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) {
+    fn read(&mut self, buf: &mut [u8], now: Instant) {
         for _ in 0..READS_PER_TURN {
             if self.paused || !self.client.wants_read() {
                 return;
@@ -529,17 +566,17 @@ impl Conn {
                 return;
             };
             match read_once(&mut socket.stream, buf) {
-                Ok(ReadOutcome::Data(n)) => self.feed(Input::Received(&buf[..n])),
-                Ok(ReadOutcome::Eof) => return self.feed(Input::PeerEof),
+                Ok(ReadOutcome::Data(n)) => self.feed(now, Input::Received(&buf[..n])),
+                Ok(ReadOutcome::Eof) => return self.feed(now, Input::PeerEof),
                 Ok(ReadOutcome::WouldBlock) => return,
-                Err(e) => return self.feed(Input::SocketError(e.kind())),
+                Err(e) => return self.feed(now, Input::SocketError(e.kind())),
             }
         }
     }
 
     /// Registers the interest the connection has now: read while the client wants data and
     /// the application has room; write while connecting or holding unwritten bytes.
-    fn rearm(&mut self, key: u32, poller: &Poller) {
+    fn rearm(&mut self, key: u32, poller: &Poller, now: Instant) {
         let wants_read = self.client.wants_read() && !self.paused;
         let Some(socket) = self.socket.as_mut() else {
             return;
@@ -555,7 +592,7 @@ impl Conn {
         let interest = Readiness::new(key as usize, wanted.0, wanted.1);
         match poller.modify(&socket.stream, interest) {
             Ok(()) => socket.armed = Some(wanted),
-            Err(e) => self.feed(Input::SocketError(e.kind())),
+            Err(e) => self.feed(now, Input::SocketError(e.kind())),
         }
     }
 }

@@ -263,7 +263,10 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                 Output::Event(Event::Closed(report)) => {
                     let _ = events.send(Event::Closed(report.clone()));
                     let violations = std::mem::take(&mut shared.checks.borrow_mut().violations);
-                    return DriverEnd { report, violations };
+                    return DriverEnd {
+                        report: *report,
+                        violations,
+                    };
                 }
                 Output::Event(event) => {
                     let _ = events.send(event);

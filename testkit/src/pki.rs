@@ -93,7 +93,27 @@ impl Pki {
 
     /// Like [`Self::server_config`], offering these ALPN protocols.
     pub fn server_config_with_alpn(&self, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(tls::ring_provider())
+        self.server_config_with(tls::ring_provider(), alpn)
+    }
+
+    /// A server configuration with only these cipher suites (say, only AES-128-GCM).
+    pub fn server_config_with_suites(
+        &self,
+        suites: Vec<rustls::SupportedCipherSuite>,
+    ) -> Arc<ServerConfig> {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: suites,
+            ..rustls::crypto::ring::default_provider()
+        };
+        self.server_config_with(Arc::new(provider), &[])
+    }
+
+    fn server_config_with(
+        &self,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        alpn: &[&[u8]],
+    ) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()

@@ -339,7 +339,7 @@ impl World {
                 self.pending.clear();
             }
             Output::Event(Event::Data(data)) => self.received.extend_from_slice(&data),
-            Output::Event(Event::Closed(report)) => self.closed_with(report)?,
+            Output::Event(Event::Closed(report)) => self.closed_with(*report)?,
             Output::Event(_) => {}
             other => {
                 return Err(self.violation(format!("an output the model does not know: {other:?}")));

@@ -81,20 +81,18 @@ impl TlsSession {
         self.close_notify_sent
     }
 
-    /// Returns the TLS bytes waiting to be written (handshake, records, alerts), if any.
-    pub(crate) fn take_outgoing(&mut self) -> Option<Vec<u8>> {
-        if !self.conn.wants_write() {
-            return None;
-        }
-        let mut out = Vec::new();
+    /// Appends the TLS bytes waiting to be written (handshake, records, alerts) to `out`;
+    /// returns how many.
+    pub(crate) fn write_outgoing(&mut self, out: &mut Vec<u8>) -> usize {
+        let before = out.len();
         while self.conn.wants_write() {
             // Writing into a Vec cannot fail; stop rather than spin if it ever did.
-            match self.conn.write_tls(&mut out) {
+            match self.conn.write_tls(out) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        Some(out)
+        out.len() - before
     }
 
     /// Encrypts `chunks` (at most [`MAX_RECORD_PLAINTEXT`] bytes) as one record.

@@ -18,7 +18,7 @@ pub use args::Args;
 pub enum Failure {
     /// The connection ended, but not cleanly; the close report says how.
     #[error("{0}")]
-    Unclean(tcpclient_core::CloseReport),
+    Unclean(Box<tcpclient_core::CloseReport>),
     /// The connection handle went away without a close report.
     #[error("the connection ended without a close report")]
     Vanished,

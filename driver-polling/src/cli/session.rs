@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 ///
 /// Blocking on a slow standard output is fine: the connection stops reading the socket
 /// while this side holds its window of unread data.
-fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<CloseReport, Failure> {
+fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<Box<CloseReport>, Failure> {
     let mut stdout = io::stdout().lock();
     loop {
         match inbound.next(None)? {

@@ -1,0 +1,49 @@
+//! Kamaelia's pipeline, RateControlledFileReader into TCPClient, at full rate: a file sent by
+//! the `tcpclient` program with `--send-file`, and by `std::io::copy` for comparison.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Writes a file of `size` bytes (a repeating pattern) for the pipeline to send.
+pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
+    let block: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.flush()
+}
+
+/// The CLI: `tcpclient --send-file PATH 127.0.0.1 PORT`.
+pub fn cli(path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
+    let start = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_tcpclient"))
+        .arg("--send-file")
+        .arg(path)
+        .args([addr.ip().to_string(), addr.port().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("tcpclient exited with {status}")));
+    }
+    Ok(size as f64 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+/// The same with `std::io::copy` from the file to a blocking socket.
+pub fn std_copy(path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
+    let start = Instant::now();
+    let mut file = std::fs::File::open(path)?;
+    let mut stream = TcpStream::connect(addr)?;
+    io::copy(&mut file, &mut stream)?;
+    stream.shutdown(Shutdown::Write)?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest)?;
+    Ok(size as f64 / start.elapsed().as_secs_f64() / 1e9)
+}

@@ -1,0 +1,113 @@
+//! Repetitions, interleaved; medians, ranges and ratios; a Markdown table per section.
+
+use std::io;
+
+/// One contender in a section.
+pub struct Variant<'a> {
+    pub name: &'static str,
+    pub ours: bool,
+    pub run: Box<dyn FnMut() -> io::Result<f64> + 'a>,
+}
+
+impl<'a> Variant<'a> {
+    pub fn ours(name: &'static str, run: impl FnMut() -> io::Result<f64> + 'a) -> Self {
+        Self {
+            name,
+            ours: true,
+            run: Box::new(run),
+        }
+    }
+
+    pub fn peer(name: &'static str, run: impl FnMut() -> io::Result<f64> + 'a) -> Self {
+        Self {
+            name,
+            ours: false,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// What is measured, and which way is better.
+#[derive(Clone, Copy)]
+pub struct Unit {
+    pub label: &'static str,
+    pub higher_is_better: bool,
+}
+
+pub const GBPS: Unit = Unit {
+    label: "GB/s",
+    higher_is_better: true,
+};
+pub const PER_SECOND: Unit = Unit {
+    label: "connections/s",
+    higher_is_better: true,
+};
+pub const BYTES_PER_CONNECTION: Unit = Unit {
+    label: "bytes per connection",
+    higher_is_better: false,
+};
+
+/// Runs every variant `reps` times, interleaved (A B C A B C ...), and prints the table.
+pub fn section(
+    title: &str,
+    unit: Unit,
+    reps: usize,
+    mut variants: Vec<Variant<'_>>,
+) -> io::Result<()> {
+    // `--variant TEXT` keeps only the variants whose name contains TEXT (for profiling).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--variant")
+        && let Some(text) = args.get(i + 1)
+    {
+        variants.retain(|v| v.name.contains(text.as_str()));
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for _ in 0..reps {
+        for (variant, samples) in variants.iter_mut().zip(&mut samples) {
+            samples.push((variant.run)()?);
+        }
+    }
+    let medians: Vec<f64> = samples.iter().map(|s| median(s)).collect();
+    let ours = variants.iter().position(|v| v.ours).map(|i| medians[i]);
+    println!("\n### {title}\n");
+    println!("{} · {reps} runs each, interleaved\n", unit.label);
+    println!("| variant | median | min – max | ours vs this |");
+    println!("|---|---:|---:|---:|");
+    for ((variant, samples), median) in variants.iter().zip(&samples).zip(&medians) {
+        let (min, max) = samples
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let ratio = match ours {
+            Some(_) if variant.ours => "—".to_string(),
+            Some(ours) if unit.higher_is_better => format!("{:.2}×", ours / median),
+            Some(ours) => format!("{:.2}× the memory", ours / median),
+            None => String::new(),
+        };
+        let name = if variant.ours {
+            format!("**{}**", variant.name)
+        } else {
+            variant.name.to_string()
+        };
+        println!(
+            "| {name} | {} | {} – {} | {ratio} |",
+            fmt(*median),
+            fmt(min),
+            fmt(max)
+        );
+    }
+    Ok(())
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn fmt(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}

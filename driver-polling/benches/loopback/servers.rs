@@ -1,0 +1,96 @@
+//! The servers every contender talks to, on 127.0.0.1, each on its own thread(s).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+/// Serves every connection on a thread of its own with `serve`.
+fn spawn(
+    serve: impl Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
+) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let serve = serve.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let _ = serve(stream);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Reads everything until EOF (or `close_notify`), then closes: the client's clean close
+/// marks the moment the last byte was read.
+pub fn sink(tls: Option<Arc<ServerConfig>>) -> io::Result<SocketAddr> {
+    spawn(move |stream| {
+        let mut buf = vec![0u8; 256 * 1024];
+        match &tls {
+            None => {
+                let mut stream = stream;
+                while stream.read(&mut buf)? > 0 {}
+                stream.shutdown(Shutdown::Write)
+            }
+            Some(config) => {
+                let mut tls = StreamOwned::new(
+                    ServerConnection::new(config.clone()).map_err(io::Error::other)?,
+                    stream,
+                );
+                while tls.read(&mut buf)? > 0 {}
+                close_tls(&mut tls)
+            }
+        }
+    })
+}
+
+/// Echoes everything until EOF, then closes.
+pub fn echo() -> io::Result<SocketAddr> {
+    spawn(|mut stream| {
+        let mut reader = stream.try_clone()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return stream.shutdown(Shutdown::Write);
+            }
+            stream.write_all(&buf[..n])?;
+        }
+    })
+}
+
+/// Reads a 16-byte request, answers 16 bytes, reads until EOF, closes.
+pub fn request_response(tls: Option<Arc<ServerConfig>>) -> io::Result<SocketAddr> {
+    spawn(move |stream| {
+        let mut request = [0u8; 16];
+        match &tls {
+            None => {
+                let mut stream = stream;
+                stream.read_exact(&mut request)?;
+                stream.write_all(&request)?;
+                while stream.read(&mut request)? > 0 {}
+                stream.shutdown(Shutdown::Write)
+            }
+            Some(config) => {
+                let mut tls = StreamOwned::new(
+                    ServerConnection::new(config.clone()).map_err(io::Error::other)?,
+                    stream,
+                );
+                tls.read_exact(&mut request)?;
+                tls.write_all(&request)?;
+                while tls.read(&mut request).unwrap_or(0) > 0 {}
+                close_tls(&mut tls)
+            }
+        }
+    })
+}
+
+fn close_tls(tls: &mut StreamOwned<ServerConnection, TcpStream>) -> io::Result<()> {
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    tls.sock.shutdown(Shutdown::Write)
+}
