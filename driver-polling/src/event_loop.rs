@@ -258,14 +258,20 @@ impl EventLoop {
 
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
     /// `timeout` (whichever comes first), and feeds back what happened.
+    ///
+    /// A turn that found requests to act on (sends, a finish, a new connection) does not
+    /// block: it acts, polls without waiting, and returns, so the caller sees the results.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.now = Instant::now();
         self.collect_resolutions();
+        // Work done before waiting (requests made since the last turn) may have produced
+        // events or settled sends the caller is waiting on: then do not block.
+        let had_work = !self.dirty.is_empty();
         self.flush_dirty();
-        let mut wait = if self.ready.is_empty() {
-            timeout
-        } else {
+        let mut wait = if had_work || !self.ready.is_empty() {
             Some(Duration::ZERO)
+        } else {
+            timeout
         };
         if let Some(&(deadline, _)) = self.timers.first() {
             let until = deadline.saturating_duration_since(self.now);

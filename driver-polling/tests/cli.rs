@@ -339,6 +339,21 @@ fn send_file_at_a_rate() {
     assert_eq!((run.status, run.stderr.as_str()), (0, ""));
 }
 
+/// More than the send limit at full rate: the producer must be woken as the queue drains,
+/// even when every write completes at once.
+#[test]
+fn send_file_larger_than_the_send_limit_at_full_rate() {
+    // A server that only reads: nothing comes back to wake the client's loop.
+    let (addr, read) = slow_reader(Duration::ZERO);
+    let [host, port] = host_port(addr);
+    let file = temp_file("big.bin", &vec![5u8; 20_000_000]);
+
+    let run = run(&["--send-file", file.to_str().unwrap(), &host, &port], b"");
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(read.recv_timeout(LIMIT).unwrap(), 20_000_000);
+}
+
 #[test]
 fn ctrl_c_finishes_gracefully_and_reports() {
     let [host, port] = host_port(echo_server());

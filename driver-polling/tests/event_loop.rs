@@ -340,6 +340,30 @@ fn a_slow_reader_cannot_grow_the_clients_memory_past_the_send_limit() {
 }
 
 #[test]
+fn a_blocking_producer_sends_many_times_the_limit_through_a_runtime_handle() {
+    let (addr, read) = slow_reader(Duration::ZERO);
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime
+        .connect(config(addr).with_send_limit(256 * 1024))
+        .unwrap();
+    let sender = conn.sender();
+    let producer = std::thread::spawn(move || {
+        for _ in 0..128 {
+            sender
+                .send_blocking(Bytes::from(vec![3u8; 64 * 1024]))
+                .unwrap();
+        }
+        sender.finish();
+    });
+
+    let events = events_until_closed(&conn, LIMIT);
+
+    producer.join().unwrap();
+    assert!(report(&events).is_clean(), "{events:?}");
+    assert_eq!(read.recv_timeout(LIMIT).unwrap(), 128 * 64 * 1024);
+}
+
+#[test]
 fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
     let (addr, _read) = slow_reader(Duration::from_millis(50));
     let runtime = Runtime::spawn().unwrap();
