@@ -265,10 +265,9 @@ impl EventLoop {
         self.now = Instant::now();
         self.collect_resolutions();
         // Work done before waiting (requests made since the last turn) may have produced
-        // events or settled sends the caller is waiting on: then do not block.
-        let had_work = !self.dirty.is_empty();
-        self.flush_dirty();
-        let mut wait = if had_work || !self.ready.is_empty() {
+        // events or written bytes a producer is waiting on: then do not block.
+        let progressed = self.flush_dirty();
+        let mut wait = if progressed || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -381,25 +380,29 @@ impl EventLoop {
 
     // ---- performing the clients' outputs ----
 
-    fn flush_dirty(&mut self) {
+    /// Flushes every connection with something to do; returns whether any wrote.
+    fn flush_dirty(&mut self) -> bool {
+        let mut wrote = false;
         while let Some(index) = self.dirty.pop() {
-            self.flush(index);
+            wrote |= self.flush(index);
         }
+        wrote
     }
 
     /// Performs everything connection `index` asked for, then re-arms its interest and timer.
-    fn flush(&mut self, index: u32) {
+    /// Returns whether it wrote anything (or failed trying).
+    fn flush(&mut self, index: u32) -> bool {
         let slot = &mut self.slots[index as usize];
         let id = ConnId {
             index,
             generation: slot.generation,
         };
         let Some(conn) = slot.conn.as_mut() else {
-            return;
+            return false;
         };
         conn.dirty = false;
         let now = self.now;
-        let mut closed = false;
+        let (mut closed, mut wrote) = (false, false);
         loop {
             while let Some(output) = conn.client.poll_output() {
                 match output {
@@ -420,7 +423,7 @@ impl EventLoop {
                         // Enough to be worth a system call: write now, so the peer works
                         // on it while the client prepares the rest.
                         if conn.pending_bytes >= WRITE_EARLY {
-                            conn.write_pending(now);
+                            wrote |= conn.write_pending(now);
                         }
                     }
                     Output::ShutdownWrite => conn.shutdown_write(now),
@@ -435,10 +438,11 @@ impl EventLoop {
             if !conn.write_pending(now) {
                 break;
             }
+            wrote = true;
         }
         if closed {
             self.remove(index);
-            return;
+            return wrote;
         }
         conn.rearm(index, &self.poller, now);
         let deadline = conn.client.poll_timeout();
@@ -451,6 +455,7 @@ impl EventLoop {
             }
             conn.deadline = deadline;
         }
+        wrote
     }
 
     fn remove(&mut self, index: u32) {

@@ -1,0 +1,124 @@
+//! The core alone, no sockets: the cost of one `Send`, one `Received`, one TLS record and
+//! one whole lifecycle. `cargo bench -p tcpclient-core --bench core`.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tcpclient_core::{Client, Config, Event, Input, Output};
+use tcpclient_testkit::{Pair, Pki};
+
+const PEER: &str = "127.0.0.1:7";
+
+/// A connected plaintext client whose outputs so far are drained.
+fn connected(config: Config, now: Instant) -> Client {
+    let mut client = Client::new(config, now);
+    while client.poll_output().is_some() {}
+    client.handle_input(now, Input::Connected).expect("connected");
+    while client.poll_output().is_some() {}
+    client
+}
+
+/// Sends `messages`, takes the transmits, reports them written: the whole send path.
+fn send_path(client: &mut Client, now: Instant, messages: &[Bytes]) {
+    for message in messages {
+        client.send(message.clone()).expect("room in the queue");
+    }
+    let mut written = 0;
+    while let Some(output) = client.poll_output() {
+        if let Output::Transmit(bytes) = output {
+            written += bytes.len();
+        }
+    }
+    client.handle_input(now, Input::Written(written)).expect("written");
+}
+
+fn send(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("send");
+    for size in [64usize, 1024, 16 * 1024] {
+        let batch: Vec<Bytes> = (0..64).map(|_| Bytes::from(vec![1u8; size])).collect();
+        group.throughput(Throughput::Elements(batch.len() as u64));
+        let mut client = connected(Config::new("127.0.0.1", 7), now);
+        group.bench_function(format!("{size} B, per Send"), |b| {
+            b.iter(|| send_path(&mut client, now, black_box(&batch)))
+        });
+    }
+    group.finish();
+}
+
+fn received(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("received");
+    let data = vec![2u8; 16 * 1024];
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    let mut client = connected(Config::new("127.0.0.1", 7), now);
+    group.bench_function("16 KiB plaintext, per Received", |b| {
+        b.iter(|| {
+            client.handle_input(now, Input::Received(black_box(&data))).expect("received");
+            while let Some(output) = client.poll_output() {
+                black_box(output);
+            }
+        })
+    });
+    group.finish();
+}
+
+fn tls_record(c: &mut Criterion) {
+    let pki = Pki::new();
+    let mut pair = Pair::new(Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+    assert!(matches!(pair.events()[1], Event::TlsEstablished(_)));
+    let now = pair.h.now;
+    let record = vec![Bytes::from(vec![3u8; 16 * 1024])];
+    let mut group = c.benchmark_group("tls");
+    group.throughput(Throughput::Bytes(16 * 1024));
+    group.bench_function("16 KiB, per record (encrypt, hand out, written)", |b| {
+        b.iter(|| send_path(&mut pair.h.client, now, black_box(&record)))
+    });
+    group.finish();
+}
+
+fn lifecycle(c: &mut Criterion) {
+    let now = Instant::now();
+    let peer: SocketAddr = PEER.parse().expect("address");
+    let config = Config::new("127.0.0.1", 7);
+    let message = Bytes::from_static(b"one request, one response");
+    c.bench_function("lifecycle: connect, send, receive, finish, close", |b| {
+        b.iter_batched(
+            || config.clone(),
+            |config| {
+                let mut client = Client::new(config, now);
+                let mut closed = false;
+                let mut step = |client: &mut Client, input: Input<'_>| {
+                    client.handle_input(now, input).expect("accepted");
+                    while let Some(output) = client.poll_output() {
+                        closed |= matches!(output, Output::Event(Event::Closed(_)));
+                    }
+                };
+                while client.poll_output().is_some() {}
+                step(&mut client, Input::Connected);
+                client.send(message.clone()).expect("send");
+                client.handle_input(now, Input::Finish).expect("finish");
+                let mut written = 0;
+                while let Some(output) = client.poll_output() {
+                    if let Output::Transmit(bytes) = output {
+                        written += bytes.len();
+                    }
+                }
+                step(&mut client, Input::Written(written));
+                step(&mut client, Input::Received(b"the response"));
+                step(&mut client, Input::PeerEof);
+                assert!(closed && client.peer_addr().is_none(), "{peer}");
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, send, received, tls_record, lifecycle);
+criterion_main!(benches);
