@@ -16,7 +16,9 @@ const PEER: &str = "127.0.0.1:7";
 fn connected(config: Config, now: Instant) -> Client {
     let mut client = Client::new(config, now);
     while client.poll_output().is_some() {}
-    client.handle_input(now, Input::Connected).expect("connected");
+    client
+        .handle_input(now, Input::Connected)
+        .expect("connected");
     while client.poll_output().is_some() {}
     client
 }
@@ -32,7 +34,9 @@ fn send_path(client: &mut Client, now: Instant, messages: &[Bytes]) {
             written += bytes.len();
         }
     }
-    client.handle_input(now, Input::Written(written)).expect("written");
+    client
+        .handle_input(now, Input::Written(written))
+        .expect("written");
 }
 
 fn send(c: &mut Criterion) {
@@ -57,7 +61,9 @@ fn received(c: &mut Criterion) {
     let mut client = connected(Config::new("127.0.0.1", 7), now);
     group.bench_function("16 KiB plaintext, per Received", |b| {
         b.iter(|| {
-            client.handle_input(now, Input::Received(black_box(&data))).expect("received");
+            client
+                .handle_input(now, Input::Received(black_box(&data)))
+                .expect("received");
             while let Some(output) = client.poll_output() {
                 black_box(output);
             }

@@ -282,21 +282,31 @@ impl Client {
     #[inline]
     pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
         if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
-            let phase = self.phase();
-            return Err(InvalidInput::SendAfterShutdown { data, phase });
+            return Err(self.refuse_after_shutdown(data));
         }
         let queued = self.bytes_queued();
         if queued > 0 && queued.saturating_add(data.len() as u64) > self.config.send_limit as u64 {
-            self.send_refused = true;
-            return Err(InvalidInput::QueueFull {
-                data,
-                queued: usize::try_from(queued).unwrap_or(usize::MAX),
-                limit: self.config.send_limit,
-            });
+            return Err(self.refuse_full(data, queued));
         }
         self.bytes_accepted += data.len() as u64;
         self.queue.push(data);
         Ok(())
+    }
+
+    #[cold]
+    fn refuse_after_shutdown(&self, data: Bytes) -> InvalidInput {
+        let phase = self.phase();
+        InvalidInput::SendAfterShutdown { data, phase }
+    }
+
+    #[cold]
+    fn refuse_full(&mut self, data: Bytes, queued: u64) -> InvalidInput {
+        self.send_refused = true;
+        InvalidInput::QueueFull {
+            data,
+            queued: usize::try_from(queued).unwrap_or(usize::MAX),
+            limit: self.config.send_limit,
+        }
     }
 
     fn start_tls(&mut self) -> Result<(), InvalidInput> {

@@ -199,12 +199,21 @@ impl EventLoop {
     /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed
     /// back when the send queue is full or the connection is shutting down.
     pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
-        let Some(conn) = self.conn_mut(id) else {
+        // The hot path of small messages: one lookup, no clock.
+        let conn = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|slot| slot.generation == id.generation)
+            .and_then(|slot| slot.conn.as_mut());
+        let Some(conn) = conn else {
             let phase = tcpclient_core::Phase::Closed;
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         };
         conn.client.send(data)?;
-        self.mark_dirty(id.index);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id.index);
+        }
         Ok(())
     }
 
@@ -577,7 +586,14 @@ impl Conn {
                 return;
             };
             match read_once(&mut socket.stream, buf) {
-                Ok(ReadOutcome::Data(n)) => self.feed(now, Input::Received(&buf[..n])),
+                Ok(ReadOutcome::Data(n)) => {
+                    self.feed(now, Input::Received(&buf[..n]));
+                    // A short read drained the socket: skip the read that would only say
+                    // WouldBlock. The level-triggered re-arm reports anything that arrives.
+                    if n < buf.len() {
+                        return;
+                    }
+                }
                 Ok(ReadOutcome::Eof) => return self.feed(now, Input::PeerEof),
                 Ok(ReadOutcome::WouldBlock) => return,
                 Err(e) => return self.feed(now, Input::SocketError(e.kind())),

@@ -13,8 +13,7 @@ const MAX_IOVECS: usize = 128;
 /// Starts a non-blocking connect. `Ok(true)` when it finished at once (it can, on loopback),
 /// `Ok(false)` while in progress: wait for writability, then call [`finish_connect`].
 pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
+    let socket = nonblocking_stream(Domain::for_address(addr))?;
     socket.set_tcp_nodelay(true)?;
     let done = match socket.connect(&SockAddr::from(addr)) {
         Ok(()) => true,
@@ -25,12 +24,25 @@ pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
     Ok((socket.into(), done))
 }
 
+/// A non-blocking TCP socket, in one system call where the platform allows.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
+    Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 /// Settles a connect after the socket became writable: the pending error, if any, says why
-/// it failed.
+/// it failed. (Writability of a connecting socket means the attempt is over.)
 pub(crate) fn finish_connect(stream: &TcpStream) -> io::Result<()> {
     match stream.take_error()? {
         Some(error) => Err(error),
-        None => stream.peer_addr().map(drop),
+        None => Ok(()),
     }
 }
 

@@ -275,7 +275,8 @@ pub fn tokio_rustls_send(
     })
 }
 
-/// Experiment: raw writev of `batch` 64-byte slices per call.
+/// Gathering alone: `writev` of `batch` separate message buffers per call, no copying. What
+/// a driver that only gathers queued buffers could reach at best.
 pub fn std_writev(addr: SocketAddr, message: &[u8], count: usize, batch: usize) -> io::Result<()> {
     let stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
