@@ -40,7 +40,8 @@ const TLS_BATCH: usize = 48 * 1024;
 /// use bytes::Bytes;
 /// use tcpclient_core::{Client, Config, Event, Input, Output};
 ///
-/// let start = Instant::now();
+/// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
+/// // `start` is whatever the driver's clock says: the system's, a simulator's, ...
 /// let mut client = Client::new(Config::new("127.0.0.1", 7), start);
 /// client.handle_input(start, Input::Send(Bytes::from_static(b"ping")))?;
 /// assert_eq!(client.poll_output(), Some(Output::Connect("127.0.0.1:7".parse()?)));
@@ -51,7 +52,9 @@ const TLS_BATCH: usize = 48 * 1024;
 /// assert_eq!(client.poll_output(), None);
 /// client.handle_input(start, Input::Written(4))?;
 /// assert_eq!(client.bytes_written(), 4);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(())
+/// # }
+/// # run(tcpclient_testkit::Harness::new(Config::new("127.0.0.1", 7)).start).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct Client {
