@@ -56,6 +56,8 @@ const TLS_BATCH: usize = 48 * 1024;
 /// # }
 /// # run(tcpclient_testkit::Harness::new(Config::new("127.0.0.1", 7)).start).unwrap();
 /// ```
+#[doc(alias = "TCPClient")]
+#[doc(alias = "ConnectedSocketAdapter")]
 #[derive(Debug)]
 pub struct Client {
     config: Config,

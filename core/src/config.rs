@@ -21,6 +21,7 @@ use rustls::pki_types::ServerName;
 ///     .with_on_peer_eof(OnPeerEof::KeepWriting);
 /// assert_eq!(config.send_limit, 1024 * 1024);
 /// ```
+#[doc(alias = "TCPClient")]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {

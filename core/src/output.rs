@@ -37,7 +37,8 @@ pub enum Output {
     /// Close the socket and forget any transmit not yet written. Every [`Output::Connect`]
     /// is followed by exactly one `Close`.
     Close,
-    /// Something for the application.
+    /// Something for the application: one of Kamaelia's outboxes.
+    #[doc(alias = "outbox")]
     Event(Event),
 }
 
@@ -54,7 +55,9 @@ pub enum Event {
     #[doc(alias = "sslready")]
     TlsEstablished(TlsInfo),
     /// The peer will send nothing more (its FIN, or its TLS `close_notify`). What happens
-    /// next depends on [`Config::on_peer_eof`](crate::Config::on_peer_eof).
+    /// next depends on [`Config::on_peer_eof`](crate::Config::on_peer_eof). (Kamaelia's
+    /// ConnectedSocketAdapter said `socketShutdown` and tore everything down.)
+    #[doc(alias = "socketShutdown")]
     PeerClosed,
     /// After a [`InvalidInput::QueueFull`](crate::InvalidInput::QueueFull) refusal, the
     /// undelivered bytes dropped to [`Config::send_low_watermark`](crate::Config::send_low_watermark):
@@ -63,6 +66,5 @@ pub enum Event {
     /// The end: the last output of every client, exactly once, with the byte accounting and
     /// how it ended. (Boxed: it comes once, and keeps every other output small.)
     #[doc(alias = "signal")]
-    #[doc(alias = "socketShutdown")]
     Closed(Box<CloseReport>),
 }

@@ -237,39 +237,54 @@ fn insecure_warns_and_connects_anyway() {
 }
 
 #[test]
-fn starttls_smtp() {
+fn starttls_smtp_imap_pop3_and_ftp() {
     let pki = Pki::new();
-    let [host, port] = host_port(smtp_server(pki.server_config(), false));
-    let ca = temp_file("smtp-ca.pem", pki.ca_pem().as_bytes());
-
-    let run = run(
-        &[
+    let ca = temp_file("starttls-ca.pem", pki.ca_pem().as_bytes());
+    for protocol in ["smtp", "imap", "pop3", "ftp"] {
+        let [host, port] = host_port(starttls_server(protocol, pki.server_config(), false));
+        let args = [
             "--starttls",
-            "smtp",
+            protocol,
             "--cafile",
             ca.to_str().unwrap(),
             "--servername",
             "localhost",
             "-v",
-            &host,
-            &port,
-        ],
-        b"NOOP\r\n",
-    );
+        ];
 
-    assert_eq!(run.stdout, b"250 NOOP\r\n");
+        let run = run(&[&args[..], &[&host, &port]].concat(), b"NOOP\r\n");
+
+        assert_eq!(run.stdout, b"250 NOOP\r\n", "{protocol}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("TLS established: TLSv1_3"),
+            "{protocol}: {}",
+            run.stderr
+        );
+        assert_eq!(run.status, 0, "{protocol}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn starttls_refuses_a_server_that_says_no() {
+    let pki = Pki::new();
+    // An FTP greeting, but we ask for POP3's STLS: the server answers 500.
+    let [host, port] = host_port(starttls_server("ftp", pki.server_config(), false));
+
+    let run = run(&["--starttls", "pop3", "--insecure", &host, &port], b"");
+
+    assert_eq!(run.status, 1);
     assert!(
-        run.stderr.contains("TLS established: TLSv1_3"),
+        run.stderr
+            .contains("STARTTLS: expected `+OK`, the server said `220-welcome`"),
         "{}",
         run.stderr
     );
-    assert_eq!(run.status, 0, "{}", run.stderr);
 }
 
 #[test]
 fn starttls_injection_is_refused() {
     let pki = Pki::new();
-    let [host, port] = host_port(smtp_server(pki.server_config(), true));
+    let [host, port] = host_port(starttls_server("smtp", pki.server_config(), true));
     let ca = temp_file("inject-ca.pem", pki.ca_pem().as_bytes());
 
     let run = run(
@@ -337,6 +352,34 @@ fn send_file_at_a_rate() {
 
     assert_eq!(run.stdout, content);
     assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+}
+
+/// Standard output that nobody reads, from a server that never stops: the program's memory
+/// stays bounded, because it stops reading the socket while its window of unread data is full.
+#[test]
+fn a_stalled_stdout_keeps_memory_bounded() {
+    let [host, port] = host_port(firehose());
+    // Nobody reads the program's standard output: the pipe fills, then its writes block.
+    let mut child = tcpclient(&[&host, &port]).spawn().unwrap();
+    let pid = child.id();
+    let resident = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut peak = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(resident());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(peak > 0, "could not read the process's memory");
+    assert!(peak < 40 * 1024, "resident memory reached {peak} KiB");
 }
 
 /// More than the send limit at full rate: the producer must be woken as the queue drains,

@@ -1,11 +1,11 @@
 //! TLS over the connection, driven sans-IO with rustls.
 //!
 //! Every rustls call in the crate is in this module, so a rustls API change stays here.
-//! [`TlsSession`] wraps a [`rustls::ClientConnection`] (the buffered 0.23 API): socket bytes go
+//! The session wraps a [`rustls::ClientConnection`] (the buffered 0.23 API): socket bytes go
 //! in with `read_tls` + `process_new_packets`, plaintext comes out of `reader()`, and TLS bytes
 //! come out of `write_tls` into a buffer that becomes an [`Output::Transmit`](crate::Output::Transmit).
 //! [`client_config`] and its friends build the [`rustls::ClientConfig`] that
-//! [`TlsConfig`](crate::TlsConfig) needs.
+//! [`crate::TlsConfig`] needs.
 
 mod config;
 

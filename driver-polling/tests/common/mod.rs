@@ -98,30 +98,54 @@ pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
     (addr, rx)
 }
 
-/// A line server that offers STARTTLS like SMTP: greeting, EHLO, STARTTLS, then echoes
-/// lines over TLS as `250 <line>`. With `inject`, its go-ahead carries extra plaintext in
+/// A line server that offers STARTTLS the way `protocol` (smtp, imap, pop3, ftp) does:
+/// greeting, capability exchange, the STARTTLS command and its go-ahead; then it echoes
+/// lines over TLS as `250 <line>`. With `inject`, the go-ahead carries extra plaintext in
 /// the same write: a STARTTLS command injection.
-pub fn smtp_server(config: Arc<ServerConfig>, inject: bool) -> SocketAddr {
+pub fn starttls_server(
+    protocol: &'static str,
+    config: Arc<ServerConfig>,
+    inject: bool,
+) -> SocketAddr {
     serve(move |mut stream| {
-        let _ = stream.write_all(b"220-smtp.test ESMTP\r\n220 ready\r\n");
+        let greeting: &[u8] = match protocol {
+            "smtp" => b"220-smtp.test ESMTP\r\n220 ready\r\n",
+            "imap" => b"* OK IMAP4rev1 ready\r\n",
+            "pop3" => b"+OK POP3 ready\r\n",
+            _ => b"220-welcome\r\n220 ftp ready\r\n",
+        };
+        let _ = stream.write_all(greeting);
         loop {
             let Some(line) = read_line(&mut stream) else {
                 return;
             };
-            let command = line.to_ascii_uppercase();
-            if command.starts_with("EHLO") {
-                let _ = stream
-                    .write_all(b"250-smtp.test greets you\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
-            } else if command == "STARTTLS" {
-                let go_ahead: &[u8] = if inject {
-                    b"220 go ahead\r\n250 injected before TLS\r\n"
-                } else {
-                    b"220 go ahead\r\n"
-                };
-                let _ = stream.write_all(go_ahead);
+            let reply: &[u8] = match (protocol, line.to_ascii_uppercase().as_str()) {
+                ("smtp", l) if l.starts_with("EHLO") => {
+                    b"250-smtp.test greets you\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+                }
+                ("smtp", "STARTTLS") => b"220 go ahead\r\n",
+                ("imap", ". CAPABILITY") => b"* CAPABILITY IMAP4rev1 STARTTLS\r\n. OK done\r\n",
+                ("imap", ". STARTTLS") => b". OK begin TLS\r\n",
+                ("pop3", "STLS") => b"+OK begin TLS\r\n",
+                ("ftp", "AUTH TLS") => b"234 go ahead\r\n",
+                _ => b"500 what?\r\n",
+            };
+            let go_ahead = !reply.starts_with(b"500")
+                && !reply.starts_with(b"250-")
+                && !reply.starts_with(b"* CAP");
+            let _ = stream.write_all(
+                &[
+                    reply,
+                    if inject && go_ahead {
+                        b"250 injected before TLS\r\n"
+                    } else {
+                        b""
+                    },
+                ]
+                .concat(),
+            );
+            if go_ahead {
                 break;
-            } else {
-                let _ = stream.write_all(b"500 what?\r\n");
             }
         }
         let conn = ServerConnection::new(config.clone()).expect("server connection");
@@ -138,6 +162,14 @@ pub fn smtp_server(config: Arc<ServerConfig>, inject: bool) -> SocketAddr {
         tls.conn.send_close_notify();
         let _ = tls.flush();
         let _ = tls.sock.shutdown(Shutdown::Write);
+    })
+}
+
+/// Sends the same block forever (until the client goes away): an endless producer.
+pub fn firehose() -> SocketAddr {
+    serve(|mut stream| {
+        let block = vec![b'f'; 64 * 1024];
+        while stream.write_all(&block).is_ok() {}
     })
 }
 
