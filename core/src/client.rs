@@ -268,8 +268,12 @@ impl Client {
         self.bytes_received
     }
 
-    /// Returns how many more bytes a `Send` may carry now without being refused.
+    /// Returns how many more bytes a `Send` may carry now without being refused: zero once
+    /// the client is shutting down. (With nothing queued, one `Send` of any size is taken.)
     pub fn send_capacity(&self) -> usize {
+        if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
+            return 0;
+        }
         let queued = usize::try_from(self.bytes_queued()).unwrap_or(usize::MAX);
         self.config.send_limit.saturating_sub(queued)
     }
@@ -330,6 +334,11 @@ impl Client {
     }
 
     fn finish(&mut self) -> Result<(), InvalidInput> {
+        // The peer closed first and the client is already on its way out: finishing is
+        // what the application would do anyway.
+        if self.shutdown == Shutdown::PeerClosed && !matches!(self.state, State::Closed) {
+            return Ok(());
+        }
         let allowed = self.shutdown == Shutdown::None && !matches!(self.state, State::Closed);
         self.require("Finish", allowed)?;
         self.shutdown = Shutdown::Finish;
@@ -450,13 +459,7 @@ impl Client {
             self.deliver(Bytes::copy_from_slice(data));
             return Ok(());
         };
-        let inbound = match session.receive(data) {
-            Ok(inbound) => inbound,
-            Err(error) => {
-                self.close(Err(Error::Tls(error)));
-                return Ok(());
-            }
-        };
+        let inbound = session.receive(data);
         if inbound.handshake_finished {
             let info = session.info();
             self.timers.stop(Timer::TlsHandshake);
@@ -465,7 +468,9 @@ impl Client {
         if let Some(plaintext) = inbound.plaintext {
             self.deliver(plaintext);
         }
-        if inbound.peer_closed {
+        if let Some(error) = inbound.error {
+            self.close(Err(Error::Tls(error)));
+        } else if inbound.peer_closed {
             self.peer_closed();
         }
         Ok(())
@@ -482,7 +487,7 @@ impl Client {
         if n == 0 {
             return Ok(());
         }
-        let _ = self.ledger.written(n);
+        self.ledger.written(n);
         self.touch();
         let room = self.bytes_queued() <= self.config.send_low_watermark as u64;
         if self.send_refused && room && self.shutdown == Shutdown::None {
@@ -548,10 +553,13 @@ impl Client {
                 Timer::ConnectAttempt => self.attempt_failed(None),
                 Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
                 Timer::Drain => {
-                    let result = if self.bytes_queued() > 0 {
-                        Err(Error::DrainTimeout)
-                    } else {
+                    // Clean only if our side really closed: everything written, TLS
+                    // `close_notify` and FIN sent. The peer's EOF is what did not come.
+                    let our_side_closed = matches!(&self.state, State::Open(open) if open.fin_sent);
+                    let result = if our_side_closed && self.bytes_queued() == 0 {
                         Ok(self.ending())
+                    } else {
+                        Err(Error::DrainTimeout)
                     };
                     self.close(result);
                 }

@@ -34,7 +34,8 @@ pub(crate) struct SendQueue {
 impl SendQueue {
     pub(crate) fn new(coalesce_below: usize) -> Self {
         Self {
-            coalesce_below,
+            // A send bigger than a coalescing buffer goes as it is.
+            coalesce_below: coalesce_below.min(COALESCE_CHUNK),
             ..Self::default()
         }
     }

@@ -398,6 +398,25 @@ fn peer_closes() {
 }
 
 #[test]
+fn peer_closes_and_a_finish_that_crossed_it_is_no_error() {
+    let mut pair = Pair::connected(local());
+    pair.write_budget = Some(0);
+    pair.send(b"still queued");
+    pair.server_fin();
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+    assert_eq!(pair.h.client.send_capacity(), 0, "nothing more can be sent");
+
+    assert_eq!(
+        pair.h.client.handle_input(pair.h.now, Input::Finish),
+        Ok(())
+    );
+    pair.write_budget = None;
+    pair.drive();
+
+    assert_eq!(closed(&pair.log).result, Ok(Ending::PeerClosed));
+}
+
+#[test]
 fn peer_closes_and_the_half_open_connection_keeps_sending() {
     let mut pair = Pair::connected(local().with_on_peer_eof(OnPeerEof::KeepWriting));
     pair.server_fin();

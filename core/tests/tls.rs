@@ -449,3 +449,40 @@ fn plaintext_accounting_holds_under_tls() {
         "three records plus the handshake"
     );
 }
+
+#[test]
+fn data_before_a_bad_record_in_the_same_read_is_still_delivered() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    pair.server.send(b"authentic");
+    pair.server.send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+    pair.server.send_raw(&[0u8; 32]);
+    pair.drive();
+
+    let events = pair.events();
+    let n = events.len();
+    assert_eq!(events[n - 2], Event::Data(Bytes::from_static(b"authentic")));
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+    assert_eq!(closed(&pair.log).bytes_received, 9);
+}
+
+#[test]
+fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
+    let pki = Pki::new();
+    let config = local()
+        .with_tls(pki.client_tls("localhost"))
+        .with_drain_timeout(Duration::from_secs(1))
+        .with_tls_handshake_timeout(Duration::from_secs(10));
+    let mut pair = Pair::new(config);
+    pair.input(Input::StartTls);
+    pair.input(Input::Finish);
+    pair.connect();
+
+    pair.fire();
+
+    assert_eq!(pair.h.elapsed(), Duration::from_secs(1));
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Err(Error::DrainTimeout));
+    assert!(!report.is_clean());
+}

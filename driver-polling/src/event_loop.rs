@@ -268,8 +268,9 @@ impl EventLoop {
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
     /// `timeout` (whichever comes first), and feeds back what happened.
     ///
-    /// A turn that found requests to act on (sends, a finish, a new connection) does not
-    /// block: it acts, polls without waiting, and returns, so the caller sees the results.
+    /// A turn that wrote something while acting on earlier requests, or that has events
+    /// ready, does not block: it polls without waiting and returns, so that a producer
+    /// waiting for room sees it at once.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.now = Instant::now();
         self.collect_resolutions();
@@ -348,6 +349,10 @@ impl EventLoop {
             let Some(conn) = self.conn_mut(id) else {
                 continue;
             };
+            // An abort or the connect timeout may have come first.
+            if conn.client.phase() != tcpclient_core::Phase::Resolving {
+                continue;
+            }
             let fed = match &result {
                 Ok(addrs) => conn.client.handle_input(now, Input::Resolved(addrs)),
                 Err(kind) => conn.client.handle_input(now, Input::ResolveFailed(*kind)),
@@ -445,15 +450,18 @@ impl EventLoop {
                 }
             }
             if !conn.write_pending(now) {
-                break;
+                // Re-arming can fail too; the client then has a close to hand out.
+                if closed || !conn.rearm(index, &self.poller, now) {
+                    break;
+                }
+            } else {
+                wrote = true;
             }
-            wrote = true;
         }
         if closed {
             self.remove(index);
             return wrote;
         }
-        conn.rearm(index, &self.poller, now);
         let deadline = conn.client.poll_timeout();
         if deadline != conn.deadline {
             if let Some(old) = conn.deadline {
@@ -478,6 +486,17 @@ impl EventLoop {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
         self.open -= 1;
+    }
+}
+
+impl Drop for EventLoop {
+    /// Takes every socket out of the poller before it is closed, as `Poller::add` requires.
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(conn) = slot.conn.as_mut() {
+                conn.close(&self.poller);
+            }
+        }
     }
 }
 
@@ -603,10 +622,11 @@ impl Conn {
 
     /// Registers the interest the connection has now: read while the client wants data and
     /// the application has room; write while connecting or holding unwritten bytes.
-    fn rearm(&mut self, key: u32, poller: &Poller, now: Instant) {
+    /// Returns true if it had to report a failure (so the client has outputs again).
+    fn rearm(&mut self, key: u32, poller: &Poller, now: Instant) -> bool {
         let wants_read = self.client.wants_read() && !self.paused;
         let Some(socket) = self.socket.as_mut() else {
-            return;
+            return false;
         };
         let wanted = if socket.connecting {
             (false, true)
@@ -614,12 +634,18 @@ impl Conn {
             (wants_read, !socket.writable && !self.pending.is_empty())
         };
         if socket.armed == Some(wanted) || (socket.armed.is_none() && wanted == (false, false)) {
-            return;
+            return false;
         }
         let interest = Readiness::new(key as usize, wanted.0, wanted.1);
         match poller.modify(&socket.stream, interest) {
-            Ok(()) => socket.armed = Some(wanted),
-            Err(e) => self.feed(now, Input::SocketError(e.kind())),
+            Ok(()) => {
+                socket.armed = Some(wanted);
+                false
+            }
+            Err(e) => {
+                self.feed(now, Input::SocketError(e.kind()));
+                true
+            }
         }
     }
 }

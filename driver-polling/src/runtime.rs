@@ -79,6 +79,8 @@ pub struct Runtime {
 pub struct Connection {
     sender: ConnectionSender,
     notifications: Receiver<Notification>,
+    /// The close report was taken: nothing more will come but refusals already on the way.
+    closed: std::cell::Cell<bool>,
 }
 
 /// The sending half of a [`Connection`]: cheap to clone, usable from any thread, so that a
@@ -174,6 +176,7 @@ impl Runtime {
                 waker: self.waker.clone(),
             },
             notifications,
+            closed: std::cell::Cell::new(false),
         })
     }
 }
@@ -227,22 +230,36 @@ impl Connection {
     /// notification was taken (or the runtime is gone).
     #[doc(alias = "outbox")]
     pub fn recv(&self) -> Option<Notification> {
-        let notification = self.notifications.recv().ok()?;
-        self.sender.taken(&notification);
+        let notification = if self.closed.get() {
+            self.notifications.try_recv().ok()?
+        } else {
+            self.notifications.recv().ok()?
+        };
+        self.taken(&notification);
         Some(notification)
     }
 
     /// Like [`recv`](Self::recv), but gives up after `timeout` with `Ok(None)`; `Err` means
     /// the connection is over and every notification was taken.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Notification>, Disconnected> {
+        if self.closed.get() {
+            return self.recv().map(Some).ok_or(Disconnected);
+        }
         match self.notifications.recv_timeout(timeout) {
             Ok(notification) => {
-                self.sender.taken(&notification);
+                self.taken(&notification);
                 Ok(Some(notification))
             }
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Disconnected),
         }
+    }
+
+    fn taken(&self, notification: &Notification) {
+        if matches!(notification, Notification::Event(Event::Closed(_))) {
+            self.closed.set(true);
+        }
+        self.sender.taken(notification);
     }
 }
 
@@ -291,8 +308,10 @@ impl ConnectionSender {
             });
         }
         state.unwritten += data.len() as u64;
-        drop(state);
+        // Enqueued under the lock: a `finish` on another thread either sees this send
+        // counted, or this send sees the finish; never a send after the finish it crossed.
         self.command(Command::Send(self.key, data));
+        drop(state);
         Ok(())
     }
 
@@ -310,14 +329,14 @@ impl ConnectionSender {
     /// Graceful shutdown: everything sent is delivered, then the connection closes.
     #[doc(alias = "producerFinished")]
     pub fn finish(&self) {
-        self.shared.close_to_sends(Phase::Draining);
+        let _state = self.shared.close_to_sends(Phase::Draining);
         self.command(Command::Finish(self.key));
     }
 
     /// Closes now; the close report counts what was not delivered.
     #[doc(alias = "shutdownMicroprocess")]
     pub fn abort(&self) {
-        self.shared.close_to_sends(Phase::Closed);
+        let _state = self.shared.close_to_sends(Phase::Closed);
         self.command(Command::Abort(self.key));
     }
 
@@ -357,10 +376,13 @@ impl Shared {
         state.unwritten > 0 && state.unwritten + len as u64 > self.send_limit
     }
 
-    fn close_to_sends(&self, phase: Phase) {
+    /// Refuses sends from now on; returns the lock, so the caller can enqueue its command
+    /// before any send that comes after.
+    fn close_to_sends(&self, phase: Phase) -> MutexGuard<'_, SendState> {
         let mut state = self.lock();
         state.closed_to_sends.get_or_insert(phase);
         self.room.notify_all();
+        state
     }
 
     /// `n` more bytes left the handle's account (written, or undelivered at the close).
@@ -370,7 +392,8 @@ impl Shared {
         }
         let mut state = self.lock();
         let before = state.unwritten;
-        state.unwritten = state.unwritten.saturating_sub(n);
+        debug_assert!(n <= before, "settled {n} of {before} unwritten bytes");
+        state.unwritten = before.saturating_sub(n);
         if before > self.low_watermark && state.unwritten <= self.low_watermark
             || state.unwritten == 0
         {
@@ -538,7 +561,7 @@ impl LoopThread {
                     }
                 }
                 Event::Closed(report) => {
-                    handle.shared.close_to_sends(Phase::Closed);
+                    drop(handle.shared.close_to_sends(Phase::Closed));
                     handle
                         .shared
                         .settled(report.bytes_written - handle.written + report.bytes_undelivered);

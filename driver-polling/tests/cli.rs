@@ -382,6 +382,22 @@ fn a_stalled_stdout_keeps_memory_bounded() {
     assert!(peak < 40 * 1024, "resident memory reached {peak} KiB");
 }
 
+/// Input the program read but could not send (the server closed first) is not a clean end.
+#[test]
+fn input_left_unsent_when_the_server_closes_first_is_an_error() {
+    let [host, port] = host_port(half_closing_after(64 * 1024));
+
+    let run = run(&[&host, &port], &vec![9u8; 20_000_000]);
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("bytes read from the input could not be sent"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// More than the send limit at full rate: the producer must be woken as the queue drains,
 /// even when every write completes at once.
 #[test]

@@ -360,6 +360,7 @@ fn a_blocking_producer_sends_many_times_the_limit_through_a_runtime_handle() {
 
     producer.join().unwrap();
     assert!(report(&events).is_clean(), "{events:?}");
+    assert_eq!(conn.recv(), None, "nothing after the close report");
     assert_eq!(read.recv_timeout(LIMIT).unwrap(), 128 * 64 * 1024);
 }
 

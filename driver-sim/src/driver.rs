@@ -64,8 +64,14 @@ struct Shared {
 struct Checks {
     violations: Vec<String>,
     accepted: u64,
+    /// Wire bytes the driver reported written.
+    wire_written: u64,
+    /// TLS was asked for (so application bytes and wire bytes differ).
+    tls: bool,
     socket: bool,
     closed: bool,
+    /// A `Timeout` was handled at this instant and its outputs are not all drained yet.
+    timeout_at: Option<Instant>,
 }
 
 impl SimConnection {
@@ -121,10 +127,18 @@ impl Shared {
             Input::Send(data) => (Some(data.len() as u64), false),
             other => (None, matches!(other, Input::Timeout)),
         };
+        let (written, start_tls) = match &input {
+            Input::Written(n) => (*n as u64, false),
+            other => (0, matches!(other, Input::StartTls)),
+        };
         let mut client = self.client.borrow_mut();
         let queued_before = client.bytes_queued();
         let result = client.handle_input(now, input);
         let mut checks = self.checks.borrow_mut();
+        if result.is_ok() {
+            checks.wire_written += written;
+            checks.tls |= start_tls;
+        }
         match (&result, sent) {
             (Err(refusal), _) => self.trace.refused(now, refusal),
             (Ok(()), Some(len)) => {
@@ -139,8 +153,9 @@ impl Shared {
             }
             (Ok(()), None) => {}
         }
-        if timeout && client.poll_timeout().is_some_and(|next| next <= now) {
-            checks.violate("after a Timeout a deadline is left in the past".into());
+        if timeout {
+            // Checked once the outputs are drained: draining can arm deadlines too.
+            checks.timeout_at = Some(now);
         }
         drop((client, checks));
         self.wake.notify_one();
@@ -194,6 +209,18 @@ impl Checks {
                 }
                 if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
                     self.violate(format!("written + undelivered != accepted in {report:?}"));
+                }
+                if report.wire_bytes_written != self.wire_written {
+                    self.violate(format!(
+                        "the driver wrote {} bytes, the report says {}",
+                        self.wire_written, report.wire_bytes_written
+                    ));
+                }
+                if !self.tls && report.bytes_written != self.wire_written {
+                    self.violate(format!(
+                        "in plaintext {} bytes were written, the report counts {}",
+                        self.wire_written, report.bytes_written
+                    ));
                 }
             }
             _ => {}
@@ -262,6 +289,8 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                 }
                 Output::Event(Event::Closed(report)) => {
                     let _ = events.send(Event::Closed(report.clone()));
+                    // One more poll: the checks flag anything that comes after Closed.
+                    let _ = shared.poll_output();
                     let violations = std::mem::take(&mut shared.checks.borrow_mut().violations);
                     return DriverEnd {
                         report: *report,
@@ -276,6 +305,14 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
         }
 
         let deadline = shared.client.borrow().poll_timeout();
+        if let Some(at) = shared.checks.borrow_mut().timeout_at.take()
+            && deadline.is_some_and(|next| next <= at)
+        {
+            shared
+                .checks
+                .borrow_mut()
+                .violate("after a Timeout a deadline is left in the past".into());
+        }
         let reading = socket.is_some() && shared.client.borrow().wants_read();
         let writing = socket.is_some() && !pending.is_empty();
         let sleep = async {

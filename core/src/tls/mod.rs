@@ -33,6 +33,8 @@ pub(crate) struct Inbound {
     pub(crate) handshake_finished: bool,
     /// The peer's `close_notify` arrived during this batch.
     pub(crate) peer_closed: bool,
+    /// The session failed after the plaintext above.
+    pub(crate) error: Option<TlsError>,
 }
 
 /// One TLS client session.
@@ -53,7 +55,7 @@ impl std::fmt::Debug for TlsSession {
 }
 
 impl TlsSession {
-    /// Starts a session; its ClientHello is ready in [`Self::take_outgoing`].
+    /// Starts a session; its ClientHello is ready in [`Self::write_outgoing`].
     pub(crate) fn new(config: &TlsConfig) -> Result<Self, TlsError> {
         let mut conn =
             ClientConnection::new(config.client_config.clone(), config.server_name.clone())
@@ -116,33 +118,57 @@ impl TlsSession {
         self.close_notify_sent = true;
     }
 
-    /// Feeds bytes read from the socket and collects what they produced.
-    pub(crate) fn receive(&mut self, mut data: &[u8]) -> Result<Inbound, TlsError> {
+    /// Feeds bytes read from the socket and collects what they produced. Plaintext from the
+    /// records before a failure is kept: each record was authenticated on its own.
+    pub(crate) fn receive(&mut self, mut data: &[u8]) -> Inbound {
         let was_handshaking = self.conn.is_handshaking();
         let mut plaintext = Vec::new();
-        while !data.is_empty() && !self.peer_closed {
-            let read = self
-                .conn
-                .read_tls(&mut data)
-                .map_err(|e| TlsError::CorruptMessage {
-                    reason: e.to_string(),
-                })?;
-            let state = self.conn.process_new_packets().map_err(classify)?;
-            self.drain_plaintext(state.plaintext_bytes_to_read(), &mut plaintext)?;
-            if state.peer_has_closed() {
-                self.peer_closed = true;
-            } else if read == 0 {
-                // rustls reads nothing when a record header announces an impossible length.
-                return Err(TlsError::CorruptMessage {
-                    reason: "a record rustls cannot buffer".into(),
-                });
+        let mut error = None;
+        while !data.is_empty() && !self.peer_closed && error.is_none() {
+            let read = match self.conn.read_tls(&mut data) {
+                Ok(read) => read,
+                Err(e) => {
+                    error = Some(TlsError::CorruptMessage {
+                        reason: e.to_string(),
+                    });
+                    break;
+                }
+            };
+            match self.conn.process_new_packets() {
+                Ok(state) => {
+                    if let Err(e) =
+                        self.drain_plaintext(state.plaintext_bytes_to_read(), &mut plaintext)
+                    {
+                        error = Some(e);
+                    } else if state.peer_has_closed() {
+                        self.peer_closed = true;
+                    } else if read == 0 {
+                        // rustls reads nothing when a record header announces an impossible length.
+                        error = Some(TlsError::CorruptMessage {
+                            reason: "a record rustls cannot buffer".into(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.drain_available(&mut plaintext);
+                    error = Some(classify(e));
+                }
             }
         }
-        Ok(Inbound {
+        Inbound {
             plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
             handshake_finished: was_handshaking && !self.conn.is_handshaking(),
             peer_closed: self.peer_closed,
-        })
+            error,
+        }
+    }
+
+    /// Takes whatever plaintext rustls holds, after a failure (when it no longer says how much).
+    fn drain_available(&mut self, into: &mut Vec<u8>) {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = self.conn.reader().read(&mut chunk) {
+            into.extend_from_slice(&chunk[..n]);
+        }
     }
 
     /// Tells rustls the TCP stream ended. Returns false if that truncated the session: the

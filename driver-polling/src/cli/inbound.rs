@@ -15,6 +15,8 @@ pub struct Inbound<'a> {
     pub verbose: bool,
     /// Received bytes not yet consumed as lines.
     buffered: Vec<u8>,
+    /// Bytes of sends the connection refused (they crossed its shutdown).
+    refused: u64,
 }
 
 impl<'a> Inbound<'a> {
@@ -24,6 +26,7 @@ impl<'a> Inbound<'a> {
             trace,
             verbose,
             buffered: Vec::new(),
+            refused: 0,
         }
     }
 
@@ -53,8 +56,11 @@ impl<'a> Inbound<'a> {
                     }
                     return Ok(event);
                 }
-                Notification::Refused(refusal) if self.verbose => {
-                    eprintln!("tcpclient: refused: {refusal}");
+                Notification::Refused(refusal) => {
+                    if self.verbose {
+                        eprintln!("tcpclient: refused: {refusal}");
+                    }
+                    self.refused += refusal.into_data().map_or(0, |data| data.len() as u64);
                 }
                 _ => {}
             }
@@ -84,6 +90,17 @@ impl<'a> Inbound<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// Bytes of sends the connection refused, counting those still on their way after the
+    /// close report (call it once the report is in).
+    pub fn refused_after_close(&mut self) -> u64 {
+        while let Some(notification) = self.conn.recv() {
+            if let Notification::Refused(refusal) = notification {
+                self.refused += refusal.into_data().map_or(0, |data| data.len() as u64);
+            }
+        }
+        self.refused
     }
 
     /// Bytes received but not consumed as lines.

@@ -25,6 +25,9 @@ pub enum Failure {
     /// A STARTTLS dialogue went wrong.
     #[error("STARTTLS: {0}")]
     StartTls(String),
+    /// Input was read but could not all be sent.
+    #[error("{0}")]
+    InputNotSent(String),
     /// A configuration that cannot work: unreadable CA file, bad server name, ...
     #[error("{0}")]
     Setup(String),

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,16 +54,42 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         conn.start_tls();
     }
     if let Some(protocol) = args.starttls {
-        let deadline = Instant::now() + args.delay + args.connect_timeout;
+        let now = Instant::now();
+        let limit = args.delay.saturating_add(args.connect_timeout);
+        let deadline = now
+            .checked_add(limit)
+            .unwrap_or(now + Duration::from_secs(86_400));
         starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
     }
 
     let sender = conn.sender();
     let rate = args.rate;
-    std::thread::spawn(move || pump(input, &sender, rate, &progress));
+    let input_outcome = Arc::new(InputOutcome::default());
+    let outcome = input_outcome.clone();
+    std::thread::spawn(move || pump(input, &sender, rate, &progress, &outcome));
 
     let report = copy_to_stdout(&mut inbound)?;
-    if args.verbose || interrupted.load(Ordering::Relaxed) || !report.is_clean() {
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    // A send that crossed the close is refused on its way: give the input thread a moment
+    // to hear of it (it is quick unless it waits for more input, which is not lost data).
+    for _ in 0..50 {
+        if input_outcome.done.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let refused = input_outcome.refused.load(Ordering::Relaxed) + inbound.refused_after_close();
+    if report.is_clean() && !interrupted && refused > 0 {
+        return Err(Failure::InputNotSent(format!(
+            "{refused} bytes read from the input could not be sent: the connection closed first; {report}"
+        )));
+    }
+    if report.is_clean() && input_outcome.read_failed.load(Ordering::Relaxed) {
+        return Err(Failure::InputNotSent(format!(
+            "reading the input failed; {report}"
+        )));
+    }
+    if args.verbose || interrupted || !report.is_clean() {
         if report.is_clean() {
             eprintln!("tcpclient: {report}");
         } else {
@@ -97,6 +123,17 @@ fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<Box<CloseReport>, Failure
     }
 }
 
+/// What became of the input, as far as the program read it.
+#[derive(Debug, Default)]
+struct InputOutcome {
+    /// Bytes read from the input that the connection would no longer take.
+    refused: AtomicU64,
+    /// Reading the input failed (not its end: an error).
+    read_failed: AtomicBool,
+    /// The input thread is done, one way or another.
+    done: AtomicBool,
+}
+
 /// Sends the input in chunks, waiting for room in the send queue, paced to `rate` bytes per
 /// second if given; at its end, shuts the connection down gracefully.
 fn pump(
@@ -104,6 +141,18 @@ fn pump(
     sender: &ConnectionSender,
     rate: Option<u64>,
     progress: &ProgressBar,
+    outcome: &InputOutcome,
+) {
+    pump_input(&mut input, sender, rate, progress, outcome);
+    outcome.done.store(true, Ordering::Relaxed);
+}
+
+fn pump_input(
+    input: &mut Box<dyn Read + Send>,
+    sender: &ConnectionSender,
+    rate: Option<u64>,
+    progress: &ProgressBar,
+    outcome: &InputOutcome,
 ) {
     let chunk = rate.map_or(CHUNK, |r| {
         usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
@@ -118,12 +167,14 @@ fn pump(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 eprintln!("tcpclient: reading input: {e}");
+                outcome.read_failed.store(true, Ordering::Relaxed);
                 break;
             }
         };
         buf.truncate(n);
         if sender.send_blocking(Bytes::from(buf)).is_err() {
             // Shutting down already (Ctrl-C, or the server closed): stop reading.
+            outcome.refused.fetch_add(n as u64, Ordering::Relaxed);
             progress.abandon();
             return;
         }

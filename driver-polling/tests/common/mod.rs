@@ -80,6 +80,17 @@ pub fn half_closing_server() -> (SocketAddr, Receiver<Vec<u8>>) {
     (addr, rx)
 }
 
+/// Reads `n` bytes, closes its sending side, then reads everything else until EOF.
+pub fn half_closing_after(n: usize) -> SocketAddr {
+    serve(move |mut stream| {
+        let mut first = vec![0u8; n];
+        if stream.read_exact(&mut first).is_ok() {
+            let _ = stream.shutdown(Shutdown::Write);
+            let _ = std::io::copy(&mut stream, &mut std::io::sink());
+        }
+    })
+}
+
 /// Reads slowly (4 KiB, then a pause) and reports how many bytes it read in all.
 pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
     let (tx, rx) = mpsc::channel();
