@@ -144,11 +144,7 @@ fn echo_like_nc() {
 
 #[test]
 fn a_refused_port_fails_with_a_one_line_reason() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
 
     let run = run(&["127.0.0.1", &port.to_string()], b"");
 

@@ -76,7 +76,7 @@ fn a_name_is_resolved_off_the_loop_and_the_refused_address_falls_back() {
 
 #[test]
 fn a_refused_port_is_a_connect_error_with_its_kind() {
-    let unused = TcpListenerGuard::free_port();
+    let unused = unused_port();
     let mut event_loop = EventLoop::new().unwrap();
     event_loop.connect(Config::new("127.0.0.1", unused));
 
@@ -414,14 +414,4 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// A port nothing listens on: bind one, note it, let it go.
-struct TcpListenerGuard;
-
-impl TcpListenerGuard {
-    fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
 }

@@ -1,8 +1,9 @@
 //! Test harness for tcpclient: a hand-advanced clock, an in-memory server (plaintext or
-//! rustls), certificates from rcgen, and the operation decoder and invariant checks shared by
+//! rustls), real loopback servers, certificates from rcgen, and the operation decoder and invariant checks shared by
 //! the proptest suite, the fuzz targets and the corpus replay.
 
 mod harness;
+pub mod loopback;
 mod pair;
 mod peer;
 mod pki;

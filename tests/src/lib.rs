@@ -3,17 +3,15 @@
 //! Both runs are reduced to the same [`Observed`] shape and must be equal: the simulator
 //! must not drift from reality.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::ServerConfig;
 use tcpclient_core::{Config, Ending, Error, Event, TlsConfig};
 use tcpclient_polling::EventLoop;
 use tcpclient_sim::{PORT, ServerKind, SharedLog, Trace, connect, serve};
-use tcpclient_testkit::Pki;
+use tcpclient_testkit::{Pki, loopback};
 
 /// The server side of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,29 +156,11 @@ pub fn in_simulation(case: &Case) -> Observed {
 pub fn over_loopback(case: &Case) -> Observed {
     let pki = Pki::new();
     let (server_tls, client_tls) = tls_configs(&pki);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    match case.server {
-        Server::Nobody => drop(listener),
-        Server::Echo => spawn_server(listener, |mut stream| {
-            let mut reader = stream.try_clone().expect("clone");
-            let _ = std::io::copy(&mut reader, &mut stream);
-            let _ = stream.shutdown(Shutdown::Write);
-        }),
-        Server::TlsEcho => spawn_server(listener, move |stream| {
-            let conn = ServerConnection::new(server_tls.clone()).expect("server connection");
-            let mut tls = StreamOwned::new(conn, stream);
-            let mut buf = [0u8; 16 * 1024];
-            while let Ok(n) = tls.read(&mut buf) {
-                if n == 0 || tls.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-            let _ = tls.sock.shutdown(Shutdown::Write);
-        }),
-    }
+    let port = match case.server {
+        Server::Nobody => loopback::unused_port(),
+        Server::Echo => loopback::echo_server().port(),
+        Server::TlsEcho => loopback::tls_echo_server(server_tls).port(),
+    };
     let mut config = Config::new("127.0.0.1", port);
     if case.server == Server::TlsEcho {
         config = config.with_tls(client_tls);
@@ -207,13 +187,4 @@ pub fn over_loopback(case: &Case) -> Observed {
         events.extend(std::iter::from_fn(|| event_loop.poll_event()).map(|(_, e)| e));
     }
     observe(&events)
-}
-
-fn spawn_server(listener: TcpListener, serve: impl Fn(std::net::TcpStream) + Send + 'static) {
-    std::thread::spawn(move || {
-        if let Ok((stream, _)) = listener.accept() {
-            let _ = stream.set_read_timeout(Some(LIMIT));
-            serve(stream);
-        }
-    });
 }

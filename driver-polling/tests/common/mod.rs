@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -13,52 +13,9 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tcpclient_core::Event;
 use tcpclient_polling::{ConnId, Connection, EventLoop, Notification};
 
-/// No server socket waits longer than this for the client.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Binds 127.0.0.1 on a free port and serves each connection with `serve` on its own thread.
-pub fn serve<F>(serve: F) -> SocketAddr
-where
-    F: Fn(TcpStream) + Send + Sync + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serve = Arc::new(serve);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-            let serve = serve.clone();
-            std::thread::spawn(move || serve(stream));
-        }
-    });
-    addr
-}
-
-/// Echoes every byte until EOF, then closes its side.
-pub fn echo_server() -> SocketAddr {
-    serve(|mut stream| {
-        let mut reader = stream.try_clone().expect("clone");
-        let _ = std::io::copy(&mut reader, &mut stream);
-        let _ = stream.shutdown(Shutdown::Write);
-    })
-}
-
-/// Echoes over TLS from the first byte; answers the client's close_notify with its own.
-pub fn tls_echo_server(config: Arc<ServerConfig>) -> SocketAddr {
-    serve(move |stream| {
-        let conn = ServerConnection::new(config.clone()).expect("server connection");
-        let mut tls = StreamOwned::new(conn, stream);
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = tls.read(&mut buf) {
-            if n == 0 || tls.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-        let _ = tls.sock.shutdown(Shutdown::Write);
-    })
-}
+// Each test file uses some of these.
+#[allow(unused_imports)]
+pub use tcpclient_testkit::loopback::{PATIENCE, echo_server, serve, tls_echo_server, unused_port};
 
 /// Sends `payload`, then closes without reading anything.
 pub fn closing_server(payload: &'static [u8]) -> SocketAddr {
