@@ -90,7 +90,10 @@ fn main() -> io::Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(if smoke { 1 } else { 5 });
     let only = arg("--only");
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|o| o == name))
+    };
 
     println!(
         "## tcpclient loopback benchmarks{}",
