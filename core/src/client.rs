@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+
+use crate::buffers::BufferPool;
 
 use crate::ledger::WireLedger;
 use crate::queue::SendQueue;
@@ -16,8 +18,7 @@ use crate::{
     TlsInfo,
 };
 
-/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it). Kept
-/// under the allocator's mmap threshold: a fresh mapping per batch costs page faults.
+/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it).
 const TLS_BATCH: usize = 48 * 1024;
 
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
@@ -67,6 +68,8 @@ pub struct Client {
     timers: TimerTable,
     queue: SendQueue,
     ledger: WireLedger,
+    /// Buffers encrypted batches are written into, reused once written.
+    tls_buffers: BufferPool,
     tls: Tls,
     shutdown: Shutdown,
     outputs: VecDeque<Output>,
@@ -107,6 +110,7 @@ impl Client {
             state: State::Delay,
             timers: TimerTable::default(),
             queue: SendQueue::new(config.coalesce_below),
+            tls_buffers: BufferPool::new(TLS_BATCH + TLS_BATCH / 64),
             ledger: WireLedger::default(),
             tls: Tls::Off,
             shutdown: Shutdown::None,
@@ -604,7 +608,11 @@ impl Client {
         let Tls::Active(session) = &mut self.tls else {
             return Ok(());
         };
-        let mut out = Vec::new();
+        let data_waits = session.can_send() && !self.queue.is_empty();
+        if !data_waits && !session.has_outgoing() {
+            return Ok(());
+        }
+        let mut out = self.tls_buffers.take();
         let handshake = session.write_outgoing(&mut out);
         self.ledger.tls(handshake, 0);
         let mut chunks = Vec::new();
@@ -613,9 +621,6 @@ impl Client {
             let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
             if plaintext == 0 {
                 break;
-            }
-            if out.capacity() == 0 {
-                out.reserve(TLS_BATCH + TLS_BATCH / 64);
             }
             session.encrypt(&chunks)?;
             let record = session.write_outgoing(&mut out);
@@ -627,8 +632,10 @@ impl Client {
             }
         }
         if !out.is_empty() {
-            self.outputs.push_back(Output::Transmit(out.into()));
+            self.outputs
+                .push_back(Output::Transmit(out.split().freeze()));
         }
+        self.tls_buffers.give_back(out);
         Ok(())
     }
 
@@ -642,10 +649,10 @@ impl Client {
             && !session.close_notify_sent()
         {
             session.send_close_notify();
-            let mut alert = Vec::new();
+            let mut alert = BytesMut::new();
             self.ledger.tls(session.write_outgoing(&mut alert), 0);
             if !alert.is_empty() {
-                self.outputs.push_back(Output::Transmit(alert.into()));
+                self.outputs.push_back(Output::Transmit(alert.freeze()));
             }
         }
         let flushed = self.ledger.in_flight() == 0;
@@ -696,6 +703,7 @@ impl Client {
         self.state = State::Closed;
         self.timers.stop_all();
         self.queue.clear();
+        self.tls_buffers.clear();
         self.tls = Tls::Off;
         let report = CloseReport {
             bytes_accepted: self.bytes_accepted,

@@ -61,6 +61,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod buffers;
 mod client;
 mod config;
 mod error;

@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::buffers::BufferPool;
+
 /// Largest buffer small sends are copied together into.
 const COALESCE_CHUNK: usize = 64 * 1024;
 
@@ -17,11 +19,15 @@ const COALESCE_CHUNK: usize = 64 * 1024;
 /// The queue only stores; the limit is checked by the client against everything not yet
 /// delivered (queued here, plus handed out but not yet written), because that is what a slow
 /// peer makes grow.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SendQueue {
     segments: VecDeque<Bytes>,
     /// Small sends copied together; newer than every segment.
     tail: BytesMut,
+    /// Coalescing buffers to reuse once what was cut from them is written.
+    buffers: BufferPool,
+    /// The tail is (what is left of) a coalescing buffer, not the empty default.
+    tail_is_buffer: bool,
     /// Bytes in `segments` and `tail`.
     len: usize,
     /// Application offset of the first queued byte: everything before it was handed out.
@@ -34,9 +40,15 @@ pub(crate) struct SendQueue {
 impl SendQueue {
     pub(crate) fn new(coalesce_below: usize) -> Self {
         Self {
+            segments: VecDeque::new(),
+            tail: BytesMut::new(),
+            buffers: BufferPool::new(COALESCE_CHUNK),
+            tail_is_buffer: false,
+            len: 0,
+            front_offset: 0,
+            tls_from: None,
             // A send bigger than a coalescing buffer goes as it is.
             coalesce_below: coalesce_below.min(COALESCE_CHUNK),
-            ..Self::default()
         }
     }
 
@@ -54,12 +66,19 @@ impl SendQueue {
         let room = self.tail.capacity() - self.tail.len();
         if self.tail.len() + data.len() > COALESCE_CHUNK || room < data.len() {
             self.seal_tail();
-            // Sealed, the tail is empty: a fresh buffer loses nothing.
             if self.tail.capacity() < data.len() {
-                self.tail = BytesMut::with_capacity(COALESCE_CHUNK);
+                self.fresh_tail();
             }
         }
         self.tail.extend_from_slice(&data);
+    }
+
+    /// Replaces the (sealed, so empty) tail with a reused or a new buffer.
+    fn fresh_tail(&mut self) {
+        let used = std::mem::replace(&mut self.tail, self.buffers.take());
+        if std::mem::replace(&mut self.tail_is_buffer, true) {
+            self.buffers.give_back(used);
+        }
     }
 
     /// Moves what small sends accumulated into a segment of its own.
@@ -123,6 +142,8 @@ impl SendQueue {
         self.consumed(dropped);
         self.segments.clear();
         self.tail = BytesMut::new();
+        self.tail_is_buffer = false;
+        self.buffers.clear();
         dropped
     }
 
@@ -225,6 +246,29 @@ mod tests {
         assert_eq!(received.len(), sent.len());
         assert!(received == sent, "bytes lost or reordered");
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_written_coalescing_buffer_is_reused_not_reallocated() {
+        let mut queue = SendQueue::new(1024);
+        let fill = |queue: &mut SendQueue| {
+            for _ in 0..COALESCE_CHUNK / 64 {
+                queue.push(Bytes::from_static(&[1u8; 64]));
+            }
+        };
+        fill(&mut queue);
+        let first = queue.pop_plaintext().unwrap();
+        let first_buffer = first.as_ptr();
+        drop(first); // written
+
+        fill(&mut queue); // a new buffer: the first one's remainder is not reclaimable yet
+        fill(&mut queue); // the first buffer again
+        let second = queue.pop_plaintext().unwrap();
+        let third = queue.pop_plaintext().unwrap();
+
+        assert_ne!(second.as_ptr(), first_buffer);
+        assert_eq!(third.len(), COALESCE_CHUNK);
+        assert_eq!(third.as_ptr(), first_buffer, "the first buffer came back");
     }
 
     #[test]

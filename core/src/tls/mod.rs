@@ -11,7 +11,7 @@ mod config;
 
 use std::io::{self, Read};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use rustls::{CertificateError, ClientConnection};
 
 pub use config::{
@@ -79,22 +79,28 @@ impl TlsSession {
         !self.conn.is_handshaking() && !self.close_notify_sent
     }
 
+    /// Returns true while TLS bytes wait to be taken with [`Self::write_outgoing`].
+    pub(crate) fn has_outgoing(&self) -> bool {
+        self.conn.wants_write()
+    }
+
     pub(crate) fn close_notify_sent(&self) -> bool {
         self.close_notify_sent
     }
 
     /// Appends the TLS bytes waiting to be written (handshake, records, alerts) to `out`;
     /// returns how many.
-    pub(crate) fn write_outgoing(&mut self, out: &mut Vec<u8>) -> usize {
+    pub(crate) fn write_outgoing(&mut self, out: &mut BytesMut) -> usize {
         let before = out.len();
+        let mut writer = out.writer();
         while self.conn.wants_write() {
-            // Writing into a Vec cannot fail; stop rather than spin if it ever did.
-            match self.conn.write_tls(out) {
+            // Writing into memory cannot fail; stop rather than spin if it ever did.
+            match self.conn.write_tls(&mut writer) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        out.len() - before
+        writer.into_inner().len() - before
     }
 
     /// Encrypts `chunks` (at most [`MAX_RECORD_PLAINTEXT`] bytes) as one record.

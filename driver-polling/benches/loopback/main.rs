@@ -16,6 +16,7 @@
 mod clients;
 mod connections;
 mod idle;
+mod pinning;
 mod pipeline;
 mod report;
 mod servers;
@@ -79,6 +80,8 @@ fn main() -> io::Result<()> {
         );
         return idle::client_child(&contender, port, n);
     }
+    // Every client below runs on one core and every server thread on the other.
+    pinning::client();
     let smoke = args.iter().any(|a| a == "--smoke");
     let mut sizes = if smoke { SMOKE } else { FULL };
     // `--bulk-mib N` shrinks (or grows) the bulk jobs, for profiling.

@@ -23,7 +23,16 @@ pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
 /// The CLI: `tcpclient --send-file PATH 127.0.0.1 PORT`.
 pub fn cli(path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
     let start = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_tcpclient"))
+    // The program and all its threads on the client's core, like the other contenders.
+    let mut command = match crate::pinning::client_core() {
+        Some(core) if which("taskset") => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &core.to_string(), env!("CARGO_BIN_EXE_tcpclient")]);
+            command
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_tcpclient")),
+    };
+    let status = command
         .arg("--send-file")
         .arg(path)
         .args([addr.ip().to_string(), addr.port().to_string()])
@@ -46,4 +55,9 @@ pub fn std_copy(path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest)?;
     Ok(size as f64 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

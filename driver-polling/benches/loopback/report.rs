@@ -54,12 +54,12 @@ pub fn section(
     reps: usize,
     mut variants: Vec<Variant<'_>>,
 ) -> io::Result<()> {
-    // `--variant TEXT` keeps only the variants whose name contains TEXT (for profiling).
+    // `--variant A|B` keeps only the variants whose name contains A or B (for profiling).
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--variant")
         && let Some(text) = args.get(i + 1)
     {
-        variants.retain(|v| v.name.contains(text.as_str()));
+        variants.retain(|v| text.split('|').any(|t| v.name.contains(t)));
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for _ in 0..reps {

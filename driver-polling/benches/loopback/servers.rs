@@ -17,6 +17,7 @@ fn spawn(
         for stream in listener.incoming().flatten() {
             let serve = serve.clone();
             std::thread::spawn(move || {
+                crate::pinning::server();
                 let _ = stream.set_nodelay(true);
                 let _ = serve(stream);
             });
