@@ -18,7 +18,8 @@ use crate::{
     TlsInfo,
 };
 
-/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it).
+/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it): three
+/// full records, which fit one pooled buffer.
 const TLS_BATCH: usize = 48 * 1024;
 
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
@@ -68,8 +69,9 @@ pub struct Client {
     timers: TimerTable,
     queue: SendQueue,
     ledger: WireLedger,
-    /// Buffers encrypted batches are written into, reused once written.
-    tls_buffers: BufferPool,
+    /// Buffers small sends are coalesced into and encrypted batches written into, reused
+    /// once written.
+    buffers: BufferPool,
     tls: Tls,
     shutdown: Shutdown,
     outputs: VecDeque<Output>,
@@ -110,7 +112,7 @@ impl Client {
             state: State::Delay,
             timers: TimerTable::default(),
             queue: SendQueue::new(config.coalesce_below),
-            tls_buffers: BufferPool::new(TLS_BATCH + TLS_BATCH / 64),
+            buffers: BufferPool::default(),
             ledger: WireLedger::default(),
             tls: Tls::Off,
             shutdown: Shutdown::None,
@@ -302,7 +304,7 @@ impl Client {
             return Err(self.refuse_full(data, queued));
         }
         self.bytes_accepted += data.len() as u64;
-        self.queue.push(data);
+        self.queue.push(data, &mut self.buffers);
         Ok(())
     }
 
@@ -612,7 +614,7 @@ impl Client {
         if !data_waits && !session.has_outgoing() {
             return Ok(());
         }
-        let mut out = self.tls_buffers.take();
+        let mut out = self.buffers.take();
         let handshake = session.write_outgoing(&mut out);
         self.ledger.tls(handshake, 0);
         let mut chunks = Vec::new();
@@ -635,7 +637,7 @@ impl Client {
             self.outputs
                 .push_back(Output::Transmit(out.split().freeze()));
         }
-        self.tls_buffers.give_back(out);
+        self.buffers.give_back(out);
         Ok(())
     }
 
@@ -703,7 +705,7 @@ impl Client {
         self.state = State::Closed;
         self.timers.stop_all();
         self.queue.clear();
-        self.tls_buffers.clear();
+        self.buffers.clear();
         self.tls = Tls::Off;
         let report = CloseReport {
             bytes_accepted: self.bytes_accepted,

@@ -4,10 +4,10 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::buffers::BufferPool;
+use crate::buffers::{BUFFER_SIZE, BufferPool};
 
 /// Largest buffer small sends are copied together into.
-const COALESCE_CHUNK: usize = 64 * 1024;
+const COALESCE_CHUNK: usize = BUFFER_SIZE;
 
 /// Data accepted by [`Input::Send`](crate::Input::Send) and not yet handed to the driver.
 ///
@@ -24,8 +24,6 @@ pub(crate) struct SendQueue {
     segments: VecDeque<Bytes>,
     /// Small sends copied together; newer than every segment.
     tail: BytesMut,
-    /// Coalescing buffers to reuse once what was cut from them is written.
-    buffers: BufferPool,
     /// The tail is (what is left of) a coalescing buffer, not the empty default.
     tail_is_buffer: bool,
     /// Bytes in `segments` and `tail`.
@@ -42,7 +40,6 @@ impl SendQueue {
         Self {
             segments: VecDeque::new(),
             tail: BytesMut::new(),
-            buffers: BufferPool::new(COALESCE_CHUNK),
             tail_is_buffer: false,
             len: 0,
             front_offset: 0,
@@ -53,7 +50,8 @@ impl SendQueue {
     }
 
     #[inline]
-    pub(crate) fn push(&mut self, data: Bytes) {
+    /// Queues `data`; a small send is copied into a coalescing buffer taken from `buffers`.
+    pub(crate) fn push(&mut self, data: Bytes, buffers: &mut BufferPool) {
         if data.is_empty() {
             return;
         }
@@ -67,17 +65,17 @@ impl SendQueue {
         if self.tail.len() + data.len() > COALESCE_CHUNK || room < data.len() {
             self.seal_tail();
             if self.tail.capacity() < data.len() {
-                self.fresh_tail();
+                self.fresh_tail(buffers);
             }
         }
         self.tail.extend_from_slice(&data);
     }
 
     /// Replaces the (sealed, so empty) tail with a reused or a new buffer.
-    fn fresh_tail(&mut self) {
-        let used = std::mem::replace(&mut self.tail, self.buffers.take());
+    fn fresh_tail(&mut self, buffers: &mut BufferPool) {
+        let used = std::mem::replace(&mut self.tail, buffers.take());
         if std::mem::replace(&mut self.tail_is_buffer, true) {
-            self.buffers.give_back(used);
+            buffers.give_back(used);
         }
     }
 
@@ -143,7 +141,6 @@ impl SendQueue {
         self.segments.clear();
         self.tail = BytesMut::new();
         self.tail_is_buffer = false;
-        self.buffers.clear();
         dropped
     }
 
@@ -169,9 +166,10 @@ mod tests {
     #[test]
     fn plaintext_before_the_tls_mark_leaves_first_and_whole() {
         let mut queue = SendQueue::new(0);
-        queue.push(Bytes::from_static(b"EHLO\r\n"));
+        let mut pool = BufferPool::default();
+        queue.push(Bytes::from_static(b"EHLO\r\n"), &mut pool);
         queue.start_tls_here();
-        queue.push(Bytes::from_static(b"secret"));
+        queue.push(Bytes::from_static(b"secret"), &mut pool);
 
         assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"EHLO\r\n")));
         assert_eq!(queue.pop_plaintext(), None);
@@ -185,9 +183,10 @@ mod tests {
     #[test]
     fn tls_data_waits_behind_the_plaintext_prefix() {
         let mut queue = SendQueue::new(1024);
-        queue.push(Bytes::from_static(b"plain"));
+        let mut pool = BufferPool::default();
+        queue.push(Bytes::from_static(b"plain"), &mut pool);
         queue.start_tls_here();
-        queue.push(Bytes::from_static(b"tls"));
+        queue.push(Bytes::from_static(b"tls"), &mut pool);
         let mut out = Vec::new();
         assert_eq!(queue.pop_for_tls(100, &mut out), 0);
         assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"plain")));
@@ -197,11 +196,12 @@ mod tests {
     #[test]
     fn small_sends_leave_together_and_large_ones_as_they_are() {
         let mut queue = SendQueue::new(1024);
+        let mut pool = BufferPool::default();
         let large = Bytes::from(vec![9u8; 2000]);
-        queue.push(Bytes::from_static(b"a"));
-        queue.push(Bytes::from_static(b"bc"));
-        queue.push(large.clone());
-        queue.push(Bytes::from_static(b"d"));
+        queue.push(Bytes::from_static(b"a"), &mut pool);
+        queue.push(Bytes::from_static(b"bc"), &mut pool);
+        queue.push(large.clone(), &mut pool);
+        queue.push(Bytes::from_static(b"d"), &mut pool);
 
         assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"abc")));
         let second = queue.pop_plaintext().unwrap();
@@ -219,6 +219,7 @@ mod tests {
     #[test]
     fn every_byte_comes_out_in_order_whatever_the_mix_of_pushes_and_pops() {
         let mut queue = SendQueue::new(1024);
+        let mut pool = BufferPool::default();
         let (mut sent, mut received) = (Vec::new(), Vec::new());
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for round in 0..20_000u32 {
@@ -238,7 +239,7 @@ mod tests {
             };
             let data: Vec<u8> = (0..len).map(|i| (round as usize + i) as u8).collect();
             sent.extend_from_slice(&data);
-            queue.push(Bytes::from(data));
+            queue.push(Bytes::from(data), &mut pool);
         }
         while let Some(segment) = queue.pop_plaintext() {
             received.extend_from_slice(&segment);
@@ -251,18 +252,19 @@ mod tests {
     #[test]
     fn a_written_coalescing_buffer_is_reused_not_reallocated() {
         let mut queue = SendQueue::new(1024);
-        let fill = |queue: &mut SendQueue| {
+        let mut pool = BufferPool::default();
+        let fill = |queue: &mut SendQueue, pool: &mut BufferPool| {
             for _ in 0..COALESCE_CHUNK / 64 {
-                queue.push(Bytes::from_static(&[1u8; 64]));
+                queue.push(Bytes::from_static(&[1u8; 64]), pool);
             }
         };
-        fill(&mut queue);
+        fill(&mut queue, &mut pool);
         let first = queue.pop_plaintext().unwrap();
         let first_buffer = first.as_ptr();
         drop(first); // written
 
-        fill(&mut queue); // a new buffer: the first one's remainder is not reclaimable yet
-        fill(&mut queue); // the first buffer again
+        fill(&mut queue, &mut pool); // a new buffer: the first one's remainder is not reclaimable yet
+        fill(&mut queue, &mut pool); // the first buffer again
         let second = queue.pop_plaintext().unwrap();
         let third = queue.pop_plaintext().unwrap();
 
@@ -274,8 +276,9 @@ mod tests {
     #[test]
     fn coalesced_buffers_stay_within_a_chunk() {
         let mut queue = SendQueue::new(1024);
+        let mut pool = BufferPool::default();
         for _ in 0..3000 {
-            queue.push(Bytes::from_static(&[7u8; 64]));
+            queue.push(Bytes::from_static(&[7u8; 64]), &mut pool);
         }
         let mut total = 0;
         while let Some(segment) = queue.pop_plaintext() {

@@ -2,10 +2,15 @@
 //! otherwise sometimes puts a client and its server on the same core and halves a run, which
 //! makes comparisons noise. Every contender gets the same arrangement.
 
+use std::sync::OnceLock;
+
 use core_affinity::CoreId;
 
-fn cores() -> Vec<CoreId> {
-    core_affinity::get_core_ids().unwrap_or_default()
+/// The cores the process may use, read once: the list comes from the calling thread's
+/// affinity, which is a single core once [`client`] has pinned it (threads inherit it).
+fn cores() -> &'static [CoreId] {
+    static CORES: OnceLock<Vec<CoreId>> = OnceLock::new();
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
 }
 
 /// Pins the calling (client) thread to the first core.
