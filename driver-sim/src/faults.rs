@@ -41,6 +41,13 @@ pub struct Schedule {
     pub faults: Vec<Fault>,
 }
 
+impl Fault {
+    /// `kind` at `at`.
+    pub fn new(at: Duration, kind: FaultKind) -> Self {
+        Self { at, kind }
+    }
+}
+
 impl Schedule {
     /// No faults.
     pub fn none() -> Self {
@@ -62,50 +69,29 @@ impl Schedule {
             0..=2 => {}
             3 => {
                 let at = ms(rng);
-                faults.push(Fault {
-                    at,
-                    kind: FaultKind::Partition,
-                });
+                faults.push(Fault::new(at, FaultKind::Partition));
                 if rng.chance(1, 2) {
-                    faults.push(Fault {
-                        at: at + ms(rng),
-                        kind: FaultKind::Repair,
-                    });
+                    faults.push(Fault::new(at + ms(rng), FaultKind::Repair));
                 }
             }
             4 => {
                 let at = ms(rng);
-                faults.push(Fault {
-                    at,
-                    kind: FaultKind::Hold,
-                });
-                faults.push(Fault {
-                    at: at + ms(rng) / 2,
-                    kind: FaultKind::Release,
-                });
+                faults.push(Fault::new(at, FaultKind::Hold));
+                faults.push(Fault::new(at + ms(rng) / 2, FaultKind::Release));
             }
-            5 => faults.push(Fault {
-                at: ms(rng),
-                kind: FaultKind::Latency(Duration::from_millis(1 + rng.below(300))),
-            }),
-            6 => faults.push(Fault {
-                at: ms(rng),
-                kind: FaultKind::Loss(0.02 * (1 + rng.below(5)) as f64),
-            }),
-            7 => faults.push(Fault {
-                at: ms(rng),
-                kind: FaultKind::Crash,
-            }),
+            5 => faults.push(Fault::new(
+                ms(rng),
+                FaultKind::Latency(Duration::from_millis(1 + rng.below(300))),
+            )),
+            6 => faults.push(Fault::new(
+                ms(rng),
+                FaultKind::Loss(0.02 * (1 + rng.below(5)) as f64),
+            )),
+            7 => faults.push(Fault::new(ms(rng), FaultKind::Crash)),
             _ => {
                 let at = ms(rng);
-                faults.push(Fault {
-                    at,
-                    kind: FaultKind::Crash,
-                });
-                faults.push(Fault {
-                    at: at + ms(rng) / 4,
-                    kind: FaultKind::Bounce,
-                });
+                faults.push(Fault::new(at, FaultKind::Crash));
+                faults.push(Fault::new(at + ms(rng) / 4, FaultKind::Bounce));
             }
         }
         Self::new(faults)
