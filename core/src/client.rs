@@ -495,6 +495,9 @@ impl Client {
         }
         self.ledger.written(n);
         self.touch();
+        if self.ledger.in_flight() == 0 && self.queue.is_empty() {
+            self.buffers.trim();
+        }
         let room = self.bytes_queued() <= self.config.send_low_watermark as u64;
         if self.send_refused && room && self.shutdown == Shutdown::None {
             self.send_refused = false;
