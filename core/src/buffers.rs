@@ -14,23 +14,29 @@ pub(crate) const BUFFER_SIZE: usize = 64 * 1024;
 /// Spare buffers kept, at most: enough for a coalescing buffer and the TLS batches in flight.
 const SPARES: usize = 3;
 
-/// A few buffers of [`BUFFER_SIZE`], handed out and taken back. Empty, it is one empty `Vec`:
-/// an idle connection pays nothing more.
+/// A few buffers of [`BUFFER_SIZE`], handed out and taken back.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
-    spares: Vec<BytesMut>,
+    /// Allocated on first use: a connection that has never coalesced or encrypted anything
+    /// (thousands of idle ones, say) pays one pointer for its pool.
+    spares: Option<Box<Spares>>,
 }
+
+#[derive(Debug, Default)]
+struct Spares(Vec<BytesMut>);
 
 impl BufferPool {
     /// Returns an empty buffer with room for at least [`BUFFER_SIZE`] bytes: a spare whose
     /// earlier contents have all been dropped, or a new one.
     pub(crate) fn take(&mut self) -> BytesMut {
-        match self
-            .spares
+        let Some(Spares(spares)) = self.spares.as_deref_mut() else {
+            return BytesMut::with_capacity(BUFFER_SIZE);
+        };
+        match spares
             .iter_mut()
             .position(|spare| spare.try_reclaim(BUFFER_SIZE))
         {
-            Some(i) => self.spares.swap_remove(i),
+            Some(i) => spares.swap_remove(i),
             None => BytesMut::with_capacity(BUFFER_SIZE),
         }
     }
@@ -38,9 +44,10 @@ impl BufferPool {
     /// Keeps `used` (what is left of a buffer whose contents were split off and frozen) to be
     /// reclaimed once those are dropped.
     pub(crate) fn give_back(&mut self, used: BytesMut) {
-        self.spares.push(used);
-        if self.spares.len() > SPARES {
-            self.spares.remove(0);
+        let Spares(spares) = &mut **self.spares.get_or_insert_default();
+        spares.push(used);
+        if spares.len() > SPARES {
+            spares.remove(0);
         }
     }
 
@@ -48,12 +55,19 @@ impl BufferPool {
     /// burst to start without allocating, and thousands of quiet connections do not each
     /// hold several buffers.
     pub(crate) fn trim(&mut self) {
-        self.spares.truncate(1);
+        if let Some(Spares(spares)) = self.spares.as_deref_mut() {
+            spares.truncate(1);
+        }
     }
 
     /// Lets go of every spare.
     pub(crate) fn clear(&mut self) {
-        self.spares.clear();
+        self.spares = None;
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.spares.as_ref().map_or(0, |s| s.0.len())
     }
 }
 
@@ -93,10 +107,10 @@ mod tests {
             in_flight.push(handed_out);
             pool.give_back(rest);
         }
-        assert_eq!(pool.spares.len(), SPARES);
+        assert_eq!(pool.len(), SPARES);
         pool.trim();
-        assert_eq!(pool.spares.len(), 1);
+        assert_eq!(pool.len(), 1);
         pool.clear();
-        assert!(pool.spares.is_empty());
+        assert_eq!(pool.len(), 0);
     }
 }

@@ -32,7 +32,9 @@ pub(crate) struct SendQueue {
     front_offset: u64,
     /// Application offset where TLS starts: bytes before it leave in plaintext.
     tls_from: Option<u64>,
-    coalesce_below: usize,
+    /// Sends this long or longer are queued as they are. At most [`COALESCE_CHUNK`], so 32
+    /// bits hold it, packed beside the flag above.
+    coalesce_below: u32,
 }
 
 impl SendQueue {
@@ -45,7 +47,7 @@ impl SendQueue {
             front_offset: 0,
             tls_from: None,
             // A send bigger than a coalescing buffer goes as it is.
-            coalesce_below: coalesce_below.min(COALESCE_CHUNK),
+            coalesce_below: coalesce_below.min(COALESCE_CHUNK) as u32,
         }
     }
 
@@ -56,7 +58,7 @@ impl SendQueue {
             return;
         }
         self.len += data.len();
-        if data.len() >= self.coalesce_below {
+        if data.len() >= self.coalesce_below as usize {
             self.seal_tail();
             self.segments.push_back(data);
             return;
