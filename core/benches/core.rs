@@ -5,15 +5,12 @@
 #![allow(clippy::disallowed_methods, missing_docs)]
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tcpclient_core::{Client, Config, Event, Input, Output};
 use tcpclient_testkit::{Pair, Pki};
-
-const PEER: &str = "127.0.0.1:7";
 
 /// A connected plaintext client whose outputs so far are drained.
 fn connected(config: Config, now: Instant) -> Client {
@@ -94,7 +91,6 @@ fn tls_record(c: &mut Criterion) {
 
 fn lifecycle(c: &mut Criterion) {
     let now = Instant::now();
-    let peer: SocketAddr = PEER.parse().expect("address");
     let config = Config::new("127.0.0.1", 7);
     let message = Bytes::from_static(b"one request, one response");
     c.bench_function("lifecycle: connect, send, receive, finish, close", |b| {
@@ -122,7 +118,7 @@ fn lifecycle(c: &mut Criterion) {
                 step(&mut client, Input::Written(written));
                 step(&mut client, Input::Received(b"the response"));
                 step(&mut client, Input::PeerEof);
-                assert!(closed && client.peer_addr().is_none(), "{peer}");
+                assert!(closed, "the lifecycle ended");
             },
             BatchSize::SmallInput,
         )

@@ -7,7 +7,6 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::buffers::BufferPool;
-
 use crate::ledger::WireLedger;
 use crate::queue::SendQueue;
 use crate::state::{Connecting, Open, State};
@@ -228,6 +227,7 @@ impl Client {
     }
 
     /// Returns true once [`Event::Closed`] has been emitted (or is waiting in the outputs).
+    #[inline]
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
@@ -277,7 +277,7 @@ impl Client {
     /// Returns how many more bytes a `Send` may carry now without being refused: zero once
     /// the client is shutting down. (With nothing queued, one `Send` of any size is taken.)
     pub fn send_capacity(&self) -> usize {
-        if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
+        if !self.takes_sends() {
             return 0;
         }
         let queued = usize::try_from(self.bytes_queued()).unwrap_or(usize::MAX);
@@ -296,7 +296,7 @@ impl Client {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
-        if self.shutdown != Shutdown::None || matches!(self.state, State::Closed) {
+        if !self.takes_sends() {
             return Err(self.refuse_after_shutdown(data));
         }
         let queued = self.bytes_queued();
@@ -306,6 +306,12 @@ impl Client {
         self.bytes_accepted += data.len() as u64;
         self.queue.push(data, &mut self.buffers);
         Ok(())
+    }
+
+    /// Neither shutting down nor closed: new data, `StartTls` and `Finish` are welcome.
+    #[inline]
+    fn takes_sends(&self) -> bool {
+        self.shutdown == Shutdown::None && !self.is_closed()
     }
 
     #[cold]
@@ -329,10 +335,7 @@ impl Client {
             return Err(InvalidInput::NoTlsConfig);
         }
         let peer_gone = matches!(&self.state, State::Open(open) if open.peer_closed);
-        let allowed = matches!(self.tls, Tls::Off)
-            && self.shutdown == Shutdown::None
-            && !matches!(self.state, State::Closed)
-            && !peer_gone;
+        let allowed = matches!(self.tls, Tls::Off) && self.takes_sends() && !peer_gone;
         self.require("StartTls", allowed)?;
         self.queue.start_tls_here();
         self.tls = Tls::Requested;
@@ -342,11 +345,10 @@ impl Client {
     fn finish(&mut self) -> Result<(), InvalidInput> {
         // The peer closed first and the client is already on its way out: finishing is
         // what the application would do anyway.
-        if self.shutdown == Shutdown::PeerClosed && !matches!(self.state, State::Closed) {
+        if self.shutdown == Shutdown::PeerClosed && !self.is_closed() {
             return Ok(());
         }
-        let allowed = self.shutdown == Shutdown::None && !matches!(self.state, State::Closed);
-        self.require("Finish", allowed)?;
+        self.require("Finish", self.takes_sends())?;
         self.shutdown = Shutdown::Finish;
         if matches!(self.state, State::Open(_)) {
             self.timers

@@ -73,10 +73,7 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
         "Draining",
         "Closed",
     ];
-    let missing: Vec<_> = all_phases
-        .iter()
-        .filter(|p| !phases.contains(**p))
-        .collect();
+    let missing = never_reached(&all_phases, &phases);
     assert!(missing.is_empty(), "phases never reached: {missing:?}");
     let all_endings = [
         "Finished",
@@ -93,14 +90,18 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
         "IdleTimeout",
         "DrainTimeout",
     ];
-    let missing: Vec<_> = all_endings
-        .iter()
-        .filter(|e| !endings.contains(**e))
-        .collect();
+    let missing = never_reached(&all_endings, &endings);
     assert!(
         missing.is_empty(),
         "endings never reached: {missing:?} (reached {endings:?})"
     );
+}
+
+fn never_reached<'a>(all: &[&'a str], reached: &BTreeSet<String>) -> Vec<&'a str> {
+    all.iter()
+        .copied()
+        .filter(|name| !reached.contains(*name))
+        .collect()
 }
 
 fn ending(result: &Result<tcpclient_core::Ending, tcpclient_core::Error>) -> String {

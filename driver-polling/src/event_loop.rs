@@ -200,12 +200,7 @@ impl EventLoop {
     /// back when the send queue is full or the connection is shutting down.
     pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
         // The hot path of small messages: one lookup, no clock.
-        let conn = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|slot| slot.generation == id.generation)
-            .and_then(|slot| slot.conn.as_mut());
-        let Some(conn) = conn else {
+        let Some(conn) = conn_in(&mut self.slots, id) else {
             let phase = tcpclient_core::Phase::Closed;
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         };
@@ -323,11 +318,7 @@ impl EventLoop {
 
     #[inline]
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation {
-            return None;
-        }
-        slot.conn.as_mut()
+        conn_in(&mut self.slots, id)
     }
 
     #[inline]
@@ -487,6 +478,17 @@ impl EventLoop {
         self.free.push(index);
         self.open -= 1;
     }
+}
+
+/// The open connection `id` names, if it is still the one in its slot. (A function of the
+/// slots alone, so that a caller can hold it and still touch the loop's other fields.)
+#[inline]
+fn conn_in(slots: &mut [Slot], id: ConnId) -> Option<&mut Conn> {
+    let slot = slots.get_mut(id.index as usize)?;
+    if slot.generation != id.generation {
+        return None;
+    }
+    slot.conn.as_mut()
 }
 
 impl Drop for EventLoop {

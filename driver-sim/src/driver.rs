@@ -123,14 +123,16 @@ impl Shared {
     fn input(&self, input: Input<'_>) -> Result<(), InvalidInput> {
         let now = now();
         self.trace.input(now, &input);
-        let (sent, timeout) = match &input {
-            Input::Send(data) => (Some(data.len() as u64), false),
-            other => (None, matches!(other, Input::Timeout)),
+        let sent = match &input {
+            Input::Send(data) => Some(data.len() as u64),
+            _ => None,
         };
-        let (written, start_tls) = match &input {
-            Input::Written(n) => (*n as u64, false),
-            other => (0, matches!(other, Input::StartTls)),
+        let written = match &input {
+            Input::Written(n) => *n as u64,
+            _ => 0,
         };
+        let timeout = matches!(input, Input::Timeout);
+        let start_tls = matches!(input, Input::StartTls);
         let mut client = self.client.borrow_mut();
         let queued_before = client.bytes_queued();
         let result = client.handle_input(now, input);

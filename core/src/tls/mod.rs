@@ -130,35 +130,10 @@ impl TlsSession {
         let was_handshaking = self.conn.is_handshaking();
         let mut plaintext = Vec::new();
         let mut error = None;
-        while !data.is_empty() && !self.peer_closed && error.is_none() {
-            let read = match self.conn.read_tls(&mut data) {
-                Ok(read) => read,
-                Err(e) => {
-                    error = Some(TlsError::CorruptMessage {
-                        reason: e.to_string(),
-                    });
-                    break;
-                }
-            };
-            match self.conn.process_new_packets() {
-                Ok(state) => {
-                    if let Err(e) =
-                        self.drain_plaintext(state.plaintext_bytes_to_read(), &mut plaintext)
-                    {
-                        error = Some(e);
-                    } else if state.peer_has_closed() {
-                        self.peer_closed = true;
-                    } else if read == 0 {
-                        // rustls reads nothing when a record header announces an impossible length.
-                        error = Some(TlsError::CorruptMessage {
-                            reason: "a record rustls cannot buffer".into(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    self.drain_available(&mut plaintext);
-                    error = Some(classify(e));
-                }
+        while !data.is_empty() && !self.peer_closed {
+            if let Err(e) = self.receive_some(&mut data, &mut plaintext) {
+                error = Some(e);
+                break;
             }
         }
         Inbound {
@@ -167,6 +142,34 @@ impl TlsSession {
             peer_closed: self.peer_closed,
             error,
         }
+    }
+
+    /// One `read_tls` + `process_new_packets` step: consumes from `data`, appends the
+    /// plaintext it produced (also when it then fails) to `plaintext`.
+    fn receive_some(&mut self, data: &mut &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+        let read = self
+            .conn
+            .read_tls(data)
+            .map_err(|e| TlsError::CorruptMessage {
+                reason: e.to_string(),
+            })?;
+        let state = match self.conn.process_new_packets() {
+            Ok(state) => state,
+            Err(e) => {
+                self.drain_available(plaintext);
+                return Err(classify(e));
+            }
+        };
+        self.drain_plaintext(state.plaintext_bytes_to_read(), plaintext)?;
+        if state.peer_has_closed() {
+            self.peer_closed = true;
+        } else if read == 0 {
+            // rustls reads nothing when a record header announces an impossible length.
+            return Err(TlsError::CorruptMessage {
+                reason: "a record rustls cannot buffer".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Takes whatever plaintext rustls holds, after a failure (when it no longer says how much).

@@ -112,7 +112,7 @@ fn main() -> io::Result<()> {
     let rt = clients::runtime()?;
 
     if wanted("bulk") {
-        let addr = servers::sink(None)?;
+        let addr = servers::sink(None);
         let size = 16 * 1024;
         let (message, count) = (Bytes::from(vec![7u8; size]), sizes.bulk / size);
         let gbps = |start: Instant| sizes.bulk as f64 / start.elapsed().as_secs_f64() / 1e9;
@@ -138,7 +138,7 @@ fn main() -> io::Result<()> {
     }
 
     if wanted("tls") {
-        let addr = servers::sink(Some(server_tls.clone()))?;
+        let addr = servers::sink(Some(server_tls.clone()));
         let size = 16 * 1024;
         let (message, count) = (Bytes::from(vec![7u8; size]), sizes.bulk / size);
         let gbps = |start: Instant| sizes.bulk as f64 / start.elapsed().as_secs_f64() / 1e9;
@@ -170,7 +170,7 @@ fn main() -> io::Result<()> {
     }
 
     if wanted("small") {
-        let addr = servers::sink(None)?;
+        let addr = servers::sink(None);
         static MESSAGE: [u8; 64] = [b'm'; 64];
         let count = sizes.small / MESSAGE.len();
         let gbps = |start: Instant| sizes.small as f64 / start.elapsed().as_secs_f64() / 1e9;
@@ -213,7 +213,7 @@ fn main() -> io::Result<()> {
     }
 
     if wanted("echo") {
-        let addr = servers::echo()?;
+        let addr = servers::echo();
         let size = 16 * 1024;
         let (message, count) = (Bytes::from(vec![7u8; size]), sizes.bulk / size);
         let gbps = |start: Instant| sizes.bulk as f64 / start.elapsed().as_secs_f64() / 1e9;
@@ -242,7 +242,7 @@ fn main() -> io::Result<()> {
     }
 
     if wanted("connections") {
-        let plain = servers::request_response(None)?;
+        let plain = servers::request_response(None);
         let n = sizes.connections;
         section(
             &format!(
@@ -260,7 +260,7 @@ fn main() -> io::Result<()> {
                 }),
             ],
         )?;
-        let tls = servers::request_response(Some(server_tls.clone()))?;
+        let tls = servers::request_response(Some(server_tls.clone()));
         let n = sizes.tls_connections;
         section(
             &format!(
@@ -299,7 +299,7 @@ fn main() -> io::Result<()> {
     }
 
     if wanted("pipeline") {
-        let addr = servers::sink(None)?;
+        let addr = servers::sink(None);
         let path = std::env::temp_dir().join(format!("tcpclient-bench-{}.bin", std::process::id()));
         pipeline::make_file(&path, sizes.file)?;
         let file = Arc::new(path);

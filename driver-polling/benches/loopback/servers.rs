@@ -1,34 +1,24 @@
 //! The servers every contender talks to, on 127.0.0.1, each on its own thread(s).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tcpclient_testkit::loopback;
 
-/// Serves every connection on a thread of its own with `serve`.
-fn spawn(
-    serve: impl Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
-) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let serve = Arc::new(serve);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let serve = serve.clone();
-            std::thread::spawn(move || {
-                crate::pinning::server();
-                let _ = stream.set_nodelay(true);
-                let _ = serve(stream);
-            });
-        }
-    });
-    Ok(addr)
+/// Serves every connection on a thread of its own, on the servers' core, with `serve`.
+fn spawn(serve: impl Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static) -> SocketAddr {
+    loopback::serve(move |stream| {
+        crate::pinning::server();
+        let _ = stream.set_nodelay(true);
+        let _ = serve(stream);
+    })
 }
 
 /// Reads everything until EOF (or `close_notify`), then closes: the client's clean close
 /// marks the moment the last byte was read.
-pub fn sink(tls: Option<Arc<ServerConfig>>) -> io::Result<SocketAddr> {
+pub fn sink(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
     spawn(move |stream| {
         let mut buf = vec![0u8; 256 * 1024];
         match &tls {
@@ -50,7 +40,7 @@ pub fn sink(tls: Option<Arc<ServerConfig>>) -> io::Result<SocketAddr> {
 }
 
 /// Echoes everything until EOF, then closes.
-pub fn echo() -> io::Result<SocketAddr> {
+pub fn echo() -> SocketAddr {
     spawn(|mut stream| {
         let mut reader = stream.try_clone()?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -65,7 +55,7 @@ pub fn echo() -> io::Result<SocketAddr> {
 }
 
 /// Reads a 16-byte request, answers 16 bytes, reads until EOF, closes.
-pub fn request_response(tls: Option<Arc<ServerConfig>>) -> io::Result<SocketAddr> {
+pub fn request_response(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
     spawn(move |stream| {
         let mut request = [0u8; 16];
         match &tls {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use tcpclient_core::Event;
+use tcpclient_core::{Event, InvalidInput};
 use tcpclient_polling::{Connection, Notification};
 
 use super::Failure;
@@ -60,7 +60,7 @@ impl<'a> Inbound<'a> {
                     if self.verbose {
                         eprintln!("tcpclient: refused: {refusal}");
                     }
-                    self.refused += refusal.into_data().map_or(0, |data| data.len() as u64);
+                    self.refused += refused_bytes(refusal);
                 }
                 _ => {}
             }
@@ -97,7 +97,7 @@ impl<'a> Inbound<'a> {
     pub fn refused_after_close(&mut self) -> u64 {
         while let Some(notification) = self.conn.recv() {
             if let Notification::Refused(refusal) = notification {
-                self.refused += refusal.into_data().map_or(0, |data| data.len() as u64);
+                self.refused += refused_bytes(refusal);
             }
         }
         self.refused
@@ -117,4 +117,9 @@ pub fn describe(event: &Event) {
         Event::PeerClosed => eprintln!("tcpclient: the server closed its side"),
         _ => {}
     }
+}
+
+/// The bytes a refused send carried (other refusals carry none).
+fn refused_bytes(refusal: InvalidInput) -> u64 {
+    refusal.into_data().map_or(0, |data| data.len() as u64)
 }

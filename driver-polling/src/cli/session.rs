@@ -4,7 +4,8 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -64,27 +65,27 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
     let sender = conn.sender();
     let rate = args.rate;
-    let input_outcome = Arc::new(InputOutcome::default());
-    let outcome = input_outcome.clone();
-    std::thread::spawn(move || pump(input, &sender, rate, &progress, &outcome));
+    let (ended_tx, input_ended) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = ended_tx.send(pump(input, &sender, rate, &progress));
+    });
 
     let report = copy_to_stdout(&mut inbound)?;
     let interrupted = interrupted.load(Ordering::Relaxed);
     // A send that crossed the close is refused on its way: give the input thread a moment
     // to hear of it (it is quick unless it waits for more input, which is not lost data).
-    for _ in 0..50 {
-        if input_outcome.done.load(Ordering::Relaxed) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let refused = input_outcome.refused.load(Ordering::Relaxed) + inbound.refused_after_close();
+    let input_end = input_ended.recv_timeout(Duration::from_millis(100)).ok();
+    let refused_by_pump = match input_end {
+        Some(InputEnd::Refused(n)) => n,
+        _ => 0,
+    };
+    let refused = refused_by_pump + inbound.refused_after_close();
     if report.is_clean() && !interrupted && refused > 0 {
         return Err(Failure::InputNotSent(format!(
             "{refused} bytes read from the input could not be sent: the connection closed first; {report}"
         )));
     }
-    if report.is_clean() && input_outcome.read_failed.load(Ordering::Relaxed) {
+    if report.is_clean() && input_end == Some(InputEnd::ReadFailed) {
         return Err(Failure::InputNotSent(format!(
             "reading the input failed; {report}"
         )));
@@ -123,42 +124,31 @@ fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<Box<CloseReport>, Failure
     }
 }
 
-/// What became of the input, as far as the program read it.
-#[derive(Debug, Default)]
-struct InputOutcome {
-    /// Bytes read from the input that the connection would no longer take.
-    refused: AtomicU64,
+/// How the input thread ended, as far as the program read the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputEnd {
+    /// Everything read was handed to the connection, then the input ended.
+    Sent,
     /// Reading the input failed (not its end: an error).
-    read_failed: AtomicBool,
-    /// The input thread is done, one way or another.
-    done: AtomicBool,
+    ReadFailed,
+    /// The connection would no longer take this many bytes read from the input.
+    Refused(u64),
 }
 
 /// Sends the input in chunks, waiting for room in the send queue, paced to `rate` bytes per
-/// second if given; at its end, shuts the connection down gracefully.
+/// second if given; at its end (or a read error), shuts the connection down gracefully.
 fn pump(
     mut input: Box<dyn Read + Send>,
     sender: &ConnectionSender,
     rate: Option<u64>,
     progress: &ProgressBar,
-    outcome: &InputOutcome,
-) {
-    pump_input(&mut input, sender, rate, progress, outcome);
-    outcome.done.store(true, Ordering::Relaxed);
-}
-
-fn pump_input(
-    input: &mut Box<dyn Read + Send>,
-    sender: &ConnectionSender,
-    rate: Option<u64>,
-    progress: &ProgressBar,
-    outcome: &InputOutcome,
-) {
+) -> InputEnd {
     let chunk = rate.map_or(CHUNK, |r| {
         usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
     });
     let start = Instant::now();
     let mut sent: u64 = 0;
+    let mut end = InputEnd::Sent;
     loop {
         let mut buf = vec![0; chunk];
         let n = match input.read(&mut buf) {
@@ -167,16 +157,15 @@ fn pump_input(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 eprintln!("tcpclient: reading input: {e}");
-                outcome.read_failed.store(true, Ordering::Relaxed);
+                end = InputEnd::ReadFailed;
                 break;
             }
         };
         buf.truncate(n);
         if sender.send_blocking(Bytes::from(buf)).is_err() {
             // Shutting down already (Ctrl-C, or the server closed): stop reading.
-            outcome.refused.fetch_add(n as u64, Ordering::Relaxed);
             progress.abandon();
-            return;
+            return InputEnd::Refused(n as u64);
         }
         sent += n as u64;
         progress.set_position(sent.saturating_sub(sender.unwritten()));
@@ -187,6 +176,7 @@ fn pump_input(
     }
     progress.finish_and_clear();
     sender.finish();
+    end
 }
 
 /// A byte progress bar for `--send-file` on a terminal; hidden otherwise.
