@@ -134,8 +134,12 @@ impl Client {
     /// Handles one input at `now`; then drain [`poll_output`](Self::poll_output).
     ///
     /// An input that makes no sense now (see [`InvalidInput`]) is refused and changes
-    /// nothing; it never panics. `now` earlier than a previous `now` is taken as the previous.
+    /// nothing; it never panics. A driver's report that arrives after the close is a no-op
+    /// (see [`Input`]). `now` earlier than a previous `now` is taken as the previous.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
+        if self.is_closed() && input.is_report() {
+            return Ok(());
+        }
         self.now = self.now.max(now);
         match input {
             Input::Send(data) => self.send(data),

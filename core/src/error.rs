@@ -70,6 +70,13 @@ pub enum Error {
     /// The close report says how many bytes were not delivered.
     #[error("the graceful shutdown did not deliver every byte before the drain deadline")]
     DrainTimeout,
+    /// The driver running the connection stopped (its event loop failed or panicked), so the
+    /// connection ended with it. Bytes not known to be written are counted undelivered.
+    #[error("the driver stopped: {reason}")]
+    DriverStopped {
+        /// What stopped it.
+        reason: String,
+    },
 }
 
 /// Says why a resolution failed in words a user expects: resolvers report a missing name
@@ -106,6 +113,15 @@ pub enum TlsError {
         /// rustls's description.
         reason: String,
     },
+    /// The server presented a CA certificate (`basicConstraints: CA:TRUE`) as its own, as a
+    /// self-signed certificate made with `openssl req -x509` is by default. Trust that very
+    /// certificate ([`tls::client_config_from_pem`](crate::tls::client_config_from_pem)
+    /// accepts a server certificate that is exactly one of the trusted ones).
+    #[error(
+        "the server presented a CA certificate as its own; if it is a self-signed certificate \
+         you trust, trust that very certificate (not only its issuer)"
+    )]
+    CertificateIsCa,
     /// Some other certificate problem: bad encoding, revoked, unsupported extension, ...
     #[error("the server certificate is invalid ({reason})")]
     CertificateInvalid {
@@ -129,6 +145,12 @@ pub enum TlsError {
     Incompatible {
         /// rustls's description.
         reason: String,
+    },
+    /// An ALPN protocol name is empty or longer than 255 bytes: TLS cannot carry it.
+    #[error("ALPN protocol names must be 1 to 255 bytes long; `{}` is {} bytes", String::from_utf8_lossy(protocol), protocol.len())]
+    InvalidAlpnProtocol {
+        /// The name that cannot be used.
+        protocol: Vec<u8>,
     },
     /// Any other failure reported by rustls, including a configuration it could not use.
     #[error("{reason}")]

@@ -14,6 +14,12 @@ use bytes::Bytes;
 ///
 /// Inputs borrow (`Received(&[u8])`, `Resolved(&[SocketAddr])`) so the driver can pass its
 /// read buffer without a copy.
+///
+/// A driver's report that arrives after the client closed is accepted and ignored: a
+/// `SocketError` from a `ShutdownWrite` performed after the core had already closed in the
+/// same batch of outputs, a resolution that raced an `Abort`, a write that completed as the
+/// connection closed. Drivers cannot order these away, so they need not try. Before the
+/// close, a report that makes no sense (`Received` before `Connected`, say) is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input<'a> {
@@ -60,6 +66,16 @@ pub enum Input<'a> {
 }
 
 impl Input<'_> {
+    /// Returns true for the driver's reports of what the socket, the resolver and the clock
+    /// did; false for the application's four requests (`Send`, `StartTls`, `Finish`,
+    /// `Abort`).
+    pub fn is_report(&self) -> bool {
+        !matches!(
+            self,
+            Input::Send(_) | Input::StartTls | Input::Finish | Input::Abort
+        )
+    }
+
     /// A short name for error messages and traces.
     pub fn name(&self) -> &'static str {
         match self {

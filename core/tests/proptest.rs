@@ -4,7 +4,8 @@
 //! every step: exactly one `Closed` and nothing after it, a `Close` for every `Connect`,
 //! byte accounting (accepted = written + undelivered, the server holds exactly the written
 //! bytes in order, the application got a prefix of what the server sent), the bounded
-//! queue, no deadline left in the past after a `Timeout`, refusals that change nothing,
+//! queue, no deadline left in the past after a `Timeout`, refusals that change nothing, late
+//! reports (after the close) accepted without changing anything,
 //! termination after `Finish` with time alone, and identical traces for both runs.
 
 use proptest::prelude::*;
@@ -51,6 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
             Just(Misuse::ReceivedWhileNotReadable),
             Just(Misuse::PeerEofWhileNotReadable),
             Just(Misuse::Resolved),
+            Just(Misuse::SocketError),
+            Just(Misuse::ResolveFailed),
+            Just(Misuse::ConnectFailed),
         ]
         .prop_map(Op::Misuse),
     ]

@@ -486,3 +486,89 @@ fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
     assert_eq!(report.result, Err(Error::DrainTimeout));
     assert!(!report.is_clean());
 }
+
+/// rustls 0.23 panics in debug builds (its own `debug_assert!`, rustls#959) when a record it
+/// cannot accept arrives after our `close_notify`. The core must never drive it there: a
+/// garbage record while draining is a typed error, in a debug build too.
+#[test]
+fn a_garbage_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+    assert!(pair.server.got_close_notify);
+
+    pair.server.send_raw(b"garbage, not a TLS record");
+    pair.drive();
+
+    assert!(
+        matches!(tls_error(&pair), TlsError::CorruptMessage { .. }),
+        "{:?}",
+        pair.log.last()
+    );
+}
+
+/// The same after our `close_notify`, with a record whose header is well formed but whose
+/// contents do not authenticate (what a bit flip on the path makes of a real record).
+#[test]
+fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+    pair.drive();
+
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+}
+
+/// Data the server sends after our `close_notify` and before its own is still delivered:
+/// the guard above does not cost the drain its data.
+#[test]
+fn data_after_our_close_notify_is_still_delivered_before_the_peers_close() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.server.send(b"late reply");
+    pair.server.send_close_notify();
+    pair.drive();
+
+    let events = pair.events();
+    assert!(events.contains(&Event::Data(Bytes::from_static(b"late reply"))));
+    assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
+}
+
+/// An ALPN name must be 1 to 255 bytes; an empty one made rustls panic while it built the
+/// ClientHello. Refused with a typed error when the configuration is made.
+#[test]
+fn an_invalid_alpn_name_is_a_typed_error_when_the_config_is_made() {
+    let empty = tls::client_config(rustls::RootCertStore::empty(), &[b"h2", b""]);
+    let long = [b'x'; 256];
+    let too_long = tls::danger_client_config_accepting_any_certificate(&[&long[..]]);
+
+    assert!(matches!(empty, Err(TlsError::InvalidAlpnProtocol { .. })));
+    assert!(matches!(
+        too_long,
+        Err(TlsError::InvalidAlpnProtocol { .. })
+    ));
+}
+
+/// A configuration built by hand with an empty ALPN name ends the connection with a typed
+/// error when TLS starts, instead of a panic inside rustls.
+#[test]
+fn a_hand_built_config_with_an_empty_alpn_name_fails_the_session_not_the_program() {
+    let pki = Pki::new();
+    let mut config = (*tls::client_config(pki.roots(), &[]).unwrap()).clone();
+    config.alpn_protocols = vec![Vec::new()];
+    let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
+    let mut pair = Pair::connected(local().with_tls(tls));
+
+    pair.input(Input::StartTls);
+
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::InvalidAlpnProtocol { .. }
+    ));
+}

@@ -110,11 +110,13 @@ pub enum Op {
     /// A well-behaved network: answers a pending resolution with one address, completes a
     /// pending connect, then writes, reads and delivers FINs until nothing moves.
     Settle,
-    /// The driver misbehaves: an input that makes no sense now (the client must refuse it).
+    /// The driver misbehaves: a report that makes no sense now, which the client must refuse;
+    /// or, once the client has closed, the same report arriving late, which it must accept
+    /// and ignore.
     Misuse(Misuse),
 }
 
-/// Inputs a buggy driver might produce.
+/// Reports a buggy driver might make, or a correct one might make too late (after the close).
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum Misuse {
     /// `Connected` with no attempt under way.
@@ -127,6 +129,12 @@ pub enum Misuse {
     PeerEofWhileNotReadable,
     /// `Resolved` while not resolving.
     Resolved,
+    /// `SocketError` while the driver holds no socket.
+    SocketError,
+    /// `ResolveFailed` while not resolving.
+    ResolveFailed,
+    /// `ConnectFailed` with no attempt under way.
+    ConnectFailed,
 }
 
 /// A setup and the operations to run, decoded from bytes.

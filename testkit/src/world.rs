@@ -8,7 +8,8 @@
 //! 4. Termination: from any state, `Finish` plus time alone ends in `Closed`; after a
 //!    `Timeout` no deadline is left at or before `now`.
 //! 5. Determinism: the same scenario gives the same trace (checked by [`check`]).
-//! 6. No panic, and a refused input changes nothing.
+//! 6. No panic, and a refused input changes nothing; a driver's report that arrives after the
+//!    close is accepted and changes nothing.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -586,7 +587,10 @@ impl World {
     }
 
     fn misuse(&mut self, misuse: Misuse) -> Result<(), Violation> {
-        let readable = self.socket == Socket::Open && !self.fin_delivered && self.closed.is_none();
+        if self.closed.is_some() {
+            return self.late(misuse);
+        }
+        let readable = self.socket == Socket::Open && !self.fin_delivered;
         let input = match misuse {
             Misuse::Connected if self.socket != Socket::Connecting => Input::Connected,
             Misuse::WrittenTooMuch => {
@@ -596,6 +600,13 @@ impl World {
             Misuse::ReceivedWhileNotReadable if !readable => Input::Received(b"x"),
             Misuse::PeerEofWhileNotReadable if !readable => Input::PeerEof,
             Misuse::Resolved if !self.resolving => Input::Resolved(&[]),
+            Misuse::SocketError if self.socket == Socket::None => {
+                Input::SocketError(ErrorKind::ConnectionReset)
+            }
+            Misuse::ResolveFailed if !self.resolving => Input::ResolveFailed(ErrorKind::NotFound),
+            Misuse::ConnectFailed if self.socket != Socket::Connecting => {
+                Input::ConnectFailed(ErrorKind::ConnectionRefused)
+            }
             _ => return Ok(()),
         };
         let name = input.name();
@@ -603,6 +614,47 @@ impl World {
             Ok(()) => Err(self.violation(format!("a senseless {name} was accepted"))),
             Err(_) => Ok(()),
         }
+    }
+
+    /// A report that arrives after the close: accepted, and nothing changes.
+    fn late(&mut self, report: Misuse) -> Result<(), Violation> {
+        const ADDRS: [SocketAddr; 1] = [SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            4433,
+        ))];
+        let input = match report {
+            Misuse::Connected => Input::Connected,
+            Misuse::WrittenTooMuch => Input::Written(1),
+            Misuse::ReceivedWhileNotReadable => Input::Received(b"late"),
+            Misuse::PeerEofWhileNotReadable => Input::PeerEof,
+            Misuse::Resolved => Input::Resolved(&ADDRS),
+            Misuse::SocketError => Input::SocketError(ErrorKind::NotConnected),
+            Misuse::ResolveFailed => Input::ResolveFailed(ErrorKind::NotFound),
+            Misuse::ConnectFailed => Input::ConnectFailed(ErrorKind::ConnectionRefused),
+        };
+        let name = input.name();
+        let before = self.snapshot();
+        let outputs_before = self.trace.len();
+        if let Err(refusal) = self.input(input)? {
+            return Err(self.violation(format!("a late {name} was refused: {refusal}")));
+        }
+        if self.snapshot() != before || self.trace.len() != outputs_before + 1 {
+            return Err(self.violation(format!("a late {name} changed the client")));
+        }
+        Ok(())
+    }
+
+    /// What a late report must leave as it found it.
+    fn snapshot(&self) -> (Phase, u64, u64, u64, u64, Option<Instant>) {
+        let c = &self.client;
+        (
+            c.phase(),
+            c.bytes_accepted(),
+            c.bytes_written(),
+            c.bytes_queued(),
+            c.bytes_received(),
+            c.poll_timeout(),
+        )
     }
 
     /// Asks for a graceful shutdown and lets only time pass: the client must close by itself.
@@ -626,6 +678,18 @@ impl World {
         let Some(report) = self.closed.clone() else {
             return Err(self.violation("no Closed event"));
         };
+        for late in [
+            Misuse::Connected,
+            Misuse::WrittenTooMuch,
+            Misuse::ReceivedWhileNotReadable,
+            Misuse::PeerEofWhileNotReadable,
+            Misuse::Resolved,
+            Misuse::SocketError,
+            Misuse::ResolveFailed,
+            Misuse::ConnectFailed,
+        ] {
+            self.late(late)?;
+        }
         if self.client.poll_output().is_some() {
             return Err(self.violation("an output after Closed"));
         }

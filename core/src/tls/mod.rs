@@ -8,14 +8,17 @@
 //! [`crate::TlsConfig`] needs.
 
 mod config;
+mod framing;
 
 use std::io::{self, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rustls::{CertificateError, ClientConnection};
 
 pub use config::{
-    client_config, danger_client_config_accepting_any_certificate, ring_provider, roots_from_pem,
+    check_alpn_protocols, client_config, client_config_from_pem,
+    danger_client_config_accepting_any_certificate, ring_provider, roots_from_pem,
 };
 
 use crate::{TlsConfig, TlsError, TlsInfo};
@@ -42,6 +45,8 @@ pub(crate) struct TlsSession {
     conn: ClientConnection,
     close_notify_sent: bool,
     peer_closed: bool,
+    /// Record boundaries of what arrives after our `close_notify` (see [`Self::receive`]).
+    after_close_notify: framing::RecordFraming,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -57,6 +62,8 @@ impl std::fmt::Debug for TlsSession {
 impl TlsSession {
     /// Starts a session; its ClientHello is ready in [`Self::write_outgoing`].
     pub(crate) fn new(config: &TlsConfig) -> Result<Self, TlsError> {
+        // rustls panics while building the ClientHello on a name it cannot encode.
+        config::check_alpn(&config.client_config.alpn_protocols)?;
         let mut conn =
             ClientConnection::new(config.client_config.clone(), config.server_name.clone())
                 .map_err(classify)?;
@@ -67,6 +74,7 @@ impl TlsSession {
             conn,
             close_notify_sent: false,
             peer_closed: false,
+            after_close_notify: framing::RecordFraming::default(),
         })
     }
 
@@ -126,10 +134,25 @@ impl TlsSession {
 
     /// Feeds bytes read from the socket and collects what they produced. Plaintext from the
     /// records before a failure is kept: each record was authenticated on its own.
+    ///
+    /// After our `close_notify`, rustls 0.23 must not see a record it would reject: it answers
+    /// with a fatal alert, and its `debug_assert!` that no second alert follows the first
+    /// (`close_notify` counts as one) panics in every debug build (rustls#959). So the record
+    /// headers are checked here first, as rustls's own deframer would, and a malformed record
+    /// never reaches it. A well-formed record that fails to authenticate can only be found by
+    /// rustls itself; for that last case the panic is contained and reported as corrupt data.
     pub(crate) fn receive(&mut self, mut data: &[u8]) -> Inbound {
         let was_handshaking = self.conn.is_handshaking();
         let mut plaintext = Vec::new();
         let mut error = None;
+        if self.close_notify_sent
+            && let Err(bad) = self.after_close_notify.check(data)
+        {
+            data = &data[..bad.valid_prefix];
+            error = Some(TlsError::CorruptMessage {
+                reason: bad.reason.into(),
+            });
+        }
         while !data.is_empty() && !self.peer_closed {
             if let Err(e) = self.receive_some(&mut data, &mut plaintext) {
                 error = Some(e);
@@ -153,11 +176,11 @@ impl TlsSession {
             .map_err(|e| TlsError::CorruptMessage {
                 reason: e.to_string(),
             })?;
-        let state = match self.conn.process_new_packets() {
+        let state = match self.process_new_packets() {
             Ok(state) => state,
             Err(e) => {
                 self.drain_available(plaintext);
-                return Err(classify(e));
+                return Err(e);
             }
         };
         self.drain_plaintext(state.plaintext_bytes_to_read(), plaintext)?;
@@ -170,6 +193,21 @@ impl TlsSession {
             });
         }
         Ok(())
+    }
+
+    /// `process_new_packets`, with the rustls#959 panic (only reachable after our
+    /// `close_notify`, see [`Self::receive`]) turned into the error rustls was reporting.
+    fn process_new_packets(&mut self) -> Result<rustls::IoState, TlsError> {
+        if !self.close_notify_sent {
+            return self.conn.process_new_packets().map_err(classify);
+        }
+        let conn = &mut self.conn;
+        match catch_unwind(AssertUnwindSafe(|| conn.process_new_packets())) {
+            Ok(processed) => processed.map_err(classify),
+            Err(_) => Err(TlsError::CorruptMessage {
+                reason: "a record that does not authenticate, after our close_notify".into(),
+            }),
+        }
     }
 
     /// Takes whatever plaintext rustls holds, after a failure (when it no longer says how much).
@@ -221,6 +259,9 @@ fn other(error: io::Error) -> TlsError {
 fn classify(error: rustls::Error) -> TlsError {
     let reason = error.to_string();
     match error {
+        rustls::Error::InvalidCertificate(cert) if config::is_ca_used_as_end_entity(&cert) => {
+            TlsError::CertificateIsCa
+        }
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer
             | CertificateError::BadSignature
