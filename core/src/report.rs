@@ -29,6 +29,23 @@ pub struct CloseReport {
 }
 
 impl CloseReport {
+    /// The report for a connection whose driver stopped before the client could close it
+    /// (its event loop failed or panicked): [`Error::DriverStopped`] with `reason`, and every
+    /// accepted byte not known to be written counted undelivered, so the accounting still
+    /// adds up. A driver calls this only when the client itself is lost.
+    pub fn driver_stopped(accepted: u64, written: u64, received: u64, reason: String) -> Self {
+        let written = written.min(accepted);
+        Self {
+            bytes_accepted: accepted,
+            bytes_written: written,
+            bytes_undelivered: accepted - written,
+            bytes_received: received,
+            wire_bytes_written: written,
+            peer_closed: false,
+            result: Err(Error::DriverStopped { reason }),
+        }
+    }
+
     /// Returns true when the connection ended on purpose and every accepted byte was written.
     ///
     /// An abort, an error, or a single undelivered byte makes a close unclean.

@@ -45,7 +45,17 @@ fn a_shutdown_that_fails_after_the_close_is_a_late_report_and_changes_nothing() 
     let report = closed(&pair.log).clone();
     assert_eq!(report.result, Ok(Ending::PeerClosed));
     let tail: Vec<&Output> = pair.log.iter().rev().take(3).rev().collect();
-    assert!(matches!(tail[..], [Output::ShutdownWrite, Output::Close, Output::Event(Event::Closed(_))]), "{tail:?}");
+    assert!(
+        matches!(
+            tail[..],
+            [
+                Output::ShutdownWrite,
+                Output::Close,
+                Output::Event(Event::Closed(_))
+            ]
+        ),
+        "{tail:?}"
+    );
 
     let accepted = pair
         .h
@@ -62,12 +72,18 @@ fn every_report_after_the_close_is_accepted_and_ignored() {
     for (name, config) in [
         ("resolving", Config::new("server.test", 7)),
         ("connecting", Config::new("127.0.0.1", 7)),
-        ("delayed", Config::new("127.0.0.1", 7).with_delay(std::time::Duration::from_secs(1))),
+        (
+            "delayed",
+            Config::new("127.0.0.1", 7).with_delay(std::time::Duration::from_secs(1)),
+        ),
     ] {
         let mut h = Harness::new(config);
         let _ = h.outputs();
         let outputs = h.input(Input::Abort);
-        assert!(matches!(outputs.last(), Some(Output::Event(Event::Closed(_)))), "{name}");
+        assert!(
+            matches!(outputs.last(), Some(Output::Event(Event::Closed(_)))),
+            "{name}"
+        );
 
         for report in late_reports() {
             let what = format!("{name}: {}", report.name());

@@ -572,3 +572,68 @@ fn a_hand_built_config_with_an_empty_alpn_name_fails_the_session_not_the_program
         TlsError::InvalidAlpnProtocol { .. }
     ));
 }
+
+/// A self-signed certificate marked CA:TRUE, as `openssl req -x509` makes by default, given as
+/// the trusted file: accepted when the server presents exactly that certificate, as
+/// `openssl s_client -CAfile` and Go accept it.
+#[test]
+fn a_pinned_self_signed_certificate_is_accepted() {
+    let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
+    let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
+    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(cert.server_config());
+    pair.connect();
+
+    pair.send(b"hello");
+
+    assert!(pair.server.tls_established());
+    assert_eq!(pair.server.decrypted, b"hello");
+}
+
+/// Pinning does not skip the name check.
+#[test]
+fn a_pinned_self_signed_certificate_for_another_name_is_refused() {
+    let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
+    let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
+    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("other.test"))));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(cert.server_config());
+    pair.connect();
+
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::CertificateNameMismatch { .. }
+    ));
+}
+
+/// A server certificate marked as a CA that is not itself trusted (only its issuer is) is
+/// still refused, with an error that says what to do.
+#[test]
+fn a_ca_certificate_used_as_a_server_certificate_says_what_to_do() {
+    let pki = Pki::with_ca_leaf(Leaf::Good);
+    let config = tls::client_config_from_pem(pki.ca_pem().as_bytes(), &[]).unwrap();
+    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+
+    let error = tls_error(&pair);
+    assert_eq!(error, TlsError::CertificateIsCa);
+    assert!(
+        error.to_string().contains("trust that very certificate"),
+        "{error}"
+    );
+}
+
+/// The ordinary chain still verifies through the same configuration.
+#[test]
+fn a_ca_file_still_verifies_certificates_it_issued() {
+    let pki = Pki::new();
+    let config = tls::client_config_from_pem(pki.ca_pem().as_bytes(), &[]).unwrap();
+    let mut pair = tls_pair(&pki, TlsConfig::new(config, server_name("localhost")));
+
+    pair.send(b"chained");
+
+    assert_eq!(pair.server.decrypted, b"chained");
+}

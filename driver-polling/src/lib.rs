@@ -12,7 +12,8 @@
 //!
 //! The loop is a `polling::Poller` in oneshot mode, re-armed each turn from what each client
 //! wants; the next client deadline is the wait timeout. Connects are non-blocking (socket2),
-//! names are resolved on helper threads, queued transmits are gathered into `writev` calls,
+//! names are resolved on a bounded pool of helper threads (by [`SystemResolver`], or any
+//! [`Resolve`]), queued transmits are gathered into `writev` calls,
 //! and all reads share one buffer. The driver decides nothing: every decision — what to
 //! send, when to give up, what to report — is the core's.
 #![deny(unsafe_code)]
@@ -20,9 +21,11 @@
 
 pub mod demo;
 mod event_loop;
+mod resolver;
 mod runtime;
 mod socket;
 
 pub use event_loop::{ConnId, EventLoop, Waker};
+pub use resolver::{MAX_RESOLVER_THREADS, Resolve, SystemResolver};
 pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
 pub use tcpclient_core;

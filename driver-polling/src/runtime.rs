@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{Config, Event, InvalidInput, Phase};
+use tcpclient_core::{CloseReport, Config, Event, InvalidInput, Phase};
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
 
@@ -31,7 +32,11 @@ pub enum Notification {
 /// Runs an [`EventLoop`] on a thread of its own; other threads talk to their connections
 /// through [`Connection`] handles.
 ///
-/// Dropping the runtime aborts the connections still open and joins the thread.
+/// Dropping the runtime aborts the connections still open and joins the thread. Should the
+/// loop thread ever end on its own (an I/O error from the poller, or a panic in code it runs,
+/// such as a certificate verifier), every open connection gets a close report with
+/// [`Error::DriverStopped`](tcpclient_core::Error::DriverStopped), every producer waiting for
+/// room wakes with a refusal, and [`connect`](Self::connect) fails from then on.
 ///
 /// ```
 /// use tcpclient_core::{Bytes, Config, Event};
@@ -65,7 +70,8 @@ pub struct Runtime {
     commands: Sender<Command>,
     waker: Waker,
     next_key: AtomicU64,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    registry: Arc<Registry>,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// A handle on one connection of a [`Runtime`], usable from any thread.
@@ -76,6 +82,9 @@ pub struct Runtime {
 /// is the outboxes. Sending is bounded by [`Config::send_limit`]; received data the
 /// application has not taken is bounded too: past a window the connection stops reading
 /// the socket until [`recv`](Self::recv) catches up.
+///
+/// Dropping the last handle of a connection (this one and every [`ConnectionSender`] made
+/// from it) aborts the connection, as dropping a `TcpStream` closes it.
 pub struct Connection {
     sender: ConnectionSender,
     notifications: Receiver<Notification>,
@@ -89,8 +98,35 @@ pub struct Connection {
 pub struct ConnectionSender {
     key: u64,
     shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+/// Held by every handle of one connection; the last one to go aborts it.
+struct Owner {
+    key: u64,
     commands: Sender<Command>,
     waker: Waker,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.commands.send(Command::Dropped(self.key)).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// Whether the loop thread still runs, and the connections it would have to close if not.
+#[derive(Default)]
+struct Registry {
+    state: Mutex<RegistryState>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    /// Why the loop thread ended, once it has.
+    stopped: Option<String>,
+    connections: Vec<Weak<Shared>>,
 }
 
 /// What the loop thread and a handle share about one connection.
@@ -106,6 +142,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct SendState {
+    /// Bytes sent through the handles and taken by the client (or on their way to it).
+    accepted: u64,
     /// Bytes sent through the handle and not yet written (or reported undelivered).
     unwritten: u64,
     /// `finish` or `abort` was called, or the connection closed.
@@ -124,24 +162,32 @@ enum Command {
     Finish(u64),
     Abort(u64),
     ResumeReading(u64),
-    /// The handle was dropped: forget the connection once it has closed.
-    Forget(u64),
+    /// The last handle was dropped: abort the connection, forget it once it has closed.
+    Dropped(u64),
     Stop,
 }
 
 impl Runtime {
     /// Starts the loop thread.
     pub fn spawn() -> io::Result<Self> {
-        let event_loop = EventLoop::new()?;
+        Self::spawn_on(EventLoop::new()?)
+    }
+
+    /// Starts the loop thread on a loop made beforehand, for example with
+    /// [`EventLoop::with_resolver`].
+    pub fn spawn_on(event_loop: EventLoop) -> io::Result<Self> {
         let waker = event_loop.waker();
         let (commands, rx) = mpsc::channel();
+        let registry = Arc::new(Registry::default());
+        let loop_thread = LoopThread::new(event_loop, rx, registry.clone());
         let thread = std::thread::Builder::new()
             .name("tcpclient-loop".into())
-            .spawn(move || LoopThread::new(event_loop, rx).run())?;
+            .spawn(move || loop_thread.run())?;
         Ok(Self {
             commands,
             waker,
             next_key: AtomicU64::new(0),
+            registry,
             thread: Some(thread),
         })
     }
@@ -164,17 +210,28 @@ impl Runtime {
             shared: shared.clone(),
             notifications: tx,
         };
-        self.commands
-            .send(command)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the event loop has stopped"))?;
+        {
+            // Registered and enqueued under one lock: a loop thread that dies either sees
+            // this connection, or this call sees that it died.
+            let mut registry = self.registry.lock();
+            if let Some(reason) = &registry.stopped {
+                let message = format!("the event loop has stopped: {reason}");
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, message));
+            }
+            registry.connections.retain(|c| c.strong_count() > 0);
+            registry.connections.push(Arc::downgrade(&shared));
+            self.commands.send(command).map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the event loop has stopped")
+            })?;
+        }
         self.waker.wake()?;
+        let owner = Arc::new(Owner {
+            key,
+            commands: self.commands.clone(),
+            waker: self.waker.clone(),
+        });
         Ok(Connection {
-            sender: ConnectionSender {
-                key,
-                shared,
-                commands: self.commands.clone(),
-                waker: self.waker.clone(),
-            },
+            sender: ConnectionSender { key, shared, owner },
             notifications,
             closed: std::cell::Cell::new(false),
         })
@@ -263,12 +320,6 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.sender.command(Command::Forget(self.sender.key));
-    }
-}
-
 impl ConnectionSender {
     /// Queues `data` to send. Refused at once, with the data handed back, when the send
     /// queue is full ([`InvalidInput::QueueFull`]) or after [`finish`](Self::finish) or
@@ -308,6 +359,7 @@ impl ConnectionSender {
             });
         }
         state.unwritten += data.len() as u64;
+        state.accepted += data.len() as u64;
         // Enqueued under the lock: a `finish` on another thread either sees this send
         // counted, or this send sees the finish; never a send after the finish it crossed.
         self.command(Command::Send(self.key, data));
@@ -350,15 +402,15 @@ impl ConnectionSender {
             .shared
             .unread
             .fetch_sub(data.len() as u64, Ordering::AcqRel);
-        let after = before - data.len() as u64;
+        let after = before.saturating_sub(data.len() as u64);
         if after <= RECEIVE_WINDOW / 2 && self.shared.reading_paused.swap(false, Ordering::AcqRel) {
             self.command(Command::ResumeReading(self.key));
         }
     }
 
     fn command(&self, command: Command) {
-        if self.commands.send(command).is_ok() {
-            let _ = self.waker.wake();
+        if self.owner.commands.send(command).is_ok() {
+            let _ = self.owner.waker.wake();
         }
     }
 }
@@ -385,6 +437,15 @@ impl Shared {
         state
     }
 
+    /// A send the loop refused on the client's behalf (it crossed the close): it was never
+    /// taken, so it leaves both accounts.
+    fn refused(&self, n: u64) {
+        let mut state = self.lock();
+        state.accepted = state.accepted.saturating_sub(n);
+        drop(state);
+        self.settled(n);
+    }
+
     /// `n` more bytes left the handle's account (written, or undelivered at the close).
     fn settled(&self, n: u64) {
         if n == 0 {
@@ -392,7 +453,6 @@ impl Shared {
         }
         let mut state = self.lock();
         let before = state.unwritten;
-        debug_assert!(n <= before, "settled {n} of {before} unwritten bytes");
         state.unwritten = before.saturating_sub(n);
         if before > self.low_watermark && state.unwritten <= self.low_watermark
             || state.unwritten == 0
@@ -402,10 +462,17 @@ impl Shared {
     }
 }
 
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, RegistryState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The loop thread's side: the loop and what it knows of each handle.
 struct LoopThread {
     event_loop: EventLoop,
     commands: Receiver<Command>,
+    registry: Arc<Registry>,
     handles: HashMap<u64, Handle>,
     keys: HashMap<ConnId, u64>,
     stopping: bool,
@@ -415,25 +482,41 @@ struct Handle {
     id: ConnId,
     shared: Arc<Shared>,
     notifications: Sender<Notification>,
+    /// Bytes the client has written, as of the last turn.
     written: u64,
+    /// Bytes delivered as `Data`.
+    received: u64,
     /// The connection has closed; requests still in flight are refused back to the handle.
     closed: bool,
-    /// The handle was dropped; forget the entry once the connection has closed.
+    /// Every handle was dropped; forget the entry once the connection has closed.
     forgotten: bool,
 }
 
 impl LoopThread {
-    fn new(event_loop: EventLoop, commands: Receiver<Command>) -> Self {
+    fn new(event_loop: EventLoop, commands: Receiver<Command>, registry: Arc<Registry>) -> Self {
         Self {
             event_loop,
             commands,
+            registry,
             handles: HashMap::new(),
             keys: HashMap::new(),
             stopping: false,
         }
     }
 
-    fn run(mut self) -> io::Result<()> {
+    /// Serves until the runtime is dropped. If serving ends any other way, no connection is
+    /// left without its close report and no producer is left waiting.
+    fn run(mut self) {
+        let served = catch_unwind(AssertUnwindSafe(|| self.serve()));
+        let reason = match served {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => format!("its event loop failed: {error}"),
+            Err(panic) => format!("its event loop panicked: {}", panic_message(&*panic)),
+        };
+        self.stop_every_connection(&reason);
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
         loop {
             self.take_commands();
             if self.stopping && self.event_loop.is_empty() {
@@ -441,6 +524,45 @@ impl LoopThread {
             }
             self.event_loop.turn(None)?;
             self.dispatch();
+        }
+    }
+
+    /// After the loop died: every connection still open (or still on its way in) gets a
+    /// close report saying why, every sender is closed and woken, and no new connection can
+    /// be made.
+    fn stop_every_connection(&mut self, reason: &str) {
+        let mut registry = self.registry.lock();
+        registry.stopped = Some(reason.to_owned());
+        // Connections asked for but not yet taken: under the registry lock, no more come.
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Connect {
+                key,
+                shared,
+                notifications,
+                ..
+            } = command
+            {
+                self.handles
+                    .insert(key, Handle::new(ConnId::CLOSED, shared, notifications));
+            }
+        }
+        for handle in self.handles.values_mut().filter(|h| !h.closed) {
+            handle.closed = true;
+            let state = handle.shared.close_to_sends(Phase::Closed);
+            let accepted = state.accepted;
+            drop(state);
+            let report = CloseReport::driver_stopped(
+                accepted,
+                handle.written,
+                handle.received,
+                reason.to_owned(),
+            );
+            handle.shared.settled(u64::MAX);
+            let closed = Event::Closed(Box::new(report));
+            let _ = handle.notifications.send(Notification::Event(closed));
+        }
+        for shared in registry.connections.drain(..).filter_map(|c| c.upgrade()) {
+            drop(shared.close_to_sends(Phase::Closed));
         }
     }
 
@@ -455,23 +577,14 @@ impl LoopThread {
                 } => {
                     let id = self.event_loop.connect(config);
                     self.keys.insert(id, key);
-                    self.handles.insert(
-                        key,
-                        Handle {
-                            id,
-                            shared,
-                            notifications,
-                            written: 0,
-                            closed: false,
-                            forgotten: false,
-                        },
-                    );
+                    self.handles
+                        .insert(key, Handle::new(id, shared, notifications));
                 }
                 Command::Send(key, data) => {
                     let len = data.len() as u64;
                     if let Err(refusal) = self.request(key, |l, id| l.send(id, data)) {
                         if let Some(handle) = self.handles.get(&key) {
-                            handle.shared.settled(len);
+                            handle.shared.refused(len);
                         }
                         self.notify(key, Notification::Refused(refusal));
                     }
@@ -486,12 +599,17 @@ impl LoopThread {
                         self.event_loop.pause_reading(handle.id, false);
                     }
                 }
-                Command::Forget(key) => {
-                    if let Some(handle) = self.handles.get_mut(&key) {
-                        handle.forgotten = true;
-                        if handle.closed {
-                            self.handles.remove(&key);
-                        }
+                Command::Dropped(key) => {
+                    let Some(handle) = self.handles.get_mut(&key) else {
+                        continue;
+                    };
+                    handle.forgotten = true;
+                    if handle.closed {
+                        self.handles.remove(&key);
+                    } else {
+                        // Nobody can take its data or its report: end it now. Its close
+                        // report comes back through `dispatch`, which then forgets it.
+                        let _ = self.event_loop.abort(handle.id);
                     }
                 }
                 Command::Stop => {
@@ -547,30 +665,45 @@ impl LoopThread {
             let Some(handle) = self.handles.get_mut(&key) else {
                 continue;
             };
-            match &event {
-                Event::Data(data) => {
-                    let unread = handle
-                        .shared
-                        .unread
-                        .fetch_add(data.len() as u64, Ordering::AcqRel)
-                        + data.len() as u64;
-                    if unread >= RECEIVE_WINDOW
-                        && !handle.shared.reading_paused.swap(true, Ordering::AcqRel)
-                    {
-                        self.event_loop.pause_reading(id, true);
-                    }
-                }
-                Event::Closed(report) => {
-                    drop(handle.shared.close_to_sends(Phase::Closed));
+            if let Event::Closed(report) = &event {
+                drop(handle.shared.close_to_sends(Phase::Closed));
+                let unsettled =
+                    report.bytes_written.saturating_sub(handle.written) + report.bytes_undelivered;
+                handle.shared.settled(unsettled);
+                handle.written = report.bytes_written;
+            }
+            let data_len = match &event {
+                Event::Data(data) => Some(data.len() as u64),
+                _ => None,
+            };
+            let closed = matches!(event, Event::Closed(_));
+            // Counted before it is sent, so that the receiver never takes out more than
+            // went in.
+            let unread =
+                data_len.map(|len| handle.shared.unread.fetch_add(len, Ordering::AcqRel) + len);
+            let delivered = handle
+                .notifications
+                .send(Notification::Event(event))
+                .is_ok();
+            if let (Some(len), Some(unread)) = (data_len, unread) {
+                handle.received += len;
+                // Only what waits in a live channel counts against the window: with every
+                // receiver gone the data is dropped, and reading goes on.
+                let unread = if delivered {
+                    unread
+                } else {
                     handle
                         .shared
-                        .settled(report.bytes_written - handle.written + report.bytes_undelivered);
-                    handle.written = report.bytes_written;
+                        .unread
+                        .fetch_sub(len, Ordering::AcqRel)
+                        .saturating_sub(len)
+                };
+                if unread >= RECEIVE_WINDOW
+                    && !handle.shared.reading_paused.swap(true, Ordering::AcqRel)
+                {
+                    self.event_loop.pause_reading(id, true);
                 }
-                _ => {}
             }
-            let closed = matches!(event, Event::Closed(_));
-            let _ = handle.notifications.send(Notification::Event(event));
             if closed {
                 handle.closed = true;
                 self.keys.remove(&id);
@@ -584,8 +717,35 @@ impl LoopThread {
                 continue;
             };
             let written = client.bytes_written();
-            handle.shared.settled(written - handle.written);
+            handle
+                .shared
+                .settled(written.saturating_sub(handle.written));
             handle.written = written;
         }
+    }
+}
+
+impl Handle {
+    fn new(id: ConnId, shared: Arc<Shared>, notifications: Sender<Notification>) -> Self {
+        Self {
+            id,
+            shared,
+            notifications,
+            written: 0,
+            received: 0,
+            closed: false,
+            forgotten: false,
+        }
+    }
+}
+
+/// The message a panic carried, if it was text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "a panic without a message"
     }
 }

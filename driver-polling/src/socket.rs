@@ -1,11 +1,17 @@
 //! The system calls: a non-blocking connect, gathered writes, reads into a reused buffer.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, TcpStream};
 
 use bytes::Bytes;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+/// Send flags that keep a write to a reset connection from raising SIGPIPE.
+#[cfg(not(any(target_vendor = "apple", windows)))]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(any(target_vendor = "apple", windows))]
+const NO_SIGNAL: libc::c_int = 0;
 
 /// Most buffers gathered into one `writev`: well under every platform's `IOV_MAX`.
 const MAX_IOVECS: usize = 128;
@@ -15,6 +21,8 @@ const MAX_IOVECS: usize = 128;
 pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
     let socket = nonblocking_stream(Domain::for_address(addr))?;
     socket.set_tcp_nodelay(true)?;
+    #[cfg(target_vendor = "apple")]
+    socket.set_nosigpipe(true)?;
     let done = match socket.connect(&SockAddr::from(addr)) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
@@ -46,8 +54,13 @@ pub(crate) fn finish_connect(stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// Writes as much of `pending` as the socket takes, gathering buffers into few `writev`s.
+/// Writes as much of `pending` as the socket takes, gathering buffers into few `sendmsg`s.
 /// Returns the bytes written; stops at `WouldBlock`; fails on any other error.
+///
+/// A write to a connection the peer has reset fails with EPIPE; with a plain `writev` the
+/// kernel also raises SIGPIPE, which kills a program that kept the default action. The
+/// library cannot rely on its embedder ignoring SIGPIPE, so writes say `MSG_NOSIGNAL`
+/// (Apple systems have no such flag: the socket is made `SO_NOSIGPIPE` instead).
 pub(crate) fn write_gathered(
     stream: &mut TcpStream,
     pending: &mut VecDeque<Bytes>,
@@ -59,7 +72,7 @@ pub(crate) fn write_gathered(
             .take(MAX_IOVECS)
             .map(|b| IoSlice::new(b))
             .collect();
-        let n = match stream.write_vectored(&slices) {
+        let n = match SockRef::from(&*stream).send_vectored_with_flags(&slices, NO_SIGNAL) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

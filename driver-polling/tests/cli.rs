@@ -97,9 +97,17 @@ impl Spawned {
     }
 
     /// Waits for the process within the limit (killing it past that) and collects its output.
-    fn finish(mut self) -> Run {
+    fn finish(self) -> Run {
+        self.finish_measuring().0
+    }
+
+    /// Like [`Self::finish`], and also returns the process's peak resident memory in KiB
+    /// (`VmHWM`, read until it exits).
+    fn finish_measuring(mut self) -> (Run, u64) {
         let deadline = Instant::now() + LIMIT;
+        let mut peak = 0;
         let status = loop {
+            peak = peak.max(peak_memory_kib(self.child.id()));
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
@@ -112,12 +120,23 @@ impl Spawned {
         let stdout = self.stdout.join().expect("stdout reader");
         self.stderr_seen.extend(self.stderr.iter());
         let stderr = self.stderr_seen.iter().map(|l| format!("{l}\n")).collect();
-        Run {
+        let run = Run {
             status: status.code().unwrap_or(-1),
             stdout,
             stderr,
-        }
+        };
+        (run, peak)
     }
+}
+
+/// The peak resident memory of process `pid` so far, in KiB (0 once it is gone).
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn host_port(addr: SocketAddr) -> [String; 2] {
@@ -519,4 +538,268 @@ fn help_and_usage_errors_follow_the_conventions() {
         "{}",
         missing_port.stderr
     );
+}
+
+/// Answers the greeting slot by streaming `unit` for ever (until the client goes away).
+fn streaming_server(unit: &'static [u8]) -> SocketAddr {
+    serve(move |mut stream| {
+        let block = unit.repeat((16 * 1024 / unit.len()).max(1));
+        while stream.write_all(&block).is_ok() {}
+    })
+}
+
+/// A server that streams `220-x` continuation lines for ever never lets the dialogue end:
+/// the program gives up at its connect timeout, not later.
+#[test]
+fn a_starttls_reply_that_never_ends_stops_at_the_connect_timeout() {
+    let [host, port] = host_port(streaming_server(b"220-x\r\n"));
+    let started = Instant::now();
+
+    let run = run(
+        &[
+            "--starttls",
+            "smtp",
+            "--insecure",
+            "--connect-timeout",
+            "2",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("STARTTLS"), "{}", run.stderr);
+}
+
+/// A reply line with no end: refused once it passes 8 KiB, with the memory it took small.
+#[test]
+fn a_starttls_reply_line_without_an_end_is_refused_in_bounded_memory() {
+    let [host, port] = host_port(streaming_server(b"x"));
+    let spawned = Spawned::new(tcpclient(&[
+        "--starttls",
+        "smtp",
+        "--insecure",
+        "--connect-timeout",
+        "20",
+        &host,
+        &port,
+    ]));
+
+    let (run, peak_kib) = spawned.finish_measuring();
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("longer than 8192 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        peak_kib > 0 && peak_kib < 30 * 1024,
+        "peak resident memory {peak_kib} KiB"
+    );
+}
+
+/// A reply of too many lines, sent at once: refused at once, long before the timeout.
+#[test]
+fn a_starttls_reply_of_too_many_lines_is_refused() {
+    let [host, port] = host_port(serve(|mut stream| {
+        let _ = stream.write_all(&b"220-more\r\n".repeat(5000));
+        std::thread::sleep(PATIENCE);
+    }));
+    let started = Instant::now();
+
+    let run = run(
+        &[
+            "--starttls",
+            "smtp",
+            "--insecure",
+            "--connect-timeout",
+            "20",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("lines"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// `--connect-timeout` bounds the whole establishment, TLS handshake included, as curl's
+/// does: a server that accepts and never speaks TLS cannot hold the program longer.
+#[test]
+fn the_connect_timeout_bounds_the_tls_handshake() {
+    let [host, port] = host_port(serve(|_stream| std::thread::sleep(PATIENCE)));
+    let started = Instant::now();
+
+    let run = run(
+        &[
+            "--tls",
+            "--insecure",
+            "--connect-timeout",
+            "1",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("--connect-timeout"), "{}", run.stderr);
+}
+
+/// A paced file that the server cuts short after 3 bytes: the exit status counts every byte
+/// of the file, whatever the input thread was doing when the connection closed.
+#[test]
+fn a_paced_send_file_cut_short_by_the_server_is_an_error() {
+    let [host, port] = host_port(serve(|mut stream| {
+        let mut first = [0u8; 3];
+        let _ = std::io::Read::read_exact(&mut stream, &mut first);
+    }));
+    let file = temp_file("paced.bin", &vec![1u8; 100_000]);
+
+    let run = run(
+        &[
+            "--send-file",
+            file.to_str().unwrap(),
+            "--rate",
+            "2",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("of 100000 bytes of --send-file"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An empty ALPN name (`h2,`) is a usage error, not a panic inside rustls.
+#[test]
+fn an_empty_alpn_name_is_a_usage_error() {
+    let [host, port] = host_port(echo_server());
+
+    let run = run(&["--tls", "--insecure", "--alpn", "h2,", &host, &port], b"");
+
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("ALPN"), "{}", run.stderr);
+}
+
+/// Standard error closed before the program writes to it: no panic, and the exit status
+/// still tells how the session ended.
+#[test]
+fn a_closed_standard_error_does_not_change_the_exit_status() {
+    let [host, port] = host_port(echo_server());
+    let clean = {
+        let mut command = tcpclient(&["-v", &host, &port]);
+        command.stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn");
+        drop(child.stderr.take()); // the reading end is gone: writes fail with EPIPE
+        drop(child.stdin.take());
+        child.wait().expect("wait")
+    };
+    let failed = {
+        let port = unused_port().to_string();
+        let mut command = tcpclient(&["127.0.0.1", &port]);
+        let mut child = command.spawn().expect("spawn");
+        drop(child.stderr.take());
+        drop(child.stdin.take());
+        child.wait().expect("wait")
+    };
+
+    assert_eq!(clean.code(), Some(0));
+    assert_eq!(failed.code(), Some(1));
+}
+
+/// `--tls [::1]`: the brackets belong to the address, not to the name checked against the
+/// certificate, which holds the IP address ::1.
+#[test]
+fn tls_to_a_bracketed_ipv6_literal_verifies_its_ip_address() {
+    let pki = Pki::new();
+    let addr = tcpclient_testkit::loopback::tls_echo_server_on("[::1]:0", pki.server_config());
+    let ca = temp_file("ipv6-ca.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "[::1]",
+            &addr.port().to_string(),
+        ],
+        b"over ipv6\n",
+    );
+
+    assert_eq!(run.stdout, b"over ipv6\n", "{}", run.stderr);
+    assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+}
+
+/// A self-signed server certificate made the usual way (CA:TRUE), given as `--cafile`:
+/// trusted, as `openssl s_client -CAfile` trusts it.
+#[test]
+fn a_self_signed_certificate_given_as_cafile_is_trusted() {
+    let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
+    let [host, port] = host_port(tls_echo_server(cert.server_config()));
+    let ca = temp_file("self-signed.pem", cert.pem().as_bytes());
+
+    let run = run(
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
+        b"pinned\n",
+    );
+
+    assert_eq!(run.stdout, b"pinned\n", "{}", run.stderr);
+    assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+}
+
+/// A CA certificate used as a server certificate, not itself in `--cafile`: refused, with
+/// the flag that fixes it named.
+#[test]
+fn a_ca_certificate_as_server_certificate_names_the_fix() {
+    let pki = Pki::with_ca_leaf(tcpclient_testkit::Leaf::Good);
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+    let ca = temp_file("issuer-only.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
+        b"x",
+    );
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("--cafile"), "{}", run.stderr);
 }

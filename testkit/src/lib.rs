@@ -13,6 +13,6 @@ mod world;
 pub use harness::{Harness, closed, events};
 pub use pair::Pair;
 pub use peer::Server;
-pub use pki::{Leaf, Pki, server_name};
+pub use pki::{Leaf, Pki, SelfSigned, server_name};
 pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
 pub use world::{Outcome, Violation, check, lifecycle, run, server_bytes};

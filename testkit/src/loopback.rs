@@ -16,7 +16,15 @@ pub fn serve<F>(serve: F) -> SocketAddr
 where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    serve_on("127.0.0.1:0", serve)
+}
+
+/// Like [`serve`], on `addr` (`"[::1]:0"` for IPv6 loopback).
+pub fn serve_on<F>(addr: &str, serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(addr).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let serve = Arc::new(serve);
     std::thread::spawn(move || {
@@ -46,7 +54,12 @@ pub fn echo_server() -> SocketAddr {
 
 /// Echoes over TLS from the first byte; answers the client's `close_notify` with its own.
 pub fn tls_echo_server(config: Arc<ServerConfig>) -> SocketAddr {
-    serve(move |stream| {
+    tls_echo_server_on("127.0.0.1:0", config)
+}
+
+/// Like [`tls_echo_server`], on `addr`.
+pub fn tls_echo_server_on(addr: &str, config: Arc<ServerConfig>) -> SocketAddr {
+    serve_on(addr, move |stream| {
         let conn = ServerConnection::new(config.clone()).expect("server connection");
         let mut tls = StreamOwned::new(conn, stream);
         let mut buf = [0u8; 16 * 1024];

@@ -16,7 +16,7 @@ use tcpclient_core::{TlsConfig, tls};
 /// What is wrong with the server certificate, if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leaf {
-    /// Valid for `localhost` and 127.0.0.1, signed by the CA, valid 1975–4096.
+    /// Valid for `localhost`, 127.0.0.1 and ::1, signed by the CA, valid 1975–4096.
     Good,
     /// Valid in form, but expired in 2001.
     Expired,
@@ -40,6 +40,16 @@ impl Pki {
 
     /// A CA and a server certificate of the given kind.
     pub fn with_leaf(leaf: Leaf) -> Self {
+        Self::with_leaf_as(leaf, false)
+    }
+
+    /// A CA and a server certificate of the given kind that is itself marked as a CA
+    /// (`basicConstraints: CA:TRUE`), which webpki refuses as a server certificate.
+    pub fn with_ca_leaf(leaf: Leaf) -> Self {
+        Self::with_leaf_as(leaf, true)
+    }
+
+    fn with_leaf_as(leaf: Leaf, leaf_is_ca: bool) -> Self {
         let ca_key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -51,7 +61,11 @@ impl Pki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let names = match leaf {
-            Leaf::Good | Leaf::Expired => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+            Leaf::Good | Leaf::Expired => vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ],
             Leaf::WrongName => vec!["other.invalid".to_string()],
         };
         let mut params = CertificateParams::new(names).expect("leaf params");
@@ -59,6 +73,9 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "tcpclient test server");
         params.serial_number = Some(SerialNumber::from(2u64));
+        if leaf_is_ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
         if leaf == Leaf::Expired {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
@@ -132,6 +149,54 @@ impl Pki {
     pub fn client_tls(&self, name: &str) -> TlsConfig {
         let config = tls::client_config(self.roots(), &[]).expect("client config");
         TlsConfig::new(config, server_name(name))
+    }
+}
+
+/// A self-signed server certificate made the way `openssl req -x509 -newkey ... -subj
+/// /CN=localhost -addext subjectAltName=DNS:localhost` makes one: its own issuer, and marked
+/// as a CA (`basicConstraints: CA:TRUE`), valid 1975–4096.
+pub struct SelfSigned {
+    pem: String,
+    der: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl SelfSigned {
+    /// A self-signed CA:TRUE certificate for these names (DNS names or IP addresses).
+    pub fn new(names: &[&str]) -> Self {
+        let key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.serial_number = Some(SerialNumber::from(3u64));
+        let cert = params.self_signed(&key).expect("self-signed cert");
+        Self {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        }
+    }
+
+    /// The certificate in PEM, as `--cafile` would read it.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A server configuration presenting the certificate (and nothing else).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        let config = ServerConfig::builder_with_provider(tls::ring_provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.der.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .expect("server certificate");
+        Arc::new(config)
     }
 }
 

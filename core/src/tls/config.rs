@@ -195,7 +195,10 @@ impl ServerCertVerifier for PinnedOrChained {
         match verified {
             Err(rustls::Error::InvalidCertificate(error))
                 if is_ca_used_as_end_entity(&error)
-                    && self.trusted.iter().any(|t| t.as_ref() == end_entity.as_ref()) =>
+                    && self
+                        .trusted
+                        .iter()
+                        .any(|t| t.as_ref() == end_entity.as_ref()) =>
             {
                 // webpki checks the validity period before basicConstraints, so this
                 // certificate is in date; only its name is left to check.

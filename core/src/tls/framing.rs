@@ -123,7 +123,10 @@ mod tests {
                 reason: "a record of an unknown content type"
             })
         );
-        assert!(framing.check(&record(23, 1)).is_err(), "malformed stays malformed");
+        assert!(
+            framing.check(&record(23, 1)).is_err(),
+            "malformed stays malformed"
+        );
     }
 
     #[test]
@@ -145,7 +148,10 @@ mod tests {
     #[test]
     fn rustls_header_rules() {
         assert!(validate(&[22, 3, 1, 0, 5]).is_ok());
-        assert!(validate(&[23, 3, 3, 0, 0]).is_ok(), "empty application data is allowed");
+        assert!(
+            validate(&[23, 3, 3, 0, 0]).is_ok(),
+            "empty application data is allowed"
+        );
         assert!(validate(&[21, 3, 3, 0, 0]).is_err());
         assert!(validate(&[23, 2, 0, 0, 5]).is_err());
         assert!(validate(&[19, 3, 3, 0, 5]).is_err());

@@ -178,18 +178,28 @@ pub fn run_to_end(event_loop: &mut EventLoop, limit: Duration) -> Vec<(ConnId, E
 
 /// Takes a connection's notifications until its close report, within `limit`.
 pub fn events_until_closed(conn: &Connection, limit: Duration) -> Vec<Event> {
+    events_until(conn, limit, |e| matches!(e, Event::Closed(_)))
+}
+
+/// Takes a connection's notifications until an event `last` accepts (or the close report),
+/// within `limit`.
+pub fn events_until(
+    conn: &Connection,
+    limit: Duration,
+    last: impl Fn(&Event) -> bool,
+) -> Vec<Event> {
     let deadline = Instant::now() + limit;
     let mut events = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(
             !left.is_zero(),
-            "no close report within {limit:?}: {events:?}"
+            "no such event within {limit:?}: {events:?}"
         );
         if let Ok(Some(Notification::Event(event))) = conn.recv_timeout(left) {
-            let closed = matches!(event, Event::Closed(_));
+            let done = last(&event) || matches!(event, Event::Closed(_));
             events.push(event);
-            if closed {
+            if done {
                 return events;
             }
         }
