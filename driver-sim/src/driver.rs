@@ -164,13 +164,15 @@ impl Shared {
         result
     }
 
-    /// Feeds a driver report; the core never refuses a faithful driver's report.
+    /// Feeds a driver report. The core takes every report of a faithful driver, late ones
+    /// included; a refusal is a bug in this driver, recorded as a violation.
     fn report(&self, input: Input<'_>) {
-        let refused = self.input(input);
-        debug_assert!(
-            refused.is_ok(),
-            "the driver's report was refused: {refused:?}"
-        );
+        let name = input.name();
+        if let Err(refusal) = self.input(input) {
+            self.checks
+                .borrow_mut()
+                .violate(format!("the driver's {name} was refused: {refusal}"));
+        }
     }
 
     fn poll_output(&self) -> Option<Output> {
@@ -330,7 +332,7 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
         tokio::select! {
             biased;
             () = shared.wake.notified() => {}
-            connected = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+            connected = until_some(connecting.as_mut()), if connecting.is_some() => {
                 connecting = None;
                 match connected {
                     Ok(stream) => {
@@ -340,7 +342,7 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                     Err(e) => shared.report(Input::ConnectFailed(e.kind())),
                 }
             }
-            written = async { write_half.expect("guarded").write(&pending[0]).await }, if writing => {
+            written = write_front(write_half, &pending), if writing => {
                 match written {
                     Ok(n) => {
                         let _ = pending.front_mut().map(|front| front.split_to(n));
@@ -352,7 +354,7 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                     Err(e) => shared.report(Input::SocketError(e.kind())),
                 }
             }
-            read = async { read_half.expect("guarded").read(&mut buf).await }, if reading => {
+            read = read_into(read_half, &mut buf), if reading => {
                 match read {
                     Ok(0) => shared.report(Input::PeerEof),
                     Ok(n) => shared.report(Input::Received(&buf[..n])),
@@ -361,5 +363,33 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
             }
             () = sleep => shared.report(Input::Timeout),
         }
+    }
+}
+
+/// Awaits the connect under way; never finishes when there is none (the select's guard
+/// keeps that branch off then).
+async fn until_some(connecting: Option<&mut Connecting>) -> io::Result<TcpStream> {
+    match connecting {
+        Some(connecting) => connecting.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the front transmit; pending for ever without a socket or a transmit.
+async fn write_front(
+    write: Option<&mut OwnedWriteHalf>,
+    pending: &VecDeque<Bytes>,
+) -> io::Result<usize> {
+    match (write, pending.front()) {
+        (Some(write), Some(front)) => write.write(front).await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Reads into `buf`; pending for ever without a socket.
+async fn read_into(read: Option<&mut OwnedReadHalf>, buf: &mut [u8]) -> io::Result<usize> {
+    match read {
+        Some(read) => read.read(buf).await,
+        None => std::future::pending().await,
     }
 }

@@ -53,7 +53,7 @@ pub struct Args {
     pub servername: Option<String>,
 
     /// Offer these ALPN protocols, most preferred first (comma-separated).
-    #[arg(long, value_name = "PROTOCOLS", value_delimiter = ',')]
+    #[arg(long, value_name = "PROTOCOLS", value_delimiter = ',', value_parser = parse_alpn)]
     pub alpn: Vec<String>,
 
     /// Do not verify the server's certificate. The session is encrypted but anyone on the
@@ -69,7 +69,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub delay: Duration,
 
-    /// Give up connecting after this long, all addresses included.
+    /// Give up establishing the session after this long: every address, the STARTTLS
+    /// dialogue and the TLS handshake included.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub connect_timeout: Duration,
 
@@ -116,6 +117,13 @@ pub enum StartTlsProtocol {
     Pop3,
     /// FTP (RFC 4217): AUTH TLS, expecting 234.
     Ftp,
+}
+
+/// Takes one ALPN protocol name: 1 to 255 bytes, all that TLS can carry.
+fn parse_alpn(name: &str) -> Result<String, String> {
+    tcpclient_core::tls::check_alpn_protocols(&[name.as_bytes()])
+        .map(|()| name.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses `1.5`, `250ms`, `2s`, `1m` (a bare number is seconds).

@@ -9,6 +9,7 @@ use tcpclient_polling::demo::DemoServer;
 
 use super::Failure;
 use super::inbound::Inbound;
+use super::output::say;
 use super::trace::Trace;
 
 /// Every step of the script must finish within this.
@@ -17,8 +18,12 @@ const STEP: Duration = Duration::from_secs(10);
 pub fn run() -> Result<(), Failure> {
     let server = DemoServer::start()?;
     let addr = server.addr();
-    println!("tcpclient demo: a server on {addr} speaks a line protocol with STARTTLS;");
-    println!("its certificate comes from a CA made just now, which only this client trusts.\n");
+    say(format_args!(
+        "tcpclient demo: a server on {addr} speaks a line protocol with STARTTLS;"
+    ));
+    say(format_args!(
+        "its certificate comes from a CA made just now, which only this client trusts.\n"
+    ));
     let tls = server
         .client_tls()
         .map_err(|e| Failure::Setup(e.to_string()))?;
@@ -30,51 +35,60 @@ pub fn run() -> Result<(), Failure> {
     let mut inbound = Inbound::new(&conn, &trace, false);
     let deadline = || Instant::now() + STEP;
 
-    println!("1. connect");
+    say(format_args!("1. connect"));
     wait_for(&mut inbound, "Connected", |e| {
         matches!(e, Event::Connected(_))
     })?;
-    println!("   connected to {addr}");
-    println!("   server: {}", inbound.line(deadline())?);
+    say(format_args!("   connected to {addr}"));
+    say(format_args!("   server: {}", inbound.line(deadline())?));
 
-    println!("2. plaintext exchange");
+    say(format_args!("2. plaintext exchange"));
     exchange(&mut inbound, "ECHO hello in plaintext")?;
 
-    println!("3. STARTTLS (Kamaelia's makessl)");
+    say(format_args!("3. STARTTLS (Kamaelia's makessl)"));
     exchange(&mut inbound, "STARTTLS")?;
     conn.start_tls();
     let info = wait_for(&mut inbound, "TlsEstablished", |e| {
         matches!(e, Event::TlsEstablished(_))
     })?;
     if let Event::TlsEstablished(info) = info {
-        println!("   TLS established (sslready): {info}, certificate verified");
+        say(format_args!(
+            "   TLS established (sslready): {info}, certificate verified"
+        ));
     }
 
-    println!("4. encrypted exchange");
+    say(format_args!("4. encrypted exchange"));
     exchange(&mut inbound, "ECHO hello over TLS")?;
 
-    println!("5. graceful shutdown (producerFinished): flush, close_notify, FIN, drain");
+    say(format_args!(
+        "5. graceful shutdown (producerFinished): flush, close_notify, FIN, drain"
+    ));
     conn.finish();
     let closed = wait_for(&mut inbound, "Closed", |e| matches!(e, Event::Closed(_)))?;
     let Event::Closed(report) = closed else {
         return Err(Failure::Vanished);
     };
-    println!("   close report: {report}");
+    say(format_args!("   close report: {report}"));
     if !report.is_clean() {
         return Err(Failure::Unclean(report));
     }
-    println!("\ndone: every byte accounted for, the session closed cleanly.");
+    say(format_args!(
+        "\ndone: every byte accounted for, the session closed cleanly."
+    ));
     Ok(())
 }
 
 /// Sends one line and prints it and the server's reply.
 fn exchange(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
-    println!("   client: {line}");
+    say(format_args!("   client: {line}"));
     inbound
         .conn
         .send(Bytes::from(format!("{line}\r\n")))
         .map_err(|e| Failure::Setup(e.to_string()))?;
-    println!("   server: {}", inbound.line(Instant::now() + STEP)?);
+    say(format_args!(
+        "   server: {}",
+        inbound.line(Instant::now() + STEP)?
+    ));
     Ok(())
 }
 
@@ -89,9 +103,9 @@ fn wait_for(
         match inbound.next(Some(deadline))? {
             event if wanted(&event) => return Ok(event),
             Event::Closed(report) => return Err(Failure::Unclean(report)),
-            Event::Data(data) => {
-                println!("   (unexpected data while waiting for {what}: {data:?})")
-            }
+            Event::Data(data) => say(format_args!(
+                "   (unexpected data while waiting for {what}: {data:?})"
+            )),
             _ => {}
         }
     }

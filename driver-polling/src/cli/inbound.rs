@@ -2,11 +2,17 @@
 
 use std::time::Instant;
 
-use tcpclient_core::{Event, InvalidInput};
+use bytes::BytesMut;
+use tcpclient_core::Event;
 use tcpclient_polling::{Connection, Notification};
 
 use super::Failure;
+use super::output::warn;
 use super::trace::Trace;
+
+/// Longest reply line a dialogue takes, CRLF included. SMTP allows 512 octets (RFC 5321
+/// 4.5.3.1.5); this leaves room for servers that stretch it.
+pub const MAX_LINE: usize = 8 * 1024;
 
 /// Events of one connection, traced as they are taken.
 pub struct Inbound<'a> {
@@ -14,9 +20,9 @@ pub struct Inbound<'a> {
     pub trace: &'a Trace,
     pub verbose: bool,
     /// Received bytes not yet consumed as lines.
-    buffered: Vec<u8>,
-    /// Bytes of sends the connection refused (they crossed its shutdown).
-    refused: u64,
+    buffered: BytesMut,
+    /// How much of `buffered` is known to hold no line end: each byte is looked at once.
+    scanned: usize,
 }
 
 impl<'a> Inbound<'a> {
@@ -25,25 +31,26 @@ impl<'a> Inbound<'a> {
             conn,
             trace,
             verbose,
-            buffered: Vec::new(),
-            refused: 0,
+            buffered: BytesMut::new(),
+            scanned: 0,
         }
     }
 
-    /// The next event, waiting at most until `deadline` (forever if `None`).
+    /// The next event, waiting at most until `deadline` (forever if `None`). A deadline
+    /// that has passed ends the wait even while events keep coming:
+    /// [`Failure::TimedOut`], which the caller words.
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Event, Failure> {
         loop {
             let notification = match deadline {
                 None => self.conn.recv().ok_or(Failure::Vanished)?,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Failure::TimedOut);
+                    }
                     match self.conn.recv_timeout(left) {
                         Ok(Some(notification)) => notification,
-                        Ok(None) => {
-                            return Err(Failure::StartTls(
-                                "the server did not answer in time".into(),
-                            ));
-                        }
+                        Ok(None) => return Err(Failure::TimedOut),
                         Err(_) => return Err(Failure::Vanished),
                     }
                 }
@@ -56,24 +63,34 @@ impl<'a> Inbound<'a> {
                     }
                     return Ok(event);
                 }
-                Notification::Refused(refusal) => {
-                    if self.verbose {
-                        eprintln!("tcpclient: refused: {refusal}");
-                    }
-                    self.refused += refused_bytes(refusal);
+                Notification::Refused(refusal) if self.verbose => {
+                    warn(format_args!("refused: {refusal}"));
                 }
                 _ => {}
             }
         }
     }
 
-    /// The next line the server sends (without CRLF), for dialogues before TLS.
+    /// The next line the server sends (without CRLF), for dialogues before TLS, by
+    /// `deadline`. A line longer than [`MAX_LINE`] is an error.
     pub fn line(&mut self, deadline: Instant) -> Result<String, Failure> {
         loop {
-            if let Some(end) = self.buffered.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buffered.drain(..=end).collect();
+            if Instant::now() >= deadline {
+                return Err(Failure::TimedOut);
+            }
+            let unscanned = &self.buffered[self.scanned..];
+            if let Some(at) = unscanned.iter().position(|&b| b == b'\n') {
+                let line = self.buffered.split_to(self.scanned + at + 1);
+                self.scanned = 0;
+                if line.len() > MAX_LINE {
+                    return Err(line_too_long());
+                }
                 let text = String::from_utf8_lossy(&line);
                 return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+            }
+            self.scanned = self.buffered.len();
+            if self.buffered.len() > MAX_LINE {
+                return Err(line_too_long());
             }
             match self.next(Some(deadline))? {
                 Event::Data(data) => self.buffered.extend_from_slice(&data),
@@ -92,34 +109,24 @@ impl<'a> Inbound<'a> {
         }
     }
 
-    /// Bytes of sends the connection refused, counting those still on their way after the
-    /// close report (call it once the report is in).
-    pub fn refused_after_close(&mut self) -> u64 {
-        while let Some(notification) = self.conn.recv() {
-            if let Notification::Refused(refusal) = notification {
-                self.refused += refused_bytes(refusal);
-            }
-        }
-        self.refused
-    }
-
     /// Bytes received but not consumed as lines.
     pub fn leftover(&self) -> usize {
         self.buffered.len()
     }
 }
 
+fn line_too_long() -> Failure {
+    Failure::StartTls(format!(
+        "the server sent a reply line longer than {MAX_LINE} bytes"
+    ))
+}
+
 /// `--verbose`: one human line per event (data is not described, it goes to stdout).
 pub fn describe(event: &Event) {
     match event {
-        Event::Connected(peer) => eprintln!("tcpclient: connected to {peer}"),
-        Event::TlsEstablished(info) => eprintln!("tcpclient: TLS established: {info}"),
-        Event::PeerClosed => eprintln!("tcpclient: the server closed its side"),
+        Event::Connected(peer) => warn(format_args!("connected to {peer}")),
+        Event::TlsEstablished(info) => warn(format_args!("TLS established: {info}")),
+        Event::PeerClosed => warn(format_args!("the server closed its side")),
         _ => {}
     }
-}
-
-/// The bytes a refused send carried (other refusals carry none).
-fn refused_bytes(refusal: InvalidInput) -> u64 {
-    refusal.into_data().map_or(0, |data| data.len() as u64)
 }

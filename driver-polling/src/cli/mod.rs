@@ -4,12 +4,14 @@
 mod args;
 mod demo;
 mod inbound;
+mod output;
 mod session;
 mod starttls;
 mod tls;
 mod trace;
 
 use clap::Parser;
+use tcpclient_core::{CloseReport, Error, TlsError};
 
 pub use args::Args;
 
@@ -17,8 +19,14 @@ pub use args::Args;
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     /// The connection ended, but not cleanly; the close report says how.
+    #[error("{}{}", .0, hint(.0))]
+    Unclean(Box<CloseReport>),
+    /// A wait with a deadline ran out (the caller says which wait, see [`Failure::Late`]).
+    #[error("timed out")]
+    TimedOut,
+    /// Establishing the session (connect, dialogue, TLS handshake) took longer than allowed.
     #[error("{0}")]
-    Unclean(Box<tcpclient_core::CloseReport>),
+    Late(String),
     /// The connection handle went away without a close report.
     #[error("the connection ended without a close report")]
     Vanished,
@@ -46,8 +54,24 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(failure) => {
-            eprintln!("tcpclient: {failure}");
+            output::warn(format_args!("{failure}"));
             1
         }
+    }
+}
+
+/// What to do about a failure, where the command line can fix it.
+fn hint(report: &CloseReport) -> &'static str {
+    match &report.result {
+        Err(Error::Tls(TlsError::CertificateIsCa)) => {
+            " (to trust a self-signed server certificate, pass that certificate itself with --cafile)"
+        }
+        Err(Error::Tls(TlsError::CertificateNotTrusted { .. })) => {
+            " (pass the issuing CA with --cafile, or --insecure to skip verification)"
+        }
+        Err(Error::Tls(TlsError::CertificateNameMismatch { .. })) => {
+            " (--servername sets the name to verify)"
+        }
+        _ => "",
     }
 }

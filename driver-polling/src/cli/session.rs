@@ -3,9 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +17,7 @@ use tcpclient_polling::{ConnectionSender, Runtime};
 
 use super::args::Args;
 use super::inbound::Inbound;
+use super::output::warn;
 use super::trace::Trace;
 use super::{Failure, starttls, tls};
 
@@ -36,63 +36,79 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if let Some(tls) = tls::config(args, host)? {
         config = config.with_tls(tls);
     }
-    let input: Box<dyn Read + Send> = match &args.send_file {
-        Some(path) => Box::new(File::open(path).map_err(|e| {
-            Failure::Setup(format!("cannot open --send-file {}: {e}", path.display()))
-        })?),
-        None => Box::new(io::stdin()),
+    let (input, file_len): (Box<dyn Read + Send>, Option<u64>) = match &args.send_file {
+        Some(path) => {
+            let open = |e: io::Error| {
+                Failure::Setup(format!("cannot open --send-file {}: {e}", path.display()))
+            };
+            let file = File::open(path).map_err(open)?;
+            let len = file.metadata().map_err(open)?.len();
+            (Box::new(file), Some(len))
+        }
+        None => (Box::new(io::stdin()), None),
     };
-    let progress = progress_bar(args)?;
+    let progress = progress_bar(args, file_len)?;
 
     let runtime = Runtime::spawn()?;
+    let started = Instant::now();
     let conn = runtime.connect(config)?;
     let trace = Trace::new(args.trace);
     let mut inbound = Inbound::new(&conn, &trace, args.verbose);
     let interrupted = watch_interrupts(conn.sender(), &trace)?;
 
+    // --connect-timeout bounds the whole establishment, as curl's does: every connect
+    // attempt (the core's own deadline), then the STARTTLS dialogue and the TLS handshake.
+    let deadline = started
+        .checked_add(args.delay.saturating_add(args.connect_timeout))
+        .unwrap_or(started + Duration::from_secs(365 * 86_400));
+    let mut preamble = 0;
     if args.tls {
         trace.note("start_tls", json!({}));
         conn.start_tls();
+        starttls::await_tls(&mut inbound, deadline, |_| Ok(()))?;
     }
     if let Some(protocol) = args.starttls {
-        let now = Instant::now();
-        let limit = args.delay.saturating_add(args.connect_timeout);
-        let deadline = now
-            .checked_add(limit)
-            .unwrap_or(now + Duration::from_secs(86_400));
-        starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
+        preamble = starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
     }
 
-    let sender = conn.sender();
-    let rate = args.rate;
-    let (ended_tx, input_ended) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = ended_tx.send(pump(input, &sender, rate, &progress));
-    });
+    let ledger = Arc::new(Mutex::new(InputLedger::default()));
+    let pumping = Pump {
+        sender: conn.sender(),
+        rate: args.rate,
+        progress,
+        ledger: ledger.clone(),
+    };
+    std::thread::spawn(move || pumping.run(input));
 
     let report = copy_to_stdout(&mut inbound)?;
     let interrupted = interrupted.load(Ordering::Relaxed);
-    // A send that crossed the close is refused on its way: give the input thread a moment
-    // to hear of it (it is quick unless it waits for more input, which is not lost data).
-    let input_end = input_ended.recv_timeout(Duration::from_millis(100)).ok();
-    let refused_by_pump = match input_end {
-        Some(InputEnd::Refused(n)) => n,
-        _ => 0,
-    };
-    let refused = refused_by_pump + inbound.refused_after_close();
-    if report.is_clean() && !interrupted && refused > 0 {
+    // Under the ledger's lock the input thread is between reads: what it read is counted,
+    // and it reads nothing more for this session.
+    let input = lock(&ledger).close();
+    let from_input = report.bytes_accepted.saturating_sub(preamble);
+    let not_sent = input.read.saturating_sub(from_input);
+    if let Some(len) = file_len
+        && !interrupted
+        && (input.end != Some(InputEnd::Finished) || not_sent > 0)
+    {
+        let sent = report.bytes_written.saturating_sub(preamble);
         return Err(Failure::InputNotSent(format!(
-            "{refused} bytes read from the input could not be sent: the connection closed first; {report}"
+            "the connection closed after {sent} of {len} bytes of --send-file were sent; {report}"
         )));
     }
-    if report.is_clean() && input_end == Some(InputEnd::ReadFailed) {
+    if report.is_clean() && !interrupted && not_sent > 0 {
+        return Err(Failure::InputNotSent(format!(
+            "{not_sent} bytes read from the input could not be sent: the connection closed first; {report}"
+        )));
+    }
+    if report.is_clean() && input.end == Some(InputEnd::ReadFailed) {
         return Err(Failure::InputNotSent(format!(
             "reading the input failed; {report}"
         )));
     }
     if args.verbose || interrupted || !report.is_clean() {
         if report.is_clean() {
-            eprintln!("tcpclient: {report}");
+            warn(format_args!("{report}"));
         } else {
             return Err(Failure::Unclean(report));
         }
@@ -124,67 +140,109 @@ fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<Box<CloseReport>, Failure
     }
 }
 
-/// How the input thread ended, as far as the program read the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InputEnd {
-    /// Everything read was handed to the connection, then the input ended.
-    Sent,
-    /// Reading the input failed (not its end: an error).
-    ReadFailed,
-    /// The connection would no longer take this many bytes read from the input.
-    Refused(u64),
+/// What the input thread read, shared with the main thread under one lock, so that the
+/// exit status counts every byte read, whenever the connection closes.
+#[derive(Debug, Default)]
+struct InputLedger {
+    /// Bytes read from the input (and handed to the connection, or refused by it).
+    read: u64,
+    /// How reading ended, once it has.
+    end: Option<InputEnd>,
+    /// The session is over: the input thread stops.
+    closed: bool,
 }
 
-/// Sends the input in chunks, waiting for room in the send queue, paced to `rate` bytes per
-/// second if given; at its end (or a read error), shuts the connection down gracefully.
-fn pump(
-    mut input: Box<dyn Read + Send>,
-    sender: &ConnectionSender,
-    rate: Option<u64>,
-    progress: &ProgressBar,
-) -> InputEnd {
-    let chunk = rate.map_or(CHUNK, |r| {
-        usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
-    });
-    let start = Instant::now();
-    let mut sent: u64 = 0;
-    let mut end = InputEnd::Sent;
-    loop {
-        let mut buf = vec![0; chunk];
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                eprintln!("tcpclient: reading input: {e}");
-                end = InputEnd::ReadFailed;
-                break;
-            }
-        };
-        buf.truncate(n);
-        if sender.send_blocking(Bytes::from(buf)).is_err() {
-            // Shutting down already (Ctrl-C, or the server closed): stop reading.
-            progress.abandon();
-            return InputEnd::Refused(n as u64);
-        }
-        sent += n as u64;
-        progress.set_position(sent.saturating_sub(sender.unwritten()));
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            std::thread::sleep(due.saturating_sub(start.elapsed()));
+impl InputLedger {
+    /// Ends the session's reading; returns what was read up to now.
+    fn close(&mut self) -> InputSummary {
+        self.closed = true;
+        InputSummary {
+            read: self.read,
+            end: self.end,
         }
     }
-    progress.finish_and_clear();
-    sender.finish();
-    end
+}
+
+/// The ledger as the main thread found it at the close.
+struct InputSummary {
+    read: u64,
+    end: Option<InputEnd>,
+}
+
+/// How the input thread stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputEnd {
+    /// The input ended, and everything read was handed to the connection.
+    Finished,
+    /// Reading the input failed (not its end: an error).
+    ReadFailed,
+}
+
+fn lock(ledger: &Mutex<InputLedger>) -> MutexGuard<'_, InputLedger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The input thread: sends the input in chunks, waiting for room in the send queue, paced
+/// to `rate` bytes per second if given; at its end (or a read error), shuts the connection
+/// down gracefully.
+struct Pump {
+    sender: ConnectionSender,
+    rate: Option<u64>,
+    progress: ProgressBar,
+    ledger: Arc<Mutex<InputLedger>>,
+}
+
+impl Pump {
+    fn run(self, mut input: Box<dyn Read + Send>) {
+        let chunk = self.rate.map_or(CHUNK, |r| {
+            usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
+        });
+        let start = Instant::now();
+        let mut sent: u64 = 0;
+        let end = loop {
+            let mut buf = vec![0; chunk];
+            let n = match input.read(&mut buf) {
+                Ok(0) => break InputEnd::Finished,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn(format_args!("reading input: {e}"));
+                    break InputEnd::ReadFailed;
+                }
+            };
+            buf.truncate(n);
+            {
+                // Counted and sent under the lock: the main thread sees both or neither.
+                let mut ledger = lock(&self.ledger);
+                if ledger.closed {
+                    return;
+                }
+                ledger.read += n as u64;
+                if self.sender.send_blocking(Bytes::from(buf)).is_err() {
+                    // Shutting down already (Ctrl-C, or the server closed): stop reading.
+                    self.progress.abandon();
+                    return;
+                }
+            }
+            sent += n as u64;
+            self.progress
+                .set_position(sent.saturating_sub(self.sender.unwritten()));
+            if let Some(rate) = self.rate {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                std::thread::sleep(due.saturating_sub(start.elapsed()));
+            }
+        };
+        lock(&self.ledger).end = Some(end);
+        self.progress.finish_and_clear();
+        self.sender.finish();
+    }
 }
 
 /// A byte progress bar for `--send-file` on a terminal; hidden otherwise.
-fn progress_bar(args: &Args) -> Result<ProgressBar, Failure> {
-    let Some(path) = &args.send_file else {
+fn progress_bar(args: &Args, file_len: Option<u64>) -> Result<ProgressBar, Failure> {
+    let (Some(_), Some(len)) = (&args.send_file, file_len) else {
         return Ok(ProgressBar::hidden());
     };
-    let len = std::fs::metadata(path)?.len();
     let target = if io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
@@ -206,10 +264,12 @@ fn watch_interrupts(sender: ConnectionSender, trace: &Trace) -> Result<Arc<Atomi
     std::thread::spawn(move || {
         for _ in signals.forever() {
             if seen.swap(true, Ordering::Relaxed) {
-                eprintln!("tcpclient: interrupted again: aborting");
+                warn(format_args!("interrupted again: aborting"));
                 sender.abort();
             } else {
-                eprintln!("tcpclient: interrupted: finishing (Ctrl-C again to abort)");
+                warn(format_args!(
+                    "interrupted: finishing (Ctrl-C again to abort)"
+                ));
                 sender.finish();
             }
             trace.note("interrupted", json!({}));

@@ -11,8 +11,11 @@ use super::Failure;
 use super::args::StartTlsProtocol;
 use super::inbound::Inbound;
 
+/// Most lines one reply may have. An EHLO reply lists a few dozen extensions at most.
+const MAX_REPLY_LINES: usize = 512;
+
 /// Runs `protocol`'s dialogue up to its go-ahead, switches to TLS and waits for the
-/// handshake to finish, all before `deadline`.
+/// handshake to finish, all before `deadline`. Returns how many bytes the dialogue sent.
 ///
 /// Bytes the server sends after its go-ahead and before the handshake are refused: a
 /// man-in-the-middle can inject plaintext there that a careless client would take as part
@@ -22,7 +25,56 @@ pub fn negotiate(
     protocol: StartTlsProtocol,
     ehlo_name: &str,
     deadline: Instant,
+) -> Result<u64, Failure> {
+    let sent =
+        dialogue(inbound, protocol, ehlo_name, deadline).map_err(|failure| match failure {
+            Failure::TimedOut => Failure::Late(
+                "STARTTLS: the dialogue did not finish within --connect-timeout".into(),
+            ),
+            other => other,
+        })?;
+    refuse_injection(inbound.leftover())?;
+    inbound.trace.note("start_tls", json!({}));
+    inbound.conn.start_tls();
+    await_tls(inbound, deadline, refuse_injection)?;
+    Ok(sent)
+}
+
+/// Waits for the TLS handshake to finish by `deadline`, handing any data that comes first
+/// to `early`.
+pub fn await_tls(
+    inbound: &mut Inbound<'_>,
+    deadline: Instant,
+    mut early: impl FnMut(usize) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
+    loop {
+        match inbound.next(Some(deadline)) {
+            Ok(Event::TlsEstablished(_)) => return Ok(()),
+            Ok(Event::Data(data)) => early(data.len())?,
+            Ok(Event::Closed(report)) => return Err(Failure::Unclean(report)),
+            Ok(_) => {}
+            Err(Failure::TimedOut) => {
+                return Err(Failure::Late(
+                    "no TLS session within --connect-timeout: the handshake did not finish".into(),
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// The exchange before the go-ahead; returns the bytes it sent.
+fn dialogue(
+    inbound: &mut Inbound<'_>,
+    protocol: StartTlsProtocol,
+    ehlo_name: &str,
+    deadline: Instant,
+) -> Result<u64, Failure> {
+    let mut sent = 0;
+    let mut say = |inbound: &mut Inbound<'_>, line: &str| {
+        sent += line.len() as u64;
+        command(inbound, line)
+    };
     match protocol {
         StartTlsProtocol::Smtp => {
             expect(&reply(inbound, deadline, "")?, "220")?;
@@ -49,17 +101,7 @@ pub fn negotiate(
             expect(&reply(inbound, deadline, "")?, "234")?;
         }
     }
-    refuse_injection(inbound.leftover())?;
-    inbound.trace.note("start_tls", json!({}));
-    inbound.conn.start_tls();
-    loop {
-        match inbound.next(Some(deadline))? {
-            Event::TlsEstablished(_) => return Ok(()),
-            Event::Data(data) => refuse_injection(data.len())?,
-            Event::Closed(report) => return Err(Failure::Unclean(report)),
-            _ => {}
-        }
-    }
+    Ok(sent)
 }
 
 fn refuse_injection(bytes: usize) -> Result<(), Failure> {
@@ -73,7 +115,7 @@ fn refuse_injection(bytes: usize) -> Result<(), Failure> {
 }
 
 /// Sends one command line.
-fn say(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
+fn command(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
     inbound
         .trace
         .note("send", json!({ "line": line.trim_end() }));
@@ -85,9 +127,10 @@ fn say(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
 
 /// Reads a reply and returns its last line. With an empty `tag`, an SMTP/FTP style reply:
 /// lines `NNN-...` continue and `NNN ...` ends it. With a tag (IMAP), lines until one
-/// starts with the tag.
+/// starts with the tag. At most [`MAX_REPLY_LINES`] lines of at most
+/// [`MAX_LINE`](super::inbound::MAX_LINE) bytes.
 fn reply(inbound: &mut Inbound<'_>, deadline: Instant, tag: &str) -> Result<String, Failure> {
-    loop {
+    for _ in 0..MAX_REPLY_LINES {
         let line = inbound.line(deadline)?;
         let last = if tag.is_empty() {
             line.len() < 4 || line.as_bytes()[3] != b'-'
@@ -98,6 +141,9 @@ fn reply(inbound: &mut Inbound<'_>, deadline: Instant, tag: &str) -> Result<Stri
             return Ok(line);
         }
     }
+    Err(Failure::StartTls(format!(
+        "the server's reply went on for more than {MAX_REPLY_LINES} lines"
+    )))
 }
 
 fn expect(line: &str, prefix: &str) -> Result<(), Failure> {

@@ -9,6 +9,7 @@ use tcpclient_core::{TlsConfig, tls};
 
 use super::Failure;
 use super::args::Args;
+use super::output::warn;
 
 /// The TLS configuration the arguments ask for, if they ask for TLS at all. Verification is
 /// on unless `--insecure`: against `--cafile`, or else the platform's roots.
@@ -19,17 +20,16 @@ pub fn config(args: &Args, host: &str) -> Result<Option<TlsConfig>, Failure> {
     let alpn: Vec<&[u8]> = args.alpn.iter().map(|p| p.as_bytes()).collect();
     let setup = |e: &dyn std::fmt::Display| Failure::Setup(format!("TLS setup: {e}"));
     let client_config = if args.insecure {
-        eprintln!(
-            "tcpclient: warning: --insecure: the server's certificate is not verified; \
+        warn(format_args!(
+            "warning: --insecure: the server's certificate is not verified; \
              anyone on the path can read and change this session"
-        );
+        ));
         tls::danger_client_config_accepting_any_certificate(&alpn).map_err(|e| setup(&e))?
     } else if let Some(path) = &args.cafile {
         let pem = std::fs::read(path)
             .map_err(|e| Failure::Setup(format!("cannot read --cafile {}: {e}", path.display())))?;
-        let roots = tls::roots_from_pem(&pem)
-            .map_err(|e| Failure::Setup(format!("--cafile {}: {e}", path.display())))?;
-        tls::client_config(roots, &alpn).map_err(|e| setup(&e))?
+        tls::client_config_from_pem(&pem, &alpn)
+            .map_err(|e| Failure::Setup(format!("--cafile {}: {e}", path.display())))?
     } else {
         let mut config = ClientConfig::builder_with_provider(tls::ring_provider())
             .with_safe_default_protocol_versions()
@@ -40,7 +40,9 @@ pub fn config(args: &Args, host: &str) -> Result<Option<TlsConfig>, Failure> {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     };
-    let name = args.servername.as_deref().unwrap_or(host);
+    // `[::1]`: the brackets delimit the address; the name to verify is the address itself.
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let name = args.servername.as_deref().or(literal).unwrap_or(host);
     let server_name = ServerName::try_from(name.to_owned())
         .map_err(|e| Failure::Setup(format!("`{name}` cannot be a TLS server name: {e}")))?;
     Ok(Some(TlsConfig::new(client_config, server_name)))
