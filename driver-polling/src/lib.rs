@@ -1,5 +1,4 @@
-//! Runs [`tcpclient_core`] clients over real non-blocking sockets, and ships the `tcpclient`
-//! command.
+//! Runs [`tcpclient_core`] clients over real non-blocking sockets.
 //!
 //! Two ways in:
 //!
@@ -19,7 +18,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod demo;
 mod event_loop;
 mod resolver;
 mod runtime;

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use common::*;
 use socket2::{Domain, Socket, Type};
 use tcpclient_core::{Config, Ending, Error, Event, InvalidInput, OnPeerEof, TlsError};
-use tcpclient_polling::demo::DemoServer;
 use tcpclient_polling::{EventLoop, Runtime};
 use tcpclient_testkit::Pki;
 
@@ -176,16 +175,16 @@ fn half_open_keeps_sending_after_the_servers_eof() {
 
 #[test]
 fn starttls_against_a_rustls_server_thread() {
-    let server = DemoServer::start().unwrap();
+    let pki = Pki::new();
+    let addr = starttls_server("pop3", pki.server_config(), false);
     let runtime = Runtime::spawn().unwrap();
     let conn = runtime
-        .connect(config(server.addr()).with_tls(server.client_tls().unwrap()))
+        .connect(config(addr).with_tls(pki.client_tls("localhost")))
         .unwrap();
-    conn.send(Bytes::from_static(b"ECHO plain\r\nSTARTTLS\r\n"))
-        .unwrap();
+    conn.send(Bytes::from_static(b"STLS\r\n")).unwrap();
     let deadline = Instant::now() + LIMIT;
     let mut seen = Vec::new();
-    while !seen.ends_with(b"220 ready to start TLS\r\n") {
+    while !seen.ends_with(b"+OK begin TLS\r\n") {
         assert!(
             Instant::now() < deadline,
             "{:?}",
@@ -199,7 +198,7 @@ fn starttls_against_a_rustls_server_thread() {
     }
 
     conn.start_tls();
-    conn.send(Bytes::from_static(b"ECHO secret\r\n")).unwrap();
+    conn.send(Bytes::from_static(b"secret\r\n")).unwrap();
     conn.finish();
     let events = events_until_closed(&conn, LIMIT);
 

@@ -303,6 +303,7 @@ fn main() -> io::Result<()> {
         let path = std::env::temp_dir().join(format!("tcpclient-bench-{}.bin", std::process::id()));
         pipeline::make_file(&path, sizes.file)?;
         let file = Arc::new(path);
+        let program = pipeline::build_cli()?;
         section(
             &format!(
                 "Kamaelia pipeline: a {} file at full rate",
@@ -312,7 +313,7 @@ fn main() -> io::Result<()> {
             reps,
             vec![
                 Variant::ours("ours: tcpclient --send-file (the CLI, a process)", || {
-                    pipeline::cli(&file, addr, sizes.file)
+                    pipeline::cli(&program, &file, addr, sizes.file)
                 }),
                 Variant::peer("std::io::copy from the file to a socket", || {
                     pipeline::std_copy(&file, addr, sizes.file)

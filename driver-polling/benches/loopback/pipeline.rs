@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -20,17 +20,46 @@ pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
     file.flush()
 }
 
+/// Builds the `tcpclient` program (it lives in the `tcpclient-cli` crate, which this
+/// benchmark's crate does not depend on) with this benchmark's profile; returns its path.
+pub fn build_cli() -> io::Result<PathBuf> {
+    let mut build = Command::new(env!("CARGO"));
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "tcpclient-cli",
+        "--bin",
+        "tcpclient",
+    ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("building tcpclient: {status}")));
+    }
+    // This benchmark runs as target/<profile>/deps/loopback-<hash>; the program is in
+    // target/<profile>.
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| io::Error::other("cannot find the target directory"))?;
+    Ok(profile_dir.join("tcpclient"))
+}
+
 /// The CLI: `tcpclient --send-file PATH 127.0.0.1 PORT`.
-pub fn cli(path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
+pub fn cli(program: &Path, path: &Path, addr: SocketAddr, size: u64) -> io::Result<f64> {
     let start = Instant::now();
     // The program and all its threads on the client's core, like the other contenders.
     let mut command = match crate::pinning::client_core() {
         Some(core) if which("taskset") => {
             let mut command = Command::new("taskset");
-            command.args(["-c", &core.to_string(), env!("CARGO_BIN_EXE_tcpclient")]);
+            command.args(["-c", &core.to_string()]).arg(program);
             command
         }
-        _ => Command::new(env!("CARGO_BIN_EXE_tcpclient")),
+        _ => Command::new(program),
     };
     let status = command
         .arg("--send-file")

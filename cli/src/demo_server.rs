@@ -49,11 +49,6 @@ impl DemoServer {
         self.addr
     }
 
-    /// Its CA certificate, in PEM.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
     /// A verifying client TLS configuration that trusts only this server's CA, for the name
     /// `localhost`.
     pub fn client_tls(&self) -> Result<TlsConfig, tcpclient_core::TlsError> {

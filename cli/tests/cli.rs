@@ -1,16 +1,14 @@
 //! The `tcpclient` program run as a process against loopback servers: stdout, stderr and the
 //! exit status, as a user sees them.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use tcpclient_testkit::Pki;
+use tcpclient_testkit::loopback::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -398,9 +396,18 @@ fn a_stalled_stdout_keeps_memory_bounded() {
 }
 
 /// Input the program read but could not send (the server closed first) is not a clean end.
+/// The server stops reading until the program is certainly holding input it cannot send
+/// yet (its send queue full), then half-closes and reads the rest.
 #[test]
 fn input_left_unsent_when_the_server_closes_first_is_an_error() {
-    let [host, port] = host_port(half_closing_after(64 * 1024));
+    let [host, port] = host_port(serve(|mut stream| {
+        let mut first = vec![0u8; 64 * 1024];
+        if stream.read_exact(&mut first).is_ok() {
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = std::io::copy(&mut stream, &mut std::io::sink());
+        }
+    }));
 
     let run = run(&[&host, &port], &vec![9u8; 20_000_000]);
 

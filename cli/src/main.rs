@@ -1,8 +1,12 @@
-//! The `tcpclient` program: argument parsing, the nc-style session, STARTTLS dialogues and
-//! the demo. All connection logic is the core's; this is the application around it.
+//! `tcpclient`: a TCP/TLS client in the manner of `nc` and `openssl s_client`, built on
+//! `tcpclient-core` and the polling driver. `tcpclient --help` says how to use it.
+//!
+//! Argument parsing, the nc-style session, the STARTTLS dialogues and the demo live here.
+//! All connection logic is the core's; this is the application around it.
 
 mod args;
 mod demo;
+mod demo_server;
 mod inbound;
 mod output;
 mod session;
@@ -13,7 +17,7 @@ mod trace;
 use clap::Parser;
 use tcpclient_core::{CloseReport, Error, TlsError};
 
-pub use args::Args;
+use args::Args;
 
 /// Why a run did not end with a clean close: one line on standard error, exit status 1.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +49,7 @@ pub enum Failure {
 }
 
 /// Runs the program; returns its exit status.
-pub fn main() -> i32 {
+fn run() -> i32 {
     let args = Args::parse();
     let result = match args.command {
         Some(args::Command::Demo) => demo::run(),
@@ -74,4 +78,8 @@ fn hint(report: &CloseReport) -> &'static str {
         }
         _ => "",
     }
+}
+
+fn main() {
+    std::process::exit(run());
 }

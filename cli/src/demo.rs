@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::demo_server::DemoServer;
 use bytes::Bytes;
 use tcpclient_core::{Config, Event};
 use tcpclient_polling::Runtime;
-use tcpclient_polling::demo::DemoServer;
 
 use super::Failure;
 use super::inbound::Inbound;

@@ -36,16 +36,16 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if let Some(tls) = tls::config(args, host)? {
         config = config.with_tls(tls);
     }
-    let (input, file_len): (Box<dyn Read + Send>, Option<u64>) = match &args.send_file {
+    let (input, file_len) = match &args.send_file {
         Some(path) => {
             let open = |e: io::Error| {
                 Failure::Setup(format!("cannot open --send-file {}: {e}", path.display()))
             };
             let file = File::open(path).map_err(open)?;
             let len = file.metadata().map_err(open)?.len();
-            (Box::new(file), Some(len))
+            (Input::File(file), Some(len))
         }
-        None => (Box::new(io::stdin()), None),
+        None => (Input::Stdin(io::stdin()), None),
     };
     let progress = progress_bar(args, file_len)?;
 
@@ -82,8 +82,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
     let report = copy_to_stdout(&mut inbound)?;
     let interrupted = interrupted.load(Ordering::Relaxed);
-    // Under the ledger's lock the input thread is between reads: what it read is counted,
-    // and it reads nothing more for this session.
+    // Under the ledger's lock the input thread is between reads (it reads under the lock):
+    // what it read is counted, and it reads nothing more for this session.
     let input = lock(&ledger).close();
     let from_input = report.bytes_accepted.saturating_sub(preamble);
     let not_sent = input.read.saturating_sub(from_input);
@@ -182,6 +182,54 @@ fn lock(ledger: &Mutex<InputLedger>) -> MutexGuard<'_, InputLedger> {
     ledger.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Standard input or the `--send-file` file.
+enum Input {
+    Stdin(io::Stdin),
+    File(File),
+}
+
+impl Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Stdin(stdin) => stdin.read(buf),
+            Input::File(file) => file.read(buf),
+        }
+    }
+
+    /// Waits up to `timeout` for the input to have something to read (data, its end, or an
+    /// error), so that the read itself never blocks.
+    #[cfg(unix)]
+    fn wait_readable(&self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Input::Stdin(stdin) => stdin.as_raw_fd(),
+            Input::File(file) => file.as_raw_fd(),
+        };
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `poll` reads and writes the one `pollfd` it is given, which lives on this
+        // stack frame for the whole call.
+        #[allow(unsafe_code)]
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        // An error other than an interruption is left for the read to report.
+        ready > 0 || (ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted)
+    }
+
+    /// Without `poll`, the read may block; the count can then miss a read that straddles
+    /// the close.
+    #[cfg(not(unix))]
+    fn wait_readable(&self, _timeout: Duration) -> bool {
+        true
+    }
+}
+
+/// How often the input thread, waiting for input, looks whether the session is over.
+const INPUT_POLL: Duration = Duration::from_millis(100);
+
 /// The input thread: sends the input in chunks, waiting for room in the send queue, paced
 /// to `rate` bytes per second if given; at its end (or a read error), shuts the connection
 /// down gracefully.
@@ -193,15 +241,33 @@ struct Pump {
 }
 
 impl Pump {
-    fn run(self, mut input: Box<dyn Read + Send>) {
+    fn run(self, mut input: Input) {
         let chunk = self.rate.map_or(CHUNK, |r| {
             usize::try_from(r / 10).unwrap_or(CHUNK).clamp(1, CHUNK)
         });
         let start = Instant::now();
         let mut sent: u64 = 0;
         let end = loop {
+            while !input.wait_readable(INPUT_POLL) {
+                if lock(&self.ledger).closed {
+                    return;
+                }
+            }
             let mut buf = vec![0; chunk];
-            let n = match input.read(&mut buf) {
+            let read = {
+                // Read and counted under the lock, after `poll` said the read will not
+                // block: the main thread sees a read either counted or not yet made.
+                let mut ledger = lock(&self.ledger);
+                if ledger.closed {
+                    return;
+                }
+                let read = input.read(&mut buf);
+                if let Ok(n) = read {
+                    ledger.read += n as u64;
+                }
+                read
+            };
+            let n = match read {
                 Ok(0) => break InputEnd::Finished,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -211,18 +277,10 @@ impl Pump {
                 }
             };
             buf.truncate(n);
-            {
-                // Counted and sent under the lock: the main thread sees both or neither.
-                let mut ledger = lock(&self.ledger);
-                if ledger.closed {
-                    return;
-                }
-                ledger.read += n as u64;
-                if self.sender.send_blocking(Bytes::from(buf)).is_err() {
-                    // Shutting down already (Ctrl-C, or the server closed): stop reading.
-                    self.progress.abandon();
-                    return;
-                }
+            if self.sender.send_blocking(Bytes::from(buf)).is_err() {
+                // Shutting down already (Ctrl-C, or the server closed): stop reading.
+                self.progress.abandon();
+                return;
             }
             sent += n as u64;
             self.progress
