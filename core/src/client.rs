@@ -656,13 +656,18 @@ impl Client {
         if self.shutdown == Shutdown::None || !self.queue.is_empty() || self.tls_handshaking() {
             return;
         }
-        if let Tls::Active(session) = &mut self.tls
-            && !session.close_notify_sent()
-        {
-            session.send_close_notify();
-            let mut alert = BytesMut::new();
-            self.ledger.tls(session.write_outgoing(&mut alert), 0);
-            if !alert.is_empty() {
+        if let Tls::Active(session) = &mut self.tls {
+            if let Err(error) = session.send_close_notify() {
+                return self.close(Err(Error::Tls(error)));
+            }
+            // It waits for the record the peer is half way through (see `TlsSession`), and
+            // the FIN waits for it.
+            if !session.close_notify_sent() {
+                return;
+            }
+            if session.has_outgoing() {
+                let mut alert = BytesMut::new();
+                self.ledger.tls(session.write_outgoing(&mut alert), 0);
                 self.outputs.push_back(Output::Transmit(alert.freeze()));
             }
         }

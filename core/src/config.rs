@@ -170,18 +170,39 @@ pub enum OnPeerEof {
 /// [`tls::client_config`](crate::tls::client_config) for the common case.
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
-    /// The rustls client configuration (roots, verifier, ALPN, versions).
-    pub client_config: Arc<rustls::ClientConfig>,
-    /// The server name sent in SNI and checked against the certificate.
-    pub server_name: ServerName<'static>,
+    pub(crate) client_config: Arc<rustls::ClientConfig>,
+    pub(crate) server_name: ServerName<'static>,
 }
 
 impl TlsConfig {
     /// Pairs a rustls configuration with the server name to verify.
+    ///
+    /// The configuration is used as given, with one setting turned on (in a copy, if it was
+    /// off): `enable_secret_extraction`. After our `close_notify` the core reads the rest of
+    /// the peer's stream with the session's receive keys itself, because rustls 0.23 cannot
+    /// be handed bytes after its own `close_notify` without risking a panic in debug builds
+    /// (rustls#959). The keys never leave the core.
     pub fn new(client_config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
+        let client_config = if client_config.enable_secret_extraction {
+            client_config
+        } else {
+            let mut config = (*client_config).clone();
+            config.enable_secret_extraction = true;
+            Arc::new(config)
+        };
         Self {
             client_config,
             server_name,
         }
+    }
+
+    /// Returns the rustls client configuration (roots, verifier, ALPN, versions).
+    pub fn client_config(&self) -> &Arc<rustls::ClientConfig> {
+        &self.client_config
+    }
+
+    /// Returns the server name sent in SNI and checked against the certificate.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
     }
 }

@@ -637,3 +637,116 @@ fn a_ca_file_still_verifies_certificates_it_issued() {
 
     assert_eq!(pair.server.decrypted, b"chained");
 }
+
+/// After our `close_notify` the core reads the peer's records itself, with the session's
+/// keys: every cipher suite of both TLS versions, each record decrypted as rustls would.
+#[test]
+fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
+    use rustls::crypto::ring::cipher_suite as suites;
+    let pki = Pki::new();
+    for suite in [
+        suites::TLS13_AES_128_GCM_SHA256,
+        suites::TLS13_AES_256_GCM_SHA384,
+        suites::TLS13_CHACHA20_POLY1305_SHA256,
+        suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        suites::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let name = format!("{:?}", suite.suite());
+        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+        pair.input(Input::StartTls);
+        pair.server
+            .start_tls(pki.server_config_with_suites(vec![suite]));
+        pair.connect();
+        pair.input(Input::Finish);
+        assert!(pair.server.got_close_notify, "{name}");
+
+        // Several records, one of them split across reads.
+        pair.server.send(&[b'a'; 20_000]);
+        pair.server.send(b"tail");
+        pair.server.send_close_notify();
+        let wire = pair.server.take_outgoing();
+        let (first, second) = wire.split_at(wire.len() / 3);
+        pair.input(Input::Received(first));
+        pair.input(Input::Received(second));
+
+        let received: Vec<u8> = pair
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Data(d) => Some(d.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(received.len(), 20_004, "{name}");
+        assert!(received.ends_with(b"tail"), "{name}");
+        let report = closed(&pair.log);
+        assert_eq!(report.result, Ok(Ending::Finished), "{name}");
+        assert!(report.peer_closed, "{name}");
+    }
+}
+
+/// Our `close_notify` waits for the record the server is half way through: rustls reads
+/// that record whole, and only then does the `close_notify` (and the FIN) go out.
+#[test]
+fn our_close_notify_waits_for_a_record_half_received() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.server.send(&[b'r'; 1000]);
+    let record = pair.server.take_outgoing();
+    pair.input(Input::Received(&record[..100]));
+
+    pair.input(Input::Finish);
+    assert!(
+        !pair.server.got_close_notify,
+        "not in the middle of a record"
+    );
+    assert!(!pair.server.got_fin);
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+
+    pair.input(Input::Received(&record[100..]));
+    assert!(pair.server.got_close_notify);
+    assert!(pair.server.got_fin);
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from(vec![b'r'; 1000])))
+    );
+}
+
+/// A record that never completes holds our `close_notify` back only until the drain
+/// deadline: then the connection ends, unclean.
+#[test]
+fn a_record_that_never_completes_ends_at_the_drain_deadline() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.server.send(&[b'r'; 1000]);
+    let record = pair.server.take_outgoing();
+    pair.input(Input::Received(&record[..100]));
+    pair.input(Input::Finish);
+
+    pair.fire();
+
+    assert_eq!(closed(&pair.log).result, Err(Error::DrainTimeout));
+    assert!(!pair.server.got_fin);
+}
+
+/// The server changing its keys after our `close_notify` cannot be followed (the new keys
+/// come from a secret the core does not hold): a typed error, not a hang or a panic.
+#[test]
+fn a_key_update_after_our_close_notify_is_a_typed_error() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.server.send(b"before");
+    pair.server.update_keys();
+    pair.server.send(b"after");
+    pair.drive();
+
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from_static(b"before")))
+    );
+    assert!(matches!(tls_error(&pair), TlsError::Other { .. }));
+}

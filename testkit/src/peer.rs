@@ -137,6 +137,15 @@ impl Server {
         self.outgoing.extend_from_slice(data);
     }
 
+    /// Changes the server's sending keys (a TLS 1.3 KeyUpdate): what it sends next is
+    /// encrypted with the new ones.
+    pub fn update_keys(&mut self) {
+        if let Some(conn) = self.tls.as_mut() {
+            let _ = conn.refresh_traffic_keys();
+            self.flush_tls();
+        }
+    }
+
     /// Sends the server's TLS `close_notify`.
     pub fn send_close_notify(&mut self) {
         if let Some(conn) = self.tls.as_mut() {

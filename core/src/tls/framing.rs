@@ -1,74 +1,66 @@
-//! TLS record headers, checked the way rustls's deframer checks them, for the bytes that
-//! arrive after our `close_notify` (see [`TlsSession::receive`](super::TlsSession::receive)).
+//! TLS record boundaries: where records start in the bytes received, and the header checks
+//! rustls's deframer makes.
 
 /// A record header: content type, version, length.
-const HEADER: usize = 5;
+pub(crate) const HEADER: usize = 5;
 
 /// Longest record payload rustls accepts (2^14 plus the expansion TLS 1.2 allows).
 const MAX_PAYLOAD: usize = 16_384 + 2_048;
 
-/// The first malformed record in a run of received bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Malformed {
-    /// Bytes before the malformed record's header: whole or partial well-formed records.
-    pub(crate) valid_prefix: usize,
-    pub(crate) reason: &'static str,
-}
-
-/// Follows record boundaries across reads: where the next header starts, and the part of a
-/// header a read cut off.
-#[derive(Debug, Default)]
-pub(crate) struct RecordFraming {
+/// Follows record boundaries across reads: how much of the current record is still to come.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RecordBoundaries {
     header: [u8; HEADER],
     header_len: usize,
     /// Payload bytes of the current record still to come.
     payload_left: usize,
-    /// A malformed header was seen: no later byte is a record boundary we can trust.
-    malformed: bool,
 }
 
-impl RecordFraming {
-    /// Checks every record header that starts in `data`. Once one is malformed, every later
-    /// call finds the stream malformed from its first byte.
-    pub(crate) fn check(&mut self, data: &[u8]) -> Result<(), Malformed> {
-        if self.malformed {
-            return Err(Malformed {
-                valid_prefix: 0,
-                reason: "bytes after a malformed record",
-            });
-        }
+impl RecordBoundaries {
+    /// Returns true between records: every byte seen so far belongs to a whole record.
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.header_len == 0 && self.payload_left == 0
+    }
+
+    /// Takes `data` into account.
+    pub(crate) fn advance(&mut self, data: &[u8]) {
         let mut at = 0;
         while at < data.len() {
-            if self.payload_left > 0 {
-                let n = self.payload_left.min(data.len() - at);
-                self.payload_left -= n;
-                at += n;
-                continue;
-            }
-            let header_start = at.saturating_sub(self.header_len);
-            let n = (HEADER - self.header_len).min(data.len() - at);
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[at..at + n]);
-            self.header_len += n;
-            at += n;
-            if self.header_len < HEADER {
-                break;
-            }
-            if let Err(reason) = validate(&self.header) {
-                self.malformed = true;
-                return Err(Malformed {
-                    valid_prefix: header_start,
-                    reason,
-                });
-            }
+            at += self.step(&data[at..]);
+        }
+    }
+
+    /// Returns how many bytes of `data` complete the current record (0 at a boundary).
+    pub(crate) fn until_boundary(&self, data: &[u8]) -> usize {
+        let mut probe = self.clone();
+        let mut at = 0;
+        while !probe.at_boundary() && at < data.len() {
+            at += probe.step(&data[at..]);
+        }
+        at
+    }
+
+    /// Consumes the start of `data` up to the end of the current header or payload; returns
+    /// how many bytes that was.
+    fn step(&mut self, data: &[u8]) -> usize {
+        if self.payload_left > 0 {
+            let n = self.payload_left.min(data.len());
+            self.payload_left -= n;
+            return n;
+        }
+        let n = (HEADER - self.header_len).min(data.len());
+        self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+        self.header_len += n;
+        if self.header_len == HEADER {
             self.header_len = 0;
             self.payload_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
         }
-        Ok(())
+        n
     }
 }
 
 /// The checks of rustls's `read_opaque_message_header`.
-fn validate(header: &[u8; HEADER]) -> Result<(), &'static str> {
+pub(crate) fn validate(header: &[u8; HEADER]) -> Result<(), &'static str> {
     let [content_type, major, _minor, len_hi, len_lo] = *header;
     let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
     const APPLICATION_DATA: u8 = 23;
@@ -99,50 +91,22 @@ mod tests {
     }
 
     #[test]
-    fn well_formed_records_pass_however_the_reads_cut_them() {
+    fn boundaries_are_found_however_the_reads_cut_the_records() {
         let stream = [record(23, 300), record(21, 2), record(23, 0)].concat();
+        let ends = [305, 312, 317];
         for cut in 1..stream.len() {
-            let mut framing = RecordFraming::default();
-            assert_eq!(framing.check(&stream[..cut]), Ok(()), "cut at {cut}");
-            assert_eq!(framing.check(&stream[cut..]), Ok(()), "cut at {cut}");
+            let mut boundaries = RecordBoundaries::default();
+            boundaries.advance(&stream[..cut]);
+            let next_end = ends.iter().find(|&&e| e >= cut).copied().unwrap_or(cut);
+            assert_eq!(boundaries.at_boundary(), next_end == cut, "cut at {cut}");
+            assert_eq!(
+                boundaries.until_boundary(&stream[cut..]),
+                next_end - cut,
+                "cut at {cut}"
+            );
+            boundaries.advance(&stream[cut..]);
+            assert!(boundaries.at_boundary());
         }
-    }
-
-    #[test]
-    fn a_malformed_header_is_found_with_the_valid_bytes_before_it() {
-        let mut stream = record(23, 10);
-        stream.extend_from_slice(b"garbage");
-        let mut framing = RecordFraming::default();
-
-        let found = framing.check(&stream);
-
-        assert_eq!(
-            found,
-            Err(Malformed {
-                valid_prefix: 15,
-                reason: "a record of an unknown content type"
-            })
-        );
-        assert!(
-            framing.check(&record(23, 1)).is_err(),
-            "malformed stays malformed"
-        );
-    }
-
-    #[test]
-    fn a_header_split_across_reads_is_judged_whole() {
-        let mut framing = RecordFraming::default();
-        assert_eq!(framing.check(&[23, 3]), Ok(()));
-
-        let found = framing.check(&[3, 0xff, 0xff]);
-
-        assert_eq!(
-            found,
-            Err(Malformed {
-                valid_prefix: 0,
-                reason: "a record longer than TLS allows"
-            })
-        );
     }
 
     #[test]

@@ -8,10 +8,10 @@
 //! [`crate::TlsConfig`] needs.
 
 mod config;
+mod drain;
 mod framing;
 
 use std::io::{self, Read};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rustls::{CertificateError, ClientConnection};
@@ -22,6 +22,8 @@ pub use config::{
 };
 
 use crate::{TlsConfig, TlsError, TlsInfo};
+use drain::Drain;
+use framing::RecordBoundaries;
 
 /// The most plaintext one TLS record carries. Feeding rustls at most this much per write
 /// makes every write exactly one record, so the ledger can count delivered bytes per record.
@@ -41,19 +43,38 @@ pub(crate) struct Inbound {
 }
 
 /// One TLS client session.
+///
+/// Until our `close_notify`, rustls's connection does everything. Our `close_notify` waits
+/// for the record the peer may be half way through to arrive whole, so that rustls holds
+/// nothing unread; then it goes out, and the rest of the peer's stream is read by a
+/// [`Drain`] with the session's keys (see [`drain`] for why).
 pub(crate) struct TlsSession {
-    conn: ClientConnection,
-    close_notify_sent: bool,
+    conn: Option<ClientConnection>,
+    drain: Option<Drain>,
+    close_notify: CloseNotify,
+    /// Our `close_notify`, encrypted and waiting for [`Self::write_outgoing`].
+    alert: Vec<u8>,
+    /// What the handshake negotiated, kept for after rustls's connection is gone.
+    info: Option<TlsInfo>,
     peer_closed: bool,
-    /// Record boundaries of what arrives after our `close_notify` (see [`Self::receive`]).
-    after_close_notify: framing::RecordFraming,
+    /// Where the records received so far end.
+    boundaries: RecordBoundaries,
+}
+
+/// Where our `close_notify` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseNotify {
+    NotAsked,
+    /// Asked for; waiting for the record the peer is sending to be complete.
+    Waiting,
+    Sent,
 }
 
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
-            .field("handshaking", &self.conn.is_handshaking())
-            .field("close_notify_sent", &self.close_notify_sent)
+            .field("handshaking", &self.is_handshaking())
+            .field("close_notify", &self.close_notify)
             .field("peer_closed", &self.peer_closed)
             .finish()
     }
@@ -71,182 +92,247 @@ impl TlsSession {
         // rustls's own limit would only make writes partial.
         conn.set_buffer_limit(None);
         Ok(Self {
-            conn,
-            close_notify_sent: false,
+            conn: Some(conn),
+            drain: None,
+            close_notify: CloseNotify::NotAsked,
+            alert: Vec::new(),
+            info: None,
             peer_closed: false,
-            after_close_notify: framing::RecordFraming::default(),
+            boundaries: RecordBoundaries::default(),
         })
     }
 
     pub(crate) fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.conn.as_ref().is_some_and(|c| c.is_handshaking())
     }
 
     /// Returns true once application data may be encrypted.
     pub(crate) fn can_send(&self) -> bool {
-        !self.conn.is_handshaking() && !self.close_notify_sent
+        self.close_notify == CloseNotify::NotAsked
+            && self.conn.as_ref().is_some_and(|c| !c.is_handshaking())
     }
 
     /// Returns true while TLS bytes wait to be taken with [`Self::write_outgoing`].
     pub(crate) fn has_outgoing(&self) -> bool {
-        self.conn.wants_write()
+        !self.alert.is_empty() || self.conn.as_ref().is_some_and(|c| c.wants_write())
     }
 
+    /// Returns true once our `close_notify` is out of rustls (written, or waiting in
+    /// [`Self::write_outgoing`]); nothing may be sent after it.
     pub(crate) fn close_notify_sent(&self) -> bool {
-        self.close_notify_sent
+        self.close_notify == CloseNotify::Sent
     }
 
     /// Appends the TLS bytes waiting to be written (handshake, records, alerts) to `out`;
     /// returns how many.
     pub(crate) fn write_outgoing(&mut self, out: &mut BytesMut) -> usize {
         let before = out.len();
-        let mut writer = out.writer();
-        while self.conn.wants_write() {
-            // Writing into memory cannot fail; stop rather than spin if it ever did.
-            match self.conn.write_tls(&mut writer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        if let Some(conn) = &mut self.conn {
+            write_tls(conn, out);
         }
-        writer.into_inner().len() - before
+        out.extend_from_slice(&self.alert);
+        self.alert.clear();
+        out.len() - before
     }
 
     /// Encrypts `chunks` (at most [`MAX_RECORD_PLAINTEXT`] bytes) as one record.
-    ///
-    /// Returns how many bytes rustls took: all of them, since the buffer limit is off.
-    pub(crate) fn encrypt(&mut self, chunks: &[Bytes]) -> Result<usize, TlsError> {
+    pub(crate) fn encrypt(&mut self, chunks: &[Bytes]) -> Result<(), TlsError> {
+        let Some(conn) = &mut self.conn else {
+            return Err(TlsError::Other {
+                reason: "encrypting after our close_notify".into(),
+            });
+        };
         let slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
         let total: usize = chunks.iter().map(Bytes::len).sum();
-        let taken = io::Write::write_vectored(&mut self.conn.writer(), &slices).map_err(other)?;
+        let taken = io::Write::write_vectored(&mut conn.writer(), &slices).map_err(other)?;
         if taken != total {
             return Err(TlsError::Other {
                 reason: format!("rustls accepted {taken} of {total} plaintext bytes"),
             });
         }
-        Ok(taken)
+        Ok(())
     }
 
-    /// Queues our `close_notify`; nothing may be sent after it.
-    pub(crate) fn send_close_notify(&mut self) {
-        self.conn.send_close_notify();
-        self.close_notify_sent = true;
+    /// Asks for our `close_notify`: it goes out now, or once the record the peer is in the
+    /// middle of has arrived whole ([`Self::close_notify_sent`] says which). Nothing may be
+    /// sent after asking.
+    pub(crate) fn send_close_notify(&mut self) -> Result<(), TlsError> {
+        if self.close_notify == CloseNotify::NotAsked {
+            self.close_notify = CloseNotify::Waiting;
+        }
+        self.close_notify_if_due()
     }
 
-    /// Feeds bytes read from the socket and collects what they produced. Plaintext from the
-    /// records before a failure is kept: each record was authenticated on its own.
-    ///
-    /// After our `close_notify`, rustls 0.23 must not see a record it would reject: it answers
-    /// with a fatal alert, and its `debug_assert!` that no second alert follows the first
-    /// (`close_notify` counts as one) panics in every debug build (rustls#959). So the record
-    /// headers are checked here first, as rustls's own deframer would, and a malformed record
-    /// never reaches it. A well-formed record that fails to authenticate can only be found by
-    /// rustls itself; for that last case the panic is contained and reported as corrupt data.
-    pub(crate) fn receive(&mut self, mut data: &[u8]) -> Inbound {
-        let was_handshaking = self.conn.is_handshaking();
-        let mut plaintext = Vec::new();
-        let mut error = None;
-        if self.close_notify_sent
-            && let Err(bad) = self.after_close_notify.check(data)
-        {
-            data = &data[..bad.valid_prefix];
-            error = Some(TlsError::CorruptMessage {
-                reason: bad.reason.into(),
-            });
+    /// Sends our `close_notify` if it was asked for and no record is half read, then hands the
+    /// receive side to a [`Drain`].
+    fn close_notify_if_due(&mut self) -> Result<(), TlsError> {
+        if self.close_notify != CloseNotify::Waiting || !self.boundaries.at_boundary() {
+            return Ok(());
         }
-        while !data.is_empty() && !self.peer_closed {
-            if let Err(e) = self.receive_some(&mut data, &mut plaintext) {
-                error = Some(e);
-                break;
-            }
-        }
-        Inbound {
-            plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
-            handshake_finished: was_handshaking && !self.conn.is_handshaking(),
-            peer_closed: self.peer_closed,
-            error,
-        }
-    }
-
-    /// One `read_tls` + `process_new_packets` step: consumes from `data`, appends the
-    /// plaintext it produced (also when it then fails) to `plaintext`.
-    fn receive_some(&mut self, data: &mut &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
-        let read = self
-            .conn
-            .read_tls(data)
-            .map_err(|e| TlsError::CorruptMessage {
-                reason: e.to_string(),
-            })?;
-        let state = match self.process_new_packets() {
-            Ok(state) => state,
-            Err(e) => {
-                self.drain_available(plaintext);
-                return Err(e);
-            }
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
         };
-        self.drain_plaintext(state.plaintext_bytes_to_read(), plaintext)?;
-        if state.peer_has_closed() {
-            self.peer_closed = true;
-        } else if read == 0 {
-            // rustls reads nothing when a record header announces an impossible length.
-            return Err(TlsError::CorruptMessage {
-                reason: "a record rustls cannot buffer".into(),
-            });
+        self.close_notify = CloseNotify::Sent;
+        conn.send_close_notify();
+        let mut alert = BytesMut::new();
+        write_tls(&mut conn, &mut alert);
+        self.alert = alert.to_vec();
+        if !self.peer_closed {
+            self.drain = Some(Drain::start(conn)?);
         }
         Ok(())
     }
 
-    /// `process_new_packets`, with the rustls#959 panic (only reachable after our
-    /// `close_notify`, see [`Self::receive`]) turned into the error rustls was reporting.
-    fn process_new_packets(&mut self) -> Result<rustls::IoState, TlsError> {
-        if !self.close_notify_sent {
-            return self.conn.process_new_packets().map_err(classify);
+    /// Feeds bytes read from the socket and collects what they produced. Plaintext from the
+    /// records before a failure is kept: each record was authenticated on its own.
+    pub(crate) fn receive(&mut self, data: &[u8]) -> Inbound {
+        let was_handshaking = self.is_handshaking();
+        let mut plaintext = Vec::new();
+        let result = self.receive_into(data, &mut plaintext);
+        let handshake_finished = was_handshaking && !self.is_handshaking();
+        if handshake_finished {
+            self.info = self.conn.as_ref().map(connection_info);
         }
-        let conn = &mut self.conn;
-        match catch_unwind(AssertUnwindSafe(|| conn.process_new_packets())) {
-            Ok(processed) => processed.map_err(classify),
-            Err(_) => Err(TlsError::CorruptMessage {
-                reason: "a record that does not authenticate, after our close_notify".into(),
-            }),
-        }
-    }
-
-    /// Takes whatever plaintext rustls holds, after a failure (when it no longer says how much).
-    fn drain_available(&mut self, into: &mut Vec<u8>) {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n @ 1..) = self.conn.reader().read(&mut chunk) {
-            into.extend_from_slice(&chunk[..n]);
+        Inbound {
+            plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
+            handshake_finished,
+            peer_closed: self.peer_closed,
+            error: result.err(),
         }
     }
 
-    /// Tells rustls the TCP stream ended. Returns false if that truncated the session: the
-    /// peer never sent `close_notify`.
+    fn receive_into(&mut self, mut data: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+        if self.conn.is_some() {
+            // While our close_notify waits, rustls takes only what completes the record in
+            // flight; the rest is read after the close_notify, by the drain.
+            let take = match self.close_notify {
+                CloseNotify::Waiting => self.boundaries.until_boundary(data),
+                _ => data.len(),
+            };
+            let (rustls_part, rest) = data.split_at(take);
+            self.boundaries.advance(rustls_part);
+            self.receive_with_rustls(rustls_part, plaintext)?;
+            self.close_notify_if_due()?;
+            data = rest;
+        }
+        if let Some(drain) = &mut self.drain
+            && !self.peer_closed
+        {
+            let received = drain.receive(data, plaintext);
+            self.peer_closed = drain.peer_closed();
+            received?;
+        }
+        Ok(())
+    }
+
+    fn receive_with_rustls(
+        &mut self,
+        mut data: &[u8],
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), TlsError> {
+        let Some(conn) = &mut self.conn else {
+            return Ok(());
+        };
+        while !data.is_empty() && !self.peer_closed {
+            receive_some(conn, &mut data, plaintext, &mut self.peer_closed)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the session the TCP stream ended. Returns false if that truncated the session:
+    /// the peer never sent `close_notify`.
     pub(crate) fn tcp_eof(&mut self) -> bool {
-        let mut empty: &[u8] = &[];
-        // A read of zero bytes is how rustls learns of EOF; it cannot fail on an empty slice.
-        let _ = self.conn.read_tls(&mut empty);
+        if let Some(conn) = &mut self.conn {
+            let mut empty: &[u8] = &[];
+            // A read of zero bytes is how rustls learns of EOF; it cannot fail on an empty slice.
+            let _ = conn.read_tls(&mut empty);
+        }
         self.peer_closed
     }
 
     /// Returns what the handshake negotiated.
     pub(crate) fn info(&self) -> TlsInfo {
-        TlsInfo {
-            protocol_version: self.conn.protocol_version(),
-            cipher_suite: self.conn.negotiated_cipher_suite().map(|s| s.suite()),
-            alpn_protocol: self.conn.alpn_protocol().map(<[u8]>::to_vec),
+        match (&self.info, &self.conn) {
+            (Some(info), _) => info.clone(),
+            (None, Some(conn)) => connection_info(conn),
+            (None, None) => TlsInfo {
+                protocol_version: None,
+                cipher_suite: None,
+                alpn_protocol: None,
+            },
         }
     }
+}
 
-    fn drain_plaintext(&mut self, available: usize, into: &mut Vec<u8>) -> Result<(), TlsError> {
-        if available == 0 {
-            return Ok(());
+/// Moves every TLS byte rustls has to send into `out`.
+fn write_tls(conn: &mut ClientConnection, out: &mut BytesMut) {
+    let mut writer = out.writer();
+    while conn.wants_write() {
+        // Writing into memory cannot fail; stop rather than spin if it ever did.
+        match conn.write_tls(&mut writer) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
-        let start = into.len();
-        into.resize(start + available, 0);
-        self.conn
-            .reader()
-            .read_exact(&mut into[start..])
-            .map_err(other)
     }
+}
+
+fn connection_info(conn: &ClientConnection) -> TlsInfo {
+    TlsInfo {
+        protocol_version: conn.protocol_version(),
+        cipher_suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
+        alpn_protocol: conn.alpn_protocol().map(<[u8]>::to_vec),
+    }
+}
+
+/// One `read_tls` + `process_new_packets` step: consumes from `data`, appends the plaintext
+/// it produced (also when it then fails) to `plaintext`.
+fn receive_some(
+    conn: &mut ClientConnection,
+    data: &mut &[u8],
+    plaintext: &mut Vec<u8>,
+    peer_closed: &mut bool,
+) -> Result<(), TlsError> {
+    let read = conn.read_tls(data).map_err(|e| TlsError::CorruptMessage {
+        reason: e.to_string(),
+    })?;
+    let state = match conn.process_new_packets() {
+        Ok(state) => state,
+        Err(e) => {
+            drain_available(conn, plaintext);
+            return Err(classify(e));
+        }
+    };
+    drain_plaintext(conn, state.plaintext_bytes_to_read(), plaintext)?;
+    if state.peer_has_closed() {
+        *peer_closed = true;
+    } else if read == 0 {
+        // rustls reads nothing when a record header announces an impossible length.
+        return Err(TlsError::CorruptMessage {
+            reason: "a record rustls cannot buffer".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes whatever plaintext rustls holds, after a failure (when it no longer says how much).
+fn drain_available(conn: &mut ClientConnection, into: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = conn.reader().read(&mut chunk) {
+        into.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn drain_plaintext(
+    conn: &mut ClientConnection,
+    available: usize,
+    into: &mut Vec<u8>,
+) -> Result<(), TlsError> {
+    if available == 0 {
+        return Ok(());
+    }
+    let start = into.len();
+    into.resize(start + available, 0);
+    conn.reader().read_exact(&mut into[start..]).map_err(other)
 }
 
 fn other(error: io::Error) -> TlsError {

@@ -108,7 +108,7 @@ fn main() -> io::Result<()> {
         rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
     ]);
     let client_tls = pki.client_tls("localhost");
-    let rustls_config = client_tls.client_config.clone();
+    let rustls_config = client_tls.client_config().clone();
     let rt = clients::runtime()?;
 
     if wanted("bulk") {
