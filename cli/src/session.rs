@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .unwrap_or(started + Duration::from_secs(365 * 86_400));
     let mut preamble = 0;
     if args.tls {
-        trace.note("start_tls", json!({}));
+        trace.request("StartTls", json!({}));
         conn.start_tls();
         starttls::await_tls(&mut inbound, deadline, |_| Ok(()))?;
     }
@@ -74,6 +74,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let ledger = Arc::new(Mutex::new(InputLedger::default()));
     let pumping = Pump {
         sender: conn.sender(),
+        trace: trace.clone(),
         rate: args.rate,
         progress,
         ledger: ledger.clone(),
@@ -235,6 +236,7 @@ const INPUT_POLL: Duration = Duration::from_millis(100);
 /// down gracefully.
 struct Pump {
     sender: ConnectionSender,
+    trace: Trace,
     rate: Option<u64>,
     progress: ProgressBar,
     ledger: Arc<Mutex<InputLedger>>,
@@ -277,6 +279,7 @@ impl Pump {
                 }
             };
             buf.truncate(n);
+            self.trace.request("Send", json!({ "bytes": n }));
             if self.sender.send_blocking(Bytes::from(buf)).is_err() {
                 // Shutting down already (Ctrl-C, or the server closed): stop reading.
                 self.progress.abandon();
@@ -292,6 +295,7 @@ impl Pump {
         };
         lock(&self.ledger).end = Some(end);
         self.progress.finish_and_clear();
+        self.trace.request("Finish", json!({}));
         self.sender.finish();
     }
 }
@@ -321,16 +325,18 @@ fn watch_interrupts(sender: ConnectionSender, trace: &Trace) -> Result<Arc<Atomi
     let trace = trace.clone();
     std::thread::spawn(move || {
         for _ in signals.forever() {
+            trace.note("interrupted");
             if seen.swap(true, Ordering::Relaxed) {
                 warn(format_args!("interrupted again: aborting"));
+                trace.request("Abort", json!({}));
                 sender.abort();
             } else {
                 warn(format_args!(
                     "interrupted: finishing (Ctrl-C again to abort)"
                 ));
+                trace.request("Finish", json!({}));
                 sender.finish();
             }
-            trace.note("interrupted", json!({}));
         }
     });
     Ok(interrupted)

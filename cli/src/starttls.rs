@@ -34,7 +34,7 @@ pub fn negotiate(
             other => other,
         })?;
     refuse_injection(inbound.leftover())?;
-    inbound.trace.note("start_tls", json!({}));
+    inbound.trace.request("StartTls", json!({}));
     inbound.conn.start_tls();
     await_tls(inbound, deadline, refuse_injection)?;
     Ok(sent)
@@ -116,9 +116,10 @@ fn refuse_injection(bytes: usize) -> Result<(), Failure> {
 
 /// Sends one command line.
 fn command(inbound: &mut Inbound<'_>, line: &str) -> Result<(), Failure> {
-    inbound
-        .trace
-        .note("send", json!({ "line": line.trim_end() }));
+    inbound.trace.request(
+        "Send",
+        json!({ "bytes": line.len(), "line": line.trim_end() }),
+    );
     inbound
         .conn
         .send(Bytes::from(line.to_owned()))

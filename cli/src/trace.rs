@@ -1,12 +1,14 @@
-//! `--trace`: every lifecycle event as one JSON line on standard error.
+//! `--trace`: every event of the connection and every request the program makes, one JSON
+//! line each on standard error, in the simulator's trace vocabulary: the core's names for
+//! inputs and outputs (`Input::name`, `Output::name`), errors as names, not text.
 
 use std::io::Write;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tcpclient_core::{Ending, Event};
+use tcpclient_core::{Error, Event};
 
-/// Writes trace lines when enabled, stamped with seconds since the start.
+/// Writes trace lines when enabled, stamped with microseconds since the start.
 #[derive(Debug, Clone)]
 pub struct Trace {
     enabled: bool,
@@ -21,17 +23,15 @@ impl Trace {
         }
     }
 
-    /// Traces something the application did or asked for.
-    pub fn note(&self, what: &str, details: Value) {
-        if !self.enabled {
-            return;
-        }
-        let mut line = json!({ "t": self.start.elapsed().as_secs_f64(), "event": what });
-        if let (Some(line), Value::Object(details)) = (line.as_object_mut(), details) {
-            line.extend(details);
-        }
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{line}");
+    /// Traces a request the program made of the connection (`Send`, `StartTls`, `Finish`,
+    /// `Abort`: the names of the core's inputs).
+    pub fn request(&self, input: &'static str, details: Value) {
+        self.line(json!({ "kind": "in", "input": input, "details": details }));
+    }
+
+    /// Traces something that happened to the program itself (an interrupt).
+    pub fn note(&self, what: &str) {
+        self.line(json!({ "kind": "note", "what": what }));
     }
 
     /// Traces an event from the connection.
@@ -39,49 +39,47 @@ impl Trace {
         if !self.enabled {
             return;
         }
-        match event {
-            Event::Connected(peer) => self.note("connected", json!({ "peer": peer.to_string() })),
-            Event::Data(data) => self.note("data", json!({ "bytes": data.len() })),
-            Event::TlsEstablished(info) => self.note(
-                "tls_established",
-                json!({
-                    "version": info.protocol_version.map(|v| format!("{v:?}")),
-                    "cipher_suite": info.cipher_suite.map(|s| format!("{s:?}")),
-                    "alpn": info.alpn_protocol.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
-                }),
-            ),
-            Event::PeerClosed => self.note("peer_closed", json!({})),
-            Event::SendReady => self.note("send_ready", json!({})),
+        let details = match event {
+            Event::Connected(peer) => json!({ "addr": peer.to_string() }),
+            Event::Data(data) => json!({ "bytes": data.len() }),
+            Event::TlsEstablished(info) => json!({
+                "version": info.protocol_version.map(|v| v.as_str().unwrap_or("unknown")),
+                "cipher_suite": info.cipher_suite.map(|s| s.as_str().unwrap_or("unknown")),
+                "alpn": info.alpn_protocol.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
+            }),
             Event::Closed(report) => {
-                let (ending, error) = match &report.result {
-                    Ok(ending) => (Some(ending_name(*ending)), None),
-                    Err(error) => (None, Some(error.to_string())),
+                let (error, tls_error) = match &report.result {
+                    Ok(_) => (None, None),
+                    Err(Error::Tls(tls)) => (Some("Tls"), Some(tls.name())),
+                    Err(error) => (Some(error.name()), None),
                 };
-                self.note(
-                    "closed",
-                    json!({
-                        "ending": ending,
-                        "error": error,
-                        "bytes_accepted": report.bytes_accepted,
-                        "bytes_written": report.bytes_written,
-                        "bytes_undelivered": report.bytes_undelivered,
-                        "bytes_received": report.bytes_received,
-                        "wire_bytes_written": report.wire_bytes_written,
-                        "peer_closed": report.peer_closed,
-                        "clean": report.is_clean(),
-                    }),
-                );
+                json!({
+                    "outcome": report.outcome(),
+                    "error": error,
+                    "tls_error": tls_error,
+                    "reason": report.result.as_ref().err().map(ToString::to_string),
+                    "bytes_accepted": report.bytes_accepted,
+                    "bytes_written": report.bytes_written,
+                    "bytes_undelivered": report.bytes_undelivered,
+                    "bytes_received": report.bytes_received,
+                    "wire_bytes_written": report.wire_bytes_written,
+                    "peer_closed": report.peer_closed,
+                    "clean": report.is_clean(),
+                })
             }
-            other => self.note("other", json!({ "debug": format!("{other:?}") })),
-        }
+            _ => json!({}),
+        };
+        self.line(json!({ "kind": "out", "output": event.name(), "details": details }));
     }
-}
 
-fn ending_name(ending: Ending) -> &'static str {
-    match ending {
-        Ending::Finished => "finished",
-        Ending::PeerClosed => "peer_closed",
-        Ending::Aborted => "aborted",
-        _ => "other",
+    fn line(&self, mut body: Value) {
+        if !self.enabled {
+            return;
+        }
+        let t_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Some(body) = body.as_object_mut() {
+            body.insert("t_us".into(), json!(t_us));
+        }
+        let _ = writeln!(std::io::stderr().lock(), "{body}");
     }
 }

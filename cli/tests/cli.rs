@@ -323,26 +323,30 @@ fn starttls_injection_is_refused() {
 }
 
 #[test]
-fn trace_writes_one_json_line_per_event() {
+fn trace_writes_one_json_line_per_event_in_the_cores_vocabulary() {
     let [host, port] = host_port(echo_server());
 
     let run = run(&["--trace", &host, &port], b"traced\n");
 
     assert_eq!(run.status, 0);
-    let events: Vec<serde_json::Value> = run
+    let lines: Vec<serde_json::Value> = run
         .stderr
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
-    assert_eq!(names.first(), Some(&"connected"));
-    assert_eq!(names.last(), Some(&"closed"));
+    let outputs: Vec<&str> = lines.iter().filter_map(|e| e["output"].as_str()).collect();
+    let inputs: Vec<&str> = lines.iter().filter_map(|e| e["input"].as_str()).collect();
+    assert_eq!(outputs.first(), Some(&"Connected"), "{outputs:?}");
+    assert_eq!(outputs.last(), Some(&"Closed"), "{outputs:?}");
     assert!(
-        names.contains(&"data") && names.contains(&"peer_closed"),
-        "{names:?}"
+        outputs.contains(&"Data") && outputs.contains(&"PeerClosed"),
+        "{outputs:?}"
     );
-    assert_eq!(events.last().unwrap()["bytes_written"], 7);
-    assert_eq!(events.last().unwrap()["clean"], true);
+    assert_eq!(inputs, ["Send", "Finish"]);
+    let closed = &lines.last().unwrap()["details"];
+    assert_eq!(closed["outcome"], "Finished");
+    assert_eq!(closed["bytes_written"], 7);
+    assert_eq!(closed["clean"], true);
 }
 
 #[test]

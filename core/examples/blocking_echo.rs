@@ -83,7 +83,6 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("event: {event:?}");
                     Ok(())
                 }
-                _ => Ok(()),
             };
             fed?;
         }

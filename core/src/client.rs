@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::admission::SendAdmission;
 use crate::buffers::BufferPool;
 use crate::ledger::WireLedger;
 use crate::queue::SendQueue;
@@ -67,6 +68,7 @@ pub struct Client {
     state: State,
     timers: TimerTable,
     queue: SendQueue,
+    admission: SendAdmission,
     ledger: WireLedger,
     /// Buffers small sends are coalesced into and encrypted batches written into, reused
     /// once written.
@@ -111,6 +113,7 @@ impl Client {
             state: State::Delay,
             timers: TimerTable::default(),
             queue: SendQueue::new(config.coalesce_below),
+            admission: SendAdmission::new(&config),
             buffers: BufferPool::default(),
             ledger: WireLedger::default(),
             tls: Tls::Off,
@@ -141,17 +144,18 @@ impl Client {
             return Ok(());
         }
         self.now = self.now.max(now);
+        let name = input.name();
         match input {
             Input::Send(data) => self.send(data),
-            Input::StartTls => self.start_tls(),
-            Input::Finish => self.finish(),
+            Input::StartTls => self.start_tls(name),
+            Input::Finish => self.finish(name),
             Input::Abort => {
-                self.require("Abort", !matches!(self.state, State::Closed))?;
+                self.require(name, !matches!(self.state, State::Closed))?;
                 self.close(Ok(Ending::Aborted));
                 Ok(())
             }
             Input::Resolved(addrs) => {
-                self.require("Resolved", matches!(self.state, State::Resolving))?;
+                self.require(name, matches!(self.state, State::Resolving))?;
                 if addrs.is_empty() {
                     let host = self.config.host.clone();
                     self.close(Err(Error::NoAddresses { host }));
@@ -161,18 +165,18 @@ impl Client {
                 Ok(())
             }
             Input::ResolveFailed(kind) => {
-                self.require("ResolveFailed", matches!(self.state, State::Resolving))?;
+                self.require(name, matches!(self.state, State::Resolving))?;
                 let host = self.config.host.clone();
                 self.close(Err(Error::Resolve { host, kind }));
                 Ok(())
             }
             Input::Connected => {
-                self.require("Connected", self.attempt_under_way())?;
+                self.require(name, self.attempt_under_way())?;
                 self.connected();
                 Ok(())
             }
             Input::ConnectFailed(kind) => {
-                self.require("ConnectFailed", self.attempt_under_way())?;
+                self.require(name, self.attempt_under_way())?;
                 self.attempt_failed(Some(kind));
                 Ok(())
             }
@@ -181,13 +185,13 @@ impl Client {
                 Ok(())
             }
             Input::SocketError(kind) => {
-                self.require("SocketError", matches!(self.state, State::Open(_)))?;
+                self.require(name, matches!(self.state, State::Open(_)))?;
                 self.close(Err(Error::Socket(kind)));
                 Ok(())
             }
-            Input::Received(data) => self.received(data),
-            Input::Written(n) => self.written(n),
-            Input::PeerEof => self.peer_eof(),
+            Input::Received(data) => self.received(name, data),
+            Input::Written(n) => self.written(name, n),
+            Input::PeerEof => self.peer_eof(name),
             Input::Timeout => {
                 self.handle_timeout();
                 Ok(())
@@ -202,7 +206,7 @@ impl Client {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         if self.outputs.is_empty() {
-            self.pump();
+            self.hand_out();
         }
         self.outputs.pop_front()
     }
@@ -284,8 +288,7 @@ impl Client {
         if !self.takes_sends() {
             return 0;
         }
-        let queued = usize::try_from(self.bytes_queued()).unwrap_or(usize::MAX);
-        self.config.send_limit.saturating_sub(queued)
+        self.admission.capacity(self.bytes_queued())
     }
 
     /// Returns the configuration the client was created with.
@@ -303,10 +306,13 @@ impl Client {
         if !self.takes_sends() {
             return Err(self.refuse_after_shutdown(data));
         }
-        let queued = self.bytes_queued();
-        if queued > 0 && queued.saturating_add(data.len() as u64) > self.config.send_limit as u64 {
-            return Err(self.refuse_full(data, queued));
-        }
+        let data = match self.admission.admit(self.bytes_queued(), data) {
+            Ok(data) => data,
+            Err(refusal) => {
+                self.send_refused = true;
+                return Err(refusal);
+            }
+        };
         self.bytes_accepted += data.len() as u64;
         self.queue.push(data, &mut self.buffers);
         Ok(())
@@ -324,35 +330,25 @@ impl Client {
         InvalidInput::SendAfterShutdown { data, phase }
     }
 
-    #[cold]
-    fn refuse_full(&mut self, data: Bytes, queued: u64) -> InvalidInput {
-        self.send_refused = true;
-        InvalidInput::QueueFull {
-            data,
-            queued: usize::try_from(queued).unwrap_or(usize::MAX),
-            limit: self.config.send_limit,
-        }
-    }
-
-    fn start_tls(&mut self) -> Result<(), InvalidInput> {
+    fn start_tls(&mut self, name: &'static str) -> Result<(), InvalidInput> {
         if self.config.tls.is_none() {
             return Err(InvalidInput::NoTlsConfig);
         }
         let peer_gone = matches!(&self.state, State::Open(open) if open.peer_closed);
         let allowed = matches!(self.tls, Tls::Off) && self.takes_sends() && !peer_gone;
-        self.require("StartTls", allowed)?;
+        self.require(name, allowed)?;
         self.queue.start_tls_here();
         self.tls = Tls::Requested;
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), InvalidInput> {
+    fn finish(&mut self, name: &'static str) -> Result<(), InvalidInput> {
         // The peer closed first and the client is already on its way out: finishing is
         // what the application would do anyway.
         if self.shutdown == Shutdown::PeerClosed && !self.is_closed() {
             return Ok(());
         }
-        self.require("Finish", self.takes_sends())?;
+        self.require(name, self.takes_sends())?;
         self.shutdown = Shutdown::Finish;
         if matches!(self.state, State::Open(_)) {
             self.timers
@@ -450,7 +446,7 @@ impl Client {
         });
         self.timers.stop(Timer::Connect);
         self.timers.stop(Timer::ConnectAttempt);
-        self.touch();
+        self.restart_idle_timer();
         if self.shutdown == Shutdown::Finish {
             self.timers
                 .set(Timer::Drain, self.now, self.config.drain_timeout);
@@ -460,13 +456,13 @@ impl Client {
 
     // ---- the connected socket ----
 
-    fn received(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+    fn received(&mut self, name: &'static str, data: &[u8]) -> Result<(), InvalidInput> {
         let readable = matches!(&self.state, State::Open(open) if !open.tcp_eof);
-        self.require("Received", readable)?;
+        self.require(name, readable)?;
         if data.is_empty() {
             return Ok(());
         }
-        self.touch();
+        self.restart_idle_timer();
         let Tls::Active(session) = &mut self.tls else {
             self.deliver(Bytes::copy_from_slice(data));
             return Ok(());
@@ -493,18 +489,18 @@ impl Client {
         self.emit(Event::Data(data));
     }
 
-    fn written(&mut self, n: usize) -> Result<(), InvalidInput> {
+    fn written(&mut self, name: &'static str, n: usize) -> Result<(), InvalidInput> {
         let open = matches!(self.state, State::Open(_));
-        self.require("Written", open && (n as u64) <= self.ledger.in_flight())?;
+        self.require(name, open && (n as u64) <= self.ledger.in_flight())?;
         if n == 0 {
             return Ok(());
         }
         self.ledger.written(n);
-        self.touch();
+        self.restart_idle_timer();
         if self.ledger.in_flight() == 0 && self.queue.is_empty() {
             self.buffers.trim();
         }
-        let room = self.bytes_queued() <= self.config.send_low_watermark as u64;
+        let room = self.admission.has_room_again(self.bytes_queued());
         if self.send_refused && room && self.shutdown == Shutdown::None {
             self.send_refused = false;
             self.emit(Event::SendReady);
@@ -512,12 +508,12 @@ impl Client {
         Ok(())
     }
 
-    fn peer_eof(&mut self) -> Result<(), InvalidInput> {
+    fn peer_eof(&mut self, name: &'static str) -> Result<(), InvalidInput> {
         let State::Open(open) = &mut self.state else {
-            return Err(self.unexpected("PeerEof"));
+            return Err(self.unexpected(name));
         };
         if open.tcp_eof {
-            return Err(self.unexpected("PeerEof"));
+            return Err(self.unexpected(name));
         }
         open.tcp_eof = true;
         let clean = match &mut self.tls {
@@ -552,7 +548,7 @@ impl Client {
     }
 
     /// Restarts the idle deadline: something was received or written.
-    fn touch(&mut self) {
+    fn restart_idle_timer(&mut self) {
         if let Some(idle) = self.config.idle_timeout {
             self.timers.set(Timer::Idle, self.now, idle);
         }
@@ -586,7 +582,7 @@ impl Client {
     // ---- the data path, run lazily from poll_output ----
 
     /// Hands out what can leave now, starts TLS when its turn comes, and moves a shutdown on.
-    fn pump(&mut self) {
+    fn hand_out(&mut self) {
         if !matches!(self.state, State::Open(_)) {
             return;
         }
@@ -739,6 +735,7 @@ impl Client {
         self.outputs.push_back(Output::Event(event));
     }
 
+    /// Refuses `input` (named by [`Input::name`]) unless it is `allowed` now.
     fn require(&self, input: &'static str, allowed: bool) -> Result<(), InvalidInput> {
         if allowed {
             Ok(())

@@ -79,6 +79,26 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error's name in traces and tables: its variant's name (`"ConnectTimeout"`,
+    /// `"Tls"`, ...). With [`TlsError::name`] it says what went wrong as data, not text.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::Resolve { .. } => "Resolve",
+            Error::NoAddresses { .. } => "NoAddresses",
+            Error::Connect { .. } => "Connect",
+            Error::ConnectTimeout => "ConnectTimeout",
+            Error::Socket(_) => "Socket",
+            Error::TlsHandshakeTimeout => "TlsHandshakeTimeout",
+            Error::Tls(_) => "Tls",
+            Error::UnexpectedEof => "UnexpectedEof",
+            Error::IdleTimeout => "IdleTimeout",
+            Error::DrainTimeout => "DrainTimeout",
+            Error::DriverStopped { .. } => "DriverStopped",
+        }
+    }
+}
+
 /// Says why a resolution failed in words a user expects: resolvers report a missing name
 /// as `NotFound` (or as an uncategorised error, which drivers pass on as `NotFound`).
 fn resolve_reason(kind: ErrorKind) -> String {
@@ -160,6 +180,24 @@ pub enum TlsError {
     },
 }
 
+impl TlsError {
+    /// The error's name in traces and tables: its variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TlsError::CertificateNotTrusted { .. } => "CertificateNotTrusted",
+            TlsError::CertificateNameMismatch { .. } => "CertificateNameMismatch",
+            TlsError::CertificateExpired { .. } => "CertificateExpired",
+            TlsError::CertificateIsCa => "CertificateIsCa",
+            TlsError::CertificateInvalid { .. } => "CertificateInvalid",
+            TlsError::AlertReceived { .. } => "AlertReceived",
+            TlsError::CorruptMessage { .. } => "CorruptMessage",
+            TlsError::Incompatible { .. } => "Incompatible",
+            TlsError::InvalidAlpnProtocol { .. } => "InvalidAlpnProtocol",
+            TlsError::Other { .. } => "Other",
+        }
+    }
+}
+
 /// Why [`Client::handle_input`](crate::Client::handle_input) refused an input.
 ///
 /// A refused input changes nothing: the client is in the same state as before the call.
@@ -196,7 +234,7 @@ pub enum InvalidInput {
     /// `Connected`, a second `StartTls`, or `Written` of more bytes than were handed out.
     #[error("{input} is not expected while {phase}")]
     Unexpected {
-        /// Which input.
+        /// Which input, by [`Input::name`](crate::Input::name).
         input: &'static str,
         /// The phase the client was in.
         phase: Phase,

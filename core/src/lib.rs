@@ -61,6 +61,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admission;
 mod buffers;
 mod client;
 mod config;
@@ -77,6 +78,7 @@ pub mod tls;
 pub use bytes::Bytes;
 pub use rustls;
 
+pub use admission::SendAdmission;
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
 pub use error::{Error, InvalidInput, TlsError};

@@ -10,8 +10,10 @@ use crate::report::{CloseReport, TlsInfo};
 ///
 /// The driver performs the socket actions and reports back with an [`Input`](crate::Input);
 /// it passes [`Output::Event`]s on to the application. Perform them in the order they come.
+///
+/// Not `#[non_exhaustive]`: a driver matches every variant, so that a socket action added in
+/// a later version is a compile error in the driver, not an action silently skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Resolve `host` to addresses and answer with
     /// [`Input::Resolved`](crate::Input::Resolved) or
@@ -42,6 +44,21 @@ pub enum Output {
     Event(Event),
 }
 
+impl Output {
+    /// The output's name in traces and messages: its variant's name, or the event's
+    /// ([`Event::name`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Output::Resolve { .. } => "Resolve",
+            Output::Connect(_) => "Connect",
+            Output::Transmit(_) => "Transmit",
+            Output::ShutdownWrite => "ShutdownWrite",
+            Output::Close => "Close",
+            Output::Event(event) => event.name(),
+        }
+    }
+}
+
 /// Something for the application: Kamaelia's `outbox`, `sslready` and `signal` boxes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -67,4 +84,18 @@ pub enum Event {
     /// how it ended. (Boxed: it comes once, and keeps every other output small.)
     #[doc(alias = "signal")]
     Closed(Box<CloseReport>),
+}
+
+impl Event {
+    /// The event's name in traces and messages: its variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Connected(_) => "Connected",
+            Event::Data(_) => "Data",
+            Event::TlsEstablished(_) => "TlsEstablished",
+            Event::PeerClosed => "PeerClosed",
+            Event::SendReady => "SendReady",
+            Event::Closed(_) => "Closed",
+        }
+    }
 }

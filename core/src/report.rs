@@ -46,6 +46,15 @@ impl CloseReport {
         }
     }
 
+    /// How it ended, as one name: the [`Ending`]'s or the [`Error`]'s (`"Finished"`,
+    /// `"ConnectTimeout"`, ...).
+    pub fn outcome(&self) -> &'static str {
+        match &self.result {
+            Ok(ending) => ending.name(),
+            Err(error) => error.name(),
+        }
+    }
+
     /// Returns true when the connection ended on purpose and every accepted byte was written.
     ///
     /// An abort, an error, or a single undelivered byte makes a close unclean.
@@ -84,6 +93,17 @@ pub enum Ending {
     /// The application aborted ([`Input::Abort`](crate::Input::Abort)).
     #[doc(alias = "shutdownMicroprocess")]
     Aborted,
+}
+
+impl Ending {
+    /// The ending's name in traces and tables: its variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ending::Finished => "Finished",
+            Ending::PeerClosed => "PeerClosed",
+            Ending::Aborted => "Aborted",
+        }
+    }
 }
 
 impl fmt::Display for Ending {

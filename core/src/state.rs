@@ -26,6 +26,32 @@ pub enum Phase {
     Closed,
 }
 
+impl Phase {
+    /// The phase's name in traces and tables: its variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Delay => "Delay",
+            Phase::Resolving => "Resolving",
+            Phase::Connecting => "Connecting",
+            Phase::Connected => "Connected",
+            Phase::TlsHandshaking => "TlsHandshaking",
+            Phase::Draining => "Draining",
+            Phase::Closed => "Closed",
+        }
+    }
+
+    /// Every phase, in lifecycle order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Delay,
+        Phase::Resolving,
+        Phase::Connecting,
+        Phase::Connected,
+        Phase::TlsHandshaking,
+        Phase::Draining,
+        Phase::Closed,
+    ];
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1,4 +1,4 @@
-//! One test per row of the behaviour table in kamaelia-spec.md: what Kamaelia's TCPClient
+//! One test per row of the behaviour table in ARCHITECTURE.md section 5: what Kamaelia's TCPClient
 //! did, and what we do instead. Each test asserts the exact outputs and the exact deadlines.
 
 use std::io::ErrorKind;

@@ -1,9 +1,11 @@
 //! Replays the committed fuzz corpus and every fuzz regression on stable, on every
-//! `cargo test`: the fuzz targets' checks, without nightly or libFuzzer.
+//! `cargo test`: the fuzz targets' checks (the invariant monitor and the world around it,
+//! ARCHITECTURE.md section 4), without nightly or libFuzzer.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use tcpclient_core::Phase;
 use tcpclient_testkit::{Outcome, Scenario, Violation, lifecycle, run, server_bytes};
 
 type Target = fn(&[u8]) -> Result<Outcome, Violation>;
@@ -60,19 +62,11 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
     let mut endings = BTreeSet::new();
     for (target, run) in TARGETS {
         for outcome in replay_corpus(target, run) {
-            phases.extend(outcome.phases.iter().map(|p| format!("{p:?}")));
-            endings.insert(ending(&outcome.report.result));
+            phases.extend(outcome.phases.iter().map(|p| p.name()));
+            endings.insert(outcome.report.outcome());
         }
     }
-    let all_phases = [
-        "Delay",
-        "Resolving",
-        "Connecting",
-        "Connected",
-        "TlsHandshaking",
-        "Draining",
-        "Closed",
-    ];
+    let all_phases = Phase::ALL.map(|p| p.name());
     let missing = never_reached(&all_phases, &phases);
     assert!(missing.is_empty(), "phases never reached: {missing:?}");
     let all_endings = [
@@ -97,25 +91,22 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
     );
 }
 
-fn never_reached<'a>(all: &[&'a str], reached: &BTreeSet<String>) -> Vec<&'a str> {
+fn never_reached<'a>(all: &[&'a str], reached: &BTreeSet<&str>) -> Vec<&'a str> {
     all.iter()
         .copied()
         .filter(|name| !reached.contains(*name))
         .collect()
 }
 
-fn ending(result: &Result<tcpclient_core::Ending, tcpclient_core::Error>) -> String {
-    let debug = match result {
-        Ok(ending) => format!("{ending:?}"),
-        Err(error) => format!("{error:?}"),
-    };
-    debug.chars().take_while(|c| c.is_alphanumeric()).collect()
-}
-
 /// Regressions are named `<target>-<what went wrong>`.
 #[test]
 fn every_fuzz_regression_stays_fixed() {
-    for file in files(&fuzz_dir().join("regressions")) {
+    let regressions = files(&fuzz_dir().join("regressions"));
+    assert!(
+        !regressions.is_empty(),
+        "fuzz/regressions is missing or empty: nothing would be replayed"
+    );
+    for file in regressions {
         let name = file
             .file_name()
             .unwrap_or_default()

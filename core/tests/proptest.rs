@@ -1,4 +1,4 @@
-//! Random operation sequences against the invariants of DESIGN.md section 3.
+//! Random operation sequences against the invariants of ARCHITECTURE.md section 4.
 //!
 //! Each case runs a [`Scenario`] twice through `tcpclient_testkit::check`, which asserts after
 //! every step: exactly one `Closed` and nothing after it, a `Close` for every `Connect`,

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -11,11 +10,8 @@ use bytes::Bytes;
 use polling::{Event as Readiness, Events, Poller};
 use tcpclient_core::{Client, Config, Event, Input, InvalidInput, Output};
 
+use crate::conn::{Conn, Reported};
 use crate::resolver::{Resolution, Resolve, ResolverPool, SystemResolver};
-use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write_gathered};
-
-/// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
-const READS_PER_TURN: usize = 8;
 
 /// Bytes handed out that are worth a write before the remaining outputs are taken.
 const WRITE_EARLY: usize = 64 * 1024;
@@ -100,6 +96,8 @@ pub struct EventLoop {
     resolver: ResolverPool,
     resolved_rx: Receiver<Resolution>,
     ready: VecDeque<(ConnId, Event)>,
+    /// Connections whose bytes written grew, with the new total (see `poll_progress`).
+    progress: VecDeque<(ConnId, u64)>,
     read_buf: Box<[u8]>,
     open: usize,
     /// Resolutions asked of helper threads and not yet collected.
@@ -111,30 +109,6 @@ pub struct EventLoop {
 struct Slot {
     generation: u32,
     conn: Option<Conn>,
-}
-
-/// One client and the socket the loop keeps for it.
-struct Conn {
-    client: Client,
-    socket: Option<Socket>,
-    /// Transmits handed out by the client and not yet written.
-    pending: VecDeque<Bytes>,
-    /// Bytes in `pending`.
-    pending_bytes: usize,
-    /// The application asked the loop to stop reading this connection.
-    paused: bool,
-    /// The deadline registered in `EventLoop::timers`.
-    deadline: Option<Instant>,
-    dirty: bool,
-}
-
-struct Socket {
-    stream: TcpStream,
-    connecting: bool,
-    /// False once a write stopped at `WouldBlock`, until the poller says writable again.
-    writable: bool,
-    /// The interest registered with the poller (oneshot: `None` once it fired).
-    armed: Option<(bool, bool)>,
 }
 
 impl EventLoop {
@@ -158,6 +132,7 @@ impl EventLoop {
             timers: BTreeSet::new(),
             resolved_rx,
             ready: VecDeque::new(),
+            progress: VecDeque::new(),
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
             open: 0,
             resolving: 0,
@@ -172,15 +147,7 @@ impl EventLoop {
 
     /// Starts a client for `config` now. Its first outputs are performed on the next turn.
     pub fn connect(&mut self, config: Config) -> ConnId {
-        let conn = Conn {
-            client: Client::new(config, Instant::now()),
-            socket: None,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            paused: false,
-            deadline: None,
-            dirty: false,
-        };
+        let conn = Conn::new(Client::new(config, Instant::now()));
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -264,6 +231,16 @@ impl EventLoop {
     /// Returns the next application event, with the connection it belongs to.
     pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
         self.ready.pop_front()
+    }
+
+    /// Returns a connection whose bytes written (the core's
+    /// [`Client::bytes_written`]) grew since it was last reported, with the new total.
+    ///
+    /// For a program that accounts for its sends elsewhere, as the [`Runtime`](crate::Runtime)'s
+    /// handles do: it learns of progress from here, not by asking every connection. A
+    /// connection that closes reports its final numbers in its close report instead.
+    pub fn poll_progress(&mut self) -> Option<(ConnId, u64)> {
+        self.progress.pop_front()
     }
 
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
@@ -408,6 +385,7 @@ impl EventLoop {
         };
         conn.dirty = false;
         let now = self.now;
+        let written_before = conn.client.bytes_written();
         let (mut closed, mut wrote) = (false, false);
         loop {
             while let Some(output) = conn.client.poll_output() {
@@ -423,7 +401,7 @@ impl EventLoop {
                         // Enough to be worth a system call: write now, so the peer works
                         // on it while the client prepares the rest.
                         if conn.pending_bytes >= WRITE_EARLY {
-                            wrote |= conn.write_pending(now);
+                            wrote |= conn.write_pending(now) == Reported::Something;
                         }
                     }
                     Output::ShutdownWrite => conn.shutdown_write(now),
@@ -432,21 +410,24 @@ impl EventLoop {
                         closed |= matches!(event, Event::Closed(_));
                         self.ready.push_back((id, event));
                     }
-                    _ => {}
                 }
             }
-            if !conn.write_pending(now) {
-                // Re-arming can fail too; the client then has a close to hand out.
-                if closed || !conn.rearm(index, &self.poller, now) {
-                    break;
-                }
-            } else {
+            if conn.write_pending(now) == Reported::Something {
                 wrote = true;
+                continue;
+            }
+            // Re-arming can fail too; the client then has a close to hand out.
+            if closed || conn.rearm(index, &self.poller, now) == Reported::Nothing {
+                break;
             }
         }
         if closed {
             self.remove(index);
             return wrote;
+        }
+        let written = conn.client.bytes_written();
+        if written != written_before {
+            self.progress.push_back((id, written));
         }
         let deadline = conn.client.poll_timeout();
         if deadline != conn.deadline {
@@ -492,158 +473,6 @@ impl Drop for EventLoop {
         for slot in &mut self.slots {
             if let Some(conn) = slot.conn.as_mut() {
                 conn.close(&self.poller);
-            }
-        }
-    }
-}
-
-impl Conn {
-    /// Reports what happened. The core takes every report of a driver that performs its
-    /// outputs faithfully, a late one (after the close) included, so a refusal can only mean
-    /// a bug here; it changes nothing in the client, and nothing is gained by stopping.
-    fn feed(&mut self, now: Instant, input: Input<'_>) {
-        let _ = self.client.handle_input(now, input);
-    }
-
-    fn connect(&mut self, addr: SocketAddr, key: u32, poller: &Poller, now: Instant) {
-        let registered = start_connect(addr).and_then(|(stream, done)| {
-            // SAFETY: `close` (and `remove`, through it) deletes the stream from the poller
-            // before dropping it, which is what `Poller::add` requires.
-            #[allow(unsafe_code)]
-            unsafe {
-                poller.add(&stream, Readiness::writable(key as usize))?;
-            }
-            Ok((stream, done))
-        });
-        match registered {
-            Ok((stream, done)) => {
-                self.socket = Some(Socket {
-                    stream,
-                    connecting: !done,
-                    writable: done,
-                    armed: Some((false, true)),
-                });
-                if done {
-                    self.feed(now, Input::Connected);
-                }
-            }
-            Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
-        }
-    }
-
-    fn shutdown_write(&mut self, now: Instant) {
-        let Some(socket) = &self.socket else { return };
-        if let Err(e) = socket.stream.shutdown(Shutdown::Write) {
-            self.feed(now, Input::SocketError(e.kind()));
-        }
-    }
-
-    fn close(&mut self, poller: &Poller) {
-        if let Some(socket) = self.socket.take() {
-            let _ = poller.delete(&socket.stream);
-        }
-        self.pending.clear();
-        self.pending_bytes = 0;
-    }
-
-    /// Writes what is pending if the socket can take it. Returns true if the client was told
-    /// something (so it may have new outputs).
-    fn write_pending(&mut self, now: Instant) -> bool {
-        let Some(socket) = self.socket.as_mut() else {
-            return false;
-        };
-        if socket.connecting || !socket.writable || self.pending.is_empty() {
-            return false;
-        }
-        match write_gathered(&mut socket.stream, &mut self.pending) {
-            Ok(n) => {
-                self.pending_bytes -= n;
-                if !self.pending.is_empty() {
-                    socket.writable = false;
-                }
-                if n == 0 {
-                    return false;
-                }
-                self.feed(now, Input::Written(n));
-            }
-            Err(e) => self.feed(now, Input::SocketError(e.kind())),
-        }
-        true
-    }
-
-    fn on_readiness(&mut self, readiness: Readiness, read_buf: &mut [u8], now: Instant) {
-        let Some(socket) = self.socket.as_mut() else {
-            return;
-        };
-        socket.armed = None;
-        if socket.connecting {
-            if readiness.readable || readiness.writable {
-                socket.connecting = false;
-                socket.writable = true;
-                match finish_connect(&socket.stream) {
-                    Ok(()) => self.feed(now, Input::Connected),
-                    Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
-                }
-            }
-            return;
-        }
-        if readiness.writable {
-            socket.writable = true;
-        }
-        if readiness.readable {
-            self.read(read_buf, now);
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8], now: Instant) {
-        for _ in 0..READS_PER_TURN {
-            if self.paused || !self.client.wants_read() {
-                return;
-            }
-            let Some(socket) = self.socket.as_mut() else {
-                return;
-            };
-            match read_once(&mut socket.stream, buf) {
-                Ok(ReadOutcome::Data(n)) => {
-                    self.feed(now, Input::Received(&buf[..n]));
-                    // A short read drained the socket: skip the read that would only say
-                    // WouldBlock. The level-triggered re-arm reports anything that arrives.
-                    if n < buf.len() {
-                        return;
-                    }
-                }
-                Ok(ReadOutcome::Eof) => return self.feed(now, Input::PeerEof),
-                Ok(ReadOutcome::WouldBlock) => return,
-                Err(e) => return self.feed(now, Input::SocketError(e.kind())),
-            }
-        }
-    }
-
-    /// Registers the interest the connection has now: read while the client wants data and
-    /// the application has room; write while connecting or holding unwritten bytes.
-    /// Returns true if it had to report a failure (so the client has outputs again).
-    fn rearm(&mut self, key: u32, poller: &Poller, now: Instant) -> bool {
-        let wants_read = self.client.wants_read() && !self.paused;
-        let Some(socket) = self.socket.as_mut() else {
-            return false;
-        };
-        let wanted = if socket.connecting {
-            (false, true)
-        } else {
-            (wants_read, !socket.writable && !self.pending.is_empty())
-        };
-        if socket.armed == Some(wanted) || (socket.armed.is_none() && wanted == (false, false)) {
-            return false;
-        }
-        let interest = Readiness::new(key as usize, wanted.0, wanted.1);
-        match poller.modify(&socket.stream, interest) {
-            Ok(()) => {
-                socket.armed = Some(wanted);
-                false
-            }
-            Err(e) => {
-                self.feed(now, Input::SocketError(e.kind()));
-                true
             }
         }
     }

@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod conn;
 mod event_loop;
 mod resolver;
 mod runtime;

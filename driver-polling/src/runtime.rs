@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{CloseReport, Config, Event, InvalidInput, Phase};
+use tcpclient_core::{CloseReport, Config, Event, InvalidInput, Phase, SendAdmission};
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
 
@@ -131,8 +131,8 @@ struct RegistryState {
 
 /// What the loop thread and a handle share about one connection.
 struct Shared {
-    send_limit: u64,
-    low_watermark: u64,
+    /// The core's rule, applied here on the producer's thread to the handles' own count.
+    admission: SendAdmission,
     send: Mutex<SendState>,
     room: Condvar,
     /// Received bytes delivered to the handle's channel and not yet taken out.
@@ -196,8 +196,7 @@ impl Runtime {
     pub fn connect(&self, config: Config) -> io::Result<Connection> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
-            send_limit: config.send_limit as u64,
-            low_watermark: config.send_low_watermark as u64,
+            admission: SendAdmission::new(&config),
             send: Mutex::new(SendState::default()),
             room: Condvar::new(),
             unread: AtomicU64::new(0),
@@ -333,12 +332,29 @@ impl ConnectionSender {
     /// Like [`send`](Self::send), but waits for room instead of refusing a full queue.
     pub fn send_blocking(&self, data: Bytes) -> Result<(), InvalidInput> {
         let mut state = self.shared.lock();
-        while state.closed_to_sends.is_none() && self.shared.is_full(&state, data.len()) {
-            state = self
-                .shared
-                .room
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+        let mut data = data;
+        loop {
+            if state.closed_to_sends.is_some() {
+                break;
+            }
+            match self.shared.admission.admit(state.unwritten, data) {
+                Ok(admitted) => {
+                    data = admitted;
+                    break;
+                }
+                Err(refusal) => {
+                    // Handed back: keep it and wait for room.
+                    let Some(refused) = refusal.into_data() else {
+                        return Ok(());
+                    };
+                    data = refused;
+                    state = self
+                        .shared
+                        .room
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            }
         }
         self.accept(state, data)
     }
@@ -351,13 +367,7 @@ impl ConnectionSender {
         if let Some(phase) = state.closed_to_sends {
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         }
-        if self.shared.is_full(&state, data.len()) {
-            return Err(InvalidInput::QueueFull {
-                data,
-                queued: usize::try_from(state.unwritten).unwrap_or(usize::MAX),
-                limit: usize::try_from(self.shared.send_limit).unwrap_or(usize::MAX),
-            });
-        }
+        let data = self.shared.admission.admit(state.unwritten, data)?;
         state.unwritten += data.len() as u64;
         state.accepted += data.len() as u64;
         // Enqueued under the lock: a `finish` on another thread either sees this send
@@ -424,10 +434,6 @@ impl Shared {
         self.send.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_full(&self, state: &SendState, len: usize) -> bool {
-        state.unwritten > 0 && state.unwritten + len as u64 > self.send_limit
-    }
-
     /// Refuses sends from now on; returns the lock, so the caller can enqueue its command
     /// before any send that comes after.
     fn close_to_sends(&self, phase: Phase) -> MutexGuard<'_, SendState> {
@@ -454,9 +460,9 @@ impl Shared {
         let mut state = self.lock();
         let before = state.unwritten;
         state.unwritten = before.saturating_sub(n);
-        if before > self.low_watermark && state.unwritten <= self.low_watermark
-            || state.unwritten == 0
-        {
+        let room_again = !self.admission.has_room_again(before)
+            && self.admission.has_room_again(state.unwritten);
+        if room_again || state.unwritten == 0 {
             self.room.notify_all();
         }
     }
@@ -712,11 +718,10 @@ impl LoopThread {
                 }
             }
         }
-        for handle in self.handles.values_mut().filter(|h| !h.closed) {
-            let Some(client) = self.event_loop.client(handle.id) else {
+        while let Some((id, written)) = self.event_loop.poll_progress() {
+            let Some(handle) = self.keys.get(&id).and_then(|key| self.handles.get_mut(key)) else {
                 continue;
             };
-            let written = client.bytes_written();
             handle
                 .shared
                 .settled(written.saturating_sub(handle.written));

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tcpclient_core::{Client, CloseReport, Config, Event, Input, InvalidInput, Output};
+use tcpclient_testkit::Monitor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 use turmoil::net::TcpStream;
@@ -41,8 +42,8 @@ pub struct SimSender {
     shared: Rc<Shared>,
 }
 
-/// What the driver loop returns: the close report, and any invariant of DESIGN.md section 3
-/// it saw broken on the way (there should be none).
+/// What the driver loop returns: the close report, and any invariant of ARCHITECTURE.md
+/// section 4 that the monitor saw broken on the way (there should be none).
 #[derive(Debug, Clone)]
 pub struct DriverEnd {
     /// The report of the one `Closed` event.
@@ -56,22 +57,8 @@ struct Shared {
     client: RefCell<Client>,
     trace: Trace,
     wake: Notify,
-    checks: RefCell<Checks>,
-}
-
-/// The invariants the driver can check as it goes.
-#[derive(Debug, Default)]
-struct Checks {
-    violations: Vec<String>,
-    accepted: u64,
-    /// Wire bytes the driver reported written.
-    wire_written: u64,
-    /// TLS was asked for (so application bytes and wire bytes differ).
-    tls: bool,
-    socket: bool,
-    closed: bool,
-    /// A `Timeout` was handled at this instant and its outputs are not all drained yet.
-    timeout_at: Option<Instant>,
+    /// Every input and output goes through it: the invariants are checked as the run goes.
+    monitor: RefCell<Monitor>,
 }
 
 impl SimConnection {
@@ -119,47 +106,18 @@ impl SimSender {
 }
 
 impl Shared {
-    /// Feeds one input now, traced; wakes the driver loop so it acts on the outputs.
+    /// Feeds one input now, traced and monitored; wakes the driver loop so it acts on the
+    /// outputs.
     fn input(&self, input: Input<'_>) -> Result<(), InvalidInput> {
         let now = now();
         self.trace.input(now, &input);
-        let sent = match &input {
-            Input::Send(data) => Some(data.len() as u64),
-            _ => None,
-        };
-        let written = match &input {
-            Input::Written(n) => *n as u64,
-            _ => 0,
-        };
-        let timeout = matches!(input, Input::Timeout);
-        let start_tls = matches!(input, Input::StartTls);
-        let mut client = self.client.borrow_mut();
-        let queued_before = client.bytes_queued();
-        let result = client.handle_input(now, input);
-        let mut checks = self.checks.borrow_mut();
-        if result.is_ok() {
-            checks.wire_written += written;
-            checks.tls |= start_tls;
+        let result = self
+            .monitor
+            .borrow_mut()
+            .input(&mut self.client.borrow_mut(), now, input);
+        if let Err(refusal) = &result {
+            self.trace.refused(now, refusal);
         }
-        match (&result, sent) {
-            (Err(refusal), _) => self.trace.refused(now, refusal),
-            (Ok(()), Some(len)) => {
-                checks.accepted += len;
-                let limit = client.config().send_limit as u64;
-                if queued_before > 0 && client.bytes_queued() > limit {
-                    checks.violate(format!(
-                        "a Send took the queue past its limit: {} > {limit}",
-                        client.bytes_queued()
-                    ));
-                }
-            }
-            (Ok(()), None) => {}
-        }
-        if timeout {
-            // Checked once the outputs are drained: draining can arm deadlines too.
-            checks.timeout_at = Some(now);
-        }
-        drop((client, checks));
         self.wake.notify_one();
         result
     }
@@ -169,66 +127,19 @@ impl Shared {
     fn report(&self, input: Input<'_>) {
         let name = input.name();
         if let Err(refusal) = self.input(input) {
-            self.checks
+            self.monitor
                 .borrow_mut()
                 .violate(format!("the driver's {name} was refused: {refusal}"));
         }
     }
 
     fn poll_output(&self) -> Option<Output> {
-        let output = self.client.borrow_mut().poll_output()?;
+        let output = self
+            .monitor
+            .borrow_mut()
+            .poll_output(&mut self.client.borrow_mut())?;
         self.trace.output(now(), &output);
-        self.checks.borrow_mut().output(&output);
         Some(output)
-    }
-}
-
-impl Checks {
-    fn violate(&mut self, what: String) {
-        self.violations.push(what);
-    }
-
-    /// Exactly one `Closed`, last; a `Close` for every `Connect`; the accounting adds up.
-    fn output(&mut self, output: &Output) {
-        if self.closed {
-            self.violate(format!("an output after Closed: {output:?}"));
-        }
-        match output {
-            Output::Connect(_) if self.socket => {
-                self.violate("Connect while a socket is open".into())
-            }
-            Output::Connect(_) => self.socket = true,
-            Output::Close if !self.socket => self.violate("Close without a socket".into()),
-            Output::Close => self.socket = false,
-            Output::Event(Event::Closed(report)) => {
-                self.closed = true;
-                if self.socket {
-                    self.violate("Closed while the socket is still open".into());
-                }
-                if report.bytes_accepted != self.accepted {
-                    self.violate(format!(
-                        "{} bytes accepted, the report says {}",
-                        self.accepted, report.bytes_accepted
-                    ));
-                }
-                if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
-                    self.violate(format!("written + undelivered != accepted in {report:?}"));
-                }
-                if report.wire_bytes_written != self.wire_written {
-                    self.violate(format!(
-                        "the driver wrote {} bytes, the report says {}",
-                        self.wire_written, report.wire_bytes_written
-                    ));
-                }
-                if !self.tls && report.bytes_written != self.wire_written {
-                    self.violate(format!(
-                        "in plaintext {} bytes were written, the report counts {}",
-                        self.wire_written, report.bytes_written
-                    ));
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -241,11 +152,12 @@ fn now() -> Instant {
 /// Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report.
 pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    let client = Client::new(config, now());
     let shared = Rc::new(Shared {
-        client: RefCell::new(Client::new(config, now())),
+        monitor: RefCell::new(Monitor::new(&client)),
+        client: RefCell::new(client),
         trace,
         wake: Notify::new(),
-        checks: RefCell::new(Checks::default()),
     });
     let (events_tx, events) = mpsc::unbounded_channel();
     let driver = drive(shared.clone(), events_tx);
@@ -293,9 +205,9 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                 }
                 Output::Event(Event::Closed(report)) => {
                     let _ = events.send(Event::Closed(report.clone()));
-                    // One more poll: the checks flag anything that comes after Closed.
+                    // One more poll: the monitor flags anything that comes after Closed.
                     let _ = shared.poll_output();
-                    let violations = std::mem::take(&mut shared.checks.borrow_mut().violations);
+                    let violations = shared.monitor.borrow_mut().take_violations();
                     return DriverEnd {
                         report: *report,
                         violations,
@@ -304,19 +216,10 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                 Output::Event(event) => {
                     let _ = events.send(event);
                 }
-                _ => {}
             }
         }
 
         let deadline = shared.client.borrow().poll_timeout();
-        if let Some(at) = shared.checks.borrow_mut().timeout_at.take()
-            && deadline.is_some_and(|next| next <= at)
-        {
-            shared
-                .checks
-                .borrow_mut()
-                .violate("after a Timeout a deadline is left in the past".into());
-        }
         let reading = socket.is_some() && shared.client.borrow().wants_read();
         let writing = socket.is_some() && !pending.is_empty();
         let sleep = async {

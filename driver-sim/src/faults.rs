@@ -34,6 +34,21 @@ pub enum FaultKind {
     Bounce,
 }
 
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultKind::Partition => f.write_str("Partition"),
+            FaultKind::Repair => f.write_str("Repair"),
+            FaultKind::Hold => f.write_str("Hold"),
+            FaultKind::Release => f.write_str("Release"),
+            FaultKind::Latency(latency) => write!(f, "Latency({} ms)", latency.as_millis()),
+            FaultKind::Loss(rate) => write!(f, "Loss({rate})"),
+            FaultKind::Crash => f.write_str("Crash"),
+            FaultKind::Bounce => f.write_str("Bounce"),
+        }
+    }
+}
+
 /// A fault schedule, in time order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schedule {

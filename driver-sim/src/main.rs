@@ -144,7 +144,7 @@ fn summarize(scenario: &Scenario, outcome: &Outcome) -> Seen {
     Seen {
         seed: scenario.seed,
         kind: outcome.kind(),
-        server: format!("{:?}", scenario.server),
+        server: scenario.server.name().to_string(),
         violations: outcome.violations.clone(),
         simulated: outcome.simulated,
     }

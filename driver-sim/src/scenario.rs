@@ -32,6 +32,17 @@ pub enum TlsMode {
     StartTls,
 }
 
+impl TlsMode {
+    /// The mode's name in summaries: its variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Plain => "Plain",
+            TlsMode::FromStart => "FromStart",
+            TlsMode::StartTls => "StartTls",
+        }
+    }
+}
+
 /// How the application ends its side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -39,6 +50,16 @@ pub enum End {
     Finish,
     /// Abort (Kamaelia's `shutdownMicroprocess`).
     Abort,
+}
+
+impl End {
+    /// The ending's name in summaries: its variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            End::Finish => "Finish",
+            End::Abort => "Abort",
+        }
+    }
 }
 
 /// What the application does: send messages after pauses, then end.
@@ -146,12 +167,12 @@ impl Scenario {
     /// A one-line description, for summaries.
     pub fn describe(&self) -> String {
         format!(
-            "seed {}: {:?} server, {:?}, {} messages then {:?}, faults: {}",
+            "seed {}: {} server, {}, {} messages then {}, faults: {}",
             self.seed,
-            self.server,
-            self.tls,
+            self.server.name(),
+            self.tls.name(),
             self.script.messages.len(),
-            self.script.end,
+            self.script.end.name(),
             self.schedule.label()
         )
     }
@@ -190,32 +211,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// A short name for how the run ended: `finished`, `aborted`, or the error's kind.
+    /// A short name for how the run ended: the ending's or the error's name
+    /// (`Finished`, `ConnectTimeout`, `Tls/CorruptMessage`, ...).
     pub fn kind(&self) -> String {
         let Some(report) = &self.report else {
-            return "no close report".into();
+            return "NoCloseReport".into();
         };
         match &report.result {
-            Ok(Ending::Finished) => "finished".into(),
-            Ok(Ending::PeerClosed) => "closed by peer".into(),
-            Ok(Ending::Aborted) => "aborted".into(),
-            Ok(other) => format!("{other:?}"),
-            Err(error) => {
-                let debug = format!("{error:?}");
-                let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
-                match error {
-                    tcpclient_core::Error::Tls(tls) => {
-                        let tls = format!("{tls:?}");
-                        format!(
-                            "Tls/{}",
-                            tls.chars()
-                                .take_while(|c| c.is_alphanumeric())
-                                .collect::<String>()
-                        )
-                    }
-                    _ => name,
-                }
-            }
+            Err(tcpclient_core::Error::Tls(tls)) => format!("Tls/{}", tls.name()),
+            _ => report.outcome().into(),
         }
     }
 }
@@ -272,7 +276,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
             trace.note(
                 sim.elapsed(),
                 "fault",
-                serde_json::json!(format!("{:?}", fault.kind)),
+                serde_json::json!(fault.kind.to_string()),
             );
             apply(&mut sim, &fault.kind);
         }

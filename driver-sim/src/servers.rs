@@ -42,6 +42,21 @@ pub enum ServerKind {
 }
 
 impl ServerKind {
+    /// The kind's name in summaries and traces: its variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Echo => "Echo",
+            ServerKind::Sink => "Sink",
+            ServerKind::StartTlsLine => "StartTlsLine",
+            ServerKind::TlsEcho => "TlsEcho",
+            ServerKind::Silent => "Silent",
+            ServerKind::SlowReader => "SlowReader",
+            ServerKind::ClosesMidStream => "ClosesMidStream",
+            ServerKind::Resets => "Resets",
+            ServerKind::Garbage => "Garbage",
+        }
+    }
+
     /// Every kind, for sweeps.
     pub const ALL: [ServerKind; 9] = [
         ServerKind::Echo,

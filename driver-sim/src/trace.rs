@@ -35,7 +35,7 @@ impl Trace {
                 json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
             }
             Input::ResolveFailed(kind) | Input::ConnectFailed(kind) | Input::SocketError(kind) => {
-                json!({ "kind": kind.to_string() })
+                json!({ "kind": format!("{kind:?}") })
             }
             _ => json!({}),
         };
@@ -55,19 +55,17 @@ impl Trace {
     }
 
     pub(crate) fn output(&self, now: Instant, output: &Output) {
-        let (name, details) = match output {
-            Output::Resolve { host, port } => ("Resolve", json!({ "host": host, "port": port })),
-            Output::Connect(addr) => ("Connect", json!({ "addr": addr.to_string() })),
-            Output::Transmit(bytes) => ("Transmit", json!({ "bytes": bytes.len() })),
-            Output::ShutdownWrite => ("ShutdownWrite", json!({})),
-            Output::Close => ("Close", json!({})),
+        let details = match output {
+            Output::Resolve { host, port } => json!({ "host": host, "port": port }),
+            Output::Connect(addr) => json!({ "addr": addr.to_string() }),
+            Output::Transmit(bytes) => json!({ "bytes": bytes.len() }),
+            Output::ShutdownWrite | Output::Close => json!({}),
             Output::Event(event) => event_details(event),
-            _ => ("Other", json!({})),
         };
         self.push(
             sim_time(now),
             "out",
-            json!({ "output": name, "details": details }),
+            json!({ "output": output.name(), "details": details }),
         );
     }
 
@@ -99,15 +97,31 @@ impl Trace {
     }
 }
 
-fn event_details(event: &Event) -> (&'static str, Value) {
+fn event_details(event: &Event) -> Value {
     match event {
-        Event::Connected(addr) => ("Connected", json!({ "addr": addr.to_string() })),
-        Event::Data(data) => ("Data", json!({ "bytes": data.len() })),
-        Event::TlsEstablished(info) => ("TlsEstablished", json!({ "tls": info.to_string() })),
-        Event::PeerClosed => ("PeerClosed", json!({})),
-        Event::SendReady => ("SendReady", json!({})),
-        Event::Closed(report) => ("Closed", json!({ "report": report.to_string() })),
-        _ => ("OtherEvent", json!({})),
+        Event::Connected(addr) => json!({ "addr": addr.to_string() }),
+        Event::Data(data) => json!({ "bytes": data.len() }),
+        Event::TlsEstablished(info) => json!({ "tls": info.to_string() }),
+        Event::Closed(report) => {
+            let (error, tls_error) = match &report.result {
+                Ok(_) => (None, None),
+                Err(tcpclient_core::Error::Tls(tls)) => (Some("Tls"), Some(tls.name())),
+                Err(error) => (Some(error.name()), None),
+            };
+            json!({
+                "outcome": report.outcome(),
+                "error": error,
+                "tls_error": tls_error,
+                "bytes_accepted": report.bytes_accepted,
+                "bytes_written": report.bytes_written,
+                "bytes_undelivered": report.bytes_undelivered,
+                "bytes_received": report.bytes_received,
+                "wire_bytes_written": report.wire_bytes_written,
+                "peer_closed": report.peer_closed,
+                "clean": report.is_clean(),
+            })
+        }
+        _ => json!({}),
     }
 }
 

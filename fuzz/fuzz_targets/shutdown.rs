@@ -1,5 +1,6 @@
-//! Any operation sequence, in any state, with or without TLS: every invariant of DESIGN.md
-//! section 3 must hold after every step and at the end (see `tcpclient_testkit::run`).
+//! Any operation sequence, in any state, with or without TLS: every invariant of
+//! ARCHITECTURE.md section 4 must hold after every step and at the end (see
+//! `tcpclient_testkit::run`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,9 +1,11 @@
 //! Test harness for tcpclient: a hand-advanced clock, an in-memory server (plaintext or
-//! rustls), real loopback servers, certificates from rcgen, and the operation decoder and invariant checks shared by
-//! the proptest suite, the fuzz targets and the corpus replay.
+//! rustls), real loopback servers, certificates from rcgen, the operation decoder shared by
+//! the proptest suite, the fuzz targets and the corpus replay, and the one invariant monitor
+//! ([`Monitor`]) that they and the simulator feed.
 
 mod harness;
 pub mod loopback;
+mod monitor;
 mod pair;
 mod peer;
 mod pki;
@@ -11,6 +13,7 @@ mod scenario;
 mod world;
 
 pub use harness::{Harness, closed, events};
+pub use monitor::Monitor;
 pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, SelfSigned, server_name};

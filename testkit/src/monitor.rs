@@ -1,0 +1,272 @@
+//! The one invariant monitor: every input with the core's answer, every output, checked
+//! against the invariants of ARCHITECTURE.md section 4 that a client shows on its own.
+//!
+//! The proptest and fuzz world ([`crate::run`]), the corpus replay and the simulator's driver
+//! all feed their client through a [`Monitor`]. Invariants that need the peer (4, order) and
+//! the whole run (7, termination; 9, determinism) are checked by those harnesses on top.
+
+use std::time::Instant;
+
+use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Phase};
+
+/// Watches one [`Client`]: feed it through [`Monitor::input`] and drain it through
+/// [`Monitor::poll_output`], and every invariant below is checked as it goes. Broken ones
+/// are collected, in order, in [`Monitor::violations`].
+///
+/// | invariant (ARCHITECTURE.md section 4) | checked |
+/// |---|---|
+/// | 1. one ending | no output after `Closed` |
+/// | 2. sockets | `Connect` only without a socket, `Close` only with one, `Transmit` and `ShutdownWrite` only when connected, no socket left at `Closed` |
+/// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports and the `Data` events |
+/// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit |
+/// | 6. FIN last | `ShutdownWrite` only once every transmit was reported written |
+/// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
+/// | 8. refusals and late reports change nothing | the client before and after |
+#[derive(Debug)]
+pub struct Monitor {
+    limit: u64,
+    socket: Socket,
+    /// Bytes of accepted `Send`s.
+    accepted: u64,
+    /// Wire bytes handed out in `Transmit`s.
+    handed_out: u64,
+    /// Wire bytes reported written.
+    written: u64,
+    /// Bytes delivered in `Data` events.
+    received: u64,
+    /// `StartTls` was accepted: application and wire bytes differ.
+    tls: bool,
+    closed: bool,
+    /// A `Timeout` at this instant whose outputs are not all drained yet.
+    timeout_at: Option<Instant>,
+    violations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    None,
+    Connecting,
+    Connected,
+}
+
+/// What an input must leave unchanged when it is refused, or when it is a late report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    phase: Phase,
+    accepted: u64,
+    written: u64,
+    queued: u64,
+    received: u64,
+    deadline: Option<Instant>,
+}
+
+impl Snapshot {
+    fn of(client: &Client) -> Self {
+        Self {
+            phase: client.phase(),
+            accepted: client.bytes_accepted(),
+            written: client.bytes_written(),
+            queued: client.bytes_queued(),
+            received: client.bytes_received(),
+            deadline: client.poll_timeout(),
+        }
+    }
+}
+
+impl Monitor {
+    /// A monitor for `client`, before any input.
+    pub fn new(client: &Client) -> Self {
+        Self {
+            limit: client.config().send_limit as u64,
+            socket: Socket::None,
+            accepted: 0,
+            handed_out: 0,
+            written: 0,
+            received: 0,
+            tls: false,
+            closed: false,
+            timeout_at: None,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Hands `client` the input at `now` and checks its answer; returns the answer.
+    pub fn input(
+        &mut self,
+        client: &mut Client,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
+        let name = input.name();
+        let late = client.is_closed() && input.is_report();
+        let sent = match &input {
+            Input::Send(data) => Some(data.len() as u64),
+            _ => None,
+        };
+        let written = match &input {
+            Input::Written(n) => *n as u64,
+            _ => 0,
+        };
+        let (connected, timeout, start_tls) = (
+            matches!(input, Input::Connected),
+            matches!(input, Input::Timeout),
+            matches!(input, Input::StartTls),
+        );
+        let before = Snapshot::of(client);
+
+        let answer = client.handle_input(now, input);
+
+        if answer.is_err() && Snapshot::of(client) != before {
+            self.violate(format!(
+                "a refused {name} changed the client: {before:?} -> {:?}",
+                Snapshot::of(client)
+            ));
+        }
+        if late {
+            if answer.is_err() {
+                self.violate(format!("a late {name} (after the close) was refused"));
+            } else if Snapshot::of(client) != before {
+                self.violate(format!(
+                    "a late {name} (after the close) changed the client"
+                ));
+            }
+            return answer;
+        }
+        let Ok(()) = answer else {
+            return answer;
+        };
+        if let Some(len) = sent {
+            self.accepted += len;
+            if before.queued > 0 && client.bytes_queued() > self.limit {
+                self.violate(format!(
+                    "a Send took the queue past its limit: {} > {}",
+                    client.bytes_queued(),
+                    self.limit
+                ));
+            }
+        }
+        self.written += written;
+        self.tls |= start_tls;
+        if connected {
+            self.socket = Socket::Connected;
+        }
+        if timeout {
+            // Checked once the outputs are drained: draining arms deadlines too.
+            self.timeout_at = Some(now);
+        }
+        answer
+    }
+
+    /// Takes the next output of `client`, checking it. After the last one (`None`), checks
+    /// the deadlines.
+    pub fn poll_output(&mut self, client: &mut Client) -> Option<Output> {
+        let Some(output) = client.poll_output() else {
+            if let Some(at) = self.timeout_at.take()
+                && client.poll_timeout().is_some_and(|next| next <= at)
+            {
+                self.violate("after a Timeout a deadline is left in the past".into());
+            }
+            return None;
+        };
+        self.output(&output);
+        Some(output)
+    }
+
+    /// The invariants broken so far, in the order they were seen.
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    /// Takes the violations seen so far.
+    pub fn take_violations(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.violations)
+    }
+
+    /// Records a broken invariant seen by the harness around the monitor.
+    pub fn violate(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    fn output(&mut self, output: &Output) {
+        if self.closed {
+            self.violate(format!("{} after Closed", output.name()));
+        }
+        match output {
+            Output::Resolve { .. } => {}
+            Output::Connect(_) => {
+                if self.socket != Socket::None {
+                    self.violate("Connect while the driver still holds a socket".into());
+                }
+                self.socket = Socket::Connecting;
+            }
+            Output::Transmit(bytes) => {
+                if self.socket != Socket::Connected {
+                    self.violate("Transmit without a connected socket".into());
+                }
+                self.handed_out += bytes.len() as u64;
+            }
+            Output::ShutdownWrite => {
+                if self.socket != Socket::Connected {
+                    self.violate("ShutdownWrite without a connected socket".into());
+                }
+                if self.written != self.handed_out {
+                    self.violate(format!(
+                        "ShutdownWrite with {} bytes handed out and not written",
+                        self.handed_out - self.written.min(self.handed_out)
+                    ));
+                }
+            }
+            Output::Close => {
+                if self.socket == Socket::None {
+                    self.violate("Close without a socket".into());
+                }
+                self.socket = Socket::None;
+                // Whatever was handed out and not written is forgotten with the socket.
+                self.handed_out = self.written;
+            }
+            Output::Event(Event::Data(data)) => self.received += data.len() as u64,
+            Output::Event(Event::Closed(report)) => {
+                self.closed = true;
+                if self.socket != Socket::None {
+                    self.violate("Closed while the driver still holds a socket".into());
+                }
+                self.check_report(report);
+            }
+            Output::Event(_) => {}
+        }
+    }
+
+    fn check_report(&mut self, report: &tcpclient_core::CloseReport) {
+        let mut broken = Vec::new();
+        if report.bytes_accepted != self.accepted {
+            broken.push(format!(
+                "{} bytes accepted, the report says {}",
+                self.accepted, report.bytes_accepted
+            ));
+        }
+        if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
+            broken.push("written + undelivered != accepted".into());
+        }
+        if report.wire_bytes_written != self.written {
+            broken.push(format!(
+                "{} wire bytes reported written, the report says {}",
+                self.written, report.wire_bytes_written
+            ));
+        }
+        if !self.tls && report.bytes_written != self.written {
+            broken.push(format!(
+                "in plaintext {} bytes were written, the report counts {}",
+                self.written, report.bytes_written
+            ));
+        }
+        if report.bytes_received != self.received {
+            broken.push(format!(
+                "{} bytes delivered as Data, the report says {}",
+                self.received, report.bytes_received
+            ));
+        }
+        for what in broken {
+            self.violate(format!("{what}; report {report:?}"));
+        }
+    }
+}
