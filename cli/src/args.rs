@@ -94,7 +94,8 @@ pub struct Args {
     #[arg(long)]
     pub trace: bool,
 
-    /// Say what happens (connected, TLS parameters, the close report) on standard error.
+    /// Say what happens on standard error: connected, TLS parameters, the core's phase
+    /// changes and refusals, the close report.
     #[arg(short, long)]
     pub verbose: bool,
 }

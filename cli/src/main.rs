@@ -7,6 +7,7 @@
 mod args;
 mod demo;
 mod demo_server;
+mod diagnostics;
 mod inbound;
 mod output;
 mod session;

@@ -48,6 +48,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         None => (Input::Stdin(io::stdin()), None),
     };
     let progress = progress_bar(args, file_len)?;
+    if args.verbose {
+        super::diagnostics::show_core_events();
+    }
 
     let runtime = Runtime::spawn()?;
     let started = Instant::now();

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use crate::admission::SendAdmission;
 use crate::buffers::BufferPool;
 use crate::ledger::WireLedger;
+use crate::log::Log;
 use crate::queue::SendQueue;
 use crate::state::{Connecting, Open, State};
 use crate::timers::{Timer, TimerTable};
@@ -76,6 +77,8 @@ pub struct Client {
     tls: Tls,
     shutdown: Shutdown,
     outputs: VecDeque<Output>,
+    /// `tracing` diagnostics (nothing without the `tracing` feature).
+    log: Log,
     bytes_accepted: u64,
     bytes_received: u64,
     /// A `Send` was refused since the last [`Event::SendReady`].
@@ -119,6 +122,7 @@ impl Client {
             tls: Tls::Off,
             shutdown: Shutdown::None,
             outputs: VecDeque::new(),
+            log: Log::new(&config),
             bytes_accepted: 0,
             bytes_received: 0,
             send_refused: false,
@@ -131,6 +135,8 @@ impl Client {
                 .timers
                 .set(Timer::StartDelay, now, client.config.delay);
         }
+        let phase = client.phase();
+        client.log.created(phase);
         client
     }
 
@@ -140,6 +146,14 @@ impl Client {
     /// nothing; it never panics. A driver's report that arrives after the close is a no-op
     /// (see [`Input`]). `now` earlier than a previous `now` is taken as the previous.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
+        let name = input.name();
+        let result = self.handle(now, input);
+        let phase = self.phase();
+        self.log.input(name, &result, phase);
+        result
+    }
+
+    fn handle(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
         if self.is_closed() && input.is_report() {
             return Ok(());
         }
@@ -207,6 +221,8 @@ impl Client {
     pub fn poll_output(&mut self) -> Option<Output> {
         if self.outputs.is_empty() {
             self.hand_out();
+            let phase = self.phase();
+            self.log.phase(phase);
         }
         self.outputs.pop_front()
     }
@@ -726,6 +742,7 @@ impl Client {
             peer_closed,
             result,
         };
+        self.log.closed(&report);
         self.emit(Event::Closed(Box::new(report)));
     }
 

@@ -9,10 +9,11 @@
 //!
 //! # The driver loop
 //!
-//! After every input, drain [`Client::poll_output`] until it returns `None`; then sleep until
-//! the socket is ready or [`Client::poll_timeout`] passes, and feed what happened back in.
-//! That is the whole contract. Here it is as a complete program over one blocking `std`
-//! socket, talking to an echo server it starts on 127.0.0.1 (this is
+//! After every input, drain [`Client::poll_output`] until it returns `None`, performing each
+//! output in order; then wait until the socket is readable (while [`Client::wants_read`]),
+//! writable (while transmits are unwritten) or [`Client::poll_timeout`] passes, and feed what
+//! happened back in. That is the whole contract. Here it is as a complete program over one
+//! blocking `std` socket, talking to an echo server it starts on 127.0.0.1 (this is
 //! `examples/blocking_echo.rs`; run it with `cargo run -p tcpclient-core --example
 //! blocking_echo`):
 //!
@@ -20,10 +21,46 @@
 #![doc = include_str!("../examples/blocking_echo.rs")]
 //! ```
 //!
-//! A real event loop writes without blocking: it keeps what a short write left over
-//! (`Bytes::split_to` copies nothing), reports [`Input::Written`] as bytes leave, and waits
-//! for writability: the `tcpclient-polling` crate is that driver, and `tcpclient-sim` runs
-//! the same core inside the turmoil network simulator.
+//! A real event loop writes without blocking: `examples/nonblocking_echo.rs` is the same
+//! exchange over a non-blocking socket and the `polling` crate, with a connect that completes
+//! later and writes that come out short. The `tcpclient-polling` crate is that driver for
+//! many connections, and `tcpclient-sim` runs the same core inside the turmoil network
+//! simulator.
+//!
+//! # The contract, in detail
+//!
+//! - **Several inputs may be fed before one drain.** Transmits are made lazily in
+//!   `poll_output`, so many `Send`s before a drain leave as fewer transmits and TLS records.
+//!   Drain before waiting: an output not taken is an action not performed.
+//! - **Short writes.** Report what was written with [`Input::Written`]; keep the rest of the
+//!   [`Output::Transmit`] with `Bytes::split_to(n)`, which drops the written prefix without
+//!   a copy, and write it when the socket is writable again.
+//! - **When a socket action fails.** A failed [`Output::ShutdownWrite`] is reported as
+//!   [`Input::SocketError`]. [`Output::Close`] has nothing to report: drop the socket.
+//! - **[`Input::SocketError`]** is taken during a connect attempt (the attempt fails and the
+//!   next address is tried) and while connected, draining included.
+//! - **Late reports are no-ops.** A report that arrives after the close — the failed
+//!   `shutdown` of a connection the peer already reset, a resolution that raced an
+//!   [`Input::Abort`] — is accepted and ignored. Before the close, a report that makes no
+//!   sense is refused with [`InvalidInput`] and changes nothing.
+//! - **A peer that never closes** after [`Input::Finish`]: the drain deadline ends the
+//!   connection with [`Ending::Finished`] and `peer_closed: false` in the report if our side
+//!   closed completely (every byte written, TLS `close_notify` and FIN sent), and with
+//!   [`Error::DrainTimeout`] if it did not.
+//! - **[`Input::StartTls`]** may come once, before shutdown. Before the connection is up it
+//!   means TLS from the first byte. Bytes sent before it leave in plaintext, before the
+//!   ClientHello. The session starts at the first drain after it (once connected); from
+//!   then on everything the server sends goes to TLS, which refuses plaintext as a corrupt
+//!   record, so an injected reply never reaches the application as session data.
+//!
+//! The repository's ARCHITECTURE.md has the same contract as tables, and the invariants every
+//! part of the project checks.
+//!
+//! # Diagnostics
+//!
+//! With the `tracing` feature, each client has a `tracing` span (`client`, with its host and
+//! port) and emits debug events when its phase changes, when it refuses an input, and when it
+//! closes, with the close report's numbers. Without the feature none of this is compiled in.
 //!
 //! # What you can rely on
 //!
@@ -55,7 +92,7 @@
 //! | `signal` | [`Event::Closed`] with a [`CloseReport`] |
 //! | ConnectedSocketAdapter, selector | the driver |
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -68,6 +105,7 @@ mod config;
 mod error;
 mod input;
 mod ledger;
+mod log;
 mod output;
 mod queue;
 mod report;

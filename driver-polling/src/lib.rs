@@ -16,7 +16,7 @@
 //! and all reads share one buffer. The driver decides nothing: every decision — what to
 //! send, when to give up, what to report — is the core's.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod conn;
 mod event_loop;

@@ -22,7 +22,7 @@
 //! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`) and replays one
 //! seed's trace (`replay --seed 7`).
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod driver;
 mod faults;

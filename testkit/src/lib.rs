@@ -2,6 +2,7 @@
 //! rustls), real loopback servers, certificates from rcgen, the operation decoder shared by
 //! the proptest suite, the fuzz targets and the corpus replay, and the one invariant monitor
 //! ([`Monitor`]) that they and the simulator feed.
+#![deny(missing_docs)]
 
 mod harness;
 pub mod loopback;

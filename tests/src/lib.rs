@@ -2,6 +2,7 @@
 //! simulator ([`in_simulation`]) and by the polling driver over loopback ([`over_loopback`]).
 //! Both runs are reduced to the same [`Observed`] shape and must be equal: the simulator
 //! must not drift from reality.
+#![deny(missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

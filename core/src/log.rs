@@ -1,0 +1,91 @@
+//! Diagnostics through `tracing`, behind the `tracing` feature: a span per client, an event
+//! per phase change, per refused input and at the close. Without the feature this is a
+//! zero-sized type whose methods do nothing, and a client carries no span.
+
+use crate::{CloseReport, Config, InvalidInput, Phase};
+
+/// What a client tells `tracing` about itself.
+#[derive(Debug)]
+pub(crate) struct Log {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+    #[cfg(feature = "tracing")]
+    phase: Phase,
+}
+
+#[cfg(feature = "tracing")]
+impl Log {
+    pub(crate) fn new(config: &Config) -> Self {
+        let span = tracing::debug_span!("client", host = %config.host, port = config.port);
+        Self {
+            span,
+            phase: Phase::Delay,
+        }
+    }
+
+    /// Records the phase a new client starts in.
+    pub(crate) fn created(&mut self, phase: Phase) {
+        tracing::debug!(parent: &self.span, phase = phase.name(), "created");
+        self.phase = phase;
+    }
+
+    /// Records what an input did: a refusal, a phase change.
+    pub(crate) fn input(
+        &mut self,
+        input: &'static str,
+        result: &Result<(), InvalidInput>,
+        phase: Phase,
+    ) {
+        if let Err(refusal) = result {
+            tracing::debug!(parent: &self.span, input, reason = %refusal, "refused");
+        }
+        self.phase(phase);
+    }
+
+    /// Records the phase, if it changed.
+    pub(crate) fn phase(&mut self, phase: Phase) {
+        if phase != self.phase {
+            tracing::debug!(parent: &self.span, from = self.phase.name(), to = phase.name(), "phase");
+            self.phase = phase;
+        }
+    }
+
+    pub(crate) fn closed(&mut self, report: &CloseReport) {
+        self.phase = Phase::Closed;
+        tracing::debug!(
+            parent: &self.span,
+            outcome = report.outcome(),
+            accepted = report.bytes_accepted,
+            written = report.bytes_written,
+            undelivered = report.bytes_undelivered,
+            received = report.bytes_received,
+            "closed"
+        );
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+impl Log {
+    #[inline(always)]
+    pub(crate) fn new(_config: &Config) -> Self {
+        Self {}
+    }
+
+    #[inline(always)]
+    pub(crate) fn created(&mut self, _phase: Phase) {}
+
+    #[inline(always)]
+    pub(crate) fn input(
+        &mut self,
+        _input: &'static str,
+        _result: &Result<(), InvalidInput>,
+        _phase: Phase,
+    ) {
+    }
+
+    #[inline(always)]
+    pub(crate) fn phase(&mut self, _phase: Phase) {}
+
+    #[inline(always)]
+    pub(crate) fn closed(&mut self, _report: &CloseReport) {}
+}
