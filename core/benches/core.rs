@@ -17,7 +17,7 @@ fn connected(config: Config, now: Instant) -> Client {
     let mut client = Client::new(config, now);
     while client.poll_output().is_some() {}
     client
-        .handle_input(now, Input::Connected)
+        .handle_input(now, Input::Connected(tcpclient_core::AttemptId(0)))
         .expect("connected");
     while client.poll_output().is_some() {}
     client
@@ -106,7 +106,7 @@ fn lifecycle(c: &mut Criterion) {
                     }
                 };
                 while client.poll_output().is_some() {}
-                step(&mut client, Input::Connected);
+                step(&mut client, Input::Connected(tcpclient_core::AttemptId(0)));
                 client.send(message.clone()).expect("send");
                 client.handle_input(now, Input::Finish).expect("finish");
                 let mut written = 0;

@@ -35,7 +35,10 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     Err(e) => client.handle_input(now, Input::ResolveFailed(e.kind())),
                 },
-                Output::Connect(addr) => {
+                // One blocking connect at a time: its answer comes before the client can ask for
+                // another attempt, so attempts never overlap here (the polling driver races
+                // them).
+                Output::Connect { attempt, addr, .. } => {
                     // A blocking connect cannot be interrupted, so bound it by the deadline.
                     let left = client
                         .poll_timeout()
@@ -46,11 +49,10 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                     match TcpStream::connect_timeout(&addr, limit) {
                         Ok(stream) => {
                             socket = Some(stream);
-                            client.handle_input(Instant::now(), Input::Connected)
+                            client.handle_input(Instant::now(), Input::Connected(attempt))
                         }
-                        Err(e) => {
-                            client.handle_input(Instant::now(), Input::ConnectFailed(e.kind()))
-                        }
+                        Err(e) => client
+                            .handle_input(Instant::now(), Input::ConnectFailed(attempt, e.kind())),
                     }
                 }
                 Output::Transmit(bytes) => match socket.as_mut().map(|s| s.write_all(&bytes)) {
@@ -64,7 +66,10 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     Ok(())
                 }
-                Output::Close => {
+                // A failed attempt left no socket; the connection's socket closes with
+                // Close (FIN) or Reset (an abort; a real driver sets SO_LINGER 0 first).
+                Output::Cancel(_) => Ok(()),
+                Output::Close | Output::Reset => {
                     socket = None;
                     Ok(())
                 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use polling::{Event as Readiness, Events, Poller};
 use socket2::{Domain, SockAddr, Socket, Type};
-use tcpclient_core::{Bytes, Client, Config, Event, Input, Output};
+use tcpclient_core::{AttemptId, Bytes, Client, Config, Event, Input, Output};
 
 /// The poller's key for our one socket.
 const KEY: usize = 7;
@@ -29,7 +29,11 @@ pub struct Run {
 }
 
 /// The socket and what the client handed out for it that is not written yet.
+///
+/// One socket: with one address the client races no attempts (the polling driver keeps one
+/// socket per attempt, keyed by `AttemptId`).
 struct Connection {
+    attempt: AttemptId,
     stream: TcpStream,
     connecting: bool,
     /// Transmits not yet written; the front one may be partly written already.
@@ -78,7 +82,7 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                         Err(e) => client.handle_input(now, Input::ResolveFailed(e.kind())),
                     };
                 }
-                Output::Connect(addr) => match start_connect(addr) {
+                Output::Connect { attempt, addr, .. } => match start_connect(addr) {
                     Ok(stream) => {
                         // SAFETY: the stream is deleted from the poller (`Output::Close`
                         // below, or at the end) before it is dropped.
@@ -87,6 +91,7 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                             poller.add(&stream, Readiness::writable(KEY))?;
                         }
                         socket = Some(Connection {
+                            attempt,
                             stream,
                             connecting: true,
                             pending: VecDeque::new(),
@@ -94,7 +99,7 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                         });
                     }
                     Err(e) => {
-                        let _ = client.handle_input(now, Input::ConnectFailed(e.kind()));
+                        let _ = client.handle_input(now, Input::ConnectFailed(attempt, e.kind()));
                     }
                 },
                 Output::Transmit(bytes) => {
@@ -111,9 +116,16 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                         let _ = client.handle_input(now, Input::SocketError(e.kind()));
                     }
                 }
-                Output::Close => {
+                Output::Cancel(_) | Output::Close => {
                     if let Some(conn) = socket.take() {
                         poller.delete(&conn.stream)?;
+                    }
+                }
+                Output::Reset => {
+                    if let Some(conn) = socket.take() {
+                        poller.delete(&conn.stream)?;
+                        // SO_LINGER 0: the peer gets a reset, not a FIN.
+                        socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO))?;
                     }
                 }
                 Output::Event(Event::Data(data)) => echo.extend_from_slice(&data),
@@ -193,8 +205,10 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                 // error says how.
                 conn.connecting = false;
                 match conn.stream.take_error()? {
-                    None => client.handle_input(now, Input::Connected)?,
-                    Some(e) => client.handle_input(now, Input::ConnectFailed(e.kind()))?,
+                    None => client.handle_input(now, Input::Connected(conn.attempt))?,
+                    Some(e) => {
+                        client.handle_input(now, Input::ConnectFailed(conn.attempt, e.kind()))?
+                    }
                 }
             }
             (Some(conn), Some(ready)) => {

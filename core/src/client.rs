@@ -11,12 +11,14 @@ use crate::buffers::BufferPool;
 use crate::ledger::WireLedger;
 use crate::log::Log;
 use crate::queue::SendQueue;
-use crate::state::{Connecting, Open, State};
+use crate::race::{Lost, Race, RaceSettings, Step};
+use crate::report::Attempt;
+use crate::state::{Open, State};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::{MAX_RECORD_PLAINTEXT, TlsSession};
 use crate::{
-    CloseReport, Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof, Output, Phase,
-    TlsInfo,
+    AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput, OnPeerEof,
+    Output, Phase, TlsInfo,
 };
 
 /// Encrypted bytes gathered into one transmit, at most (one record may overshoot it): three
@@ -47,9 +49,10 @@ const TLS_BATCH: usize = 48 * 1024;
 /// // `start` is whatever the driver's clock says: the system's, a simulator's, ...
 /// let mut client = Client::new(Config::new("127.0.0.1", 7), start);
 /// client.handle_input(start, Input::Send(Bytes::from_static(b"ping")))?;
-/// assert_eq!(client.poll_output(), Some(Output::Connect("127.0.0.1:7".parse()?)));
+/// let Some(Output::Connect { attempt, addr, .. }) = client.poll_output() else { panic!() };
+/// assert_eq!(addr, "127.0.0.1:7".parse()?);
 ///
-/// client.handle_input(start, Input::Connected)?;
+/// client.handle_input(start, Input::Connected(attempt))?;
 /// assert!(matches!(client.poll_output(), Some(Output::Event(Event::Connected(_)))));
 /// assert_eq!(client.poll_output(), Some(Output::Transmit(Bytes::from_static(b"ping"))));
 /// assert_eq!(client.poll_output(), None);
@@ -83,6 +86,14 @@ pub struct Client {
     bytes_received: u64,
     /// A `Send` was refused since the last [`Event::SendReady`].
     send_refused: bool,
+    /// Connect attempts started so far (ids below this were issued).
+    attempts_started: u32,
+    /// An `Output::Resolve` was handed out: answers may still come after the race.
+    resolution_asked: bool,
+    /// The attempt whose socket became the connection.
+    winner: Option<AttemptId>,
+    /// The attempts of the race, once it is over, for the close report.
+    attempts: Vec<Attempt>,
 }
 
 /// Whether, and why, the client is on its way out.
@@ -126,6 +137,10 @@ impl Client {
             bytes_accepted: 0,
             bytes_received: 0,
             send_refused: false,
+            attempts_started: 0,
+            resolution_asked: false,
+            winner: None,
+            attempts: Vec::new(),
             config,
         };
         if client.config.delay.is_zero() {
@@ -168,36 +183,14 @@ impl Client {
                 self.close(Ok(Ending::Aborted));
                 Ok(())
             }
-            Input::Resolved(addrs) => {
-                self.require(name, matches!(self.state, State::Resolving))?;
-                if addrs.is_empty() {
-                    let host = self.config.host.clone();
-                    self.close(Err(Error::NoAddresses { host }));
-                } else {
-                    self.start_attempts(addrs.to_vec());
-                }
-                Ok(())
+            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
+            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
+            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
+            Input::ResolveFamilyFailed(family, kind) => {
+                self.resolved(name, Some(family), Err(kind))
             }
-            Input::ResolveFailed(kind) => {
-                self.require(name, matches!(self.state, State::Resolving))?;
-                let host = self.config.host.clone();
-                self.close(Err(Error::Resolve { host, kind }));
-                Ok(())
-            }
-            Input::Connected => {
-                self.require(name, self.attempt_under_way())?;
-                self.connected();
-                Ok(())
-            }
-            Input::ConnectFailed(kind) => {
-                self.require(name, self.attempt_under_way())?;
-                self.attempt_failed(Some(kind));
-                Ok(())
-            }
-            Input::SocketError(kind) if self.attempt_under_way() => {
-                self.attempt_failed(Some(kind));
-                Ok(())
-            }
+            Input::Connected(attempt) => self.attempt_report(name, attempt, None),
+            Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
             Input::SocketError(kind) => {
                 self.require(name, matches!(self.state, State::Open(_)))?;
                 self.close(Err(Error::Socket(kind)));
@@ -239,8 +232,8 @@ impl Client {
     pub fn phase(&self) -> Phase {
         match &self.state {
             State::Delay => Phase::Delay,
-            State::Resolving => Phase::Resolving,
-            State::Connecting(_) => Phase::Connecting,
+            State::Establishing(race) if race.has_started() => Phase::Connecting,
+            State::Establishing(_) => Phase::Resolving,
             State::Open(open) if self.shutdown != Shutdown::None || open.fin_sent => {
                 Phase::Draining
             }
@@ -262,6 +255,13 @@ impl Client {
             State::Open(open) => Some(open.peer),
             _ => None,
         }
+    }
+
+    /// Returns the connect attempt that won, once the connection is up: the driver's socket
+    /// for that attempt is the connection's from then on (the target of `Transmit`,
+    /// `ShutdownWrite`, `Close` and `Reset`).
+    pub fn winning_attempt(&self) -> Option<AttemptId> {
+        self.winner
     }
 
     /// Returns what TLS negotiated, once the handshake has finished.
@@ -379,81 +379,142 @@ impl Client {
     fn begin_connecting(&mut self) {
         self.timers
             .set(Timer::Connect, self.now, self.config.connect_timeout);
-        let host = self
-            .config
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            self.start_attempts(vec![SocketAddr::new(ip, self.config.port)]);
-        } else {
-            self.state = State::Resolving;
-            self.outputs.push_back(Output::Resolve {
-                host: self.config.host.clone(),
-                port: self.config.port,
-            });
-        }
-    }
-
-    fn start_attempts(&mut self, addrs: Vec<SocketAddr>) {
-        self.state = State::Connecting(Connecting::new(addrs));
-        self.attempt();
-    }
-
-    /// Starts the attempt `Connecting::current` points at.
-    fn attempt(&mut self) {
-        let State::Connecting(connecting) = &mut self.state else {
-            return;
-        };
-        let Some(addr) = connecting.addr() else {
-            return;
-        };
-        connecting.socket = true;
-        let attempt_deadline = if connecting.is_last() {
-            None
-        } else {
-            let own = self.now.checked_add(self.config.attempt_timeout);
-            match (own, self.timers.get(Timer::Connect)) {
-                (Some(own), Some(overall)) => Some(own.min(overall)),
-                (own, overall) => own.or(overall),
+        let config = &self.config;
+        let race = Race::new(RaceSettings {
+            preference: config.family_preference,
+            attempt_delay: config.attempt_delay,
+            resolution_delay: config.resolution_delay,
+            attempt_cap: config.attempt_timeout,
+        });
+        self.state = State::Establishing(Box::new(race));
+        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                let addr = SocketAddr::new(ip, config.port);
+                self.with_race(|race, now| race.resolved(None, &[addr], now));
             }
-        };
-        self.timers.set_at(Timer::ConnectAttempt, attempt_deadline);
-        self.outputs.push_back(Output::Connect(addr));
-    }
-
-    fn attempt_under_way(&self) -> bool {
-        matches!(&self.state, State::Connecting(c) if c.socket)
-    }
-
-    /// Ends the current attempt (`None`: it timed out) and moves to the next address.
-    fn attempt_failed(&mut self, kind: Option<std::io::ErrorKind>) {
-        let State::Connecting(connecting) = &mut self.state else {
-            return;
-        };
-        if connecting.socket {
-            connecting.socket = false;
-            self.outputs.push_back(Output::Close);
-        }
-        let error = match (kind, connecting.addr()) {
-            (Some(kind), Some(addr)) => Error::Connect { addr, kind },
-            _ => Error::ConnectTimeout,
-        };
-        if connecting.is_last() {
-            self.close(Err(error));
-        } else {
-            connecting.current += 1;
-            self.attempt();
+            Err(_) => {
+                self.resolution_asked = true;
+                self.outputs.push_back(Output::Resolve {
+                    host: config.host.clone(),
+                    port: config.port,
+                });
+            }
         }
     }
 
-    fn connected(&mut self) {
-        let State::Connecting(connecting) = &self.state else {
+    /// A resolver's answer or failure, for one family or (`None`) for all.
+    fn resolved(
+        &mut self,
+        name: &'static str,
+        family: Option<Family>,
+        answer: Result<&[SocketAddr], std::io::ErrorKind>,
+    ) -> Result<(), InvalidInput> {
+        // The driver looked up a family the configuration does not use: nothing to do.
+        if family.is_some_and(|f| !self.config.family_preference.allows(f)) {
+            return self.require(name, self.resolution_asked);
+        }
+        let race = match &self.state {
+            State::Establishing(race) => race,
+            // The race is over (a connection won, or the client closed): the answer for a
+            // family that had not answered yet is late, and nothing to do.
+            State::Open(_) | State::Closed if self.resolution_asked => return Ok(()),
+            _ => return Err(self.unexpected(name)),
+        };
+        // An answer for a family already answered: the driver answers twice.
+        self.require(name, race.awaits(family))?;
+        self.with_race(|race, now| match answer {
+            Ok(addrs) => race.resolved(family, addrs, now),
+            Err(kind) => race.resolve_failed(family, kind, now),
+        });
+        Ok(())
+    }
+
+    /// A report about one attempt: connected (`None`) or failed.
+    fn attempt_report(
+        &mut self,
+        name: &'static str,
+        attempt: AttemptId,
+        failure: Option<std::io::ErrorKind>,
+    ) -> Result<(), InvalidInput> {
+        let issued = attempt.0 < self.attempts_started;
+        let State::Establishing(race) = &self.state else {
+            // The race is over: a report about one of its attempts is late.
+            return self.require(name, issued);
+        };
+        let (started, live) = (race.started(attempt), race.is_live(attempt));
+        self.require(name, started)?;
+        if !live {
+            // It lost, failed or timed out already: late, and nothing to do.
+            return Ok(());
+        }
+        let State::Establishing(race) = &mut self.state else {
+            return Ok(());
+        };
+        match failure {
+            Some(kind) => self.with_race(|race, now| race.failed(attempt, kind, now)),
+            None => {
+                let now = self.now;
+                let won = race.connected(attempt, now);
+                self.run_race();
+                if let Some(peer) = won {
+                    self.winner = Some(attempt);
+                    self.connected(peer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the race act at `now`, then carries out what it decided.
+    fn with_race(&mut self, act: impl FnOnce(&mut Race, Instant)) {
+        if let State::Establishing(race) = &mut self.state {
+            act(race, self.now);
+        }
+        self.run_race();
+    }
+
+    /// Turns the race's steps into outputs, arms its timer, and ends the client if the race
+    /// is lost.
+    fn run_race(&mut self) {
+        let State::Establishing(race) = &mut self.state else {
             return;
         };
-        let Some(peer) = connecting.addr() else {
-            return;
-        };
+        while let Some(step) = race.poll_step() {
+            let output = match step {
+                Step::Connect(attempt, addr) => {
+                    self.attempts_started = self.attempts_started.max(attempt.0 + 1);
+                    self.log.attempt_started(attempt, addr);
+                    let options = self.config.socket_options.for_attempt(&addr);
+                    Output::Connect {
+                        attempt,
+                        addr,
+                        options,
+                    }
+                }
+                Step::Cancel(attempt) => Output::Cancel(attempt),
+            };
+            self.outputs.push_back(output);
+        }
+        self.timers.set_at(Timer::Race, race.deadline());
+        let lost = race.lost();
+        let host = self.config.host.clone();
+        match lost {
+            None => {}
+            Some(Lost::Resolve(kind)) => self.close(Err(Error::Resolve { host, kind })),
+            Some(Lost::NoAddresses) => self.close(Err(Error::NoAddresses { host })),
+            Some(Lost::Failed(addr, kind)) => self.close(Err(Error::Connect { addr, kind })),
+            Some(Lost::TimedOut) => self.close(Err(Error::ConnectTimeout)),
+        }
+    }
+
+    fn connected(&mut self, peer: SocketAddr) {
+        if let State::Establishing(race) = &self.state {
+            self.attempts = race.attempts();
+        }
+        for attempt in &self.attempts {
+            self.log.attempt_ended(attempt);
+        }
         self.state = State::Open(Open {
             peer,
             peer_closed: false,
@@ -461,7 +522,7 @@ impl Client {
             fin_sent: false,
         });
         self.timers.stop(Timer::Connect);
-        self.timers.stop(Timer::ConnectAttempt);
+        self.timers.stop(Timer::Race);
         self.restart_idle_timer();
         if self.shutdown == Shutdown::Finish {
             self.timers
@@ -577,7 +638,7 @@ impl Client {
             match timer {
                 Timer::StartDelay => self.begin_connecting(),
                 Timer::Connect => self.close(Err(Error::ConnectTimeout)),
-                Timer::ConnectAttempt => self.attempt_failed(None),
+                Timer::Race => self.with_race(|race, now| race.on_timeout(now)),
                 Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
                 Timer::Drain => {
                     // Clean only if our side really closed: everything written, TLS
@@ -717,17 +778,33 @@ impl Client {
 
     /// Closes the socket (if there is one) and emits the one [`Event::Closed`].
     fn close(&mut self, result: Result<Ending, Error>) {
-        let (socket, peer_closed) = match &self.state {
+        let peer_closed = match &mut self.state {
             State::Closed => return,
-            State::Delay | State::Resolving => (false, false),
-            State::Connecting(connecting) => (connecting.socket, false),
-            State::Open(open) => (true, open.peer_closed),
+            State::Delay => false,
+            State::Establishing(race) => {
+                race.cancel_all(self.now);
+                while let Some(step) = race.poll_step() {
+                    if let Step::Cancel(attempt) = step {
+                        self.outputs.push_back(Output::Cancel(attempt));
+                    }
+                }
+                self.attempts = race.attempts();
+                for attempt in &self.attempts {
+                    self.log.attempt_ended(attempt);
+                }
+                false
+            }
+            State::Open(open) => {
+                // Transmits the driver has not seen yet will never be written: they stay
+                // undelivered. An abort resets, so that the peer knows the stream was cut.
+                let peer_closed = open.peer_closed;
+                self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
+                let abort = matches!(result, Ok(Ending::Aborted));
+                self.outputs
+                    .push_back(if abort { Output::Reset } else { Output::Close });
+                peer_closed
+            }
         };
-        // Transmits the driver has not seen yet will never be written: they stay undelivered.
-        self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
-        if socket {
-            self.outputs.push_back(Output::Close);
-        }
         self.state = State::Closed;
         self.timers.stop_all();
         self.queue.clear();
@@ -740,6 +817,7 @@ impl Client {
             bytes_received: self.bytes_received,
             wire_bytes_written: self.ledger.wire_written(),
             peer_closed,
+            attempts: std::mem::take(&mut self.attempts),
             result,
         };
         self.log.closed(&report);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
+use crate::{FamilyPreference, SocketOptions};
+
 /// Everything a [`Client`](crate::Client) needs to know before it starts.
 ///
 /// Kamaelia's `TCPClient(host, port, delay, connect_timeout)` constructor arguments, plus the
@@ -38,6 +40,18 @@ pub struct Config {
     /// Time one connect attempt may take while other addresses are still left to try; the
     /// last address gets whatever remains of `connect_timeout`. Default: 5 s.
     pub attempt_timeout: Duration,
+    /// Time after starting one connect attempt before the next address is tried too, the
+    /// earlier attempt staying alive (RFC 8305's connection attempt delay). A failed attempt
+    /// starts the next one at once. Clamped to 10 ms – 2 s. Default: 250 ms.
+    pub attempt_delay: Duration,
+    /// When the other family's addresses resolve first, time to wait for the preferred
+    /// family's before starting (RFC 8305's resolution delay). Default: 50 ms.
+    pub resolution_delay: Duration,
+    /// Which address families to use, and which first. Default:
+    /// [`FamilyPreference::PreferIpv6`].
+    pub family_preference: FamilyPreference,
+    /// Socket options for every connect attempt. Default: [`SocketOptions::default`].
+    pub socket_options: SocketOptions,
     /// Time the TLS handshake may take, from the ClientHello. Default: 10 s.
     pub tls_handshake_timeout: Duration,
     /// Time a graceful shutdown may take, from the request (or from the connection, if the
@@ -75,6 +89,10 @@ impl Config {
             delay: Duration::ZERO,
             connect_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(5),
+            attempt_delay: Duration::from_millis(250),
+            resolution_delay: Duration::from_millis(50),
+            family_preference: FamilyPreference::PreferIpv6,
+            socket_options: SocketOptions::default(),
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             idle_timeout: None,
@@ -101,6 +119,30 @@ impl Config {
     /// Sets [`Config::attempt_timeout`].
     pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::attempt_delay`].
+    pub fn with_attempt_delay(mut self, delay: Duration) -> Self {
+        self.attempt_delay = delay;
+        self
+    }
+
+    /// Sets [`Config::resolution_delay`].
+    pub fn with_resolution_delay(mut self, delay: Duration) -> Self {
+        self.resolution_delay = delay;
+        self
+    }
+
+    /// Sets [`Config::family_preference`].
+    pub fn with_family_preference(mut self, preference: FamilyPreference) -> Self {
+        self.family_preference = preference;
+        self
+    }
+
+    /// Sets [`Config::socket_options`].
+    pub fn with_socket_options(mut self, options: SocketOptions) -> Self {
+        self.socket_options = options;
         self
     }
 

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::{AttemptId, Family};
+
 /// Something that happened, or something the application asks for.
 ///
 /// Feed inputs with [`Client::handle_input`](crate::Client::handle_input), then drain
@@ -15,7 +17,8 @@ use bytes::Bytes;
 /// Inputs borrow (`Received(&[u8])`, `Resolved(&[SocketAddr])`) so the driver can pass its
 /// read buffer without a copy.
 ///
-/// A driver's report that arrives after the client closed is accepted and ignored: a
+/// A driver's report that arrives after the client closed, or about a connect attempt that
+/// has already ended, is accepted and ignored: a
 /// `SocketError` from a `ShutdownWrite` performed after the core had already closed in the
 /// same batch of outputs, a resolution that raced an `Abort`, a write that completed as the
 /// connection closed. Drivers cannot order these away, so they need not try. Before the
@@ -43,14 +46,21 @@ pub enum Input<'a> {
     #[doc(alias = "shutdownMicroprocess")]
     Abort,
 
-    /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve).
+    /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve): every
+    /// address, of both families.
     Resolved(&'a [SocketAddr]),
+    /// The driver resolved one family of the name (an `AAAA` or an `A` lookup); the other
+    /// family's answer comes separately. Addresses of the other family are ignored.
+    ResolvedFamily(Family, &'a [SocketAddr]),
     /// The driver could not resolve the name of an [`Output::Resolve`](crate::Output::Resolve).
     ResolveFailed(ErrorKind),
-    /// The socket of the last [`Output::Connect`](crate::Output::Connect) is connected.
-    Connected,
-    /// The socket of the last [`Output::Connect`](crate::Output::Connect) failed to connect.
-    ConnectFailed(ErrorKind),
+    /// The driver could not resolve one family of the name.
+    ResolveFamilyFailed(Family, ErrorKind),
+    /// The socket of this attempt's [`Output::Connect`](crate::Output::Connect) is connected.
+    Connected(AttemptId),
+    /// The socket of this attempt's [`Output::Connect`](crate::Output::Connect) failed to
+    /// connect (refused, unreachable, any socket error while connecting).
+    ConnectFailed(AttemptId, ErrorKind),
     /// Bytes read from the socket.
     Received(&'a [u8]),
     /// This many bytes of the handed-out [`Output::Transmit`](crate::Output::Transmit)s were
@@ -58,7 +68,8 @@ pub enum Input<'a> {
     Written(usize),
     /// A read returned 0: the peer will send nothing more (its FIN).
     PeerEof,
-    /// The connected socket failed (reset, broken pipe, ...).
+    /// The connected socket failed (reset, broken pipe, ...). While connect attempts are
+    /// under way, report an attempt's socket error as [`Input::ConnectFailed`].
     SocketError(ErrorKind),
     /// The deadline from [`Client::poll_timeout`](crate::Client::poll_timeout) was reached.
     /// A timeout that arrives early, or twice, does nothing.
@@ -84,9 +95,11 @@ impl Input<'_> {
             Input::Finish => "Finish",
             Input::Abort => "Abort",
             Input::Resolved(_) => "Resolved",
+            Input::ResolvedFamily(..) => "ResolvedFamily",
             Input::ResolveFailed(_) => "ResolveFailed",
-            Input::Connected => "Connected",
-            Input::ConnectFailed(_) => "ConnectFailed",
+            Input::ResolveFamilyFailed(..) => "ResolveFamilyFailed",
+            Input::Connected(_) => "Connected",
+            Input::ConnectFailed(..) => "ConnectFailed",
             Input::Received(_) => "Received",
             Input::Written(_) => "Written",
             Input::PeerEof => "PeerEof",

@@ -2,7 +2,10 @@
 //! per phase change, per refused input and at the close. Without the feature this is a
 //! zero-sized type whose methods do nothing, and a client carries no span.
 
-use crate::{CloseReport, Config, InvalidInput, Phase};
+use std::net::SocketAddr;
+
+use crate::report::Attempt;
+use crate::{AttemptId, CloseReport, Config, InvalidInput, Phase};
 
 /// What a client tells `tracing` about itself.
 #[derive(Debug)]
@@ -50,6 +53,22 @@ impl Log {
         }
     }
 
+    pub(crate) fn attempt_started(&self, attempt: AttemptId, addr: SocketAddr) {
+        tracing::debug!(parent: &self.span, attempt = attempt.0, %addr, "attempt started");
+    }
+
+    pub(crate) fn attempt_ended(&self, attempt: &Attempt) {
+        let millis = attempt.ended.duration_since(attempt.started).as_millis() as u64;
+        tracing::debug!(
+            parent: &self.span,
+            attempt = attempt.id.0,
+            addr = %attempt.addr,
+            outcome = %attempt.outcome,
+            after_ms = millis,
+            "attempt ended"
+        );
+    }
+
     pub(crate) fn closed(&mut self, report: &CloseReport) {
         self.phase = Phase::Closed;
         tracing::debug!(
@@ -85,6 +104,12 @@ impl Log {
 
     #[inline(always)]
     pub(crate) fn phase(&mut self, _phase: Phase) {}
+
+    #[inline(always)]
+    pub(crate) fn attempt_started(&self, _attempt: AttemptId, _addr: SocketAddr) {}
+
+    #[inline(always)]
+    pub(crate) fn attempt_ended(&self, _attempt: &Attempt) {}
 
     #[inline(always)]
     pub(crate) fn closed(&mut self, _report: &CloseReport) {}

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::report::{CloseReport, TlsInfo};
+use crate::{AttemptId, ConnectOptions};
 
 /// Something the client wants done, from [`Client::poll_output`](crate::Client::poll_output).
 ///
@@ -24,11 +25,22 @@ pub enum Output {
         /// The port to put in the resolved addresses.
         port: u16,
     },
-    /// Open a socket and start a non-blocking connect to this address; answer with
-    /// [`Input::Connected`](crate::Input::Connected) or
-    /// [`Input::ConnectFailed`](crate::Input::ConnectFailed). The socket lives until the next
-    /// [`Output::Close`].
-    Connect(SocketAddr),
+    /// Open a socket with these options and start a non-blocking connect to `addr`; answer
+    /// with [`Input::Connected`](crate::Input::Connected) or
+    /// [`Input::ConnectFailed`](crate::Input::ConnectFailed), naming the attempt. Several
+    /// attempts may be under way at once (Happy Eyeballs); each socket lives until its
+    /// [`Output::Cancel`], or, for the one that wins, until [`Output::Close`] or
+    /// [`Output::Reset`].
+    Connect {
+        /// Which attempt this is.
+        attempt: AttemptId,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The socket options to set before connecting.
+        options: ConnectOptions,
+    },
+    /// Close this attempt's socket: it lost the race, failed, or ran out of time.
+    Cancel(AttemptId),
     /// Write these bytes after every earlier transmit, and report progress with
     /// [`Input::Written`](crate::Input::Written). On a short write keep the rest
     /// (`Bytes::split_to` copies nothing) and write it when the socket is writable again.
@@ -36,9 +48,13 @@ pub enum Output {
     /// Half-close: shut the write side of the socket down (send FIN). Every transmit has
     /// already been reported written when this comes.
     ShutdownWrite,
-    /// Close the socket and forget any transmit not yet written. Every [`Output::Connect`]
-    /// is followed by exactly one `Close`.
+    /// Close the connection's socket (the attempt that won) and forget any transmit not yet
+    /// written.
     Close,
+    /// Close the connection's socket abortively (`SO_LINGER` 0), so that the peer gets a
+    /// reset and knows the stream was cut, not finished; forget any transmit not yet written.
+    /// This is how [`Input::Abort`](crate::Input::Abort) ends a connection.
+    Reset,
     /// Something for the application: one of Kamaelia's outboxes.
     #[doc(alias = "outbox")]
     Event(Event),
@@ -50,10 +66,12 @@ impl Output {
     pub fn name(&self) -> &'static str {
         match self {
             Output::Resolve { .. } => "Resolve",
-            Output::Connect(_) => "Connect",
+            Output::Connect { .. } => "Connect",
+            Output::Cancel(_) => "Cancel",
             Output::Transmit(_) => "Transmit",
             Output::ShutdownWrite => "ShutdownWrite",
             Output::Close => "Close",
+            Output::Reset => "Reset",
             Output::Event(event) => event.name(),
         }
     }

@@ -1,8 +1,11 @@
 //! What a client reports about itself: the close report and the negotiated TLS parameters.
 
 use std::fmt;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use crate::Error;
+use crate::{AttemptId, Error};
 
 /// The final account of a connection, carried by [`Event::Closed`](crate::Event::Closed).
 ///
@@ -24,8 +27,83 @@ pub struct CloseReport {
     pub wire_bytes_written: u64,
     /// Whether the peer closed its side (FIN, or TLS `close_notify`) before the end.
     pub peer_closed: bool,
+    /// Every connect attempt, in the order they started: the one that won, those it beat,
+    /// and, when no connection came up, how each one failed.
+    pub attempts: Vec<Attempt>,
     /// How it ended: on purpose, or with an error.
     pub result: Result<Ending, Error>,
+}
+
+/// One connect attempt, as the close report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Which attempt.
+    pub id: AttemptId,
+    /// The address it connected to.
+    pub addr: SocketAddr,
+    /// When it started.
+    pub started: Instant,
+    /// When it ended (won, failed, or was cancelled).
+    pub ended: Instant,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// How a connect attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// It connected first: the connection is this attempt.
+    Won,
+    /// The peer refused it (RST to the SYN: nothing listens).
+    Refused,
+    /// The network said the address cannot be reached.
+    Unreachable,
+    /// It took longer than [`Config::attempt_timeout`](crate::Config::attempt_timeout).
+    TimedOut,
+    /// It failed some other way.
+    Failed(ErrorKind),
+    /// It was still under way when another attempt won, or when the client gave up.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// The outcome of an attempt whose socket reported `kind`.
+    pub(crate) fn from_error(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::ConnectionRefused => AttemptOutcome::Refused,
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+                AttemptOutcome::Unreachable
+            }
+            ErrorKind::TimedOut => AttemptOutcome::TimedOut,
+            other => AttemptOutcome::Failed(other),
+        }
+    }
+
+    /// The outcome's name in traces: its variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Won => "Won",
+            AttemptOutcome::Refused => "Refused",
+            AttemptOutcome::Unreachable => "Unreachable",
+            AttemptOutcome::TimedOut => "TimedOut",
+            AttemptOutcome::Failed(_) => "Failed",
+            AttemptOutcome::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptOutcome::Won => f.write_str("connected"),
+            AttemptOutcome::Refused => f.write_str("refused"),
+            AttemptOutcome::Unreachable => f.write_str("unreachable"),
+            AttemptOutcome::TimedOut => f.write_str("timed out"),
+            AttemptOutcome::Failed(kind) => write!(f, "failed: {kind}"),
+            AttemptOutcome::Cancelled => f.write_str("cancelled"),
+        }
+    }
 }
 
 impl CloseReport {
@@ -42,6 +120,7 @@ impl CloseReport {
             bytes_received: received,
             wire_bytes_written: written,
             peer_closed: false,
+            attempts: Vec::new(),
             result: Err(Error::DriverStopped { reason }),
         }
     }
@@ -74,7 +153,26 @@ impl fmt::Display for CloseReport {
             f,
             "; sent {} of {} bytes ({} undelivered), received {} bytes",
             self.bytes_written, self.bytes_accepted, self.bytes_undelivered, self.bytes_received
-        )
+        )?;
+        // A connection that never came up after several attempts: say how each one ended.
+        let won = self
+            .attempts
+            .iter()
+            .any(|a| a.outcome == AttemptOutcome::Won);
+        if !won && self.attempts.len() > 1 {
+            let first = self.attempts.iter().map(|a| a.started).min();
+            f.write_str("; attempts:")?;
+            for (i, attempt) in self.attempts.iter().enumerate() {
+                let at = first.map_or(0, |t| attempt.started.duration_since(t).as_millis());
+                let sep = if i == 0 { " " } else { ", " };
+                write!(
+                    f,
+                    "{sep}{} {} (started at +{at} ms)",
+                    attempt.addr, attempt.outcome
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 

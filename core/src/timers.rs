@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 pub(crate) enum Timer {
     /// The end of [`Config::delay`](crate::Config::delay).
     StartDelay,
-    /// The end of the current connect attempt (only when more addresses are left).
-    ConnectAttempt,
+    /// The race's next moment: an attempt's cap, the attempt delay, the resolution delay.
+    Race,
     /// The end of the overall connect timeout.
     Connect,
     /// The end of the TLS handshake timeout.
@@ -21,11 +21,11 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in the order they fire when several expire at the same instant: the
-    /// broader deadline (the whole connect) wins over the narrower one (one attempt).
+    /// broader deadline (the whole connect) wins over the narrower ones (the race's).
     const ALL: [Timer; 6] = [
         Timer::StartDelay,
         Timer::Connect,
-        Timer::ConnectAttempt,
+        Timer::Race,
         Timer::TlsHandshake,
         Timer::Drain,
         Timer::Idle,

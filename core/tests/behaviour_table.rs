@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof, Output, Phase, TlsError,
+    AttemptId, AttemptOutcome, Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof,
+    Output, Phase, TlsError,
 };
-use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, events};
+use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, connect, events};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -44,7 +45,7 @@ fn delay() {
     assert_eq!(h.input(Input::Timeout), [], "an early timeout does nothing");
     assert_eq!(h.client.phase(), Phase::Delay);
 
-    assert_eq!(h.fire(), [Output::Connect(addr("127.0.0.1:7"))]);
+    assert_eq!(h.fire(), [connect(0, "127.0.0.1:7")]);
     assert_eq!(h.elapsed(), ms(250));
     assert_eq!(
         h.deadline(),
@@ -57,12 +58,15 @@ fn delay() {
 #[test]
 fn connect_refused() {
     let mut h = Harness::new(local());
-    assert_eq!(h.outputs(), [Output::Connect(addr("127.0.0.1:7"))]);
+    assert_eq!(h.outputs(), [connect(0, "127.0.0.1:7")]);
 
-    let outputs = h.input(Input::ConnectFailed(ErrorKind::ConnectionRefused));
+    let outputs = h.input(Input::ConnectFailed(
+        AttemptId(0),
+        ErrorKind::ConnectionRefused,
+    ));
 
     assert_eq!(outputs.len(), 2);
-    assert_eq!(outputs[0], Output::Close);
+    assert_eq!(outputs[0], Output::Cancel(AttemptId(0)));
     let report = closed(&outputs);
     assert_eq!(
         report.result,
@@ -76,7 +80,8 @@ fn connect_refused() {
     assert_eq!(h.deadline(), None);
 }
 
-/// One deadline per attempt while other addresses remain, and one for the whole connect.
+/// Attempts overlap (Happy Eyeballs): a new one every attempt delay, each capped while
+/// another address could still win, the last one kept until the whole connect times out.
 #[test]
 fn connect_timeout() {
     let config = Config::new("db.test", 5432)
@@ -98,25 +103,37 @@ fn connect_timeout() {
 
     assert_eq!(
         h.input(Input::Resolved(&addrs)),
-        [Output::Connect(addrs[0])]
+        [connect(0, "10.0.0.1:5432")]
     );
-    assert_eq!(h.deadline(), Some(secs(3)));
+    assert_eq!(h.deadline(), Some(ms(250)), "the attempt delay");
+    assert_eq!(h.fire(), [connect(1, "10.0.0.2:5432")]);
+    assert_eq!(h.fire(), [connect(2, "10.0.0.3:5432")]);
+    assert_eq!(h.elapsed(), ms(500));
+    assert_eq!(h.deadline(), Some(secs(3)), "the first attempt's cap");
 
-    assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[1])]);
-    assert_eq!(h.elapsed(), secs(3));
-    assert_eq!(h.deadline(), Some(secs(6)));
-
-    assert_eq!(h.fire(), [Output::Close, Output::Connect(addrs[2])]);
+    assert_eq!(h.fire(), [Output::Cancel(AttemptId(0))]);
+    assert_eq!(h.fire(), [Output::Cancel(AttemptId(1))]);
+    assert_eq!(h.elapsed(), ms(3250));
     assert_eq!(
         h.deadline(),
         Some(secs(10)),
-        "the last address gets what remains"
+        "the last attempt gets what remains"
     );
 
     let outputs = h.fire();
     assert_eq!(h.elapsed(), secs(10));
-    assert_eq!(outputs[0], Output::Close);
-    assert_eq!(closed(&outputs).result, Err(Error::ConnectTimeout));
+    assert_eq!(outputs[0], Output::Cancel(AttemptId(2)));
+    let report = closed(&outputs);
+    assert_eq!(report.result, Err(Error::ConnectTimeout));
+    let outcomes: Vec<AttemptOutcome> = report.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::TimedOut,
+            AttemptOutcome::TimedOut,
+            AttemptOutcome::Cancelled
+        ]
+    );
     assert_eq!(h.deadline(), None);
 }
 
@@ -138,17 +155,21 @@ fn name_resolution() {
 
     assert_eq!(
         h.input(Input::Resolved(&[v6a, v6b, v4])),
-        [Output::Connect(v6a)]
+        [connect(0, "[2001:db8::1]:80")]
     );
     assert_eq!(
-        h.input(Input::ConnectFailed(ErrorKind::NetworkUnreachable)),
-        [Output::Close, Output::Connect(v4)],
-        "the other family comes next"
+        h.input(Input::ConnectFailed(
+            AttemptId(0),
+            ErrorKind::NetworkUnreachable
+        )),
+        [Output::Cancel(AttemptId(0)), connect(1, "192.0.2.1:80")],
+        "the other family comes next, at once after a failure"
     );
     assert_eq!(
-        h.input(Input::Connected),
+        h.input(Input::Connected(AttemptId(1))),
         [Output::Event(Event::Connected(v4))]
     );
+    let _ = v6b;
     assert_eq!(h.client.peer_addr(), Some(v4));
 }
 
@@ -159,7 +180,11 @@ fn name_resolution_failure_is_a_typed_error_without_a_socket() {
 
     let outputs = h.input(Input::ResolveFailed(ErrorKind::NotFound));
 
-    assert_eq!(outputs.len(), 1, "no socket was opened, so no Close");
+    assert_eq!(
+        outputs.len(),
+        1,
+        "no socket was opened, so nothing to close"
+    );
     assert_eq!(
         closed(&outputs).result,
         Err(Error::Resolve {
@@ -188,7 +213,7 @@ fn name_resolution_to_nothing_is_a_typed_error() {
 #[test]
 fn producer_finished_before_connected() {
     let mut h = Harness::new(local());
-    assert_eq!(h.outputs(), [Output::Connect(addr("127.0.0.1:7"))]);
+    assert_eq!(h.outputs(), [connect(0, "127.0.0.1:7")]);
     h.input(Input::Send(data(b"0123456789")));
     assert_eq!(h.input(Input::Finish), []);
     assert_eq!(
@@ -198,7 +223,7 @@ fn producer_finished_before_connected() {
     );
 
     assert_eq!(
-        h.input(Input::Connected),
+        h.input(Input::Connected(AttemptId(0))),
         [
             Output::Event(Event::Connected(addr("127.0.0.1:7"))),
             Output::Transmit(data(b"0123456789")),
@@ -238,7 +263,10 @@ fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails(
     h.input(Input::Send(data(b"0123456789")));
     h.input(Input::Finish);
 
-    let outputs = h.input(Input::ConnectFailed(ErrorKind::ConnectionRefused));
+    let outputs = h.input(Input::ConnectFailed(
+        AttemptId(0),
+        ErrorKind::ConnectionRefused,
+    ));
 
     let report = closed(&outputs);
     assert!(matches!(report.result, Err(Error::Connect { .. })));
@@ -336,7 +364,9 @@ fn producer_finished_while_connected_to_a_stalled_peer_reports_the_undelivered_b
     assert!(!pair.server.got_fin);
 }
 
-/// Kamaelia's shutdownMicroprocess also loses data, silently; we abort now and count it.
+/// Kamaelia's shutdownMicroprocess also loses data, silently, and ends with a FIN that tells
+/// the peer the stream is complete; we abort now, count what was lost, and reset the
+/// connection so that the peer knows it was cut.
 #[test]
 fn shutdown_microprocess() {
     let mut pair = Pair::connected(local());
@@ -347,7 +377,7 @@ fn shutdown_microprocess() {
 
     pair.input(Input::Abort);
 
-    assert_eq!(pair.log[before], Output::Close);
+    assert_eq!(pair.log[before], Output::Reset);
     let report = closed(&pair.log);
     assert_eq!(report.result, Ok(Ending::Aborted));
     assert_eq!(
@@ -607,7 +637,7 @@ fn outgoing_queue_takes_one_oversized_send_when_empty() {
 fn outbox_full() {
     let mut h = Harness::new(local());
     h.outputs();
-    h.input(Input::Connected);
+    h.input(Input::Connected(AttemptId(0)));
 
     assert_eq!(
         h.input(Input::Received(b"one")),

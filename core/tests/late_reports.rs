@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tcpclient_core::{Config, Ending, Event, Input, Output, Phase};
+use tcpclient_core::{AttemptId, Config, Ending, Event, Input, Output, Phase};
 use tcpclient_testkit::{Harness, Pair, closed};
 
 fn addr(s: &str) -> SocketAddr {
@@ -24,8 +24,8 @@ fn late_reports() -> Vec<Input<'static>> {
     vec![
         Input::Resolved(&ADDRS),
         Input::ResolveFailed(ErrorKind::NotFound),
-        Input::Connected,
-        Input::ConnectFailed(ErrorKind::ConnectionRefused),
+        Input::Connected(AttemptId(0)),
+        Input::ConnectFailed(AttemptId(0), ErrorKind::ConnectionRefused),
         Input::Received(b"late bytes"),
         Input::Written(4),
         Input::PeerEof,
@@ -116,7 +116,7 @@ fn a_senseless_report_before_the_close_is_still_refused() {
     let mut h = Harness::new(Config::new("server.test", 7));
     let _ = h.outputs();
 
-    assert!(h.try_input(Input::Connected).is_err());
+    assert!(h.try_input(Input::Connected(AttemptId(0))).is_err());
     assert!(h.try_input(Input::Received(b"x")).is_err());
     assert!(h.try_input(Input::Resolved(&[addr("127.0.0.1:7")])).is_ok());
 }

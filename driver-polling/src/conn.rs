@@ -7,17 +7,24 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use polling::{Event as Readiness, Poller};
-use tcpclient_core::{Client, Input};
+use tcpclient_core::{AttemptId, Client, ConnectOptions, Input};
 
-use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write_gathered};
+use crate::socket::{ReadOutcome, finish_connect, read_once, reset, start_connect, write_gathered};
 
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
 const READS_PER_TURN: usize = 8;
 
-/// One client and the socket the loop keeps for it.
+/// One client and the sockets the loop keeps for it: one per connect attempt under way,
+/// then the connection's (the attempt that won).
 pub(crate) struct Conn {
     pub(crate) client: Client,
     pub(crate) socket: Option<Socket>,
+    /// Connect attempts under way, each with its own socket and poller key.
+    pub(crate) attempts: Vec<AttemptSocket>,
+    /// Poller keys of attempt sockets that are gone, for the loop to forget.
+    pub(crate) retired_keys: Vec<usize>,
+    /// Lookups asked of the resolver pool and not yet answered.
+    pub(crate) lookups: usize,
     /// Transmits handed out by the client and not yet written.
     pub(crate) pending: VecDeque<Bytes>,
     /// Bytes in `pending`.
@@ -29,13 +36,22 @@ pub(crate) struct Conn {
     pub(crate) dirty: bool,
 }
 
+/// The socket of one connect attempt, registered for writability (the connect's end).
+pub(crate) struct AttemptSocket {
+    id: AttemptId,
+    pub(crate) key: usize,
+    stream: TcpStream,
+}
+
+/// The connection's socket.
 pub(crate) struct Socket {
     stream: TcpStream,
-    connecting: bool,
     /// False once a write stopped at `WouldBlock`, until the poller says writable again.
     writable: bool,
     /// The interest registered with the poller (oneshot: `None` once it fired).
     armed: Option<Interest>,
+    /// Still registered under its attempt's key: re-register under the connection's.
+    rekey: bool,
 }
 
 /// What the loop asks the poller to report for a socket.
@@ -49,10 +65,6 @@ impl Interest {
     const NONE: Interest = Interest {
         read: false,
         write: false,
-    };
-    const WRITE: Interest = Interest {
-        read: false,
-        write: true,
     };
 }
 
@@ -70,6 +82,9 @@ impl Conn {
         Self {
             client,
             socket: None,
+            attempts: Vec::new(),
+            retired_keys: Vec::new(),
+            lookups: 0,
             pending: VecDeque::new(),
             pending_bytes: 0,
             paused: false,
@@ -85,29 +100,77 @@ impl Conn {
         let _ = self.client.handle_input(now, input);
     }
 
-    pub(crate) fn connect(&mut self, addr: SocketAddr, key: u32, poller: &Poller, now: Instant) {
-        let registered = start_connect(addr).and_then(|(stream, done)| {
-            // SAFETY: `close` (and `remove`, through it) deletes the stream from the poller
-            // before dropping it, which is what `Poller::add` requires.
+    /// Starts attempt `id` to `addr`, its socket registered under `key`.
+    pub(crate) fn connect(
+        &mut self,
+        id: AttemptId,
+        addr: SocketAddr,
+        options: &ConnectOptions,
+        key: usize,
+        poller: &Poller,
+        now: Instant,
+    ) {
+        let registered = start_connect(addr, options).and_then(|(stream, done)| {
+            // SAFETY: every attempt socket is deleted from the poller before it is dropped
+            // (`cancel`, `close`, or when it becomes the connection's and that closes).
             #[allow(unsafe_code)]
             unsafe {
-                poller.add(&stream, Readiness::writable(key as usize))?;
+                poller.add(&stream, Readiness::writable(key))?;
             }
             Ok((stream, done))
         });
         match registered {
             Ok((stream, done)) => {
-                self.socket = Some(Socket {
-                    stream,
-                    connecting: !done,
-                    writable: done,
-                    armed: Some(Interest::WRITE),
-                });
+                self.attempts.push(AttemptSocket { id, key, stream });
                 if done {
-                    self.feed(now, Input::Connected);
+                    self.attempt_connected(id, now);
                 }
             }
-            Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
+            Err(e) => {
+                self.retired_keys.push(key);
+                self.feed(now, Input::ConnectFailed(id, e.kind()));
+            }
+        }
+    }
+
+    /// The attempt whose socket has become writable: its connect is over. If the client
+    /// takes it as the winner, its socket becomes the connection's.
+    pub(crate) fn on_attempt_ready(&mut self, id: AttemptId, now: Instant) {
+        let Some(attempt) = self.attempts.iter().find(|a| a.id == id) else {
+            return;
+        };
+        match finish_connect(&attempt.stream) {
+            Ok(()) => self.attempt_connected(id, now),
+            Err(e) => self.feed(now, Input::ConnectFailed(id, e.kind())),
+        }
+    }
+
+    fn attempt_connected(&mut self, id: AttemptId, now: Instant) {
+        self.feed(now, Input::Connected(id));
+        if self.client.winning_attempt() != Some(id) {
+            return;
+        }
+        let Some(at) = self.attempts.iter().position(|a| a.id == id) else {
+            return;
+        };
+        let attempt = self.attempts.remove(at);
+        self.retired_keys.push(attempt.key);
+        self.socket = Some(Socket {
+            stream: attempt.stream,
+            writable: true,
+            // Registered under the attempt's key: the next re-arm moves it to the
+            // connection's.
+            armed: None,
+            rekey: true,
+        });
+    }
+
+    /// Closes attempt `id`'s socket: it lost, failed or ran out of time.
+    pub(crate) fn cancel(&mut self, id: AttemptId, poller: &Poller) {
+        if let Some(at) = self.attempts.iter().position(|a| a.id == id) {
+            let attempt = self.attempts.remove(at);
+            let _ = poller.delete(&attempt.stream);
+            self.retired_keys.push(attempt.key);
         }
     }
 
@@ -118,9 +181,19 @@ impl Conn {
         }
     }
 
-    pub(crate) fn close(&mut self, poller: &Poller) {
+    /// Closes the connection's socket (and any attempt's still open); with `abort`, so that
+    /// the peer gets a reset.
+    pub(crate) fn close(&mut self, poller: &Poller, abort: bool) {
         if let Some(socket) = self.socket.take() {
             let _ = poller.delete(&socket.stream);
+            if abort {
+                // If it fails the close is an ordinary one: nothing else to do.
+                let _ = reset(&socket.stream);
+            }
+        }
+        for attempt in std::mem::take(&mut self.attempts) {
+            let _ = poller.delete(&attempt.stream);
+            self.retired_keys.push(attempt.key);
         }
         self.pending.clear();
         self.pending_bytes = 0;
@@ -131,7 +204,7 @@ impl Conn {
         let Some(socket) = self.socket.as_mut() else {
             return Reported::Nothing;
         };
-        if socket.connecting || !socket.writable || self.pending.is_empty() {
+        if !socket.writable || self.pending.is_empty() {
             return Reported::Nothing;
         }
         match write_gathered(&mut socket.stream, &mut self.pending) {
@@ -155,17 +228,6 @@ impl Conn {
             return;
         };
         socket.armed = None;
-        if socket.connecting {
-            if readiness.readable || readiness.writable {
-                socket.connecting = false;
-                socket.writable = true;
-                match finish_connect(&socket.stream) {
-                    Ok(()) => self.feed(now, Input::Connected),
-                    Err(e) => self.feed(now, Input::ConnectFailed(e.kind())),
-                }
-            }
-            return;
-        }
         if readiness.writable {
             socket.writable = true;
         }
@@ -199,28 +261,27 @@ impl Conn {
     }
 
     /// Registers the interest the connection has now: read while the client wants data and
-    /// the application has room; write while connecting or holding unwritten bytes. A
-    /// failure is reported to the client (which then has a close to hand out).
-    pub(crate) fn rearm(&mut self, key: u32, poller: &Poller, now: Instant) -> Reported {
+    /// the application has room; write while holding unwritten bytes. A failure is reported
+    /// to the client (which then has a close to hand out).
+    pub(crate) fn rearm(&mut self, key: usize, poller: &Poller, now: Instant) -> Reported {
         let wants_read = self.client.wants_read() && !self.paused;
         let Some(socket) = self.socket.as_mut() else {
             return Reported::Nothing;
         };
-        let wanted = if socket.connecting {
-            Interest::WRITE
-        } else {
-            Interest {
-                read: wants_read,
-                write: !socket.writable && !self.pending.is_empty(),
-            }
+        let wanted = Interest {
+            read: wants_read,
+            write: !socket.writable && !self.pending.is_empty(),
         };
-        if socket.armed == Some(wanted) || (socket.armed.is_none() && wanted == Interest::NONE) {
+        let unchanged =
+            socket.armed == Some(wanted) || (socket.armed.is_none() && wanted == Interest::NONE);
+        if unchanged && !socket.rekey {
             return Reported::Nothing;
         }
-        let interest = Readiness::new(key as usize, wanted.read, wanted.write);
+        let interest = Readiness::new(key, wanted.read, wanted.write);
         match poller.modify(&socket.stream, interest) {
             Ok(()) => {
                 socket.armed = Some(wanted);
+                socket.rekey = false;
                 Reported::Nothing
             }
             Err(e) => {

@@ -1,6 +1,6 @@
 //! The event loop: many clients, one `polling::Poller`, one thread.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use polling::{Event as Readiness, Events, Poller};
-use tcpclient_core::{Client, Config, Event, Input, InvalidInput, Output};
+use tcpclient_core::{AttemptId, Client, Config, Event, Family, Input, InvalidInput, Output};
 
 use crate::conn::{Conn, Reported};
 use crate::resolver::{Resolution, Resolve, ResolverPool, SystemResolver};
@@ -98,6 +98,10 @@ pub struct EventLoop {
     ready: VecDeque<(ConnId, Event)>,
     /// Connections whose bytes written grew, with the new total (see `poll_progress`).
     progress: VecDeque<(ConnId, u64)>,
+    /// The connect attempt each odd poller key stands for (even keys are twice a slot).
+    attempt_keys: HashMap<usize, (u32, AttemptId)>,
+    /// The last odd key handed out.
+    next_attempt_key: usize,
     read_buf: Box<[u8]>,
     open: usize,
     /// Resolutions asked of helper threads and not yet collected.
@@ -133,6 +137,8 @@ impl EventLoop {
             resolved_rx,
             ready: VecDeque::new(),
             progress: VecDeque::new(),
+            attempt_keys: HashMap::new(),
+            next_attempt_key: 1,
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
             open: 0,
             resolving: 0,
@@ -316,7 +322,7 @@ impl EventLoop {
 
     fn collect_resolutions(&mut self) {
         while self.resolving > 0
-            && let Ok((id, result)) = self.resolved_rx.try_recv()
+            && let Ok((id, family, result)) = self.resolved_rx.try_recv()
         {
             self.resolving -= 1;
             let now = self.now;
@@ -324,16 +330,37 @@ impl EventLoop {
             let Some(conn) = self.conn_mut(id) else {
                 continue;
             };
-            match &result {
-                Ok(addrs) => conn.feed(now, Input::Resolved(addrs)),
-                Err(kind) => conn.feed(now, Input::ResolveFailed(*kind)),
+            conn.lookups = conn.lookups.saturating_sub(1);
+            match (family, &result) {
+                (Some(family), Ok(addrs)) => conn.feed(now, Input::ResolvedFamily(family, addrs)),
+                (Some(family), Err(kind)) => {
+                    conn.feed(now, Input::ResolveFamilyFailed(family, *kind))
+                }
+                (None, Ok(addrs)) => conn.feed(now, Input::Resolved(addrs)),
+                (None, Err(kind)) => conn.feed(now, Input::ResolveFailed(*kind)),
             }
             self.mark_dirty(id.index);
         }
     }
 
+    /// Readiness of a connection's socket (an even key: twice its slot) or of a connect
+    /// attempt's (an odd key, looked up).
     fn on_readiness(&mut self, readiness: Readiness) {
-        let index = readiness.key as u32;
+        if readiness.key % 2 == 1 {
+            let Some(&(index, attempt)) = self.attempt_keys.get(&readiness.key) else {
+                return;
+            };
+            if let Some(conn) = self
+                .slots
+                .get_mut(index as usize)
+                .and_then(|s| s.conn.as_mut())
+            {
+                conn.on_attempt_ready(attempt, self.now);
+                self.mark_dirty(index);
+            }
+            return;
+        }
+        let index = (readiness.key / 2) as u32;
         let mut read_buf = std::mem::take(&mut self.read_buf);
         if let Some(conn) = self
             .slots
@@ -391,10 +418,25 @@ impl EventLoop {
             while let Some(output) = conn.client.poll_output() {
                 match output {
                     Output::Resolve { host, port } => {
-                        self.resolving += 1;
-                        self.resolver.resolve(id, host, port);
+                        // AAAA and A apart (RFC 8305 section 3): the core waits a little for
+                        // the one it prefers, and starts with whichever comes.
+                        for family in [Family::V6, Family::V4] {
+                            self.resolving += 1;
+                            conn.lookups += 1;
+                            self.resolver.resolve(id, host.clone(), port, family);
+                        }
                     }
-                    Output::Connect(addr) => conn.connect(addr, index, &self.poller, now),
+                    Output::Connect {
+                        attempt,
+                        addr,
+                        options,
+                    } => {
+                        self.next_attempt_key = self.next_attempt_key.wrapping_add(2);
+                        let key = self.next_attempt_key;
+                        self.attempt_keys.insert(key, (index, attempt));
+                        conn.connect(attempt, addr, &options, key, &self.poller, now);
+                    }
+                    Output::Cancel(attempt) => conn.cancel(attempt, &self.poller),
                     Output::Transmit(bytes) => {
                         conn.pending_bytes += bytes.len();
                         conn.pending.push_back(bytes);
@@ -405,7 +447,8 @@ impl EventLoop {
                         }
                     }
                     Output::ShutdownWrite => conn.shutdown_write(now),
-                    Output::Close => conn.close(&self.poller),
+                    Output::Close => conn.close(&self.poller, false),
+                    Output::Reset => conn.close(&self.poller, true),
                     Output::Event(event) => {
                         closed |= matches!(event, Event::Closed(_));
                         self.ready.push_back((id, event));
@@ -417,13 +460,16 @@ impl EventLoop {
                 continue;
             }
             // Re-arming can fail too; the client then has a close to hand out.
-            if closed || conn.rearm(index, &self.poller, now) == Reported::Nothing {
+            if closed || conn.rearm(connection_key(index), &self.poller, now) == Reported::Nothing {
                 break;
             }
         }
         if closed {
             self.remove(index);
             return wrote;
+        }
+        for key in conn.retired_keys.drain(..) {
+            self.attempt_keys.remove(&key);
         }
         let written = conn.client.bytes_written();
         if written != written_before {
@@ -444,8 +490,16 @@ impl EventLoop {
 
     fn remove(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
         if let Some(mut conn) = slot.conn.take() {
-            conn.close(&self.poller);
+            self.resolver.forget(id, conn.lookups);
+            conn.close(&self.poller, false);
+            for key in conn.retired_keys.drain(..) {
+                self.attempt_keys.remove(&key);
+            }
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, index));
             }
@@ -454,6 +508,12 @@ impl EventLoop {
         self.free.push(index);
         self.open -= 1;
     }
+}
+
+/// The poller key of connection `index`'s socket: even, so that odd keys can stand for
+/// connect attempts.
+fn connection_key(index: u32) -> usize {
+    index as usize * 2
 }
 
 /// The open connection `id` names, if it is still the one in its slot. (A function of the
@@ -472,7 +532,7 @@ impl Drop for EventLoop {
     fn drop(&mut self) {
         for slot in &mut self.slots {
             if let Some(conn) = slot.conn.as_mut() {
-                conn.close(&self.poller);
+                conn.close(&self.poller, false);
             }
         }
     }

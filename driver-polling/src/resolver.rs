@@ -1,14 +1,16 @@
 //! Name resolution off the loop: a [`Resolve`] implementation run on a bounded pool of
 //! helper threads, answers handed back through a channel.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use polling::Poller;
+use tcpclient_core::Family;
 
 use crate::event_loop::ConnId;
 
@@ -19,70 +21,110 @@ pub const MAX_RESOLVER_THREADS: usize = 4;
 /// Turns a host name into addresses: what an [`EventLoop`](crate::EventLoop) asks when a
 /// client needs a name resolved.
 ///
-/// Lookups run on the loop's helper threads (at most [`MAX_RESOLVER_THREADS`] at a time),
-/// so an implementation may block. The default is [`SystemResolver`]; tests and programs
-/// with their own name service plug theirs in with
-/// [`EventLoop::with_resolver`](crate::EventLoop::with_resolver).
+/// The loop asks for each address family on its own (the `AAAA` and the `A` lookup, RFC 8305
+/// section 3), so that the client can start on whichever answers first. Lookups run on the
+/// loop's helper threads (at most [`MAX_RESOLVER_THREADS`] at a time), so an implementation
+/// may block. The default is [`SystemResolver`]; tests and programs with their own name
+/// service plug theirs in with [`EventLoop::with_resolver`](crate::EventLoop::with_resolver).
 ///
 /// ```
 /// use std::net::SocketAddr;
+/// use tcpclient_core::Family;
 /// use tcpclient_polling::{EventLoop, Resolve};
 ///
-/// /// Every name is the local echo service.
-/// struct Fixed(SocketAddr);
+/// /// Every name is the local host, over both families.
+/// struct Local;
 ///
-/// impl Resolve for Fixed {
-///     fn resolve(&self, _host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-///         Ok(vec![SocketAddr::new(self.0.ip(), port)])
+/// impl Resolve for Local {
+///     fn resolve(&self, _host: &str, port: u16, family: Family) -> std::io::Result<Vec<SocketAddr>> {
+///         let ip = match family {
+///             Family::V6 => "::1".parse().unwrap(),
+///             Family::V4 => "127.0.0.1".parse().unwrap(),
+///         };
+///         Ok(vec![SocketAddr::new(ip, port)])
 ///     }
 /// }
 ///
-/// let event_loop = EventLoop::with_resolver(Fixed("127.0.0.1:0".parse()?))?;
+/// let event_loop = EventLoop::with_resolver(Local)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Resolve: Send + Sync + 'static {
-    /// Returns the addresses of `host`, each with `port`. A name that does not exist is an
-    /// error of kind [`io::ErrorKind::NotFound`].
-    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
+    /// Returns the addresses of `host` in `family`, each with `port`. A name with no
+    /// address of that family may answer an empty list or an error of kind
+    /// [`io::ErrorKind::NotFound`].
+    fn resolve(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>>;
 }
 
-/// The system's resolver (`getaddrinfo`), as [`ToSocketAddrs`] calls it.
+/// The system's resolver (`getaddrinfo`), asked once per address family.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
-    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        // getaddrinfo failures (no such name, no address) come back uncategorised; they all
-        // mean the name could not be found.
-        (host, port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => e,
-                _ => io::Error::new(io::ErrorKind::NotFound, e),
-            })
+    fn resolve(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
+        let hints = dns_lookup::AddrInfoHints {
+            socktype: dns_lookup::SockType::Stream.into(),
+            address: match family {
+                Family::V4 => libc::AF_INET,
+                Family::V6 => libc::AF_INET6,
+            },
+            ..dns_lookup::AddrInfoHints::default()
+        };
+        let service = port.to_string();
+        let found = dns_lookup::getaddrinfo(Some(host), Some(&service), Some(hints)).map_err(
+            |e| match e.kind() {
+                // "no such name", "no address of this family": all say the name is not
+                // there, as far as this family goes.
+                dns_lookup::LookupErrorKind::Again => io::Error::from(io::ErrorKind::TimedOut),
+                _ => io::Error::new(io::ErrorKind::NotFound, io::Error::from(e)),
+            },
+        )?;
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for info in found {
+            let addr = info?.sockaddr;
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        Ok(addrs)
     }
 }
 
-/// An answer for the loop: which connection, and its addresses or why there are none.
-pub(crate) type Resolution = (ConnId, Result<Vec<SocketAddr>, io::ErrorKind>);
+/// An answer for the loop: which connection, which family, and its addresses or why there
+/// are none.
+pub(crate) type Resolution = (
+    ConnId,
+    Option<Family>,
+    Result<Vec<SocketAddr>, io::ErrorKind>,
+);
 
 /// The helper threads, started as lookups need them, up to [`MAX_RESOLVER_THREADS`]; they
 /// end when the pool (and so its job queue) is dropped.
 pub(crate) struct ResolverPool {
-    resolver: Arc<dyn Resolve>,
     jobs: Sender<Job>,
-    queue: Arc<Mutex<Receiver<Job>>>,
+    shared: Arc<PoolShared>,
     threads: usize,
-    idle: Arc<AtomicUsize>,
     answers: Sender<Resolution>,
     poller: Arc<Poller>,
+}
+
+/// What the loop and the helper threads share.
+struct PoolShared {
+    resolver: Arc<dyn Resolve>,
+    queue: Mutex<Receiver<Job>>,
+    /// Jobs queued and not yet taken by a thread.
+    queued: AtomicUsize,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+    /// Connections that went away with lookups still queued, and how many: those lookups
+    /// are answered at once, without asking the resolver.
+    forgotten: Mutex<HashMap<ConnId, usize>>,
 }
 
 struct Job {
     id: ConnId,
     host: String,
     port: u16,
+    family: Family,
 }
 
 impl ResolverPool {
@@ -93,35 +135,56 @@ impl ResolverPool {
     ) -> Self {
         let (jobs, queue) = mpsc::channel();
         Self {
-            resolver,
             jobs,
-            queue: Arc::new(Mutex::new(queue)),
+            shared: Arc::new(PoolShared {
+                resolver,
+                queue: Mutex::new(queue),
+                queued: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                forgotten: Mutex::new(HashMap::new()),
+            }),
             threads: 0,
-            idle: Arc::new(AtomicUsize::new(0)),
             answers,
             poller,
         }
     }
 
-    /// Queues a lookup; its answer comes through the loop's channel, and wakes the poller.
-    pub(crate) fn resolve(&mut self, id: ConnId, host: String, port: u16) {
-        if self.idle.load(Ordering::Acquire) == 0 && self.threads < MAX_RESOLVER_THREADS {
+    /// Queues a lookup of one family; its answer comes through the loop's channel, and
+    /// wakes the poller. A thread is started while lookups wait for one, up to the cap.
+    pub(crate) fn resolve(&mut self, id: ConnId, host: String, port: u16, family: Family) {
+        let waiting = self.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        if waiting > self.shared.idle.load(Ordering::Acquire) && self.threads < MAX_RESOLVER_THREADS
+        {
             self.start_thread();
         }
         if self.threads == 0 {
             // Not one helper thread could be started: answer at once rather than never.
-            let _ = self.answers.send((id, Err(io::ErrorKind::OutOfMemory)));
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            let _ = self
+                .answers
+                .send((id, Some(family), Err(io::ErrorKind::OutOfMemory)));
             let _ = self.poller.notify();
             return;
         }
-        let _ = self.jobs.send(Job { id, host, port });
+        let _ = self.jobs.send(Job {
+            id,
+            host,
+            port,
+            family,
+        });
+    }
+
+    /// Connection `id` went away with `lookups` of its lookups not yet answered: answer
+    /// them without asking the resolver.
+    pub(crate) fn forget(&self, id: ConnId, lookups: usize) {
+        if lookups > 0 {
+            lock(&self.shared.forgotten).insert(id, lookups);
+        }
     }
 
     fn start_thread(&mut self) {
         let worker = Worker {
-            resolver: self.resolver.clone(),
-            queue: self.queue.clone(),
-            idle: self.idle.clone(),
+            shared: self.shared.clone(),
             answers: self.answers.clone(),
             poller: self.poller.clone(),
         };
@@ -135,9 +198,7 @@ impl ResolverPool {
 }
 
 struct Worker {
-    resolver: Arc<dyn Resolve>,
-    queue: Arc<Mutex<Receiver<Job>>>,
-    idle: Arc<AtomicUsize>,
+    shared: Arc<PoolShared>,
     answers: Sender<Resolution>,
     poller: Arc<Poller>,
 }
@@ -145,28 +206,57 @@ struct Worker {
 impl Worker {
     fn run(self) {
         loop {
-            self.idle.fetch_add(1, Ordering::AcqRel);
-            let job = self
-                .queue
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .recv();
-            self.idle.fetch_sub(1, Ordering::AcqRel);
+            self.shared.idle.fetch_add(1, Ordering::AcqRel);
+            let job = lock(&self.shared.queue).recv();
+            self.shared.idle.fetch_sub(1, Ordering::AcqRel);
             // The queue's sender went with the loop: nothing more to do.
             let Ok(job) = job else { return };
-            // A resolver that panics fails its lookup, not the pool.
-            let resolved = catch_unwind(AssertUnwindSafe(|| {
-                self.resolver.resolve(&job.host, job.port)
-            }));
-            let answer = match resolved {
-                Ok(Ok(addrs)) => Ok(addrs),
-                Ok(Err(e)) => Err(e.kind()),
-                Err(_) => Err(io::ErrorKind::Other),
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            let answer = if self.forgotten(job.id) {
+                Err(io::ErrorKind::Other)
+            } else {
+                self.lookup(&job)
             };
-            if self.answers.send((job.id, answer)).is_err() {
+            if self
+                .answers
+                .send((job.id, Some(job.family), answer))
+                .is_err()
+            {
                 return;
             }
             let _ = self.poller.notify();
         }
     }
+
+    /// Asks the resolver; a resolver that panics fails its lookup, not the pool.
+    fn lookup(&self, job: &Job) -> Result<Vec<SocketAddr>, io::ErrorKind> {
+        let resolver = &self.shared.resolver;
+        let resolved = catch_unwind(AssertUnwindSafe(|| {
+            resolver.resolve(&job.host, job.port, job.family)
+        }));
+        match resolved {
+            Ok(Ok(addrs)) => Ok(addrs),
+            Ok(Err(e)) => Err(e.kind()),
+            Err(_) => Err(io::ErrorKind::Other),
+        }
+    }
+
+    /// Whether `id`'s connection is gone; counts the lookup off if so.
+    fn forgotten(&self, id: ConnId) -> bool {
+        let mut forgotten = lock(&self.shared.forgotten);
+        let Some(left) = forgotten.get_mut(&id) else {
+            return false;
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            forgotten.remove(&id);
+        }
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -153,7 +153,7 @@ struct SendState {
 enum Command {
     Connect {
         key: u64,
-        config: Config,
+        config: Box<Config>,
         shared: Arc<Shared>,
         notifications: Sender<Notification>,
     },
@@ -205,7 +205,7 @@ impl Runtime {
         let (tx, notifications) = mpsc::channel();
         let command = Command::Connect {
             key,
-            config,
+            config: Box::new(config),
             shared: shared.clone(),
             notifications: tx,
         };
@@ -581,7 +581,7 @@ impl LoopThread {
                     shared,
                     notifications,
                 } => {
-                    let id = self.event_loop.connect(config);
+                    let id = self.event_loop.connect(*config);
                     self.keys.insert(id, key);
                     self.handles
                         .insert(key, Handle::new(id, shared, notifications));

@@ -5,7 +5,8 @@ use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, TcpStream};
 
 use bytes::Bytes;
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
+use tcpclient_core::ConnectOptions;
 
 /// Send flags that keep a write to a reset connection from raising SIGPIPE.
 #[cfg(not(any(target_vendor = "apple", windows)))]
@@ -16,11 +17,15 @@ const NO_SIGNAL: libc::c_int = 0;
 /// Most buffers gathered into one `writev`: well under every platform's `IOV_MAX`.
 const MAX_IOVECS: usize = 128;
 
-/// Starts a non-blocking connect. `Ok(true)` when it finished at once (it can, on loopback),
-/// `Ok(false)` while in progress: wait for writability, then call [`finish_connect`].
-pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
+/// Starts a non-blocking connect with the attempt's socket options. `Ok(true)` when it
+/// finished at once (it can, on loopback), `Ok(false)` while in progress: wait for
+/// writability, then call [`finish_connect`].
+pub(crate) fn start_connect(
+    addr: SocketAddr,
+    options: &ConnectOptions,
+) -> io::Result<(TcpStream, bool)> {
     let socket = nonblocking_stream(Domain::for_address(addr))?;
-    socket.set_tcp_nodelay(true)?;
+    apply(&socket, options)?;
     #[cfg(target_vendor = "apple")]
     socket.set_nosigpipe(true)?;
     let done = match socket.connect(&SockAddr::from(addr)) {
@@ -30,6 +35,45 @@ pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
         Err(e) => return Err(e),
     };
     Ok((socket.into(), done))
+}
+
+/// Sets what the core asked for, before the connect (a local address must be bound first,
+/// and buffer sizes count for the handshake's window).
+fn apply(socket: &Socket, options: &ConnectOptions) -> io::Result<()> {
+    socket.set_tcp_nodelay(options.nodelay)?;
+    if let Some(keepalive) = options.keepalive {
+        let params = TcpKeepalive::new()
+            .with_time(keepalive.idle)
+            .with_interval(keepalive.interval);
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_vendor = "apple",
+            target_os = "freebsd"
+        ))]
+        let params = params.with_retries(keepalive.count);
+        socket.set_tcp_keepalive(&params)?;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(timeout) = options.user_timeout {
+        socket.set_tcp_user_timeout(Some(timeout))?;
+    }
+    if let Some(size) = options.send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
+    if let Some(size) = options.recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(local) = options.local {
+        socket.bind(&SockAddr::from(local))?;
+    }
+    Ok(())
+}
+
+/// Closes abortively: `SO_LINGER` 0 makes the close send a reset, so the peer learns the
+/// stream was cut rather than finished.
+pub(crate) fn reset(stream: &TcpStream) -> io::Result<()> {
+    SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO))
 }
 
 /// A non-blocking TCP socket, in one system call where the platform allows.

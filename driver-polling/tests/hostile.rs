@@ -248,7 +248,15 @@ struct SlowResolver {
 }
 
 impl tcpclient_polling::Resolve for SlowResolver {
-    fn resolve(&self, _host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    fn resolve(
+        &self,
+        _host: &str,
+        port: u16,
+        family: tcpclient_core::Family,
+    ) -> std::io::Result<Vec<SocketAddr>> {
+        if family == tcpclient_core::Family::V6 {
+            return Ok(Vec::new());
+        }
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.running.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);
@@ -270,8 +278,13 @@ fn a_burst_of_lookups_runs_on_a_bounded_pool_of_threads() {
     });
     struct Shared(Arc<SlowResolver>);
     impl tcpclient_polling::Resolve for Shared {
-        fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-            self.0.resolve(host, port)
+        fn resolve(
+            &self,
+            host: &str,
+            port: u16,
+            family: tcpclient_core::Family,
+        ) -> std::io::Result<Vec<SocketAddr>> {
+            self.0.resolve(host, port, family)
         }
     }
     let mut event_loop = EventLoop::with_resolver(Shared(resolver.clone())).unwrap();

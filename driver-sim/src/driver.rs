@@ -10,10 +10,11 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tcpclient_core::{Client, CloseReport, Config, Event, Input, InvalidInput, Output};
+use tcpclient_core::{AttemptId, Client, CloseReport, Config, Event, Input, InvalidInput, Output};
 use tcpclient_testkit::Monitor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
@@ -176,7 +177,8 @@ type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
 /// read or the deadline, and report what happened.
 async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> DriverEnd {
     let mut socket: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
-    let mut connecting: Option<Connecting> = None;
+    // One connect per attempt under way (Happy Eyeballs races them).
+    let mut connecting: Vec<(AttemptId, Connecting)> = Vec::new();
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
@@ -189,7 +191,10 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                         Err(e) => shared.report(Input::ResolveFailed(e.kind())),
                     }
                 }
-                Output::Connect(addr) => connecting = Some(Box::pin(TcpStream::connect(addr))),
+                Output::Connect { attempt, addr, .. } => {
+                    connecting.push((attempt, Box::pin(TcpStream::connect(addr))));
+                }
+                Output::Cancel(attempt) => connecting.retain(|(a, _)| *a != attempt),
                 Output::Transmit(bytes) => pending.push_back(bytes),
                 Output::ShutdownWrite => {
                     if let Some((_, write)) = socket.as_mut()
@@ -198,9 +203,10 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                         shared.report(Input::SocketError(e.kind()));
                     }
                 }
-                Output::Close => {
+                // turmoil sends a reset only for a socket dropped with unread data; an abort
+                // is modelled as a close here (the polling driver's tests check the reset).
+                Output::Close | Output::Reset => {
                     socket = None;
-                    connecting = None;
                     pending.clear();
                 }
                 Output::Event(Event::Closed(report)) => {
@@ -235,14 +241,16 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
         tokio::select! {
             biased;
             () = shared.wake.notified() => {}
-            connected = until_some(connecting.as_mut()), if connecting.is_some() => {
-                connecting = None;
+            (attempt, connected) = first_connect(&mut connecting), if !connecting.is_empty() => {
                 match connected {
                     Ok(stream) => {
-                        socket = Some(stream.into_split());
-                        shared.report(Input::Connected);
+                        shared.report(Input::Connected(attempt));
+                        // Only the winner's socket is kept; a loser's closes as it drops.
+                        if shared.client.borrow().winning_attempt() == Some(attempt) {
+                            socket = Some(stream.into_split());
+                        }
                     }
-                    Err(e) => shared.report(Input::ConnectFailed(e.kind())),
+                    Err(e) => shared.report(Input::ConnectFailed(attempt, e.kind())),
                 }
             }
             written = write_front(write_half, &pending), if writing => {
@@ -269,13 +277,21 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
     }
 }
 
-/// Awaits the connect under way; never finishes when there is none (the select's guard
-/// keeps that branch off then).
-async fn until_some(connecting: Option<&mut Connecting>) -> io::Result<TcpStream> {
-    match connecting {
-        Some(connecting) => connecting.await,
-        None => std::future::pending().await,
-    }
+/// Awaits the first of the connects under way to finish (in attempt order when several
+/// finish at once, so a seed fixes which), and takes it out of the list.
+async fn first_connect(
+    connecting: &mut Vec<(AttemptId, Connecting)>,
+) -> (AttemptId, io::Result<TcpStream>) {
+    std::future::poll_fn(|cx| {
+        for at in 0..connecting.len() {
+            if let Poll::Ready(result) = connecting[at].1.as_mut().poll(cx) {
+                let (attempt, _) = connecting.remove(at);
+                return Poll::Ready((attempt, result));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Writes the front transmit; pending for ever without a socket or a transmit.

@@ -34,8 +34,19 @@ impl Trace {
             Input::Resolved(addrs) => {
                 json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
             }
-            Input::ResolveFailed(kind) | Input::ConnectFailed(kind) | Input::SocketError(kind) => {
+            Input::ResolvedFamily(family, addrs) => json!({
+                "family": family.name(),
+                "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+            Input::ResolveFailed(kind) | Input::SocketError(kind) => {
                 json!({ "kind": format!("{kind:?}") })
+            }
+            Input::ResolveFamilyFailed(family, kind) => {
+                json!({ "family": family.name(), "kind": format!("{kind:?}") })
+            }
+            Input::Connected(attempt) => json!({ "attempt": attempt.0 }),
+            Input::ConnectFailed(attempt, kind) => {
+                json!({ "attempt": attempt.0, "kind": format!("{kind:?}") })
             }
             _ => json!({}),
         };
@@ -57,9 +68,21 @@ impl Trace {
     pub(crate) fn output(&self, now: Instant, output: &Output) {
         let details = match output {
             Output::Resolve { host, port } => json!({ "host": host, "port": port }),
-            Output::Connect(addr) => json!({ "addr": addr.to_string() }),
+            Output::Connect {
+                attempt,
+                addr,
+                options,
+            } => json!({
+                "attempt": attempt.0,
+                "addr": addr.to_string(),
+                "nodelay": options.nodelay,
+                "keepalive": options.keepalive.is_some(),
+                "user_timeout_ms": options.user_timeout.map(|t| t.as_millis() as u64),
+                "local": options.local.map(|a| a.to_string()),
+            }),
+            Output::Cancel(attempt) => json!({ "attempt": attempt.0 }),
             Output::Transmit(bytes) => json!({ "bytes": bytes.len() }),
-            Output::ShutdownWrite | Output::Close => json!({}),
+            Output::ShutdownWrite | Output::Close | Output::Reset => json!({}),
             Output::Event(event) => event_details(event),
         };
         self.push(

@@ -2,7 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use tcpclient_core::{Client, Config, Event, Input, InvalidInput, Output};
+use std::net::SocketAddr;
+
+use tcpclient_core::{
+    AttemptId, Client, Config, Event, Input, InvalidInput, Output, SocketOptions,
+};
 
 /// One [`Client`] and the clock it lives by. Nothing sleeps: time jumps.
 pub struct Harness {
@@ -65,6 +69,16 @@ impl Harness {
         let deadline = self.client.poll_timeout().expect("a deadline is armed");
         self.now = self.now.max(deadline);
         self.input(Input::Timeout)
+    }
+}
+
+/// The `Connect` output of attempt `attempt` to `addr`, with the default socket options.
+pub fn connect(attempt: u32, addr: &str) -> Output {
+    let addr: SocketAddr = addr.parse().expect("a socket address");
+    Output::Connect {
+        attempt: AttemptId(attempt),
+        addr,
+        options: SocketOptions::default().for_attempt(&addr),
     }
 }
 

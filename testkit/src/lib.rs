@@ -13,7 +13,7 @@ mod pki;
 mod scenario;
 mod world;
 
-pub use harness::{Harness, closed, events};
+pub use harness::{Harness, closed, connect, events};
 pub use monitor::Monitor;
 pub use pair::Pair;
 pub use peer::Server;

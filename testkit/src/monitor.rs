@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Phase};
+use tcpclient_core::{AttemptId, Client, Event, Input, InvalidInput, Output, Phase};
 
 /// Watches one [`Client`]: feed it through [`Monitor::input`] and drain it through
 /// [`Monitor::poll_output`], and every invariant below is checked as it goes. Broken ones
@@ -16,7 +16,7 @@ use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Phase};
 /// | invariant (ARCHITECTURE.md section 4) | checked |
 /// |---|---|
 /// | 1. one ending | no output after `Closed` |
-/// | 2. sockets | `Connect` only without a socket, `Close` only with one, `Transmit` and `ShutdownWrite` only when connected, no socket left at `Closed` |
+/// | 2. sockets | attempt ids never reused; every attempt ends exactly once (`Cancel`, or `Close`/`Reset` for the one that won); at most one attempt wins; `Transmit` and `ShutdownWrite` only after a win, on the winner; no socket left at `Closed` |
 /// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports and the `Data` events |
 /// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit |
 /// | 6. FIN last | `ShutdownWrite` only once every transmit was reported written |
@@ -25,7 +25,13 @@ use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Phase};
 #[derive(Debug)]
 pub struct Monitor {
     limit: u64,
-    socket: Socket,
+    /// Attempts under way, by id.
+    attempts: Vec<AttemptId>,
+    /// Attempts ever started (ids below this were issued).
+    issued: u32,
+    /// The attempt that won, and whether its socket is still open.
+    winner: Option<AttemptId>,
+    connected: bool,
     /// Bytes of accepted `Send`s.
     accepted: u64,
     /// Wire bytes handed out in `Transmit`s.
@@ -40,13 +46,6 @@ pub struct Monitor {
     /// A `Timeout` at this instant whose outputs are not all drained yet.
     timeout_at: Option<Instant>,
     violations: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Socket {
-    None,
-    Connecting,
-    Connected,
 }
 
 /// What an input must leave unchanged when it is refused, or when it is a late report.
@@ -78,7 +77,10 @@ impl Monitor {
     pub fn new(client: &Client) -> Self {
         Self {
             limit: client.config().send_limit as u64,
-            socket: Socket::None,
+            attempts: Vec::new(),
+            issued: 0,
+            winner: None,
+            connected: false,
             accepted: 0,
             handed_out: 0,
             written: 0,
@@ -98,7 +100,14 @@ impl Monitor {
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
         let name = input.name();
-        let late = client.is_closed() && input.is_report();
+        // A report about an attempt that has ended is late too.
+        let ended_attempt = match &input {
+            Input::Connected(a) | Input::ConnectFailed(a, _) => {
+                a.0 < self.issued && !self.attempts.contains(a)
+            }
+            _ => false,
+        };
+        let late = (client.is_closed() && input.is_report()) || ended_attempt;
         let sent = match &input {
             Input::Send(data) => Some(data.len() as u64),
             _ => None,
@@ -107,8 +116,11 @@ impl Monitor {
             Input::Written(n) => *n as u64,
             _ => 0,
         };
-        let (connected, timeout, start_tls) = (
-            matches!(input, Input::Connected),
+        let connected = match &input {
+            Input::Connected(attempt) => Some(*attempt),
+            _ => None,
+        };
+        let (timeout, start_tls) = (
             matches!(input, Input::Timeout),
             matches!(input, Input::StartTls),
         );
@@ -147,8 +159,12 @@ impl Monitor {
         }
         self.written += written;
         self.tls |= start_tls;
-        if connected {
-            self.socket = Socket::Connected;
+        if let Some(attempt) = connected {
+            if let Some(first) = self.winner {
+                self.violate(format!("{attempt} won after {first} had won"));
+            }
+            self.winner = Some(attempt);
+            self.connected = true;
         }
         if timeout {
             // Checked once the outputs are drained: draining arms deadlines too.
@@ -193,20 +209,33 @@ impl Monitor {
         }
         match output {
             Output::Resolve { .. } => {}
-            Output::Connect(_) => {
-                if self.socket != Socket::None {
-                    self.violate("Connect while the driver still holds a socket".into());
+            Output::Connect { attempt, .. } => {
+                if attempt.0 < self.issued {
+                    self.violate(format!("Connect reuses the id of {attempt}"));
                 }
-                self.socket = Socket::Connecting;
+                if self.winner.is_some() {
+                    self.violate(format!("Connect {attempt} after an attempt won"));
+                }
+                self.issued = attempt.0 + 1;
+                self.attempts.push(*attempt);
+            }
+            Output::Cancel(attempt) => {
+                if !self.attempts.contains(attempt) {
+                    self.violate(format!("Cancel of {attempt}, which is not under way"));
+                }
+                if self.winner == Some(*attempt) {
+                    self.violate(format!("Cancel of {attempt}, which won"));
+                }
+                self.attempts.retain(|a| a != attempt);
             }
             Output::Transmit(bytes) => {
-                if self.socket != Socket::Connected {
-                    self.violate("Transmit without a connected socket".into());
+                if !self.connected {
+                    self.violate("Transmit before an attempt won".into());
                 }
                 self.handed_out += bytes.len() as u64;
             }
             Output::ShutdownWrite => {
-                if self.socket != Socket::Connected {
+                if !self.connected {
                     self.violate("ShutdownWrite without a connected socket".into());
                 }
                 if self.written != self.handed_out {
@@ -216,19 +245,26 @@ impl Monitor {
                     ));
                 }
             }
-            Output::Close => {
-                if self.socket == Socket::None {
-                    self.violate("Close without a socket".into());
+            Output::Close | Output::Reset => {
+                if !self.connected {
+                    self.violate(format!("{} without a connected socket", output.name()));
                 }
-                self.socket = Socket::None;
+                self.connected = false;
+                self.attempts.retain(|a| Some(*a) != self.winner);
                 // Whatever was handed out and not written is forgotten with the socket.
                 self.handed_out = self.written;
+            }
+            Output::Event(Event::Connected(_)) if self.winner.is_none() => {
+                self.violate("Connected before an attempt won".into());
             }
             Output::Event(Event::Data(data)) => self.received += data.len() as u64,
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
-                if self.socket != Socket::None {
-                    self.violate("Closed while the driver still holds a socket".into());
+                if self.connected || !self.attempts.is_empty() {
+                    self.violate(format!(
+                        "Closed while the driver still holds sockets: attempts {:?}, connected {}",
+                        self.attempts, self.connected
+                    ));
                 }
                 self.check_report(report);
             }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{Config, Event, Input, Output};
+use tcpclient_core::{AttemptId, Config, Event, Input, Output};
 
 use crate::{Harness, Server};
 
@@ -22,8 +22,11 @@ pub struct Pair {
     pub log: Vec<Output>,
     /// Bytes the socket accepts per [`Pair::drive`]; `None` is unlimited.
     pub write_budget: Option<usize>,
-    /// The driver holds a socket (between `Connect` and `Close`).
+    /// The driver holds the connection's socket (between the winning attempt's `Connected`
+    /// and `Close` or `Reset`).
     pub socket_open: bool,
+    /// Connect attempts under way (between `Connect` and `Cancel` or a win).
+    pub attempts: VecDeque<AttemptId>,
     pending: VecDeque<Bytes>,
     server_fin: bool,
     server_fin_delivered: bool,
@@ -40,6 +43,7 @@ impl Pair {
             log: Vec::new(),
             write_budget: None,
             socket_open: false,
+            attempts: VecDeque::new(),
             pending: VecDeque::new(),
             server_fin: false,
             server_fin_delivered: false,
@@ -54,11 +58,16 @@ impl Pair {
         pair
     }
 
-    /// Answers the pending `Connect` with `Connected` and drives.
+    /// Answers the oldest attempt under way with `Connected` and drives.
     pub fn connect(&mut self) {
         self.drive();
-        assert!(self.socket_open, "the client asked for no connection");
-        self.input(Input::Connected);
+        let attempt = *self
+            .attempts
+            .front()
+            .expect("the client asked for no connection");
+        self.attempts.pop_front();
+        self.socket_open = true;
+        self.input(Input::Connected(attempt));
     }
 
     /// Hands the client an input, then drives.
@@ -130,7 +139,8 @@ impl Pair {
     fn act(&mut self, outputs: Vec<Output>) {
         for output in outputs {
             match &output {
-                Output::Connect(_) => self.socket_open = true,
+                Output::Connect { attempt, .. } => self.attempts.push_back(*attempt),
+                Output::Cancel(attempt) => self.attempts.retain(|a| a != attempt),
                 Output::Transmit(bytes) => self.pending.push_back(bytes.clone()),
                 Output::ShutdownWrite => {
                     assert!(
@@ -139,7 +149,7 @@ impl Pair {
                     );
                     self.server.got_fin = true;
                 }
-                Output::Close => {
+                Output::Close | Output::Reset => {
                     self.socket_open = false;
                     self.pending.clear();
                 }

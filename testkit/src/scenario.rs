@@ -70,13 +70,14 @@ pub enum Op {
     Finish,
     /// The application aborts.
     Abort,
-    /// The driver answers a pending resolution with this many addresses (`n % 4`).
+    /// The driver answers a pending resolution: `n % 4` IPv4 and `(n >> 2) % 3` IPv6
+    /// addresses, all at once or one family at a time (`(n >> 4) % 4`, see the world).
     Resolve(u8),
     /// The driver's resolver fails.
     ResolveFail,
-    /// The pending connect attempt succeeds.
+    /// The oldest connect attempt under way succeeds.
     ConnectOk,
-    /// The pending connect attempt is refused.
+    /// The oldest connect attempt under way is refused.
     ConnectRefused,
     /// The socket accepts up to this many bytes of what the client handed out.
     Write(u16),
@@ -119,7 +120,7 @@ pub enum Op {
 /// Reports a buggy driver might make, or a correct one might make too late (after the close).
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum Misuse {
-    /// `Connected` with no attempt under way.
+    /// `Connected` for an attempt that never started.
     Connected,
     /// `Written` of more than was handed out.
     WrittenTooMuch,
@@ -133,7 +134,7 @@ pub enum Misuse {
     SocketError,
     /// `ResolveFailed` while not resolving.
     ResolveFailed,
-    /// `ConnectFailed` with no attempt under way.
+    /// `ConnectFailed` for an attempt that never started.
     ConnectFailed,
 }
 

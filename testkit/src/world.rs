@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    Client, CloseReport, Event, Input, InvalidInput, Output, Phase, TlsConfig, tls,
+    AttemptId, Client, CloseReport, Event, Family, Input, InvalidInput, Output, Phase, TlsConfig,
+    tls,
 };
 
 use crate::scenario::{Misuse, Op, Scenario};
@@ -175,13 +176,6 @@ fn pattern(start: u64, len: usize, byte: fn(u64) -> u8) -> Vec<u8> {
     (start..start + len as u64).map(byte).collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Socket {
-    None,
-    Connecting,
-    Open,
-}
-
 /// The client, the server, the socket between them and the clock.
 struct World {
     client: Client,
@@ -191,8 +185,15 @@ struct World {
     trace: Vec<String>,
     phases: Vec<Phase>,
 
-    socket: Socket,
-    resolving: bool,
+    /// Connect attempts under way, oldest first.
+    attempts: VecDeque<AttemptId>,
+    /// The connection's socket (the attempt that won) is open.
+    open: bool,
+    /// A resolution was asked for, and these families are still unanswered.
+    resolving_v4: bool,
+    resolving_v6: bool,
+    /// A resolution was ever asked for (answers after the race are late, not senseless).
+    resolution_asked: bool,
     /// Handed out by the client, not yet written.
     pending: VecDeque<Bytes>,
     wire_written: u64,
@@ -228,8 +229,11 @@ impl World {
             now: start,
             trace: Vec::new(),
             phases: Vec::new(),
-            socket: Socket::None,
-            resolving: false,
+            attempts: VecDeque::new(),
+            open: false,
+            resolving_v4: false,
+            resolving_v6: false,
+            resolution_asked: false,
             pending: VecDeque::new(),
             wire_written: 0,
             server: Server::new(),
@@ -304,16 +308,42 @@ impl World {
         self.trace.push(match &output {
             Output::Transmit(bytes) => format!("  out Transmit({})", bytes.len()),
             Output::Event(Event::Data(bytes)) => format!("  out Data({})", bytes.len()),
+            // Instants differ from run to run; times since the start do not.
+            Output::Event(Event::Closed(report)) => {
+                let attempts: Vec<String> = report
+                    .attempts
+                    .iter()
+                    .map(|a| {
+                        let started = a.started.saturating_duration_since(self.start);
+                        let ended = a.ended.saturating_duration_since(self.start);
+                        format!("{} {} {:?}..{:?} {:?}", a.id, a.addr, started, ended, a.outcome)
+                    })
+                    .collect();
+                format!(
+                    "  out Closed({:?}, accepted {}, written {}, undelivered {}, received {}, wire {}, peer closed {}, attempts {attempts:?})",
+                    report.result,
+                    report.bytes_accepted,
+                    report.bytes_written,
+                    report.bytes_undelivered,
+                    report.bytes_received,
+                    report.wire_bytes_written,
+                    report.peer_closed
+                )
+            }
             other => format!("  out {other:?}"),
         });
         self.check_monitor()?;
         match output {
-            Output::Resolve { .. } => self.resolving = true,
-            Output::Connect(_) => self.socket = Socket::Connecting,
+            Output::Resolve { .. } => {
+                (self.resolving_v4, self.resolving_v6) = (true, true);
+                self.resolution_asked = true;
+            }
+            Output::Connect { attempt, .. } => self.attempts.push_back(attempt),
+            Output::Cancel(attempt) => self.attempts.retain(|a| *a != attempt),
             Output::Transmit(bytes) => self.pending.push_back(bytes),
             Output::ShutdownWrite => self.server.got_fin = true,
-            Output::Close => {
-                self.socket = Socket::None;
+            Output::Close | Output::Reset => {
+                self.open = false;
                 self.pending.clear();
             }
             Output::Event(Event::Data(data)) => self.received.extend_from_slice(&data),
@@ -326,7 +356,7 @@ impl World {
     /// Checks the close report against what the server holds: exactly the written bytes,
     /// in order (the accounting itself is the monitor's).
     fn closed_with(&mut self, report: CloseReport) -> Result<(), Violation> {
-        self.resolving = false;
+        (self.resolving_v4, self.resolving_v6) = (false, false);
         if self.server.tls_error.is_none() {
             let mut at_server = self.server.plaintext.clone();
             at_server.extend_from_slice(&self.server.decrypted);
@@ -358,23 +388,23 @@ impl World {
             }
             Op::Finish => drop(self.input(Input::Finish)?),
             Op::Abort => drop(self.input(Input::Abort)?),
-            Op::Resolve(n) if self.resolving => {
-                self.resolving = false;
-                let addrs: Vec<SocketAddr> = (0..n % 4)
-                    .map(|i| SocketAddr::from(([127, 0, 0, 1 + i], 4433)))
-                    .collect();
-                self.expect_accepted(Input::Resolved(&addrs))?;
-            }
-            Op::ResolveFail if self.resolving => {
-                self.resolving = false;
+            Op::Resolve(n) if self.resolving() => self.resolve(*n)?,
+            Op::ResolveFail if self.resolving() => {
+                (self.resolving_v4, self.resolving_v6) = (false, false);
                 self.expect_accepted(Input::ResolveFailed(ErrorKind::NotFound))?;
             }
-            Op::ConnectOk if self.socket == Socket::Connecting => {
-                self.socket = Socket::Open;
-                self.expect_accepted(Input::Connected)?;
+            Op::ConnectOk if !self.attempts.is_empty() => {
+                let attempt = self.attempts.pop_front();
+                self.open = true;
+                if let Some(attempt) = attempt {
+                    self.expect_accepted(Input::Connected(attempt))?;
+                }
             }
-            Op::ConnectRefused if self.socket == Socket::Connecting => {
-                self.expect_accepted(Input::ConnectFailed(ErrorKind::ConnectionRefused))?;
+            Op::ConnectRefused if !self.attempts.is_empty() => {
+                if let Some(&attempt) = self.attempts.front() {
+                    let refused = Input::ConnectFailed(attempt, ErrorKind::ConnectionRefused);
+                    self.expect_accepted(refused)?;
+                }
             }
             Op::Write(n) => drop(self.write(usize::from(*n))?),
             Op::WriteAll => drop(self.write(usize::MAX)?),
@@ -399,12 +429,14 @@ impl World {
             Op::Deliver(n) => drop(self.deliver(usize::from(*n))?),
             Op::DeliverAll => drop(self.deliver(usize::MAX)?),
             Op::ServerFin => self.server_fin = true,
-            Op::Reset if self.socket != Socket::None => {
-                let input = match self.socket {
-                    Socket::Open => Input::SocketError(ErrorKind::ConnectionReset),
-                    _ => Input::ConnectFailed(ErrorKind::ConnectionReset),
-                };
-                self.expect_accepted(input)?;
+            Op::Reset if self.open => {
+                self.expect_accepted(Input::SocketError(ErrorKind::ConnectionReset))?;
+            }
+            Op::Reset if !self.attempts.is_empty() => {
+                if let Some(&attempt) = self.attempts.front() {
+                    let reset = Input::ConnectFailed(attempt, ErrorKind::ConnectionReset);
+                    self.expect_accepted(reset)?;
+                }
             }
             Op::Advance(steps) => self.now += Duration::from_millis(10 * u64::from(*steps)),
             Op::Timeout => self.timeout()?,
@@ -415,6 +447,50 @@ impl World {
         }
         self.inbound.extend(self.server.take_outgoing());
         Ok(())
+    }
+
+    fn resolving(&self) -> bool {
+        self.resolving_v4 || self.resolving_v6
+    }
+
+    /// Answers the resolution: `n % 4` IPv4 and `(n >> 2) % 3` IPv6 addresses, and by
+    /// `(n >> 4) % 4` all at once, the IPv4 family alone, the IPv6 family alone, or a
+    /// failure of one family.
+    fn resolve(&mut self, n: u8) -> Result<(), Violation> {
+        let v4: Vec<SocketAddr> = (0..n % 4)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1 + i], 4433)))
+            .collect();
+        let v6: Vec<SocketAddr> = (0..(n >> 2) % 3)
+            .map(|i| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1 + u16::from(i)], 4433)))
+            .collect();
+        match (n >> 4) % 4 {
+            1 if self.resolving_v4 => {
+                self.resolving_v4 = false;
+                self.expect_accepted(Input::ResolvedFamily(Family::V4, &v4))
+            }
+            2 if self.resolving_v6 => {
+                self.resolving_v6 = false;
+                self.expect_accepted(Input::ResolvedFamily(Family::V6, &v6))
+            }
+            3 => {
+                let family = if self.resolving_v6 {
+                    Family::V6
+                } else {
+                    Family::V4
+                };
+                match family {
+                    Family::V6 => self.resolving_v6 = false,
+                    Family::V4 => self.resolving_v4 = false,
+                }
+                let failed = Input::ResolveFamilyFailed(family, ErrorKind::NotFound);
+                self.expect_accepted(failed)
+            }
+            _ => {
+                (self.resolving_v4, self.resolving_v6) = (false, false);
+                let all: Vec<SocketAddr> = v6.into_iter().chain(v4).collect();
+                self.expect_accepted(Input::Resolved(&all))
+            }
+        }
     }
 
     fn expect_accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
@@ -440,7 +516,7 @@ impl World {
 
     /// The socket takes up to `max` bytes. Returns whether anything moved.
     fn write(&mut self, max: usize) -> Result<bool, Violation> {
-        if self.socket != Socket::Open || self.closed.is_some() {
+        if !self.open || self.closed.is_some() {
             return Ok(false);
         }
         let mut written = 0;
@@ -466,7 +542,7 @@ impl World {
     /// The client reads up to `max` bytes, or the EOF after them. Returns whether anything moved.
     fn deliver(&mut self, max: usize) -> Result<bool, Violation> {
         self.inbound.extend(self.server.take_outgoing());
-        if self.socket != Socket::Open || self.fin_delivered || !self.client.wants_read() {
+        if !self.open || self.fin_delivered || !self.client.wants_read() {
             return Ok(false);
         }
         if !self.inbound.is_empty() {
@@ -502,10 +578,10 @@ impl World {
     }
 
     fn settle(&mut self) -> Result<(), Violation> {
-        if self.resolving {
+        if self.resolving() {
             self.apply(&Op::Resolve(1))?;
         }
-        if self.socket == Socket::Connecting {
+        if !self.attempts.is_empty() {
             self.apply(&Op::ConnectOk)?;
         }
         for _ in 0..1000 {
@@ -522,23 +598,23 @@ impl World {
         if self.closed.is_some() {
             return self.late(misuse);
         }
-        let readable = self.socket == Socket::Open && !self.fin_delivered;
+        let readable = self.open && !self.fin_delivered;
+        // An id no attempt ever had.
+        let never = AttemptId(u32::MAX);
         let input = match misuse {
-            Misuse::Connected if self.socket != Socket::Connecting => Input::Connected,
+            Misuse::Connected => Input::Connected(never),
             Misuse::WrittenTooMuch => {
                 let pending: usize = self.pending.iter().map(Bytes::len).sum();
                 Input::Written(pending + 1)
             }
             Misuse::ReceivedWhileNotReadable if !readable => Input::Received(b"x"),
             Misuse::PeerEofWhileNotReadable if !readable => Input::PeerEof,
-            Misuse::Resolved if !self.resolving => Input::Resolved(&[]),
-            Misuse::SocketError if self.socket == Socket::None => {
-                Input::SocketError(ErrorKind::ConnectionReset)
+            Misuse::Resolved if !self.resolution_asked => Input::Resolved(&[]),
+            Misuse::SocketError if !self.open => Input::SocketError(ErrorKind::ConnectionReset),
+            Misuse::ResolveFailed if !self.resolution_asked => {
+                Input::ResolveFailed(ErrorKind::NotFound)
             }
-            Misuse::ResolveFailed if !self.resolving => Input::ResolveFailed(ErrorKind::NotFound),
-            Misuse::ConnectFailed if self.socket != Socket::Connecting => {
-                Input::ConnectFailed(ErrorKind::ConnectionRefused)
-            }
+            Misuse::ConnectFailed => Input::ConnectFailed(never, ErrorKind::ConnectionRefused),
             _ => return Ok(()),
         };
         let name = input.name();
@@ -556,14 +632,16 @@ impl World {
             4433,
         ))];
         let input = match report {
-            Misuse::Connected => Input::Connected,
+            Misuse::Connected => Input::Connected(AttemptId(0)),
             Misuse::WrittenTooMuch => Input::Written(1),
             Misuse::ReceivedWhileNotReadable => Input::Received(b"late"),
             Misuse::PeerEofWhileNotReadable => Input::PeerEof,
             Misuse::Resolved => Input::Resolved(&ADDRS),
             Misuse::SocketError => Input::SocketError(ErrorKind::NotConnected),
             Misuse::ResolveFailed => Input::ResolveFailed(ErrorKind::NotFound),
-            Misuse::ConnectFailed => Input::ConnectFailed(ErrorKind::ConnectionRefused),
+            Misuse::ConnectFailed => {
+                Input::ConnectFailed(AttemptId(0), ErrorKind::ConnectionRefused)
+            }
         };
         let name = input.name();
         let lines_before = self.trace.len();
