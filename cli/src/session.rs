@@ -252,7 +252,7 @@ impl Pump {
         });
         let start = Instant::now();
         let mut sent: u64 = 0;
-        let end = loop {
+        loop {
             while !input.wait_readable(INPUT_POLL) {
                 if lock(&self.ledger).closed {
                     return;
@@ -261,24 +261,28 @@ impl Pump {
             let mut buf = vec![0; chunk];
             let read = {
                 // Read and counted under the lock, after `poll` said the read will not
-                // block: the main thread sees a read either counted or not yet made.
+                // block: the main thread sees a read (and the end of the input) either
+                // counted or not yet made.
                 let mut ledger = lock(&self.ledger);
                 if ledger.closed {
                     return;
                 }
                 let read = input.read(&mut buf);
-                if let Ok(n) = read {
-                    ledger.read += n as u64;
+                match &read {
+                    Ok(0) => ledger.end = Some(InputEnd::Finished),
+                    Ok(n) => ledger.read += *n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => ledger.end = Some(InputEnd::ReadFailed),
                 }
                 read
             };
             let n = match read {
-                Ok(0) => break InputEnd::Finished,
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     warn(format_args!("reading input: {e}"));
-                    break InputEnd::ReadFailed;
+                    break;
                 }
             };
             buf.truncate(n);
@@ -295,8 +299,7 @@ impl Pump {
                 let due = Duration::from_secs_f64(sent as f64 / rate as f64);
                 std::thread::sleep(due.saturating_sub(start.elapsed()));
             }
-        };
-        lock(&self.ledger).end = Some(end);
+        }
         self.progress.finish_and_clear();
         self.trace.request("Finish", json!({}));
         self.sender.finish();

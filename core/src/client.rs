@@ -733,11 +733,6 @@ impl Client {
             if let Err(error) = session.send_close_notify() {
                 return self.close(Err(Error::Tls(error)));
             }
-            // It waits for the record the peer is half way through (see `TlsSession`), and
-            // the FIN waits for it.
-            if !session.close_notify_sent() {
-                return;
-            }
             if session.has_outgoing() {
                 let mut alert = BytesMut::new();
                 self.ledger.tls(session.write_outgoing(&mut alert), 0);

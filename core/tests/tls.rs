@@ -687,10 +687,10 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
     }
 }
 
-/// Our `close_notify` waits for the record the server is half way through: rustls reads
-/// that record whole, and only then does the `close_notify` (and the FIN) go out.
+/// A record the server is half way through when we finish: our `close_notify` and FIN go
+/// out at once, and the record's end, arriving later, is still delivered.
 #[test]
-fn our_close_notify_waits_for_a_record_half_received() {
+fn a_record_half_received_when_we_finish_is_still_delivered() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.server.send(&[b'r'; 1000]);
@@ -698,41 +698,59 @@ fn our_close_notify_waits_for_a_record_half_received() {
     pair.input(Input::Received(&record[..100]));
 
     pair.input(Input::Finish);
-    assert!(
-        !pair.server.got_close_notify,
-        "not in the middle of a record"
-    );
-    assert!(!pair.server.got_fin);
-    assert_eq!(pair.h.client.phase(), Phase::Draining);
-
-    pair.input(Input::Received(&record[100..]));
     assert!(pair.server.got_close_notify);
     assert!(pair.server.got_fin);
+
+    pair.input(Input::Received(&record[100..]));
     assert!(
         pair.events()
             .contains(&Event::Data(Bytes::from(vec![b'r'; 1000])))
     );
 }
 
-/// A record that never completes holds our `close_notify` back only until the drain
-/// deadline: then the connection ends, unclean.
+/// The server's `close_notify` followed by stray bytes and its FIN: a clean close.
 #[test]
-fn a_record_that_never_completes_ends_at_the_drain_deadline() {
+fn stray_bytes_after_the_peers_close_notify_change_nothing() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.server.send(&[b'r'; 1000]);
-    let record = pair.server.take_outgoing();
-    pair.input(Input::Received(&record[..100]));
+    pair.server.send(b"last words");
+    pair.server.send_close_notify();
+    pair.server.send_raw(&[0x17, 0x03, 0x03, 0x01]);
+    pair.server_fin();
+
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::PeerClosed));
+    assert!(pair.server.got_close_notify && pair.server.got_fin);
+}
+
+/// A server that sends resumption tickets after the handshake, read after our
+/// `close_notify` (we finished before connecting): the tickets are skipped, the data after
+/// them delivered.
+#[test]
+fn resumption_tickets_after_our_close_notify_are_skipped() {
+    let pki = Pki::new();
+    let mut server = (*pki.server_config()).clone();
+    server.send_tls13_tickets = 2;
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
     pair.input(Input::Finish);
+    pair.server.start_tls(std::sync::Arc::new(server));
+    pair.connect();
+    assert!(pair.server.got_close_notify);
 
-    pair.fire();
+    pair.server.send(b"after the tickets");
+    pair.server.send_close_notify();
+    pair.drive();
 
-    assert_eq!(closed(&pair.log).result, Err(Error::DrainTimeout));
-    assert!(!pair.server.got_fin);
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from_static(b"after the tickets")))
+    );
+    assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 }
 
 /// The server changing its keys after our `close_notify` cannot be followed (the new keys
-/// come from a secret the core does not hold): a typed error, not a hang or a panic.
+/// come from a secret the core does not hold): its own error, not a hang or a panic.
 #[test]
 fn a_key_update_after_our_close_notify_is_a_typed_error() {
     let pki = Pki::new();
@@ -748,5 +766,5 @@ fn a_key_update_after_our_close_notify_is_a_typed_error() {
         pair.events()
             .contains(&Event::Data(Bytes::from_static(b"before")))
     );
-    assert!(matches!(tls_error(&pair), TlsError::Other { .. }));
+    assert_eq!(tls_error(&pair), TlsError::KeyUpdateAfterCloseNotify);
 }

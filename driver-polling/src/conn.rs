@@ -25,6 +25,8 @@ pub(crate) struct Conn {
     pub(crate) retired_keys: Vec<usize>,
     /// Lookups asked of the resolver pool and not yet answered.
     pub(crate) lookups: usize,
+    /// Waiting in the loop's progress queue.
+    pub(crate) progress_queued: bool,
     /// Transmits handed out by the client and not yet written.
     pub(crate) pending: VecDeque<Bytes>,
     /// Bytes in `pending`.
@@ -85,6 +87,7 @@ impl Conn {
             attempts: Vec::new(),
             retired_keys: Vec::new(),
             lookups: 0,
+            progress_queued: false,
             pending: VecDeque::new(),
             pending_bytes: 0,
             paused: false,

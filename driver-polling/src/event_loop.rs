@@ -48,9 +48,11 @@ impl Waker {
 
 /// Runs any number of [`Client`]s over non-blocking sockets in the calling thread.
 ///
-/// The loop performs what each client asks for — resolution (on a helper thread, so a slow
-/// resolver stalls nobody), non-blocking connects, gathered writes, reads into one shared
-/// buffer, FIN, close — and feeds back what happened. It decides nothing itself.
+/// The loop performs what each client asks for — resolution (on a pool of at most
+/// [`MAX_RESOLVER_THREADS`](crate::MAX_RESOLVER_THREADS) helper threads, so a slow resolver
+/// never stalls the loop, though it can delay other lookups), non-blocking connects (several
+/// at once while a client races its attempts), gathered writes, reads into one shared buffer,
+/// FIN, close, reset — and feeds back what happened. It decides nothing itself.
 ///
 /// Application requests ([`send`](Self::send), [`start_tls`](Self::start_tls),
 /// [`finish`](Self::finish), [`abort`](Self::abort)) go straight to the client, so a full
@@ -96,8 +98,9 @@ pub struct EventLoop {
     resolver: ResolverPool,
     resolved_rx: Receiver<Resolution>,
     ready: VecDeque<(ConnId, Event)>,
-    /// Connections whose bytes written grew, with the new total (see `poll_progress`).
-    progress: VecDeque<(ConnId, u64)>,
+    /// Connections whose bytes written grew since `poll_progress` last reported them: one
+    /// entry per connection at most, however many writes happened meanwhile.
+    progress: VecDeque<ConnId>,
     /// The connect attempt each odd poller key stands for (even keys are twice a slot).
     attempt_keys: HashMap<usize, (u32, AttemptId)>,
     /// The last odd key handed out.
@@ -246,7 +249,13 @@ impl EventLoop {
     /// handles do: it learns of progress from here, not by asking every connection. A
     /// connection that closes reports its final numbers in its close report instead.
     pub fn poll_progress(&mut self) -> Option<(ConnId, u64)> {
-        self.progress.pop_front()
+        while let Some(id) = self.progress.pop_front() {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.progress_queued = false;
+                return Some((id, conn.client.bytes_written()));
+            }
+        }
+        None
     }
 
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
@@ -471,9 +480,9 @@ impl EventLoop {
         for key in conn.retired_keys.drain(..) {
             self.attempt_keys.remove(&key);
         }
-        let written = conn.client.bytes_written();
-        if written != written_before {
-            self.progress.push_back((id, written));
+        if conn.client.bytes_written() != written_before && !conn.progress_queued {
+            conn.progress_queued = true;
+            self.progress.push_back(id);
         }
         let deadline = conn.client.poll_timeout();
         if deadline != conn.deadline {

@@ -12,7 +12,7 @@
 //! The loop is a `polling::Poller` in oneshot mode, re-armed each turn from what each client
 //! wants; the next client deadline is the wait timeout. Connects are non-blocking (socket2),
 //! names are resolved on a bounded pool of helper threads (by [`SystemResolver`], or any
-//! [`Resolve`]), queued transmits are gathered into `writev` calls,
+//! [`Resolve`]), queued transmits are gathered into `sendmsg` calls (with `MSG_NOSIGNAL`),
 //! and all reads share one buffer. The driver decides nothing: every decision — what to
 //! send, when to give up, what to report — is the core's.
 #![deny(unsafe_code)]

@@ -84,7 +84,10 @@ pub struct Runtime {
 /// the socket until [`recv`](Self::recv) catches up.
 ///
 /// Dropping the last handle of a connection (this one and every [`ConnectionSender`] made
-/// from it) aborts the connection, as dropping a `TcpStream` closes it.
+/// from it) ends the connection, as dropping a `TcpStream` does: it is aborted, unless
+/// [`finish`](Self::finish) was called, in which case what was sent is still delivered
+/// (within the drain timeout) and what arrives is discarded. Dropping this handle alone
+/// discards what arrives from then on; senders keep working.
 pub struct Connection {
     sender: ConnectionSender,
     notifications: Receiver<Notification>,
@@ -162,7 +165,10 @@ enum Command {
     Finish(u64),
     Abort(u64),
     ResumeReading(u64),
-    /// The last handle was dropped: abort the connection, forget it once it has closed.
+    /// The `Connection` (the receiving half) was dropped: nobody takes data any more.
+    ReceiverGone(u64),
+    /// The last handle was dropped: abort the connection (unless it is finishing), forget it
+    /// once it has closed.
     Dropped(u64),
     Stop,
 }
@@ -223,7 +229,8 @@ impl Runtime {
                 io::Error::new(io::ErrorKind::BrokenPipe, "the event loop has stopped")
             })?;
         }
-        self.waker.wake()?;
+        // The command is queued: a failed wake-up only delays it to the loop's next turn.
+        let _ = self.waker.wake();
         let owner = Arc::new(Owner {
             key,
             commands: self.commands.clone(),
@@ -244,6 +251,12 @@ impl Drop for Runtime {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.sender.command(Command::ReceiverGone(self.sender.key));
     }
 }
 
@@ -605,15 +618,29 @@ impl LoopThread {
                         self.event_loop.pause_reading(handle.id, false);
                     }
                 }
+                Command::ReceiverGone(key) => {
+                    let Some(handle) = self.handles.get_mut(&key) else {
+                        continue;
+                    };
+                    // What waited unread is gone with the receiver; reading must go on (a
+                    // sender may still be finishing, and its drain needs the peer's EOF).
+                    handle.shared.unread.store(0, Ordering::Release);
+                    if handle.shared.reading_paused.swap(false, Ordering::AcqRel) {
+                        self.event_loop.pause_reading(handle.id, false);
+                    }
+                }
                 Command::Dropped(key) => {
                     let Some(handle) = self.handles.get_mut(&key) else {
                         continue;
                     };
                     handle.forgotten = true;
+                    let finishing = handle.shared.lock().closed_to_sends == Some(Phase::Draining);
                     if handle.closed {
                         self.handles.remove(&key);
-                    } else {
-                        // Nobody can take its data or its report: end it now. Its close
+                    } else if !finishing {
+                        // Nobody can take its data or its report: end it now, as dropping a
+                        // `TcpStream` does. (A connection already finishing delivers what it
+                        // accepted first, as a closed `TcpStream` still does.) Its close
                         // report comes back through `dispatch`, which then forgets it.
                         let _ = self.event_loop.abort(handle.id);
                     }

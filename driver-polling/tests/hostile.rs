@@ -152,10 +152,18 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
     let sender = waiting.sender();
     let (refused_tx, refused) = mpsc::channel();
     std::thread::spawn(move || {
+        // What the producer was told was taken, and how its last send ended.
+        let mut accepted = 0u64;
         let result = (0..1000)
-            .map(|_| sender.send_blocking(Bytes::from(vec![2u8; 64 * 1024])))
+            .map(|_| {
+                let sent = sender.send_blocking(Bytes::from(vec![2u8; 64 * 1024]));
+                if sent.is_ok() {
+                    accepted += 64 * 1024;
+                }
+                sent
+            })
             .find(Result::is_err);
-        let _ = refused_tx.send(result);
+        let _ = refused_tx.send((accepted, result));
     });
     let events = events_until(&waiting, LIMIT, |e| matches!(e, Event::Connected(_)));
     assert!(matches!(events.last(), Some(Event::Connected(_))));
@@ -172,26 +180,29 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
     let doomed = runtime.connect(config(tls_server).with_tls(tls)).unwrap();
     doomed.start_tls();
 
+    let mut reports = Vec::new();
     for conn in [&doomed, &waiting] {
         let events = events_until_closed(conn, LIMIT);
-        let report = report(&events);
+        let report = report(&events).clone();
         assert!(
             matches!(&report.result, Err(Error::DriverStopped { reason }) if reason.contains("a verifier with a bug")),
             "{report:?}"
         );
-        assert_eq!(
-            report.bytes_written + report.bytes_undelivered,
-            report.bytes_accepted
-        );
         assert_eq!(conn.recv(), None, "nothing after the close report");
+        reports.push(report);
     }
-    let woken = refused
+    let (accepted, woken) = refused
         .recv_timeout(LIMIT)
         .expect("the producer stayed blocked");
     assert!(
         matches!(woken, Some(Err(InvalidInput::SendAfterShutdown { .. }))),
         "{woken:?}"
     );
+    // The report counts exactly what the producer was told was taken, and claims no more
+    // written than the slow server can have read.
+    let waiting_report = &reports[1];
+    assert_eq!(waiting_report.bytes_accepted, accepted);
+    assert!(waiting_report.bytes_undelivered > 0, "{waiting_report:?}");
     assert!(runtime.connect(config(slow)).is_err());
 }
 
@@ -303,7 +314,83 @@ fn a_burst_of_lookups_runs_on_a_bounded_pool_of_threads() {
     assert_eq!(clean, 40, "{events:?}");
     let most = resolver.most.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        (1..=tcpclient_polling::MAX_RESOLVER_THREADS).contains(&most),
-        "{most} lookups at once"
+        (2..=tcpclient_polling::MAX_RESOLVER_THREADS).contains(&most),
+        "{most} lookups at once: bounded, and still in parallel"
     );
+}
+
+/// However many writes a connection makes, it waits in the loop's progress queue once: an
+/// `EventLoop` whose user never asks for progress does not grow.
+#[test]
+fn write_progress_is_one_entry_per_connection_however_many_writes() {
+    let (addr, read) = slow_reader(Duration::ZERO);
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr));
+    let deadline = Instant::now() + LIMIT;
+    let mut sent = 0;
+    while sent < 8 << 20 {
+        assert!(Instant::now() < deadline);
+        if event_loop
+            .send(id, Bytes::from(vec![0u8; 64 * 1024]))
+            .is_ok()
+        {
+            sent += 64 * 1024;
+        }
+        event_loop.turn(Some(Duration::from_millis(10))).unwrap();
+    }
+
+    assert!(matches!(event_loop.poll_progress(), Some((of, written)) if of == id && written > 0));
+    assert_eq!(
+        event_loop.poll_progress(),
+        None,
+        "one entry, not one per write"
+    );
+    event_loop.finish(id).unwrap();
+    run_to_end(&mut event_loop, LIMIT);
+    assert_eq!(read.recv_timeout(LIMIT).unwrap(), 8 << 20);
+}
+
+/// The receiving half dropped while its window is full, a sender still finishing: reading
+/// resumes (what arrives is discarded), so the drain can see the server's EOF.
+#[test]
+fn dropping_the_receiver_with_a_full_window_does_not_stall_a_finishing_sender() {
+    let (got_tx, got) = mpsc::channel();
+    let addr = serve(move |mut stream| {
+        // 32 MiB first: more than the window and every socket buffer, so the client must
+        // read before this write can finish; then everything the client sends, until EOF.
+        let wrote_all = stream.write_all(&vec![b'w'; 32 << 20]).is_ok();
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut all);
+        let _ = got_tx.send((wrote_all, all.len()));
+    });
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime.connect(config(addr)).unwrap();
+    let sender = conn.sender();
+    events_until(&conn, LIMIT, |e| matches!(e, Event::Data(_)));
+    std::thread::sleep(Duration::from_millis(300)); // the window fills; reading pauses
+
+    drop(conn);
+    sender.send(Bytes::from(vec![b's'; 100_000])).unwrap();
+    sender.finish();
+
+    assert_eq!(
+        got.recv_timeout(LIMIT),
+        Ok((true, 100_000)),
+        "the client kept reading (and discarding) until the server's EOF"
+    );
+}
+
+/// Every handle dropped after `finish`: what was sent is still delivered, as a closed
+/// `TcpStream` still delivers what was written.
+#[test]
+fn dropping_every_handle_after_finish_still_delivers_what_was_sent() {
+    let (addr, read) = slow_reader(Duration::from_millis(1));
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime.connect(config(addr)).unwrap();
+    conn.send(Bytes::from(vec![9u8; 1 << 20])).unwrap();
+    conn.finish();
+
+    drop(conn);
+
+    assert_eq!(read.recv_timeout(LIMIT).unwrap(), 1 << 20);
 }

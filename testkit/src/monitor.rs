@@ -107,7 +107,9 @@ impl Monitor {
             }
             _ => false,
         };
-        let late = (client.is_closed() && input.is_report()) || ended_attempt;
+        // Judged by what the monitor saw (the `Closed` output), not by asking the client, so
+        // that a client wrong about its own state cannot also be wrong about this check.
+        let late = (self.closed && input.is_report()) || ended_attempt;
         let sent = match &input {
             Input::Send(data) => Some(data.len() as u64),
             _ => None,

@@ -26,6 +26,8 @@ pub(crate) struct Drain {
     tls13: bool,
     /// The record being assembled: header, then payload.
     record: Vec<u8>,
+    /// Handshake messages arriving after our `close_notify`, reassembled across records.
+    handshake: Vec<u8>,
     /// The peer's `close_notify` arrived: nothing after it counts.
     peer_closed: bool,
 }
@@ -41,9 +43,10 @@ impl std::fmt::Debug for Drain {
 }
 
 impl Drain {
-    /// Takes the receive keys out of `conn`, which must have no record half read and nothing
-    /// left to write (our `close_notify` written), and must allow secret extraction.
-    pub(crate) fn start(conn: ClientConnection) -> Result<Self, TlsError> {
+    /// Takes the receive keys out of `conn`, which must have nothing left to write (our
+    /// `close_notify` written) and allow secret extraction. `partial` is the start of the
+    /// record rustls was half way through, which it loses here.
+    pub(crate) fn start(conn: ClientConnection, partial: Vec<u8>) -> Result<Self, TlsError> {
         let suite = conn
             .negotiated_cipher_suite()
             .ok_or_else(|| cannot("no cipher suite"))?;
@@ -66,13 +69,18 @@ impl Drain {
                 (suite.aead_alg.decrypter(key, fixed), false)
             }
         };
-        Ok(Self {
+        let mut drain = Self {
             decrypter,
             seq,
             tls13,
             record: Vec::new(),
+            handshake: Vec::new(),
             peer_closed: false,
-        })
+        };
+        // Nothing to decrypt yet: the partial record's end has not arrived.
+        let mut none = Vec::new();
+        drain.receive(&partial, &mut none)?;
+        Ok(drain)
     }
 
     pub(crate) fn peer_closed(&self) -> bool {
@@ -150,23 +158,10 @@ impl Drain {
                 }
                 _ => return Err(corrupt("a malformed alert")),
             },
-            // Resumption tickets (TLS 1.3) and renegotiation requests (TLS 1.2) are of no use
-            // to a connection on its way out.
-            ContentType::Handshake => match payload.first().map(|t| HandshakeType::from(*t)) {
-                Some(HandshakeType::NewSessionTicket | HandshakeType::HelloRequest) => {}
-                Some(HandshakeType::KeyUpdate) => {
-                    return Err(TlsError::Other {
-                        reason: "the server changed its keys after our close_notify; the rest \
-                                 of its data cannot be read"
-                            .into(),
-                    });
-                }
-                _ => {
-                    return Err(corrupt(
-                        "an unexpected handshake message after our close_notify",
-                    ));
-                }
-            },
+            ContentType::Handshake => {
+                self.handshake.extend_from_slice(payload);
+                self.handshake_messages()?;
+            }
             _ => {
                 return Err(corrupt(
                     "a record of an unexpected type after our close_notify",
@@ -177,6 +172,46 @@ impl Drain {
     }
 }
 
+impl Drain {
+    /// Acts on every complete handshake message. Resumption tickets (TLS 1.3) and
+    /// renegotiation requests (TLS 1.2) are of no use to a connection on its way out; a key
+    /// update would need a secret the core does not hold.
+    fn handshake_messages(&mut self) -> Result<(), TlsError> {
+        while let Some(kind) = take_message(&mut self.handshake)? {
+            match HandshakeType::from(kind) {
+                HandshakeType::NewSessionTicket | HandshakeType::HelloRequest => {}
+                HandshakeType::KeyUpdate => return Err(TlsError::KeyUpdateAfterCloseNotify),
+                _ => {
+                    return Err(corrupt(
+                        "an unexpected handshake message after our close_notify",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the first handshake message out of `buf` if it is complete (type, 24-bit length,
+/// body), and returns its type.
+fn take_message(buf: &mut Vec<u8>) -> Result<Option<u8>, TlsError> {
+    let [kind, a, b, c, ..] = buf[..] else {
+        return Ok(None);
+    };
+    let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    if len > MAX_HANDSHAKE_MESSAGE {
+        return Err(corrupt("a handshake message too long to be real"));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.drain(..4 + len);
+    Ok(Some(kind))
+}
+
+/// The longest handshake message the drain reassembles: a generous resumption ticket.
+const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
+
 fn corrupt(reason: &str) -> TlsError {
     TlsError::CorruptMessage {
         reason: reason.into(),
@@ -186,5 +221,40 @@ fn corrupt(reason: &str) -> TlsError {
 fn cannot(why: &str) -> TlsError {
     TlsError::Other {
         reason: format!("cannot read the peer's data after our close_notify: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u8, len: usize) -> Vec<u8> {
+        let mut bytes = vec![kind, (len >> 16) as u8, (len >> 8) as u8, len as u8];
+        bytes.resize(4 + len, 0xab);
+        bytes
+    }
+
+    #[test]
+    fn handshake_messages_are_taken_whole_however_records_cut_or_join_them() {
+        let stream = [message(4, 300), message(24, 1), message(4, 0)].concat();
+        for cut in 0..stream.len() {
+            let mut buf = stream[..cut].to_vec();
+            let mut kinds = Vec::new();
+            while let Some(kind) = take_message(&mut buf).unwrap() {
+                kinds.push(kind);
+            }
+            buf.extend_from_slice(&stream[cut..]);
+            while let Some(kind) = take_message(&mut buf).unwrap() {
+                kinds.push(kind);
+            }
+            assert_eq!(kinds, [4, 24, 4], "cut at {cut}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_absurd_length_is_an_error_not_a_wait() {
+        let mut buf = vec![4, 0xff, 0xff, 0xff];
+        assert!(take_message(&mut buf).is_err());
     }
 }

@@ -8,7 +8,7 @@ pub(crate) const HEADER: usize = 5;
 const MAX_PAYLOAD: usize = 16_384 + 2_048;
 
 /// Follows record boundaries across reads: how much of the current record is still to come.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct RecordBoundaries {
     header: [u8; HEADER],
     header_len: usize,
@@ -22,22 +22,18 @@ impl RecordBoundaries {
         self.header_len == 0 && self.payload_left == 0
     }
 
-    /// Takes `data` into account.
-    pub(crate) fn advance(&mut self, data: &[u8]) {
+    /// Takes `data` into account; returns the offset in `data` of the last record boundary
+    /// it crosses (`None` if it ends inside the record it started in).
+    pub(crate) fn advance(&mut self, data: &[u8]) -> Option<usize> {
         let mut at = 0;
+        let mut last_boundary = None;
         while at < data.len() {
             at += self.step(&data[at..]);
+            if self.at_boundary() {
+                last_boundary = Some(at);
+            }
         }
-    }
-
-    /// Returns how many bytes of `data` complete the current record (0 at a boundary).
-    pub(crate) fn until_boundary(&self, data: &[u8]) -> usize {
-        let mut probe = self.clone();
-        let mut at = 0;
-        while !probe.at_boundary() && at < data.len() {
-            at += probe.step(&data[at..]);
-        }
-        at
+        last_boundary
     }
 
     /// Consumes the start of `data` up to the end of the current header or payload; returns
@@ -96,14 +92,11 @@ mod tests {
         let ends = [305, 312, 317];
         for cut in 1..stream.len() {
             let mut boundaries = RecordBoundaries::default();
-            boundaries.advance(&stream[..cut]);
+            let last = boundaries.advance(&stream[..cut]);
             let next_end = ends.iter().find(|&&e| e >= cut).copied().unwrap_or(cut);
             assert_eq!(boundaries.at_boundary(), next_end == cut, "cut at {cut}");
-            assert_eq!(
-                boundaries.until_boundary(&stream[cut..]),
-                next_end - cut,
-                "cut at {cut}"
-            );
+            let expected = ends.iter().rev().find(|&&e| e <= cut).copied();
+            assert_eq!(last, expected, "cut at {cut}");
             boundaries.advance(&stream[cut..]);
             assert!(boundaries.at_boundary());
         }

@@ -44,14 +44,13 @@ pub(crate) struct Inbound {
 
 /// One TLS client session.
 ///
-/// Until our `close_notify`, rustls's connection does everything. Our `close_notify` waits
-/// for the record the peer may be half way through to arrive whole, so that rustls holds
-/// nothing unread; then it goes out, and the rest of the peer's stream is read by a
-/// [`Drain`] with the session's keys (see [`drain`] for why).
+/// Until our `close_notify`, rustls's connection does everything. Then the rest of the
+/// peer's stream is read by a [`Drain`] with the session's keys (see [`drain`] for why),
+/// starting with the record rustls was half way through, whose bytes the session keeps.
 pub(crate) struct TlsSession {
     conn: Option<ClientConnection>,
     drain: Option<Drain>,
-    close_notify: CloseNotify,
+    close_notify_sent: bool,
     /// Our `close_notify`, encrypted and waiting for [`Self::write_outgoing`].
     alert: Vec<u8>,
     /// What the handshake negotiated, kept for after rustls's connection is gone.
@@ -59,22 +58,16 @@ pub(crate) struct TlsSession {
     peer_closed: bool,
     /// Where the records received so far end.
     boundaries: RecordBoundaries,
-}
-
-/// Where our `close_notify` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CloseNotify {
-    NotAsked,
-    /// Asked for; waiting for the record the peer is sending to be complete.
-    Waiting,
-    Sent,
+    /// The bytes of the record received in part: rustls holds them, and loses them when
+    /// its keys are taken for the drain.
+    partial_record: Vec<u8>,
 }
 
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
             .field("handshaking", &self.is_handshaking())
-            .field("close_notify", &self.close_notify)
+            .field("close_notify_sent", &self.close_notify_sent)
             .field("peer_closed", &self.peer_closed)
             .finish()
     }
@@ -94,11 +87,12 @@ impl TlsSession {
         Ok(Self {
             conn: Some(conn),
             drain: None,
-            close_notify: CloseNotify::NotAsked,
+            close_notify_sent: false,
             alert: Vec::new(),
             info: None,
             peer_closed: false,
             boundaries: RecordBoundaries::default(),
+            partial_record: Vec::new(),
         })
     }
 
@@ -108,19 +102,12 @@ impl TlsSession {
 
     /// Returns true once application data may be encrypted.
     pub(crate) fn can_send(&self) -> bool {
-        self.close_notify == CloseNotify::NotAsked
-            && self.conn.as_ref().is_some_and(|c| !c.is_handshaking())
+        !self.close_notify_sent && self.conn.as_ref().is_some_and(|c| !c.is_handshaking())
     }
 
     /// Returns true while TLS bytes wait to be taken with [`Self::write_outgoing`].
     pub(crate) fn has_outgoing(&self) -> bool {
         !self.alert.is_empty() || self.conn.as_ref().is_some_and(|c| c.wants_write())
-    }
-
-    /// Returns true once our `close_notify` is out of rustls (written, or waiting in
-    /// [`Self::write_outgoing`]); nothing may be sent after it.
-    pub(crate) fn close_notify_sent(&self) -> bool {
-        self.close_notify == CloseNotify::Sent
     }
 
     /// Appends the TLS bytes waiting to be written (handshake, records, alerts) to `out`;
@@ -153,32 +140,20 @@ impl TlsSession {
         Ok(())
     }
 
-    /// Asks for our `close_notify`: it goes out now, or once the record the peer is in the
-    /// middle of has arrived whole ([`Self::close_notify_sent`] says which). Nothing may be
-    /// sent after asking.
+    /// Sends our `close_notify` (its bytes wait in [`Self::write_outgoing`]) and hands the
+    /// receive side to a [`Drain`]; nothing may be sent after it.
     pub(crate) fn send_close_notify(&mut self) -> Result<(), TlsError> {
-        if self.close_notify == CloseNotify::NotAsked {
-            self.close_notify = CloseNotify::Waiting;
-        }
-        self.close_notify_if_due()
-    }
-
-    /// Sends our `close_notify` if it was asked for and no record is half read, then hands the
-    /// receive side to a [`Drain`].
-    fn close_notify_if_due(&mut self) -> Result<(), TlsError> {
-        if self.close_notify != CloseNotify::Waiting || !self.boundaries.at_boundary() {
-            return Ok(());
-        }
         let Some(mut conn) = self.conn.take() else {
             return Ok(());
         };
-        self.close_notify = CloseNotify::Sent;
+        self.close_notify_sent = true;
         conn.send_close_notify();
         let mut alert = BytesMut::new();
         write_tls(&mut conn, &mut alert);
         self.alert = alert.to_vec();
         if !self.peer_closed {
-            self.drain = Some(Drain::start(conn)?);
+            let partial = std::mem::take(&mut self.partial_record);
+            self.drain = Some(Drain::start(conn, partial)?);
         }
         Ok(())
     }
@@ -201,19 +176,18 @@ impl TlsSession {
         }
     }
 
-    fn receive_into(&mut self, mut data: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+    fn receive_into(&mut self, data: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
         if self.conn.is_some() {
-            // While our close_notify waits, rustls takes only what completes the record in
-            // flight; the rest is read after the close_notify, by the drain.
-            let take = match self.close_notify {
-                CloseNotify::Waiting => self.boundaries.until_boundary(data),
-                _ => data.len(),
-            };
-            let (rustls_part, rest) = data.split_at(take);
-            self.boundaries.advance(rustls_part);
-            self.receive_with_rustls(rustls_part, plaintext)?;
-            self.close_notify_if_due()?;
-            data = rest;
+            // Keep a copy of the record this read ends inside: if our close_notify goes
+            // out before the rest of it arrives, the drain needs its start.
+            match self.boundaries.advance(data) {
+                Some(end) => {
+                    self.partial_record.clear();
+                    self.partial_record.extend_from_slice(&data[end..]);
+                }
+                None => self.partial_record.extend_from_slice(data),
+            }
+            return self.receive_with_rustls(data, plaintext);
         }
         if let Some(drain) = &mut self.drain
             && !self.peer_closed
