@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     subcommand_negates_reqs = true
 )]
 #[command(
-    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000"
+    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -64,6 +64,33 @@ pub struct Args {
     /// The host name to announce in the SMTP EHLO.
     #[arg(long, value_name = "NAME", default_value = "mail.example.com")]
     pub name: String,
+
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    pub ipv4_only: bool,
+
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6_only: bool,
+
+    /// Connect from this local address (its family only).
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+
+    /// Start the next address (the other family first) this long after the last attempt
+    /// started, the earlier one staying alive (RFC 8305; 10ms to 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
+    pub happy_eyeballs_delay: Duration,
+
+    /// TCP keepalive: probe after this long without traffic, every as long, 9 times; `off`
+    /// turns it off.
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_keepalive, default_value = "15s")]
+    pub keepalive: KeepaliveArg,
+
+    /// Drop the connection when written data stays unacknowledged this long
+    /// (TCP_USER_TIMEOUT, Linux).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub user_timeout: Option<Duration>,
 
     /// Wait this long before connecting (e.g. 500ms, 2s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
@@ -120,6 +147,23 @@ pub enum StartTlsProtocol {
     Ftp,
 }
 
+/// `--keepalive`: off, or the idle time before the first probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepaliveArg {
+    /// No keepalive probes.
+    Off,
+    /// Probe after this long without traffic.
+    After(Duration),
+}
+
+/// Takes a keepalive idle time, or `off`.
+fn parse_keepalive(text: &str) -> Result<KeepaliveArg, String> {
+    match text.trim() {
+        "off" | "0" => Ok(KeepaliveArg::Off),
+        other => parse_duration(other).map(KeepaliveArg::After),
+    }
+}
+
 /// Takes one ALPN protocol name: 1 to 255 bytes, all that TLS can carry.
 fn parse_alpn(name: &str) -> Result<String, String> {
     tcpclient_core::tls::check_alpn_protocols(&[name.as_bytes()])
@@ -165,5 +209,15 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Args::command().debug_assert();
+    }
+
+    /// Every default parses into its field's type (clap checks that only at parse time).
+    #[test]
+    fn the_defaults_parse() {
+        let args = Args::try_parse_from(["tcpclient", "localhost", "7"]).unwrap();
+        assert_eq!(args.keepalive, KeepaliveArg::After(Duration::from_secs(15)));
+        assert_eq!(args.happy_eyeballs_delay, Duration::from_millis(250));
+        let off = Args::try_parse_from(["tcpclient", "--keepalive", "off", "localhost", "7"]);
+        assert_eq!(off.unwrap().keepalive, KeepaliveArg::Off);
     }
 }

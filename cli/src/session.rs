@@ -12,10 +12,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
-use tcpclient_core::{CloseReport, Config, Event};
+use std::net::IpAddr;
+
+use tcpclient_core::{CloseReport, Config, Event, FamilyPreference, Keepalive, SocketOptions};
 use tcpclient_polling::{ConnectionSender, Runtime};
 
-use super::args::Args;
+use super::args::{Args, KeepaliveArg};
 use super::inbound::Inbound;
 use super::output::warn;
 use super::trace::Trace;
@@ -32,7 +34,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .with_delay(args.delay)
         .with_connect_timeout(args.connect_timeout)
         .with_drain_timeout(args.drain_timeout)
-        .with_idle_timeout(args.idle_timeout);
+        .with_idle_timeout(args.idle_timeout)
+        .with_attempt_delay(args.happy_eyeballs_delay)
+        .with_family_preference(family_preference(args))
+        .with_socket_options(socket_options(args));
     if let Some(tls) = tls::config(args, host)? {
         config = config.with_tls(tls);
     }
@@ -118,6 +123,35 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `-4`, `-6`, or the family of `-s`; both families, IPv6 first, otherwise.
+fn family_preference(args: &Args) -> FamilyPreference {
+    match (args.ipv4_only, args.ipv6_only, args.source) {
+        (true, _, _) | (_, _, Some(IpAddr::V4(_))) => FamilyPreference::Ipv4Only,
+        (_, true, _) | (_, _, Some(IpAddr::V6(_))) => FamilyPreference::Ipv6Only,
+        _ => FamilyPreference::PreferIpv6,
+    }
+}
+
+/// `-s`, `--keepalive`, `--user-timeout` as the core's socket options.
+fn socket_options(args: &Args) -> SocketOptions {
+    let mut options = SocketOptions::default();
+    match args.source {
+        Some(IpAddr::V4(ip)) => options.local_v4 = Some(ip),
+        Some(IpAddr::V6(ip)) => options.local_v6 = Some(ip),
+        None => {}
+    }
+    options.keepalive = match args.keepalive {
+        KeepaliveArg::Off => None,
+        KeepaliveArg::After(idle) => Some(Keepalive {
+            idle,
+            interval: idle,
+            count: Keepalive::GO_DEFAULT.count,
+        }),
+    };
+    options.user_timeout = args.user_timeout;
+    options
 }
 
 /// Writes what the server sends to standard output until the close report arrives.

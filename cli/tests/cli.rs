@@ -814,3 +814,39 @@ fn a_ca_certificate_as_server_certificate_names_the_fix() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("--cafile"), "{}", run.stderr);
 }
+
+/// `-s` binds the local address (any of 127/8 is loopback on Linux), and `-v` shows each
+/// connect attempt and how it ended.
+#[test]
+fn source_address_and_verbose_attempts() {
+    let (peer_tx, peer) = std::sync::mpsc::channel();
+    let addr = serve(move |mut stream| {
+        let _ = peer_tx.send(stream.peer_addr().map(|a| a.ip()));
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = stream.write_all(&all);
+    });
+    let [host, port] = host_port(addr);
+
+    let run = run(&["-v", "-s", "127.0.0.2", &host, &port], b"from .2\n");
+
+    assert_eq!(run.stdout, b"from .2\n");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(
+        peer.recv_timeout(LIMIT).unwrap().unwrap().to_string(),
+        "127.0.0.2"
+    );
+    assert!(run.stderr.contains("attempt started"), "{}", run.stderr);
+    assert!(run.stderr.contains("outcome=connected"), "{}", run.stderr);
+}
+
+/// `-6` with an IPv4 address: no usable address, said plainly.
+#[test]
+fn ipv6_only_with_an_ipv4_address_has_no_usable_address() {
+    let [host, port] = host_port(echo_server());
+
+    let run = run(&["-6", &host, &port], b"");
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("no usable address"), "{}", run.stderr);
+}

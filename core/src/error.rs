@@ -28,8 +28,10 @@ pub enum Error {
         /// What the resolver reported.
         kind: ErrorKind,
     },
-    /// The host name resolved, but to no address at all.
-    #[error("{host} resolved to no addresses")]
+    /// The host name resolved, but to no address the configuration allows (none at all, or
+    /// none of the families [`Config::family_preference`](crate::Config::family_preference)
+    /// permits).
+    #[error("{host} has no usable address (none, or none of the address families allowed)")]
     NoAddresses {
         /// The name that was looked up.
         host: String,

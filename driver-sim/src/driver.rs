@@ -8,13 +8,16 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Client, CloseReport, Config, Event, Input, InvalidInput, Output};
+use tcpclient_core::{
+    AttemptId, Client, CloseReport, Config, Event, Family, Input, InvalidInput, Output,
+};
 use tcpclient_testkit::Monitor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
@@ -149,10 +152,40 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// A simulated name service: each address family answers on its own, after its own delay
+/// (RFC 8305's AAAA and A lookups), with addresses or a failure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimDns {
+    /// The answers to give for any name, one per family at most.
+    pub answers: Vec<DnsAnswer>,
+}
+
+/// One family's answer of a [`SimDns`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsAnswer {
+    /// Which lookup this answers.
+    pub family: Family,
+    /// How long after the question the answer comes.
+    pub delay: Duration,
+    /// The addresses (the port comes from the question), or why there are none.
+    pub result: Result<Vec<IpAddr>, std::io::ErrorKind>,
+}
+
 /// Creates a client for `config` at the current simulated time, recording into `trace`.
 /// Run the returned driver future alongside the application (for example with
-/// `tokio::join!`); it ends with the close report.
+/// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS, both
+/// families in one answer.
 pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    connect_with_dns(config, trace, None)
+}
+
+/// Like [`connect`], with names resolved by `dns`, one family at a time (or by turmoil's
+/// DNS if `None`).
+pub fn connect_with_dns(
+    config: Config,
+    trace: Trace,
+    dns: Option<SimDns>,
+) -> (SimConnection, impl Future<Output = DriverEnd>) {
     let client = Client::new(config, now());
     let shared = Rc::new(Shared {
         monitor: RefCell::new(Monitor::new(&client)),
@@ -161,7 +194,7 @@ pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Outp
         wake: Notify::new(),
     });
     let (events_tx, events) = mpsc::unbounded_channel();
-    let driver = drive(shared.clone(), events_tx);
+    let driver = drive(shared.clone(), events_tx, dns);
     (
         SimConnection {
             sender: SimSender { shared },
@@ -175,8 +208,15 @@ type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
 
 /// The loop: perform outputs, then wait (biased) for a request, the connect, a write, a
 /// read or the deadline, and report what happened.
-async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> DriverEnd {
+async fn drive(
+    shared: Rc<Shared>,
+    events: mpsc::UnboundedSender<Event>,
+    dns: Option<SimDns>,
+) -> DriverEnd {
     let mut socket: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
+    // Answers of the simulated name service, due at their instants.
+    let mut answers: Vec<(Instant, Family, Result<Vec<SocketAddr>, std::io::ErrorKind>)> =
+        Vec::new();
     // One connect per attempt under way (Happy Eyeballs races them).
     let mut connecting: Vec<(AttemptId, Connecting)> = Vec::new();
     let mut pending: VecDeque<Bytes> = VecDeque::new();
@@ -184,13 +224,28 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
     loop {
         while let Some(output) = shared.poll_output() {
             match output {
-                Output::Resolve { host, port } => {
-                    let resolved = turmoil::net::lookup_host((host.as_str(), port)).await;
-                    match resolved {
-                        Ok(addrs) => shared.report(Input::Resolved(&addrs.collect::<Vec<_>>())),
-                        Err(e) => shared.report(Input::ResolveFailed(e.kind())),
+                Output::Resolve { host, port } => match &dns {
+                    None => {
+                        let resolved = turmoil::net::lookup_host((host.as_str(), port)).await;
+                        match resolved {
+                            Ok(addrs) => shared.report(Input::Resolved(&addrs.collect::<Vec<_>>())),
+                            Err(e) => shared.report(Input::ResolveFailed(e.kind())),
+                        }
                     }
-                }
+                    Some(dns) => {
+                        let asked = now();
+                        for answer in &dns.answers {
+                            let result = answer.result.clone().map(|ips| {
+                                ips.into_iter()
+                                    .map(|ip| SocketAddr::new(ip, port))
+                                    .collect()
+                            });
+                            answers.push((asked + answer.delay, answer.family, result));
+                        }
+                        // In time order, the order given for a tie: a seed fixes it.
+                        answers.sort_by_key(|(at, _, _)| *at);
+                    }
+                },
                 Output::Connect { attempt, addr, .. } => {
                     connecting.push((attempt, Box::pin(TcpStream::connect(addr))));
                 }
@@ -226,6 +281,7 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
         }
 
         let deadline = shared.client.borrow().poll_timeout();
+        let next_answer = answers.first().map(|(at, _, _)| *at);
         let reading = socket.is_some() && shared.client.borrow().wants_read();
         let writing = socket.is_some() && !pending.is_empty();
         let sleep = async {
@@ -272,8 +328,26 @@ async fn drive(shared: Rc<Shared>, events: mpsc::UnboundedSender<Event>) -> Driv
                     Err(e) => shared.report(Input::SocketError(e.kind())),
                 }
             }
+            () = sleep_until(next_answer), if next_answer.is_some() => {
+                let now = now();
+                while answers.first().is_some_and(|(at, _, _)| *at <= now) {
+                    let (_, family, result) = answers.remove(0);
+                    match result {
+                        Ok(addrs) => shared.report(Input::ResolvedFamily(family, &addrs)),
+                        Err(kind) => shared.report(Input::ResolveFamilyFailed(family, kind)),
+                    }
+                }
+            }
             () = sleep => shared.report(Input::Timeout),
         }
+    }
+}
+
+/// Sleeps until `at` (for ever without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 

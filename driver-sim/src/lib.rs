@@ -26,13 +26,17 @@
 
 mod driver;
 mod faults;
+mod network;
 mod rng;
 mod scenario;
 mod servers;
 mod trace;
 
-pub use driver::{DriverEnd, SimConnection, SimSender, connect};
+pub use driver::{
+    DnsAnswer, DriverEnd, SimConnection, SimDns, SimSender, connect, connect_with_dns,
+};
 pub use faults::{Fault, FaultKind, Schedule};
+pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use rng::SplitMix;
 pub use scenario::{End, Outcome, SIMULATION_LIMIT, Scenario, Script, TlsMode, run, timed};
 pub use servers::{PORT, ServerKind, ServerLog, SharedLog, serve};

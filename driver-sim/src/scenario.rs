@@ -2,20 +2,24 @@
 //! turmoil and checked.
 
 use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::ServerConfig;
-use tcpclient_core::{CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, TlsConfig};
+use tcpclient_core::{
+    AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, TlsConfig,
+};
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
-use crate::driver::{DriverEnd, connect};
+use crate::driver::{DriverEnd, connect_with_dns};
 use crate::faults::{FaultKind, Schedule};
+use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::rng::SplitMix;
-use crate::servers::{PORT, ServerKind, SharedLog, serve};
+use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
 use crate::trace::Trace;
 
 /// Simulated time a scenario may take before it counts as a hang.
@@ -96,6 +100,8 @@ pub struct Scenario {
     pub half_open: bool,
     /// The largest one-way latency turmoil draws.
     pub max_latency: Duration,
+    /// One server host, or one per address family (Happy Eyeballs).
+    pub network: Network,
 }
 
 impl Scenario {
@@ -140,6 +146,7 @@ impl Scenario {
             send_limit: 1 << (10 + rng.below(8)),
             half_open: rng.chance(1, 4),
             max_latency: Duration::from_millis(1 + rng.below(100)),
+            network: Network::random(&mut rng),
         }
     }
 
@@ -161,15 +168,17 @@ impl Scenario {
             send_limit: 64 * 1024,
             half_open: false,
             max_latency: Duration::from_millis(10),
+            network: Network::SingleStack,
         }
     }
 
     /// A one-line description, for summaries.
     pub fn describe(&self) -> String {
         format!(
-            "seed {}: {} server, {}, {} messages then {}, faults: {}",
+            "seed {}: {} server, {}, {}, {} messages then {}, faults: {}",
             self.seed,
             self.server.name(),
+            self.network.label(),
             self.tls.name(),
             self.script.messages.len(),
             self.script.end.name(),
@@ -251,23 +260,67 @@ pub fn run(scenario: &Scenario) -> Outcome {
         .max_message_latency(scenario.max_latency)
         .build();
     let trace = Trace::new();
-    let server_log = SharedLog::default();
     let app_log = Rc::new(RefCell::new(AppLog::default()));
     let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
 
-    let (kind, log) = (scenario.server, server_log.clone());
-    sim.host("server", move || {
-        serve(kind, log.clone(), server_tls.clone())
-    });
+    // The server hosts, each with its own log, and the addresses faults apply to.
+    let mut servers: Vec<(IpAddr, SharedLog)> = Vec::new();
+    let kind = scenario.server;
+    let fault_targets: Vec<String> = match scenario.network {
+        Network::SingleStack => {
+            let log = SharedLog::default();
+            let (host_log, tls) = (log.clone(), server_tls.clone());
+            sim.host("server", move || serve(kind, host_log.clone(), tls.clone()));
+            servers.push((sim.lookup("server"), log));
+            vec!["server".into()]
+        }
+        Network::DualStack { v6, v4 } => {
+            for (ip, path) in [(IpAddr::V6(SERVER_V6), v6), (IpAddr::V4(SERVER_V4), v4)] {
+                let log = SharedLog::default();
+                match path.reach {
+                    Reach::Refused(_) => sim.host(ip, || async {
+                        // Nothing listens: every connect is refused.
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    }),
+                    _ => {
+                        let (host_log, tls) = (log.clone(), server_tls.clone());
+                        let bind = match ip {
+                            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                        };
+                        sim.host(ip, move || {
+                            serve_on(bind, kind, host_log.clone(), tls.clone())
+                        });
+                    }
+                }
+                servers.push((ip, log));
+            }
+            vec![SERVER_V6.to_string(), SERVER_V4.to_string()]
+        }
+    };
     let config = scenario.config(&client_tls);
+    let dns = scenario.network.dns();
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end) = (app_log.clone(), end.clone());
     sim.client("client", async move {
-        let (conn, driver) = connect(config, client_trace);
+        let (conn, driver) = connect_with_dns(config, client_trace, dns);
         let (finished, ()) = tokio::join!(driver, application(conn, script, tls, app));
         *driver_end.borrow_mut() = Some(finished);
         Ok(())
     });
+    // Links exist once both ends do: each family's path is set now.
+    if let Network::DualStack { v6, v4 } = scenario.network {
+        for (ip, path) in [(IpAddr::V6(SERVER_V6), v6), (IpAddr::V4(SERVER_V4), v4)] {
+            match path.reach {
+                Reach::Answers(latency) | Reach::Refused(latency) => {
+                    sim.set_link_latency("client", ip, latency)
+                }
+                Reach::BlackHoled => sim.hold("client", ip),
+                Reach::NoAddress | Reach::DnsFails => {}
+            }
+        }
+    }
 
     let mut violations = Vec::new();
     let mut faults = scenario.schedule.faults.iter().peekable();
@@ -278,7 +331,9 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 "fault",
                 serde_json::json!(fault.kind.to_string()),
             );
-            apply(&mut sim, &fault.kind);
+            for target in &fault_targets {
+                apply(&mut sim, &fault.kind, target);
+            }
         }
         match sim.step() {
             Ok(true) => break,
@@ -298,13 +353,33 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let report = end.as_ref().map(|e| e.report.clone());
     if let Some(end) = &end {
         violations.extend(end.violations.iter().cloned());
-        check_bytes(
-            scenario,
-            &end.report,
-            &server_log.borrow(),
-            &app_log.borrow(),
-            &mut violations,
-        );
+        // The server the application talked to: the one the winning attempt reached.
+        let won = end
+            .report
+            .attempts
+            .iter()
+            .find(|a| a.outcome == AttemptOutcome::Won)
+            .map(|a| a.addr.ip());
+        let log = match won {
+            Some(ip) => servers
+                .iter()
+                .find(|(at, _)| *at == ip)
+                .map(|(_, log)| log.clone()),
+            None => None,
+        };
+        match log {
+            Some(log) => check_bytes(
+                scenario,
+                &end.report,
+                &log.borrow(),
+                &app_log.borrow(),
+                &mut violations,
+            ),
+            None if !app_log.borrow().received.is_empty() => {
+                violations.push("no attempt won, yet the application received data".into())
+            }
+            None => {}
+        }
     } else if violations.is_empty() {
         violations.push("the client never produced a close report".into());
     }
@@ -317,16 +392,17 @@ pub fn run(scenario: &Scenario) -> Outcome {
     }
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind) {
+/// Applies `fault` to the link between the client and `server` (a host name or address).
+fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str) {
     match fault {
-        FaultKind::Partition => sim.partition("client", "server"),
-        FaultKind::Repair => sim.repair("client", "server"),
-        FaultKind::Hold => sim.hold("client", "server"),
-        FaultKind::Release => sim.release("client", "server"),
-        FaultKind::Latency(latency) => sim.set_link_latency("client", "server", *latency),
-        FaultKind::Loss(rate) => sim.set_link_fail_rate("client", "server", *rate),
-        FaultKind::Crash => sim.crash("server"),
-        FaultKind::Bounce => sim.bounce("server"),
+        FaultKind::Partition => sim.partition("client", server),
+        FaultKind::Repair => sim.repair("client", server),
+        FaultKind::Hold => sim.hold("client", server),
+        FaultKind::Release => sim.release("client", server),
+        FaultKind::Latency(latency) => sim.set_link_latency("client", server, *latency),
+        FaultKind::Loss(rate) => sim.set_link_fail_rate("client", server, *rate),
+        FaultKind::Crash => sim.crash(server),
+        FaultKind::Bounce => sim.bounce(server),
     }
 }
 

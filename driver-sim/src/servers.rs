@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +100,17 @@ pub type SharedLog = Rc<RefCell<ServerLog>>;
 /// Serves `kind` on [`PORT`], one connection after another, until the host is crashed or
 /// the simulation ends.
 pub async fn serve(kind: ServerKind, log: SharedLog, tls: Arc<ServerConfig>) -> turmoil::Result {
-    let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+    serve_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), kind, log, tls).await
+}
+
+/// Like [`serve`], listening on `bind` (`::` on an IPv6 host).
+pub async fn serve_on(
+    bind: IpAddr,
+    kind: ServerKind,
+    log: SharedLog,
+    tls: Arc<ServerConfig>,
+) -> turmoil::Result {
+    let listener = TcpListener::bind((bind, PORT)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         log.borrow_mut().accepted += 1;

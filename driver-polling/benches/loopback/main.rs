@@ -15,6 +15,7 @@
 
 mod clients;
 mod connections;
+mod eyeballs;
 mod idle;
 mod pinning;
 mod pipeline;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use report::{BYTES_PER_CONNECTION, GBPS, PER_SECOND, Variant, section};
+use report::{BYTES_PER_CONNECTION, GBPS, MILLISECONDS, PER_SECOND, Variant, section};
 use tcpclient_testkit::Pki;
 
 /// How big each job is.
@@ -293,6 +294,28 @@ fn main() -> io::Result<()> {
                 Variant::peer(
                     "tokio: a task per connection (current-thread runtime)",
                     || idle::measure("tokio", n),
+                ),
+            ],
+        )?;
+    }
+
+    if wanted("eyeballs") {
+        let net = eyeballs::DualStack::new(servers::echo())?;
+        section(
+            "Happy Eyeballs: first address black-holed ([::1], SYNs dropped), second answers (127.0.0.1)",
+            MILLISECONDS,
+            reps,
+            vec![
+                Variant::ours("ours: EventLoop, 250 ms attempt delay", || {
+                    eyeballs::ours(&net)
+                }),
+                Variant::peer(
+                    "hyper-util HttpConnector, 300 ms happy eyeballs timeout",
+                    || eyeballs::hyper_util(&rt, &net),
+                ),
+                Variant::peer(
+                    "tokio TcpStream::connect, one address after the other (capped at 3 s each)",
+                    || eyeballs::tokio_sequential(&rt, &net),
                 ),
             ],
         )?;

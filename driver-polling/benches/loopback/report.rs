@@ -32,19 +32,29 @@ impl<'a> Variant<'a> {
 pub struct Unit {
     pub label: &'static str,
     pub higher_is_better: bool,
+    /// What "ours ÷ theirs" measures when lower is better.
+    pub lower_ratio: &'static str,
 }
 
 pub const GBPS: Unit = Unit {
     label: "GB/s",
     higher_is_better: true,
+    lower_ratio: "",
 };
 pub const PER_SECOND: Unit = Unit {
     label: "connections/s",
     higher_is_better: true,
+    lower_ratio: "",
 };
 pub const BYTES_PER_CONNECTION: Unit = Unit {
     label: "bytes per connection",
     higher_is_better: false,
+    lower_ratio: "the memory",
+};
+pub const MILLISECONDS: Unit = Unit {
+    label: "milliseconds to the first byte",
+    higher_is_better: false,
+    lower_ratio: "the time",
 };
 
 /// Runs every variant `reps` times, interleaved (A B C A B C ...), and prints the table.
@@ -80,7 +90,7 @@ pub fn section(
         let ratio = match ours {
             Some(_) if variant.ours => "—".to_string(),
             Some(ours) if unit.higher_is_better => format!("{:.2}×", ours / median),
-            Some(ours) => format!("{:.2}× the memory", ours / median),
+            Some(ours) => format!("{:.2}× {}", ours / median, unit.lower_ratio),
             None => String::new(),
         };
         let name = if variant.ours {
