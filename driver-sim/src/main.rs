@@ -64,6 +64,7 @@ struct Seen {
     seed: u64,
     kind: String,
     server: String,
+    network: String,
     violations: Vec<String>,
     simulated: Duration,
 }
@@ -92,12 +93,6 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
     let mut seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
     seen.sort_by_key(|s| s.seed);
 
-    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut by_server: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &seen {
-        *by_kind.entry(&s.kind).or_default() += 1;
-        *by_server.entry(&s.server).or_default() += 1;
-    }
     let simulated: Duration = seen.iter().map(|s| s.simulated).sum();
     let failed: Vec<&Seen> = seen.iter().filter(|s| !s.violations.is_empty()).collect();
 
@@ -117,14 +112,9 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
         simulated.as_secs_f64(),
         simulated.as_secs_f64() / wall.as_secs_f64()
     );
-    println!("\noutcome                          runs");
-    for (kind, n) in &by_kind {
-        println!("  {kind:<30} {n:>5}");
-    }
-    println!("\nserver                           runs");
-    for (server, n) in &by_server {
-        println!("  {server:<30} {n:>5}");
-    }
+    print_counts("outcome", seen.iter().map(|s| s.kind.as_str()));
+    print_counts("server", seen.iter().map(|s| s.server.as_str()));
+    print_counts("network", seen.iter().map(|s| s.network.as_str()));
     println!("\nviolations      {}", failed.len());
     for s in &failed {
         println!("  seed {}: {}", s.seed, s.violations.join("; "));
@@ -140,11 +130,24 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
     }
 }
 
+/// A table of how many runs had each value.
+fn print_counts<'a>(title: &str, values: impl Iterator<Item = &'a str>) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    println!("\n{title:<32} runs");
+    for (value, n) in &counts {
+        println!("  {value:<30} {n:>5}");
+    }
+}
+
 fn summarize(scenario: &Scenario, outcome: &Outcome) -> Seen {
     Seen {
         seed: scenario.seed,
         kind: outcome.kind(),
         server: scenario.server.name().to_string(),
+        network: scenario.network.family_label(),
         violations: outcome.violations.clone(),
         simulated: outcome.simulated,
     }

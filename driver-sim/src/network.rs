@@ -109,6 +109,15 @@ impl Network {
             }
         }
     }
+
+    /// The network in a few words, for sweep tables: single-stack, or what the IPv6 path
+    /// meets (the family Happy Eyeballs tries first).
+    pub fn family_label(&self) -> String {
+        match self {
+            Network::SingleStack => "single-stack".into(),
+            Network::DualStack { v6, .. } => format!("dual-stack, v6 {}", v6.reach.name()),
+        }
+    }
 }
 
 impl Reach {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tcpclient_core::Ending;
+use tcpclient_core::{AttemptOutcome, Ending, Error};
 use tcpclient_sim::{Network, Outcome, Path, Reach, Scenario, ServerKind, TlsMode, run};
 
 fn ms(n: u64) -> Duration {
@@ -34,6 +34,15 @@ fn dual_stack(v6: Reach, v4: Reach) -> Scenario {
 
 /// What happened to the attempts, as (milliseconds since the first connect, event).
 fn attempt_events(outcome: &Outcome) -> Vec<(u64, String)> {
+    attempt_events_since(outcome, "Connect")
+}
+
+/// The same, in milliseconds since the client asked for the name to be resolved.
+fn attempt_events_since_resolve(outcome: &Outcome) -> Vec<(u64, String)> {
+    attempt_events_since(outcome, "Resolve")
+}
+
+fn attempt_events_since(outcome: &Outcome, origin: &str) -> Vec<(u64, String)> {
     let lines: Vec<Value> = outcome
         .trace
         .lines()
@@ -44,6 +53,9 @@ fn attempt_events(outcome: &Outcome) -> Vec<(u64, String)> {
     let mut start = None;
     for line in &lines {
         let t_us = line["t_us"].as_u64().expect("t_us");
+        if line["kind"].as_str() == Some("out") && line["output"].as_str() == Some(origin) {
+            start.get_or_insert(t_us);
+        }
         let details = &line["details"];
         let event = match (
             line["kind"].as_str(),
@@ -154,19 +166,83 @@ fn an_ipv6_refusal_at_10_ms_starts_ipv4_at_10_ms() {
     );
 }
 
-#[test]
-fn an_a_answer_first_waits_for_aaaa_up_to_the_resolution_delay() {
-    let mut scenario = dual_stack(Reach::Answers(ms(5)), Reach::Answers(ms(5)));
+/// A dual-stack server whose AAAA answer comes `aaaa_delay` after the A answer.
+fn late_aaaa(aaaa_delay: Duration, v6: Reach, v4: Reach) -> Scenario {
+    let mut scenario = dual_stack(v6, v4);
     if let Network::DualStack { v6, .. } = &mut scenario.network {
-        v6.dns_delay = ms(30);
+        v6.dns_delay = aaaa_delay;
     }
+    scenario
+}
+
+#[test]
+fn an_a_answer_first_waits_for_an_aaaa_answer_30_ms_later_and_tries_ipv6_first() {
+    let outcome = checked(&late_aaaa(
+        ms(30),
+        Reach::Answers(ms(5)),
+        Reach::Answers(ms(5)),
+    ));
+
+    assert_eq!(
+        attempt_events_since_resolve(&outcome),
+        [
+            (30, "connect #0 [fd00::6]:4433".to_string()),
+            (35, "connected #0".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn an_aaaa_answer_80_ms_late_starts_ipv4_at_50_ms_and_ipv6_joins_when_it_arrives() {
+    // IPv4 would connect at 50 + 100 ms; IPv6, joining at 80 ms, connects at 85 ms.
+    let outcome = checked(&late_aaaa(
+        ms(80),
+        Reach::Answers(ms(5)),
+        Reach::Answers(ms(100)),
+    ));
+
+    assert_eq!(
+        attempt_events_since_resolve(&outcome),
+        [
+            (50, "connect #0 10.0.0.4:4433".to_string()),
+            (80, "connect #1 [fd00::6]:4433".to_string()),
+            (85, "connected #1".to_string()),
+            (85, "cancel #0".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn every_address_failing_is_one_error_listing_each_attempt_within_the_connect_timeout() {
+    let mut scenario = dual_stack(Reach::BlackHoled, Reach::Refused(ms(20)));
+    scenario.connect_timeout = ms(1000);
 
     let outcome = checked(&scenario);
 
-    // Times from the first connect, which waited for the AAAA answer at 30 ms.
-    let events = attempt_events(&outcome);
-    assert_eq!(events[0], (0, "connect #0 [fd00::6]:4433".to_string()));
-    assert_eq!(events[1], (5, "connected #0".to_string()));
+    assert_eq!(
+        attempt_events_since_resolve(&outcome),
+        [
+            (0, "connect #0 [fd00::6]:4433".to_string()),
+            (250, "connect #1 10.0.0.4:4433".to_string()),
+            (270, "failed #1".to_string()),
+            (270, "cancel #1".to_string()),
+            (1000, "cancel #0".to_string()),
+        ]
+    );
+    let report = outcome.report.expect("a close report");
+    assert_eq!(report.result, Err(Error::ConnectTimeout));
+    let outcomes: Vec<_> = report
+        .attempts
+        .iter()
+        .map(|a| (a.addr.to_string(), a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("[fd00::6]:4433".to_string(), AttemptOutcome::Cancelled),
+            ("10.0.0.4:4433".to_string(), AttemptOutcome::Refused),
+        ]
+    );
 }
 
 #[test]
