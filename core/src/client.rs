@@ -84,6 +84,8 @@ pub struct Client {
     log: Log,
     bytes_accepted: u64,
     bytes_received: u64,
+    /// Bytes of `Data` the application reported consumed.
+    bytes_consumed: u64,
     /// A `Send` was refused since the last [`Event::SendReady`].
     send_refused: bool,
     /// Connect attempts started so far (ids below this were issued).
@@ -136,6 +138,7 @@ impl Client {
             log: Log::new(&config),
             bytes_accepted: 0,
             bytes_received: 0,
+            bytes_consumed: 0,
             send_refused: false,
             attempts_started: 0,
             resolution_asked: false,
@@ -183,6 +186,7 @@ impl Client {
                 self.close(Ok(Ending::Aborted));
                 Ok(())
             }
+            Input::Consumed(n) => self.consumed(n),
             Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
             Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
             Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
@@ -272,9 +276,19 @@ impl Client {
         }
     }
 
-    /// Returns true while the driver should read from the socket: connected and no EOF yet.
+    /// Returns true while the driver should read from the socket: connected, no EOF yet, and
+    /// room in [`Config::receive_window`]. Ask after every input: a [`Input::Consumed`] can
+    /// turn it back on.
     pub fn wants_read(&self) -> bool {
-        matches!(&self.state, State::Open(open) if !open.tcp_eof)
+        matches!(&self.state, State::Open(open) if !open.tcp_eof) && !self.receive_window_full()
+    }
+
+    /// Returns true while the application holds [`Config::receive_window`] bytes or more of
+    /// unconsumed `Data`, so the client does not ask to read.
+    pub fn receive_window_full(&self) -> bool {
+        self.config
+            .receive_window
+            .is_some_and(|window| self.bytes_unconsumed() >= window as u64)
     }
 
     /// Returns the application bytes accepted by [`Input::Send`] so far.
@@ -296,6 +310,11 @@ impl Client {
     /// Returns the application bytes delivered as [`Event::Data`] so far.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
+    }
+
+    /// Returns the bytes delivered as [`Event::Data`] and not yet reported consumed.
+    pub fn bytes_unconsumed(&self) -> u64 {
+        self.bytes_received - self.bytes_consumed
     }
 
     /// Returns how many more bytes a `Send` may carry now without being refused: zero once
@@ -331,6 +350,20 @@ impl Client {
         };
         self.bytes_accepted += data.len() as u64;
         self.queue.push(data, &mut self.buffers);
+        Ok(())
+    }
+
+    /// The application is done with `n` more delivered bytes: the same as
+    /// [`Input::Consumed`], for the hot path. Needs no clock: consuming arms no deadline.
+    pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {
+        let unconsumed = self.bytes_unconsumed();
+        if n as u64 > unconsumed {
+            return Err(InvalidInput::ConsumedTooMuch {
+                consumed: n,
+                unconsumed,
+            });
+        }
+        self.bytes_consumed += n as u64;
         Ok(())
     }
 
@@ -574,6 +607,7 @@ impl Client {
         }
         self.ledger.written(n);
         self.restart_idle_timer();
+        self.update_stall_timer(true);
         if self.ledger.in_flight() == 0 && self.queue.is_empty() {
             self.buffers.trim();
         }
@@ -624,6 +658,19 @@ impl Client {
         }
     }
 
+    /// Runs the write-stall deadline while handed-out bytes wait to be written: armed when
+    /// the first of them is handed out, restarted by `progress`, stopped once all are written.
+    fn update_stall_timer(&mut self, progress: bool) {
+        let Some(stall) = self.config.stall_timeout else {
+            return;
+        };
+        if !matches!(self.state, State::Open(_)) || self.ledger.in_flight() == 0 {
+            self.timers.stop(Timer::Stall);
+        } else if progress || self.timers.get(Timer::Stall).is_none() {
+            self.timers.set(Timer::Stall, self.now, stall);
+        }
+    }
+
     /// Restarts the idle deadline: something was received or written.
     fn restart_idle_timer(&mut self) {
         if let Some(idle) = self.config.idle_timeout {
@@ -651,6 +698,7 @@ impl Client {
                     };
                     self.close(result);
                 }
+                Timer::Stall => self.close(Err(Error::Stalled)),
                 Timer::Idle => self.close(Err(Error::IdleTimeout)),
             }
         }
@@ -684,6 +732,7 @@ impl Client {
             return self.close(Err(Error::Tls(error)));
         }
         self.advance_shutdown();
+        self.update_stall_timer(false);
     }
 
     /// Under TLS: hands out pending TLS bytes, then encrypts queued data one record at a

@@ -61,6 +61,24 @@ pub struct Config {
     /// Close with [`Error::IdleTimeout`](crate::Error::IdleTimeout) when an open connection
     /// neither receives nor writes anything for this long. Default: `None` (no limit).
     pub idle_timeout: Option<Duration>,
+    /// Close with [`Error::Stalled`](crate::Error::Stalled) when bytes handed out for
+    /// writing see no write progress for this long: the peer vanished, or stopped reading.
+    /// Default: 30 s.
+    ///
+    /// With the default [`SocketOptions`] (keepalive, and `TCP_USER_TIMEOUT` on Linux) a
+    /// vanished peer is found without touching the configuration: within 30 s while we have
+    /// something to write (this deadline in the core, `TCP_USER_TIMEOUT` in the kernel for
+    /// bytes it holds), and within about 45 s on a connection that only reads (the first
+    /// keepalive probe after 15 s idle, dead once unanswered for 30 s).
+    pub stall_timeout: Option<Duration>,
+    /// Most bytes delivered as [`Event::Data`](crate::Event::Data) and not yet reported
+    /// consumed ([`Input::Consumed`](crate::Input::Consumed)). At the window the client stops
+    /// asking to read ([`Client::wants_read`](crate::Client::wants_read) turns false) until
+    /// the application consumes, so the kernel's TCP window holds the server back instead of
+    /// memory growing. One read can overshoot the window (under TLS, one read and one
+    /// record). `None`: the application consumes each `Data` as it is delivered and never
+    /// reports it. Default: 1 MiB.
+    pub receive_window: Option<usize>,
     /// Most bytes accepted but not yet written to the socket; a `Send` beyond it is refused
     /// with [`InvalidInput::QueueFull`](crate::InvalidInput::QueueFull). A single `Send`
     /// larger than the limit is accepted when nothing else is queued. Default: 1 MiB.
@@ -96,6 +114,8 @@ impl Config {
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            stall_timeout: Some(Duration::from_secs(30)),
+            receive_window: Some(MIB),
             send_limit: MIB,
             send_low_watermark: MIB / 2,
             coalesce_below: 1024,
@@ -161,6 +181,18 @@ impl Config {
     /// Sets [`Config::idle_timeout`].
     pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::stall_timeout`].
+    pub fn with_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::receive_window`].
+    pub fn with_receive_window(mut self, window: Option<usize>) -> Self {
+        self.receive_window = window;
         self
     }
 

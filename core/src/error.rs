@@ -67,6 +67,13 @@ pub enum Error {
     /// [`Config::idle_timeout`](crate::Config::idle_timeout).
     #[error("the connection was idle for longer than the idle timeout")]
     IdleTimeout,
+    /// Bytes waited to be written and none could be for
+    /// [`Config::stall_timeout`](crate::Config::stall_timeout): the peer vanished (a
+    /// partition, a dropped NAT mapping, a host that lost power) or stopped reading.
+    ///
+    /// The close report says how many bytes were not delivered.
+    #[error("no write progress within the stall timeout: the peer vanished or stopped reading")]
+    Stalled,
     /// A graceful shutdown did not get every byte out before the drain deadline.
     ///
     /// The close report says how many bytes were not delivered.
@@ -95,6 +102,7 @@ impl Error {
             Error::Tls(_) => "Tls",
             Error::UnexpectedEof => "UnexpectedEof",
             Error::IdleTimeout => "IdleTimeout",
+            Error::Stalled => "Stalled",
             Error::DrainTimeout => "DrainTimeout",
             Error::DriverStopped { .. } => "DriverStopped",
         }
@@ -240,6 +248,15 @@ pub enum InvalidInput {
     /// [`Input::StartTls`](crate::Input::StartTls) needs [`Config::tls`](crate::Config::tls).
     #[error("StartTls needs a TLS configuration (Config::tls)")]
     NoTlsConfig,
+    /// [`Input::Consumed`](crate::Input::Consumed) of more bytes than were delivered and not
+    /// yet consumed.
+    #[error("cannot consume {consumed} bytes: {unconsumed} delivered bytes are unconsumed")]
+    ConsumedTooMuch {
+        /// The bytes the input said were consumed.
+        consumed: usize,
+        /// The bytes delivered and not yet consumed.
+        unconsumed: u64,
+    },
     /// The input makes no sense in the current phase, for example `Received` before
     /// `Connected`, a second `StartTls`, or `Written` of more bytes than were handed out.
     #[error("{input} is not expected while {phase}")]

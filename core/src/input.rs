@@ -10,7 +10,7 @@ use crate::{AttemptId, Family};
 /// Something that happened, or something the application asks for.
 ///
 /// Feed inputs with [`Client::handle_input`](crate::Client::handle_input), then drain
-/// [`Client::poll_output`](crate::Client::poll_output). The first four come from the
+/// [`Client::poll_output`](crate::Client::poll_output). The first five come from the
 /// application (Kamaelia's `inbox`, `makessl` and `control` boxes); the rest are the driver
 /// reporting what the socket, the resolver and the clock did.
 ///
@@ -45,6 +45,11 @@ pub enum Input<'a> {
     /// Closes now. The close report counts what was not delivered.
     #[doc(alias = "shutdownMicroprocess")]
     Abort,
+    /// The application is done with this many more bytes of the [`Event::Data`](crate::Event::Data)
+    /// delivered to it, which frees room in [`Config::receive_window`](crate::Config::receive_window).
+    /// More than was delivered and not yet consumed is refused. Accepted after the close too:
+    /// data delivered before it may be consumed later.
+    Consumed(usize),
 
     /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve): every
     /// address, of both families.
@@ -78,12 +83,12 @@ pub enum Input<'a> {
 
 impl Input<'_> {
     /// Returns true for the driver's reports of what the socket, the resolver and the clock
-    /// did; false for the application's four requests (`Send`, `StartTls`, `Finish`,
-    /// `Abort`).
+    /// did; false for the application's requests (`Send`, `StartTls`, `Finish`, `Abort`,
+    /// `Consumed`).
     pub fn is_report(&self) -> bool {
         !matches!(
             self,
-            Input::Send(_) | Input::StartTls | Input::Finish | Input::Abort
+            Input::Send(_) | Input::StartTls | Input::Finish | Input::Abort | Input::Consumed(_)
         )
     }
 
@@ -94,6 +99,7 @@ impl Input<'_> {
             Input::StartTls => "StartTls",
             Input::Finish => "Finish",
             Input::Abort => "Abort",
+            Input::Consumed(_) => "Consumed",
             Input::Resolved(_) => "Resolved",
             Input::ResolvedFamily(..) => "ResolvedFamily",
             Input::ResolveFailed(_) => "ResolveFailed",

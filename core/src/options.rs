@@ -122,8 +122,10 @@ pub struct SocketOptions {
     /// TCP keepalive. Default: [`Keepalive::GO_DEFAULT`], so that a peer that vanished is
     /// found within about two and a half minutes even on an idle connection.
     pub keepalive: Option<Keepalive>,
-    /// `TCP_USER_TIMEOUT` (Linux): how long written data may stay unacknowledged before the
-    /// kernel drops the connection. Default: `None` (the kernel's own, about 15 minutes).
+    /// `TCP_USER_TIMEOUT` (Linux): how long written data may stay unacknowledged (and, with
+    /// keepalive, how long probes may go unanswered) before the kernel drops the connection.
+    /// Default: 30 s, as [`Config::stall_timeout`](crate::Config::stall_timeout); `None`
+    /// leaves the kernel's own (about 15 minutes).
     pub user_timeout: Option<Duration>,
     /// Local address for IPv4 attempts (`nc -s`). Default: `None` (any).
     pub local_v4: Option<Ipv4Addr>,
@@ -140,7 +142,7 @@ impl Default for SocketOptions {
         Self {
             nodelay: true,
             keepalive: Some(Keepalive::GO_DEFAULT),
-            user_timeout: None,
+            user_timeout: Some(Duration::from_secs(30)),
             local_v4: None,
             local_v6: None,
             send_buffer: None,

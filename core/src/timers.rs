@@ -15,6 +15,8 @@ pub(crate) enum Timer {
     TlsHandshake,
     /// The end of a graceful shutdown.
     Drain,
+    /// The end of the write-stall timeout.
+    Stall,
     /// The end of the idle timeout.
     Idle,
 }
@@ -22,12 +24,13 @@ pub(crate) enum Timer {
 impl Timer {
     /// Every timer, in the order they fire when several expire at the same instant: the
     /// broader deadline (the whole connect) wins over the narrower ones (the race's).
-    const ALL: [Timer; 6] = [
+    const ALL: [Timer; 7] = [
         Timer::StartDelay,
         Timer::Connect,
         Timer::Race,
         Timer::TlsHandshake,
         Timer::Drain,
+        Timer::Stall,
         Timer::Idle,
     ];
 

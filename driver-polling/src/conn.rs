@@ -31,8 +31,6 @@ pub(crate) struct Conn {
     pub(crate) pending: VecDeque<Bytes>,
     /// Bytes in `pending`.
     pub(crate) pending_bytes: usize,
-    /// The application asked the loop to stop reading this connection.
-    pub(crate) paused: bool,
     /// The deadline registered in `EventLoop::timers`.
     pub(crate) deadline: Option<Instant>,
     pub(crate) dirty: bool,
@@ -90,7 +88,6 @@ impl Conn {
             progress_queued: false,
             pending: VecDeque::new(),
             pending_bytes: 0,
-            paused: false,
             deadline: None,
             dirty: false,
         }
@@ -241,7 +238,7 @@ impl Conn {
 
     fn read(&mut self, buf: &mut [u8], now: Instant) {
         for _ in 0..READS_PER_TURN {
-            if self.paused || !self.client.wants_read() {
+            if !self.client.wants_read() {
                 return;
             }
             let Some(socket) = self.socket.as_mut() else {
@@ -263,11 +260,11 @@ impl Conn {
         }
     }
 
-    /// Registers the interest the connection has now: read while the client wants data and
-    /// the application has room; write while holding unwritten bytes. A failure is reported
+    /// Registers the interest the connection has now: read while the client wants to (it
+    /// stops at its receive window); write while holding unwritten bytes. A failure is reported
     /// to the client (which then has a close to hand out).
     pub(crate) fn rearm(&mut self, key: usize, poller: &Poller, now: Instant) -> Reported {
-        let wants_read = self.client.wants_read() && !self.paused;
+        let wants_read = self.client.wants_read();
         let Some(socket) = self.socket.as_mut() else {
             return Reported::Nothing;
         };

@@ -55,9 +55,13 @@ impl Waker {
 /// FIN, close, reset — and feeds back what happened. It decides nothing itself.
 ///
 /// Application requests ([`send`](Self::send), [`start_tls`](Self::start_tls),
-/// [`finish`](Self::finish), [`abort`](Self::abort)) go straight to the client, so a full
-/// send queue is refused synchronously with the data handed back. Events come out of
-/// [`poll_event`](Self::poll_event) after each [`turn`](Self::turn).
+/// [`finish`](Self::finish), [`abort`](Self::abort), [`consumed`](Self::consumed)) go
+/// straight to the client, so a full send queue is refused synchronously with the data
+/// handed back. Events come out of [`poll_event`](Self::poll_event) after each
+/// [`turn`](Self::turn). Report the `Data` you are done with through
+/// [`consumed`](Self::consumed): a connection holding its
+/// [`Config::receive_window`] of unconsumed bytes stops reading (or configure
+/// `receive_window: None` if you take each `Data` as it comes and hold nothing).
 ///
 /// ```
 /// use tcpclient_core::{Bytes, Config, Event};
@@ -75,9 +79,13 @@ impl Waker {
 /// event_loop.finish(id)?;
 /// loop {
 ///     event_loop.turn(None)?;
-///     while let Some((_, event)) = event_loop.poll_event() {
+///     while let Some((from, event)) = event_loop.poll_event() {
 ///         match event {
-///             Event::Data(data) => assert_eq!(data, "ping"),
+///             Event::Data(data) => {
+///                 assert_eq!(data, "ping");
+///                 // Done with it: room again in the connection's receive window.
+///                 event_loop.consumed(from, data.len())?;
+///             }
 ///             Event::Closed(report) => {
 ///                 assert!(report.is_clean());
 ///                 return Ok(());
@@ -209,13 +217,22 @@ impl EventLoop {
         self.apply(id, Input::Abort)
     }
 
-    /// Stops (`true`) or resumes (`false`) reading connection `id`: how an application that
-    /// cannot take more data holds the peer back.
-    pub fn pause_reading(&mut self, id: ConnId, paused: bool) {
-        if let Some(conn) = self.conn_mut(id) {
-            conn.paused = paused;
+    /// Tells connection `id`'s client that the application is done with `n` more bytes of
+    /// the `Data` it was given ([`Input::Consumed`]). Past its
+    /// [`Config::receive_window`] of unconsumed bytes a connection stops reading the socket,
+    /// so the server is held back by TCP instead of filling memory; this is how reading
+    /// resumes. (With `receive_window: None` there is nothing to report.) Consuming data of
+    /// a connection that has closed since is fine and does nothing.
+    pub fn consumed(&mut self, id: ConnId, n: usize) -> Result<(), InvalidInput> {
+        let Some(conn) = self.conn_mut(id) else {
+            return Ok(());
+        };
+        let was_full = conn.client.receive_window_full();
+        conn.client.consumed(n)?;
+        if was_full && !conn.client.receive_window_full() {
             self.mark_dirty(id.index);
         }
+        Ok(())
     }
 
     /// Returns the client of a connection that has not closed yet.

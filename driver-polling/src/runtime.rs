@@ -10,12 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{CloseReport, Config, Event, InvalidInput, Phase, SendAdmission};
+use tcpclient_core::{Client, CloseReport, Config, Event, InvalidInput, Phase, SendAdmission};
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
-
-/// Received bytes a handle may hold unread before its connection stops reading the socket.
-const RECEIVE_WINDOW: u64 = 1024 * 1024;
 
 /// What a [`Connection`] hands the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +76,10 @@ pub struct Runtime {
 /// The methods are Kamaelia's inboxes: [`send`](Self::send) (`inbox`),
 /// [`start_tls`](Self::start_tls) (`makessl`), [`finish`](Self::finish)
 /// (`producerFinished`), [`abort`](Self::abort) (`shutdownMicroprocess`); [`recv`](Self::recv)
-/// is the outboxes. Sending is bounded by [`Config::send_limit`]; received data the
-/// application has not taken is bounded too: past a window the connection stops reading
-/// the socket until [`recv`](Self::recv) catches up.
+/// is the outboxes. Sending is bounded by [`Config::send_limit`]; received data is bounded
+/// by [`Config::receive_window`]: `Data` counts as consumed once [`recv`](Self::recv) hands
+/// it out, and a connection whose handle holds a window's worth not yet taken stops reading
+/// the socket until `recv` catches up.
 ///
 /// Dropping the last handle of a connection (this one and every [`ConnectionSender`] made
 /// from it) ends the connection, as dropping a `TcpStream` does: it is aborted, unless
@@ -138,9 +136,10 @@ struct Shared {
     admission: SendAdmission,
     send: Mutex<SendState>,
     room: Condvar,
-    /// Received bytes delivered to the handle's channel and not yet taken out.
-    unread: AtomicU64,
-    reading_paused: AtomicBool,
+    /// `Data` bytes the receiver took out that the loop has not told the client of yet.
+    consumed: AtomicU64,
+    /// The client's receive window is full: the receiver's next take wakes the loop.
+    window_full: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -164,7 +163,8 @@ enum Command {
     StartTls(u64),
     Finish(u64),
     Abort(u64),
-    ResumeReading(u64),
+    /// The receiver took data while the client's receive window was full.
+    Consumed(u64),
     /// The `Connection` (the receiving half) was dropped: nobody takes data any more.
     ReceiverGone(u64),
     /// The last handle was dropped: abort the connection (unless it is finishing), forget it
@@ -205,8 +205,8 @@ impl Runtime {
             admission: SendAdmission::new(&config),
             send: Mutex::new(SendState::default()),
             room: Condvar::new(),
-            unread: AtomicU64::new(0),
-            reading_paused: AtomicBool::new(false),
+            consumed: AtomicU64::new(0),
+            window_full: AtomicBool::new(false),
         });
         let (tx, notifications) = mpsc::channel();
         let command = Command::Connect {
@@ -415,19 +415,17 @@ impl ConnectionSender {
         self.command(Command::Abort(self.key));
     }
 
-    /// Accounts for received data leaving the channel; resumes reading once half the
-    /// window is free.
+    /// Counts received data leaving the channel as consumed; wakes the loop if the client
+    /// waits for that to read again.
     fn taken(&self, notification: &Notification) {
         let Notification::Event(Event::Data(data)) = notification else {
             return;
         };
-        let before = self
-            .shared
-            .unread
-            .fetch_sub(data.len() as u64, Ordering::AcqRel);
-        let after = before.saturating_sub(data.len() as u64);
-        if after <= RECEIVE_WINDOW / 2 && self.shared.reading_paused.swap(false, Ordering::AcqRel) {
-            self.command(Command::ResumeReading(self.key));
+        self.shared
+            .consumed
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        if self.shared.window_full.swap(false, Ordering::SeqCst) {
+            self.command(Command::Consumed(self.key));
         }
     }
 
@@ -613,21 +611,27 @@ impl LoopThread {
                 Command::Finish(key) | Command::Abort(key) if self.is_closed(key) => {}
                 Command::Finish(key) => self.refusable(key, EventLoop::finish),
                 Command::Abort(key) => self.refusable(key, EventLoop::abort),
-                Command::ResumeReading(key) => {
+                Command::Consumed(key) => {
                     if let Some(handle) = self.handles.get(&key) {
-                        self.event_loop.pause_reading(handle.id, false);
+                        pass_on_consumption(&mut self.event_loop, handle);
                     }
                 }
                 Command::ReceiverGone(key) => {
-                    let Some(handle) = self.handles.get_mut(&key) else {
+                    let Some(handle) = self.handles.get(&key) else {
                         continue;
                     };
-                    // What waited unread is gone with the receiver; reading must go on (a
-                    // sender may still be finishing, and its drain needs the peer's EOF).
-                    handle.shared.unread.store(0, Ordering::Release);
-                    if handle.shared.reading_paused.swap(false, Ordering::AcqRel) {
-                        self.event_loop.pause_reading(handle.id, false);
-                    }
+                    // What waited in the channel is gone with the receiver, and what comes
+                    // from now on will be dropped: all of it is consumed, so reading goes on
+                    // (a sender may still be finishing, and its drain needs the peer's EOF).
+                    handle.shared.consumed.store(0, Ordering::SeqCst);
+                    handle.shared.window_full.store(false, Ordering::SeqCst);
+                    let unconsumed = self
+                        .event_loop
+                        .client(handle.id)
+                        .map_or(0, Client::bytes_unconsumed);
+                    let _ = self
+                        .event_loop
+                        .consumed(handle.id, usize::try_from(unconsumed).unwrap_or(usize::MAX));
                 }
                 Command::Dropped(key) => {
                     let Some(handle) = self.handles.get_mut(&key) else {
@@ -706,35 +710,21 @@ impl LoopThread {
                 handle.written = report.bytes_written;
             }
             let data_len = match &event {
-                Event::Data(data) => Some(data.len() as u64),
+                Event::Data(data) => Some(data.len()),
                 _ => None,
             };
             let closed = matches!(event, Event::Closed(_));
-            // Counted before it is sent, so that the receiver never takes out more than
-            // went in.
-            let unread =
-                data_len.map(|len| handle.shared.unread.fetch_add(len, Ordering::AcqRel) + len);
             let delivered = handle
                 .notifications
                 .send(Notification::Event(event))
                 .is_ok();
-            if let (Some(len), Some(unread)) = (data_len, unread) {
-                handle.received += len;
-                // Only what waits in a live channel counts against the window: with every
-                // receiver gone the data is dropped, and reading goes on.
-                let unread = if delivered {
-                    unread
+            if let Some(len) = data_len {
+                handle.received += len as u64;
+                if delivered {
+                    pass_on_consumption(&mut self.event_loop, handle);
                 } else {
-                    handle
-                        .shared
-                        .unread
-                        .fetch_sub(len, Ordering::AcqRel)
-                        .saturating_sub(len)
-                };
-                if unread >= RECEIVE_WINDOW
-                    && !handle.shared.reading_paused.swap(true, Ordering::AcqRel)
-                {
-                    self.event_loop.pause_reading(id, true);
+                    // Nobody will take it: dropped, so consumed.
+                    let _ = self.event_loop.consumed(id, len);
                 }
             }
             if closed {
@@ -753,6 +743,30 @@ impl LoopThread {
                 .shared
                 .settled(written.saturating_sub(handle.written));
             handle.written = written;
+        }
+    }
+}
+
+/// Tells the client what the receiver took since the last time, and, while its receive
+/// window stays full, has the receiver's next take wake the loop. (The flag is raised before
+/// looking for takes once more, so a take either is seen here or sees the flag.)
+fn pass_on_consumption(event_loop: &mut EventLoop, handle: &Handle) {
+    let shared = &handle.shared;
+    loop {
+        let taken = shared.consumed.swap(0, Ordering::SeqCst);
+        if taken > 0 {
+            let _ = event_loop.consumed(handle.id, usize::try_from(taken).unwrap_or(usize::MAX));
+        }
+        let full = event_loop
+            .client(handle.id)
+            .is_some_and(Client::receive_window_full);
+        if !full {
+            shared.window_full.store(false, Ordering::SeqCst);
+            return;
+        }
+        shared.window_full.store(true, Ordering::SeqCst);
+        if shared.consumed.load(Ordering::SeqCst) == 0 {
+            return;
         }
     }
 }

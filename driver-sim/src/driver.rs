@@ -20,7 +20,7 @@ use tcpclient_core::{
 };
 use tcpclient_testkit::Monitor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use turmoil::net::TcpStream;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -33,10 +33,13 @@ const READ_BUFFER: usize = 64 * 1024;
 /// driver's `Connection`, but for code running inside the simulation.
 ///
 /// Requests go straight to the client, so they are refused synchronously (the data handed
-/// back); events arrive through [`recv`](Self::recv).
+/// back); events arrive through [`recv`](Self::recv), which counts the `Data` it hands out as
+/// consumed ([`Input::Consumed`], when the client has a window): what waits for `recv` is
+/// bounded by the client's [`Config::receive_window`] (plus the one read that crossed it).
 pub struct SimConnection {
     sender: SimSender,
-    events: mpsc::UnboundedReceiver<Event>,
+    /// `Closed` was handed out: nothing more comes.
+    done: bool,
 }
 
 /// The requesting half of a [`SimConnection`], cheap to clone, so that a producer task can
@@ -63,6 +66,13 @@ struct Shared {
     wake: Notify,
     /// Every input and output goes through it: the invariants are checked as the run goes.
     monitor: RefCell<Monitor>,
+    /// Events for the application, in order. Bounded by the core: it stops reading at its
+    /// receive window, and `recv` reports what it takes as consumed.
+    events: RefCell<VecDeque<Event>>,
+    /// An event was queued, or the driver loop ended.
+    events_ready: Notify,
+    /// The driver loop ended (or was dropped): no more events will come.
+    driver_gone: std::cell::Cell<bool>,
 }
 
 impl SimConnection {
@@ -71,10 +81,25 @@ impl SimConnection {
         self.sender.clone()
     }
 
-    /// The next event; `None` after `Closed`.
+    /// The next event; `None` after `Closed`. `Data` counts as consumed once handed out.
     #[doc(alias = "outbox")]
     pub async fn recv(&mut self) -> Option<Event> {
-        self.events.recv().await
+        let shared = &self.sender.shared;
+        loop {
+            let next = shared.events.borrow_mut().pop_front();
+            match next {
+                Some(event) => {
+                    let window = shared.client.borrow().config().receive_window;
+                    if let (Event::Data(data), Some(_)) = (&event, window) {
+                        shared.report(Input::Consumed(data.len()));
+                    }
+                    self.done |= matches!(event, Event::Closed(_));
+                    return Some(event);
+                }
+                None if self.done || shared.driver_gone.get() => return None,
+                None => shared.events_ready.notified().await,
+            }
+        }
     }
 }
 
@@ -137,6 +162,12 @@ impl Shared {
         }
     }
 
+    /// Queues an event for [`SimConnection::recv`].
+    fn deliver(&self, event: Event) {
+        self.events.borrow_mut().push_back(event);
+        self.events_ready.notify_one();
+    }
+
     fn poll_output(&self) -> Option<Output> {
         let output = self
             .monitor
@@ -192,13 +223,15 @@ pub fn connect_with_dns(
         client: RefCell::new(client),
         trace,
         wake: Notify::new(),
+        events: RefCell::new(VecDeque::new()),
+        events_ready: Notify::new(),
+        driver_gone: std::cell::Cell::new(false),
     });
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let driver = drive(shared.clone(), events_tx, dns);
+    let driver = drive(shared.clone(), dns);
     (
         SimConnection {
             sender: SimSender { shared },
-            events,
+            done: false,
         },
         driver,
     )
@@ -208,11 +241,9 @@ type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
 
 /// The loop: perform outputs, then wait (biased) for a request, the connect, a write, a
 /// read or the deadline, and report what happened.
-async fn drive(
-    shared: Rc<Shared>,
-    events: mpsc::UnboundedSender<Event>,
-    dns: Option<SimDns>,
-) -> DriverEnd {
+async fn drive(shared: Rc<Shared>, dns: Option<SimDns>) -> DriverEnd {
+    // However the loop ends (returned, or dropped with the simulation), `recv` stops waiting.
+    let _gone = DriverGone(shared.clone());
     let mut socket: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
     // Answers of the simulated name service, due at their instants.
     let mut answers: Vec<(Instant, Family, Result<Vec<SocketAddr>, std::io::ErrorKind>)> =
@@ -265,7 +296,7 @@ async fn drive(
                     pending.clear();
                 }
                 Output::Event(Event::Closed(report)) => {
-                    let _ = events.send(Event::Closed(report.clone()));
+                    shared.deliver(Event::Closed(report.clone()));
                     // One more poll: the monitor flags anything that comes after Closed.
                     let _ = shared.poll_output();
                     let violations = shared.monitor.borrow_mut().take_violations();
@@ -274,9 +305,7 @@ async fn drive(
                         violations,
                     };
                 }
-                Output::Event(event) => {
-                    let _ = events.send(event);
-                }
+                Output::Event(event) => shared.deliver(event),
             }
         }
 
@@ -340,6 +369,16 @@ async fn drive(
             }
             () = sleep => shared.report(Input::Timeout),
         }
+    }
+}
+
+/// Marks the driver loop gone when it ends.
+struct DriverGone(Rc<Shared>);
+
+impl Drop for DriverGone {
+    fn drop(&mut self) {
+        self.0.driver_gone.set(true);
+        self.0.events_ready.notify_one();
     }
 }
 

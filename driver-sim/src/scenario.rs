@@ -22,6 +22,9 @@ use crate::rng::SplitMix;
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
 use crate::trace::Trace;
 
+/// turmoil's default TCP capacity, in segments.
+pub const TURMOIL_TCP_CAPACITY: usize = 64;
+
 /// Simulated time a scenario may take before it counts as a hang.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(120);
 
@@ -102,6 +105,16 @@ pub struct Scenario {
     pub max_latency: Duration,
     /// One server host, or one per address family (Happy Eyeballs).
     pub network: Network,
+    /// See [`Config::receive_window`].
+    pub receive_window: Option<usize>,
+    /// See [`Config::stall_timeout`].
+    pub stall_timeout: Option<Duration>,
+    /// A slow application: it waits this long after each `Data` before taking the next
+    /// event (and so before the core counts more as consumed).
+    pub consume_pause: Option<Duration>,
+    /// Segments turmoil lets one direction of a connection hold unread (its TCP buffers):
+    /// a writer blocks once the reader is this far behind.
+    pub tcp_capacity: usize,
 }
 
 impl Scenario {
@@ -147,6 +160,23 @@ impl Scenario {
             half_open: rng.chance(1, 4),
             max_latency: Duration::from_millis(1 + rng.below(100)),
             network: Network::random(&mut rng),
+            receive_window: match rng.below(4) {
+                0 => None,
+                1 => Some(1 << (10 + rng.below(7))),
+                _ => Config::new("server", PORT).receive_window,
+            },
+            stall_timeout: match rng.below(3) {
+                0 => Some(Duration::from_millis(500 + rng.below(4500))),
+                _ => Config::new("server", PORT).stall_timeout,
+            },
+            consume_pause: rng
+                .chance(1, 3)
+                .then(|| Duration::from_millis(1 + rng.below(50))),
+            tcp_capacity: if rng.chance(1, 3) {
+                1 + rng.below(16) as usize
+            } else {
+                TURMOIL_TCP_CAPACITY
+            },
         }
     }
 
@@ -169,13 +199,29 @@ impl Scenario {
             half_open: false,
             max_latency: Duration::from_millis(10),
             network: Network::SingleStack,
+            receive_window: Config::new("server", PORT).receive_window,
+            stall_timeout: Config::new("server", PORT).stall_timeout,
+            consume_pause: None,
+            tcp_capacity: TURMOIL_TCP_CAPACITY,
         }
     }
 
     /// A one-line description, for summaries.
     pub fn describe(&self) -> String {
+        let window = match self.receive_window {
+            Some(window) => format!("receive window {window} B"),
+            None => "no receive window".into(),
+        };
+        let consumer = match self.consume_pause {
+            Some(pause) => format!("consumes every {} ms", pause.as_millis()),
+            None => "consumes at once".into(),
+        };
+        let buffers = match self.tcp_capacity {
+            TURMOIL_TCP_CAPACITY => String::new(),
+            segments => format!(", TCP buffers of {segments} segments"),
+        };
         format!(
-            "seed {}: {} server, {}, {}, {} messages then {}, faults: {}",
+            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}, faults: {}",
             self.seed,
             self.server.name(),
             self.network.label(),
@@ -191,6 +237,8 @@ impl Scenario {
             .with_connect_timeout(self.connect_timeout)
             .with_drain_timeout(self.drain_timeout)
             .with_idle_timeout(self.idle_timeout)
+            .with_stall_timeout(self.stall_timeout)
+            .with_receive_window(self.receive_window)
             .with_send_limit(self.send_limit)
             .with_on_peer_eof(if self.half_open {
                 OnPeerEof::KeepWriting
@@ -258,6 +306,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
         .simulation_duration(SIMULATION_LIMIT)
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(scenario.max_latency)
+        .tcp_capacity(scenario.tcp_capacity)
         .build();
     let trace = Trace::new();
     let app_log = Rc::new(RefCell::new(AppLog::default()));
@@ -302,10 +351,11 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let config = scenario.config(&client_tls);
     let dns = scenario.network.dns();
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
-    let (app, driver_end) = (app_log.clone(), end.clone());
+    let (app, driver_end, pause) = (app_log.clone(), end.clone(), scenario.consume_pause);
     sim.client("client", async move {
         let (conn, driver) = connect_with_dns(config, client_trace, dns);
-        let (finished, ()) = tokio::join!(driver, application(conn, script, tls, app));
+        let app = application(conn, script, tls, pause, app);
+        let (finished, ()) = tokio::join!(driver, app);
         *driver_end.borrow_mut() = Some(finished);
         Ok(())
     });
@@ -457,10 +507,11 @@ fn check_bytes(
     let mutual = report.result == Ok(Ending::Finished) && report.peer_closed;
     let reads_to_eof = !matches!(
         scenario.server,
-        ServerKind::Silent | ServerKind::ClosesMidStream | ServerKind::Resets
+        ServerKind::Silent | ServerKind::ClosesMidStream | ServerKind::Resets | ServerKind::Flood
     );
-    if mutual && reads_to_eof && scenario.schedule.faults.is_empty() {
-        if server.received != app.sent {
+    let sends_to_eof = reads_to_eof || scenario.server == ServerKind::Flood;
+    if mutual && sends_to_eof && scenario.schedule.faults.is_empty() {
+        if reads_to_eof && server.received != app.sent {
             violations.push(format!(
                 "a clean close, yet the server got {} of {} bytes",
                 server.received.len(),
@@ -483,6 +534,7 @@ async fn application(
     mut conn: crate::SimConnection,
     script: Script,
     tls: TlsMode,
+    consume_pause: Option<Duration>,
     log: Rc<RefCell<AppLog>>,
 ) {
     let sender = conn.sender();
@@ -497,12 +549,17 @@ async fn application(
             while let Some(event) = conn.recv().await {
                 match event {
                     Event::Data(data) => {
-                        let mut log = log.borrow_mut();
-                        log.received.extend_from_slice(&data);
-                        if tls == TlsMode::StartTls
-                            && log.received.windows(8).any(|w| w == b"220 go\r\n")
                         {
-                            go_ahead.notify_one();
+                            let mut log = log.borrow_mut();
+                            log.received.extend_from_slice(&data);
+                            if tls == TlsMode::StartTls
+                                && log.received.windows(8).any(|w| w == b"220 go\r\n")
+                            {
+                                go_ahead.notify_one();
+                            }
+                        }
+                        if let Some(pause) = consume_pause {
+                            tokio::time::sleep(pause).await;
                         }
                     }
                     Event::SendReady => room.notify_one(),

@@ -40,7 +40,13 @@ pub enum ServerKind {
     Resets,
     /// Answers anything with garbage that is not TLS.
     Garbage,
+    /// Sends [`FLOOD_BYTES`] as fast as the client takes them without reading, then closes
+    /// its side and waits for the client's EOF.
+    Flood,
 }
+
+/// What a [`ServerKind::Flood`] server sends.
+pub const FLOOD_BYTES: usize = 1024 * 1024;
 
 impl ServerKind {
     /// The kind's name in summaries and traces: its variant's name.
@@ -55,11 +61,12 @@ impl ServerKind {
             ServerKind::ClosesMidStream => "ClosesMidStream",
             ServerKind::Resets => "Resets",
             ServerKind::Garbage => "Garbage",
+            ServerKind::Flood => "Flood",
         }
     }
 
     /// Every kind, for sweeps.
-    pub const ALL: [ServerKind; 9] = [
+    pub const ALL: [ServerKind; 10] = [
         ServerKind::Echo,
         ServerKind::Sink,
         ServerKind::StartTlsLine,
@@ -69,6 +76,7 @@ impl ServerKind {
         ServerKind::ClosesMidStream,
         ServerKind::Resets,
         ServerKind::Garbage,
+        ServerKind::Flood,
     ];
 
     /// Whether this server sends back what it receives (so the client has data to check).
@@ -161,6 +169,20 @@ async fn handle(
             log.borrow_mut().received.extend_from_slice(&buf[..n]);
         },
         ServerKind::Silent => std::future::pending().await,
+        ServerKind::Flood => {
+            for start in (0..FLOOD_BYTES).step_by(buf.len()) {
+                let chunk: Vec<u8> = (start..(start + buf.len()).min(FLOOD_BYTES))
+                    .map(|i| (i % 239) as u8)
+                    .collect();
+                stream.write_all(&chunk).await?;
+                log.borrow_mut().sent.extend_from_slice(&chunk);
+            }
+            stream.shutdown().await?;
+            // Only now read, until the client's EOF: turmoil answers a FIN that reaches a
+            // socket already dropped with a reset, where a kernel would still take it.
+            while stream.read(&mut buf).await? > 0 {}
+            Ok(())
+        }
         ServerKind::Garbage => loop {
             let n = stream.read(&mut buf).await?;
             if n == 0 {
@@ -241,7 +263,11 @@ async fn tls_echo(
         if closed {
             conn.send_close_notify();
             flush(&mut conn, &mut writer).await?;
-            return writer.shutdown().await;
+            writer.shutdown().await?;
+            // Keep the socket until the client's FIN: turmoil answers a FIN that reaches a
+            // socket already dropped with a reset, where a kernel would still take it.
+            while reader.read(&mut buf).await? > 0 {}
+            return Ok(());
         }
         flush(&mut conn, &mut writer).await?;
         let n = reader.read(&mut buf).await?;

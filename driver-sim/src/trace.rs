@@ -30,7 +30,7 @@ impl Trace {
         let details = match input {
             Input::Send(data) => json!({ "bytes": data.len() }),
             Input::Received(data) => json!({ "bytes": data.len() }),
-            Input::Written(n) => json!({ "bytes": n }),
+            Input::Written(n) | Input::Consumed(n) => json!({ "bytes": n }),
             Input::Resolved(addrs) => {
                 json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
             }

@@ -5,9 +5,13 @@
 //! all feed their client through a [`Monitor`]. Invariants that need the peer (4, order) and
 //! the whole run (7, termination; 9, determinism) are checked by those harnesses on top.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tcpclient_core::{AttemptId, Client, Event, Input, InvalidInput, Output, Phase};
+use tcpclient_core::{AttemptId, Client, Error, Event, Input, InvalidInput, Output, Phase};
+
+/// The most plaintext one read can bring beyond its own length: a TLS record begun in
+/// earlier reads (16 KiB of plaintext, less its overhead already counted).
+const ONE_RECORD: u64 = 16 * 1024 + 256;
 
 /// Watches one [`Client`]: feed it through [`Monitor::input`] and drain it through
 /// [`Monitor::poll_output`], and every invariant below is checked as it goes. Broken ones
@@ -18,13 +22,22 @@ use tcpclient_core::{AttemptId, Client, Event, Input, InvalidInput, Output, Phas
 /// | 1. one ending | no output after `Closed` |
 /// | 2. sockets | attempt ids never reused; every attempt ends exactly once (`Cancel`, or `Close`/`Reset` for the one that won); at most one attempt wins; `Transmit` and `ShutdownWrite` only after a win, on the winner; no socket left at `Closed` |
 /// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports and the `Data` events |
-/// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit |
+/// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit; unconsumed `Data` past the receive window only by what the read that crossed it brought, and no read asked for (`wants_read`) at or past the window |
 /// | 6. FIN last | `ShutdownWrite` only once every transmit was reported written |
 /// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
 /// | 8. refusals and late reports change nothing | the client before and after |
+/// | 11. a vanished peer is found | while handed-out bytes wait to be written, a deadline at or before the last write progress plus the stall timeout; `Stalled` never before it |
 #[derive(Debug)]
 pub struct Monitor {
     limit: u64,
+    receive_window: Option<u64>,
+    stall_timeout: Option<Duration>,
+    /// The latest instant of an input (the client's clock never runs back).
+    now: Option<Instant>,
+    /// When bytes in flight last moved: the first handed out, or the last written.
+    last_progress: Option<Instant>,
+    /// `Data` bytes the application reported consumed.
+    consumed: u64,
     /// Attempts under way, by id.
     attempts: Vec<AttemptId>,
     /// Attempts ever started (ids below this were issued).
@@ -75,8 +88,14 @@ impl Snapshot {
 impl Monitor {
     /// A monitor for `client`, before any input.
     pub fn new(client: &Client) -> Self {
+        let config = client.config();
         Self {
-            limit: client.config().send_limit as u64,
+            limit: config.send_limit as u64,
+            receive_window: config.receive_window.map(|w| w as u64),
+            stall_timeout: config.stall_timeout,
+            now: None,
+            last_progress: None,
+            consumed: 0,
             attempts: Vec::new(),
             issued: 0,
             winner: None,
@@ -118,6 +137,11 @@ impl Monitor {
             Input::Written(n) => *n as u64,
             _ => 0,
         };
+        let (read, consumed) = match &input {
+            Input::Received(data) => (Some(data.len() as u64), 0),
+            Input::Consumed(n) => (None, *n as u64),
+            _ => (None, 0),
+        };
         let connected = match &input {
             Input::Connected(attempt) => Some(*attempt),
             _ => None,
@@ -149,6 +173,20 @@ impl Monitor {
         let Ok(()) = answer else {
             return answer;
         };
+        self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
+        self.consumed += consumed;
+        if let Some(len) = read {
+            self.check_read(before.received, client.bytes_received(), len);
+        }
+        if written > 0 {
+            self.last_progress = self.now;
+        }
+        if client.wants_read() && self.over_window(client.bytes_received()) {
+            self.violate(format!(
+                "the client asks to read with {} bytes unconsumed, at or past its window",
+                client.bytes_received() - self.consumed
+            ));
+        }
         if let Some(len) = sent {
             self.accepted += len;
             if before.queued > 0 && client.bytes_queued() > self.limit {
@@ -184,6 +222,7 @@ impl Monitor {
             {
                 self.violate("after a Timeout a deadline is left in the past".into());
             }
+            self.check_stall_deadline(client);
             return None;
         };
         self.output(&output);
@@ -203,6 +242,47 @@ impl Monitor {
     /// Records a broken invariant seen by the harness around the monitor.
     pub fn violate(&mut self, what: String) {
         self.violations.push(what);
+    }
+
+    /// The unconsumed bytes, with `received` delivered, are at or past the receive window.
+    fn over_window(&self, received: u64) -> bool {
+        self.receive_window
+            .is_some_and(|window| received - self.consumed.min(received) >= window)
+    }
+
+    /// A read of `len` bytes took the delivered bytes from `before` to `after`: it was asked
+    /// for (the window had room), and it brought no more than itself and one record.
+    fn check_read(&mut self, before: u64, after: u64, len: u64) {
+        if self.over_window(before) {
+            self.violate(format!(
+                "a read was taken with {} bytes unconsumed, at or past the window",
+                before - self.consumed.min(before)
+            ));
+        }
+        if after - before > len + ONE_RECORD {
+            self.violate(format!(
+                "a read of {len} bytes delivered {} bytes",
+                after - before
+            ));
+        }
+    }
+
+    /// While handed-out bytes wait to be written, the client must wake by the last write
+    /// progress plus the stall timeout.
+    fn check_stall_deadline(&mut self, client: &Client) {
+        let (Some(stall), Some(progress)) = (self.stall_timeout, self.last_progress) else {
+            return;
+        };
+        if self.closed || !self.connected || self.handed_out == self.written {
+            return;
+        }
+        let due = progress + stall;
+        if client.poll_timeout().is_none_or(|next| next > due) {
+            self.violate(format!(
+                "bytes wait to be written with no deadline by the stall timeout ({:?} after the last progress)",
+                stall
+            ));
+        }
     }
 
     fn output(&mut self, output: &Output) {
@@ -234,6 +314,9 @@ impl Monitor {
                 if !self.connected {
                     self.violate("Transmit before an attempt won".into());
                 }
+                if self.handed_out == self.written {
+                    self.last_progress = self.now;
+                }
                 self.handed_out += bytes.len() as u64;
             }
             Output::ShutdownWrite => {
@@ -262,6 +345,15 @@ impl Monitor {
             Output::Event(Event::Data(data)) => self.received += data.len() as u64,
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
+                let due = self
+                    .stall_timeout
+                    .zip(self.last_progress)
+                    .map(|(s, p)| p + s);
+                if report.result == Err(Error::Stalled)
+                    && due.is_none_or(|due| self.now < Some(due))
+                {
+                    self.violate("Stalled before the stall timeout ran out".into());
+                }
                 if self.connected || !self.attempts.is_empty() {
                     self.violate(format!(
                         "Closed while the driver still holds sockets: attempts {:?}, connected {}",

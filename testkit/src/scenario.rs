@@ -27,7 +27,10 @@ pub struct Setup {
     pub half_open: bool,
     /// Arm an idle timeout, in 100 ms steps (0: none).
     pub idle_100ms: u8,
-    /// The send limit is `64 << (limit_shift % 12)` bytes: 64 B to 128 KiB.
+    /// The send limit is `64 << (limit_shift % 12)` bytes: 64 B to 128 KiB. The rest of it,
+    /// `(limit_shift / 12) % 4`, picks the receive window: the default (1 MiB), none (the
+    /// application consumes on delivery), 64 B or 4 KiB. (One field for both keeps the
+    /// corpus's meaning.)
     pub limit_shift: u8,
     /// Connect, drain and handshake timeouts, in 100 ms steps (0 means 1).
     pub timeout_100ms: [u8; 4],
@@ -51,6 +54,12 @@ impl Setup {
             .with_tls_handshake_timeout(step(handshake))
             .with_idle_timeout((self.idle_100ms > 0).then(|| step(self.idle_100ms)))
             .with_send_limit(64 << (self.limit_shift % 12))
+            .with_receive_window(match (self.limit_shift / 12) % 4 {
+                0 => Config::new(host, 4433).receive_window,
+                1 => None,
+                2 => Some(64),
+                _ => Some(4096),
+            })
             .with_on_peer_eof(if self.half_open {
                 OnPeerEof::KeepWriting
             } else {
@@ -104,12 +113,14 @@ pub enum Op {
     ServerFin,
     /// The connection is reset.
     Reset,
-    /// The clock moves forward this many 10 ms steps (the client is not told).
+    /// The clock moves forward this many 10 ms steps (the client is not told), and the
+    /// application consumes up to 64 bytes per step of what it was delivered.
     Advance(u8),
     /// The clock jumps to the next deadline and the client is told.
     Timeout,
-    /// A well-behaved network: answers a pending resolution with one address, completes a
-    /// pending connect, then writes, reads and delivers FINs until nothing moves.
+    /// A well-behaved network and application: answers a pending resolution with one
+    /// address, completes a pending connect, then writes, reads, consumes what was delivered
+    /// and delivers FINs until nothing moves.
     Settle,
     /// The driver misbehaves: a report that makes no sense now, which the client must refuse;
     /// or, once the client has closed, the same report arriving late, which it must accept

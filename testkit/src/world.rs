@@ -438,7 +438,10 @@ impl World {
                     self.expect_accepted(reset)?;
                 }
             }
-            Op::Advance(steps) => self.now += Duration::from_millis(10 * u64::from(*steps)),
+            Op::Advance(steps) => {
+                self.now += Duration::from_millis(10 * u64::from(*steps));
+                self.consume(64 * u64::from(*steps))?;
+            }
             Op::Timeout => self.timeout()?,
             Op::Settle => self.settle()?,
             Op::Misuse(misuse) => self.misuse(*misuse)?,
@@ -567,6 +570,17 @@ impl World {
         Ok(false)
     }
 
+    /// The application reports up to `max` delivered bytes consumed (with a window; without
+    /// one it consumes on delivery and says nothing).
+    fn consume(&mut self, max: u64) -> Result<(), Violation> {
+        let unconsumed = self.client.bytes_unconsumed().min(max);
+        if self.client.config().receive_window.is_none() || unconsumed == 0 {
+            return Ok(());
+        }
+        let n = usize::try_from(unconsumed).unwrap_or(usize::MAX);
+        self.expect_accepted(Input::Consumed(n))
+    }
+
     fn timeout(&mut self) -> Result<(), Violation> {
         let Some(deadline) = self.client.poll_timeout() else {
             return Ok(());
@@ -586,6 +600,7 @@ impl World {
         }
         for _ in 0..1000 {
             let wrote = self.write(usize::MAX)?;
+            self.consume(u64::MAX)?;
             let read = self.deliver(usize::MAX)?;
             if !wrote && !read {
                 return Ok(());

@@ -33,7 +33,10 @@ fn until_closed(
     loop {
         while let Some((from, event)) = event_loop.poll_event() {
             match event {
-                Event::Data(data) if from == id => on_data(&data),
+                Event::Data(data) if from == id => {
+                    on_data(&data);
+                    event_loop.consumed(id, data.len()).map_err(failed)?;
+                }
                 Event::Closed(report) if from == id => {
                     return if report.is_clean() {
                         Ok(())
@@ -84,9 +87,10 @@ pub fn ours_echo(addr: SocketAddr, message: &Bytes, count: usize) -> io::Result<
             Ok(()) => left -= 1,
             Err(InvalidInput::QueueFull { .. }) => {
                 event_loop.turn(None)?;
-                while let Some((_, event)) = event_loop.poll_event() {
+                while let Some((from, event)) = event_loop.poll_event() {
                     if let Event::Data(data) = event {
                         received += data.len() as u64;
+                        event_loop.consumed(from, data.len()).map_err(failed)?;
                     }
                 }
             }
