@@ -73,9 +73,10 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                     socket = None;
                     Ok(())
                 }
+                // Copied out, so done with: room again in the receive window.
                 Output::Event(Event::Data(data)) => {
                     echo.extend_from_slice(&data);
-                    Ok(())
+                    client.handle_input(now, Input::Consumed(data.len()))
                 }
                 Output::Event(Event::Closed(report)) => {
                     println!("echo: {:?}", String::from_utf8_lossy(&echo));

@@ -128,7 +128,11 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                         socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO))?;
                     }
                 }
-                Output::Event(Event::Data(data)) => echo.extend_from_slice(&data),
+                Output::Event(Event::Data(data)) => {
+                    echo.extend_from_slice(&data);
+                    // Copied out, so done with: room again in the receive window.
+                    client.consumed(data.len())?;
+                }
                 Output::Event(Event::Closed(report)) => {
                     if !report.is_clean() || echo != payload {
                         return Err(format!(

@@ -47,6 +47,10 @@
 //!   connection with [`Ending::Finished`] and `peer_closed: false` in the report if our side
 //!   closed completely (every byte written, TLS `close_notify` and FIN sent), and with
 //!   [`Error::DrainTimeout`] if it did not.
+//! - **Consume what you are given.** With a [`Config::receive_window`] (1 MiB by default),
+//!   report the `Data` bytes you are done with as [`Input::Consumed`] (or
+//!   [`Client::consumed`]); reading stops while the window is full and resumes once you do.
+//!   An application that takes every `Data` as it comes sets the window to `None`.
 //! - **[`Input::StartTls`]** may come once, before shutdown. Before the connection is up it
 //!   means TLS from the first byte. Bytes sent before it leave in plaintext, before the
 //!   ClientHello. The session starts at the first drain after it (once connected); from
@@ -70,6 +74,11 @@
 //! - **Bounded memory.** Bytes accepted but not yet written never exceed
 //!   [`Config::send_limit`] (one oversized `Send` into an empty queue excepted); past it a
 //!   `Send` is refused with the data handed back, and [`Event::SendReady`] says when to retry.
+//!   Received data the application has not reported consumed ([`Input::Consumed`]) stops
+//!   the reading at [`Config::receive_window`], overshooting it by one read at most.
+//! - **Dead peers are found.** Bytes that see no write progress for
+//!   [`Config::stall_timeout`] end the connection with [`Error::Stalled`]; the default socket
+//!   options add keepalive and `TCP_USER_TIMEOUT` for connections that only read.
 //! - **No panics, no hangs.** An input that makes no sense is refused with [`InvalidInput`];
 //!   every wait has a deadline, so a shutdown request plus enough time always ends in
 //!   `Closed`.

@@ -630,12 +630,12 @@ fn outgoing_queue_takes_one_oversized_send_when_empty() {
     );
 }
 
-/// Kamaelia holds a chunk back while its outbox is full. The core holds nothing: each read
-/// the driver makes becomes one `Data` event at once, so the application decides how much
-/// received data exists by deciding when the driver reads.
+/// Kamaelia holds a chunk back while its outbox is full, and reads on without bound. The core
+/// holds nothing: each read the driver makes becomes one `Data` event at once, and at the
+/// receive window it stops asking for reads until the application consumes.
 #[test]
 fn outbox_full() {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local().with_receive_window(Some(6)));
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));
 
@@ -643,14 +643,33 @@ fn outbox_full() {
         h.input(Input::Received(b"one")),
         [Output::Event(Event::Data(data(b"one")))]
     );
+    assert!(h.client.wants_read());
     assert_eq!(
         h.input(Input::Received(b"two")),
         [Output::Event(Event::Data(data(b"two")))]
     );
     assert_eq!(h.client.bytes_received(), 6);
-    assert!(h.client.wants_read());
+    assert!(!h.client.wants_read(), "the window is full: no more reads");
 
+    h.input(Input::Consumed(3));
+    assert!(h.client.wants_read(), "consumed: reading resumes");
     h.input(Input::PeerEof);
     assert!(!h.client.wants_read(), "after EOF the driver stops reading");
     assert!(events(&h.outputs()).is_empty());
+}
+
+/// Kamaelia waits for ever on a peer that vanished with data queued; here the stall timeout
+/// ends it.
+#[test]
+fn peer_vanishes_with_data_queued() {
+    let mut h = Harness::new(local().with_stall_timeout(Some(secs(30))));
+    h.input(Input::Send(data(b"unanswered")));
+    h.input(Input::Connected(AttemptId(0)));
+
+    let outputs = h.fire();
+
+    assert_eq!(h.elapsed(), secs(30));
+    let report = closed(&outputs);
+    assert_eq!(report.result, Err(Error::Stalled));
+    assert_eq!(report.bytes_undelivered, 10);
 }

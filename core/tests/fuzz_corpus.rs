@@ -83,6 +83,7 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
         "UnexpectedEof",
         "IdleTimeout",
         "DrainTimeout",
+        "Stalled",
     ];
     let missing = never_reached(&all_endings, &endings);
     assert!(

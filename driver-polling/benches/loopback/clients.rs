@@ -304,3 +304,48 @@ pub fn std_writev(addr: SocketAddr, message: &[u8], count: usize, batch: usize) 
     reader.read_to_end(&mut rest)?;
     Ok(())
 }
+
+/// The read buffer of the receive contenders: the polling driver's own read size.
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// Ours: reads until the server's EOF, reporting each `Data` consumed as it comes; returns
+/// the bytes received.
+pub fn ours_receive(addr: SocketAddr) -> io::Result<u64> {
+    let mut event_loop = EventLoop::new()?;
+    let id = event_loop.connect(config(addr, None));
+    let mut received = 0u64;
+    until_closed(&mut event_loop, id, |data| received += data.len() as u64)?;
+    Ok(received)
+}
+
+/// std: a blocking read loop until EOF; returns the bytes received.
+pub fn std_receive(addr: SocketAddr) -> io::Result<u64> {
+    let mut stream = TcpStream::connect(addr)?;
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
+    let mut received = 0u64;
+    loop {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => received += n as u64,
+        }
+    }
+    stream.shutdown(Shutdown::Write)?;
+    Ok(received)
+}
+
+/// tokio: a read loop until EOF on one task; returns the bytes received.
+pub fn tokio_receive(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> io::Result<u64> {
+    rt.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let mut received = 0u64;
+        loop {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => received += n as u64,
+            }
+        }
+        stream.shutdown().await?;
+        Ok(received)
+    })
+}

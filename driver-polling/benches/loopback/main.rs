@@ -213,6 +213,42 @@ fn main() -> io::Result<()> {
         )?;
     }
 
+    if wanted("receive") {
+        let addr = servers::source(sizes.bulk);
+        let expected = (sizes.bulk / (16 * 1024) * 16 * 1024) as u64;
+        let gbps = |start: Instant, received: u64| {
+            if received == expected {
+                Ok(received as f64 / start.elapsed().as_secs_f64() / 1e9)
+            } else {
+                Err(io::Error::other(format!(
+                    "received {received} of {expected}"
+                )))
+            }
+        };
+        section(
+            &format!(
+                "Bulk receive, plain: {} from the server in 16 KiB writes, 64 KiB reads",
+                human(sizes.bulk)
+            ),
+            GBPS,
+            reps,
+            vec![
+                Variant::ours("ours: EventLoop, each Data consumed as it comes", || {
+                    let start = Instant::now();
+                    clients::ours_receive(addr).and_then(|n| gbps(start, n))
+                }),
+                Variant::peer("std TcpStream, read loop", || {
+                    let start = Instant::now();
+                    clients::std_receive(addr).and_then(|n| gbps(start, n))
+                }),
+                Variant::peer("tokio TcpStream, read loop", || {
+                    let start = Instant::now();
+                    clients::tokio_receive(&rt, addr).and_then(|n| gbps(start, n))
+                }),
+            ],
+        )?;
+    }
+
     if wanted("echo") {
         let addr = servers::echo();
         let size = 16 * 1024;

@@ -85,3 +85,17 @@ fn close_tls(tls: &mut StreamOwned<ServerConnection, TcpStream>) -> io::Result<(
     tls.flush()?;
     tls.sock.shutdown(Shutdown::Write)
 }
+
+/// Sends `total` bytes in 16 KiB writes, then its FIN, then waits for the client's.
+pub fn source(total: usize) -> SocketAddr {
+    spawn(move |mut stream| {
+        let block = vec![7u8; 16 * 1024];
+        for _ in 0..total / block.len() {
+            stream.write_all(&block)?;
+        }
+        stream.shutdown(Shutdown::Write)?;
+        let mut buf = [0u8; 64];
+        while stream.read(&mut buf)? > 0 {}
+        Ok(())
+    })
+}
