@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -66,7 +67,9 @@ const TLS_BATCH: usize = 48 * 1024;
 #[doc(alias = "ConnectedSocketAdapter")]
 #[derive(Debug)]
 pub struct Client {
-    config: Config,
+    /// Shared: many clients of one program usually have the same configuration, and a
+    /// pointer per client is what an idle connection should cost.
+    config: Arc<Config>,
     /// The latest instant seen; time never runs backwards inside the client.
     now: Instant,
     state: State,
@@ -121,9 +124,13 @@ enum Tls {
 impl Client {
     /// Creates a client that starts at `now`.
     ///
+    /// Pass an `Arc<Config>` to share one configuration between many clients (each holds
+    /// only the pointer); a `Config` is put in an `Arc` of its own.
+    ///
     /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
-    pub fn new(config: Config, now: Instant) -> Self {
+    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
+        let config: Arc<Config> = config.into();
         let mut client = Self {
             now,
             state: State::Delay,
@@ -518,7 +525,7 @@ impl Client {
                 Step::Connect(attempt, addr) => {
                     self.attempts_started = self.attempts_started.max(attempt.0 + 1);
                     self.log.attempt_started(attempt, addr);
-                    let options = self.config.socket_options.for_attempt(&addr);
+                    let options = Box::new(self.config.socket_options.for_attempt(&addr));
                     Output::Connect {
                         attempt,
                         addr,
@@ -542,8 +549,8 @@ impl Client {
     }
 
     fn connected(&mut self, peer: SocketAddr) {
-        if let State::Establishing(race) = &self.state {
-            self.attempts = race.attempts();
+        if let State::Establishing(race) = &mut self.state {
+            self.attempts = race.take_attempts();
         }
         for attempt in &self.attempts {
             self.log.attempt_ended(attempt);
@@ -832,7 +839,7 @@ impl Client {
                         self.outputs.push_back(Output::Cancel(attempt));
                     }
                 }
-                self.attempts = race.attempts();
+                self.attempts = race.take_attempts();
                 for attempt in &self.attempts {
                     self.log.attempt_ended(attempt);
                 }

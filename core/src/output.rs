@@ -36,8 +36,9 @@ pub enum Output {
         attempt: AttemptId,
         /// Where to connect.
         addr: SocketAddr,
-        /// The socket options to set before connecting.
-        options: ConnectOptions,
+        /// The socket options to set before connecting. (Boxed: an `Output` is kept small,
+        /// since every client holds a queue of them for its life.)
+        options: Box<ConnectOptions>,
     },
     /// Close this attempt's socket: it lost the race, failed, or ran out of time.
     Cancel(AttemptId),

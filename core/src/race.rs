@@ -81,8 +81,6 @@ pub(crate) struct Race {
     v4: Answer,
     untried_v6: VecDeque<SocketAddr>,
     untried_v4: VecDeque<SocketAddr>,
-    /// Every address ever queued, so a second answer cannot queue one twice.
-    seen: Vec<SocketAddr>,
     live: Vec<Live>,
     ended: Vec<Attempt>,
     next_id: u32,
@@ -119,7 +117,6 @@ impl Race {
             v4: wanted(Family::V4),
             untried_v6: VecDeque::new(),
             untried_v4: VecDeque::new(),
-            seen: Vec::new(),
             live: Vec::new(),
             ended: Vec::new(),
             next_id: 0,
@@ -136,17 +133,21 @@ impl Race {
     /// Addresses of a family this answer is not about, or that was answered before, are
     /// ignored, as are duplicates.
     pub(crate) fn resolved(&mut self, family: Option<Family>, addrs: &[SocketAddr], now: Instant) {
-        let covered: Vec<Family> = families(family)
-            .filter(|f| self.answer(*f) == Answer::Pending)
-            .collect();
-        for addr in addrs {
-            let family = Family::of(addr);
-            if covered.contains(&family) && !self.seen.contains(addr) {
-                self.seen.push(*addr);
-                self.untried(family).push_back(*addr);
+        let covered = [Family::V6, Family::V4]
+            .map(|f| families(family).any(|g| g == f) && self.answer(f) == Answer::Pending);
+        for (family, covered) in [Family::V6, Family::V4].into_iter().zip(covered) {
+            if !covered {
+                continue;
             }
-        }
-        for family in covered {
+            for addr in addrs.iter().filter(|a| Family::of(a) == family) {
+                if !self.queued_or_tried(addr) {
+                    // Room for exactly what comes: most names have one or two addresses,
+                    // and every client racing at once holds this until it connects.
+                    let untried = self.untried(family);
+                    untried.reserve_exact(1);
+                    untried.push_back(*addr);
+                }
+            }
             *self.answer_mut(family) = Answer::Got;
         }
         // The preferred family answered after the race started without it (the resolution
@@ -202,7 +203,7 @@ impl Race {
             return;
         };
         self.end(attempt, now, AttemptOutcome::from_error(kind));
-        self.steps.push_back(Step::Cancel(id));
+        self.step(Step::Cancel(id));
         self.last_error = Some((attempt.addr, kind));
         self.not_before = None;
         self.advance(now);
@@ -239,7 +240,7 @@ impl Race {
             }
             let _ = self.take_live(attempt.id);
             self.end(attempt, now, AttemptOutcome::TimedOut);
-            self.steps.push_back(Step::Cancel(attempt.id));
+            self.step(Step::Cancel(attempt.id));
             self.not_before = None;
         }
         self.advance(now);
@@ -249,7 +250,7 @@ impl Race {
     pub(crate) fn cancel_all(&mut self, now: Instant) {
         for attempt in std::mem::take(&mut self.live) {
             self.end(attempt, now, AttemptOutcome::Cancelled);
-            self.steps.push_back(Step::Cancel(attempt.id));
+            self.step(Step::Cancel(attempt.id));
         }
     }
 
@@ -296,10 +297,10 @@ impl Race {
         }
     }
 
-    /// Every attempt that has ended, in the order they started. (The client cancels those
-    /// under way before it reports.)
-    pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        let mut all = self.ended.clone();
+    /// Takes every attempt that has ended, in the order they started. (The client cancels
+    /// those under way before it reports, and asks once, when the race is over.)
+    pub(crate) fn take_attempts(&mut self) -> Vec<Attempt> {
+        let mut all = std::mem::take(&mut self.ended);
         all.sort_by_key(|a| a.id);
         all
     }
@@ -325,15 +326,18 @@ impl Race {
         };
         let id = AttemptId(self.next_id);
         self.next_id += 1;
-        self.live.push(Live {
-            id,
-            addr,
-            started: now,
-            cap: now.checked_add(self.settings.attempt_cap),
-        });
+        push_exact(
+            &mut self.live,
+            Live {
+                id,
+                addr,
+                started: now,
+                cap: now.checked_add(self.settings.attempt_cap),
+            },
+        );
         self.last_family = Some(Family::of(&addr));
         self.not_before = now.checked_add(self.settings.attempt_delay);
-        self.steps.push_back(Step::Connect(id, addr));
+        self.step(Step::Connect(id, addr));
     }
 
     /// RFC 8305 section 3: the other family answered first; wait a little for the preferred.
@@ -364,6 +368,12 @@ impl Race {
             .or_else(|| self.untried(family.other()).pop_front())
     }
 
+    /// Queues a step for the client (it takes them at once, so there are one or two).
+    fn step(&mut self, step: Step) {
+        self.steps.reserve_exact(1);
+        self.steps.push_back(step);
+    }
+
     /// An attempt's cap ends it only while something else could still connect: another
     /// attempt under way, an address not yet tried, or an answer still to come. The last hope
     /// keeps whatever the overall connect timeout leaves (RFC 8305 asks that no attempt be
@@ -380,19 +390,30 @@ impl Race {
         !self.untried_v6.is_empty() || !self.untried_v4.is_empty()
     }
 
+    /// `addr` is queued, under way or done with: a second answer does not add it again.
+    fn queued_or_tried(&self, addr: &SocketAddr) -> bool {
+        self.untried_v6.contains(addr)
+            || self.untried_v4.contains(addr)
+            || self.live.iter().any(|a| a.addr == *addr)
+            || self.ended.iter().any(|a| a.addr == *addr)
+    }
+
     fn take_live(&mut self, id: AttemptId) -> Option<Live> {
         let at = self.live.iter().position(|a| a.id == id)?;
         Some(self.live.remove(at))
     }
 
     fn end(&mut self, attempt: Live, now: Instant, outcome: AttemptOutcome) {
-        self.ended.push(Attempt {
-            id: attempt.id,
-            addr: attempt.addr,
-            started: attempt.started,
-            ended: now,
-            outcome,
-        });
+        push_exact(
+            &mut self.ended,
+            Attempt {
+                id: attempt.id,
+                addr: attempt.addr,
+                started: attempt.started,
+                ended: now,
+                outcome,
+            },
+        );
     }
 
     fn answer(&self, family: Family) -> Answer {
@@ -418,6 +439,13 @@ impl Race {
 }
 
 /// The families an answer covers.
+/// Pushes onto a list that is almost always one or two long: it grows by one rather than to
+/// four, so a client racing one address holds room for one.
+fn push_exact<T>(list: &mut Vec<T>, item: T) {
+    list.reserve_exact(1);
+    list.push(item);
+}
+
 fn families(family: Option<Family>) -> impl Iterator<Item = Family> {
     match family {
         Some(family) => [Some(family), None],

@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Instant;
 
 use bytes::Bytes;
-use polling::{Event as Readiness, Poller};
+use polling::{Event as Readiness, PollMode, Poller};
 use tcpclient_core::{AttemptId, Client, ConnectOptions, Input};
 
 use crate::socket::{ReadOutcome, finish_connect, read_once, reset, start_connect, write_gathered};
@@ -48,8 +48,11 @@ pub(crate) struct Socket {
     stream: TcpStream,
     /// False once a write stopped at `WouldBlock`, until the poller says writable again.
     writable: bool,
-    /// The interest registered with the poller (oneshot: `None` once it fired).
+    /// The interest registered with the poller (in oneshot mode, `None` once it fired).
     armed: Option<Interest>,
+    /// Registered level-triggered: the interest stays armed after it fires, so a socket
+    /// read again and again costs no re-arming system call.
+    level: bool,
     /// Still registered under its attempt's key: re-register under the connection's.
     rekey: bool,
 }
@@ -161,6 +164,7 @@ impl Conn {
             // Registered under the attempt's key: the next re-arm moves it to the
             // connection's.
             armed: None,
+            level: false,
             rekey: true,
         });
     }
@@ -227,7 +231,9 @@ impl Conn {
         let Some(socket) = self.socket.as_mut() else {
             return;
         };
-        socket.armed = None;
+        if !socket.level {
+            socket.armed = None;
+        }
         if readiness.writable {
             socket.writable = true;
         }
@@ -278,9 +284,18 @@ impl Conn {
             return Reported::Nothing;
         }
         let interest = Readiness::new(key, wanted.read, wanted.write);
-        match poller.modify(&socket.stream, interest) {
+        // With no interest, oneshot: a hung-up socket is reported whatever the interest, and
+        // level-triggered it would be reported on every wait.
+        let level = poller.supports_level() && wanted != Interest::NONE;
+        let mode = if level {
+            PollMode::Level
+        } else {
+            PollMode::Oneshot
+        };
+        match poller.modify_with_mode(&socket.stream, interest, mode) {
             Ok(()) => {
                 socket.armed = Some(wanted);
+                socket.level = level;
                 socket.rekey = false;
                 Reported::Nothing
             }

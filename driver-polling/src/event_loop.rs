@@ -163,7 +163,8 @@ impl EventLoop {
     }
 
     /// Starts a client for `config` now. Its first outputs are performed on the next turn.
-    pub fn connect(&mut self, config: Config) -> ConnId {
+    /// Many connections with one configuration can share it as an `Arc<Config>`.
+    pub fn connect(&mut self, config: impl Into<Arc<Config>>) -> ConnId {
         let conn = Conn::new(Client::new(config, Instant::now()));
         let index = match self.free.pop() {
             Some(index) => index,

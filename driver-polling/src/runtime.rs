@@ -155,7 +155,7 @@ struct SendState {
 enum Command {
     Connect {
         key: u64,
-        config: Box<Config>,
+        config: Arc<Config>,
         shared: Arc<Shared>,
         notifications: Sender<Notification>,
     },
@@ -198,8 +198,10 @@ impl Runtime {
         })
     }
 
-    /// Starts a client for `config` and returns its handle.
-    pub fn connect(&self, config: Config) -> io::Result<Connection> {
+    /// Starts a client for `config` and returns its handle. Many connections with one
+    /// configuration can share it as an `Arc<Config>`.
+    pub fn connect(&self, config: impl Into<Arc<Config>>) -> io::Result<Connection> {
+        let config: Arc<Config> = config.into();
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             admission: SendAdmission::new(&config),
@@ -211,7 +213,7 @@ impl Runtime {
         let (tx, notifications) = mpsc::channel();
         let command = Command::Connect {
             key,
-            config: Box::new(config),
+            config,
             shared: shared.clone(),
             notifications: tx,
         };
@@ -592,7 +594,7 @@ impl LoopThread {
                     shared,
                     notifications,
                 } => {
-                    let id = self.event_loop.connect(*config);
+                    let id = self.event_loop.connect(config);
                     self.keys.insert(id, key);
                     self.handles
                         .insert(key, Handle::new(id, shared, notifications));

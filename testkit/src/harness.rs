@@ -78,7 +78,7 @@ pub fn connect(attempt: u32, addr: &str) -> Output {
     Output::Connect {
         attempt: AttemptId(attempt),
         addr,
-        options: SocketOptions::default().for_attempt(&addr),
+        options: Box::new(SocketOptions::default().for_attempt(&addr)),
     }
 }
 
