@@ -41,7 +41,7 @@ impl Trace {
         }
         let details = match event {
             Event::Connected(peer) => json!({ "addr": peer.to_string() }),
-            Event::Data(data) => json!({ "bytes": data.len() }),
+            Event::Data(data) | Event::Undelivered(data) => json!({ "bytes": data.len() }),
             Event::TlsEstablished(info) => json!({
                 "version": info.protocol_version.map(|v| v.as_str().unwrap_or("unknown")),
                 "cipher_suite": info.cipher_suite.map(|s| s.as_str().unwrap_or("unknown")),

@@ -17,6 +17,7 @@ use crate::report::Attempt;
 use crate::state::{Open, State};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::{MAX_RECORD_PLAINTEXT, TlsSession};
+use crate::unwritten::Unwritten;
 use crate::{
     AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput, OnPeerEof,
     Output, Phase, TlsInfo,
@@ -77,6 +78,8 @@ pub struct Client {
     queue: SendQueue,
     admission: SendAdmission,
     ledger: WireLedger,
+    /// What was handed out and not yet written, kept to hand back if the connection ends.
+    unwritten: Unwritten,
     /// Buffers small sends are coalesced into and encrypted batches written into, reused
     /// once written.
     buffers: BufferPool,
@@ -139,6 +142,7 @@ impl Client {
             admission: SendAdmission::new(&config),
             buffers: BufferPool::default(),
             ledger: WireLedger::default(),
+            unwritten: Unwritten::default(),
             tls: Tls::Off,
             shutdown: Shutdown::None,
             outputs: VecDeque::new(),
@@ -613,6 +617,7 @@ impl Client {
             return Ok(());
         }
         self.ledger.written(n);
+        self.unwritten.release_until(self.ledger.app_delivered());
         self.restart_idle_timer();
         self.update_stall_timer(true);
         if self.ledger.in_flight() == 0 && self.queue.is_empty() {
@@ -720,6 +725,7 @@ impl Client {
         }
         while let Some(segment) = self.queue.pop_plaintext() {
             self.ledger.plaintext(segment.len());
+            self.unwritten.push(segment.clone());
             self.outputs.push_back(Output::Transmit(segment));
         }
         if matches!(self.tls, Tls::Requested) && !self.queue.has_plaintext_prefix() {
@@ -761,6 +767,10 @@ impl Client {
             let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
             if plaintext == 0 {
                 break;
+            }
+            // Kept before encrypting: should encryption fail, they are still handed back.
+            for chunk in &chunks {
+                self.unwritten.push(chunk.clone());
             }
             session.encrypt(&chunks)?;
             let record = session.write_outgoing(&mut out);
@@ -858,7 +868,8 @@ impl Client {
         };
         self.state = State::Closed;
         self.timers.stop_all();
-        self.queue.clear();
+        let mut undelivered = self.unwritten.take();
+        undelivered.extend(self.queue.take_all());
         self.buffers.clear();
         self.tls = Tls::Off;
         let report = CloseReport {
@@ -872,6 +883,9 @@ impl Client {
             result,
         };
         self.log.closed(&report);
+        for bytes in undelivered {
+            self.emit(Event::Undelivered(bytes));
+        }
         self.emit(Event::Closed(Box::new(report)));
     }
 

@@ -123,6 +123,7 @@ mod report;
 mod state;
 mod timers;
 pub mod tls;
+mod unwritten;
 
 pub use bytes::Bytes;
 pub use rustls;

@@ -99,6 +99,12 @@ pub enum Event {
     /// undelivered bytes dropped to [`Config::send_low_watermark`](crate::Config::send_low_watermark):
     /// send again.
     SendReady,
+    /// Bytes accepted by [`Input::Send`](crate::Input::Send) that never reached the socket,
+    /// handed back when the connection ends, in order, just before [`Event::Closed`].
+    /// Together they are exactly [`CloseReport::bytes_undelivered`]. They are the very
+    /// `Bytes` that were sent, or slices of them; sends smaller than
+    /// [`Config::coalesce_below`](crate::Config::coalesce_below) come back copied together.
+    Undelivered(Bytes),
     /// The end: the last output of every client, exactly once, with the byte accounting and
     /// how it ended. (Boxed: it comes once, and keeps every other output small.)
     #[doc(alias = "signal")]
@@ -114,6 +120,7 @@ impl Event {
             Event::TlsEstablished(_) => "TlsEstablished",
             Event::PeerClosed => "PeerClosed",
             Event::SendReady => "SendReady",
+            Event::Undelivered(_) => "Undelivered",
             Event::Closed(_) => "Closed",
         }
     }

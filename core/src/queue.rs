@@ -136,12 +136,14 @@ impl SendQueue {
         taken
     }
 
-    /// Empties the queue (the bytes stay counted as undelivered in the ledger).
-    pub(crate) fn clear(&mut self) {
+    /// Empties the queue, returning what it held, in order (the bytes stay counted as
+    /// undelivered in the ledger).
+    pub(crate) fn take_all(&mut self) -> VecDeque<Bytes> {
+        self.seal_tail();
         self.consumed(self.len);
-        self.segments.clear();
         self.tail = BytesMut::new();
         self.tail_is_buffer = false;
+        std::mem::take(&mut self.segments)
     }
 
     fn pop(&mut self) -> Option<Bytes> {
@@ -177,7 +179,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(queue.pop_for_tls(4, &mut out), 4);
         assert_eq!(out, [Bytes::from_static(b"secr")]);
-        queue.clear();
+        assert_eq!(queue.take_all(), [Bytes::from_static(b"et")]);
         assert!(queue.is_empty());
     }
 

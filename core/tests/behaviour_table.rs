@@ -390,9 +390,14 @@ fn shutdown_microprocess() {
     );
     assert!(!report.is_clean());
     assert_eq!(
+        pair.log[before + 1],
+        Output::Event(Event::Undelivered(data(b"56789"))),
+        "the five bytes that never left, handed back"
+    );
+    assert_eq!(
         pair.log.len(),
-        before + 2,
-        "Close, then Closed, and nothing else"
+        before + 3,
+        "Reset, the undelivered bytes, then Closed, and nothing else"
     );
 }
 

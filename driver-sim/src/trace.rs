@@ -123,7 +123,7 @@ impl Trace {
 fn event_details(event: &Event) -> Value {
     match event {
         Event::Connected(addr) => json!({ "addr": addr.to_string() }),
-        Event::Data(data) => json!({ "bytes": data.len() }),
+        Event::Data(data) | Event::Undelivered(data) => json!({ "bytes": data.len() }),
         Event::TlsEstablished(info) => json!({ "tls": info.to_string() }),
         Event::Closed(report) => {
             let (error, tls_error) = match &report.result {

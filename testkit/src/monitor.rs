@@ -21,7 +21,7 @@ const ONE_RECORD: u64 = 16 * 1024 + 256;
 /// |---|---|
 /// | 1. one ending | no output after `Closed` |
 /// | 2. sockets | attempt ids never reused; every attempt ends exactly once (`Cancel`, or `Close`/`Reset` for the one that won); at most one attempt wins; `Transmit` and `ShutdownWrite` only after a win, on the winner; no socket left at `Closed` |
-/// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports and the `Data` events |
+/// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports, the `Data` events and the `Undelivered` bytes handed back |
 /// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit; unconsumed `Data` past the receive window only by what the read that crossed it brought, and no read asked for (`wants_read`) at or past the window |
 /// | 6. FIN last | `ShutdownWrite` only once every transmit was reported written |
 /// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
@@ -53,6 +53,8 @@ pub struct Monitor {
     written: u64,
     /// Bytes delivered in `Data` events.
     received: u64,
+    /// Bytes handed back in `Undelivered` events.
+    handed_back: u64,
     /// `StartTls` was accepted: application and wire bytes differ.
     tls: bool,
     closed: bool,
@@ -104,6 +106,7 @@ impl Monitor {
             handed_out: 0,
             written: 0,
             received: 0,
+            handed_back: 0,
             tls: false,
             closed: false,
             timeout_at: None,
@@ -343,6 +346,7 @@ impl Monitor {
                 self.violate("Connected before an attempt won".into());
             }
             Output::Event(Event::Data(data)) => self.received += data.len() as u64,
+            Output::Event(Event::Undelivered(bytes)) => self.handed_back += bytes.len() as u64,
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
                 let due = self
@@ -387,6 +391,12 @@ impl Monitor {
             broken.push(format!(
                 "in plaintext {} bytes were written, the report counts {}",
                 self.written, report.bytes_written
+            ));
+        }
+        if report.bytes_undelivered != self.handed_back {
+            broken.push(format!(
+                "{} bytes handed back as Undelivered, the report says {} were undelivered",
+                self.handed_back, report.bytes_undelivered
             ));
         }
         if report.bytes_received != self.received {

@@ -210,6 +210,8 @@ struct World {
 
     accepted: u64,
     received: Vec<u8>,
+    /// What the client handed back as undelivered, in order.
+    handed_back: Vec<u8>,
     closed: Option<CloseReport>,
 }
 
@@ -244,6 +246,7 @@ impl World {
             fin_delivered: false,
             accepted: 0,
             received: Vec::new(),
+            handed_back: Vec::new(),
             closed: None,
         };
         world.trace.push(format!("setup {setup:?}"));
@@ -308,6 +311,9 @@ impl World {
         self.trace.push(match &output {
             Output::Transmit(bytes) => format!("  out Transmit({})", bytes.len()),
             Output::Event(Event::Data(bytes)) => format!("  out Data({})", bytes.len()),
+            Output::Event(Event::Undelivered(bytes)) => {
+                format!("  out Undelivered({})", bytes.len())
+            }
             // Instants differ from run to run; times since the start do not.
             Output::Event(Event::Closed(report)) => {
                 let attempts: Vec<String> = report
@@ -347,6 +353,7 @@ impl World {
                 self.pending.clear();
             }
             Output::Event(Event::Data(data)) => self.received.extend_from_slice(&data),
+            Output::Event(Event::Undelivered(bytes)) => self.handed_back.extend_from_slice(&bytes),
             Output::Event(Event::Closed(report)) => self.closed_with(*report)?,
             Output::Event(_) => {}
         }
@@ -357,6 +364,14 @@ impl World {
     /// in order (the accounting itself is the monitor's).
     fn closed_with(&mut self, report: CloseReport) -> Result<(), Violation> {
         (self.resolving_v4, self.resolving_v6) = (false, false);
+        // What came back is exactly the rest of what was sent, from where writing stopped.
+        let expected = pattern(report.bytes_written, self.handed_back.len(), client_byte);
+        if self.handed_back != expected {
+            return Err(self.violation(format!(
+                "the {} bytes handed back are not the unwritten rest of the stream; report {report:?}",
+                self.handed_back.len()
+            )));
+        }
         if self.server.tls_error.is_none() {
             let mut at_server = self.server.plaintext.clone();
             at_server.extend_from_slice(&self.server.decrypted);

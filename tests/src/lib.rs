@@ -57,6 +57,7 @@ fn observe(events: &[Event]) -> Observed {
     let mut names: Vec<String> = Vec::new();
     let mut data = Vec::new();
     let mut last = None;
+    let mut handed_back = 0;
     for event in events {
         let name = match event {
             Event::Connected(_) => "Connected".to_string(),
@@ -65,17 +66,26 @@ fn observe(events: &[Event]) -> Observed {
                 "Data".to_string()
             }
             Event::TlsEstablished(info) => format!("TlsEstablished({info})"),
+            Event::Undelivered(bytes) => {
+                handed_back += bytes.len() as u64;
+                "Undelivered".to_string()
+            }
             Event::Closed(report) => {
                 last = Some(report.clone());
                 "Closed".to_string()
             }
             other => format!("{other:?}"),
         };
-        if names.last() != Some(&name) || name != "Data" {
+        let repeats = name == "Data" || name == "Undelivered";
+        if names.last() != Some(&name) || !repeats {
             names.push(name);
         }
     }
     let report = last.expect("a Closed event");
+    assert_eq!(
+        handed_back, report.bytes_undelivered,
+        "every undelivered byte handed back"
+    );
     Observed {
         events: names,
         data,

@@ -64,7 +64,7 @@ fn a_refused_connection() {
         messages: messages(),
     });
 
-    assert_eq!(observed.events, ["Closed"]);
+    assert_eq!(observed.events, ["Undelivered", "Closed"]);
     assert_eq!(
         observed.result,
         Err("Connect(ConnectionRefused)".to_string())
