@@ -378,6 +378,21 @@ impl Client {
         Ok(())
     }
 
+    /// Queues `data` as an accepted send, past the send limit if need be: a
+    /// [`Session`](crate::Session) replaying what the previous connection did not write
+    /// (no more than that connection held, so still bounded).
+    pub(crate) fn resend(&mut self, data: Bytes) {
+        if self.takes_sends() {
+            self.bytes_accepted += data.len() as u64;
+            self.queue.push(data, &mut self.buffers);
+        }
+    }
+
+    /// Connect attempts issued so far (ids below this were handed out).
+    pub(crate) fn attempts_issued(&self) -> u32 {
+        self.attempts_started
+    }
+
     /// Neither shutting down nor closed: new data, `StartTls` and `Finish` are welcome.
     #[inline]
     fn takes_sends(&self) -> bool {

@@ -108,6 +108,7 @@
 )]
 
 mod admission;
+mod backoff;
 mod buffers;
 mod client;
 mod config;
@@ -120,6 +121,8 @@ mod output;
 mod queue;
 mod race;
 mod report;
+mod rng;
+mod session;
 mod state;
 mod timers;
 pub mod tls;
@@ -129,6 +132,7 @@ pub use bytes::Bytes;
 pub use rustls;
 
 pub use admission::SendAdmission;
+pub use backoff::{Jitter, ReconnectPolicy};
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
 pub use error::{Error, InvalidInput, TlsError};
@@ -136,4 +140,6 @@ pub use input::Input;
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};
 pub use output::{Event, Output};
 pub use report::{Attempt, AttemptOutcome, CloseReport, Ending, TlsInfo};
+pub use rng::SplitMix;
+pub use session::Session;
 pub use state::Phase;

@@ -99,6 +99,33 @@ pub enum Event {
     /// undelivered bytes dropped to [`Config::send_low_watermark`](crate::Config::send_low_watermark):
     /// send again.
     SendReady,
+    /// A [`Session`](crate::Session)'s connection is up again: generation `generation`
+    /// (1 for the first reconnect), to `addr`. Redo any preamble (a greeting, a STARTTLS
+    /// dialogue, a login) here. The first connection is [`Event::Connected`].
+    Reconnected {
+        /// Which connection of the session this is.
+        generation: u32,
+        /// The address connected to.
+        addr: SocketAddr,
+    },
+    /// A [`Session`](crate::Session)'s connection `generation` ended, with its own report;
+    /// [`Event::Reconnecting`] follows (the session's own end is [`Event::Closed`]).
+    Disconnected {
+        /// Which connection ended.
+        generation: u32,
+        /// That connection's report.
+        report: Box<CloseReport>,
+    },
+    /// A [`Session`](crate::Session) will start connection `generation` after `delay`: the
+    /// `attempt`-th reconnect since the last stable connection (0 for the first).
+    Reconnecting {
+        /// The connection about to be made.
+        generation: u32,
+        /// Reconnects since the last stable connection, before this one.
+        attempt: u32,
+        /// The wait chosen (the backoff, jittered).
+        delay: std::time::Duration,
+    },
     /// Bytes accepted by [`Input::Send`](crate::Input::Send) that never reached the socket,
     /// handed back when the connection ends, in order, just before [`Event::Closed`].
     /// Together they are exactly [`CloseReport::bytes_undelivered`]. They are the very
@@ -121,6 +148,9 @@ impl Event {
             Event::PeerClosed => "PeerClosed",
             Event::SendReady => "SendReady",
             Event::Undelivered(_) => "Undelivered",
+            Event::Reconnected { .. } => "Reconnected",
+            Event::Disconnected { .. } => "Disconnected",
+            Event::Reconnecting { .. } => "Reconnecting",
             Event::Closed(_) => "Closed",
         }
     }

@@ -69,6 +69,10 @@ mod tests {
         let rest = unwritten.take();
 
         assert_eq!(rest, [Bytes::from_static(b"rld")]);
-        assert_eq!(rest[0].as_ptr(), second[2..].as_ptr(), "a slice, not a copy");
+        assert_eq!(
+            rest[0].as_ptr(),
+            second[2..].as_ptr(),
+            "a slice, not a copy"
+        );
     }
 }

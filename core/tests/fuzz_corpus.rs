@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tcpclient_core::Phase;
-use tcpclient_testkit::{Outcome, Scenario, Violation, lifecycle, run, server_bytes};
+use tcpclient_testkit::{Outcome, Scenario, Violation, lifecycle, reconnect, run, server_bytes};
 
 type Target = fn(&[u8]) -> Result<Outcome, Violation>;
 
@@ -89,6 +89,36 @@ fn the_committed_corpus_keeps_every_invariant_and_reaches_every_phase_and_ending
     assert!(
         missing.is_empty(),
         "endings never reached: {missing:?} (reached {endings:?})"
+    );
+}
+
+/// The `reconnect` target's corpus keeps every session invariant, and goes where sessions
+/// go: several reconnects, replayed bytes, a policy's limit, the application's end.
+#[test]
+fn the_committed_reconnect_corpus_keeps_every_session_invariant_and_goes_the_distance() {
+    let files = files(&fuzz_dir().join("corpus").join("reconnect"));
+    assert!(
+        !files.is_empty(),
+        "the committed corpus of reconnect is missing"
+    );
+    let mut endings = BTreeSet::new();
+    let mut most_generations = 0;
+    for file in &files {
+        let data = std::fs::read(file).expect("read corpus file");
+        let outcome =
+            reconnect(&data).unwrap_or_else(|violation| panic!("{}: {violation}", file.display()));
+        endings.insert(outcome.report.outcome());
+        most_generations = most_generations.max(outcome.generations);
+    }
+    assert!(
+        most_generations >= 5,
+        "no run reconnected more than {most_generations} times"
+    );
+    let wanted = ["Finished", "Aborted", "PeerClosed", "Connect", "Socket"];
+    let missing = never_reached(&wanted, &endings);
+    assert!(
+        missing.is_empty(),
+        "session endings never reached: {missing:?}"
     );
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::rng::SplitMix;
+use tcpclient_core::SplitMix;
 
 /// One fault, applied at a simulated instant.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,6 @@
 mod driver;
 mod faults;
 mod network;
-mod rng;
 mod scenario;
 mod servers;
 mod trace;
@@ -37,9 +36,9 @@ pub use driver::{
 };
 pub use faults::{Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
-pub use rng::SplitMix;
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve};
+pub use tcpclient_core::SplitMix;
 pub use trace::{Trace, fnv1a};

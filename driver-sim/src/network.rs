@@ -8,7 +8,7 @@ use std::time::Duration;
 use tcpclient_core::Family;
 
 use crate::driver::{DnsAnswer, SimDns};
-use crate::rng::SplitMix;
+use tcpclient_core::SplitMix;
 
 /// The dual-stack server's IPv6 host.
 pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 6);

@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 use crate::driver::{DriverEnd, connect_with_dns};
 use crate::faults::{FaultKind, Schedule};
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
-use crate::rng::SplitMix;
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
 use crate::trace::Trace;
+use tcpclient_core::SplitMix;
 
 /// turmoil's default TCP capacity, in segments.
 pub const TURMOIL_TCP_CAPACITY: usize = 64;

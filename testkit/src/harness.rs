@@ -8,6 +8,11 @@ use tcpclient_core::{
     AttemptId, Client, Config, Event, Input, InvalidInput, Output, SocketOptions,
 };
 
+/// Time zero for a hand-advanced clock: the one place tests read the real clock.
+pub fn epoch() -> Instant {
+    Instant::now()
+}
+
 /// One [`Client`] and the clock it lives by. Nothing sleeps: time jumps.
 pub struct Harness {
     /// The client under test.
@@ -21,7 +26,7 @@ pub struct Harness {
 impl Harness {
     /// Creates the client at time zero.
     pub fn new(config: Config) -> Self {
-        let start = Instant::now();
+        let start = epoch();
         Self {
             client: Client::new(config, start),
             start,

@@ -11,12 +11,16 @@ mod pair;
 mod peer;
 mod pki;
 mod scenario;
+mod session;
 mod world;
 
-pub use harness::{Harness, closed, connect, events};
+pub use harness::{Harness, closed, connect, epoch, events};
 pub use monitor::Monitor;
 pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, SelfSigned, server_name};
 pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
+pub use session::{
+    PolicyKnobs, SessionMonitor, SessionOp, SessionOutcome, SessionScenario, reconnect, run_session,
+};
 pub use world::{Outcome, Violation, check, lifecycle, run, server_bytes};

@@ -1,4 +1,6 @@
-//! A tiny deterministic generator: scenarios come from a seed, nothing else.
+//! A tiny deterministic generator. The core reads no entropy: a
+//! [`Session`](crate::Session)'s jitter comes from a seed the caller gives, so the same seed
+//! replays the same delays (the simulator draws its scenarios from the same generator).
 
 /// SplitMix64: small, fast, and the same on every platform.
 #[derive(Debug, Clone)]
@@ -27,5 +29,10 @@ impl SplitMix {
     /// True with probability `num / den`.
     pub fn chance(&mut self, num: u64, den: u64) -> bool {
         self.below(den) < num
+    }
+
+    /// A number in `[0, 1)`, from the top 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -1,0 +1,437 @@
+//! The reconnecting session on the hand-advanced clock: the exact delays, the cap, the
+//! stable period, the limits, permanent errors, and every byte across generations.
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tcpclient_core::{
+    AttemptId, CloseReport, Config, Ending, Error, Event, Input, Jitter, Output, ReconnectPolicy,
+    Session, SplitMix,
+};
+use tcpclient_testkit::Pki;
+
+fn secs(n: f64) -> Duration {
+    Duration::from_secs_f64(n)
+}
+
+/// A session and its clock.
+struct Run {
+    session: Session,
+    start: Instant,
+    now: Instant,
+    log: Vec<Output>,
+}
+
+impl Run {
+    fn new(config: Config, policy: ReconnectPolicy) -> Self {
+        let start = tcpclient_testkit::epoch();
+        let mut run = Self {
+            session: Session::new(config, policy, start),
+            start,
+            now: start,
+            log: Vec::new(),
+        };
+        run.drain();
+        run
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        let outputs: Vec<Output> = std::iter::from_fn(|| self.session.poll_output()).collect();
+        self.log.extend(outputs.iter().cloned());
+        outputs
+    }
+
+    fn input(&mut self, input: Input<'_>) -> Vec<Output> {
+        let name = input.name();
+        if let Err(e) = self.session.handle_input(self.now, input) {
+            panic!("{name} refused: {e}");
+        }
+        self.drain()
+    }
+
+    /// Jumps to the next deadline and fires it.
+    fn fire(&mut self) -> Vec<Output> {
+        let deadline = self.session.poll_timeout().expect("a deadline");
+        self.now = self.now.max(deadline);
+        self.input(Input::Timeout)
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The latest attempt started.
+    fn last_attempt(&self) -> AttemptId {
+        self.log
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::Connect { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .expect("an attempt")
+    }
+
+    /// Waits out the backoff (if any), and answers the connect attempt with `Connected`.
+    fn connect(&mut self) -> Vec<Output> {
+        if !self
+            .log
+            .iter()
+            .rev()
+            .any(|o| matches!(o, Output::Connect { .. }))
+            || self.session.client().phase() == tcpclient_core::Phase::Delay
+        {
+            self.fire();
+        }
+        let attempt = self.last_attempt();
+        self.input(Input::Connected(attempt))
+    }
+
+    /// Waits out the backoff, and has the connect attempt refused.
+    fn refuse(&mut self) -> Vec<Output> {
+        if self.session.client().phase() == tcpclient_core::Phase::Delay {
+            self.fire();
+        }
+        let attempt = self.last_attempt();
+        self.input(Input::ConnectFailed(attempt, ErrorKind::ConnectionRefused))
+    }
+
+    fn delays(&self) -> Vec<Duration> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Reconnecting { delay, .. }) => Some(*delay),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(&self) -> Vec<&Event> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn report(&self) -> &CloseReport {
+        match self.log.last() {
+            Some(Output::Event(Event::Closed(report))) => report,
+            other => panic!("expected the session's Closed last, got {other:?}"),
+        }
+    }
+
+    fn handed_back(&self) -> Vec<u8> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Undelivered(b)) => Some(b.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+fn local() -> Config {
+    Config::new("127.0.0.1", 7)
+}
+
+fn flat() -> ReconnectPolicy {
+    ReconnectPolicy::default().with_jitter(Jitter::None)
+}
+
+#[test]
+fn the_delays_for_a_seed_are_the_backoff_times_draws_from_that_seed() {
+    let policy = ReconnectPolicy::default().with_seed(1);
+    let mut run = Run::new(local(), policy.clone());
+
+    for _ in 0..8 {
+        run.refuse();
+    }
+
+    let mut draws = SplitMix::new(1);
+    let expected: Vec<Duration> = (0..8)
+        .map(|n| policy.backoff(n).mul_f64(draws.unit()))
+        .collect();
+    let delays = run.delays();
+    assert_eq!(delays, expected);
+    for (n, delay) in delays.iter().enumerate() {
+        assert!(*delay <= policy.backoff(n as u32));
+    }
+    let millis: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+    eprintln!("seed 1, default policy: delays in ms {millis:?}");
+    let again = {
+        let mut run = Run::new(local(), policy);
+        for _ in 0..8 {
+            run.refuse();
+        }
+        run.delays()
+    };
+    assert_eq!(again, delays, "the same seed, the same delays");
+}
+
+#[test]
+fn without_jitter_the_delays_grow_by_the_multiplier_and_stop_at_the_cap() {
+    let policy = flat()
+        .with_multiplier(2.0)
+        .with_max_delay(Duration::from_secs(8));
+    let mut run = Run::new(local(), policy);
+
+    for _ in 0..6 {
+        run.refuse();
+    }
+
+    assert_eq!(
+        run.delays(),
+        [1.0, 2.0, 4.0, 8.0, 8.0, 8.0].map(secs),
+        "doubling, capped at 8 s"
+    );
+    // Each reconnect came exactly when its wait ran out.
+    assert_eq!(run.elapsed(), secs(1.0 + 2.0 + 4.0 + 8.0 + 8.0));
+}
+
+#[test]
+fn a_server_that_accepts_and_closes_at_once_makes_the_delay_grow() {
+    let mut run = Run::new(local(), flat());
+
+    for _ in 0..3 {
+        run.connect();
+        run.input(Input::PeerEof);
+    }
+
+    assert_eq!(run.delays(), [1.0, 1.6, 2.56].map(secs));
+    let generations: Vec<u32> = run
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconnected { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(generations, [1, 2], "each new connection says which it is");
+}
+
+#[test]
+fn a_connection_that_stays_up_past_stable_after_resets_the_backoff() {
+    let mut run = Run::new(local(), flat());
+    run.refuse();
+    run.refuse();
+    run.connect();
+
+    run.now += Duration::from_secs(30);
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    assert_eq!(
+        run.delays(),
+        [1.0, 1.6, 1.0].map(secs),
+        "stable for 30 s: back to the initial delay"
+    );
+}
+
+#[test]
+fn max_attempts_ends_the_session_with_its_report() {
+    let mut run = Run::new(local(), flat().with_max_attempts(Some(2)));
+
+    run.refuse();
+    run.refuse();
+    run.refuse();
+
+    assert_eq!(run.delays().len(), 2);
+    let report = run.report();
+    assert!(matches!(report.result, Err(Error::Connect { .. })));
+    assert!(run.session.is_closed());
+    assert_eq!(run.session.poll_timeout(), None);
+}
+
+#[test]
+fn max_elapsed_ends_the_session_once_the_time_since_the_loss_is_spent() {
+    let mut run = Run::new(
+        local(),
+        flat().with_max_elapsed(Some(Duration::from_secs(3))),
+    );
+
+    run.refuse(); // lost at 0: wait 1 s
+    run.refuse(); // 1 s: wait 1.6 s
+    run.refuse(); // 2.6 s: wait 2.56 s
+    run.refuse(); // 5.16 s: past 3 s
+
+    assert_eq!(run.delays().len(), 3);
+    assert_eq!(run.elapsed(), secs(5.16));
+    assert!(matches!(run.report().result, Err(Error::Connect { .. })));
+}
+
+#[test]
+fn a_permanent_error_ends_the_session_at_once() {
+    let mut run = Run::new(Config::new("no-such-host.test", 7), flat());
+
+    run.input(Input::ResolveFailed(ErrorKind::NotFound));
+
+    assert!(run.delays().is_empty(), "no reconnect");
+    assert!(matches!(run.report().result, Err(Error::Resolve { .. })));
+}
+
+#[test]
+fn the_caller_decides_what_is_permanent() {
+    fn everything(_: &Error) -> bool {
+        true
+    }
+    let mut run = Run::new(local(), flat().with_is_permanent(everything));
+
+    run.refuse();
+
+    assert!(run.delays().is_empty());
+    assert!(run.session.is_closed());
+}
+
+#[test]
+fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.input(Input::Written(4));
+
+    let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    let events: Vec<&str> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, ["Undelivered", "Disconnected", "Reconnecting"]);
+    assert_eq!(run.handed_back(), b"456789");
+}
+
+#[test]
+fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
+    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.input(Input::Written(4));
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    assert_eq!(run.handed_back(), b"", "kept for the next connection");
+    run.input(Input::Send(Bytes::from_static(b"abc")));
+
+    let outputs = run.connect();
+
+    let sent: Vec<u8> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(sent, b"456789abc");
+    run.input(Input::Written(9));
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+    let report = run.report();
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered
+        ),
+        (13, 13, 0),
+        "4 written by the first connection, 9 by the second: each byte once"
+    );
+}
+
+#[test]
+fn the_session_report_accounts_for_every_generation() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"first")));
+    run.input(Input::Written(5));
+    run.input(Input::Received(b"reply"));
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    run.input(Input::Send(Bytes::from_static(b"second")));
+    run.connect();
+    run.input(Input::Written(3));
+
+    run.input(Input::Abort);
+
+    let report = run.report();
+    assert_eq!(report.result, Ok(Ending::Aborted));
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered,
+            report.bytes_received
+        ),
+        (11, 8, 3, 5)
+    );
+    assert_eq!(run.handed_back(), b"ond");
+}
+
+#[test]
+fn a_report_about_an_earlier_generations_attempt_is_late_and_changes_nothing() {
+    let mut run = Run::new(local(), flat());
+    run.refuse();
+    run.fire();
+    assert_eq!(run.last_attempt(), AttemptId(1), "ids are never reused");
+
+    let outputs = run.input(Input::Connected(AttemptId(0)));
+
+    assert!(outputs.is_empty());
+    assert_eq!(
+        run.session.client().phase(),
+        tcpclient_core::Phase::Connecting
+    );
+}
+
+#[test]
+fn finishing_while_waiting_with_nothing_to_send_ends_the_session_at_once() {
+    let mut run = Run::new(local(), flat());
+    run.refuse();
+
+    run.input(Input::Finish);
+
+    assert_eq!(run.report().result, Ok(Ending::Finished));
+    assert_eq!(run.session.poll_timeout(), None);
+}
+
+#[test]
+fn finishing_while_waiting_with_data_queued_connects_and_delivers_it() {
+    let mut run = Run::new(local(), flat());
+    run.refuse();
+    run.input(Input::Send(Bytes::from_static(b"late")));
+    run.input(Input::Finish);
+
+    run.connect();
+    run.input(Input::Written(4));
+    run.input(Input::PeerEof);
+
+    let report = run.report();
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!(report.bytes_written, 4);
+}
+
+#[test]
+fn tls_from_the_start_is_asked_for_again_on_every_connection() {
+    let pki = Pki::new();
+    let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
+    run.input(Input::StartTls);
+    run.connect();
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    let outputs = run.connect();
+
+    let first = outputs.iter().find_map(|o| match o {
+        Output::Transmit(b) => Some(b.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        first.as_deref().map(|b| &b[..1]),
+        Some(&[0x16][..]),
+        "the new connection starts with a ClientHello (a TLS handshake record)"
+    );
+}

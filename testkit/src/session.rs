@@ -1,0 +1,610 @@
+//! The reconnecting session under arbitrary operations: a policy and a run of operations
+//! decoded from bytes (for proptest, the `reconnect` fuzz target and its corpus replay), a
+//! model of the network that loses connections at will, and the session monitor.
+//!
+//! [`SessionMonitor`] checks, after every step: ids never reused and never two connections
+//! (or a connection and an earlier generation's attempt) alive at once; every wait within
+//! the policy's cap and never scheduled in the past; one final `Closed`, last; and, in that
+//! report, every byte across every generation (accepted = written + undelivered, the
+//! `Undelivered` events adding up to the undelivered bytes, the `Data` events to the bytes
+//! received). The run checks too that the server got the application's bytes in order, as a
+//! merge of what each connection wrote and what was handed back.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use tcpclient_core::{
+    AttemptId, CloseReport, Config, Event, Input, InvalidInput, Jitter, Output, ReconnectPolicy,
+    Session,
+};
+
+use crate::world::Violation;
+
+/// The policy a run uses, from a few bytes.
+#[derive(Debug, Clone, Default, Arbitrary)]
+pub struct PolicyKnobs {
+    /// The jitter's seed.
+    pub seed: u64,
+    /// Full jitter, or none.
+    pub full_jitter: bool,
+    /// The multiplier is `1 + multiplier / 32`.
+    pub multiplier: u8,
+    /// The first delay, in 10 ms steps (0 means 1).
+    pub initial_10ms: u8,
+    /// The cap, in 100 ms steps (0 means 1).
+    pub max_100ms: u8,
+    /// Give up after this many reconnects without a stable connection (0: never).
+    pub max_attempts: u8,
+    /// Give up this many seconds after the loss (0: never).
+    pub max_elapsed_s: u8,
+    /// A connection is stable after this many 100 ms steps.
+    pub stable_100ms: u8,
+    /// Replay what was not written, instead of handing it back.
+    pub replay: bool,
+}
+
+impl PolicyKnobs {
+    /// The policy these knobs describe.
+    pub fn policy(&self) -> ReconnectPolicy {
+        let step = |n: u8, ms: u64| Duration::from_millis(ms * u64::from(n.max(1)));
+        ReconnectPolicy::default()
+            .with_seed(self.seed)
+            .with_jitter(if self.full_jitter {
+                Jitter::Full
+            } else {
+                Jitter::None
+            })
+            .with_multiplier(1.0 + f64::from(self.multiplier) / 32.0)
+            .with_initial_delay(step(self.initial_10ms, 10))
+            .with_max_delay(step(self.max_100ms, 100))
+            .with_max_attempts((self.max_attempts > 0).then_some(u32::from(self.max_attempts)))
+            .with_max_elapsed(
+                (self.max_elapsed_s > 0).then(|| Duration::from_secs(self.max_elapsed_s.into())),
+            )
+            .with_stable_after(step(self.stable_100ms, 100))
+            .with_replay_undelivered(self.replay)
+    }
+}
+
+/// One step of a session run.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum SessionOp {
+    /// The application sends this many bytes of the numbered stream.
+    Send(u16),
+    /// The application finishes.
+    Finish,
+    /// The application aborts.
+    Abort,
+    /// The application consumes up to this many received bytes.
+    Consume(u16),
+    /// The oldest attempt under way connects.
+    ConnectOk,
+    /// The oldest attempt under way is refused.
+    ConnectRefused,
+    /// The socket takes up to this many bytes.
+    Write(u16),
+    /// The server sends this many bytes.
+    Receive(u16),
+    /// The server closes its side.
+    PeerEof,
+    /// The connection (or the oldest attempt) is reset.
+    Reset,
+    /// The clock moves this many 100 ms steps (the session is not told).
+    Advance(u8),
+    /// The clock jumps to the next deadline and the session is told.
+    Timeout,
+    /// A report about an earlier generation's first attempt arrives late.
+    LateConnected,
+}
+
+/// A policy and operations, decoded from bytes; any bytes make a valid run.
+#[derive(Debug, Clone, Default)]
+pub struct SessionScenario {
+    /// The policy.
+    pub knobs: PolicyKnobs,
+    /// What happens.
+    pub ops: Vec<SessionOp>,
+}
+
+impl SessionScenario {
+    /// Decodes a run from any bytes; never fails.
+    pub fn decode(data: &[u8]) -> Self {
+        let mut u = Unstructured::new(data);
+        let knobs = PolicyKnobs::arbitrary(&mut u).unwrap_or_default();
+        let mut ops = Vec::new();
+        while !u.is_empty() && ops.len() < crate::MAX_OPS {
+            match SessionOp::arbitrary(&mut u) {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        Self { knobs, ops }
+    }
+}
+
+/// What a session run ended with.
+#[derive(Debug, Clone)]
+pub struct SessionOutcome {
+    /// The session's report.
+    pub report: CloseReport,
+    /// Generations started.
+    pub generations: u32,
+    /// Every delay chosen.
+    pub delays: Vec<Duration>,
+}
+
+/// Runs the `reconnect` target on `data`.
+pub fn reconnect(data: &[u8]) -> Result<SessionOutcome, Violation> {
+    run_session(&SessionScenario::decode(data))
+}
+
+/// Runs `scenario` with every check, then finishes and lets time pass until the end.
+pub fn run_session(scenario: &SessionScenario) -> Result<SessionOutcome, Violation> {
+    let mut world = SessionWorld::new(scenario);
+    world.drain()?;
+    for op in &scenario.ops {
+        world.apply(op)?;
+    }
+    world.wind_down()?;
+    world.outcome()
+}
+
+/// Watches a [`Session`]'s outputs and answers; see the module documentation.
+#[derive(Debug)]
+pub struct SessionMonitor {
+    policy: ReconnectPolicy,
+    /// The highest attempt id seen, plus one.
+    issued: u32,
+    /// Attempts under way.
+    attempts: Vec<AttemptId>,
+    /// The connection's socket is open.
+    connected: bool,
+    accepted: u64,
+    received: u64,
+    handed_back: u64,
+    wire_written: u64,
+    closed: bool,
+    now: Option<Instant>,
+    /// The last reconnect's attempt number.
+    last_attempt: Option<u32>,
+    violations: Vec<String>,
+}
+
+impl SessionMonitor {
+    /// A monitor for a session with `policy`.
+    pub fn new(policy: &ReconnectPolicy) -> Self {
+        Self {
+            policy: policy.clone(),
+            issued: 0,
+            attempts: Vec::new(),
+            connected: false,
+            accepted: 0,
+            received: 0,
+            handed_back: 0,
+            wire_written: 0,
+            closed: false,
+            now: None,
+            last_attempt: None,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Hands `session` the input at `now` and checks what it said.
+    pub fn input(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
+        let sent = match &input {
+            Input::Send(data) => data.len() as u64,
+            _ => 0,
+        };
+        let written = match &input {
+            Input::Written(n) => *n as u64,
+            _ => 0,
+        };
+        let late = self.closed && input.is_report();
+        let timeout = matches!(input, Input::Timeout);
+        let answer = session.handle_input(now, input);
+        if late && answer.is_err() {
+            self.violate("a report after the session's end was refused".into());
+        }
+        if answer.is_ok() {
+            self.accepted += sent;
+            if !late {
+                self.wire_written += written;
+            }
+            self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
+        }
+        if timeout {
+            self.drain_check_deadline(session, now);
+        }
+        answer
+    }
+
+    fn drain_check_deadline(&mut self, session: &Session, now: Instant) {
+        if session.poll_timeout().is_some_and(|next| next < now) {
+            self.violate("a deadline was left in the past".into());
+        }
+    }
+
+    /// Takes the next output of `session`, checking it.
+    pub fn poll_output(&mut self, session: &mut Session) -> Option<Output> {
+        let output = session.poll_output()?;
+        self.output(&output, session);
+        Some(output)
+    }
+
+    /// The invariants broken so far.
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    fn violate(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    fn output(&mut self, output: &Output, session: &Session) {
+        if self.closed {
+            self.violate(format!("{} after the session's Closed", output.name()));
+        }
+        match output {
+            Output::Connect { attempt, .. } => {
+                if attempt.0 < self.issued {
+                    self.violate(format!("Connect reuses the id of {attempt}"));
+                }
+                if self.connected {
+                    self.violate(format!("{attempt} started while a connection is up"));
+                }
+                self.issued = attempt.0 + 1;
+                self.attempts.push(*attempt);
+            }
+            Output::Cancel(attempt) => {
+                if !self.attempts.contains(attempt) {
+                    self.violate(format!("Cancel of {attempt}, which is not under way"));
+                }
+                self.attempts.retain(|a| a != attempt);
+            }
+            Output::Close | Output::Reset => {
+                if !self.connected {
+                    self.violate(format!("{} without a connection", output.name()));
+                }
+                self.connected = false;
+            }
+            Output::Event(Event::Connected(_) | Event::Reconnected { .. }) => {
+                if self.connected {
+                    self.violate("a second connection while one is up".into());
+                }
+                self.connected = true;
+                // The winner left the attempts under way.
+                if let Some(winner) = session.winning_attempt() {
+                    self.attempts.retain(|a| *a != winner);
+                }
+            }
+            Output::Event(Event::Reconnecting { attempt, delay, .. }) => {
+                if self.connected || !self.attempts.is_empty() {
+                    self.violate(format!(
+                        "reconnecting while sockets are open: attempts {:?}, connected {}",
+                        self.attempts, self.connected
+                    ));
+                }
+                if *delay > self.policy.max_delay || *delay > self.policy.backoff(*attempt) {
+                    self.violate(format!(
+                        "a delay of {delay:?} for attempt {attempt}, past its backoff"
+                    ));
+                }
+                let expected = self.last_attempt.map_or(0, |last| last + 1);
+                if *attempt != 0 && *attempt != expected {
+                    self.violate(format!("attempt {attempt} after {:?}", self.last_attempt));
+                }
+                self.last_attempt = Some(*attempt);
+                let due = self.now.and_then(|now| now.checked_add(*delay));
+                if session.poll_timeout().is_some_and(|t| Some(t) > due) {
+                    self.violate("the next connection is scheduled after its delay".into());
+                }
+            }
+            Output::Event(Event::Data(data)) => self.received += data.len() as u64,
+            Output::Event(Event::Undelivered(bytes)) => self.handed_back += bytes.len() as u64,
+            Output::Event(Event::Closed(report)) => {
+                self.closed = true;
+                if self.connected || !self.attempts.is_empty() {
+                    self.violate("the session closed with sockets open".into());
+                }
+                self.check_report(report);
+            }
+            _ => {}
+        }
+    }
+
+    fn check_report(&mut self, report: &CloseReport) {
+        let checks = [
+            (report.bytes_accepted == self.accepted, "accepted"),
+            (
+                report.bytes_written + report.bytes_undelivered == report.bytes_accepted,
+                "written + undelivered",
+            ),
+            (report.bytes_undelivered == self.handed_back, "handed back"),
+            (report.bytes_received == self.received, "received"),
+            (
+                report.wire_bytes_written == self.wire_written,
+                "wire written",
+            ),
+        ];
+        for (holds, what) in checks {
+            if !holds {
+                self.violate(format!(
+                    "{what} does not add up: accepted {}, handed back {}, received {}, wire {}; report {report:?}",
+                    self.accepted, self.handed_back, self.received, self.wire_written
+                ));
+            }
+        }
+    }
+}
+
+/// Byte `i` of the application's stream.
+fn stream_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// The session, the network model and the clock.
+struct SessionWorld {
+    session: Session,
+    monitor: SessionMonitor,
+    start: Instant,
+    now: Instant,
+    trace: Vec<String>,
+    attempts: VecDeque<AttemptId>,
+    open: bool,
+    eof_sent: bool,
+    pending: VecDeque<Bytes>,
+    /// The next byte of the application's stream to send.
+    sent: u64,
+    /// What the server got, and what was handed back, in order.
+    at_server: Vec<u8>,
+    handed_back: Vec<u8>,
+    generations: u32,
+    delays: Vec<Duration>,
+    report: Option<CloseReport>,
+    replay: bool,
+}
+
+impl SessionWorld {
+    fn new(scenario: &SessionScenario) -> Self {
+        let policy = scenario.knobs.policy();
+        let config = Config::new("127.0.0.1", 4433)
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_drain_timeout(Duration::from_secs(1))
+            .with_stall_timeout(Some(Duration::from_secs(3)))
+            .with_send_limit(8 * 1024);
+        let start = crate::epoch();
+        Self {
+            session: Session::new(config, policy.clone(), start),
+            monitor: SessionMonitor::new(&policy),
+            start,
+            now: start,
+            trace: vec![format!("policy {:?}", scenario.knobs)],
+            attempts: VecDeque::new(),
+            open: false,
+            eof_sent: false,
+            pending: VecDeque::new(),
+            sent: 0,
+            at_server: Vec::new(),
+            handed_back: Vec::new(),
+            generations: 1,
+            delays: Vec::new(),
+            report: None,
+            replay: policy.replay_undelivered,
+        }
+    }
+
+    fn violation(&self, what: impl Into<String>) -> Violation {
+        Violation {
+            what: what.into(),
+            trace: self.trace.clone(),
+        }
+    }
+
+    fn input(&mut self, input: Input<'_>) -> Result<Result<(), InvalidInput>, Violation> {
+        self.trace.push(format!(
+            "{:?} in {}",
+            self.now - self.start,
+            match &input {
+                Input::Send(d) => format!("Send({})", d.len()),
+                Input::Received(d) => format!("Received({})", d.len()),
+                other => format!("{other:?}"),
+            }
+        ));
+        let answer = self.monitor.input(&mut self.session, self.now, input);
+        if let Err(e) = &answer {
+            self.trace.push(format!("  refused: {e}"));
+        }
+        self.drain()?;
+        Ok(answer)
+    }
+
+    fn accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
+        let name = input.name();
+        match self.input(input)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.violation(format!("a valid {name} was refused: {e}"))),
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), Violation> {
+        while let Some(output) = self.monitor.poll_output(&mut self.session) {
+            self.trace.push(match &output {
+                Output::Transmit(b) => format!("  out Transmit({})", b.len()),
+                Output::Event(Event::Data(b)) => format!("  out Data({})", b.len()),
+                Output::Event(Event::Undelivered(b)) => format!("  out Undelivered({})", b.len()),
+                other => format!("  out {other:?}"),
+            });
+            match output {
+                Output::Connect { attempt, .. } => self.attempts.push_back(attempt),
+                Output::Cancel(attempt) => self.attempts.retain(|a| *a != attempt),
+                Output::Transmit(bytes) => self.pending.push_back(bytes),
+                Output::Close | Output::Reset => {
+                    self.open = false;
+                    self.pending.clear();
+                }
+                Output::Event(Event::Undelivered(bytes)) => {
+                    self.handed_back.extend_from_slice(&bytes)
+                }
+                Output::Event(Event::Reconnecting { delay, .. }) => {
+                    self.generations += 1;
+                    self.delays.push(delay);
+                }
+                Output::Event(Event::Closed(report)) => self.report = Some(*report),
+                _ => {}
+            }
+        }
+        match self.monitor.violations().first() {
+            Some(what) => Err(self.violation(what.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&mut self, op: &SessionOp) -> Result<(), Violation> {
+        match op {
+            SessionOp::Send(n) => {
+                let data: Vec<u8> = (self.sent..self.sent + u64::from(*n))
+                    .map(stream_byte)
+                    .collect();
+                if self.input(Input::Send(Bytes::from(data)))?.is_ok() {
+                    self.sent += u64::from(*n);
+                }
+            }
+            SessionOp::Finish => drop(self.input(Input::Finish)?),
+            SessionOp::Abort => drop(self.input(Input::Abort)?),
+            SessionOp::Consume(n) => {
+                let n = self.session.bytes_unconsumed().min(u64::from(*n)) as usize;
+                self.accepted(Input::Consumed(n))?;
+            }
+            SessionOp::ConnectOk => {
+                if let Some(attempt) = self.attempts.pop_front() {
+                    self.open = true;
+                    self.eof_sent = false;
+                    self.accepted(Input::Connected(attempt))?;
+                }
+            }
+            SessionOp::ConnectRefused => {
+                if let Some(&attempt) = self.attempts.front() {
+                    self.accepted(Input::ConnectFailed(attempt, ErrorKind::ConnectionRefused))?;
+                }
+            }
+            SessionOp::Write(n) => self.write(usize::from(*n))?,
+            SessionOp::Receive(n) if self.open && self.session.wants_read() && *n > 0 => {
+                let data = vec![7u8; usize::from(*n)];
+                self.accepted(Input::Received(&data))?;
+            }
+            SessionOp::PeerEof if self.open && self.session.wants_read() && !self.eof_sent => {
+                self.eof_sent = true;
+                self.accepted(Input::PeerEof)?;
+            }
+            SessionOp::Reset if self.open => {
+                self.accepted(Input::SocketError(ErrorKind::ConnectionReset))?
+            }
+            SessionOp::Reset => {
+                if let Some(&attempt) = self.attempts.front() {
+                    self.accepted(Input::ConnectFailed(attempt, ErrorKind::ConnectionReset))?;
+                }
+            }
+            SessionOp::Advance(steps) => {
+                self.now += Duration::from_millis(100 * u64::from(*steps));
+            }
+            SessionOp::Timeout => self.timeout()?,
+            SessionOp::LateConnected if self.generations > 1 => {
+                // The first generation's first attempt, long gone.
+                let lines = self.trace.len();
+                self.accepted(Input::Connected(AttemptId(0)))?;
+                if self.trace.len() != lines + 1 {
+                    return Err(self.violation("a late report produced outputs"));
+                }
+            }
+            SessionOp::Receive(_) | SessionOp::PeerEof | SessionOp::LateConnected => {}
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, max: usize) -> Result<(), Violation> {
+        if !self.open {
+            return Ok(());
+        }
+        let mut written = 0;
+        while written < max {
+            let Some(front) = self.pending.front_mut() else {
+                break;
+            };
+            let chunk = front.split_to(front.len().min(max - written));
+            if front.is_empty() {
+                self.pending.pop_front();
+            }
+            self.at_server.extend_from_slice(&chunk);
+            written += chunk.len();
+        }
+        if written > 0 {
+            self.accepted(Input::Written(written))?;
+        }
+        Ok(())
+    }
+
+    fn timeout(&mut self) -> Result<(), Violation> {
+        let Some(deadline) = self.session.poll_timeout() else {
+            return Ok(());
+        };
+        self.now = self.now.max(deadline);
+        self.accepted(Input::Timeout)
+    }
+
+    /// Finishes, then lets only time and a network that takes everything act.
+    fn wind_down(&mut self) -> Result<(), Violation> {
+        let _ = self.input(Input::Finish)?;
+        for _ in 0..1000 {
+            if self.report.is_some() {
+                return Ok(());
+            }
+            self.apply(&SessionOp::Write(u16::MAX))?;
+            if self.report.is_some() {
+                return Ok(());
+            }
+            if self.session.poll_timeout().is_none() {
+                return Err(self.violation("finishing with no deadline armed: this would hang"));
+            }
+            self.timeout()?;
+        }
+        Err(self.violation("1000 deadlines after Finish and the session still runs"))
+    }
+
+    fn outcome(self) -> Result<SessionOutcome, Violation> {
+        let Some(report) = self.report.clone() else {
+            return Err(self.violation("no Closed"));
+        };
+        // The server got the stream's bytes in order, except what was handed back: the
+        // two together, merged by position, are the stream.
+        let total = self.at_server.len() + self.handed_back.len();
+        if total as u64 != report.bytes_accepted {
+            return Err(self.violation(format!(
+                "the server got {} and {} came back, of {} accepted",
+                self.at_server.len(),
+                self.handed_back.len(),
+                report.bytes_accepted
+            )));
+        }
+        if self.replay {
+            let stream: Vec<u8> = (0..self.at_server.len() as u64).map(stream_byte).collect();
+            if self.at_server != stream {
+                return Err(
+                    self.violation("with replay, the server did not get the stream in order")
+                );
+            }
+        }
+        Ok(SessionOutcome {
+            report,
+            generations: self.generations,
+            delays: self.delays,
+        })
+    }
+}
