@@ -85,6 +85,10 @@ pub struct Session {
     accepted: u64,
     /// `Data` bytes of earlier generations not yet consumed.
     earlier_unconsumed: u64,
+    /// An earlier generation asked for a name to be resolved: its answer may still come.
+    earlier_lookups: bool,
+    /// The current generation asked for a name to be resolved.
+    looked_up: bool,
     /// The current generation's `Undelivered` bytes, held until its end is judged.
     undelivered: Vec<Bytes>,
     outputs: VecDeque<Output>,
@@ -128,6 +132,8 @@ impl Session {
             earlier: Totals::default(),
             accepted: 0,
             earlier_unconsumed: 0,
+            earlier_lookups: false,
+            looked_up: false,
             undelivered: Vec::new(),
             outputs: VecDeque::new(),
             closed: false,
@@ -186,6 +192,17 @@ impl Session {
                 self.shutdown = Some(Ending::Aborted);
                 self.client.handle_input(now, Input::Abort)
             }
+            Input::Resolved(_)
+            | Input::ResolvedFamily(..)
+            | Input::ResolveFailed(_)
+            | Input::ResolveFamilyFailed(..)
+                if self.earlier_lookups =>
+            {
+                // An earlier connection's lookup may answer after it ended, and the driver
+                // cannot tell whose answer it is: one this connection cannot take is late.
+                let _ = self.client.handle_input(now, input);
+                Ok(())
+            }
             other => self.client.handle_input(now, other),
         }
     }
@@ -236,6 +253,11 @@ impl Session {
         self.generation
     }
 
+    /// Returns the reconnect policy.
+    pub fn policy(&self) -> &ReconnectPolicy {
+        &self.policy
+    }
+
     /// Returns the current generation's client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -282,6 +304,12 @@ impl Session {
     /// Returns the application bytes written over the whole session.
     pub fn bytes_written(&self) -> u64 {
         self.earlier.written + self.current(Client::bytes_written)
+    }
+
+    /// Returns the application bytes accepted and not yet written on the current (or next)
+    /// connection: what a producer waits on.
+    pub fn bytes_queued(&self) -> u64 {
+        self.current(Client::bytes_queued)
     }
 
     /// Returns the application bytes delivered as `Data` over the whole session.
@@ -349,6 +377,10 @@ impl Session {
                 options,
             }),
             Output::Cancel(attempt) => Some(Output::Cancel(self.outer(attempt))),
+            Output::Resolve { host, port } => {
+                self.looked_up = true;
+                Some(Output::Resolve { host, port })
+            }
             Output::Event(Event::Connected(addr)) => {
                 self.connected_at = Some(self.now);
                 Some(Output::Event(self.connected(addr)))
@@ -426,6 +458,7 @@ impl Session {
         let ended = self.generation;
         self.generation += 1;
         self.attempt_base += self.client.attempts_issued();
+        self.earlier_lookups |= std::mem::take(&mut self.looked_up);
         self.connected_at = None;
         let config = Arc::new(Config {
             delay,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use polling::{Event as Readiness, Events, Poller};
-use tcpclient_core::{AttemptId, Client, Config, Event, Family, Input, InvalidInput, Output};
+use tcpclient_core::{
+    AttemptId, Client, Config, Engine, Event, Family, Input, InvalidInput, Output, ReconnectPolicy,
+};
 
 use crate::conn::{Conn, Reported};
 use crate::resolver::{Resolution, Resolve, ResolverPool, SystemResolver};
@@ -165,7 +167,23 @@ impl EventLoop {
     /// Starts a client for `config` now. Its first outputs are performed on the next turn.
     /// Many connections with one configuration can share it as an `Arc<Config>`.
     pub fn connect(&mut self, config: impl Into<Arc<Config>>) -> ConnId {
-        let conn = Conn::new(Client::new(config, Instant::now()));
+        self.start(Engine::new(config, None, Instant::now()))
+    }
+
+    /// Starts a reconnecting [`Session`](tcpclient_core::Session) for `config` now: when
+    /// its connection is lost it connects again as `policy` says, and its events say so
+    /// ([`Event::Disconnected`], [`Event::Reconnecting`], [`Event::Reconnected`]). The id
+    /// stays the same across connections; [`Event::Closed`] ends the session.
+    pub fn connect_session(
+        &mut self,
+        config: impl Into<Arc<Config>>,
+        policy: ReconnectPolicy,
+    ) -> ConnId {
+        self.start(Engine::new(config, Some(policy), Instant::now()))
+    }
+
+    fn start(&mut self, engine: Engine) -> ConnId {
+        let conn = Conn::new(engine);
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -195,7 +213,7 @@ impl EventLoop {
             let phase = tcpclient_core::Phase::Closed;
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         };
-        conn.client.send(data)?;
+        conn.engine.send(data)?;
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id.index);
@@ -228,21 +246,22 @@ impl EventLoop {
         let Some(conn) = self.conn_mut(id) else {
             return Ok(());
         };
-        let was_full = conn.client.receive_window_full();
-        conn.client.consumed(n)?;
-        if was_full && !conn.client.receive_window_full() {
+        let was_full = conn.engine.receive_window_full();
+        conn.engine.consumed(n)?;
+        if was_full && !conn.engine.receive_window_full() {
             self.mark_dirty(id.index);
         }
         Ok(())
     }
 
-    /// Returns the client of a connection that has not closed yet.
+    /// Returns the client of a connection that has not closed yet (a session's current
+    /// connection).
     pub fn client(&self, id: ConnId) -> Option<&Client> {
         let slot = self.slots.get(id.index as usize)?;
         (slot.generation == id.generation)
             .then_some(slot.conn.as_ref())
             .flatten()
-            .map(|conn| &conn.client)
+            .map(|conn| conn.engine.client())
     }
 
     /// Returns the number of connections that have not closed yet.
@@ -270,7 +289,7 @@ impl EventLoop {
         while let Some(id) = self.progress.pop_front() {
             if let Some(conn) = self.conn_mut(id) {
                 conn.progress_queued = false;
-                return Some((id, conn.client.bytes_written()));
+                return Some((id, conn.engine.bytes_written()));
             }
         }
         None
@@ -327,7 +346,7 @@ impl EventLoop {
                 },
             });
         };
-        conn.client.handle_input(Instant::now(), input)?;
+        conn.engine.handle_input(Instant::now(), input)?;
         self.mark_dirty(id.index);
         Ok(())
     }
@@ -439,10 +458,10 @@ impl EventLoop {
         };
         conn.dirty = false;
         let now = self.now;
-        let written_before = conn.client.bytes_written();
+        let written_before = conn.engine.bytes_written();
         let (mut closed, mut wrote) = (false, false);
         loop {
-            while let Some(output) = conn.client.poll_output() {
+            while let Some(output) = conn.engine.poll_output() {
                 match output {
                     Output::Resolve { host, port } => {
                         // AAAA and A apart (RFC 8305 section 3): the core waits a little for
@@ -498,11 +517,11 @@ impl EventLoop {
         for key in conn.retired_keys.drain(..) {
             self.attempt_keys.remove(&key);
         }
-        if conn.client.bytes_written() != written_before && !conn.progress_queued {
+        if conn.engine.bytes_written() != written_before && !conn.progress_queued {
             conn.progress_queued = true;
             self.progress.push_back(id);
         }
-        let deadline = conn.client.poll_timeout();
+        let deadline = conn.engine.poll_timeout();
         if deadline != conn.deadline {
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, index));

@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{Client, CloseReport, Config, Event, InvalidInput, Phase, SendAdmission};
+use tcpclient_core::{
+    Client, CloseReport, Config, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
+};
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
 
@@ -156,6 +158,7 @@ enum Command {
     Connect {
         key: u64,
         config: Arc<Config>,
+        reconnect: Option<ReconnectPolicy>,
         shared: Arc<Shared>,
         notifications: Sender<Notification>,
     },
@@ -201,7 +204,25 @@ impl Runtime {
     /// Starts a client for `config` and returns its handle. Many connections with one
     /// configuration can share it as an `Arc<Config>`.
     pub fn connect(&self, config: impl Into<Arc<Config>>) -> io::Result<Connection> {
-        let config: Arc<Config> = config.into();
+        self.start(config.into(), None)
+    }
+
+    /// Starts a reconnecting [`Session`](tcpclient_core::Session) for `config` and returns
+    /// its handle: one handle across every connection of the session. Sends made while it
+    /// waits to reconnect go out on the next connection.
+    pub fn connect_session(
+        &self,
+        config: impl Into<Arc<Config>>,
+        policy: ReconnectPolicy,
+    ) -> io::Result<Connection> {
+        self.start(config.into(), Some(policy))
+    }
+
+    fn start(
+        &self,
+        config: Arc<Config>,
+        reconnect: Option<ReconnectPolicy>,
+    ) -> io::Result<Connection> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             admission: SendAdmission::new(&config),
@@ -214,6 +235,7 @@ impl Runtime {
         let command = Command::Connect {
             key,
             config,
+            reconnect,
             shared: shared.clone(),
             notifications: tx,
         };
@@ -591,10 +613,14 @@ impl LoopThread {
                 Command::Connect {
                     key,
                     config,
+                    reconnect,
                     shared,
                     notifications,
                 } => {
-                    let id = self.event_loop.connect(config);
+                    let id = match reconnect {
+                        None => self.event_loop.connect(config),
+                        Some(policy) => self.event_loop.connect_session(config, policy),
+                    };
                     self.keys.insert(id, key);
                     self.handles
                         .insert(key, Handle::new(id, shared, notifications));
@@ -704,12 +730,18 @@ impl LoopThread {
             let Some(handle) = self.handles.get_mut(&key) else {
                 continue;
             };
-            if let Event::Closed(report) = &event {
-                drop(handle.shared.close_to_sends(Phase::Closed));
-                let unsettled =
-                    report.bytes_written.saturating_sub(handle.written) + report.bytes_undelivered;
-                handle.shared.settled(unsettled);
-                handle.written = report.bytes_written;
+            match &event {
+                // Handed back: these bytes will not be written.
+                Event::Undelivered(bytes) => handle.shared.settled(bytes.len() as u64),
+                Event::Closed(report) => {
+                    drop(handle.shared.close_to_sends(Phase::Closed));
+                    // The undelivered bytes were settled as they were handed back.
+                    handle
+                        .shared
+                        .settled(report.bytes_written.saturating_sub(handle.written));
+                    handle.written = report.bytes_written;
+                }
+                _ => {}
             }
             let data_len = match &event {
                 Event::Data(data) => Some(data.len()),

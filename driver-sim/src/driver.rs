@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Client, CloseReport, Config, Event, Family, Input, InvalidInput, Output,
+    AttemptId, CloseReport, Config, Engine, Event, Family, Input, InvalidInput, Output,
+    ReconnectPolicy,
 };
-use tcpclient_testkit::Monitor;
+use tcpclient_testkit::EngineMonitor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use turmoil::net::TcpStream;
@@ -61,11 +62,12 @@ pub struct DriverEnd {
 
 /// What the handle and the driver loop share. Single-threaded: the simulation runs on one.
 struct Shared {
-    client: RefCell<Client>,
+    /// The client, or the reconnecting session.
+    engine: RefCell<Engine>,
     trace: Trace,
     wake: Notify,
     /// Every input and output goes through it: the invariants are checked as the run goes.
-    monitor: RefCell<Monitor>,
+    monitor: RefCell<EngineMonitor>,
     /// Events for the application, in order. Bounded by the core: it stops reading at its
     /// receive window, and `recv` reports what it takes as consumed.
     events: RefCell<VecDeque<Event>>,
@@ -89,7 +91,7 @@ impl SimConnection {
             let next = shared.events.borrow_mut().pop_front();
             match next {
                 Some(event) => {
-                    let window = shared.client.borrow().config().receive_window;
+                    let window = shared.engine.borrow().config().receive_window;
                     if let (Event::Data(data), Some(_)) = (&event, window) {
                         shared.report(Input::Consumed(data.len()));
                     }
@@ -130,7 +132,7 @@ impl SimSender {
 
     /// Bytes accepted and not yet written: what a producer waits on.
     pub fn bytes_queued(&self) -> u64 {
-        self.shared.client.borrow().bytes_queued()
+        self.shared.engine.borrow().bytes_queued()
     }
 }
 
@@ -143,7 +145,7 @@ impl Shared {
         let result = self
             .monitor
             .borrow_mut()
-            .input(&mut self.client.borrow_mut(), now, input);
+            .input(&mut self.engine.borrow_mut(), now, input);
         if let Err(refusal) = &result {
             self.trace.refused(now, refusal);
         }
@@ -172,7 +174,7 @@ impl Shared {
         let output = self
             .monitor
             .borrow_mut()
-            .poll_output(&mut self.client.borrow_mut())?;
+            .poll_output(&mut self.engine.borrow_mut())?;
         self.trace.output(now(), &output);
         Some(output)
     }
@@ -217,10 +219,22 @@ pub fn connect_with_dns(
     trace: Trace,
     dns: Option<SimDns>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    let client = Client::new(config, now());
+    connect_with(config, None, trace, dns)
+}
+
+/// Like [`connect_with_dns`], and with a reconnect policy, a
+/// [`Session`](tcpclient_core::Session) that connects again when its connection is lost.
+/// The driver future ends with the session's report.
+pub fn connect_with(
+    config: Config,
+    reconnect: Option<ReconnectPolicy>,
+    trace: Trace,
+    dns: Option<SimDns>,
+) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    let engine = Engine::new(config, reconnect, now());
     let shared = Rc::new(Shared {
-        monitor: RefCell::new(Monitor::new(&client)),
-        client: RefCell::new(client),
+        monitor: RefCell::new(EngineMonitor::new(&engine)),
+        engine: RefCell::new(engine),
         trace,
         wake: Notify::new(),
         events: RefCell::new(VecDeque::new()),
@@ -309,9 +323,9 @@ async fn drive(shared: Rc<Shared>, dns: Option<SimDns>) -> DriverEnd {
             }
         }
 
-        let deadline = shared.client.borrow().poll_timeout();
+        let deadline = shared.engine.borrow().poll_timeout();
         let next_answer = answers.first().map(|(at, _, _)| *at);
-        let reading = socket.is_some() && shared.client.borrow().wants_read();
+        let reading = socket.is_some() && shared.engine.borrow().wants_read();
         let writing = socket.is_some() && !pending.is_empty();
         let sleep = async {
             match deadline {
@@ -331,7 +345,7 @@ async fn drive(shared: Rc<Shared>, dns: Option<SimDns>) -> DriverEnd {
                     Ok(stream) => {
                         shared.report(Input::Connected(attempt));
                         // Only the winner's socket is kept; a loser's closes as it drops.
-                        if shared.client.borrow().winning_attempt() == Some(attempt) {
+                        if shared.engine.borrow().winning_attempt() == Some(attempt) {
                             socket = Some(stream.into_split());
                         }
                     }

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustls::ServerConfig;
 use tcpclient_core::{
-    AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, TlsConfig,
+    AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, ReconnectPolicy,
+    TlsConfig,
 };
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
-use crate::driver::{DriverEnd, connect_with_dns};
+use crate::driver::{DriverEnd, connect_with};
 use crate::faults::{FaultKind, Schedule};
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
@@ -115,6 +116,9 @@ pub struct Scenario {
     /// Segments turmoil lets one direction of a connection hold unread (its TCP buffers):
     /// a writer blocks once the reader is this far behind.
     pub tcp_capacity: usize,
+    /// With a policy, the application runs a reconnecting
+    /// [`Session`](tcpclient_core::Session) instead of one client.
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl Scenario {
@@ -177,6 +181,15 @@ impl Scenario {
             } else {
                 TURMOIL_TCP_CAPACITY
             },
+            reconnect: rng.chance(1, 4).then(|| {
+                ReconnectPolicy::default()
+                    .with_seed(seed)
+                    .with_initial_delay(Duration::from_millis(50 + rng.below(450)))
+                    .with_max_delay(Duration::from_secs(1 + rng.below(5)))
+                    .with_max_attempts(Some(1 + rng.below(8) as u32))
+                    .with_stable_after(Duration::from_millis(200 + rng.below(2000)))
+                    .with_replay_undelivered(rng.chance(1, 2))
+            }),
         }
     }
 
@@ -203,6 +216,7 @@ impl Scenario {
             stall_timeout: Config::new("server", PORT).stall_timeout,
             consume_pause: None,
             tcp_capacity: TURMOIL_TCP_CAPACITY,
+            reconnect: None,
         }
     }
 
@@ -216,12 +230,24 @@ impl Scenario {
             Some(pause) => format!("consumes every {} ms", pause.as_millis()),
             None => "consumes at once".into(),
         };
+        let session = match &self.reconnect {
+            Some(policy) => format!(
+                ", reconnecting ({} attempts at most{})",
+                policy.max_attempts.unwrap_or(u32::MAX),
+                if policy.replay_undelivered {
+                    ", replaying"
+                } else {
+                    ""
+                }
+            ),
+            None => String::new(),
+        };
         let buffers = match self.tcp_capacity {
             TURMOIL_TCP_CAPACITY => String::new(),
             segments => format!(", TCP buffers of {segments} segments"),
         };
         format!(
-            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}, faults: {}",
+            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}{session}, faults: {}",
             self.seed,
             self.server.name(),
             self.network.label(),
@@ -352,8 +378,9 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let dns = scenario.network.dns();
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end, pause) = (app_log.clone(), end.clone(), scenario.consume_pause);
+    let reconnect = scenario.reconnect.clone();
     sim.client("client", async move {
-        let (conn, driver) = connect_with_dns(config, client_trace, dns);
+        let (conn, driver) = connect_with(config, reconnect, client_trace, dns);
         let app = application(conn, script, tls, pause, app);
         let (finished, ()) = tokio::join!(driver, app);
         *driver_end.borrow_mut() = Some(finished);
@@ -401,7 +428,17 @@ pub fn run(scenario: &Scenario) -> Outcome {
 
     let end = end.borrow_mut().take();
     let report = end.as_ref().map(|e| e.report.clone());
-    if let Some(end) = &end {
+    if let (Some(end), Some(_)) = (&end, &scenario.reconnect) {
+        violations.extend(end.violations.iter().cloned());
+        let logs: Vec<SharedLog> = servers.iter().map(|(_, log)| log.clone()).collect();
+        check_session_bytes(
+            scenario,
+            &end.report,
+            &logs,
+            &app_log.borrow(),
+            &mut violations,
+        );
+    } else if let Some(end) = &end {
         violations.extend(end.violations.iter().cloned());
         // The server the application talked to: the one the winning attempt reached.
         let won = end
@@ -456,6 +493,61 @@ fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str) {
     }
 }
 
+/// A session's bytes, over every connection: each server got an in-order part of what the
+/// application sent (a connection may have lost what the kernel held, and what was handed
+/// back is missing), and the application got no more than the servers sent.
+fn check_session_bytes(
+    scenario: &Scenario,
+    report: &CloseReport,
+    servers: &[SharedLog],
+    app: &AppLog,
+    violations: &mut Vec<String>,
+) {
+    let sent: usize = servers.iter().map(|log| log.borrow().sent.len()).sum();
+    if app.received.len() > sent {
+        violations.push(format!(
+            "the application received {} bytes, the servers sent {sent}",
+            app.received.len()
+        ));
+    }
+    if report.bytes_received != app.received.len() as u64 {
+        violations.push(format!(
+            "the application got {} bytes but the session report says {}",
+            app.received.len(),
+            report.bytes_received
+        ));
+    }
+    if !server_sees_plaintext(scenario) {
+        return;
+    }
+    for log in servers {
+        let received = &log.borrow().received;
+        if !is_subsequence(received, &app.sent) {
+            violations.push(format!(
+                "a server received {} bytes that are not an in-order part of the {} the application sent",
+                received.len(),
+                app.sent.len()
+            ));
+        }
+    }
+}
+
+/// `part`'s bytes appear in `whole` in the same order (not necessarily together).
+fn is_subsequence(part: &[u8], whole: &[u8]) -> bool {
+    let mut rest = whole.iter();
+    part.iter().all(|byte| rest.any(|b| b == byte))
+}
+
+/// Whether a server's "application bytes" are the client's: not for a TLS client talking to
+/// a plaintext server, whose bytes are TLS records.
+fn server_sees_plaintext(scenario: &Scenario) -> bool {
+    scenario.tls == TlsMode::Plain
+        || matches!(
+            scenario.server,
+            ServerKind::TlsEcho | ServerKind::StartTlsLine
+        )
+}
+
 /// The application saw exactly what the server sent, in order, up to the fault; the server
 /// got exactly what the application sent, up to what the report says was written.
 fn check_bytes(
@@ -479,14 +571,7 @@ fn check_bytes(
             report.bytes_received
         ));
     }
-    // A TLS client talking to a plaintext server: the server's "application bytes" are TLS
-    // records, so only the client side can be compared.
-    let server_sees_plaintext = scenario.tls == TlsMode::Plain
-        || matches!(
-            scenario.server,
-            ServerKind::TlsEcho | ServerKind::StartTlsLine
-        );
-    if !server_sees_plaintext {
+    if !server_sees_plaintext(scenario) {
         return;
     }
     if !app.sent.starts_with(&server.received) {

@@ -119,12 +119,23 @@ pub async fn serve_on(
     tls: Arc<ServerConfig>,
 ) -> turmoil::Result {
     let listener = TcpListener::bind((bind, PORT)).await?;
-    loop {
-        let (stream, _) = listener.accept().await?;
-        log.borrow_mut().accepted += 1;
-        // Errors end this connection only; the next one is served as if new.
-        let _ = handle(kind, stream, &log, &tls).await;
-    }
+    // Each connection on a task of its own, as a real server would: one that hangs (a
+    // silent server, a dead client) must not keep the next one waiting in the accept queue,
+    // which turmoil bounds with a panic.
+    let tasks = tokio::task::LocalSet::new();
+    tasks
+        .run_until(async move {
+            loop {
+                let (stream, _) = listener.accept().await?;
+                log.borrow_mut().accepted += 1;
+                let (log, tls) = (log.clone(), tls.clone());
+                // Errors end this connection only.
+                tokio::task::spawn_local(async move {
+                    let _ = handle(kind, stream, &log, &tls).await;
+                });
+            }
+        })
+        .await
 }
 
 async fn handle(

@@ -125,6 +125,24 @@ fn event_details(event: &Event) -> Value {
         Event::Connected(addr) => json!({ "addr": addr.to_string() }),
         Event::Data(data) | Event::Undelivered(data) => json!({ "bytes": data.len() }),
         Event::TlsEstablished(info) => json!({ "tls": info.to_string() }),
+        Event::Reconnected { generation, addr } => {
+            json!({ "generation": generation, "addr": addr.to_string() })
+        }
+        Event::Reconnecting {
+            generation,
+            attempt,
+            delay,
+        } => json!({
+            "generation": generation,
+            "attempt": attempt,
+            "delay_us": delay.as_micros() as u64,
+        }),
+        Event::Disconnected { generation, report } => json!({
+            "generation": generation,
+            "outcome": report.outcome(),
+            "bytes_written": report.bytes_written,
+            "bytes_undelivered": report.bytes_undelivered,
+        }),
         Event::Closed(report) => {
             let (error, tls_error) = match &report.result {
                 Ok(_) => (None, None),

@@ -15,7 +15,7 @@ mod session;
 mod world;
 
 pub use harness::{Harness, closed, connect, epoch, events};
-pub use monitor::Monitor;
+pub use monitor::{EngineMonitor, Monitor};
 pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, SelfSigned, server_name};

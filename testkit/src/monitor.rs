@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use tcpclient_core::{AttemptId, Client, Error, Event, Input, InvalidInput, Output, Phase};
+use tcpclient_core::{AttemptId, Client, Engine, Error, Event, Input, InvalidInput, Output, Phase};
+
+use crate::SessionMonitor;
 
 /// The most plaintext one read can bring beyond its own length: a TLS record begun in
 /// earlier reads (16 KiB of plaintext, less its overhead already counted).
@@ -407,6 +409,67 @@ impl Monitor {
         }
         for what in broken {
             self.violate(format!("{what}; report {report:?}"));
+        }
+    }
+}
+
+/// The monitor for an [`Engine`]: [`Monitor`] for a client, [`SessionMonitor`] for a
+/// reconnecting session, behind one interface (the simulator's driver runs either).
+#[derive(Debug)]
+pub enum EngineMonitor {
+    /// Watching a client.
+    Client(Monitor),
+    /// Watching a session.
+    Session(SessionMonitor),
+}
+
+impl EngineMonitor {
+    /// A monitor for `engine`, before any input.
+    pub fn new(engine: &Engine) -> Self {
+        match engine {
+            Engine::Client(client) => EngineMonitor::Client(Monitor::new(client)),
+            Engine::Session(session) => {
+                EngineMonitor::Session(SessionMonitor::new(session.policy()))
+            }
+        }
+    }
+
+    /// Hands `engine` the input at `now` and checks its answer.
+    pub fn input(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
+        match (self, engine) {
+            (EngineMonitor::Client(m), Engine::Client(c)) => m.input(c, now, input),
+            (EngineMonitor::Session(m), Engine::Session(s)) => m.input(s, now, input),
+            (_, engine) => engine.handle_input(now, input),
+        }
+    }
+
+    /// Takes the next output of `engine`, checking it.
+    pub fn poll_output(&mut self, engine: &mut Engine) -> Option<Output> {
+        match (self, engine) {
+            (EngineMonitor::Client(m), Engine::Client(c)) => m.poll_output(c),
+            (EngineMonitor::Session(m), Engine::Session(s)) => m.poll_output(s),
+            (_, engine) => engine.poll_output(),
+        }
+    }
+
+    /// Records a broken invariant seen by the harness around the monitor.
+    pub fn violate(&mut self, what: String) {
+        match self {
+            EngineMonitor::Client(m) => m.violate(what),
+            EngineMonitor::Session(m) => m.violate(what),
+        }
+    }
+
+    /// Takes the violations seen so far.
+    pub fn take_violations(&mut self) -> Vec<String> {
+        match self {
+            EngineMonitor::Client(m) => m.take_violations(),
+            EngineMonitor::Session(m) => m.take_violations(),
         }
     }
 }

@@ -244,8 +244,14 @@ impl SessionMonitor {
         &self.violations
     }
 
-    fn violate(&mut self, what: String) {
+    /// Records a broken invariant seen by the harness around the monitor.
+    pub fn violate(&mut self, what: String) {
         self.violations.push(what);
+    }
+
+    /// Takes the violations seen so far.
+    pub fn take_violations(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.violations)
     }
 
     fn output(&mut self, output: &Output, session: &Session) {
