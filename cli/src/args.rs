@@ -113,6 +113,18 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub send_file: Option<PathBuf>,
 
+    /// Connect again whenever the connection is lost (waiting 1 s, then 1.6 times longer
+    /// each time up to 2 min, jittered; reset once a connection stays up 30 s). What a lost
+    /// connection did not send goes first on the next; the input keeps flowing. Not with
+    /// --starttls (its dialogue would have to be redone).
+    #[arg(long, conflicts_with = "starttls")]
+    pub reconnect: bool,
+
+    /// With --reconnect: give up after this many reconnects in a row without a connection
+    /// that stayed up.
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    pub reconnect_max: Option<u32>,
+
     /// Pace --send-file to this many bytes per second.
     #[arg(long, value_name = "BYTES_PER_SEC", requires = "send_file", value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,

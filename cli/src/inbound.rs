@@ -127,6 +127,23 @@ pub fn describe(event: &Event) {
         Event::Connected(peer) => warn(format_args!("connected to {peer}")),
         Event::TlsEstablished(info) => warn(format_args!("TLS established: {info}")),
         Event::PeerClosed => warn(format_args!("the server closed its side")),
+        Event::Disconnected { generation, report } => {
+            warn(format_args!("connection {} lost: {report}", generation + 1))
+        }
+        Event::Reconnecting {
+            generation,
+            attempt,
+            delay,
+        } => warn(format_args!(
+            "reconnecting in {:.1} s (connection {}, reconnect {} in a row)",
+            delay.as_secs_f64(),
+            generation + 1,
+            attempt + 1
+        )),
+        Event::Reconnected { generation, addr } => warn(format_args!(
+            "reconnected to {addr} (connection {})",
+            generation + 1
+        )),
         _ => {}
     }
 }

@@ -14,7 +14,9 @@ use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 use std::net::IpAddr;
 
-use tcpclient_core::{CloseReport, Config, Event, FamilyPreference, Keepalive, SocketOptions};
+use tcpclient_core::{
+    CloseReport, Config, Event, FamilyPreference, Keepalive, ReconnectPolicy, SocketOptions,
+};
 use tcpclient_polling::{ConnectionSender, Runtime};
 
 use super::args::{Args, KeepaliveArg};
@@ -59,7 +61,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
     let runtime = Runtime::spawn()?;
     let started = Instant::now();
-    let conn = runtime.connect(config)?;
+    let conn = if args.reconnect {
+        runtime.connect_session(config, reconnect_policy(args))?
+    } else {
+        runtime.connect(config)?
+    };
     let trace = Trace::new(args.trace);
     let mut inbound = Inbound::new(&conn, &trace, args.verbose);
     let interrupted = watch_interrupts(conn.sender(), &trace)?;
@@ -125,6 +131,19 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--reconnect`: the core's default backoff, replaying what a lost connection did not
+/// send; jitter seeded from the clock, so that many clients restarted together spread out.
+fn reconnect_policy(args: &Args) -> ReconnectPolicy {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    ReconnectPolicy::default()
+        .with_seed(seed)
+        .with_max_attempts(args.reconnect_max)
+        .with_replay_undelivered(true)
+}
+
 /// `-4`, `-6`, or the family of `-s`; both families, IPv6 first, otherwise.
 fn family_preference(args: &Args) -> FamilyPreference {
     match (args.ipv4_only, args.ipv6_only, args.source) {
@@ -150,7 +169,9 @@ fn socket_options(args: &Args) -> SocketOptions {
             count: Keepalive::GO_DEFAULT.count,
         }),
     };
-    options.user_timeout = args.user_timeout;
+    if let Some(timeout) = args.user_timeout {
+        options.user_timeout = Some(timeout);
+    }
     options
 }
 

@@ -47,6 +47,23 @@ impl Trace {
                 "cipher_suite": info.cipher_suite.map(|s| s.as_str().unwrap_or("unknown")),
                 "alpn": info.alpn_protocol.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
             }),
+            Event::Reconnected { generation, addr } => {
+                json!({ "generation": generation, "addr": addr.to_string() })
+            }
+            Event::Reconnecting {
+                generation,
+                attempt,
+                delay,
+            } => json!({
+                "generation": generation,
+                "attempt": attempt,
+                "delay_ms": delay.as_millis() as u64,
+            }),
+            Event::Disconnected { generation, report } => json!({
+                "generation": generation,
+                "outcome": report.outcome(),
+                "reason": report.result.as_ref().err().map(ToString::to_string),
+            }),
             Event::Closed(report) => {
                 let (error, tls_error) = match &report.result {
                     Ok(_) => (None, None),

@@ -850,3 +850,119 @@ fn ipv6_only_with_an_ipv4_address_has_no_usable_address() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("no usable address"), "{}", run.stderr);
 }
+
+/// A server *process*: python3 appending what each connection sends to `path`, one
+/// connection after another, closing each at the client's EOF. Prints `ready` once
+/// listening.
+struct SinkProcess {
+    child: Child,
+}
+
+impl SinkProcess {
+    const SCRIPT: &'static str = r#"
+import socket, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    with open(path, "ab") as f:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            f.write(d)
+            f.flush()
+    c.close()
+"#;
+
+    fn start(port: u16, path: &std::path::Path) -> Self {
+        let mut child = Command::new("python3")
+            .args(["-c", Self::SCRIPT, &port.to_string()])
+            .arg(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (the CI script installs it)");
+        let mut ready = [0u8; 6];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut ready)
+            .expect("the server says ready");
+        assert_eq!(&ready, b"ready\n");
+        Self { child }
+    }
+
+    /// SIGKILL: the process is gone at once, as in a crash.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SinkProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn file_len(path: &std::path::Path) -> usize {
+    std::fs::metadata(path).map_or(0, |m| m.len() as usize)
+}
+
+#[test]
+fn reconnect_delivers_all_of_standard_input_across_a_server_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let received = temp_file("reconnect-received.bin", b"");
+    let server = SinkProcess::start(port, &received);
+    let mut spawned = Spawned::new(tcpclient(&[
+        "--reconnect",
+        "-v",
+        "127.0.0.1",
+        &port.to_string(),
+    ]));
+    let mut stdin = spawned.child.stdin.take().expect("stdin");
+    let first: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+
+    stdin.write_all(&first).expect("write stdin");
+    let deadline = Instant::now() + LIMIT;
+    while file_len(&received) < first.len() {
+        assert!(Instant::now() < deadline, "the first part never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+    spawned.wait_for_stderr("reconnecting in");
+    // Sent while the server is down: it goes out on the next connection.
+    stdin.write_all(&second).expect("write stdin");
+    std::thread::sleep(Duration::from_millis(300));
+    let _server = SinkProcess::start(port, &received);
+    spawned.wait_for_stderr("reconnected to");
+    drop(stdin);
+    let run = spawned.finish();
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let all = std::fs::read(&received).expect("received");
+    assert_eq!(all.len(), first.len() + second.len(), "{}", run.stderr);
+    assert!(all == [first, second].concat(), "every byte, in order");
+    assert!(run.stderr.contains("connection 1 lost"), "{}", run.stderr);
+}
+
+#[test]
+fn reconnect_cannot_redo_a_starttls_dialogue() {
+    let run = run(
+        &["--reconnect", "--starttls", "smtp", "127.0.0.1", "25"],
+        b"",
+    );
+
+    assert_eq!(run.status, 2, "a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("--starttls"), "{}", run.stderr);
+}
