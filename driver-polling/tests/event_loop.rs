@@ -414,3 +414,65 @@ fn peak_rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// A server whose first two connections are cut at once (reset), and whose third echoes:
+/// an `EventLoop` session reconnects twice under one id, and the third connection carries
+/// what is sent once it is up.
+#[test]
+fn an_event_loop_session_reconnects_under_the_same_id_until_a_connection_holds() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let addr = serve(move |mut stream| {
+        if count.fetch_add(1, Ordering::SeqCst) < 2 {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        }
+        let mut buf = [0u8; 1024];
+        loop {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let _ = std::io::Write::write_all(&mut stream, &buf[..n]);
+                }
+            }
+        }
+    });
+    let policy = tcpclient_core::ReconnectPolicy::default()
+        .with_initial_delay(Duration::from_millis(20))
+        .with_replay_undelivered(true);
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect_session(config(addr), policy);
+
+    let mut events = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while data(&events) != b"ping" {
+        assert!(Instant::now() < deadline, "no echo: {events:?}");
+        event_loop.turn(Some(Duration::from_millis(50))).unwrap();
+        while let Some((of, event)) = event_loop.poll_event() {
+            assert_eq!(of, id, "one id for the whole session");
+            if matches!(event, Event::Reconnected { generation: 2, .. }) {
+                event_loop.send(id, Bytes::from_static(b"ping")).unwrap();
+            }
+            events.push(event);
+        }
+    }
+    event_loop.finish(id).unwrap();
+    events.extend(
+        run_to_end(&mut event_loop, LIMIT)
+            .into_iter()
+            .map(|(_, e)| e),
+    );
+
+    let reconnected = events
+        .iter()
+        .filter(|e| matches!(e, Event::Reconnected { .. }))
+        .count();
+    assert_eq!(reconnected, 2, "{events:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    let Some(Event::Closed(report)) = events.last() else {
+        panic!("the session's report last: {events:?}");
+    };
+    assert_eq!(report.result, Ok(Ending::Finished), "{report}");
+    assert_eq!((report.bytes_accepted, report.bytes_written), (4, 4));
+}
