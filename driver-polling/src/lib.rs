@@ -9,8 +9,9 @@
 //!   connection that any thread can use — `send` / `start_tls` / `finish` / `abort` in,
 //!   [`Notification`]s out, like the boxes of Kamaelia's `TCPClient`.
 //!
-//! The loop is a `polling::Poller` in oneshot mode, re-armed each turn from what each client
-//! wants; the next client deadline is the wait timeout. Connects are non-blocking (socket2),
+//! The loop is a `polling::Poller`; a connection's socket is registered level-triggered
+//! while it has interest and re-registered when what its client wants changes; the next
+//! client deadline is the wait timeout. Connects are non-blocking (socket2),
 //! names are resolved on a bounded pool of helper threads (by [`SystemResolver`], or any
 //! [`Resolve`]), queued transmits are gathered into `sendmsg` calls (with `MSG_NOSIGNAL`),
 //! and all reads share one buffer. The driver decides nothing: every decision — what to
@@ -25,6 +26,7 @@ mod runtime;
 mod socket;
 
 pub use event_loop::{ConnId, EventLoop, Waker};
-pub use resolver::{MAX_RESOLVER_THREADS, Resolve, SystemResolver};
+pub use resolver::{FixedResolver, MAX_RESOLVER_THREADS, Resolve, SystemResolver};
 pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
+pub use socket::socket_for;
 pub use tcpclient_core;

@@ -55,6 +55,25 @@ pub trait Resolve: Send + Sync + 'static {
     fn resolve(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>>;
 }
 
+/// Answers every name from a fixed table, one list per family, ports as given: for tests,
+/// and for programs that resolve names their own way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixedResolver {
+    /// The IPv6 addresses (the AAAA answer).
+    pub v6: Vec<SocketAddr>,
+    /// The IPv4 addresses (the A answer).
+    pub v4: Vec<SocketAddr>,
+}
+
+impl Resolve for FixedResolver {
+    fn resolve(&self, _host: &str, _port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
+        Ok(match family {
+            Family::V6 => self.v6.clone(),
+            Family::V4 => self.v4.clone(),
+        })
+    }
+}
+
 /// The system's resolver (`getaddrinfo`), asked once per address family.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemResolver;

@@ -24,10 +24,7 @@ pub(crate) fn start_connect(
     addr: SocketAddr,
     options: &ConnectOptions,
 ) -> io::Result<(TcpStream, bool)> {
-    let socket = nonblocking_stream(Domain::for_address(addr))?;
-    apply(&socket, options)?;
-    #[cfg(target_vendor = "apple")]
-    socket.set_nosigpipe(true)?;
+    let socket = socket_for(addr, options)?;
     let done = match socket.connect(&SockAddr::from(addr)) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
@@ -35,6 +32,17 @@ pub(crate) fn start_connect(
         Err(e) => return Err(e),
     };
     Ok((socket.into(), done))
+}
+
+/// A non-blocking TCP socket for a connect attempt to `addr`, with the attempt's socket
+/// options set (and, on Apple systems, `SO_NOSIGPIPE`), not yet connected: what every
+/// driver over the operating system's sockets starts an attempt with.
+pub fn socket_for(addr: SocketAddr, options: &ConnectOptions) -> io::Result<Socket> {
+    let socket = nonblocking_stream(Domain::for_address(addr))?;
+    apply(&socket, options)?;
+    #[cfg(target_vendor = "apple")]
+    socket.set_nosigpipe(true)?;
+    Ok(socket)
 }
 
 /// Sets what the core asked for, before the connect (a local address must be bound first,

@@ -2,8 +2,9 @@
 //! simulator: scripted faults, seed sweeps, and traces that replay byte for byte.
 //!
 //! The same core that runs over real sockets in `tcpclient-polling` runs here over turmoil's
-//! simulated TCP, driven by an async loop ([`connect`]) that takes `now` from turmoil's clock
-//! and makes every `select!` `biased;`, so a seed fixes everything. A [`Scenario`] — a server
+//! simulated TCP, driven by `tcpclient-tokio`'s driver — the one users run on tokio — over
+//! the [`Turmoil`] network, with `now` from turmoil's clock and every `select!` `biased;`,
+//! so a seed fixes everything. A [`Scenario`] — a server
 //! ([`ServerKind`]), an application script, a fault [`Schedule`] — comes from one seed;
 //! [`run`] plays it, records a [`Trace`] of every input and output with its simulated time,
 //! and checks the invariants of the design (exactly one `Closed`, every byte accounted for,
@@ -31,9 +32,7 @@ mod scenario;
 mod servers;
 mod trace;
 
-pub use driver::{
-    DnsAnswer, DriverEnd, SimConnection, SimDns, SimSender, connect, connect_with_dns,
-};
+pub use driver::{DnsAnswer, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with};
 pub use faults::{Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
@@ -41,4 +40,5 @@ pub use scenario::{
 };
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve};
 pub use tcpclient_core::SplitMix;
+pub use tcpclient_tokio::DriverEnd;
 pub use trace::{Trace, fnv1a};

@@ -16,12 +16,13 @@ use tcpclient_core::{
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
-use crate::driver::{DriverEnd, connect_with};
+use crate::driver::connect_with;
 use crate::faults::{FaultKind, Schedule};
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
 use crate::trace::Trace;
 use tcpclient_core::SplitMix;
+use tcpclient_tokio::DriverEnd;
 
 /// turmoil's default TCP capacity, in segments.
 pub const TURMOIL_TCP_CAPACITY: usize = 64;

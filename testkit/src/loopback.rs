@@ -38,6 +38,42 @@ where
     addr
 }
 
+/// A port where SYNs go unanswered, as on a black-holed route: a listener whose accept
+/// queue is full. The hole lasts as long as this value.
+pub struct BlackHole {
+    /// The address to connect to (and never get an answer from).
+    pub addr: SocketAddr,
+    _sockets: Vec<socket2::Socket>,
+}
+
+/// Makes a [`BlackHole`] at `bind` (port 0 for any free port; `[::1]` for IPv6).
+pub fn black_hole(bind: SocketAddr) -> std::io::Result<BlackHole> {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::for_address(bind), Type::STREAM, None)?;
+    if bind.is_ipv6() {
+        listener.set_only_v6(true)?;
+    }
+    listener.bind(&bind.into())?;
+    listener.listen(0)?;
+    let addr = listener
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("the listener has no address"))?;
+    let mut sockets = vec![listener];
+    for _ in 0..4 {
+        let filler = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        filler.set_nonblocking(true)?;
+        let _ = filler.connect(&addr.into());
+        sockets.push(filler);
+    }
+    // Until the fillers' handshakes are done, the queue is not full yet.
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(BlackHole {
+        addr,
+        _sockets: sockets,
+    })
+}
+
 /// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
 pub fn unused_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -1,44 +1,67 @@
-//! Differential testing: a [`Case`] is written once and run both inside the turmoil
-//! simulator ([`in_simulation`]) and by the polling driver over loopback ([`over_loopback`]).
-//! Both runs are reduced to the same [`Observed`] shape and must be equal: the simulator
-//! must not drift from reality.
+//! Differential testing: a [`Case`] is written once and run by three drivers — inside the
+//! turmoil simulator ([`in_simulation`]), by the polling driver over loopback
+//! ([`over_loopback`]) and by the tokio driver over loopback ([`over_tokio`]). Every run is
+//! reduced to the same [`Observed`] shape and they must be equal: no driver, and not the
+//! simulator, may drift from the others.
 #![deny(missing_docs)]
 
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rustls::ServerConfig;
-use tcpclient_core::{Config, Ending, Error, Event, TlsConfig};
-use tcpclient_polling::EventLoop;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tcpclient_core::{Config, Ending, Engine, Error, Event, TlsConfig};
+use tcpclient_polling::{ConnId, EventLoop};
 use tcpclient_sim::{PORT, ServerKind, SharedLog, Trace, connect, serve};
 use tcpclient_testkit::{Pki, loopback};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The server side of a case.
+/// The server side of a case. Each exists twice, in turmoil and on loopback, byte for byte
+/// the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
     /// Echoes until the client's EOF, then closes.
     Echo,
     /// Echoes over TLS from the first byte; answers `close_notify` in kind.
     TlsEcho,
+    /// `220 ready`; on `STARTTLS`, `220 go` and TLS; then echoes over TLS.
+    StartTlsLine,
+    /// Sends [`GREETING`] and closes its side, then reads until the client's EOF.
+    GreetsAndCloses,
     /// Nothing listens on the port.
     Nobody,
 }
 
-/// One scenario, for both drivers.
+/// What [`Server::GreetsAndCloses`] sends.
+pub const GREETING: &[u8] = b"hello, and goodbye\r\n";
+
+/// How the application ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Graceful shutdown once everything is sent.
+    Finish,
+    /// Abort right after sending.
+    Abort,
+}
+
+/// One scenario, for every driver.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// The server.
     pub server: Server,
-    /// Messages the application sends right away, then it finishes.
+    /// Messages the application sends (after the STARTTLS dialogue, with that server).
     pub messages: Vec<Bytes>,
+    /// How the application ends.
+    pub end: End,
 }
 
-/// What a user of either driver sees: the events with `Data` merged and addresses dropped,
+/// What a user of any driver sees: the events with `Data` merged and addresses dropped,
 /// and the close report's outcome and accounting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// Event names in order, consecutive `Data` merged into one.
+    /// Event names in order, consecutive `Data` (and `Undelivered`) merged into one.
     pub events: Vec<String>,
     /// Every received byte.
     pub data: Vec<u8>,
@@ -50,8 +73,67 @@ pub struct Observed {
     pub peer_closed: bool,
 }
 
-/// How long either run may take.
+/// How long any run may take.
 pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// The application, the same for every driver: what it asks of a connection.
+trait Requests {
+    fn send(&mut self, data: Bytes);
+    fn start_tls(&mut self);
+    fn finish(&mut self);
+    fn abort(&mut self);
+}
+
+/// The application's script: TLS first for a TLS server, the STARTTLS dialogue for a line
+/// server (TLS once `220 go` came), then the messages and the end.
+struct App {
+    case: Case,
+    received: Vec<u8>,
+    sent: bool,
+}
+
+impl App {
+    fn new(case: &Case) -> Self {
+        Self {
+            case: case.clone(),
+            received: Vec::new(),
+            sent: false,
+        }
+    }
+
+    fn start(&mut self, requests: &mut impl Requests) {
+        match self.case.server {
+            Server::StartTlsLine => requests.send(Bytes::from_static(b"STARTTLS\r\n")),
+            Server::TlsEcho => {
+                requests.start_tls();
+                self.send_all(requests);
+            }
+            _ => self.send_all(requests),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event, requests: &mut impl Requests) {
+        if let Event::Data(data) = event {
+            self.received.extend_from_slice(data);
+        }
+        let go = self.received.windows(8).any(|w| w == b"220 go\r\n");
+        if self.case.server == Server::StartTlsLine && go && !self.sent {
+            requests.start_tls();
+            self.send_all(requests);
+        }
+    }
+
+    fn send_all(&mut self, requests: &mut impl Requests) {
+        self.sent = true;
+        for message in &self.case.messages {
+            requests.send(message.clone());
+        }
+        match self.case.end {
+            End::Finish => requests.finish(),
+            End::Abort => requests.abort(),
+        }
+    }
+}
 
 fn observe(events: &[Event]) -> Observed {
     let mut names: Vec<String> = Vec::new();
@@ -74,7 +156,7 @@ fn observe(events: &[Event]) -> Observed {
                 last = Some(report.clone());
                 "Closed".to_string()
             }
-            other => format!("{other:?}"),
+            other => other.name().to_string(),
         };
         let repeats = name == "Data" || name == "Undelivered";
         if names.last() != Some(&name) || !repeats {
@@ -108,7 +190,17 @@ fn tls_configs(pki: &Pki) -> (Arc<ServerConfig>, TlsConfig) {
     (pki.server_config(), pki.client_tls("localhost"))
 }
 
-/// Runs `case` inside turmoil.
+fn client_config(host: &str, port: u16, case: &Case, tls: TlsConfig) -> Config {
+    let config = Config::new(host, port);
+    match case.server {
+        Server::TlsEcho | Server::StartTlsLine => config.with_tls(tls),
+        _ => config,
+    }
+}
+
+// ---- the simulator ----
+
+/// Runs `case` inside turmoil, through the tokio driver over turmoil's network.
 pub fn in_simulation(case: &Case) -> Observed {
     let pki = Pki::new();
     let (server_tls, client_tls) = tls_configs(&pki);
@@ -117,40 +209,35 @@ pub fn in_simulation(case: &Case) -> Observed {
         .simulation_duration(Duration::from_secs(60))
         .build();
     let kind = match case.server {
-        Server::Echo | Server::Nobody => ServerKind::Echo,
-        Server::TlsEcho => ServerKind::TlsEcho,
+        Server::Echo | Server::Nobody => Some(ServerKind::Echo),
+        Server::TlsEcho => Some(ServerKind::TlsEcho),
+        Server::StartTlsLine => Some(ServerKind::StartTlsLine),
+        Server::GreetsAndCloses => None,
     };
-    if case.server == Server::Nobody {
+    match (case.server, kind) {
         // A host, but nothing bound on the port: the SYN is refused.
-        sim.host("server", || async {
+        (Server::Nobody, _) => sim.host("server", || async {
             std::future::pending::<turmoil::Result>().await
-        });
-    } else {
-        let log = SharedLog::default();
-        sim.host("server", move || {
-            serve(kind, log.clone(), server_tls.clone())
-        });
+        }),
+        (_, Some(kind)) => {
+            let log = SharedLog::default();
+            sim.host("server", move || {
+                serve(kind, log.clone(), server_tls.clone())
+            })
+        }
+        (_, None) => sim.host("server", greets_and_closes_in_turmoil),
     }
-    let mut config = Config::new("server", PORT);
-    let tls = case.server == Server::TlsEcho;
-    if tls {
-        config = config.with_tls(client_tls);
-    }
-    let messages = case.messages.clone();
+    let config = client_config("server", PORT, case, client_tls);
     let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let seen = events.clone();
+    let (seen, case) = (events.clone(), case.clone());
     sim.client("client", async move {
         let (mut conn, driver) = connect(config, Trace::new());
-        let sender = conn.sender();
-        if tls {
-            let _ = sender.start_tls();
-        }
-        for message in messages {
-            let _ = sender.send(message);
-        }
-        let _ = sender.finish();
+        let mut requests = TokioRequests(conn.sender());
         let app = async {
+            let mut app = App::new(&case);
+            app.start(&mut requests);
             while let Some(event) = conn.recv().await {
+                app.on_event(&event, &mut requests);
                 seen.borrow_mut().push(event);
             }
         };
@@ -163,28 +250,91 @@ pub fn in_simulation(case: &Case) -> Observed {
     observe(&events)
 }
 
+async fn greets_and_closes_in_turmoil() -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        stream.write_all(GREETING).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        while stream.read(&mut buf).await? > 0 {}
+    }
+}
+
+// ---- the polling driver ----
+
+struct LoopRequests<'a>(&'a mut EventLoop, ConnId);
+
+impl Requests for LoopRequests<'_> {
+    fn send(&mut self, data: Bytes) {
+        let _ = self.0.send(self.1, data);
+    }
+    fn start_tls(&mut self) {
+        let _ = self.0.start_tls(self.1);
+    }
+    fn finish(&mut self) {
+        let _ = self.0.finish(self.1);
+    }
+    fn abort(&mut self) {
+        let _ = self.0.abort(self.1);
+    }
+}
+
+/// Starts the loopback server of `case`; returns its port.
+fn loopback_server(case: &Case, tls: Arc<ServerConfig>) -> u16 {
+    match case.server {
+        Server::Nobody => loopback::unused_port(),
+        Server::Echo => loopback::echo_server().port(),
+        Server::TlsEcho => loopback::tls_echo_server(tls).port(),
+        Server::StartTlsLine => start_tls_line_on_loopback(tls).port(),
+        Server::GreetsAndCloses => loopback::serve(|mut stream| {
+            let _ = stream.write_all(GREETING);
+            let _ = stream.shutdown(Shutdown::Write);
+            let _ = std::io::copy(&mut stream, &mut std::io::sink());
+        })
+        .port(),
+    }
+}
+
+/// The simulator's `StartTlsLine` server, on loopback.
+fn start_tls_line_on_loopback(tls: Arc<ServerConfig>) -> std::net::SocketAddr {
+    loopback::serve(move |mut stream| {
+        let _ = stream.write_all(b"220 ready\r\n");
+        loop {
+            match loopback::read_line(&mut stream).as_deref() {
+                Some("STARTTLS") => break,
+                Some(_) => {
+                    let _ = stream.write_all(b"500 say STARTTLS\r\n");
+                }
+                None => return,
+            }
+        }
+        let _ = stream.write_all(b"220 go\r\n");
+        let Ok(conn) = ServerConnection::new(tls.clone()) else {
+            return;
+        };
+        let mut tls = StreamOwned::new(conn, stream);
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = tls.read(&mut buf) {
+            if n == 0 || tls.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Write);
+    })
+}
+
 /// Runs `case` with the polling driver against real servers on 127.0.0.1.
 pub fn over_loopback(case: &Case) -> Observed {
     let pki = Pki::new();
     let (server_tls, client_tls) = tls_configs(&pki);
-    let port = match case.server {
-        Server::Nobody => loopback::unused_port(),
-        Server::Echo => loopback::echo_server().port(),
-        Server::TlsEcho => loopback::tls_echo_server(server_tls).port(),
-    };
-    let mut config = Config::new("127.0.0.1", port);
-    if case.server == Server::TlsEcho {
-        config = config.with_tls(client_tls);
-    }
+    let port = loopback_server(case, server_tls);
     let mut event_loop = EventLoop::new().expect("event loop");
-    let id = event_loop.connect(config);
-    if case.server == Server::TlsEcho {
-        let _ = event_loop.start_tls(id);
-    }
-    for message in &case.messages {
-        let _ = event_loop.send(id, message.clone());
-    }
-    let _ = event_loop.finish(id);
+    let id = event_loop.connect(client_config("127.0.0.1", port, case, client_tls));
+    let mut app = App::new(case);
+    app.start(&mut LoopRequests(&mut event_loop, id));
     let deadline = Instant::now() + LIMIT;
     let mut events = Vec::new();
     while !event_loop.is_empty() {
@@ -195,7 +345,68 @@ pub fn over_loopback(case: &Case) -> Observed {
         event_loop
             .turn(Some(Duration::from_millis(50)))
             .expect("turn");
-        events.extend(std::iter::from_fn(|| event_loop.poll_event()).map(|(_, e)| e));
+        while let Some((_, event)) = event_loop.poll_event() {
+            if let Event::Data(data) = &event {
+                let _ = event_loop.consumed(id, data.len());
+            }
+            app.on_event(&event, &mut LoopRequests(&mut event_loop, id));
+            events.push(event);
+        }
     }
+    observe(&events)
+}
+
+// ---- the tokio driver ----
+
+struct TokioRequests<O: tcpclient_tokio::Observer>(tcpclient_tokio::Sender<O>);
+
+impl<O: tcpclient_tokio::Observer> Requests for TokioRequests<O> {
+    fn send(&mut self, data: Bytes) {
+        let _ = self.0.send(data);
+    }
+    fn start_tls(&mut self) {
+        let _ = self.0.start_tls();
+    }
+    fn finish(&mut self) {
+        let _ = self.0.finish();
+    }
+    fn abort(&mut self) {
+        let _ = self.0.abort();
+    }
+}
+
+/// Runs `case` with the tokio driver against real servers on 127.0.0.1.
+pub fn over_tokio(case: &Case) -> Observed {
+    let pki = Pki::new();
+    let (server_tls, client_tls) = tls_configs(&pki);
+    let port = loopback_server(case, server_tls);
+    let config = client_config("127.0.0.1", port, case, client_tls);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let events = runtime.block_on(async {
+        let engine = Engine::new(config, None, tcpclient_tokio::now());
+        let (mut conn, driver) = tcpclient_tokio::start(
+            tcpclient_tokio::Tokio::default(),
+            engine,
+            tcpclient_tokio::Unobserved,
+        );
+        tokio::spawn(driver);
+        let mut requests = TokioRequests(conn.sender());
+        let mut app = App::new(case);
+        app.start(&mut requests);
+        let mut events = Vec::new();
+        let run = async {
+            while let Some(event) = conn.recv().await {
+                app.on_event(&event, &mut requests);
+                events.push(event);
+            }
+        };
+        tokio::time::timeout(LIMIT, run)
+            .await
+            .expect("within the time limit");
+        events
+    });
     observe(&events)
 }

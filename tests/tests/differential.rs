@@ -1,14 +1,25 @@
-//! One scenario, two drivers: the simulator and real sockets must agree on what a user sees.
+//! One scenario, three drivers: the simulator, the polling driver and the tokio driver must
+//! agree on what a user sees.
 
 use bytes::Bytes;
 use tcpclient_core::Ending;
-use tcpclient_tests::{Case, Server, in_simulation, over_loopback};
+use tcpclient_tests::{
+    Case, End, GREETING, Observed, Server, in_simulation, over_loopback, over_tokio,
+};
 
-fn both(case: &Case) -> tcpclient_tests::Observed {
+fn all_three(case: &Case) -> Observed {
     let simulated = in_simulation(case);
-    let real = over_loopback(case);
-    assert_eq!(simulated, real, "the simulator drifted from reality");
-    real
+    let polling = over_loopback(case);
+    let tokio = over_tokio(case);
+    assert_eq!(
+        simulated, polling,
+        "the simulator drifted from the polling driver"
+    );
+    assert_eq!(
+        tokio, polling,
+        "the tokio driver drifted from the polling driver"
+    );
+    polling
 }
 
 fn messages() -> Vec<Bytes> {
@@ -19,12 +30,17 @@ fn messages() -> Vec<Bytes> {
     ]
 }
 
+fn case(server: Server) -> Case {
+    Case {
+        server,
+        messages: messages(),
+        end: End::Finish,
+    }
+}
+
 #[test]
 fn echo_then_a_graceful_shutdown() {
-    let observed = both(&Case {
-        server: Server::Echo,
-        messages: messages(),
-    });
+    let observed = all_three(&case(Server::Echo));
 
     assert_eq!(
         observed.events,
@@ -38,10 +54,7 @@ fn echo_then_a_graceful_shutdown() {
 
 #[test]
 fn tls_echo_then_close_notify_both_ways() {
-    let observed = both(&Case {
-        server: Server::TlsEcho,
-        messages: messages(),
-    });
+    let observed = all_three(&case(Server::TlsEcho));
 
     assert_eq!(
         observed.events,
@@ -58,11 +71,61 @@ fn tls_echo_then_close_notify_both_ways() {
 }
 
 #[test]
+fn a_starttls_dialogue_then_echo_over_tls() {
+    let observed = all_three(&case(Server::StartTlsLine));
+
+    assert_eq!(
+        observed.events,
+        [
+            "Connected",
+            "Data",
+            "TlsEstablished(TLSv1_3, TLS13_AES_256_GCM_SHA384)",
+            "Data",
+            "PeerClosed",
+            "Closed"
+        ]
+    );
+    assert!(observed.data.starts_with(b"220 ready\r\n220 go\r\n"));
+    assert_eq!(observed.data.len(), 19 + 100_010);
+    assert_eq!(observed.result, Ok(Ending::Finished));
+    assert_eq!(
+        observed.accounting,
+        (10 + 100_010, 10 + 100_010, 0, 19 + 100_010)
+    );
+}
+
+#[test]
+fn the_peer_closes_first() {
+    let mut case = case(Server::GreetsAndCloses);
+    case.messages.clear();
+    case.end = End::Finish;
+
+    let observed = all_three(&case);
+
+    assert_eq!(observed.data, GREETING);
+    assert_eq!(
+        observed.events,
+        ["Connected", "Data", "PeerClosed", "Closed"]
+    );
+    assert_eq!(observed.result, Ok(Ending::Finished));
+    assert!(observed.peer_closed);
+}
+
+#[test]
+fn an_abort_right_after_sending_hands_every_byte_back() {
+    let mut case = case(Server::Echo);
+    case.end = End::Abort;
+
+    let observed = all_three(&case);
+
+    assert_eq!(observed.events, ["Undelivered", "Closed"]);
+    assert_eq!(observed.result, Ok(Ending::Aborted));
+    assert_eq!(observed.accounting, (100_010, 0, 100_010, 0));
+}
+
+#[test]
 fn a_refused_connection() {
-    let observed = both(&Case {
-        server: Server::Nobody,
-        messages: messages(),
-    });
+    let observed = all_three(&case(Server::Nobody));
 
     assert_eq!(observed.events, ["Undelivered", "Closed"]);
     assert_eq!(

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use socket2::{Domain, Socket, Type};
-use tcpclient_core::{Config, Event, Family};
-use tcpclient_polling::{EventLoop, Resolve};
+use tcpclient_core::{Config, Event};
+use tcpclient_polling::{EventLoop, FixedResolver};
+use tcpclient_testkit::loopback::{BlackHole, black_hole};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the sequential connect waits for the black-holed address before it moves on:
@@ -23,51 +23,20 @@ pub const SEQUENTIAL_CAP: Duration = Duration::from_secs(3);
 pub struct DualStack {
     pub v6: SocketAddr,
     pub v4: SocketAddr,
-    /// The full accept queue that makes the hole; it must outlive the measurements.
-    _hole: Vec<Socket>,
+    /// It must outlive the measurements.
+    _hole: BlackHole,
 }
 
 impl DualStack {
     /// The hole takes the echo server's port number on `[::1]`: hyper-util puts the URI's
     /// port on every address its resolver gives.
     pub fn new(v4_echo: SocketAddr) -> io::Result<Self> {
-        let listener = Socket::new(Domain::IPV6, Type::STREAM, None)?;
-        listener.set_only_v6(true)?;
-        let port = v4_echo.port();
-        listener.bind(&SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)).into())?;
-        listener.listen(0)?;
-        let v6 = listener
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("no address"))?;
-        let mut hole = vec![listener];
-        for _ in 0..4 {
-            let filler = Socket::new(Domain::IPV6, Type::STREAM, None)?;
-            filler.set_nonblocking(true)?;
-            let _ = filler.connect(&v6.into());
-            hole.push(filler);
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        let hole = black_hole(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], v4_echo.port())))?;
         Ok(Self {
-            v6,
+            v6: hole.addr,
             v4: v4_echo,
             _hole: hole,
         })
-    }
-}
-
-/// The resolver ours uses: the black-holed IPv6 address first, then IPv4.
-struct Fixed {
-    v6: SocketAddr,
-    v4: SocketAddr,
-}
-
-impl Resolve for Fixed {
-    fn resolve(&self, _host: &str, _port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
-        Ok(vec![match family {
-            Family::V6 => self.v6,
-            Family::V4 => self.v4,
-        }])
     }
 }
 
@@ -79,9 +48,9 @@ fn millis(start: Instant) -> f64 {
 /// Ours: an `EventLoop` whose resolver answers both families; the default attempt delay
 /// (250 ms).
 pub fn ours(net: &DualStack) -> io::Result<f64> {
-    let mut event_loop = EventLoop::with_resolver(Fixed {
-        v6: net.v6,
-        v4: net.v4,
+    let mut event_loop = EventLoop::with_resolver(FixedResolver {
+        v6: vec![net.v6],
+        v4: vec![net.v4],
     })?;
     let start = Instant::now();
     let id = event_loop.connect(Config::new("dual.test", 80));

@@ -1,0 +1,463 @@
+//! The application's side: a stream (`AsyncRead` + `AsyncWrite`) and the events that are
+//! not data, for one connection or a reconnecting session.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tcpclient_core::{CloseReport, Engine, Event, Input, InvalidInput, TlsInfo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::shared::{Shared, State};
+use crate::{Observer, Unobserved};
+
+/// Most events set aside (events that are not data, met while reading data) kept for
+/// [`Connection::next_event`]: an application that never asks for them must not make them
+/// pile up. The oldest go first.
+const SIDE_EVENTS: usize = 64;
+
+/// One connection (or reconnecting session) run by a driver task: write with
+/// [`AsyncWrite`] (a write is a `Send`, waiting while the send queue is full;
+/// `poll_shutdown` is `Finish`), read with [`AsyncRead`] (data counts as consumed as it is
+/// read), take the other events with [`next_event`](Self::next_event), and the close
+/// report with [`closed`](Self::closed). Dropping it aborts the connection unless it was
+/// shut down.
+///
+/// Or take every event in order, data included, with [`recv`](Self::recv).
+pub struct Connection<O: Observer = Unobserved> {
+    shared: Arc<Shared<O>>,
+    /// Data taken from an event and not yet read.
+    leftover: Bytes,
+    /// Events that are not data, met while reading data.
+    side: VecDeque<Event>,
+    /// `Finish` was asked for (by `poll_shutdown` or `finish`).
+    finished: bool,
+}
+
+/// The sending side of a [`Connection`], for another task: cheap to clone.
+pub struct Sender<O: Observer = Unobserved> {
+    shared: Arc<Shared<O>>,
+}
+
+impl<O: Observer> Clone for Sender<O> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The connection did not come up: its report says why, and what was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// The close report.
+    pub report: Box<CloseReport>,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.report)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<ConnectError> for io::Error {
+    fn from(error: ConnectError) -> Self {
+        let kind = match &error.report.result {
+            Err(tcpclient_core::Error::Connect { kind, .. }) => *kind,
+            Err(tcpclient_core::Error::ConnectTimeout) => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+impl<O: Observer> Connection<O> {
+    pub(crate) fn new(shared: Arc<Shared<O>>) -> Self {
+        Self {
+            shared,
+            leftover: Bytes::new(),
+            side: VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    /// A sending half for another task.
+    pub fn sender(&self) -> Sender<O> {
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Queues `data` (Kamaelia's `inbox`); refused at once with the data handed back when
+    /// the send queue is full or the connection is shutting down.
+    #[doc(alias = "inbox")]
+    pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.shared.request(Input::Send(data))
+    }
+
+    /// Queues `data`, waiting for room in the send queue.
+    pub async fn send_all(&self, data: Bytes) -> Result<(), InvalidInput> {
+        send_all(&self.shared, data).await
+    }
+
+    /// Switches to TLS (STARTTLS; Kamaelia's `makessl`) and waits for the handshake:
+    /// what it negotiated, or the report of a connection that ended instead.
+    #[doc(alias = "makessl")]
+    pub async fn start_tls(&mut self) -> Result<TlsInfo, StartTlsError> {
+        self.shared
+            .request(Input::StartTls)
+            .map_err(StartTlsError::Refused)?;
+        let found = self
+            .wait_for(|e| matches!(e, Event::TlsEstablished(_) | Event::Closed(_)))
+            .await;
+        match found {
+            Some(Event::TlsEstablished(info)) => Ok(info),
+            Some(Event::Closed(report)) => {
+                // Put back: `closed` and `next_event` still see the end.
+                self.side.push_back(Event::Closed(report.clone()));
+                Err(StartTlsError::Closed(report))
+            }
+            _ => Err(StartTlsError::DriverGone),
+        }
+    }
+
+    /// Graceful shutdown (Kamaelia's `producerFinished`): everything sent is delivered,
+    /// then the connection closes. (`poll_shutdown` does the same.)
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&mut self) -> Result<(), InvalidInput> {
+        self.finished = true;
+        self.shared.request(Input::Finish)
+    }
+
+    /// Closes now (Kamaelia's `shutdownMicroprocess`).
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&self) -> Result<(), InvalidInput> {
+        self.shared.request(Input::Abort)
+    }
+
+    /// The next event, data included, in order (Kamaelia's outboxes); `None` after
+    /// `Closed`. `Data` counts as consumed once handed out.
+    #[doc(alias = "outbox")]
+    pub async fn recv(&mut self) -> Option<Event> {
+        if !self.leftover.is_empty() {
+            return Some(Event::Data(std::mem::take(&mut self.leftover)));
+        }
+        if let Some(event) = self.side.pop_front() {
+            return Some(event);
+        }
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            match state.events.pop_front() {
+                Some(event) => {
+                    if let Event::Data(data) = &event {
+                        consumed(&self.shared, &mut state, data.len());
+                    }
+                    Poll::Ready(Some(event))
+                }
+                None if state.over() => Poll::Ready(None),
+                None => {
+                    state.wait_to_read(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next event that is not data (connected, TLS up, peer closed, reconnecting, the
+    /// close report, ...); data stays for the reader. `None` once nothing more can come.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.wait_for(|event| !matches!(event, Event::Data(_)))
+            .await
+    }
+
+    /// Waits for the end and returns the close report. Data not read by then is
+    /// discarded (so that the connection, not waiting for a reader, can finish).
+    pub async fn closed(&mut self) -> Option<Box<CloseReport>> {
+        self.leftover.clear();
+        loop {
+            match self.recv().await? {
+                Event::Closed(report) => return Some(report),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Takes the first event `wanted` accepts, from the set-aside events or the queue,
+    /// leaving the others where they are.
+    async fn wait_for(&mut self, wanted: impl Fn(&Event) -> bool) -> Option<Event> {
+        if let Some(at) = self.side.iter().position(&wanted) {
+            return self.side.remove(at);
+        }
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(at) = state.events.iter().position(&wanted) {
+                return Poll::Ready(state.events.remove(at));
+            }
+            if state.over() {
+                return Poll::Ready(None);
+            }
+            state.wait_to_read(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits until the connection is up (leaving its events queued), or has ended.
+    pub(crate) async fn until_connected(self) -> Result<Self, ConnectError> {
+        let report = poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            let up = |e: &Event| matches!(e, Event::Connected(_) | Event::Reconnected { .. });
+            if state.events.iter().any(up) {
+                return Poll::Ready(None);
+            }
+            let closed = state.events.iter().find_map(|e| match e {
+                Event::Closed(report) => Some(report.clone()),
+                _ => None,
+            });
+            if closed.is_some() || state.driver_gone {
+                return Poll::Ready(Some(closed.unwrap_or_else(|| {
+                    Box::new(CloseReport::driver_stopped(
+                        0,
+                        0,
+                        0,
+                        "the runtime shut down".into(),
+                    ))
+                })));
+            }
+            state.wait_to_read(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        match report {
+            None => Ok(self),
+            Some(report) => Err(ConnectError { report }),
+        }
+    }
+
+    /// Sets aside a non-data event met while reading, keeping the newest few.
+    fn set_aside(&mut self, event: Event) {
+        if matches!(event, Event::SendReady) {
+            return; // Writers learn of room by being woken.
+        }
+        if self.side.len() == SIDE_EVENTS {
+            self.side.pop_front();
+        }
+        self.side.push_back(event);
+    }
+}
+
+impl<O: Observer> Sender<O> {
+    /// See [`Connection::send`].
+    #[doc(alias = "inbox")]
+    pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.shared.request(Input::Send(data))
+    }
+
+    /// See [`Connection::send_all`].
+    pub async fn send_all(&self, data: Bytes) -> Result<(), InvalidInput> {
+        send_all(&self.shared, data).await
+    }
+
+    /// Asks for TLS (STARTTLS) without waiting for the handshake; `TlsEstablished` follows.
+    #[doc(alias = "makessl")]
+    pub fn start_tls(&self) -> Result<(), InvalidInput> {
+        self.shared.request(Input::StartTls)
+    }
+
+    /// See [`Connection::finish`].
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&self) -> Result<(), InvalidInput> {
+        self.shared.request(Input::Finish)
+    }
+
+    /// See [`Connection::abort`].
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&self) -> Result<(), InvalidInput> {
+        self.shared.request(Input::Abort)
+    }
+
+    /// Bytes accepted and not yet written: what a producer may wait on.
+    pub fn bytes_queued(&self) -> u64 {
+        self.shared.lock().engine.bytes_queued()
+    }
+}
+
+/// Why [`Connection::start_tls`] did not end in a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartTlsError {
+    /// The connection refused the request (no TLS configuration, TLS already on, ...).
+    Refused(InvalidInput),
+    /// The connection ended instead, with this report.
+    Closed(Box<CloseReport>),
+    /// The driver stopped (its runtime shut down).
+    DriverGone,
+}
+
+impl std::fmt::Display for StartTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartTlsError::Refused(refusal) => write!(f, "STARTTLS refused: {refusal}"),
+            StartTlsError::Closed(report) => write!(f, "closed before TLS was up: {report}"),
+            StartTlsError::DriverGone => f.write_str("the driver stopped"),
+        }
+    }
+}
+
+impl std::error::Error for StartTlsError {}
+
+/// Tells the engine `n` delivered bytes were consumed, if it counts them, and wakes the
+/// driver if that lets it read again.
+fn consumed<O: Observer>(shared: &Shared<O>, state: &mut State<O>, n: usize) {
+    if state.engine.config().receive_window.is_none() {
+        return;
+    }
+    let was_full = state.engine.receive_window_full();
+    // Never more than was delivered: each `Data` is counted once, as it is taken.
+    let _ = state.input(Input::Consumed(n));
+    if was_full && !state.engine.receive_window_full() {
+        shared.wake.notify_one();
+    }
+}
+
+async fn send_all<O: Observer>(shared: &Shared<O>, data: Bytes) -> Result<(), InvalidInput> {
+    let mut data = Some(data);
+    poll_fn(|cx| {
+        let Some(chunk) = data.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut state = shared.lock();
+        match state.input(Input::Send(chunk)) {
+            Ok(()) => {
+                drop(state);
+                shared.wake.notify_one();
+                Poll::Ready(Ok(()))
+            }
+            Err(InvalidInput::QueueFull { data: back, .. }) if !state.over() => {
+                data = Some(back);
+                state.wait_to_write(cx.waker());
+                drop(state);
+                shared.wake.notify_one();
+                Poll::Pending
+            }
+            Err(refusal) => Poll::Ready(Err(refusal)),
+        }
+    })
+    .await
+}
+
+impl<O: Observer> AsyncRead for Connection<O> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.leftover.is_empty() {
+                let n = this.leftover.len().min(buf.remaining());
+                buf.put_slice(&this.leftover[..n]);
+                this.leftover.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut state = this.shared.lock();
+            let Some(event) = state.events.pop_front() else {
+                if state.over() {
+                    return Poll::Ready(Ok(())); // EOF
+                }
+                state.wait_to_read(cx.waker());
+                return Poll::Pending;
+            };
+            // One connection's end of data is the stream's; a session's is only its last.
+            let eof = match &event {
+                Event::PeerClosed => matches!(state.engine, Engine::Client(_)),
+                Event::Closed(_) => true,
+                _ => false,
+            };
+            match event {
+                Event::Data(data) => {
+                    consumed(&this.shared, &mut state, data.len());
+                    this.leftover = data;
+                }
+                other => {
+                    drop(state);
+                    this.set_aside(other);
+                    if eof {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<O: Observer> AsyncWrite for Connection<O> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut state = self.shared.lock();
+        let answer = state.input(Input::Send(Bytes::copy_from_slice(buf)));
+        let poll = match answer {
+            Ok(()) => Poll::Ready(Ok(buf.len())),
+            Err(InvalidInput::QueueFull { .. }) if !state.over() => {
+                state.wait_to_write(cx.waker());
+                Poll::Pending
+            }
+            Err(refusal) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                refusal.to_string(),
+            ))),
+        };
+        drop(state);
+        self.shared.wake.notify_one();
+        poll
+    }
+
+    /// Ready once everything written so far has reached the socket (or the connection
+    /// ended: the close report says what did not).
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.shared.lock();
+        if state.over() || state.engine.bytes_queued() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        state.wait_to_write(cx.waker());
+        Poll::Pending
+    }
+
+    /// `Finish`, then ready once everything written has reached the socket: the FIN
+    /// follows at once. Reading goes on until the peer's end.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.finished {
+            self.finished = true;
+            // Refused only once the connection is shutting down or over: nothing to do.
+            let _ = self.shared.request(Input::Finish);
+        }
+        self.poll_flush(cx)
+    }
+}
+
+impl<O: Observer> Drop for Connection<O> {
+    /// Ends the connection, as dropping a `TcpStream` does: an abort, unless it was shut
+    /// down (then what was sent is still delivered).
+    fn drop(&mut self) {
+        let finishing = self
+            .shared
+            .finishing
+            .load(std::sync::atomic::Ordering::Acquire);
+        if !self.finished && !finishing {
+            let _ = self.shared.request(Input::Abort);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The driver loop: perform the engine's outputs over a [`Network`], then wait (biased, so
+//! that under a simulator a seed fixes the run) for a request, a lookup, a connect, a
+//! write, a read or the deadline, and report what happened. It decides nothing.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tcpclient_core::{AttemptId, CloseReport, Event, Family, Input, Output};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::shared::Shared;
+use crate::{Network, Observer};
+
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// What the driver loop ends with.
+#[derive(Debug, Clone)]
+pub struct DriverEnd {
+    /// The report of the one `Closed` event.
+    pub report: CloseReport,
+    /// What the observer found wrong on the way (nothing, without one).
+    pub violations: Vec<String>,
+}
+
+type Pending<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
+
+/// The connection's socket, split so a read and a write can wait at once.
+struct Socket<S> {
+    read: ReadHalf<S>,
+    write: WriteHalf<S>,
+}
+
+/// Runs the loop until the engine's `Closed`.
+pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>>) -> DriverEnd {
+    // However the loop ends (returned, or dropped with its runtime), waiters wake.
+    let _gone = Gone(shared.clone());
+    let mut socket: Option<Socket<N::Stream>> = None;
+    let mut lookups: Vec<(Family, Pending<Vec<SocketAddr>>)> = Vec::new();
+    let mut connecting: Vec<(AttemptId, Pending<N::Stream>)> = Vec::new();
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        while let Some(output) = shared.poll_output() {
+            match output {
+                Output::Resolve { host, port } => {
+                    // AAAA and A apart (RFC 8305 section 3); the core waits a little for
+                    // the one it prefers.
+                    for family in [Family::V6, Family::V4] {
+                        lookups.push((family, Box::pin(net.lookup(&host, port, family))));
+                    }
+                }
+                Output::Connect {
+                    attempt,
+                    addr,
+                    options,
+                } => connecting.push((attempt, Box::pin(net.connect(addr, &options)))),
+                Output::Cancel(attempt) => connecting.retain(|(a, _)| *a != attempt),
+                Output::Transmit(bytes) => pending.push_back(bytes),
+                Output::ShutdownWrite => {
+                    if let Some(socket) = socket.as_mut()
+                        && let Err(e) = socket.write.shutdown().await
+                    {
+                        shared.report(Input::SocketError(e.kind()));
+                    }
+                }
+                Output::Close => {
+                    socket = None;
+                    pending.clear();
+                }
+                Output::Reset => {
+                    if let Some(socket) = socket.take() {
+                        net.reset(socket.read.unsplit(socket.write));
+                    }
+                    pending.clear();
+                }
+                Output::Event(Event::Closed(report)) => {
+                    shared.deliver(Event::Closed(report.clone()));
+                    // One more poll: an observer flags anything that comes after Closed.
+                    let _ = shared.poll_output();
+                    let violations = shared.lock().observer.finish();
+                    return DriverEnd {
+                        report: *report,
+                        violations,
+                    };
+                }
+                Output::Event(event) => shared.deliver(event),
+            }
+        }
+
+        let (deadline, wants_read) = {
+            let state = shared.lock();
+            (state.engine.poll_timeout(), state.engine.wants_read())
+        };
+        let reading = socket.is_some() && wants_read;
+        let writing = socket.is_some() && !pending.is_empty();
+        let (read, write) = match socket.as_mut() {
+            Some(socket) => (Some(&mut socket.read), Some(&mut socket.write)),
+            None => (None, None),
+        };
+        tokio::select! {
+            biased;
+            () = shared.wake.notified() => {}
+            (family, found) = first(&mut lookups), if !lookups.is_empty() => match found {
+                Ok(addrs) => shared.report(Input::ResolvedFamily(family, &addrs)),
+                Err(e) => shared.report(Input::ResolveFamilyFailed(family, e.kind())),
+            },
+            (attempt, connected) = first(&mut connecting), if !connecting.is_empty() => {
+                match connected {
+                    Ok(stream) => {
+                        shared.report(Input::Connected(attempt));
+                        // Only the winner's stream is kept; a loser's closes as it drops.
+                        if shared.lock().engine.winning_attempt() == Some(attempt) {
+                            let (read, write) = tokio::io::split(stream);
+                            socket = Some(Socket { read, write });
+                        }
+                    }
+                    Err(e) => shared.report(Input::ConnectFailed(attempt, e.kind())),
+                }
+            }
+            written = write_some(write, &pending), if writing => match written {
+                Ok(n) => {
+                    advance(&mut pending, n);
+                    shared.report(Input::Written(n));
+                }
+                Err(e) => shared.report(Input::SocketError(e.kind())),
+            },
+            read = read_into(read, &mut buf), if reading => match read {
+                Ok(0) => shared.report(Input::PeerEof),
+                Ok(n) => shared.report(Input::Received(&buf[..n])),
+                Err(e) => shared.report(Input::SocketError(e.kind())),
+            },
+            () = sleep_until(deadline) => shared.report(Input::Timeout),
+        }
+    }
+}
+
+/// Wakes the application's waiters when the loop ends, however it ends.
+struct Gone<O: Observer>(Arc<Shared<O>>);
+
+impl<O: Observer> Drop for Gone<O> {
+    fn drop(&mut self) {
+        self.0.driver_gone();
+    }
+}
+
+/// Sleeps until `at` (for ever without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Awaits the first of `futures` to finish (in list order when several finish at once, so
+/// a seed fixes which) and takes it out of the list.
+async fn first<K: Copy, T>(futures: &mut Vec<(K, Pending<T>)>) -> (K, io::Result<T>) {
+    std::future::poll_fn(|cx| {
+        for at in 0..futures.len() {
+            if let Poll::Ready(result) = futures[at].1.as_mut().poll(cx) {
+                let (key, _) = futures.remove(at);
+                return Poll::Ready((key, result));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Most transmits gathered into one write.
+const MAX_GATHER: usize = 64;
+
+/// Writes what it can of the pending transmits, gathered; pending for ever without a
+/// socket or a transmit.
+async fn write_some<S: tokio::io::AsyncWrite>(
+    write: Option<&mut WriteHalf<S>>,
+    pending: &VecDeque<Bytes>,
+) -> io::Result<usize> {
+    let Some(write) = write.filter(|_| !pending.is_empty()) else {
+        return std::future::pending().await;
+    };
+    let slices: Vec<IoSlice<'_>> = pending
+        .iter()
+        .take(MAX_GATHER)
+        .map(|b| IoSlice::new(b))
+        .collect();
+    match write.write_vectored(&slices).await {
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        written => written,
+    }
+}
+
+/// Drops the first `n` bytes of the pending transmits: they were written.
+fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
+        if n < front.len() {
+            let _ = front.split_to(n);
+            return;
+        }
+        n -= front.len();
+        pending.pop_front();
+    }
+}
+
+/// Reads into `buf`; pending for ever without a socket.
+async fn read_into<S: tokio::io::AsyncRead>(
+    read: Option<&mut ReadHalf<S>>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match read {
+        Some(read) => read.read(buf).await,
+        None => std::future::pending().await,
+    }
+}

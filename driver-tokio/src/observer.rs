@@ -1,0 +1,44 @@
+//! What sees every input and output: nothing by default; in the simulator, the trace and
+//! the invariant monitor.
+
+use std::time::Instant;
+
+use tcpclient_core::{Engine, Input, InvalidInput, Output};
+
+/// Stands between the driver (and the application's requests) and the engine: every input
+/// goes through [`Observer::input`], every output through [`Observer::poll_output`].
+/// Implementations must pass them on unchanged; they may record and check them.
+pub trait Observer: 'static {
+    /// Hands `engine` the input at `now`; returns the engine's answer.
+    fn input(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
+        engine.handle_input(now, input)
+    }
+
+    /// Takes the engine's next output.
+    fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
+        let _ = now;
+        engine.poll_output()
+    }
+
+    /// The driver's own report was refused: with a driver that performs every output, a
+    /// bug. The default ignores it (the engine is unchanged by a refusal).
+    fn refused_report(&mut self, name: &'static str, refusal: &InvalidInput) {
+        let _ = (name, refusal);
+    }
+
+    /// The driver loop ended; returns anything the observer found wrong.
+    fn finish(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Sees nothing: the engine as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unobserved;
+
+impl Observer for Unobserved {}

@@ -1,0 +1,148 @@
+//! What the driver task and the application's handles share: the engine (behind the
+//! observer), the events on their way to the application, and who waits for what.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Instant;
+
+use tcpclient_core::{Engine, Event, Input, InvalidInput, Output};
+use tokio::sync::Notify;
+
+use crate::Observer;
+
+/// One connection's shared state. The lock is never held across an `await`.
+pub(crate) struct Shared<O> {
+    state: Mutex<State<O>>,
+    /// Wakes the driver loop: a request may have left outputs to perform.
+    pub(crate) wake: Notify,
+    /// `Finish` was accepted, from any handle: dropping the connection then is no abort.
+    pub(crate) finishing: AtomicBool,
+}
+
+pub(crate) struct State<O> {
+    pub(crate) engine: Engine,
+    pub(crate) observer: O,
+    /// Events for the application, in order, `Data` included. Bounded by the engine: it
+    /// stops reading at its receive window.
+    pub(crate) events: VecDeque<Event>,
+    /// A reader waiting for an event.
+    reader: Option<Waker>,
+    /// A writer waiting for room in the send queue, or for it to drain.
+    writer: Option<Waker>,
+    /// The driver loop has ended (returned, or was dropped with its runtime).
+    pub(crate) driver_gone: bool,
+    /// The final `Closed` was queued.
+    pub(crate) closed: bool,
+}
+
+/// The clock every input is stamped with: tokio's, which a simulator may be driving.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl<O: Observer> Shared<O> {
+    pub(crate) fn new(engine: Engine, observer: O) -> Self {
+        Self {
+            state: Mutex::new(State {
+                engine,
+                observer,
+                events: VecDeque::new(),
+                reader: None,
+                writer: None,
+                driver_gone: false,
+                closed: false,
+            }),
+            wake: Notify::new(),
+            finishing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<O>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An application request, now; the driver is woken to act on what it leaves.
+    pub(crate) fn request(&self, input: Input<'_>) -> Result<(), InvalidInput> {
+        let finish = matches!(input, Input::Finish);
+        let answer = self.lock().input(input);
+        if finish && answer.is_ok() {
+            self.finishing.store(true, Ordering::Release);
+        }
+        self.wake.notify_one();
+        answer
+    }
+
+    /// A report of the driver's, now. A refusal is the observer's to note.
+    pub(crate) fn report(&self, input: Input<'_>) {
+        let name = input.name();
+        let mut state = self.lock();
+        if let Err(refusal) = state.input(input) {
+            state.observer.refused_report(name, &refusal);
+        }
+        if name == "Written" {
+            state.wake_writer();
+        }
+    }
+
+    /// The engine's next output.
+    pub(crate) fn poll_output(&self) -> Option<Output> {
+        let mut state = self.lock();
+        let State {
+            engine, observer, ..
+        } = &mut *state;
+        observer.poll_output(engine, now())
+    }
+
+    /// Queues an event for the application and wakes whoever waits for one.
+    pub(crate) fn deliver(&self, event: Event) {
+        let mut state = self.lock();
+        if matches!(event, Event::Closed(_)) {
+            state.closed = true;
+            state.wake_writer();
+        }
+        state.events.push_back(event);
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+    }
+
+    /// The driver loop ended: nothing more will come.
+    pub(crate) fn driver_gone(&self) {
+        let mut state = self.lock();
+        state.driver_gone = true;
+        state.wake_writer();
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+    }
+}
+
+impl<O: Observer> State<O> {
+    pub(crate) fn input(&mut self, input: Input<'_>) -> Result<(), InvalidInput> {
+        let State {
+            engine, observer, ..
+        } = self;
+        observer.input(engine, now(), input)
+    }
+
+    pub(crate) fn wait_to_read(&mut self, waker: &Waker) {
+        self.reader = Some(waker.clone());
+    }
+
+    pub(crate) fn wait_to_write(&mut self, waker: &Waker) {
+        self.writer = Some(waker.clone());
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.wake();
+        }
+    }
+
+    /// Nothing more will come: the final `Closed` is queued, or the driver is gone.
+    pub(crate) fn over(&self) -> bool {
+        self.closed || self.driver_gone
+    }
+}
