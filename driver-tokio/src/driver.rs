@@ -18,8 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use crate::shared::Shared;
 use crate::{Network, Observer};
 
-/// Bytes read from the socket at a time.
-const READ_BUFFER: usize = 64 * 1024;
+/// The read buffer grows to this while reads keep filling it...
+const READ_BUFFER_MAX: usize = 64 * 1024;
+/// ...and shrinks back to this while they come short: an idle connection waits on a small
+/// buffer, not a bulk transfer's.
+const READ_BUFFER_MIN: usize = 512;
 
 /// What the driver loop ends with.
 #[derive(Debug, Clone)]
@@ -46,7 +49,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
     let mut lookups: Vec<(Family, Pending<Vec<SocketAddr>>)> = Vec::new();
     let mut connecting: Vec<(AttemptId, Pending<N::Stream>)> = Vec::new();
     let mut pending: VecDeque<Bytes> = VecDeque::new();
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; READ_BUFFER_MIN];
     loop {
         while let Some(output) = shared.poll_output() {
             match output {
@@ -134,7 +137,10 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
             },
             read = read_into(read, &mut buf), if reading => match read {
                 Ok(0) => shared.report(Input::PeerEof),
-                Ok(n) => shared.report(Input::Received(&buf[..n])),
+                Ok(n) => {
+                    shared.report(Input::Received(&buf[..n]));
+                    resize(&mut buf, n);
+                }
                 Err(e) => shared.report(Input::SocketError(e.kind())),
             },
             () = sleep_until(deadline) => shared.report(Input::Timeout),
@@ -209,6 +215,22 @@ fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
         }
         n -= front.len();
         pending.pop_front();
+    }
+}
+
+/// Doubles the read buffer after a read that filled it, halves it after one that used
+/// under a quarter of it, within [`READ_BUFFER_MIN`] and [`READ_BUFFER_MAX`].
+fn resize(buf: &mut Vec<u8>, read: usize) {
+    let len = buf.len();
+    let wanted = if read == len {
+        (len * 2).min(READ_BUFFER_MAX)
+    } else if read < len / 4 {
+        (len / 2).max(READ_BUFFER_MIN)
+    } else {
+        len
+    };
+    if wanted != len {
+        *buf = vec![0u8; wanted];
     }
 }
 

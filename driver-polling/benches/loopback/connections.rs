@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clients::config;
 
-const REQUEST: &[u8; 16] = b"0123456789abcdef";
+pub const REQUEST: &[u8; 16] = b"0123456789abcdef";
 
 fn rate(n: usize, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()

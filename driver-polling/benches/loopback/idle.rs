@@ -38,6 +38,7 @@ pub fn client_child(contender: &str, port: u16, n: usize) -> io::Result<()> {
     let per_connection = match contender {
         "ours" => ours(addr, n)?,
         "tokio" => tokio(addr, n)?,
+        "ours-tokio" => crate::tokio_driver::idle(addr, n, resident_bytes)?,
         other => return Err(io::Error::other(format!("unknown contender {other}"))),
     };
     println!("{per_connection}");

@@ -21,6 +21,7 @@ mod pinning;
 mod pipeline;
 mod report;
 mod servers;
+mod tokio_driver;
 
 use std::io;
 use std::sync::Arc;
@@ -126,6 +127,10 @@ fn main() -> io::Result<()> {
                     let start = Instant::now();
                     clients::ours_send(addr, None, &message, count).map(|()| gbps(start))
                 }),
+                Variant::ours("ours on tokio: send_all per message", || {
+                    let start = Instant::now();
+                    tokio_driver::send(&rt, addr, None, &message, count).map(|()| gbps(start))
+                }),
                 Variant::peer("std TcpStream, write_all per message", || {
                     let start = Instant::now();
                     clients::std_send(addr, &message, count, None).map(|()| gbps(start))
@@ -154,6 +159,11 @@ fn main() -> io::Result<()> {
                 Variant::ours("ours: one Send per message", || {
                     let start = Instant::now();
                     clients::ours_send(addr, Some(&client_tls), &message, count)
+                        .map(|()| gbps(start))
+                }),
+                Variant::ours("ours on tokio: send_all per message", || {
+                    let start = Instant::now();
+                    tokio_driver::send(&rt, addr, Some(&client_tls), &message, count)
                         .map(|()| gbps(start))
                 }),
                 Variant::peer("tokio-rustls, write_all per message", || {
@@ -266,6 +276,10 @@ fn main() -> io::Result<()> {
                     let start = Instant::now();
                     clients::ours_echo(addr, &message, count).map(|()| gbps(start))
                 }),
+                Variant::ours("ours on tokio: a sender and the stream's reads", || {
+                    let start = Instant::now();
+                    tokio_driver::echo(&rt, addr, &message, count).map(|()| gbps(start))
+                }),
                 Variant::peer("std: a writer thread and a reader", || {
                     let start = Instant::now();
                     clients::std_echo(addr, &message, count).map(|()| gbps(start))
@@ -291,6 +305,9 @@ fn main() -> io::Result<()> {
                 Variant::ours("ours: one loop, one connection after another", || {
                     connections::ours(plain, None, n)
                 }),
+                Variant::ours("ours on tokio: one task", || {
+                    tokio_driver::connections(&rt, plain, None, n)
+                }),
                 Variant::peer("std, blocking", || connections::std(plain, None, n)),
                 Variant::peer("tokio, one task", || {
                     connections::tokio(&rt, plain, None, n)
@@ -308,6 +325,9 @@ fn main() -> io::Result<()> {
             vec![
                 Variant::ours("ours: one loop, one connection after another", || {
                     connections::ours(tls, Some(&client_tls), n)
+                }),
+                Variant::ours("ours on tokio: one task", || {
+                    tokio_driver::connections(&rt, tls, Some(&client_tls), n)
                 }),
                 Variant::peer("rustls StreamOwned on std", || {
                     connections::std(tls, Some(&rustls_config), n)
@@ -327,6 +347,9 @@ fn main() -> io::Result<()> {
             reps,
             vec![
                 Variant::ours("ours: EventLoop", || idle::measure("ours", n)),
+                Variant::ours("ours on tokio: a driver task per connection", || {
+                    idle::measure("ours-tokio", n)
+                }),
                 Variant::peer(
                     "tokio: a task per connection (current-thread runtime)",
                     || idle::measure("tokio", n),

@@ -78,28 +78,49 @@ pub fn section(
         }
     }
     let medians: Vec<f64> = samples.iter().map(|s| median(s)).collect();
-    let ours = variants.iter().position(|v| v.ours).map(|i| medians[i]);
+    // One ratio column per variant of ours: each against every contender.
+    let ours: Vec<(usize, &str)> = variants
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.ours)
+        .map(|(i, v)| (i, v.name.split(':').next().unwrap_or(v.name)))
+        .collect();
     println!("\n### {title}\n");
     println!("{} · {reps} runs each, interleaved\n", unit.label);
-    println!("| variant | median | min – max | ours vs this |");
-    println!("|---|---:|---:|---:|");
-    for ((variant, samples), median) in variants.iter().zip(&samples).zip(&medians) {
+    let columns: String = ours
+        .iter()
+        .map(|(_, n)| format!(" {n} vs this |"))
+        .collect();
+    let aligns: String = ours.iter().map(|_| "---:|").collect();
+    println!("| variant | median | min – max |{columns}");
+    println!("|---|---:|---:|{aligns}");
+    for (at, ((variant, samples), median)) in
+        variants.iter().zip(&samples).zip(&medians).enumerate()
+    {
         let (min, max) = samples
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        let ratio = match ours {
-            Some(_) if variant.ours => "—".to_string(),
-            Some(ours) if unit.higher_is_better => format!("{:.2}×", ours / median),
-            Some(ours) => format!("{:.2}× {}", ours / median, unit.lower_ratio),
-            None => String::new(),
-        };
+        let ratios: String = ours
+            .iter()
+            .map(|&(i, _)| {
+                let mine = medians[i];
+                let ratio = if i == at {
+                    "—".to_string()
+                } else if unit.higher_is_better {
+                    format!("{:.2}×", mine / median)
+                } else {
+                    format!("{:.2}× {}", mine / median, unit.lower_ratio)
+                };
+                format!(" {ratio} |")
+            })
+            .collect();
         let name = if variant.ours {
             format!("**{}**", variant.name)
         } else {
             variant.name.to_string()
         };
         println!(
-            "| {name} | {} | {} – {} | {ratio} |",
+            "| {name} | {} | {} – {} |{ratios}",
             fmt(*median),
             fmt(min),
             fmt(max)
