@@ -105,6 +105,15 @@ impl Trace {
         self.lines.borrow().clone()
     }
 
+    /// Every line so far, parsed: for tests that look for events and their instants.
+    pub fn values(&self) -> Vec<Value> {
+        self.lines
+            .borrow()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// The trace as JSON lines.
     pub fn to_jsonl(&self) -> String {
         self.lines

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tcpclient_core::{Ending, Error};
 use tcpclient_sim::{End, Fault, FaultKind, Outcome, Scenario, Schedule, ServerKind, TlsMode, run};
 
@@ -14,9 +13,8 @@ fn ms(n: u64) -> Duration {
 fn times(outcome: &Outcome, kind: &str, name: &str) -> Vec<u64> {
     outcome
         .trace
-        .lines()
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .values()
+        .into_iter()
         .filter(|v| v["kind"] == kind && (v["input"] == name || v["output"] == name))
         .map(|v| v["t_us"].as_u64().expect("t_us"))
         .collect()

@@ -18,12 +18,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn lines(outcome: &Outcome) -> Vec<Value> {
-    outcome
-        .trace
-        .lines()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    outcome.trace.values()
 }
 
 /// The most `Data` bytes ever delivered and not yet consumed, from the trace.

@@ -43,12 +43,7 @@ fn attempt_events_since_resolve(outcome: &Outcome) -> Vec<(u64, String)> {
 }
 
 fn attempt_events_since(outcome: &Outcome, origin: &str) -> Vec<(u64, String)> {
-    let lines: Vec<Value> = outcome
-        .trace
-        .lines()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines: Vec<Value> = outcome.trace.values();
     let mut events = Vec::new();
     let mut start = None;
     for line in &lines {

@@ -13,12 +13,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn lines(outcome: &Outcome) -> Vec<Value> {
-    outcome
-        .trace
-        .lines()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    outcome.trace.values()
 }
 
 /// (time in ms, output name, details) of the session's events.

@@ -96,19 +96,23 @@ pub fn tls_echo_server(config: Arc<ServerConfig>) -> SocketAddr {
 
 /// Like [`tls_echo_server`], on `addr`.
 pub fn tls_echo_server_on(addr: &str, config: Arc<ServerConfig>) -> SocketAddr {
-    serve_on(addr, move |stream| {
-        let conn = ServerConnection::new(config.clone()).expect("server connection");
-        let mut tls = StreamOwned::new(conn, stream);
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = tls.read(&mut buf) {
-            if n == 0 || tls.write_all(&buf[..n]).is_err() {
-                break;
-            }
+    serve_on(addr, move |stream| tls_echo(stream, config.clone()))
+}
+
+/// Serves TLS on an accepted `stream` (after any plaintext dialogue): echoes, then answers
+/// the client's `close_notify` with its own and a FIN.
+pub fn tls_echo(stream: TcpStream, config: Arc<ServerConfig>) {
+    let conn = ServerConnection::new(config).expect("server connection");
+    let mut tls = StreamOwned::new(conn, stream);
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = tls.read(&mut buf) {
+        if n == 0 || tls.write_all(&buf[..n]).is_err() {
+            break;
         }
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-        let _ = tls.sock.shutdown(Shutdown::Write);
-    })
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    let _ = tls.sock.shutdown(Shutdown::Write);
 }
 
 /// Sends `payload`, then closes without reading anything.

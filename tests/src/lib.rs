@@ -5,13 +5,13 @@
 //! simulator, may drift from the others.
 #![deny(missing_docs)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::ServerConfig;
 use tcpclient_core::{Config, Ending, Engine, Error, Event, TlsConfig};
 use tcpclient_polling::{ConnId, EventLoop};
 use tcpclient_sim::{PORT, ServerKind, SharedLog, Trace, connect, serve};
@@ -310,19 +310,7 @@ fn start_tls_line_on_loopback(tls: Arc<ServerConfig>) -> std::net::SocketAddr {
             }
         }
         let _ = stream.write_all(b"220 go\r\n");
-        let Ok(conn) = ServerConnection::new(tls.clone()) else {
-            return;
-        };
-        let mut tls = StreamOwned::new(conn, stream);
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = tls.read(&mut buf) {
-            if n == 0 || tls.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-        let _ = tls.sock.shutdown(Shutdown::Write);
+        loopback::tls_echo(stream, tls.clone());
     })
 }
 
