@@ -5,8 +5,10 @@
 //! Time is turmoil's: it pauses and advances tokio's clock, which the driver reads, and the
 //! driver's `select!` is `biased;`, so a seed fixes the whole run.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
@@ -15,6 +17,7 @@ use tcpclient_core::{
 use tcpclient_testkit::EngineMonitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
 
+use crate::coverage::Coverage;
 use crate::trace::Trace;
 
 /// A simulated connection: `tcpclient-tokio`'s, observed by the simulator.
@@ -108,13 +111,20 @@ impl tcpclient_tokio::Network for Turmoil {
 pub struct SimObserver {
     trace: Trace,
     monitor: EngineMonitor,
+    coverage: Rc<RefCell<Coverage>>,
+    session: bool,
+    /// The last reconnect's attempt number.
+    last_attempt: Option<u32>,
 }
 
 impl SimObserver {
-    fn new(trace: Trace, engine: &Engine) -> Self {
+    fn new(trace: Trace, engine: &Engine, coverage: Rc<RefCell<Coverage>>) -> Self {
         Self {
             trace,
             monitor: EngineMonitor::new(engine),
+            coverage,
+            session: matches!(engine, Engine::Session(_)),
+            last_attempt: None,
         }
     }
 }
@@ -131,12 +141,20 @@ impl Observer for SimObserver {
         if let Err(refusal) = &answer {
             self.trace.refused(now, refusal);
         }
+        self.coverage.borrow_mut().observe_engine(engine);
         answer
     }
 
     fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
         let output = self.monitor.poll_output(engine)?;
         self.trace.output(now, &output);
+        let mut coverage = self.coverage.borrow_mut();
+        coverage.observe_engine(engine);
+        coverage.observe_output(&output, self.session);
+        if let Output::Event(tcpclient_core::Event::Reconnecting { attempt, .. }) = &output {
+            coverage.observe_backoff(*attempt, self.last_attempt);
+            self.last_attempt = Some(*attempt);
+        }
         Some(output)
     }
 
@@ -154,19 +172,20 @@ impl Observer for SimObserver {
 /// Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS.
 pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    connect_with(config, None, trace, None)
+    connect_with(config, None, trace, None, Rc::default())
 }
 
 /// Like [`connect`], with a reconnect policy (a [`Session`](tcpclient_core::Session)
-/// whose future ends with the session's report) and names resolved by `dns`, one family at
-/// a time (or by turmoil's DNS if `None`).
+/// whose future ends with the session's report), names resolved by `dns`, one family at a
+/// time (or by turmoil's DNS if `None`), and what the run reaches counted into `coverage`.
 pub fn connect_with(
     config: Config,
     reconnect: Option<ReconnectPolicy>,
     trace: Trace,
     dns: Option<SimDns>,
+    coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
     let engine = Engine::new(config, reconnect, tcpclient_tokio::now());
-    let observer = SimObserver::new(trace, &engine);
+    let observer = SimObserver::new(trace, &engine, coverage);
     tcpclient_tokio::start(Turmoil { dns }, engine, observer)
 }

@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod coverage;
 mod driver;
 mod faults;
 mod network;
@@ -32,6 +33,7 @@ mod scenario;
 mod servers;
 mod trace;
 
+pub use coverage::Coverage;
 pub use driver::{DnsAnswer, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with};
 pub use faults::{Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tcpclient_sim::{Outcome, Scenario, run, timed};
+use tcpclient_sim::{Coverage, Outcome, Scenario, run, timed};
 
 /// Deterministic network fault testing of tcpclient-core inside turmoil.
 #[derive(Debug, Parser)]
@@ -30,6 +30,12 @@ enum Command {
         /// Threads to run seeds on.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Fail unless every coverage cell was reached at least once.
+        #[arg(long)]
+        require_coverage: bool,
+        /// Run every seed twice and fail unless both traces are the same.
+        #[arg(long)]
+        check_determinism: bool,
     },
     /// Run one seed and print its trace (JSON lines), or write it to a file.
     Replay {
@@ -54,7 +60,12 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 
 fn main() -> ExitCode {
     match Args::parse().command {
-        Command::Sweep { seeds, jobs } => sweep(seeds, jobs.max(1)),
+        Command::Sweep {
+            seeds,
+            jobs,
+            require_coverage,
+            check_determinism,
+        } => sweep(seeds, jobs.max(1), require_coverage, check_determinism),
         Command::Replay { seed, trace } => replay(seed, trace),
     }
 }
@@ -67,9 +78,15 @@ struct Seen {
     network: String,
     violations: Vec<String>,
     simulated: Duration,
+    coverage: Coverage,
 }
 
-fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
+fn sweep(
+    seeds: Range<u64>,
+    jobs: usize,
+    require_coverage: bool,
+    check_determinism: bool,
+) -> ExitCode {
     let next = AtomicU64::new(seeds.start);
     let seen = Mutex::new(Vec::new());
     let ((), wall) = timed(|| {
@@ -83,7 +100,16 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
                         }
                         let scenario = Scenario::from_seed(seed);
                         let outcome = run(&scenario);
-                        let entry = summarize(&scenario, &outcome);
+                        let mut entry = summarize(&scenario, &outcome);
+                        if check_determinism {
+                            let again = run(&scenario).trace.hash();
+                            if again != outcome.trace.hash() {
+                                entry.violations.push(format!(
+                                    "two runs of the seed gave different traces ({:016x}, {again:016x})",
+                                    outcome.trace.hash()
+                                ));
+                            }
+                        }
                         seen.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
                     }
                 });
@@ -115,6 +141,19 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
     print_counts("outcome", seen.iter().map(|s| s.kind.as_str()));
     print_counts("server", seen.iter().map(|s| s.server.as_str()));
     print_counts("network", seen.iter().map(|s| s.network.as_str()));
+    let mut coverage = Coverage::default();
+    for s in &seen {
+        coverage.merge(&s.coverage);
+    }
+    println!("\n{:<44} runs", "coverage");
+    for (cell, n) in coverage.table() {
+        let mark = if n == 0 { "  <- never reached" } else { "" };
+        println!("  {cell:<42} {n:>5}{mark}");
+    }
+    let missing = coverage.missing();
+    if check_determinism {
+        println!("\ndeterminism     every seed run twice, traces compared");
+    }
     println!("\nviolations      {}", failed.len());
     for s in &failed {
         println!("  seed {}: {}", s.seed, s.violations.join("; "));
@@ -122,6 +161,13 @@ fn sweep(seeds: Range<u64>, jobs: usize) -> ExitCode {
             "    replay: cargo run --release -p tcpclient-sim -- replay --seed {}",
             s.seed
         );
+    }
+    if require_coverage && !missing.is_empty() {
+        println!(
+            "coverage: {} cells never reached: {missing:?}",
+            missing.len()
+        );
+        return ExitCode::FAILURE;
     }
     if failed.is_empty() {
         ExitCode::SUCCESS
@@ -150,6 +196,7 @@ fn summarize(scenario: &Scenario, outcome: &Outcome) -> Seen {
         network: scenario.network.family_label(),
         violations: outcome.violations.clone(),
         simulated: outcome.simulated,
+        coverage: outcome.coverage.clone(),
     }
 }
 

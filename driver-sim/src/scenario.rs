@@ -16,6 +16,7 @@ use tcpclient_core::{
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
+use crate::coverage::Coverage;
 use crate::driver::connect_with;
 use crate::faults::{FaultKind, Schedule};
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
@@ -292,6 +293,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Simulated time the run took.
     pub simulated: Duration,
+    /// What the run reached.
+    pub coverage: Coverage,
 }
 
 impl Outcome {
@@ -380,8 +383,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end, pause) = (app_log.clone(), end.clone(), scenario.consume_pause);
     let reconnect = scenario.reconnect.clone();
+    let coverage: Rc<RefCell<Coverage>> = Rc::default();
+    let client_coverage = coverage.clone();
     sim.client("client", async move {
-        let (conn, driver) = connect_with(config, reconnect, client_trace, dns);
+        let (conn, driver) = connect_with(config, reconnect, client_trace, dns, client_coverage);
         let app = application(conn, script, tls, pause, app);
         let (finished, ()) = tokio::join!(driver, app);
         *driver_end.borrow_mut() = Some(finished);
@@ -471,12 +476,14 @@ pub fn run(scenario: &Scenario) -> Outcome {
     } else if violations.is_empty() {
         violations.push("the client never produced a close report".into());
     }
+    let coverage = coverage.borrow().clone();
     Outcome {
         seed: scenario.seed,
         trace,
         report,
         violations,
         simulated,
+        coverage,
     }
 }
 

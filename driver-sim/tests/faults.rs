@@ -207,3 +207,23 @@ fn an_abort_reports_what_was_not_delivered() {
         "a silent server's window fills: {report:?}"
     );
 }
+
+#[test]
+fn coverage_counts_what_a_run_reached_and_names_what_it_did_not() {
+    let mut scenario = Scenario::simple(3, ServerKind::Echo, TlsMode::Plain);
+    scenario.script.messages = vec![(ms(10), 100)];
+
+    let outcome = checked(&scenario);
+
+    let coverage = &outcome.coverage;
+    assert!(coverage.hits("phase Connected") > 0);
+    assert_eq!(coverage.hits("ending Finished"), 1);
+    assert_eq!(coverage.hits("attempt Won"), 1);
+    let missing = coverage.missing();
+    assert!(
+        missing.contains(&"ending Stalled".to_string()),
+        "{missing:?}"
+    );
+    assert!(missing.contains(&"session reconnected".to_string()));
+    assert!(!missing.contains(&"ending Finished".to_string()));
+}
