@@ -92,6 +92,9 @@ pub struct Client {
     bytes_received: u64,
     /// Bytes of `Data` the application reported consumed.
     bytes_consumed: u64,
+    /// Unconsumed bytes an earlier connection of a [`Session`](crate::Session) delivered:
+    /// they count against this one's window, and are consumed first.
+    carried_unconsumed: u64,
     /// A `Send` was refused since the last [`Event::SendReady`].
     send_refused: bool,
     /// Connect attempts started so far (ids below this were issued).
@@ -150,6 +153,7 @@ impl Client {
             bytes_accepted: 0,
             bytes_received: 0,
             bytes_consumed: 0,
+            carried_unconsumed: 0,
             send_refused: false,
             attempts_started: 0,
             resolution_asked: false,
@@ -325,7 +329,7 @@ impl Client {
 
     /// Returns the bytes delivered as [`Event::Data`] and not yet reported consumed.
     pub fn bytes_unconsumed(&self) -> u64 {
-        self.bytes_received - self.bytes_consumed
+        self.carried_unconsumed + self.bytes_received - self.bytes_consumed
     }
 
     /// Returns how many more bytes a `Send` may carry now without being refused: zero once
@@ -374,8 +378,26 @@ impl Client {
                 unconsumed,
             });
         }
-        self.bytes_consumed += n as u64;
+        let carried = self.carried_unconsumed.min(n as u64);
+        self.carried_unconsumed -= carried;
+        self.bytes_consumed += n as u64 - carried;
         Ok(())
+    }
+
+    /// Takes over `n` unconsumed bytes of the connection before this one (a session's).
+    pub(crate) fn carry_unconsumed(&mut self, n: u64) {
+        self.carried_unconsumed += n;
+    }
+
+    /// Expects an [`Event::SendReady`] once there is room: a refusal was made to the
+    /// application by a connection before this one (a session's).
+    pub(crate) fn owe_send_ready(&mut self) {
+        self.send_refused = true;
+    }
+
+    /// Whether a `Send` would find room now (the low watermark, as `SendReady` uses).
+    pub(crate) fn has_room(&self) -> bool {
+        self.takes_sends() && self.admission.has_room_again(self.bytes_queued())
     }
 
     /// Queues `data` as an accepted send, past the send limit if need be: a

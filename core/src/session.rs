@@ -83,8 +83,12 @@ pub struct Session {
     earlier: Totals,
     /// `Send` bytes accepted over the whole session.
     accepted: u64,
-    /// `Data` bytes of earlier generations not yet consumed.
-    earlier_unconsumed: u64,
+    /// A `Send` was refused for a full queue since the last `SendReady`: one is owed, by
+    /// this connection or the next.
+    send_refused: bool,
+    /// Sends made while the current connection is on its way out by itself (the peer
+    /// closed it and it is flushing): they go on the next one. Bounded by the send limit.
+    between: Vec<Bytes>,
     /// An earlier generation asked for a name to be resolved: its answer may still come.
     earlier_lookups: bool,
     /// The current generation asked for a name to be resolved.
@@ -131,7 +135,8 @@ impl Session {
             tls: TlsUse::Off,
             earlier: Totals::default(),
             accepted: 0,
-            earlier_unconsumed: 0,
+            send_refused: false,
+            between: Vec::new(),
             earlier_lookups: false,
             looked_up: false,
             undelivered: Vec::new(),
@@ -180,10 +185,14 @@ impl Session {
             Input::StartTls => {
                 let connected = self.connected_at.is_some();
                 self.client.handle_input(now, Input::StartTls)?;
-                self.tls = if connected {
-                    TlsUse::MidStream
-                } else {
+                // TLS from the first byte only if it was asked for before the first
+                // connection, with nothing queued to go in plaintext before it.
+                let from_start =
+                    !connected && self.generation == 0 && self.client.bytes_accepted() == 0;
+                self.tls = if from_start {
                     TlsUse::FromTheStart
+                } else {
+                    TlsUse::MidStream
                 };
                 Ok(())
             }
@@ -210,14 +219,38 @@ impl Session {
     /// Queues `data` on the current connection, or for the next one while waiting: the
     /// same as [`Input::Send`], for the hot path.
     pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+        self.settle();
         if self.closed || self.shutdown.is_some() {
             let phase = self.phase();
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         }
         let len = data.len() as u64;
-        self.client.send(data)?;
-        self.accepted += len;
-        Ok(())
+        match self.client.send(data) {
+            Ok(()) => {
+                self.accepted += len;
+                Ok(())
+            }
+            // The connection is ending by itself (the peer closed it); the session is not.
+            Err(InvalidInput::SendAfterShutdown { data, .. }) => {
+                let held: u64 = self.between.iter().map(|b| b.len() as u64).sum();
+                let limit = self.config.send_limit as u64;
+                if held > 0 && held + len > limit {
+                    self.send_refused = true;
+                    return Err(InvalidInput::QueueFull {
+                        data,
+                        queued: usize::try_from(held).unwrap_or(usize::MAX),
+                        limit: self.config.send_limit,
+                    });
+                }
+                self.between.push(data);
+                self.accepted += len;
+                Ok(())
+            }
+            Err(refusal) => {
+                self.send_refused |= matches!(refusal, InvalidInput::QueueFull { .. });
+                Err(refusal)
+            }
+        }
     }
 
     /// Returns the next thing to do, as [`Client::poll_output`] does.
@@ -319,7 +352,9 @@ impl Session {
 
     /// Returns the bytes delivered as `Data` and not yet consumed, over the whole session.
     pub fn bytes_unconsumed(&self) -> u64 {
-        self.earlier_unconsumed + self.current(Client::bytes_unconsumed)
+        // An ended generation's client still holds what it delivered: once the session is
+        // over, that is all there is.
+        self.client.bytes_unconsumed()
     }
 
     /// The application is done with `n` more delivered bytes: the same as
@@ -331,20 +366,10 @@ impl Session {
     // ---- the application's requests ----
 
     fn consume(&mut self, n: usize) -> Result<(), InvalidInput> {
-        let unconsumed = self.bytes_unconsumed();
-        if n as u64 > unconsumed {
-            return Err(InvalidInput::ConsumedTooMuch {
-                consumed: n,
-                unconsumed,
-            });
-        }
-        let from_earlier = self.earlier_unconsumed.min(n as u64);
-        self.earlier_unconsumed -= from_earlier;
-        let rest = n - from_earlier as usize;
-        if rest > 0 && !self.client.is_closed() {
-            self.client.consumed(rest)?;
-        }
-        Ok(())
+        self.settle();
+        // The current client holds what earlier connections delivered unconsumed too, and
+        // takes `Consumed` after its close as well.
+        self.client.consumed(n)
     }
 
     fn finish(&mut self, now: Instant) -> Result<(), InvalidInput> {
@@ -389,6 +414,10 @@ impl Session {
                 self.undelivered.push(bytes);
                 None
             }
+            Output::Event(Event::SendReady) => {
+                self.send_refused = false;
+                Some(Output::Event(Event::SendReady))
+            }
             Output::Event(Event::Closed(report)) => {
                 self.generation_ended(*report);
                 None
@@ -422,7 +451,6 @@ impl Session {
         self.earlier.written += report.bytes_written;
         self.earlier.received += report.bytes_received;
         self.earlier.wire_written += report.wire_bytes_written;
-        self.earlier_unconsumed += self.client.bytes_unconsumed();
         let stable = self
             .connected_at
             .is_some_and(|at| self.now.saturating_duration_since(at) >= self.policy.stable_after);
@@ -464,19 +492,32 @@ impl Session {
             delay,
             ..(*self.config).clone()
         });
+        let unconsumed = self.client.bytes_unconsumed();
         self.client = Client::new(config, self.now);
+        // What the application still holds counts against the new connection's window.
+        self.client.carry_unconsumed(unconsumed);
         if self.tls == TlsUse::FromTheStart {
             // Accepted: a new client takes StartTls, and this one has a TLS configuration.
             let _ = self.client.handle_input(self.now, Input::StartTls);
         }
-        let replay = self.policy.replay_undelivered && self.tls != TlsUse::MidStream;
+        // Bytes meant for a STARTTLS session begun mid-stream must not go out in plaintext
+        // before the application redoes its preamble: they come back instead.
+        let resendable = self.tls != TlsUse::MidStream;
         let undelivered = std::mem::take(&mut self.undelivered);
-        if replay {
+        let between = std::mem::take(&mut self.between);
+        if self.policy.replay_undelivered && resendable {
             for bytes in undelivered {
                 self.client.resend(bytes);
             }
         } else {
             self.hand_back(undelivered);
+        }
+        if resendable {
+            for bytes in between {
+                self.client.resend(bytes);
+            }
+        } else {
+            self.hand_back(between);
         }
         if self.tls == TlsUse::MidStream {
             self.tls = TlsUse::Off;
@@ -490,12 +531,22 @@ impl Session {
             attempt: self.failures,
             delay,
         }));
+        // A producer waiting for room after a refusal learns of it from this connection.
+        if self.send_refused {
+            if self.client.has_room() {
+                self.send_refused = false;
+                self.outputs.push_back(Output::Event(Event::SendReady));
+            } else {
+                self.client.owe_send_ready();
+            }
+        }
         self.failures = self.failures.saturating_add(1);
     }
 
     /// Ends the session: what is left is handed back, then the one report.
     fn end(&mut self, report: CloseReport) {
-        let undelivered = std::mem::take(&mut self.undelivered);
+        let mut undelivered = std::mem::take(&mut self.undelivered);
+        undelivered.append(&mut self.between);
         self.hand_back(undelivered);
         self.closed = true;
         self.outputs

@@ -435,3 +435,114 @@ fn tls_from_the_start_is_asked_for_again_on_every_connection() {
         "the new connection starts with a ClientHello (a TLS handshake record)"
     );
 }
+
+#[test]
+fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
+    let mut run = Run::new(local().with_send_limit(10), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    let refused = run
+        .session
+        .handle_input(run.now, Input::Send(Bytes::from_static(b"more")));
+    assert!(matches!(
+        refused,
+        Err(tcpclient_core::InvalidInput::QueueFull { .. })
+    ));
+
+    let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    let events: Vec<&str> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["Undelivered", "Disconnected", "Reconnecting", "SendReady"],
+        "the bytes came back, so there is room: say so"
+    );
+}
+
+#[test]
+fn starttls_after_a_plaintext_preamble_is_not_tls_from_the_start() {
+    let pki = Pki::new();
+    let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
+    run.input(Input::Send(Bytes::from_static(b"EHLO me\r\n")));
+    run.input(Input::StartTls);
+    run.connect();
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    let outputs = run.connect();
+
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Transmit(_))),
+        "no ClientHello: the preamble is the application's to redo: {outputs:?}"
+    );
+    assert_eq!(
+        run.handed_back(),
+        b"EHLO me\r\n",
+        "what the first connection did not send comes back"
+    );
+}
+
+#[test]
+fn consuming_before_the_outputs_are_drained_credits_the_connection_that_delivered() {
+    let mut run = Run::new(local().with_receive_window(Some(10)), flat());
+    run.connect();
+    run.input(Input::Received(b"0123456789"));
+    run.session
+        .handle_input(run.now, Input::SocketError(ErrorKind::ConnectionReset))
+        .unwrap();
+
+    // Before draining: the client has closed, its report not yet taken.
+    run.session
+        .handle_input(run.now, Input::Consumed(10))
+        .unwrap();
+    run.drain();
+    run.connect();
+
+    assert_eq!(run.session.bytes_unconsumed(), 0);
+    assert!(run.session.wants_read(), "the new connection reads");
+}
+
+#[test]
+fn data_a_lost_connection_delivered_counts_against_the_next_ones_window() {
+    let mut run = Run::new(local().with_receive_window(Some(10)), flat());
+    run.connect();
+    run.input(Input::Received(b"0123456789"));
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    run.connect();
+
+    assert!(
+        !run.session.wants_read(),
+        "10 bytes are still held by the application: the window is full"
+    );
+    run.input(Input::Consumed(10));
+    assert!(run.session.wants_read());
+}
+
+#[test]
+fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"first")));
+    run.input(Input::PeerEof);
+
+    // The connection is closing by itself, waiting for its last write; the session is not.
+    run.input(Input::Send(Bytes::from_static(b"second")));
+    run.input(Input::Written(5));
+    let outputs = run.connect();
+
+    let sent: Vec<u8> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(sent, b"second");
+}

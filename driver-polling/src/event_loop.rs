@@ -254,6 +254,15 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Returns the engine (client or session) of a connection that has not closed yet.
+    pub fn engine(&self, id: ConnId) -> Option<&Engine> {
+        let slot = self.slots.get(id.index as usize)?;
+        (slot.generation == id.generation)
+            .then_some(slot.conn.as_ref())
+            .flatten()
+            .map(|conn| &conn.engine)
+    }
+
     /// Returns the client of a connection that has not closed yet (a session's current
     /// connection).
     pub fn client(&self, id: ConnId) -> Option<&Client> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    Client, CloseReport, Config, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
+    CloseReport, Config, Engine, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
 };
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
@@ -531,6 +531,8 @@ struct Handle {
     closed: bool,
     /// Every handle was dropped; forget the entry once the connection has closed.
     forgotten: bool,
+    /// The receiving `Connection` was dropped: data from now on is consumed as it comes.
+    receiver_gone: bool,
 }
 
 impl LoopThread {
@@ -645,9 +647,10 @@ impl LoopThread {
                     }
                 }
                 Command::ReceiverGone(key) => {
-                    let Some(handle) = self.handles.get(&key) else {
+                    let Some(handle) = self.handles.get_mut(&key) else {
                         continue;
                     };
+                    handle.receiver_gone = true;
                     // What waited in the channel is gone with the receiver, and what comes
                     // from now on will be dropped: all of it is consumed, so reading goes on
                     // (a sender may still be finishing, and its drain needs the peer's EOF).
@@ -655,8 +658,8 @@ impl LoopThread {
                     handle.shared.window_full.store(false, Ordering::SeqCst);
                     let unconsumed = self
                         .event_loop
-                        .client(handle.id)
-                        .map_or(0, Client::bytes_unconsumed);
+                        .engine(handle.id)
+                        .map_or(0, Engine::bytes_unconsumed);
                     let _ = self
                         .event_loop
                         .consumed(handle.id, usize::try_from(unconsumed).unwrap_or(usize::MAX));
@@ -754,10 +757,10 @@ impl LoopThread {
                 .is_ok();
             if let Some(len) = data_len {
                 handle.received += len as u64;
-                if delivered {
+                if delivered && !handle.receiver_gone {
                     pass_on_consumption(&mut self.event_loop, handle);
                 } else {
-                    // Nobody will take it: dropped, so consumed.
+                    // Nobody will take it (the receiver is gone, or going): consumed.
                     let _ = self.event_loop.consumed(id, len);
                 }
             }
@@ -792,8 +795,8 @@ fn pass_on_consumption(event_loop: &mut EventLoop, handle: &Handle) {
             let _ = event_loop.consumed(handle.id, usize::try_from(taken).unwrap_or(usize::MAX));
         }
         let full = event_loop
-            .client(handle.id)
-            .is_some_and(Client::receive_window_full);
+            .engine(handle.id)
+            .is_some_and(Engine::receive_window_full);
         if !full {
             shared.window_full.store(false, Ordering::SeqCst);
             return;
@@ -815,6 +818,7 @@ impl Handle {
             received: 0,
             closed: false,
             forgotten: false,
+            receiver_gone: false,
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Connection<O: Observer = Unobserved> {
     side: VecDeque<Event>,
     /// `Finish` was asked for (by `poll_shutdown` or `finish`).
     finished: bool,
+    /// The reader saw the end of the data (it stays ended).
+    eof: bool,
+    /// The peer's end came before the close: a close that follows is not a truncation.
+    peer_closed: bool,
 }
 
 /// The sending side of a [`Connection`], for another task: cheap to clone.
@@ -84,6 +88,8 @@ impl<O: Observer> Connection<O> {
             leftover: Bytes::new(),
             side: VecDeque::new(),
             finished: false,
+            eof: false,
+            peer_closed: false,
         }
     }
 
@@ -114,13 +120,27 @@ impl<O: Observer> Connection<O> {
             .request(Input::StartTls)
             .map_err(StartTlsError::Refused)?;
         let found = self
-            .wait_for(|e| matches!(e, Event::TlsEstablished(_) | Event::Closed(_)))
+            .wait_for(|e| {
+                matches!(
+                    e,
+                    Event::TlsEstablished(_) | Event::Closed(_) | Event::Disconnected { .. }
+                )
+            })
             .await;
         match found {
             Some(Event::TlsEstablished(info)) => Ok(info),
             Some(Event::Closed(report)) => {
                 // Put back: `closed` and `next_event` still see the end.
                 self.side.push_back(Event::Closed(report.clone()));
+                Err(StartTlsError::Closed(report))
+            }
+            // A session's connection was lost during the handshake: the next one starts
+            // without TLS, and its preamble is the application's to redo.
+            Some(Event::Disconnected { generation, report }) => {
+                self.side.push_back(Event::Disconnected {
+                    generation,
+                    report: report.clone(),
+                });
                 Err(StartTlsError::Closed(report))
             }
             _ => Err(StartTlsError::DriverGone),
@@ -241,13 +261,18 @@ impl<O: Observer> Connection<O> {
         }
     }
 
-    /// Sets aside a non-data event met while reading, keeping the newest few.
+    /// Sets aside a non-data event met while reading. Bytes handed back and the close
+    /// report are always kept (the first are bounded by the send limit); of the others, the
+    /// newest few.
     fn set_aside(&mut self, event: Event) {
         if matches!(event, Event::SendReady) {
             return; // Writers learn of room by being woken.
         }
-        if self.side.len() == SIDE_EVENTS {
-            self.side.pop_front();
+        let precious = |e: &Event| matches!(e, Event::Undelivered(_) | Event::Closed(_));
+        if self.side.len() >= SIDE_EVENTS
+            && let Some(at) = self.side.iter().position(|e| !precious(e))
+        {
+            self.side.remove(at);
         }
         self.side.push_back(event);
     }
@@ -313,16 +338,10 @@ impl std::fmt::Display for StartTlsError {
 
 impl std::error::Error for StartTlsError {}
 
-/// Tells the engine `n` delivered bytes were consumed, if it counts them, and wakes the
-/// driver if that lets it read again.
+/// Tells the engine `n` delivered bytes were consumed, and wakes the driver if that lets it
+/// read again.
 fn consumed<O: Observer>(shared: &Shared<O>, state: &mut State<O>, n: usize) {
-    if state.engine.config().receive_window.is_none() {
-        return;
-    }
-    let was_full = state.engine.receive_window_full();
-    // Never more than was delivered: each `Data` is counted once, as it is taken.
-    let _ = state.input(Input::Consumed(n));
-    if was_full && !state.engine.receive_window_full() {
+    if state.consume(n) {
         shared.wake.notify_one();
     }
 }
@@ -367,35 +386,75 @@ impl<O: Observer> AsyncRead for Connection<O> {
                 this.leftover.advance(n);
                 return Poll::Ready(Ok(()));
             }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
             let mut state = this.shared.lock();
             let Some(event) = state.events.pop_front() else {
                 if state.over() {
-                    return Poll::Ready(Ok(())); // EOF
+                    this.eof = true;
+                    return Poll::Ready(Ok(()));
                 }
                 state.wait_to_read(cx.waker());
                 return Poll::Pending;
             };
-            // One connection's end of data is the stream's; a session's is only its last.
-            let eof = match &event {
-                Event::PeerClosed => matches!(state.engine, Engine::Client(_)),
-                Event::Closed(_) => true,
-                _ => false,
-            };
+            let session = matches!(state.engine, Engine::Session(_));
             match event {
                 Event::Data(data) => {
                     consumed(&this.shared, &mut state, data.len());
                     this.leftover = data;
                 }
+                Event::Closed(report) => {
+                    drop(state);
+                    this.eof = true;
+                    // An end in error before the peer's own end is not a clean EOF: the
+                    // data may be cut short (a TLS stream without close_notify, a reset).
+                    let cut = (!this.peer_closed)
+                        .then(|| report.result.clone().err())
+                        .flatten();
+                    this.set_aside(Event::Closed(report));
+                    return Poll::Ready(match cut {
+                        Some(error) => Err(io_error(&error)),
+                        None => Ok(()),
+                    });
+                }
                 other => {
                     drop(state);
+                    // One connection's end of data is the stream's; a session's is only its
+                    // last (the `Closed` above).
+                    let ends = matches!(other, Event::PeerClosed) && !session;
+                    if matches!(other, Event::PeerClosed) {
+                        this.peer_closed = true;
+                    }
+                    if matches!(other, Event::Reconnected { .. }) {
+                        this.peer_closed = false;
+                    }
                     this.set_aside(other);
-                    if eof {
+                    if ends {
+                        this.eof = true;
                         return Poll::Ready(Ok(()));
                     }
                 }
             }
         }
     }
+}
+
+/// The `io::Error` a reader gets for a connection that ended in `error` before its peer's
+/// end.
+fn io_error(error: &tcpclient_core::Error) -> io::Error {
+    use tcpclient_core::Error;
+    let kind = match error {
+        Error::Socket(kind) => *kind,
+        Error::UnexpectedEof => io::ErrorKind::UnexpectedEof,
+        Error::Tls(_) => io::ErrorKind::InvalidData,
+        Error::Stalled | Error::IdleTimeout | Error::DrainTimeout | Error::ConnectTimeout => {
+            io::ErrorKind::TimedOut
+        }
+        Error::Connect { kind, .. } => *kind,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, error.clone())
 }
 
 impl<O: Observer> AsyncWrite for Connection<O> {
@@ -458,6 +517,20 @@ impl<O: Observer> Drop for Connection<O> {
             .load(std::sync::atomic::Ordering::Acquire);
         if !self.finished && !finishing {
             let _ = self.shared.request(Input::Abort);
+        }
+        // Nobody reads any more: what waits, and what comes, is consumed, so that a
+        // connection finishing after the drop is not held back by its receive window.
+        let mut state = self.shared.lock();
+        state.receiver_gone = true;
+        let mut reopened = false;
+        for event in std::mem::take(&mut state.events) {
+            if let Event::Data(data) = event {
+                reopened |= state.consume(data.len());
+            }
+        }
+        drop(state);
+        if reopened {
+            self.shared.wake.notify_one();
         }
     }
 }

@@ -29,8 +29,12 @@ pub(crate) struct State<O> {
     pub(crate) events: VecDeque<Event>,
     /// A reader waiting for an event.
     reader: Option<Waker>,
-    /// A writer waiting for room in the send queue, or for it to drain.
-    writer: Option<Waker>,
+    /// Writers waiting for room in the send queue, or for it to drain: the connection's
+    /// and any `Sender`'s, each woken.
+    writers: Vec<Waker>,
+    /// The `Connection` was dropped: nobody reads any more, so what arrives is consumed as
+    /// it comes (a connection finishing after the drop still needs the peer's end).
+    pub(crate) receiver_gone: bool,
     /// The driver loop has ended (returned, or was dropped with its runtime).
     pub(crate) driver_gone: bool,
     /// The final `Closed` was queued.
@@ -50,7 +54,8 @@ impl<O: Observer> Shared<O> {
                 observer,
                 events: VecDeque::new(),
                 reader: None,
-                writer: None,
+                writers: Vec::new(),
+                receiver_gone: false,
                 driver_gone: false,
                 closed: false,
             }),
@@ -66,10 +71,13 @@ impl<O: Observer> Shared<O> {
     /// An application request, now; the driver is woken to act on what it leaves.
     pub(crate) fn request(&self, input: Input<'_>) -> Result<(), InvalidInput> {
         let finish = matches!(input, Input::Finish);
-        let answer = self.lock().input(input);
+        let mut state = self.lock();
+        let answer = state.input(input);
+        // Under the lock: a drop on another thread sees the finish, or comes before it.
         if finish && answer.is_ok() {
             self.finishing.store(true, Ordering::Release);
         }
+        drop(state);
         self.wake.notify_one();
         answer
     }
@@ -82,7 +90,7 @@ impl<O: Observer> Shared<O> {
             state.observer.refused_report(name, &refusal);
         }
         if name == "Written" {
-            state.wake_writer();
+            state.wake_writers();
         }
     }
 
@@ -100,7 +108,14 @@ impl<O: Observer> Shared<O> {
         let mut state = self.lock();
         if matches!(event, Event::Closed(_)) {
             state.closed = true;
-            state.wake_writer();
+        }
+        // Any event can mean room for writers: a reconnect, bytes handed back, SendReady.
+        state.wake_writers();
+        if state.receiver_gone {
+            if let Event::Data(data) = &event {
+                state.consume(data.len());
+            }
+            return;
         }
         state.events.push_back(event);
         if let Some(reader) = state.reader.take() {
@@ -112,7 +127,7 @@ impl<O: Observer> Shared<O> {
     pub(crate) fn driver_gone(&self) {
         let mut state = self.lock();
         state.driver_gone = true;
-        state.wake_writer();
+        state.wake_writers();
         if let Some(reader) = state.reader.take() {
             reader.wake();
         }
@@ -132,13 +147,27 @@ impl<O: Observer> State<O> {
     }
 
     pub(crate) fn wait_to_write(&mut self, waker: &Waker) {
-        self.writer = Some(waker.clone());
+        if !self.writers.iter().any(|w| w.will_wake(waker)) {
+            self.writers.push(waker.clone());
+        }
     }
 
-    fn wake_writer(&mut self) {
-        if let Some(writer) = self.writer.take() {
+    fn wake_writers(&mut self) {
+        for writer in self.writers.drain(..) {
             writer.wake();
         }
+    }
+
+    /// Tells the engine `n` delivered bytes were consumed, if it counts them; returns
+    /// whether that let it read again.
+    pub(crate) fn consume(&mut self, n: usize) -> bool {
+        if self.engine.config().receive_window.is_none() {
+            return false;
+        }
+        let was_full = self.engine.receive_window_full();
+        // Never more than was delivered: each `Data` is counted once, as it is taken.
+        let _ = self.input(Input::Consumed(n));
+        was_full && !self.engine.receive_window_full()
     }
 
     /// Nothing more will come: the final `Closed` is queued, or the driver is gone.

@@ -275,3 +275,147 @@ async fn sends_from_another_task_wait_for_room() {
     assert_eq!(report.bytes_written, 64 * 4096, "{report}");
     let _ = received;
 }
+
+/// A server whose first connection reads nothing and is reset after a while; later ones
+/// read everything.
+fn stalls_then_resets_first() -> SocketAddr {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    serve(move |mut stream| {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        }
+        let _ = std::io::copy(&mut stream, &mut std::io::sink());
+    })
+}
+
+#[tokio::test]
+async fn a_writer_waiting_for_room_resumes_after_the_session_reconnects() {
+    let addr = stalls_then_resets_first();
+    let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
+    let conn = within(tcpclient_tokio::connect_session(
+        config(addr)
+            .with_send_limit(16 * 1024)
+            .with_socket_options(small_buffers()),
+        policy,
+    ))
+    .await
+    .unwrap();
+    let (_reader, mut writer) = tokio::io::split(conn);
+
+    // Far more than the first connection's buffers take: the writer must wait for room.
+    within(writer.write_all(&vec![7u8; 4 * 1024 * 1024]))
+        .await
+        .unwrap();
+    within(writer.flush()).await.unwrap();
+}
+
+fn small_buffers() -> tcpclient_core::SocketOptions {
+    let mut options = tcpclient_core::SocketOptions::default();
+    options.send_buffer = Some(16 * 1024);
+    options
+}
+
+#[tokio::test]
+async fn two_tasks_waiting_for_room_both_resume() {
+    let (addr, _received) = slow_reader(Duration::from_millis(1));
+    let conn = within(tcpclient_tokio::connect(
+        config(addr).with_send_limit(8 * 1024),
+    ))
+    .await
+    .unwrap();
+    let sender = conn.sender();
+    let (_reader, mut writer) = tokio::io::split(conn);
+
+    let a = tokio::spawn(async move {
+        for _ in 0..32 {
+            sender.send_all(Bytes::from(vec![1u8; 4096])).await.unwrap();
+        }
+    });
+    let b = async {
+        writer.write_all(&vec![2u8; 64 * 1024]).await.unwrap();
+        writer.flush().await.unwrap();
+    };
+
+    within(async { tokio::join!(a, b) }).await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_tls_stream_cut_without_close_notify_is_a_read_error_not_an_eof() {
+    let pki = Pki::new();
+    let server_config = pki.server_config();
+    let addr = serve(move |stream| {
+        let conn = rustls::ServerConnection::new(server_config.clone()).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, stream);
+        let _ = std::io::Write::write_all(&mut tls, b"partial answer");
+        let _ = std::io::Write::flush(&mut tls);
+        // FIN with no close_notify: the answer may have been cut short.
+        let _ = tls.sock.shutdown(std::net::Shutdown::Write);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let mut conn = within(tcpclient_tokio::connect(
+        config(addr).with_tls(pki.client_tls("localhost")),
+    ))
+    .await
+    .unwrap();
+    within(conn.start_tls()).await.unwrap();
+
+    let mut got = Vec::new();
+    let read = within(conn.read_to_end(&mut got)).await;
+
+    assert_eq!(got, b"partial answer");
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::UnexpectedEof)
+    );
+}
+
+#[tokio::test]
+async fn a_shut_down_connection_dropped_unread_still_takes_a_large_answer() {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let done_tx = std::sync::Mutex::new(Some(done_tx));
+    let addr = serve(move |mut stream| {
+        let mut request = [0u8; 4];
+        let _ = std::io::Read::read_exact(&mut stream, &mut request);
+        // Far more than the window and the kernel's buffers together.
+        let answer = vec![9u8; 64 * 1024 * 1024];
+        let sent = std::io::Write::write_all(&mut stream, &answer).is_ok();
+        if let Some(tx) = done_tx.lock().unwrap().take() {
+            let _ = tx.send(sent);
+        }
+    });
+    let mut conn = within(tcpclient_tokio::connect(config(addr)))
+        .await
+        .unwrap();
+    conn.write_all(b"GET!").await.unwrap();
+    conn.shutdown().await.unwrap();
+
+    drop(conn);
+
+    assert_eq!(
+        within(done_rx).await,
+        Ok(true),
+        "the server got its whole answer out"
+    );
+}
+
+#[tokio::test]
+async fn the_end_of_a_half_open_stream_stays_the_end() {
+    let (addr, _rest) = half_closing_server();
+    let mut conn = within(tcpclient_tokio::connect(
+        config(addr).with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting),
+    ))
+    .await
+    .unwrap();
+    let mut buf = [0u8; 16];
+
+    assert_eq!(within(conn.read(&mut buf)).await.unwrap(), 0);
+    assert_eq!(
+        within(conn.read(&mut buf)).await.unwrap(),
+        0,
+        "read again: still the end, at once"
+    );
+    conn.write_all(b"still writing").await.unwrap();
+}
