@@ -41,9 +41,10 @@ pub struct ReconnectPolicy {
     /// Give up once this long has passed since the connection was lost, without a stable
     /// connection since. Default: `None` (never).
     pub max_elapsed: Option<Duration>,
-    /// A connection that stayed up this long resets the backoff; one that ends sooner
-    /// counts as a failed attempt, so a server that accepts and dies at once is retried
-    /// ever more slowly, not in a storm. Default: 30 s.
+    /// A connection that stayed usable this long (connected, and with TLS from the first
+    /// byte, its handshake done) resets the backoff; one that ends sooner counts as a failed
+    /// attempt, so a server that accepts and dies at once, or never finishes a handshake,
+    /// is retried ever more slowly, not in a storm. Default: 30 s.
     pub stable_after: Duration,
     /// Send the bytes a lost connection did not get out first on the next one, instead of
     /// handing them back as [`Event::Undelivered`](crate::Event::Undelivered). Bytes that

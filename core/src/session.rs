@@ -70,6 +70,10 @@ pub struct Session {
     attempt_base: u32,
     /// When the current generation connected.
     connected_at: Option<Instant>,
+    /// When it became usable: connected, and, for TLS from the first byte, its handshake
+    /// done. Stability is counted from here: a connection whose handshake never finishes
+    /// is not a stable one, however long it lasts.
+    usable_at: Option<Instant>,
     /// Reconnects since the last stable connection.
     failures: u32,
     /// When the connection was lost, for the first of those reconnects.
@@ -129,6 +133,7 @@ impl Session {
             generation: 0,
             attempt_base: 0,
             connected_at: None,
+            usable_at: None,
             failures: 0,
             lost_at: None,
             shutdown: None,
@@ -408,7 +413,14 @@ impl Session {
             }
             Output::Event(Event::Connected(addr)) => {
                 self.connected_at = Some(self.now);
+                if self.tls != TlsUse::FromTheStart {
+                    self.usable_at = Some(self.now);
+                }
                 Some(Output::Event(self.connected(addr)))
+            }
+            Output::Event(Event::TlsEstablished(info)) => {
+                self.usable_at.get_or_insert(self.now);
+                Some(Output::Event(Event::TlsEstablished(info)))
             }
             Output::Event(Event::Undelivered(bytes)) => {
                 self.undelivered.push(bytes);
@@ -452,7 +464,7 @@ impl Session {
         self.earlier.received += report.bytes_received;
         self.earlier.wire_written += report.wire_bytes_written;
         let stable = self
-            .connected_at
+            .usable_at
             .is_some_and(|at| self.now.saturating_duration_since(at) >= self.policy.stable_after);
         if stable {
             self.failures = 0;
@@ -488,6 +500,7 @@ impl Session {
         self.attempt_base += self.client.attempts_issued();
         self.earlier_lookups |= std::mem::take(&mut self.looked_up);
         self.connected_at = None;
+        self.usable_at = None;
         let config = Arc::new(Config {
             delay,
             ..(*self.config).clone()

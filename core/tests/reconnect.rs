@@ -546,3 +546,24 @@ fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one()
         .collect();
     assert_eq!(sent, b"second");
 }
+
+#[test]
+fn a_connection_whose_tls_handshake_never_finishes_is_not_stable_however_long_it_lasts() {
+    let pki = Pki::new();
+    let config = local()
+        .with_tls(pki.client_tls("localhost"))
+        .with_tls_handshake_timeout(Duration::from_secs(60));
+    let mut run = Run::new(config, flat().with_stable_after(Duration::from_secs(30)));
+    run.input(Input::StartTls);
+    for _ in 0..3 {
+        run.connect();
+        // Up for 60 s, the handshake unanswered: its timeout ends it.
+        run.fire();
+    }
+
+    assert_eq!(
+        run.delays(),
+        [1.0, 1.6, 2.56].map(secs),
+        "the backoff grows: none of these was a usable connection"
+    );
+}
