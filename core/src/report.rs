@@ -125,8 +125,28 @@ impl CloseReport {
         }
     }
 
+    /// Every name [`outcome`](Self::outcome) can give: each [`Ending`]'s, then each
+    /// [`Error`]'s. For tables and coverage checks that must list them all.
+    pub const OUTCOMES: [&'static str; 15] = [
+        "Finished",
+        "PeerClosed",
+        "Aborted",
+        "Resolve",
+        "NoAddresses",
+        "Connect",
+        "ConnectTimeout",
+        "Socket",
+        "TlsHandshakeTimeout",
+        "Tls",
+        "UnexpectedEof",
+        "IdleTimeout",
+        "DrainTimeout",
+        "Stalled",
+        "DriverStopped",
+    ];
+
     /// How it ended, as one name: the [`Ending`]'s or the [`Error`]'s (`"Finished"`,
-    /// `"ConnectTimeout"`, ...).
+    /// `"ConnectTimeout"`, ...), one of [`OUTCOMES`](Self::OUTCOMES).
     pub fn outcome(&self) -> &'static str {
         match &self.result {
             Ok(ending) => ending.name(),
@@ -240,5 +260,51 @@ impl fmt::Display for TlsInfo {
             write!(f, ", ALPN {}", String::from_utf8_lossy(alpn))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+
+    use super::*;
+    use crate::TlsError;
+
+    #[test]
+    fn every_ending_and_every_error_is_named_in_outcomes() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7));
+        let host = String::from("h");
+        let names: Vec<&str> = [Ending::Finished, Ending::PeerClosed, Ending::Aborted]
+            .iter()
+            .map(Ending::name)
+            .chain(
+                [
+                    Error::Resolve {
+                        host: host.clone(),
+                        kind: ErrorKind::NotFound,
+                    },
+                    Error::NoAddresses { host },
+                    Error::Connect {
+                        addr,
+                        kind: ErrorKind::ConnectionRefused,
+                    },
+                    Error::ConnectTimeout,
+                    Error::Socket(ErrorKind::ConnectionReset),
+                    Error::TlsHandshakeTimeout,
+                    Error::Tls(TlsError::CertificateIsCa),
+                    Error::UnexpectedEof,
+                    Error::IdleTimeout,
+                    Error::DrainTimeout,
+                    Error::Stalled,
+                    Error::DriverStopped {
+                        reason: String::new(),
+                    },
+                ]
+                .iter()
+                .map(Error::name),
+            )
+            .collect();
+
+        assert_eq!(names, CloseReport::OUTCOMES);
     }
 }

@@ -136,6 +136,18 @@ impl Run {
     }
 }
 
+/// The bytes of every `Transmit` among `outputs`, in order.
+fn transmitted(outputs: &[Output]) -> Vec<u8> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(b) => Some(b.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 fn local() -> Config {
     Config::new("127.0.0.1", 7)
 }
@@ -319,14 +331,7 @@ fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
 
     let outputs = run.connect();
 
-    let sent: Vec<u8> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Transmit(b) => Some(b.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let sent = transmitted(&outputs);
     assert_eq!(sent, b"456789abc");
     run.input(Input::Written(9));
     run.input(Input::Finish);
@@ -536,14 +541,7 @@ fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one()
     run.input(Input::Written(5));
     let outputs = run.connect();
 
-    let sent: Vec<u8> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Transmit(b) => Some(b.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let sent = transmitted(&outputs);
     assert_eq!(sent, b"second");
 }
 

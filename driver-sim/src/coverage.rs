@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tcpclient_core::{AttemptOutcome, Engine, Event, Output, Phase};
+use tcpclient_core::{AttemptOutcome, CloseReport, Engine, Event, Output, Phase};
 
 /// Hits per cell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,25 +14,6 @@ pub struct Coverage {
     /// The receive window was full at the last look.
     window_full: bool,
 }
-
-/// The ways a run can end that a sweep must see (the engine's `CloseReport::outcome`).
-/// `DriverStopped` cannot happen in the simulator.
-const ENDINGS: [&str; 14] = [
-    "Finished",
-    "PeerClosed",
-    "Aborted",
-    "Resolve",
-    "NoAddresses",
-    "Connect",
-    "ConnectTimeout",
-    "Socket",
-    "TlsHandshakeTimeout",
-    "Tls",
-    "UnexpectedEof",
-    "IdleTimeout",
-    "DrainTimeout",
-    "Stalled",
-];
 
 /// Happy Eyeballs outcomes of single attempts that a sweep must see.
 const ATTEMPTS: [&str; 3] = ["Won", "Refused", "Cancelled"];
@@ -54,7 +35,14 @@ impl Coverage {
             .iter()
             .map(|p| format!("phase {}", p.name()))
             .collect();
-        cells.extend(ENDINGS.iter().map(|e| format!("ending {e}")));
+        // Every way a run can end, but `DriverStopped`: the simulator's driver cannot stop
+        // under a connection.
+        cells.extend(
+            CloseReport::OUTCOMES
+                .iter()
+                .filter(|o| **o != "DriverStopped")
+                .map(|e| format!("ending {e}")),
+        );
         cells.extend(ATTEMPTS.iter().map(|a| format!("attempt {a}")));
         cells.extend(SESSION.iter().map(|s| format!("session {s}")));
         cells.extend(
@@ -139,7 +127,7 @@ impl Coverage {
         }
     }
 
-    fn attempts(&mut self, report: &tcpclient_core::CloseReport) {
+    fn attempts(&mut self, report: &CloseReport) {
         for attempt in &report.attempts {
             let name = match attempt.outcome {
                 AttemptOutcome::Won => "Won",

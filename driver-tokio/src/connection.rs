@@ -34,8 +34,6 @@ pub struct Connection<O: Observer = Unobserved> {
     leftover: Bytes,
     /// Events that are not data, met while reading data.
     side: VecDeque<Event>,
-    /// `Finish` was asked for (by `poll_shutdown` or `finish`).
-    finished: bool,
     /// The reader saw the end of the data (it stays ended).
     eof: bool,
     /// The peer's end came before the close: a close that follows is not a truncation.
@@ -87,7 +85,6 @@ impl<O: Observer> Connection<O> {
             shared,
             leftover: Bytes::new(),
             side: VecDeque::new(),
-            finished: false,
             eof: false,
             peer_closed: false,
         }
@@ -151,7 +148,6 @@ impl<O: Observer> Connection<O> {
     /// then the connection closes. (`poll_shutdown` does the same.)
     #[doc(alias = "producerFinished")]
     pub fn finish(&mut self) -> Result<(), InvalidInput> {
-        self.finished = true;
         self.shared.request(Input::Finish)
     }
 
@@ -497,9 +493,8 @@ impl<O: Observer> AsyncWrite for Connection<O> {
 
     /// `Finish`, then ready once everything written has reached the socket: the FIN
     /// follows at once. Reading goes on until the peer's end.
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.finished {
-            self.finished = true;
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.shared.finishing() {
             // Refused only once the connection is shutting down or over: nothing to do.
             let _ = self.shared.request(Input::Finish);
         }
@@ -511,11 +506,7 @@ impl<O: Observer> Drop for Connection<O> {
     /// Ends the connection, as dropping a `TcpStream` does: an abort, unless it was shut
     /// down (then what was sent is still delivered).
     fn drop(&mut self) {
-        let finishing = self
-            .shared
-            .finishing
-            .load(std::sync::atomic::Ordering::Acquire);
-        if !self.finished && !finishing {
+        if !self.shared.finishing() {
             let _ = self.shared.request(Input::Abort);
         }
         // Nobody reads any more: what waits, and what comes, is consumed, so that a

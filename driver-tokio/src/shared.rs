@@ -18,7 +18,7 @@ pub(crate) struct Shared<O> {
     /// Wakes the driver loop: a request may have left outputs to perform.
     pub(crate) wake: Notify,
     /// `Finish` was accepted, from any handle: dropping the connection then is no abort.
-    pub(crate) finishing: AtomicBool,
+    finishing: AtomicBool,
 }
 
 pub(crate) struct State<O> {
@@ -66,6 +66,11 @@ impl<O: Observer> Shared<O> {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<O>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Finish` was accepted, from any handle.
+    pub(crate) fn finishing(&self) -> bool {
+        self.finishing.load(Ordering::Acquire)
     }
 
     /// An application request, now; the driver is woken to act on what it leaves.

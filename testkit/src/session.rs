@@ -132,8 +132,6 @@ pub struct SessionOutcome {
     pub report: CloseReport,
     /// Generations started.
     pub generations: u32,
-    /// Every delay chosen.
-    pub delays: Vec<Duration>,
 }
 
 /// Runs the `reconnect` target on `data`.
@@ -373,7 +371,6 @@ struct SessionWorld {
     at_server: Vec<u8>,
     handed_back: Vec<u8>,
     generations: u32,
-    delays: Vec<Duration>,
     report: Option<CloseReport>,
     replay: bool,
 }
@@ -401,7 +398,6 @@ impl SessionWorld {
             at_server: Vec::new(),
             handed_back: Vec::new(),
             generations: 1,
-            delays: Vec::new(),
             report: None,
             replay: policy.replay_undelivered,
         }
@@ -459,10 +455,7 @@ impl SessionWorld {
                 Output::Event(Event::Undelivered(bytes)) => {
                     self.handed_back.extend_from_slice(&bytes)
                 }
-                Output::Event(Event::Reconnecting { delay, .. }) => {
-                    self.generations += 1;
-                    self.delays.push(delay);
-                }
+                Output::Event(Event::Reconnecting { .. }) => self.generations += 1,
                 Output::Event(Event::Closed(report)) => self.report = Some(*report),
                 _ => {}
             }
@@ -610,7 +603,6 @@ impl SessionWorld {
         Ok(SessionOutcome {
             report,
             generations: self.generations,
-            delays: self.delays,
         })
     }
 }

@@ -30,8 +30,9 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
 /// use rustls::pki_types::ServerName;
 ///
 /// let roots = rustls::RootCertStore::empty(); // add your CA, or use the platform's roots
-/// let config = tls::client_config(roots, &[b"imap"]).unwrap();
-/// let tls = TlsConfig::new(config, ServerName::try_from("mail.example.org").unwrap());
+/// let config = tls::client_config(roots, &[b"imap"])?;
+/// let tls = TlsConfig::new(config, ServerName::try_from("mail.example.org")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn client_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     check_alpn_protocols(alpn)?;
