@@ -6,6 +6,7 @@
 //! driver's `select!` is `biased;`, so a seed fixes the whole run.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -45,12 +46,37 @@ pub struct DnsAnswer {
 /// turmoil's network, as the driver sees it: its TCP, and its DNS (or a [`SimDns`]).
 ///
 /// Socket options are not modelled by turmoil: they are in the trace, on each `Connect`.
-/// Nor is `SO_LINGER`: a reset ends the stream as a close does, unless data was left
-/// unread (turmoil then sends RST, as RFC 9293 asks).
+/// Nor is `SO_LINGER`, so a reset is modelled: the stream closes and is entered in
+/// [`Resets`], and the simulated servers turn the end of such a stream into
+/// `ConnectionReset`, where a kernel would have turned the RST into it.
 #[derive(Debug, Clone, Default)]
 pub struct Turmoil {
     /// Names answered by this service instead of turmoil's.
     pub dns: Option<SimDns>,
+    /// The connections this client reset, for the servers to see.
+    pub resets: Resets,
+}
+
+/// The client addresses of the connections a client reset: the simulator's stand-in for the
+/// RST segment turmoil cannot send on request (it sends one only for a stream dropped with
+/// data unread).
+///
+/// The peer learns of the reset where it would learn of the FIN that turmoil sends instead:
+/// after the bytes already in flight, one latency later. Unlike a kernel, it still gets those
+/// bytes; a reset here loses no more than a close would.
+#[derive(Debug, Clone, Default)]
+pub struct Resets(Rc<RefCell<HashSet<SocketAddr>>>);
+
+impl Resets {
+    /// Enters the connection whose client end is `client` as reset.
+    pub fn record(&self, client: SocketAddr) {
+        self.0.borrow_mut().insert(client);
+    }
+
+    /// Whether the connection whose client end is `client` was reset.
+    pub fn contains(&self, client: SocketAddr) -> bool {
+        self.0.borrow().contains(&client)
+    }
 }
 
 impl tcpclient_tokio::Network for Turmoil {
@@ -102,6 +128,9 @@ impl tcpclient_tokio::Network for Turmoil {
     }
 
     fn reset(&self, stream: Self::Stream) {
+        if let Ok(client) = stream.local_addr() {
+            self.resets.record(client);
+        }
         drop(stream);
     }
 }
@@ -172,20 +201,21 @@ impl Observer for SimObserver {
 /// Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS.
 pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    connect_with(config, None, trace, None, Rc::default())
+    connect_with(config, None, trace, Turmoil::default(), Rc::default())
 }
 
 /// Like [`connect`], with a reconnect policy (a [`Session`](tcpclient_core::Session)
-/// whose future ends with the session's report), names resolved by `dns`, one family at a
-/// time (or by turmoil's DNS if `None`), and what the run reaches counted into `coverage`.
+/// whose future ends with the session's report), over `network` (its [`SimDns`] answering
+/// one family at a time, and its [`Resets`] shared with the servers), and what the run
+/// reaches counted into `coverage`.
 pub fn connect_with(
     config: Config,
     reconnect: Option<ReconnectPolicy>,
     trace: Trace,
-    dns: Option<SimDns>,
+    network: Turmoil,
     coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
     let engine = Engine::new(config, reconnect, tcpclient_tokio::now());
     let observer = SimObserver::new(trace, &engine, coverage);
-    tcpclient_tokio::start(Turmoil { dns }, engine, observer)
+    tcpclient_tokio::start(network, engine, observer)
 }

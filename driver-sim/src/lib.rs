@@ -34,7 +34,9 @@ mod servers;
 mod trace;
 
 pub use coverage::Coverage;
-pub use driver::{DnsAnswer, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with};
+pub use driver::{
+    DnsAnswer, Resets, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with,
+};
 pub use faults::{Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{

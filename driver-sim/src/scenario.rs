@@ -17,7 +17,7 @@ use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
 use crate::coverage::Coverage;
-use crate::driver::connect_with;
+use crate::driver::{Resets, Turmoil, connect_with};
 use crate::faults::{FaultKind, Schedule};
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
@@ -121,6 +121,9 @@ pub struct Scenario {
     /// With a policy, the application runs a reconnecting
     /// [`Session`](tcpclient_core::Session) instead of one client.
     pub reconnect: Option<ReconnectPolicy>,
+    /// How long the simulation goes on after the client's driver ends, so that the servers
+    /// see how their connections ended ([`Outcome::peer_resets`]).
+    pub linger: Duration,
 }
 
 impl Scenario {
@@ -192,6 +195,7 @@ impl Scenario {
                     .with_stable_after(Duration::from_millis(200 + rng.below(2000)))
                     .with_replay_undelivered(rng.chance(1, 2))
             }),
+            linger: Duration::ZERO,
         }
     }
 
@@ -219,6 +223,7 @@ impl Scenario {
             consume_pause: None,
             tcp_capacity: TURMOIL_TCP_CAPACITY,
             reconnect: None,
+            linger: Duration::ZERO,
         }
     }
 
@@ -295,6 +300,9 @@ pub struct Outcome {
     pub simulated: Duration,
     /// What the run reached.
     pub coverage: Coverage,
+    /// Connections the servers saw reset by the client, by the end of the simulation (see
+    /// [`Scenario::linger`]).
+    pub peer_resets: usize,
 }
 
 impl Outcome {
@@ -341,6 +349,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let trace = Trace::new();
     let app_log = Rc::new(RefCell::new(AppLog::default()));
     let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
+    let resets = Resets::default();
 
     // The server hosts, each with its own log, and the addresses faults apply to.
     let mut servers: Vec<(IpAddr, SharedLog)> = Vec::new();
@@ -349,7 +358,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
         Network::SingleStack => {
             let log = SharedLog::default();
             let (host_log, tls) = (log.clone(), server_tls.clone());
-            sim.host("server", move || serve(kind, host_log.clone(), tls.clone()));
+            let resets = resets.clone();
+            sim.host("server", move || {
+                serve(kind, host_log.clone(), tls.clone(), resets.clone())
+            });
             servers.push((sim.lookup("server"), log));
             vec!["server".into()]
         }
@@ -364,12 +376,13 @@ pub fn run(scenario: &Scenario) -> Outcome {
                     }),
                     _ => {
                         let (host_log, tls) = (log.clone(), server_tls.clone());
+                        let resets = resets.clone();
                         let bind = match ip {
                             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                         };
                         sim.host(ip, move || {
-                            serve_on(bind, kind, host_log.clone(), tls.clone())
+                            serve_on(bind, kind, host_log.clone(), tls.clone(), resets.clone())
                         });
                     }
                 }
@@ -379,17 +392,23 @@ pub fn run(scenario: &Scenario) -> Outcome {
         }
     };
     let config = scenario.config(&client_tls);
-    let dns = scenario.network.dns();
+    let network = Turmoil {
+        dns: scenario.network.dns(),
+        resets: resets.clone(),
+    };
+    let linger = scenario.linger;
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end, pause) = (app_log.clone(), end.clone(), scenario.consume_pause);
     let reconnect = scenario.reconnect.clone();
     let coverage: Rc<RefCell<Coverage>> = Rc::default();
     let client_coverage = coverage.clone();
     sim.client("client", async move {
-        let (conn, driver) = connect_with(config, reconnect, client_trace, dns, client_coverage);
+        let (conn, driver) =
+            connect_with(config, reconnect, client_trace, network, client_coverage);
         let app = application(conn, script, tls, pause, app);
         let (finished, ()) = tokio::join!(driver, app);
         *driver_end.borrow_mut() = Some(finished);
+        tokio::time::sleep(linger).await;
         Ok(())
     });
     // Links exist once both ends do: each family's path is set now.
@@ -477,6 +496,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
         violations.push("the client never produced a close report".into());
     }
     let coverage = coverage.borrow().clone();
+    let peer_resets = servers
+        .iter()
+        .map(|(_, log)| log.borrow().resets_seen)
+        .sum();
     Outcome {
         seed: scenario.seed,
         trace,
@@ -484,6 +507,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
         violations,
         simulated,
         coverage,
+        peer_resets,
     }
 }
 

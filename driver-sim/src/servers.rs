@@ -3,15 +3,19 @@
 //! reordered or lost without being reported.
 
 use std::cell::RefCell;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use turmoil::net::{TcpListener, TcpStream};
+
+use crate::driver::Resets;
 
 /// The port every simulated server listens on.
 pub const PORT: u16 = 4433;
@@ -100,15 +104,23 @@ pub struct ServerLog {
     pub sent: Vec<u8>,
     /// Connections accepted.
     pub accepted: usize,
+    /// Connections the client reset: a read met `ConnectionReset`.
+    pub resets_seen: usize,
 }
 
 /// A log shared between the server and the test.
 pub type SharedLog = Rc<RefCell<ServerLog>>;
 
 /// Serves `kind` on [`PORT`], one connection after another, until the host is crashed or
-/// the simulation ends.
-pub async fn serve(kind: ServerKind, log: SharedLog, tls: Arc<ServerConfig>) -> turmoil::Result {
-    serve_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), kind, log, tls).await
+/// the simulation ends. A connection the client entered in `resets` ends, for the server,
+/// in `ConnectionReset`.
+pub async fn serve(
+    kind: ServerKind,
+    log: SharedLog,
+    tls: Arc<ServerConfig>,
+    resets: Resets,
+) -> turmoil::Result {
+    serve_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), kind, log, tls, resets).await
 }
 
 /// Like [`serve`], listening on `bind` (`::` on an IPv6 host).
@@ -117,6 +129,7 @@ pub async fn serve_on(
     kind: ServerKind,
     log: SharedLog,
     tls: Arc<ServerConfig>,
+    resets: Resets,
 ) -> turmoil::Result {
     let listener = TcpListener::bind((bind, PORT)).await?;
     // Each connection on a task of its own, as a real server would: one that hangs (a
@@ -126,21 +139,71 @@ pub async fn serve_on(
     tasks
         .run_until(async move {
             loop {
-                let (stream, _) = listener.accept().await?;
+                let (stream, client) = listener.accept().await?;
                 log.borrow_mut().accepted += 1;
                 let (log, tls) = (log.clone(), tls.clone());
+                let stream = PeerStream {
+                    stream,
+                    client,
+                    resets: resets.clone(),
+                };
                 // Errors end this connection only.
                 tokio::task::spawn_local(async move {
-                    let _ = handle(kind, stream, &log, &tls).await;
+                    let ended = handle(kind, stream, &log, &tls).await;
+                    if matches!(&ended, Err(e) if e.kind() == ErrorKind::ConnectionReset) {
+                        log.borrow_mut().resets_seen += 1;
+                    }
                 });
             }
         })
         .await
 }
 
+/// A server's end of a connection: turmoil's stream, whose end is a reset if the client
+/// entered it in [`Resets`].
+struct PeerStream {
+    stream: TcpStream,
+    client: SocketAddr,
+    resets: Resets,
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let at_end = buf.filled().len() == before && buf.remaining() > 0;
+        if matches!(read, Poll::Ready(Ok(()))) && at_end && self.resets.contains(self.client) {
+            return Poll::Ready(Err(ErrorKind::ConnectionReset.into()));
+        }
+        read
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 async fn handle(
     kind: ServerKind,
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     log: &SharedLog,
     tls: &Arc<ServerConfig>,
 ) -> std::io::Result<()> {
@@ -238,14 +301,14 @@ async fn handle(
 /// Echoes over TLS, driving a rustls `ServerConnection` by hand; `first` holds bytes already
 /// read. Answers the client's `close_notify` with its own and a FIN.
 async fn tls_echo(
-    stream: TcpStream,
+    stream: PeerStream,
     config: &Arc<ServerConfig>,
     first: Vec<u8>,
     log: &SharedLog,
 ) -> std::io::Result<()> {
     let mut conn = ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
     conn.set_buffer_limit(None);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut incoming = first;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -291,7 +354,7 @@ async fn tls_echo(
 
 async fn flush(
     conn: &mut ServerConnection,
-    writer: &mut turmoil::net::tcp::OwnedWriteHalf,
+    writer: &mut (impl AsyncWrite + Unpin),
 ) -> std::io::Result<()> {
     while conn.wants_write() {
         let mut out = Vec::new();

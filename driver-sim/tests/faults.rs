@@ -227,3 +227,31 @@ fn coverage_counts_what_a_run_reached_and_names_what_it_did_not() {
     assert!(missing.contains(&"session reconnected".to_string()));
     assert!(!missing.contains(&"ending Finished".to_string()));
 }
+
+/// A sink server, so that someone reads the connection's end; one message once connected;
+/// 50 ms of simulation after the client is done, for its end to arrive.
+fn watched_by_a_sink(seed: u64, end: End) -> Scenario {
+    let mut scenario = Scenario::simple(seed, ServerKind::Sink, TlsMode::Plain);
+    scenario.script.messages = vec![(ms(100), 1000)];
+    scenario.script.end = end;
+    scenario.linger = ms(50);
+    scenario
+}
+
+#[test]
+fn an_abort_is_a_reset_the_server_sees() {
+    let outcome = checked(&watched_by_a_sink(9, End::Abort));
+
+    let report = outcome.report.as_ref().unwrap();
+    assert_eq!(report.result, Ok(Ending::Aborted));
+    assert_eq!(outcome.peer_resets, 1, "the server read ECONNRESET");
+}
+
+#[test]
+fn a_graceful_finish_is_an_end_the_server_sees_not_a_reset() {
+    let outcome = checked(&watched_by_a_sink(9, End::Finish));
+
+    let report = outcome.report.as_ref().unwrap();
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!(outcome.peer_resets, 0);
+}

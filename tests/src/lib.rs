@@ -222,7 +222,7 @@ pub fn in_simulation(case: &Case) -> Observed {
         (_, Some(kind)) => {
             let log = SharedLog::default();
             sim.host("server", move || {
-                serve(kind, log.clone(), server_tls.clone())
+                serve(kind, log.clone(), server_tls.clone(), Default::default())
             })
         }
         (_, None) => sim.host("server", greets_and_closes_in_turmoil),
