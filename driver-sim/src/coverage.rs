@@ -50,6 +50,7 @@ impl Coverage {
                 .iter()
                 .map(|c| format!("flow {c}")),
         );
+        cells.push("liveness finished after the heal".into());
         cells
     }
 

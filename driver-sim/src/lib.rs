@@ -28,21 +28,24 @@
 mod coverage;
 mod driver;
 mod faults;
+mod liveness;
 mod network;
 mod scenario;
 mod servers;
+mod swarm;
 mod trace;
 
 pub use coverage::Coverage;
 pub use driver::{
     DnsAnswer, Resets, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with,
 };
-pub use faults::{Fault, FaultKind, Schedule};
+pub use faults::{Direction, Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve};
+pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;
 pub use tcpclient_tokio::DriverEnd;
 pub use trace::{Trace, fnv1a};

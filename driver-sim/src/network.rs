@@ -8,6 +8,7 @@ use std::time::Duration;
 use tcpclient_core::Family;
 
 use crate::driver::{DnsAnswer, SimDns};
+use crate::swarm::{FaultFamily, Swarm};
 use tcpclient_core::SplitMix;
 
 /// The dual-stack server's IPv6 host.
@@ -55,13 +56,21 @@ pub enum Reach {
 
 impl Network {
     /// A random network: dual-stack one time in three, with each family's path drawn.
-    pub fn random(rng: &mut SplitMix) -> Self {
+    /// Lookups take their time only if `swarm` has [`FaultFamily::DnsDelay`]; a family
+    /// meets anything but an answering server only with [`FaultFamily::ConnectTrouble`].
+    pub fn random(rng: &mut SplitMix, swarm: Swarm) -> Self {
         if !rng.chance(1, 3) {
             return Network::SingleStack;
         }
         let path = |rng: &mut SplitMix, answers_weight: u64| Path {
-            dns_delay: Duration::from_millis(rng.below(120)),
+            dns_delay: match swarm.has(FaultFamily::DnsDelay) {
+                true => Duration::from_millis(rng.below(120)),
+                false => Duration::ZERO,
+            },
             reach: match rng.below(answers_weight + 4) {
+                _ if !swarm.has(FaultFamily::ConnectTrouble) => {
+                    Reach::Answers(Duration::from_millis(1 + rng.below(300)))
+                }
                 0 => Reach::BlackHoled,
                 1 => Reach::Refused(Duration::from_millis(1 + rng.below(50))),
                 2 => Reach::NoAddress,

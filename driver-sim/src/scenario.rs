@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 
 use crate::coverage::Coverage;
 use crate::driver::{Resets, Turmoil, connect_with};
-use crate::faults::{FaultKind, Schedule};
+use crate::faults::{Direction, FaultKind, Schedule};
+use crate::liveness;
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
+use crate::swarm::{FaultFamily, Swarm};
 use crate::trace::Trace;
 use tcpclient_core::SplitMix;
 use tcpclient_tokio::DriverEnd;
@@ -124,12 +126,16 @@ pub struct Scenario {
     /// How long the simulation goes on after the client's driver ends, so that the servers
     /// see how their connections ended ([`Outcome::peer_resets`]).
     pub linger: Duration,
+    /// The fault families the scenario was drawn with (for summaries: the fields above
+    /// are what the run uses).
+    pub swarm: Swarm,
 }
 
 impl Scenario {
     /// The scenario for `seed`.
     pub fn from_seed(seed: u64) -> Self {
         let mut rng = SplitMix::new(seed);
+        let swarm = Swarm::random(&mut rng);
         let server = ServerKind::ALL[rng.below(ServerKind::ALL.len() as u64) as usize];
         let tls = match server {
             ServerKind::StartTlsLine => TlsMode::StartTls,
@@ -153,7 +159,7 @@ impl Scenario {
         } else {
             End::Finish
         };
-        let schedule = Schedule::random(&mut rng, Duration::from_secs(3));
+        let schedule = Schedule::random(&mut rng, Duration::from_secs(3), swarm);
         Self {
             seed,
             server,
@@ -168,7 +174,7 @@ impl Scenario {
             send_limit: 1 << (10 + rng.below(8)),
             half_open: rng.chance(1, 4),
             max_latency: Duration::from_millis(1 + rng.below(100)),
-            network: Network::random(&mut rng),
+            network: Network::random(&mut rng, swarm),
             receive_window: match rng.below(4) {
                 0 => None,
                 1 => Some(1 << (10 + rng.below(7))),
@@ -178,15 +184,15 @@ impl Scenario {
                 0 => Some(Duration::from_millis(500 + rng.below(4500))),
                 _ => Config::new("server", PORT).stall_timeout,
             },
-            consume_pause: rng
-                .chance(1, 3)
+            consume_pause: swarm
+                .has(FaultFamily::SlowConsumer)
                 .then(|| Duration::from_millis(1 + rng.below(50))),
-            tcp_capacity: if rng.chance(1, 3) {
+            tcp_capacity: if swarm.has(FaultFamily::SmallBuffers) {
                 1 + rng.below(16) as usize
             } else {
                 TURMOIL_TCP_CAPACITY
             },
-            reconnect: rng.chance(1, 4).then(|| {
+            reconnect: swarm.has(FaultFamily::Reconnect).then(|| {
                 ReconnectPolicy::default()
                     .with_seed(seed)
                     .with_initial_delay(Duration::from_millis(50 + rng.below(450)))
@@ -196,6 +202,7 @@ impl Scenario {
                     .with_replay_undelivered(rng.chance(1, 2))
             }),
             linger: Duration::ZERO,
+            swarm,
         }
     }
 
@@ -224,6 +231,7 @@ impl Scenario {
             tcp_capacity: TURMOIL_TCP_CAPACITY,
             reconnect: None,
             linger: Duration::ZERO,
+            swarm: Swarm::none(),
         }
     }
 
@@ -254,13 +262,14 @@ impl Scenario {
             segments => format!(", TCP buffers of {segments} segments"),
         };
         format!(
-            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}{session}, faults: {}",
+            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}{session}, families: {}, faults: {}",
             self.seed,
             self.server.name(),
             self.network.label(),
             self.tls.name(),
             self.script.messages.len(),
             self.script.end.name(),
+            self.swarm.label(),
             self.schedule.label()
         )
     }
@@ -349,12 +358,13 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let trace = Trace::new();
     let app_log = Rc::new(RefCell::new(AppLog::default()));
     let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
+    let closed_at: Rc<Cell<Duration>> = Rc::default();
     let resets = Resets::default();
 
     // The server hosts, each with its own log, and the addresses faults apply to.
     let mut servers: Vec<(IpAddr, SharedLog)> = Vec::new();
     let kind = scenario.server;
-    let fault_targets: Vec<String> = match scenario.network {
+    let fault_targets: Vec<(String, bool)> = match scenario.network {
         Network::SingleStack => {
             let log = SharedLog::default();
             let (host_log, tls) = (log.clone(), server_tls.clone());
@@ -363,7 +373,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 serve(kind, host_log.clone(), tls.clone(), resets.clone())
             });
             servers.push((sim.lookup("server"), log));
-            vec!["server".into()]
+            vec![("server".into(), false)]
         }
         Network::DualStack { v6, v4 } => {
             for (ip, path) in [(IpAddr::V6(SERVER_V6), v6), (IpAddr::V4(SERVER_V4), v4)] {
@@ -388,7 +398,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 }
                 servers.push((ip, log));
             }
-            vec![SERVER_V6.to_string(), SERVER_V4.to_string()]
+            vec![
+                (SERVER_V6.to_string(), v6.reach == Reach::BlackHoled),
+                (SERVER_V4.to_string(), v4.reach == Reach::BlackHoled),
+            ]
         }
     };
     let config = scenario.config(&client_tls);
@@ -399,13 +412,21 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let linger = scenario.linger;
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());
     let (app, driver_end, pause) = (app_log.clone(), end.clone(), scenario.consume_pause);
+    let client_closed_at = closed_at.clone();
+    // Held to liveness, the application keeps the connection busy past the grace period.
+    let probe_at = liveness::applies(scenario).map(|healed| healed + liveness::GRACE);
     let reconnect = scenario.reconnect.clone();
     let coverage: Rc<RefCell<Coverage>> = Rc::default();
     let client_coverage = coverage.clone();
     sim.client("client", async move {
         let (conn, driver) =
             connect_with(config, reconnect, client_trace, network, client_coverage);
-        let app = application(conn, script, tls, pause, app);
+        let app = application(conn, script, tls, pause, probe_at, app);
+        let driver = async {
+            let end = driver.await;
+            client_closed_at.set(turmoil::sim_elapsed().unwrap_or_default());
+            end
+        };
         let (finished, ()) = tokio::join!(driver, app);
         *driver_end.borrow_mut() = Some(finished);
         tokio::time::sleep(linger).await;
@@ -433,8 +454,8 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 "fault",
                 serde_json::json!(fault.kind.to_string()),
             );
-            for target in &fault_targets {
-                apply(&mut sim, &fault.kind, target);
+            for (target, black_holed) in &fault_targets {
+                apply(&mut sim, &fault.kind, target, *black_holed);
             }
         }
         match sim.step() {
@@ -495,6 +516,15 @@ pub fn run(scenario: &Scenario) -> Outcome {
     } else if violations.is_empty() {
         violations.push("the client never produced a close report".into());
     }
+    if let Some(end) = &end {
+        match liveness::check(scenario, &end.report, closed_at.get()) {
+            Some(Ok(())) => coverage
+                .borrow_mut()
+                .hit("liveness finished after the heal"),
+            Some(Err(violation)) => violations.push(violation),
+            None => {}
+        }
+    }
     let coverage = coverage.borrow().clone();
     let peer_resets = servers
         .iter()
@@ -512,16 +542,32 @@ pub fn run(scenario: &Scenario) -> Outcome {
 }
 
 /// Applies `fault` to the link between the client and `server` (a host name or address).
-fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str) {
+/// A black-holed path stays black-holed: it is the network, not a fault.
+fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_holed: bool) {
     match fault {
         FaultKind::Partition => sim.partition("client", server),
         FaultKind::Repair => sim.repair("client", server),
+        FaultKind::PartitionOneWay(Direction::ToServer) => sim.partition_oneway("client", server),
+        FaultKind::PartitionOneWay(Direction::ToClient) => sim.partition_oneway(server, "client"),
+        FaultKind::RepairOneWay(Direction::ToServer) => sim.repair_oneway("client", server),
+        FaultKind::RepairOneWay(Direction::ToClient) => sim.repair_oneway(server, "client"),
         FaultKind::Hold => sim.hold("client", server),
         FaultKind::Release => sim.release("client", server),
         FaultKind::Latency(latency) => sim.set_link_latency("client", server, *latency),
         FaultKind::Loss(rate) => sim.set_link_fail_rate("client", server, *rate),
         FaultKind::Crash => sim.crash(server),
         FaultKind::Bounce => sim.bounce(server),
+        FaultKind::Heal => {
+            sim.repair("client", server);
+            sim.release("client", server);
+            sim.set_link_fail_rate("client", server, 0.0);
+            if !sim.is_host_running(server) {
+                sim.bounce(server);
+            }
+        }
+    }
+    if black_holed && matches!(fault, FaultKind::Release | FaultKind::Heal) {
+        sim.hold("client", server);
     }
 }
 
@@ -652,8 +698,10 @@ async fn application(
     script: Script,
     tls: TlsMode,
     consume_pause: Option<Duration>,
+    probe_at: Option<Duration>,
     log: Rc<RefCell<AppLog>>,
 ) {
+    let start = tokio::time::Instant::now();
     let sender = conn.sender();
     let room = Rc::new(Notify::new());
     let go_ahead = Rc::new(Notify::new());
@@ -711,8 +759,18 @@ async fn application(
             TlsMode::Plain => {}
         }
         let mut offset = 0u64;
-        'messages: for (pause, size) in script.messages {
-            tokio::time::sleep(pause).await;
+        // After the script, one more message once the network has healed (see `liveness`).
+        let probe = probe_at.map(|at| (Some(start + at), 100));
+        let messages = script
+            .messages
+            .into_iter()
+            .map(|(pause, size)| (None, pause, size));
+        let messages = messages.chain(probe.map(|(at, size)| (at, Duration::ZERO, size)));
+        'messages: for (at, pause, size) in messages {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => tokio::time::sleep(pause).await,
+            }
             let mut data = Bytes::from(
                 (offset..offset + size as u64)
                     .map(|i| (i % 251) as u8)

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use tcpclient_core::{Ending, Error};
-use tcpclient_sim::{End, Fault, FaultKind, Outcome, Scenario, Schedule, ServerKind, TlsMode, run};
+use tcpclient_sim::{
+    End, Fault, FaultFamily, FaultKind, Outcome, Scenario, Schedule, ServerKind, TlsMode, run,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -254,4 +256,68 @@ fn a_graceful_finish_is_an_end_the_server_sees_not_a_reset() {
     let report = outcome.report.as_ref().unwrap();
     assert_eq!(report.result, Ok(Ending::Finished));
     assert_eq!(outcome.peer_resets, 0);
+}
+
+#[test]
+fn a_seed_draws_its_faults_only_from_the_families_it_enabled() {
+    let family_of = |kind: &FaultKind| match kind {
+        FaultKind::Partition | FaultKind::Repair => Some(FaultFamily::Partition),
+        FaultKind::PartitionOneWay(_) | FaultKind::RepairOneWay(_) => {
+            Some(FaultFamily::OneWayPartition)
+        }
+        // Flapping is holds and releases too.
+        FaultKind::Hold | FaultKind::Release => None,
+        FaultKind::Latency(_) => Some(FaultFamily::Latency),
+        FaultKind::Loss(_) => Some(FaultFamily::Loss),
+        FaultKind::Crash | FaultKind::Bounce => Some(FaultFamily::Crash),
+        FaultKind::Heal => None,
+    };
+    let mut without_faults = 0;
+    for seed in 0..500 {
+        let scenario = Scenario::from_seed(seed);
+        let swarm = scenario.swarm;
+        for fault in &scenario.schedule.faults {
+            if let Some(family) = family_of(&fault.kind) {
+                assert!(
+                    swarm.has(family),
+                    "seed {seed}: {} without {family:?}",
+                    fault.kind
+                );
+            } else if matches!(fault.kind, FaultKind::Hold | FaultKind::Release) {
+                assert!(swarm.has(FaultFamily::Hold) || swarm.has(FaultFamily::Flapping));
+            }
+        }
+        assert_eq!(
+            scenario.reconnect.is_some(),
+            swarm.has(FaultFamily::Reconnect)
+        );
+        assert_eq!(
+            scenario.consume_pause.is_some(),
+            swarm.has(FaultFamily::SlowConsumer)
+        );
+        without_faults += usize::from(scenario.schedule.faults.is_empty());
+    }
+    assert!(
+        (100..160).contains(&without_faults),
+        "about one seed in four is calm: {without_faults} of 500"
+    );
+}
+
+#[test]
+fn a_client_still_open_after_a_healed_hold_must_finish_cleanly_and_does() {
+    let mut scenario = Scenario::simple(4, ServerKind::Echo, TlsMode::Plain);
+    scenario.script.messages = vec![(ms(10), 5000), (ms(100), 5000)];
+    scenario.schedule = Schedule::new(vec![
+        Fault::new(ms(50), FaultKind::Hold),
+        Fault::new(ms(900), FaultKind::Heal),
+    ]);
+
+    let outcome = checked(&scenario);
+
+    assert_eq!(outcome.coverage.hits("liveness finished after the heal"), 1);
+    assert!(
+        closed_at(&outcome) > 3_900_000,
+        "the application waited for the heal and the grace period, then sent once more"
+    );
+    assert_eq!(outcome.report.unwrap().result, Ok(Ending::Finished));
 }
