@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::buggify::Point;
 use tcpclient_core::{AttemptOutcome, CloseReport, Engine, Event, Output, Phase};
 
 /// Hits per cell.
@@ -51,6 +52,7 @@ impl Coverage {
                 .map(|c| format!("flow {c}")),
         );
         cells.push("liveness finished after the heal".into());
+        cells.extend(Point::ALL.iter().map(|p| format!("buggify {}", p.name())));
         cells
     }
 

@@ -13,11 +13,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output, ReconnectPolicy,
+    AttemptId, Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output, ReconnectPolicy,
 };
 use tcpclient_testkit::EngineMonitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
 
+use crate::buggify::{Buggify, BuggyStream, Point};
 use crate::coverage::Coverage;
 use crate::trace::Trace;
 
@@ -55,6 +56,8 @@ pub struct Turmoil {
     pub dns: Option<SimDns>,
     /// The connections this client reset, for the servers to see.
     pub resets: Resets,
+    /// Where the driver misbehaves (nowhere, by default).
+    pub buggify: Buggify,
 }
 
 /// The client addresses of the connections a client reset: the simulator's stand-in for the
@@ -80,14 +83,22 @@ impl Resets {
 }
 
 impl tcpclient_tokio::Network for Turmoil {
-    type Stream = turmoil::net::TcpStream;
+    type Stream = BuggyStream;
 
     fn connect(
         &self,
         addr: SocketAddr,
         _options: &ConnectOptions,
     ) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static {
-        turmoil::net::TcpStream::connect(addr)
+        let buggify = self.buggify.clone();
+        async move {
+            let connected = turmoil::net::TcpStream::connect(addr).await;
+            if buggify.fires(Point::LateConnect) {
+                let late = Duration::from_millis(1 + buggify.below(50));
+                tokio::time::sleep(late).await;
+            }
+            connected.map(|stream| BuggyStream::new(stream, buggify))
+        }
     }
 
     fn lookup(
@@ -137,6 +148,9 @@ impl tcpclient_tokio::Network for Turmoil {
 
 /// What the simulator puts between the driver and the engine: the trace of every input and
 /// output with its simulated time, and the invariant monitor.
+///
+/// It is also where the driver's reports are buggified: a timeout before its deadline, a
+/// report made twice, a cancelled attempt's outcome reported anyway, a timer that fires late.
 pub struct SimObserver {
     trace: Trace,
     monitor: EngineMonitor,
@@ -144,22 +158,34 @@ pub struct SimObserver {
     session: bool,
     /// The last reconnect's attempt number.
     last_attempt: Option<u32>,
+    buggify: Buggify,
+    /// Attempts the engine cancelled, whose outcome a late report may still bring.
+    cancelled: Vec<AttemptId>,
+    /// The last deadline asked about, and when the timer fires for it.
+    timer: Option<(Instant, Instant)>,
 }
 
 impl SimObserver {
-    fn new(trace: Trace, engine: &Engine, coverage: Rc<RefCell<Coverage>>) -> Self {
+    fn new(
+        trace: Trace,
+        engine: &Engine,
+        coverage: Rc<RefCell<Coverage>>,
+        buggify: Buggify,
+    ) -> Self {
         Self {
             trace,
             monitor: EngineMonitor::new(engine),
             coverage,
             session: matches!(engine, Engine::Session(_)),
             last_attempt: None,
+            buggify,
+            cancelled: Vec::new(),
+            timer: None,
         }
     }
-}
 
-impl Observer for SimObserver {
-    fn input(
+    /// Hands the engine one input, traced and checked.
+    fn pass(
         &mut self,
         engine: &mut Engine,
         now: Instant,
@@ -174,6 +200,78 @@ impl Observer for SimObserver {
         answer
     }
 
+    /// The buggified inputs that come before `input`: an early timeout, a late report.
+    fn before(&mut self, engine: &mut Engine, now: Instant) {
+        let early = engine.poll_timeout().is_some_and(|deadline| deadline > now);
+        if early && self.buggify.fires(Point::EarlyTimeout) {
+            // "A timeout that arrives early, or twice, does nothing": never refused.
+            if let Err(refusal) = self.pass(engine, now, Input::Timeout) {
+                self.monitor
+                    .violate(format!("an early timeout was refused: {refusal}"));
+            }
+        }
+        if !self.cancelled.is_empty() && self.buggify.fires(Point::LateReport) {
+            let at = self.buggify.below(self.cancelled.len() as u64) as usize;
+            let attempt = self.cancelled.swap_remove(at);
+            // Late, the report is taken and ignored, or refused: either leaves the engine
+            // as it was, which the monitor checks.
+            let _ = match self.buggify.below(2) {
+                0 => self.pass(engine, now, Input::Connected(attempt)),
+                _ => self.pass(
+                    engine,
+                    now,
+                    Input::ConnectFailed(attempt, io::ErrorKind::ConnectionRefused),
+                ),
+            };
+        }
+    }
+}
+
+impl Observer for SimObserver {
+    fn input(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
+        self.before(engine, now);
+        let twice = matches!(
+            input,
+            Input::Connected(_)
+                | Input::ConnectFailed(..)
+                | Input::ResolvedFamily(..)
+                | Input::ResolveFamilyFailed(..)
+                | Input::PeerEof
+                | Input::SocketError(_)
+                | Input::Timeout
+        )
+        .then(|| input.clone());
+        let answer = self.pass(engine, now, input);
+        if let Some(again) = twice
+            && answer.is_ok()
+            && self.buggify.fires(Point::DuplicateReport)
+        {
+            // The second is taken and ignored, or refused with a typed error.
+            let _ = self.pass(engine, now, again);
+        }
+        answer
+    }
+
+    fn timer(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+        let deadline = deadline?;
+        match self.timer {
+            Some((asked, fires)) if asked == deadline => Some(fires),
+            _ => {
+                let fires = match self.buggify.fires(Point::LateTimeout) {
+                    true => deadline + Duration::from_millis(1 + self.buggify.below(100)),
+                    false => deadline,
+                };
+                self.timer = Some((deadline, fires));
+                Some(fires)
+            }
+        }
+    }
+
     fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
         let output = self.monitor.poll_output(engine)?;
         self.trace.output(now, &output);
@@ -184,6 +282,9 @@ impl Observer for SimObserver {
             coverage.observe_backoff(*attempt, self.last_attempt);
             self.last_attempt = Some(*attempt);
         }
+        if let Output::Cancel(attempt) = &output {
+            self.cancelled.push(*attempt);
+        }
         Some(output)
     }
 
@@ -193,6 +294,10 @@ impl Observer for SimObserver {
     }
 
     fn finish(&mut self) -> Vec<String> {
+        let mut coverage = self.coverage.borrow_mut();
+        for point in self.buggify.fired() {
+            coverage.hit(format!("buggify {}", point.name()));
+        }
         self.monitor.take_violations()
     }
 }
@@ -216,6 +321,6 @@ pub fn connect_with(
     coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
     let engine = Engine::new(config, reconnect, tcpclient_tokio::now());
-    let observer = SimObserver::new(trace, &engine, coverage);
+    let observer = SimObserver::new(trace, &engine, coverage, network.buggify.clone());
     tcpclient_tokio::start(network, engine, observer)
 }

@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod buggify;
 mod coverage;
 mod driver;
 mod faults;
@@ -35,6 +36,7 @@ mod servers;
 mod swarm;
 mod trace;
 
+pub use buggify::{Buggify, BuggyStream, Point};
 pub use coverage::Coverage;
 pub use driver::{
     DnsAnswer, Resets, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with,

@@ -16,6 +16,7 @@ use tcpclient_core::{
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
 
+use crate::buggify::{Buggify, Point};
 use crate::coverage::Coverage;
 use crate::driver::{Resets, Turmoil, connect_with};
 use crate::faults::{Direction, FaultKind, Schedule};
@@ -129,6 +130,8 @@ pub struct Scenario {
     /// The fault families the scenario was drawn with (for summaries: the fields above
     /// are what the run uses).
     pub swarm: Swarm,
+    /// Where the driver misbehaves, within its contract (see [`Point`]).
+    pub buggify: Vec<Point>,
 }
 
 impl Scenario {
@@ -203,6 +206,7 @@ impl Scenario {
             }),
             linger: Duration::ZERO,
             swarm,
+            buggify: Point::random(&mut rng),
         }
     }
 
@@ -232,6 +236,7 @@ impl Scenario {
             reconnect: None,
             linger: Duration::ZERO,
             swarm: Swarm::none(),
+            buggify: Vec::new(),
         }
     }
 
@@ -257,12 +262,18 @@ impl Scenario {
             ),
             None => String::new(),
         };
+        let buggify: Vec<&str> = self.buggify.iter().map(|p| p.name()).collect();
+        let buggify = if buggify.is_empty() {
+            "off".to_string()
+        } else {
+            buggify.join(", ")
+        };
         let buffers = match self.tcp_capacity {
             TURMOIL_TCP_CAPACITY => String::new(),
             segments => format!(", TCP buffers of {segments} segments"),
         };
         format!(
-            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}{session}, families: {}, faults: {}",
+            "seed {}: {} server, {}, {}, {} messages then {}, {window}, {consumer}{buffers}{session}, families: {}, faults: {}, buggify: {}",
             self.seed,
             self.server.name(),
             self.network.label(),
@@ -270,7 +281,8 @@ impl Scenario {
             self.script.messages.len(),
             self.script.end.name(),
             self.swarm.label(),
-            self.schedule.label()
+            self.schedule.label(),
+            buggify
         )
     }
 
@@ -408,6 +420,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let network = Turmoil {
         dns: scenario.network.dns(),
         resets: resets.clone(),
+        buggify: Buggify::with_points(scenario.seed, &scenario.buggify),
     };
     let linger = scenario.linger;
     let (script, tls, client_trace) = (scenario.script.clone(), scenario.tls, trace.clone());

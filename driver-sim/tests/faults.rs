@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use tcpclient_core::{Ending, Error};
 use tcpclient_sim::{
-    End, Fault, FaultFamily, FaultKind, Outcome, Scenario, Schedule, ServerKind, TlsMode, run,
+    End, Fault, FaultFamily, FaultKind, Outcome, Point, Scenario, Schedule, ServerKind, TlsMode,
+    run,
 };
 
 fn ms(n: u64) -> Duration {
@@ -320,4 +321,24 @@ fn a_client_still_open_after_a_healed_hold_must_finish_cleanly_and_does() {
         "the application waited for the heal and the grace period, then sent once more"
     );
     assert_eq!(outcome.report.unwrap().result, Ok(Ending::Finished));
+}
+
+#[test]
+fn with_every_buggify_point_on_the_driver_misbehaves_everywhere_and_the_invariants_hold() {
+    let mut coverage = tcpclient_sim::Coverage::default();
+    for seed in 0..150 {
+        let mut scenario = Scenario::from_seed(seed);
+        scenario.buggify = Point::ALL.to_vec();
+        let outcome = run(&scenario);
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed}: {:?}",
+            outcome.violations
+        );
+        coverage.merge(&outcome.coverage);
+    }
+    for point in Point::ALL {
+        let cell = format!("buggify {}", point.name());
+        assert!(coverage.hits(&cell) > 0, "{cell} never fired");
+    }
 }

@@ -99,8 +99,9 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
         }
 
         let (deadline, wants_read) = {
-            let state = shared.lock();
-            (state.engine.poll_timeout(), state.engine.wants_read())
+            let mut state = shared.lock();
+            let deadline = state.engine.poll_timeout();
+            (state.observer.timer(deadline), state.engine.wants_read())
         };
         let reading = socket.is_some() && wants_read;
         let writing = socket.is_some() && !pending.is_empty();

@@ -25,6 +25,14 @@ pub trait Observer: 'static {
         engine.poll_output()
     }
 
+    /// When the driver next wakes for the engine's `deadline` (from
+    /// [`Engine::poll_timeout`]): the deadline itself, by default. A simulator may answer
+    /// later, as the timer of a loaded machine fires late; an earlier answer only wakes the
+    /// engine for nothing.
+    fn timer(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+        deadline
+    }
+
     /// The driver's own report was refused: with a driver that performs every output, a
     /// bug. The default ignores it (the engine is unchanged by a refusal).
     fn refused_report(&mut self, name: &'static str, refusal: &InvalidInput) {

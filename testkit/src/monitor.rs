@@ -204,12 +204,22 @@ impl Monitor {
         }
         self.written += written;
         self.tls |= start_tls;
+        // A win is the client choosing a winner; an accepted report about an attempt after
+        // the race (late, or made twice) is ignored, not a win.
         if let Some(attempt) = connected {
-            if let Some(first) = self.winner {
-                self.violate(format!("{attempt} won after {first} had won"));
+            match (self.winner, client.winning_attempt()) {
+                (Some(first), Some(now)) if now != first => {
+                    self.violate(format!("{now} won after {first} had won"));
+                }
+                (None, Some(won)) => {
+                    if won != attempt {
+                        self.violate(format!("{won} won on a report about {attempt}"));
+                    }
+                    self.winner = Some(won);
+                    self.connected = true;
+                }
+                _ => {}
             }
-            self.winner = Some(attempt);
-            self.connected = true;
         }
         if timeout {
             // Checked once the outputs are drained: draining arms deadlines too.
