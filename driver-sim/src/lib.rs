@@ -20,8 +20,8 @@
 //! assert_eq!(first.trace.hash(), again.trace.hash(), "same seed, same trace");
 //! ```
 //!
-//! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`) and replays one
-//! seed's trace (`replay --seed 7`).
+//! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`), replays one
+//! seed's trace (`replay --seed 7`) and shrinks a failing seed to a test (`shrink --seed 7`).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,6 +33,7 @@ mod liveness;
 mod network;
 mod scenario;
 mod servers;
+mod shrink;
 mod swarm;
 mod trace;
 
@@ -47,6 +48,7 @@ pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve};
+pub use shrink::{Shrunk, shrink, shrink_while, to_rust};
 pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;
 pub use tcpclient_tokio::DriverEnd;

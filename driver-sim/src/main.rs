@@ -5,11 +5,11 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tcpclient_sim::{Coverage, Outcome, Scenario, run, timed};
+use tcpclient_sim::{Coverage, Outcome, Scenario, run, timed, to_rust};
 
 /// Deterministic network fault testing of tcpclient-core inside turmoil.
 #[derive(Debug, Parser)]
@@ -36,6 +36,9 @@ enum Command {
         /// Run every seed twice and fail unless both traces are the same.
         #[arg(long)]
         check_determinism: bool,
+        /// Stop at the first violation, and say how many seeds it took to find it.
+        #[arg(long)]
+        fail_fast: bool,
     },
     /// Run one seed and print its trace (JSON lines), or write it to a file.
     Replay {
@@ -45,6 +48,13 @@ enum Command {
         /// Write the trace here instead of to standard output.
         #[arg(long)]
         trace: Option<PathBuf>,
+    },
+    /// Cut a failing seed's scenario down while it fails the same way, and print it as a
+    /// Rust test.
+    Shrink {
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
     },
 }
 
@@ -65,8 +75,18 @@ fn main() -> ExitCode {
             jobs,
             require_coverage,
             check_determinism,
-        } => sweep(seeds, jobs.max(1), require_coverage, check_determinism),
+            fail_fast,
+        } => sweep(
+            seeds,
+            jobs.max(1),
+            Checks {
+                require_coverage,
+                check_determinism,
+                fail_fast,
+            },
+        ),
         Command::Replay { seed, trace } => replay(seed, trace),
+        Command::Shrink { seed } => shrink(seed),
     }
 }
 
@@ -81,19 +101,32 @@ struct Seen {
     coverage: Coverage,
 }
 
-fn sweep(
-    seeds: Range<u64>,
-    jobs: usize,
+/// What a sweep checks beyond the invariants.
+struct Checks {
     require_coverage: bool,
     check_determinism: bool,
-) -> ExitCode {
+    fail_fast: bool,
+}
+
+fn sweep(seeds: Range<u64>, jobs: usize, checks: Checks) -> ExitCode {
+    let Checks {
+        require_coverage,
+        check_determinism,
+        fail_fast,
+    } = checks;
     let next = AtomicU64::new(seeds.start);
+    let stop = AtomicBool::new(false);
     let seen = Mutex::new(Vec::new());
     let ((), wall) = timed(|| {
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 scope.spawn(|| {
                     loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // Seeds are taken in order: when a job stops at a violation, every
+                        // lower seed has been or is being run, so the first is found.
                         let seed = next.fetch_add(1, Ordering::Relaxed);
                         if seed >= seeds.end {
                             return;
@@ -109,6 +142,9 @@ fn sweep(
                                     outcome.trace.hash()
                                 ));
                             }
+                        }
+                        if fail_fast && !entry.violations.is_empty() {
+                            stop.store(true, Ordering::Relaxed);
                         }
                         seen.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
                     }
@@ -155,6 +191,13 @@ fn sweep(
         println!("\ndeterminism     every seed run twice, traces compared");
     }
     println!("\nviolations      {}", failed.len());
+    if let Some(first) = failed.first() {
+        println!(
+            "first found     seed {} ({} seeds run to find it)",
+            first.seed,
+            first.seed - seeds.start + 1
+        );
+    }
     for s in &failed {
         println!("  seed {}: {}", s.seed, s.violations.join("; "));
         println!(
@@ -228,4 +271,21 @@ fn replay(seed: u64, path: Option<PathBuf>) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn shrink(seed: u64) -> ExitCode {
+    let scenario = Scenario::from_seed(seed);
+    let Some(shrunk) = tcpclient_sim::shrink(&scenario) else {
+        eprintln!("tcpclient-sim: seed {seed} keeps every invariant: nothing to shrink");
+        return ExitCode::FAILURE;
+    };
+    println!("before: {}", scenario.describe());
+    println!("after:  {}", shrunk.scenario.describe());
+    println!("violation: {}", shrunk.outcome.violations.join("; "));
+    println!("({} candidate runs)\n", shrunk.runs);
+    print!(
+        "{}",
+        to_rust(&shrunk.scenario, &format!("seed_{seed}_shrunk"))
+    );
+    ExitCode::SUCCESS
 }

@@ -132,6 +132,11 @@ pub struct Scenario {
     pub swarm: Swarm,
     /// Where the driver misbehaves, within its contract (see [`Point`]).
     pub buggify: Vec<Point>,
+    /// turmoil's step: every host runs, and every message and timer moves, this much at a
+    /// time. A coarser step makes more things happen at the same instant, and a run cheaper.
+    pub tick: Duration,
+    /// See [`Config::tls_handshake_timeout`].
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Scenario {
@@ -184,7 +189,7 @@ impl Scenario {
                 _ => Config::new("server", PORT).receive_window,
             },
             stall_timeout: match rng.below(3) {
-                0 => Some(Duration::from_millis(500 + rng.below(4500))),
+                0 | 1 => Some(Duration::from_millis(500 + rng.below(4500))),
                 _ => Config::new("server", PORT).stall_timeout,
             },
             consume_pause: swarm
@@ -199,14 +204,16 @@ impl Scenario {
                 ReconnectPolicy::default()
                     .with_seed(seed)
                     .with_initial_delay(Duration::from_millis(50 + rng.below(450)))
-                    .with_max_delay(Duration::from_secs(1 + rng.below(5)))
-                    .with_max_attempts(Some(1 + rng.below(8) as u32))
+                    .with_max_delay(Duration::from_secs(1 + rng.below(3)))
+                    .with_max_attempts(Some(1 + rng.below(5) as u32))
                     .with_stable_after(Duration::from_millis(200 + rng.below(2000)))
                     .with_replay_undelivered(rng.chance(1, 2))
             }),
             linger: Duration::ZERO,
             swarm,
             buggify: Point::random(&mut rng),
+            tick: Duration::from_millis([1, 2, 5, 10][rng.below(4) as usize]),
+            tls_handshake_timeout: Duration::from_millis(500 + rng.below(4500)),
         }
     }
 
@@ -237,6 +244,8 @@ impl Scenario {
             linger: Duration::ZERO,
             swarm: Swarm::none(),
             buggify: Vec::new(),
+            tick: Duration::from_millis(1),
+            tls_handshake_timeout: Config::new("server", PORT).tls_handshake_timeout,
         }
     }
 
@@ -290,6 +299,7 @@ impl Scenario {
         let mut config = Config::new("server", PORT)
             .with_connect_timeout(self.connect_timeout)
             .with_drain_timeout(self.drain_timeout)
+            .with_tls_handshake_timeout(self.tls_handshake_timeout)
             .with_idle_timeout(self.idle_timeout)
             .with_stall_timeout(self.stall_timeout)
             .with_receive_window(self.receive_window)
@@ -366,6 +376,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(scenario.max_latency)
         .tcp_capacity(scenario.tcp_capacity)
+        .tick_duration(scenario.tick)
         .build();
     let trace = Trace::new();
     let app_log = Rc::new(RefCell::new(AppLog::default()));

@@ -83,6 +83,11 @@ impl ServerKind {
         ServerKind::Flood,
     ];
 
+    /// Whether this server speaks TLS (from the start, or after STARTTLS).
+    pub fn speaks_tls(self) -> bool {
+        matches!(self, ServerKind::TlsEcho | ServerKind::StartTlsLine)
+    }
+
     /// Whether this server sends back what it receives (so the client has data to check).
     pub fn echoes(self) -> bool {
         matches!(
