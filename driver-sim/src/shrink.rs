@@ -296,7 +296,7 @@ pub fn to_rust(scenario: &Scenario, name: &str) -> String {
 }
 
 fn duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 == 0 {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("Duration::from_millis({})", d.as_millis())
     } else {
         format!("Duration::from_micros({})", d.as_micros())
