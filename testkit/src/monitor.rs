@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use tcpclient_core::{AttemptId, Client, Engine, Error, Event, Input, InvalidInput, Output, Phase};
+use tcpclient_core::{
+    AttemptId, AttemptOutcome, Client, Engine, Error, Event, Input, InvalidInput, Output, Phase,
+};
 
 use crate::SessionMonitor;
 
@@ -29,11 +31,27 @@ const ONE_RECORD: u64 = 16 * 1024 + 256;
 /// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
 /// | 8. refusals and late reports change nothing | the client before and after |
 /// | 11. a vanished peer is found | while handed-out bytes wait to be written, a deadline at or before the last write progress plus the stall timeout; `Stalled` never before it |
+/// | 12. timeouts hold | once a drain begins (`Finish` on an open connection, a win after `Finish`, the peer's close), a deadline at or before its start plus the drain timeout, and `DrainTimeout` never before it; with an idle timeout, a deadline at or before the last read or write plus it, and `IdleTimeout` never before it |
+/// | 12. timeouts hold (attempts) | no attempt in the close report timed out before the attempt timeout |
+/// | 13. a refused producer is called back | after a `Send` refused as `QueueFull`, once everything is written, `SendReady` came (unless the application or the peer shut down) |
 #[derive(Debug)]
 pub struct Monitor {
     limit: u64,
     receive_window: Option<u64>,
     stall_timeout: Option<Duration>,
+    drain_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    attempt_timeout: Duration,
+    /// The peer's close starts a drain (`OnPeerEof::Close`).
+    drains_on_peer_close: bool,
+    /// When the drain must end at the latest, once one began.
+    drain_by: Option<Instant>,
+    /// When an idle connection must end at the latest.
+    idle_by: Option<Instant>,
+    /// `Finish` or `Abort` was accepted.
+    shut_down: bool,
+    /// A `Send` was refused as `QueueFull`, and no `SendReady` came since.
+    owes_send_ready: bool,
     /// The latest instant of an input (the client's clock never runs back).
     now: Option<Instant>,
     /// When bytes in flight last moved: the first handed out, or the last written.
@@ -97,6 +115,14 @@ impl Monitor {
             limit: config.send_limit as u64,
             receive_window: config.receive_window.map(|w| w as u64),
             stall_timeout: config.stall_timeout,
+            drain_timeout: config.drain_timeout,
+            idle_timeout: config.idle_timeout,
+            attempt_timeout: config.attempt_timeout,
+            drains_on_peer_close: config.on_peer_eof == tcpclient_core::OnPeerEof::Close,
+            drain_by: None,
+            idle_by: None,
+            shut_down: false,
+            owes_send_ready: false,
             now: None,
             last_progress: None,
             consumed: 0,
@@ -175,9 +201,24 @@ impl Monitor {
             }
             return answer;
         }
+        if matches!(answer, Err(InvalidInput::QueueFull { .. })) && !self.shut_down {
+            self.owes_send_ready = true;
+        }
         let Ok(()) = answer else {
             return answer;
         };
+        match name {
+            "Finish" if self.connected => self.drain_from(now),
+            "Finish" | "Abort" => {}
+            "Received" | "Written" if read.unwrap_or(written) > 0 && self.connected => {
+                self.idle_from(now);
+            }
+            _ => {}
+        }
+        if matches!(name, "Finish" | "Abort") {
+            self.shut_down = true;
+            self.owes_send_ready = false;
+        }
         self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
         self.consumed += consumed;
         if let Some(len) = read {
@@ -217,6 +258,10 @@ impl Monitor {
                     }
                     self.winner = Some(won);
                     self.connected = true;
+                    self.idle_from(now);
+                    if self.shut_down {
+                        self.drain_from(now);
+                    }
                 }
                 _ => {}
             }
@@ -238,6 +283,7 @@ impl Monitor {
                 self.violate("after a Timeout a deadline is left in the past".into());
             }
             self.check_stall_deadline(client);
+            self.check_timeouts(client);
             return None;
         };
         self.output(&output);
@@ -279,6 +325,44 @@ impl Monitor {
                 "a read of {len} bytes delivered {} bytes",
                 after - before
             ));
+        }
+    }
+
+    /// A drain starts at `now`: it must end by the drain timeout.
+    fn drain_from(&mut self, now: Instant) {
+        self.drain_by.get_or_insert(now + self.drain_timeout);
+    }
+
+    /// The connection was busy at `now`: idle, it must end by the idle timeout.
+    fn idle_from(&mut self, now: Instant) {
+        self.idle_by = self.idle_timeout.map(|idle| now + idle);
+    }
+
+    /// A drain and an idle connection must have a deadline by their timeouts, and a
+    /// producer refused for a full queue must have been called back once it emptied.
+    fn check_timeouts(&mut self, client: &Client) {
+        if self.closed {
+            return;
+        }
+        let idle_by = self.idle_by.filter(|_| self.connected);
+        for (what, by) in [("drain", self.drain_by), ("idle", idle_by)] {
+            if let Some(by) = by
+                && client.poll_timeout().is_none_or(|next| next > by)
+            {
+                self.violate(format!(
+                    "no deadline by the {what} timeout: the next is {:?} after it",
+                    client
+                        .poll_timeout()
+                        .map(|next| next.saturating_duration_since(by))
+                ));
+            }
+        }
+        if self.owes_send_ready && client.bytes_queued() == 0 {
+            self.violate(
+                "a Send was refused as QueueFull, everything was written since, and no SendReady came"
+                    .into(),
+            );
+            self.owes_send_ready = false;
         }
     }
 
@@ -358,6 +442,13 @@ impl Monitor {
                 self.violate("Connected before an attempt won".into());
             }
             Output::Event(Event::Data(data)) => self.received += data.len() as u64,
+            Output::Event(Event::SendReady) => self.owes_send_ready = false,
+            Output::Event(Event::PeerClosed) if self.drains_on_peer_close && !self.shut_down => {
+                if let Some(now) = self.now {
+                    self.drain_from(now);
+                }
+                self.owes_send_ready = false;
+            }
             Output::Event(Event::Undelivered(bytes)) => self.handed_back += bytes.len() as u64,
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
@@ -369,6 +460,16 @@ impl Monitor {
                     && due.is_none_or(|due| self.now < Some(due))
                 {
                     self.violate("Stalled before the stall timeout ran out".into());
+                }
+                for (error, by) in [
+                    (Error::DrainTimeout, self.drain_by),
+                    (Error::IdleTimeout, self.idle_by),
+                ] {
+                    if report.result == Err(error.clone())
+                        && by.is_none_or(|by| self.now < Some(by))
+                    {
+                        self.violate(format!("{error:?} before its timeout ran out"));
+                    }
                 }
                 if self.connected || !self.attempts.is_empty() {
                     self.violate(format!(
@@ -384,6 +485,15 @@ impl Monitor {
 
     fn check_report(&mut self, report: &tcpclient_core::CloseReport) {
         let mut broken = Vec::new();
+        for attempt in &report.attempts {
+            let lasted = attempt.ended.saturating_duration_since(attempt.started);
+            if attempt.outcome == AttemptOutcome::TimedOut && lasted < self.attempt_timeout {
+                broken.push(format!(
+                    "{} timed out after {lasted:?}, before the attempt timeout",
+                    attempt.id
+                ));
+            }
+        }
         if report.bytes_accepted != self.accepted {
             broken.push(format!(
                 "{} bytes accepted, the report says {}",
