@@ -4,12 +4,13 @@
 //! The same core that runs over real sockets in `tcpclient-polling` runs here over turmoil's
 //! simulated TCP, driven by `tcpclient-tokio`'s driver — the one users run on tokio — over
 //! the [`Turmoil`] network, with `now` from turmoil's clock and every `select!` `biased;`,
-//! so a seed fixes everything. A [`Scenario`] — a server
-//! ([`ServerKind`]), an application script, a fault [`Schedule`] — comes from one seed;
-//! [`run`] plays it, records a [`Trace`] of every input and output with its simulated time,
-//! and checks the invariants of the design (exactly one `Closed`, every byte accounted for,
-//! bounded queue, termination, no deadline in the past) plus one more: the application saw
-//! exactly the bytes the server sent, in order, up to the fault.
+//! so a seed fixes everything. A [`Scenario`] — a server ([`ServerKind`]), an application
+//! script, a fault [`Schedule`] drawn from the fault families the seed enabled ([`Swarm`]),
+//! the driver's misbehaviours ([`Point`]) — comes from one seed; [`run`] plays it, records a
+//! [`Trace`] of every input and output with its simulated time, and checks the invariants of
+//! the design (exactly one `Closed`, every byte accounted for, bounded queue, termination,
+//! deadlines kept) plus what only the whole run shows: the application saw exactly the bytes
+//! the server sent, in order, up to the fault, and a run healed of its faults finished.
 //!
 //! ```
 //! use tcpclient_sim::{Scenario, run};

@@ -10,6 +10,7 @@ use tcpclient_core::ReconnectPolicy;
 use crate::faults::{Direction, FaultKind, Schedule};
 use crate::network::{Network, Path, Reach};
 use crate::scenario::{End, Outcome, Scenario, TURMOIL_TCP_CAPACITY, TlsMode, run};
+use crate::swarm::Swarm;
 
 /// What shrinking found.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ pub fn shrink_while(
         }
         break;
     }
+    // The families described how the seed was drawn; the shrunk scenario was not drawn.
+    best.scenario.swarm = Swarm::none();
     best
 }
 

@@ -31,9 +31,9 @@ const ONE_RECORD: u64 = 16 * 1024 + 256;
 /// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
 /// | 8. refusals and late reports change nothing | the client before and after |
 /// | 11. a vanished peer is found | while handed-out bytes wait to be written, a deadline at or before the last write progress plus the stall timeout; `Stalled` never before it |
-/// | 12. timeouts hold | once a drain begins (`Finish` on an open connection, a win after `Finish`, the peer's close), a deadline at or before its start plus the drain timeout, and `DrainTimeout` never before it; with an idle timeout, a deadline at or before the last read or write plus it, and `IdleTimeout` never before it |
-/// | 12. timeouts hold (attempts) | no attempt in the close report timed out before the attempt timeout |
-/// | 13. a refused producer is called back | after a `Send` refused as `QueueFull`, once everything is written, `SendReady` came (unless the application or the peer shut down) |
+/// | 13. timeouts hold | once a drain begins (`Finish` on an open connection, a win after `Finish`, the peer's close), a deadline at or before its start plus the drain timeout, and `DrainTimeout` never before it; with an idle timeout, a deadline at or before the last read or write plus it, and `IdleTimeout` never before it |
+/// | 13. timeouts hold (attempts) | no attempt in the close report timed out before the attempt timeout |
+/// | 14. a refused producer is called back | after a `Send` refused as `QueueFull`, once everything is written, `SendReady` came (unless the application or the peer shut down) |
 #[derive(Debug)]
 pub struct Monitor {
     limit: u64,
