@@ -84,9 +84,11 @@ pub struct Buggify {
     draws: Arc<Mutex<Draws>>,
 }
 
+/// One stream of draws per point, so that switching one point off (as shrinking does)
+/// leaves when the others fire as it was.
 #[derive(Debug)]
 struct Draws {
-    rng: SplitMix,
+    rngs: [SplitMix; Point::ALL.len()],
     fired: u8,
 }
 
@@ -107,7 +109,7 @@ impl Buggify {
         Self {
             enabled: points.iter().fold(0, |bits, p| bits | p.bit()),
             draws: Arc::new(Mutex::new(Draws {
-                rng: SplitMix::new(seed ^ 0x5eed_f1e1_d0c0_ffee),
+                rngs: Point::ALL.map(|p| SplitMix::new(seed ^ 0x5eed_f1e1_d0c0_ffee ^ p as u64)),
                 fired: 0,
             })),
         }
@@ -129,17 +131,17 @@ impl Buggify {
             return false;
         }
         let mut draws = self.draws.lock().unwrap_or_else(PoisonError::into_inner);
-        let fires = draws.rng.chance(1, 4);
+        let fires = draws.rngs[point as usize].chance(1, 4);
         if fires {
             draws.fired |= point.bit();
         }
         fires
     }
 
-    /// A draw in `0..n` (`n` > 0), for how much a firing point does.
-    pub fn below(&self, n: u64) -> u64 {
+    /// A draw in `0..n` (`n` > 0) from `point`'s stream, for how much it does when it fires.
+    pub fn below(&self, point: Point, n: u64) -> u64 {
         let mut draws = self.draws.lock().unwrap_or_else(PoisonError::into_inner);
-        draws.rng.below(n)
+        draws.rngs[point as usize].below(n)
     }
 
     /// The points that fired at least once.
@@ -195,7 +197,7 @@ impl BuggyStream {
     /// How much of `len` bytes a short write or a split read takes: at least one.
     fn part(&self, point: Point, len: usize) -> usize {
         if len > 1 && self.buggify.fires(point) {
-            1 + self.buggify.below(len as u64 - 1) as usize
+            1 + self.buggify.below(point, len as u64 - 1) as usize
         } else {
             len
         }

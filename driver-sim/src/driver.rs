@@ -94,7 +94,7 @@ impl tcpclient_tokio::Network for Turmoil {
         async move {
             let connected = turmoil::net::TcpStream::connect(addr).await;
             if buggify.fires(Point::LateConnect) {
-                let late = Duration::from_millis(1 + buggify.below(50));
+                let late = Duration::from_millis(1 + buggify.below(Point::LateConnect, 50));
                 tokio::time::sleep(late).await;
             }
             connected.map(|stream| BuggyStream::new(stream, buggify))
@@ -211,11 +211,12 @@ impl SimObserver {
             }
         }
         if !self.cancelled.is_empty() && self.buggify.fires(Point::LateReport) {
-            let at = self.buggify.below(self.cancelled.len() as u64) as usize;
+            let late = Point::LateReport;
+            let at = self.buggify.below(late, self.cancelled.len() as u64) as usize;
             let attempt = self.cancelled.swap_remove(at);
-            // Late, the report is taken and ignored, or refused: either leaves the engine
-            // as it was, which the monitor checks.
-            let _ = match self.buggify.below(2) {
+            // Late, the report is taken and ignored; the monitor checks that it is, and
+            // that it leaves the engine as it was.
+            let _ = match self.buggify.below(late, 2) {
                 0 => self.pass(engine, now, Input::Connected(attempt)),
                 _ => self.pass(
                     engine,
@@ -263,7 +264,11 @@ impl Observer for SimObserver {
             Some((asked, fires)) if asked == deadline => Some(fires),
             _ => {
                 let fires = match self.buggify.fires(Point::LateTimeout) {
-                    true => deadline + Duration::from_millis(1 + self.buggify.below(100)),
+                    true => {
+                        let late = 1 + self.buggify.below(Point::LateTimeout, 100);
+                        let late = deadline.checked_add(Duration::from_millis(late));
+                        late.unwrap_or(deadline)
+                    }
                     false => deadline,
                 };
                 self.timer = Some((deadline, fires));

@@ -590,7 +590,12 @@ fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_hole
             }
         }
     }
-    if black_holed && matches!(fault, FaultKind::Release | FaultKind::Heal) {
+    // Whatever a fault did to the link's state, a black hole swallows what it is sent.
+    let changes_link = !matches!(
+        fault,
+        FaultKind::Latency(_) | FaultKind::Loss(_) | FaultKind::Crash | FaultKind::Bounce
+    );
+    if black_holed && changes_link {
         sim.hold("client", server);
     }
 }

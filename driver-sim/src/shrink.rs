@@ -23,8 +23,8 @@ pub struct Shrunk {
     pub runs: usize,
 }
 
-/// Shrinks `scenario` while its first violation keeps its shape (the same words, whatever
-/// the numbers); `None` if it does not fail.
+/// Shrinks `scenario` while a violation of the shape of its first one (the same words,
+/// whatever the numbers) remains; `None` if it does not fail.
 pub fn shrink(scenario: &Scenario) -> Option<Shrunk> {
     let first = run(scenario);
     let shape = first.violations.first().map(|v| shape(v))?;
@@ -181,12 +181,6 @@ pub fn to_rust(scenario: &Scenario, name: &str) -> String {
     let mut line = |text: String| {
         let _ = writeln!(code, "    {text}");
     };
-    line(format!(
-        "let mut scenario = Scenario::simple({}, ServerKind::{}, TlsMode::{:?});",
-        s.seed,
-        s.server.name(),
-        s.tls
-    ));
     if s.script.messages != plain.script.messages {
         let messages: Vec<String> = s
             .script
@@ -240,6 +234,7 @@ pub fn to_rust(scenario: &Scenario, name: &str) -> String {
         duration(s.tls_handshake_timeout),
     );
     field("tick", s.tick != plain.tick, duration(s.tick));
+    field("linger", s.linger != plain.linger, duration(s.linger));
     field(
         "send_limit",
         s.send_limit != plain.send_limit,
@@ -293,8 +288,13 @@ pub fn to_rust(scenario: &Scenario, name: &str) -> String {
                 .join(", ")
         ),
     );
+    // `mut` only if a field is set (an unused `mut` would fail the lints).
+    let binding = if code.is_empty() { "let" } else { "let mut" };
     format!(
-        "#[test]\nfn {name}() {{\n{code}    let outcome = run(&scenario);\n    assert!(outcome.violations.is_empty(), \"{{:?}}\", outcome.violations);\n}}\n"
+        "#[test]\nfn {name}() {{\n    {binding} scenario = Scenario::simple({}, ServerKind::{}, TlsMode::{:?});\n{code}    let outcome = run(&scenario);\n    assert!(outcome.violations.is_empty(), \"{{:?}}\", outcome.violations);\n}}\n",
+        s.seed,
+        s.server.name(),
+        s.tls
     )
 }
 

@@ -50,6 +50,8 @@ pub struct Monitor {
     idle_by: Option<Instant>,
     /// `Finish` or `Abort` was accepted.
     shut_down: bool,
+    /// Attempts whose failure the driver reported (rather than the core's cap ending them).
+    failed_by_driver: Vec<AttemptId>,
     /// A `Send` was refused as `QueueFull`, and no `SendReady` came since.
     owes_send_ready: bool,
     /// The latest instant of an input (the client's clock never runs back).
@@ -122,6 +124,7 @@ impl Monitor {
             drain_by: None,
             idle_by: None,
             shut_down: false,
+            failed_by_driver: Vec::new(),
             owes_send_ready: false,
             now: None,
             last_progress: None,
@@ -177,6 +180,10 @@ impl Monitor {
             Input::Connected(attempt) => Some(*attempt),
             _ => None,
         };
+        let failed = match &input {
+            Input::ConnectFailed(attempt, _) => Some(*attempt),
+            _ => None,
+        };
         let (timeout, start_tls) = (
             matches!(input, Input::Timeout),
             matches!(input, Input::StartTls),
@@ -207,6 +214,9 @@ impl Monitor {
         let Ok(()) = answer else {
             return answer;
         };
+        // The client's clock never runs back: an earlier `now` counts as the latest seen.
+        let now = self.now.map_or(now, |seen| seen.max(now));
+        self.now = Some(now);
         match name {
             "Finish" if self.connected => self.drain_from(now),
             "Finish" | "Abort" => {}
@@ -219,7 +229,9 @@ impl Monitor {
             self.shut_down = true;
             self.owes_send_ready = false;
         }
-        self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
+        if let Some(attempt) = failed {
+            self.failed_by_driver.push(attempt);
+        }
         self.consumed += consumed;
         if let Some(len) = read {
             self.check_read(before.received, client.bytes_received(), len);
@@ -330,12 +342,15 @@ impl Monitor {
 
     /// A drain starts at `now`: it must end by the drain timeout.
     fn drain_from(&mut self, now: Instant) {
-        self.drain_by.get_or_insert(now + self.drain_timeout);
+        if self.drain_by.is_none() {
+            // No instant that far: the core arms no timer either.
+            self.drain_by = now.checked_add(self.drain_timeout);
+        }
     }
 
     /// The connection was busy at `now`: idle, it must end by the idle timeout.
     fn idle_from(&mut self, now: Instant) {
-        self.idle_by = self.idle_timeout.map(|idle| now + idle);
+        self.idle_by = self.idle_timeout.and_then(|idle| now.checked_add(idle));
     }
 
     /// A drain and an idle connection must have a deadline by their timeouts, and a
@@ -487,7 +502,12 @@ impl Monitor {
         let mut broken = Vec::new();
         for attempt in &report.attempts {
             let lasted = attempt.ended.saturating_duration_since(attempt.started);
-            if attempt.outcome == AttemptOutcome::TimedOut && lasted < self.attempt_timeout {
+            // The core's own cap; an operating system's connect timeout is the driver's report.
+            let capped = !self.failed_by_driver.contains(&attempt.id);
+            if attempt.outcome == AttemptOutcome::TimedOut
+                && capped
+                && lasted < self.attempt_timeout
+            {
                 broken.push(format!(
                     "{} timed out after {lasted:?}, before the attempt timeout",
                     attempt.id

@@ -168,6 +168,13 @@ pub struct SessionMonitor {
     now: Option<Instant>,
     /// The last reconnect's attempt number.
     last_attempt: Option<u32>,
+    /// `Finish` or `Abort` was accepted (`Finish` only: `finishing`).
+    shut_down: bool,
+    finishing: bool,
+    /// When the drain of the last connection must end at the latest, once it began.
+    drain_by: Option<Instant>,
+    /// A `Send` was refused as `QueueFull`, and no `SendReady` came since.
+    owes_send_ready: bool,
     violations: Vec<String>,
 }
 
@@ -186,6 +193,10 @@ impl SessionMonitor {
             closed: false,
             now: None,
             last_attempt: None,
+            shut_down: false,
+            finishing: false,
+            drain_by: None,
+            owes_send_ready: false,
             violations: Vec::new(),
         }
     }
@@ -207,7 +218,22 @@ impl SessionMonitor {
         };
         let late = self.closed && input.is_report();
         let timeout = matches!(input, Input::Timeout);
+        let (finish, abort) = (
+            matches!(input, Input::Finish),
+            matches!(input, Input::Abort),
+        );
         let answer = session.handle_input(now, input);
+        if matches!(answer, Err(InvalidInput::QueueFull { .. })) && !self.shut_down {
+            self.owes_send_ready = true;
+        }
+        if answer.is_ok() && (finish || abort) {
+            self.shut_down = true;
+            self.finishing = finish;
+            self.owes_send_ready = false;
+            if finish && self.connected {
+                self.drain_from(session, self.now.map_or(now, |seen| seen.max(now)));
+            }
+        }
         if late && answer.is_err() {
             self.violate("a report after the session's end was refused".into());
         }
@@ -230,11 +256,43 @@ impl SessionMonitor {
         }
     }
 
-    /// Takes the next output of `session`, checking it.
+    /// Takes the next output of `session`, checking it. After the last one (`None`), checks
+    /// the drain's deadline and that a refused producer was called back.
     pub fn poll_output(&mut self, session: &mut Session) -> Option<Output> {
-        let output = session.poll_output()?;
+        let Some(output) = session.poll_output() else {
+            self.check_settled(session);
+            return None;
+        };
         self.output(&output, session);
         Some(output)
+    }
+
+    /// A drain starts at `now`: the session must end by the drain timeout.
+    fn drain_from(&mut self, session: &Session, now: Instant) {
+        if self.drain_by.is_none() {
+            self.drain_by = now.checked_add(session.client().config().drain_timeout);
+        }
+    }
+
+    /// Invariants 13 and 14 of ARCHITECTURE.md, for a session: a drain has a deadline by its
+    /// timeout, and once everything is written on a live connection a producer refused for
+    /// a full queue has had its `SendReady`.
+    fn check_settled(&mut self, session: &Session) {
+        if self.closed {
+            return;
+        }
+        if let Some(by) = self.drain_by
+            && session.poll_timeout().is_none_or(|next| next > by)
+        {
+            self.violate("no deadline by the drain timeout".into());
+        }
+        if self.owes_send_ready && self.connected && session.bytes_queued() == 0 {
+            self.violate(
+                "a Send was refused as QueueFull, everything was written since, and no SendReady came"
+                    .into(),
+            );
+            self.owes_send_ready = false;
+        }
     }
 
     /// The invariants broken so far.
@@ -284,6 +342,11 @@ impl SessionMonitor {
                     self.violate("a second connection while one is up".into());
                 }
                 self.connected = true;
+                if self.finishing
+                    && let Some(now) = self.now
+                {
+                    self.drain_from(session, now);
+                }
                 // The winner left the attempts under way.
                 if let Some(winner) = session.winning_attempt() {
                     self.attempts.retain(|a| *a != winner);
@@ -313,6 +376,7 @@ impl SessionMonitor {
             }
             Output::Event(Event::Data(data)) => self.received += data.len() as u64,
             Output::Event(Event::Undelivered(bytes)) => self.handed_back += bytes.len() as u64,
+            Output::Event(Event::SendReady) => self.owes_send_ready = false,
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
                 if self.connected || !self.attempts.is_empty() {
