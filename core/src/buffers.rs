@@ -66,7 +66,7 @@ impl BufferPool {
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.spares.as_ref().map_or(0, |s| s.0.len())
     }
 }

@@ -948,3 +948,39 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bursts of small sends, each handed out and not yet written, leave spare buffers in
+    /// the pool; once everything is written the connection is quiet and keeps one.
+    #[test]
+    fn a_connection_with_everything_written_keeps_one_spare_buffer() {
+        let now = Instant::now();
+        let mut client = Client::new(Config::new("127.0.0.1", 7), now);
+        while client.poll_output().is_some() {}
+        client
+            .handle_input(now, Input::Connected(AttemptId(0)))
+            .unwrap();
+        let mut handed_out = 0;
+        for _ in 0..4 {
+            for _ in 0..1000 {
+                let message = Bytes::from(vec![1u8; 64]);
+                client.handle_input(now, Input::Send(message)).unwrap();
+            }
+            while let Some(output) = client.poll_output() {
+                if let Output::Transmit(bytes) = output {
+                    handed_out += bytes.len();
+                }
+            }
+        }
+        assert!(client.buffers.len() > 1, "the bursts left spares");
+
+        client
+            .handle_input(now, Input::Written(handed_out))
+            .unwrap();
+
+        assert_eq!(client.buffers.len(), 1);
+    }
+}

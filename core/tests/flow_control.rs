@@ -252,3 +252,39 @@ fn the_defaults_find_a_vanished_peer() {
     let keepalive = options.keepalive.expect("keepalive on by default");
     assert_eq!((keepalive.idle, keepalive.interval), (secs(15), secs(15)));
 }
+
+#[test]
+fn a_send_that_fills_the_queue_exactly_to_its_limit_is_taken_and_one_byte_more_is_not() {
+    let mut h = connected(local().with_send_limit(10));
+    h.input(Input::Send(Bytes::from_static(b"012345")));
+
+    assert!(
+        h.try_input(Input::Send(Bytes::from_static(b"6789")))
+            .is_ok(),
+        "6 + 4 bytes: the queue at its limit, not past it"
+    );
+    assert!(matches!(
+        h.try_input(Input::Send(Bytes::from_static(b"x"))),
+        Err(InvalidInput::QueueFull { .. })
+    ));
+}
+
+#[test]
+fn many_small_plaintext_sends_leave_as_one_transmit_of_up_to_64_kib() {
+    let mut h = connected(local());
+    for _ in 0..1000 {
+        let message = Bytes::from(vec![b'x'; 64]);
+        h.client.handle_input(h.now, Input::Send(message)).unwrap();
+    }
+
+    let outputs = h.outputs();
+
+    let transmits: Vec<usize> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(b) => Some(b.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(transmits, [64_000], "one write for a thousand sends");
+}

@@ -339,3 +339,57 @@ fn an_abort_resets_the_connection_and_a_finish_closes_it() {
     assert!(pair.log.contains(&Output::Close));
     assert!(!pair.log.contains(&Output::Reset));
 }
+
+#[test]
+fn an_a_answer_after_the_ipv6_attempts_began_waits_for_the_attempt_delay() {
+    let mut h = dual_stack();
+    assert_eq!(
+        h.input(Input::ResolvedFamily(Family::V6, &[addr(V6), addr(V6B)])),
+        [connect(0, V6)]
+    );
+    at(&mut h, ms(30));
+
+    assert_eq!(
+        h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)])),
+        [],
+        "IPv6 is under way: IPv4 joins after the attempt delay, not on its answer"
+    );
+    assert_eq!(h.deadline(), Some(ms(250)));
+    assert_eq!(h.fire(), [connect(1, V4)]);
+}
+
+#[test]
+fn a_repeated_failure_of_an_attempt_already_failed_starts_nothing() {
+    let mut h = dual_stack();
+    h.input(Input::Resolved(&[addr(V6), addr(V4), addr(V6B)]));
+    at(&mut h, ms(10));
+    assert_eq!(
+        h.input(Input::ConnectFailed(id(0), ErrorKind::ConnectionRefused)),
+        [Output::Cancel(id(0)), connect(1, V4)]
+    );
+
+    let again = h.input(Input::ConnectFailed(id(0), ErrorKind::ConnectionRefused));
+
+    assert_eq!(
+        again,
+        [],
+        "late, and nothing to do: attempt 2 waits for the delay"
+    );
+    assert_eq!(h.deadline(), Some(ms(260)));
+}
+
+#[test]
+fn a_failed_lookup_beside_an_empty_answer_is_no_usable_address_not_a_resolve_error() {
+    let mut h = dual_stack();
+    h.input(Input::ResolveFamilyFailed(Family::V6, ErrorKind::NotFound));
+
+    let outputs = h.input(Input::ResolvedFamily(Family::V4, &[]));
+
+    let report = closed(&outputs);
+    assert_eq!(
+        report.result,
+        Err(Error::NoAddresses {
+            host: "dual.test".into()
+        })
+    );
+}

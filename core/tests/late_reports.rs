@@ -120,3 +120,28 @@ fn a_senseless_report_before_the_close_is_still_refused() {
     assert!(h.try_input(Input::Received(b"x")).is_err());
     assert!(h.try_input(Input::Resolved(&[addr("127.0.0.1:7")])).is_ok());
 }
+
+#[test]
+fn a_report_about_an_attempt_never_issued_is_refused_after_the_race_too() {
+    let mut h = Harness::new(Config::new("127.0.0.1", 7));
+    let _ = h.outputs();
+    h.input(Input::Connected(AttemptId(0)));
+
+    // Attempt 0 won; attempt 1 was never handed out: no late report, a driver's mistake.
+    assert!(
+        h.try_input(Input::ConnectFailed(
+            AttemptId(1),
+            ErrorKind::ConnectionRefused
+        ))
+        .is_err()
+    );
+    assert!(h.try_input(Input::Connected(AttemptId(1))).is_err());
+    assert!(
+        h.try_input(Input::ConnectFailed(
+            AttemptId(0),
+            ErrorKind::ConnectionRefused
+        ))
+        .is_ok(),
+        "about the winner, after the race: late, and ignored"
+    );
+}

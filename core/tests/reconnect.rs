@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, CloseReport, Config, Ending, Error, Event, Input, Jitter, Output, ReconnectPolicy,
-    Session, SplitMix,
+    AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter, Output,
+    ReconnectPolicy, Session, SplitMix,
 };
 use tcpclient_testkit::Pki;
 
@@ -564,4 +564,104 @@ fn a_connection_whose_tls_handshake_never_finishes_is_not_stable_however_long_it
         [1.0, 1.6, 2.56].map(secs),
         "the backoff grows: none of these was a usable connection"
     );
+}
+
+#[test]
+fn each_policy_setter_sets_what_it_names() {
+    let defaults = ReconnectPolicy::default();
+    let policy = ReconnectPolicy::default()
+        .with_initial_delay(secs(0.123))
+        .with_multiplier(3.0)
+        .with_max_delay(secs(4.5))
+        .with_jitter(Jitter::None)
+        .with_seed(9)
+        .with_max_attempts(Some(4))
+        .with_max_elapsed(Some(secs(60.0)))
+        .with_stable_after(secs(0.789))
+        .with_replay_undelivered(!defaults.replay_undelivered);
+
+    assert_ne!(defaults.initial_delay, policy.initial_delay);
+    assert_eq!(policy.initial_delay, secs(0.123));
+    assert_eq!(policy.multiplier, 3.0);
+    assert_eq!(policy.max_delay, secs(4.5));
+    assert_eq!(policy.jitter, Jitter::None);
+    assert_eq!(policy.seed, 9);
+    assert_eq!(policy.max_attempts, Some(4));
+    assert_eq!(policy.max_elapsed, Some(secs(60.0)));
+    assert_eq!(policy.stable_after, secs(0.789));
+    assert_ne!(policy.replay_undelivered, defaults.replay_undelivered);
+    // The backoff the setters add up to: 123 ms, then three times as long each attempt,
+    // up to the cap.
+    assert_eq!(policy.backoff(0), secs(0.123));
+    assert_eq!(policy.backoff(2), secs(0.123 * 9.0));
+    assert_eq!(policy.backoff(5), secs(4.5));
+}
+
+#[test]
+fn a_refused_producer_is_called_back_only_once_replayed_bytes_are_written() {
+    let config = local().with_send_limit(10);
+    let mut run = Run::new(config, flat().with_replay_undelivered(true));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    let refused = run
+        .session
+        .handle_input(run.now, Input::Send(Bytes::from_static(b"x")));
+    assert!(matches!(refused, Err(InvalidInput::QueueFull { .. })));
+
+    // Lost with all ten bytes unwritten: the next connection starts full of them.
+    let lost = run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    assert!(
+        !lost
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::SendReady))),
+        "no room yet: the replayed bytes fill the queue"
+    );
+    let connected = run.connect();
+    let written = transmitted(&connected).len();
+    assert_eq!(written, 10, "the replay leaves first");
+
+    let after = run.input(Input::Written(written));
+    assert!(
+        after
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::SendReady)))
+    );
+}
+
+#[test]
+fn attempt_ids_are_never_reused_by_a_later_generation() {
+    let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
+    let v4: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
+    let mut run = Run::new(Config::new("example", 7), flat());
+    run.input(Input::Resolved(&[v6, v4]));
+    run.fire(); // the attempt delay: the second address joins
+    let first_generation: Vec<AttemptId> = connects(&run.log);
+    assert_eq!(first_generation, [AttemptId(0), AttemptId(1)]);
+    run.input(Input::ConnectFailed(
+        AttemptId(0),
+        ErrorKind::ConnectionRefused,
+    ));
+    run.input(Input::ConnectFailed(
+        AttemptId(1),
+        ErrorKind::ConnectionRefused,
+    ));
+
+    run.fire(); // the backoff
+    run.input(Input::Resolved(&[v6, v4]));
+
+    assert_eq!(
+        connects(&run.log),
+        [AttemptId(0), AttemptId(1), AttemptId(2)]
+    );
+}
+
+/// The ids of every `Connect` among `outputs`.
+fn connects(outputs: &[Output]) -> Vec<AttemptId> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Connect { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect()
 }

@@ -768,3 +768,66 @@ fn a_key_update_after_our_close_notify_is_a_typed_error() {
     );
     assert_eq!(tls_error(&pair), TlsError::KeyUpdateAfterCloseNotify);
 }
+
+#[test]
+fn tls_info_is_unknown_while_the_handshake_is_under_way() {
+    let pki = Pki::new();
+    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
+    h.outputs();
+    h.input(Input::StartTls);
+
+    let outputs = h.input(Input::Connected(tcpclient_core::AttemptId(0)));
+
+    assert!(!transmits(&outputs).is_empty(), "the ClientHello went out");
+    assert!(h.client.tls_info().is_none(), "nothing is negotiated yet");
+}
+
+#[test]
+fn bulk_data_under_tls_leaves_three_full_records_to_a_transmit() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![b'x'; 100 * 1024])))
+        .unwrap();
+
+    let outputs = pair.h.outputs();
+
+    let record = 16 * 1024 + 22;
+    assert_eq!(
+        first_transmit(&outputs).len(),
+        3 * record,
+        "a batch of 48 KiB of plaintext, so the driver writes while the rest waits"
+    );
+}
+
+#[test]
+fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    for size in [10, 20 * 1024] {
+        let data = Bytes::from(vec![b'x'; size]);
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Send(data))
+            .unwrap();
+    }
+
+    let outputs = pair.h.outputs();
+
+    let mut wire: Vec<u8> = transmits(&outputs)
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+    let mut records = Vec::new();
+    while wire.len() >= 5 {
+        let len = u16::from_be_bytes([wire[3], wire[4]]) as usize;
+        records.push(len);
+        wire.drain(..5 + len);
+    }
+    assert_eq!(
+        records,
+        [16 * 1024 + 17, 10 + 20 * 1024 - 16 * 1024 + 17],
+        "a full record of 16 KiB (type and tag add 17), then the rest"
+    );
+}

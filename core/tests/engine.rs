@@ -1,0 +1,91 @@
+//! `Engine`, what drivers run: a client or a session behind one interface. Every method
+//! answers for the engine inside, whichever it is.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tcpclient_core::{
+    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, ReconnectPolicy,
+};
+
+/// One connection's worth of traffic: connected, five bytes sent and two written, three
+/// received and one consumed, against a receive window of two bytes.
+fn exercised(reconnect: Option<ReconnectPolicy>) -> Engine {
+    let now = tcpclient_testkit::epoch();
+    let config = Config::new("127.0.0.1", 7)
+        .with_receive_window(Some(2))
+        .with_send_limit(8)
+        .with_idle_timeout(Some(Duration::from_secs(9)));
+    let mut engine = Engine::new(config, reconnect, now);
+    assert!(matches!(engine.poll_output(), Some(Output::Connect { .. })));
+    while engine.poll_output().is_some() {}
+    engine
+        .handle_input(now, Input::Connected(AttemptId(0)))
+        .unwrap();
+    while engine.poll_output().is_some() {}
+
+    engine.send(Bytes::from_static(b"hello")).unwrap();
+    let transmit =
+        std::iter::from_fn(|| engine.poll_output()).find(|o| matches!(o, Output::Transmit(_)));
+    assert_eq!(
+        transmit,
+        Some(Output::Transmit(Bytes::from_static(b"hello")))
+    );
+    engine.handle_input(now, Input::Written(2)).unwrap();
+    assert!(engine.wants_read(), "nothing received yet");
+    assert!(!engine.receive_window_full());
+    engine.handle_input(now, Input::Received(b"abc")).unwrap();
+    engine.consumed(1).unwrap();
+    while engine.poll_output().is_some() {}
+    engine
+}
+
+fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
+    assert_eq!(engine.phase(), Phase::Connected);
+    assert!(!engine.is_closed());
+    assert_eq!(engine.winning_attempt(), Some(AttemptId(0)));
+    assert_eq!(engine.bytes_accepted(), 5);
+    assert_eq!(engine.bytes_written(), 2);
+    assert_eq!(engine.bytes_queued(), 3);
+    assert_eq!(engine.bytes_received(), 3);
+    assert_eq!(engine.bytes_unconsumed(), 2);
+    assert!(engine.receive_window_full(), "2 of 2 bytes unconsumed");
+    assert!(!engine.wants_read());
+    assert_eq!(engine.client().bytes_accepted(), 5);
+    assert_eq!(engine.config().receive_window, Some(2));
+    let idle = tcpclient_testkit::epoch() + Duration::from_secs(9);
+    assert!(engine.poll_timeout().is_some_and(|t| t <= idle));
+
+    // Refusals come through, and change nothing.
+    assert!(matches!(
+        engine.send(Bytes::from_static(b"too much")),
+        Err(InvalidInput::QueueFull { .. })
+    ));
+    assert!(engine.consumed(100).is_err());
+    let now = tcpclient_testkit::epoch();
+    assert!(
+        engine
+            .handle_input(now, Input::Connected(AttemptId(7)))
+            .is_err()
+    );
+    assert_eq!(engine.bytes_accepted(), 5);
+
+    engine.handle_input(now, Input::Abort).unwrap();
+    let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
+    assert!(outputs.contains(&Output::Reset));
+    assert!(engine.is_closed());
+}
+
+#[test]
+fn an_engine_of_one_client_answers_for_the_client() {
+    let mut engine = exercised(None);
+    assert!(matches!(engine, Engine::Client(_)));
+    every_method_answers_for_what_is_inside(&mut engine);
+}
+
+#[test]
+fn an_engine_of_a_session_answers_for_the_session() {
+    let mut engine = exercised(Some(ReconnectPolicy::default()));
+    assert!(matches!(engine, Engine::Session(_)));
+    every_method_answers_for_what_is_inside(&mut engine);
+}
