@@ -393,3 +393,46 @@ fn a_failed_lookup_beside_an_empty_answer_is_no_usable_address_not_a_resolve_err
         })
     );
 }
+
+#[test]
+fn an_address_given_twice_is_tried_once() {
+    let mut h = dual_stack();
+    assert_eq!(
+        h.input(Input::Resolved(&[addr(V6), addr(V6), addr(V4), addr(V4)])),
+        [connect(0, V6)]
+    );
+    assert_eq!(h.fire(), [connect(1, V4)]);
+
+    assert_eq!(
+        h.deadline(),
+        Some(ms(5000)),
+        "two addresses, two attempts: nothing is left but the connect timeout"
+    );
+}
+
+#[test]
+fn an_address_that_answers_after_another_failed_is_still_tried() {
+    let mut h = dual_stack();
+    h.input(Input::ResolvedFamily(Family::V6, &[addr(V6)]));
+    h.input(Input::ConnectFailed(id(0), ErrorKind::ConnectionRefused));
+    at(&mut h, ms(20));
+
+    let outputs = h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)]));
+
+    assert_eq!(outputs, [connect(1, V4)]);
+}
+
+#[test]
+fn an_attempt_cap_shorter_than_the_attempt_delay_moves_on_to_the_next_address() {
+    let config = Config::new("dual.test", 443)
+        .with_attempt_timeout(ms(1000))
+        .with_attempt_delay(ms(2000));
+    let mut h = Harness::new(config);
+    h.outputs();
+    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+
+    let outputs = h.fire();
+
+    assert_eq!(h.elapsed(), ms(1000), "the cap, not the attempt delay");
+    assert_eq!(outputs, [Output::Cancel(id(0)), connect(1, V4)]);
+}

@@ -57,3 +57,18 @@ fn outputs_families_attempts_and_tls_errors_are_named_after_their_variants() {
     assert_eq!(corrupt.name(), "CorruptMessage");
     assert_eq!(TlsError::CertificateIsCa.name(), "CertificateIsCa");
 }
+
+#[test]
+fn attempt_outcomes_have_a_name_for_tables_and_words_for_people() {
+    use tcpclient_core::AttemptOutcome;
+    let outcomes = [
+        (AttemptOutcome::Won, "Won", "connected"),
+        (AttemptOutcome::Refused, "Refused", "refused"),
+        (AttemptOutcome::Cancelled, "Cancelled", "cancelled"),
+        (AttemptOutcome::TimedOut, "TimedOut", "timed out"),
+    ];
+    for (outcome, name, words) in outcomes {
+        assert_eq!(outcome.name(), name);
+        assert_eq!(outcome.to_string(), words);
+    }
+}
