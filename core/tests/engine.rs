@@ -89,3 +89,60 @@ fn an_engine_of_a_session_answers_for_the_session() {
     assert!(matches!(engine, Engine::Session(_)));
     every_method_answers_for_what_is_inside(&mut engine);
 }
+
+#[test]
+fn the_report_for_a_stopped_driver_still_adds_up() {
+    let report = tcpclient_core::CloseReport::driver_stopped(100, 60, 5, "loop died".into());
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_undelivered,
+            report.bytes_received
+        ),
+        (100, 60, 40, 5)
+    );
+    assert_eq!(report.outcome(), "DriverStopped");
+
+    let claimed_too_much = tcpclient_core::CloseReport::driver_stopped(10, 25, 0, "x".into());
+    assert_eq!(
+        claimed_too_much.bytes_written, 10,
+        "no more written than accepted"
+    );
+    assert_eq!(claimed_too_much.bytes_undelivered, 0);
+}
+
+#[test]
+fn splitmix_gives_the_reference_sequence_and_fair_draws() {
+    use tcpclient_core::SplitMix;
+    let mut rng = SplitMix::new(0);
+    assert_eq!(
+        [rng.next_u64(), rng.next_u64(), rng.next_u64()],
+        [0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f],
+        "SplitMix64 as published"
+    );
+
+    let mut rng = SplitMix::new(42);
+    assert_eq!(rng.below(0), 0);
+    let (mut hits, mut seen, mut sum) = (0, [false; 7], 0.0);
+    for _ in 0..10_000 {
+        let n = rng.below(7) as usize;
+        seen[n] = true;
+        hits += usize::from(rng.chance(1, 4));
+        let unit = rng.unit();
+        assert!((0.0..1.0).contains(&unit));
+        sum += unit;
+    }
+    assert_eq!(seen, [true; 7], "every value of 0..7, none past it");
+    assert!(
+        (2300..2700).contains(&hits),
+        "chance(1, 4): {hits} of 10,000"
+    );
+    assert!(
+        (4800.0..5200.0).contains(&sum),
+        "unit's mean: {}",
+        sum / 10_000.0
+    );
+    assert!(!SplitMix::new(1).chance(0, 4));
+    assert!(SplitMix::new(1).chance(4, 4));
+}

@@ -72,3 +72,37 @@ fn attempt_outcomes_have_a_name_for_tables_and_words_for_people() {
         assert_eq!(outcome.to_string(), words);
     }
 }
+
+#[test]
+fn endings_read_as_words() {
+    use tcpclient_core::Ending;
+    assert_eq!(Ending::Finished.to_string(), "finished gracefully");
+    assert_eq!(Ending::PeerClosed.to_string(), "closed by the peer");
+    assert_eq!(Ending::Aborted.to_string(), "aborted");
+}
+
+#[test]
+fn a_failed_connection_report_lists_each_attempt_when_there_were_several() {
+    let mut h = tcpclient_testkit::Harness::new(tcpclient_core::Config::new("dual.test", 7));
+    h.outputs();
+    let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
+    h.input(tcpclient_core::Input::Resolved(&[v6, v4]));
+    h.advance(std::time::Duration::from_millis(10));
+    h.input(tcpclient_core::Input::ConnectFailed(
+        AttemptId(0),
+        ErrorKind::ConnectionRefused,
+    ));
+    h.advance(std::time::Duration::from_millis(5));
+    let outputs = h.input(tcpclient_core::Input::ConnectFailed(
+        AttemptId(1),
+        ErrorKind::ConnectionRefused,
+    ));
+
+    let report = tcpclient_testkit::closed(&outputs);
+    assert_eq!(
+        report.to_string(),
+        "failed: connecting to 127.0.0.1:7 failed: connection refused; sent 0 of 0 bytes \
+         (0 undelivered), received 0 bytes; attempts: [::1]:7 refused (started at +0 ms), \
+         127.0.0.1:7 refused (started at +10 ms)"
+    );
+}

@@ -665,3 +665,91 @@ fn connects(outputs: &[Output]) -> Vec<AttemptId> {
         })
         .collect()
 }
+
+#[test]
+fn a_second_report_about_a_connection_that_just_ended_is_late_not_the_next_ones() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    let now = run.now;
+    run.session
+        .handle_input(now, Input::SocketError(ErrorKind::ConnectionReset))
+        .unwrap();
+
+    // Before its outputs were taken: the driver's second word about the same socket.
+    let again = run
+        .session
+        .handle_input(now, Input::SocketError(ErrorKind::BrokenPipe));
+
+    assert_eq!(again, Ok(()));
+    run.drain();
+    assert!(matches!(
+        run.events().last(),
+        Some(Event::Reconnecting { .. })
+    ));
+}
+
+#[test]
+fn after_the_session_ends_sends_are_handed_back_and_requests_refused_reports_ignored() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Abort);
+    assert!(run.session.is_closed());
+    let now = run.now;
+
+    let refused = run
+        .session
+        .handle_input(now, Input::Send(Bytes::from_static(b"late")));
+    assert!(
+        matches!(&refused, Err(InvalidInput::SendAfterShutdown { data, .. }) if data == "late"),
+        "{refused:?}"
+    );
+    assert!(run.session.handle_input(now, Input::Finish).is_err());
+    assert!(run.session.handle_input(now, Input::StartTls).is_err());
+    assert_eq!(
+        run.session
+            .handle_input(now, Input::SocketError(ErrorKind::NotConnected)),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_send_after_finish_is_refused_while_the_session_drains() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Finish);
+    assert!(!run.session.is_closed());
+
+    let refused = run.session.send(Bytes::from_static(b"more"));
+
+    assert!(matches!(
+        refused,
+        Err(InvalidInput::SendAfterShutdown { .. })
+    ));
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_refused() {
+    let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
+    let mut run = Run::new(Config::new("example", 7), flat());
+    run.input(Input::ResolvedFamily(tcpclient_core::Family::V6, &[v6]));
+    assert!(
+        run.session
+            .handle_input(
+                run.now,
+                Input::ResolvedFamily(tcpclient_core::Family::V6, &[v6])
+            )
+            .is_err(),
+        "the first connection's own lookup answered twice: the driver's mistake"
+    );
+    run.input(Input::Connected(AttemptId(0)));
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    assert_eq!(run.session.client().phase(), tcpclient_core::Phase::Delay);
+
+    // The first lookup's IPv4 answer comes now, while the next connection waits.
+    let late = run.session.handle_input(
+        run.now,
+        Input::ResolvedFamily(tcpclient_core::Family::V4, &[]),
+    );
+
+    assert_eq!(late, Ok(()));
+}
