@@ -753,3 +753,32 @@ fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_
 
     assert_eq!(late, Ok(()));
 }
+
+#[test]
+fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_limit() {
+    let closing = || {
+        let mut run = Run::new(local().with_send_limit(10), flat());
+        run.connect();
+        run.input(Input::PeerEof);
+        run
+    };
+    let send = |run: &mut Run, data: &'static [u8]| run.session.send(Bytes::from_static(data));
+
+    let mut run = closing();
+    assert!(send(&mut run, b"012345").is_ok());
+    assert!(send(&mut run, b"6789").is_ok(), "held at the limit, not past it");
+    assert!(matches!(
+        send(&mut run, b"x"),
+        Err(InvalidInput::QueueFull { .. })
+    ));
+
+    let mut run = closing();
+    assert!(
+        send(&mut run, b"0123456789ab").is_ok(),
+        "with nothing held, one send of any size"
+    );
+    assert!(matches!(
+        send(&mut run, b"x"),
+        Err(InvalidInput::QueueFull { .. })
+    ));
+}
