@@ -782,3 +782,17 @@ fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_
         Err(InvalidInput::QueueFull { .. })
     ));
 }
+
+#[test]
+fn a_session_counts_its_generations_and_keeps_its_policy() {
+    let policy = flat().with_max_attempts(Some(7));
+    let mut run = Run::new(local(), policy);
+    assert_eq!(run.session.generation(), 0);
+    assert_eq!(run.session.policy().max_attempts, Some(7));
+    run.connect();
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    assert_eq!(run.session.generation(), 1);
+    run.connect();
+    run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    assert_eq!(run.session.generation(), 2);
+}
