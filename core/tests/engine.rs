@@ -74,6 +74,15 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
     let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
     assert!(outputs.contains(&Output::Reset));
     assert!(engine.is_closed());
+    assert_eq!(
+        (
+            engine.bytes_accepted(),
+            engine.bytes_written(),
+            engine.bytes_received()
+        ),
+        (5, 2, 3),
+        "the figures stay as they were at the close"
+    );
 }
 
 #[test]

@@ -106,3 +106,30 @@ fn a_failed_connection_report_lists_each_attempt_when_there_were_several() {
          127.0.0.1:7 refused (started at +10 ms)"
     );
 }
+
+#[test]
+fn phases_have_names_and_words_and_a_tls_client_shows_its_session_in_debug() {
+    use tcpclient_core::{Client, Config, Input, Phase};
+    assert_eq!(Phase::Connected.name(), "Connected");
+    assert_eq!(Phase::Draining.name(), "Draining");
+    assert_eq!(Phase::Delay.to_string(), "waiting for the start delay");
+    assert_eq!(Phase::TlsHandshaking.to_string(), "in the TLS handshake");
+
+    let pki = tcpclient_testkit::Pki::new();
+    let now = tcpclient_testkit::epoch();
+    let config = Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost"));
+    let mut client = Client::new(config, now);
+    while client.poll_output().is_some() {}
+    client.handle_input(now, Input::StartTls).unwrap();
+    client
+        .handle_input(now, Input::Connected(AttemptId(0)))
+        .unwrap();
+    while client.poll_output().is_some() {}
+    let debug = format!("{client:?}");
+    assert!(
+        debug.contains(
+            "TlsSession { handshaking: true, close_notify_sent: false, peer_closed: false }"
+        ),
+        "{debug}"
+    );
+}

@@ -766,7 +766,10 @@ fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_
 
     let mut run = closing();
     assert!(send(&mut run, b"012345").is_ok());
-    assert!(send(&mut run, b"6789").is_ok(), "held at the limit, not past it");
+    assert!(
+        send(&mut run, b"6789").is_ok(),
+        "held at the limit, not past it"
+    );
     assert!(matches!(
         send(&mut run, b"x"),
         Err(InvalidInput::QueueFull { .. })
