@@ -133,3 +133,35 @@ fn phases_have_names_and_words_and_a_tls_client_shows_its_session_in_debug() {
         "{debug}"
     );
 }
+
+#[test]
+fn a_report_lists_attempts_only_when_several_failed() {
+    use tcpclient_core::{Config, Input};
+    use tcpclient_testkit::{Harness, closed};
+    let refused = |h: &mut Harness, n| {
+        h.input(Input::ConnectFailed(
+            AttemptId(n),
+            ErrorKind::ConnectionRefused,
+        ))
+    };
+
+    let mut one = Harness::new(Config::new("127.0.0.1", 7));
+    one.outputs();
+    let outputs = refused(&mut one, 0);
+    assert!(
+        !closed(&outputs).to_string().contains("attempts:"),
+        "one attempt: no list"
+    );
+
+    let mut won = Harness::new(Config::new("dual.test", 7));
+    won.outputs();
+    let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
+    won.input(Input::Resolved(&[v6, v4]));
+    refused(&mut won, 0);
+    won.input(Input::Connected(AttemptId(1)));
+    let outputs = won.input(Input::Abort);
+    assert!(
+        !closed(&outputs).to_string().contains("attempts:"),
+        "it connected: no list"
+    );
+}

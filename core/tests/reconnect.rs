@@ -756,10 +756,14 @@ fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_
 
 #[test]
 fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_limit() {
+    // The peer closed while our bytes wait to be written: the connection drains them
+    // before it ends, and takes no new ones meanwhile.
     let closing = || {
         let mut run = Run::new(local().with_send_limit(10), flat());
         run.connect();
+        run.input(Input::Send(Bytes::from_static(b"abc")));
         run.input(Input::PeerEof);
+        assert!(!run.session.client().is_closed(), "still draining");
         run
     };
     let send = |run: &mut Run, data: &'static [u8]| run.session.send(Bytes::from_static(data));
@@ -798,4 +802,32 @@ fn a_session_counts_its_generations_and_keeps_its_policy() {
     run.connect();
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
     assert_eq!(run.session.generation(), 2);
+}
+
+#[test]
+fn a_finish_before_the_first_connection_connects_and_closes_as_a_client_does() {
+    let mut run = Run::new(local().with_delay(secs(1.0)), flat());
+    run.input(Input::Finish);
+    assert!(!run.session.is_closed(), "the start delay runs on");
+
+    run.fire();
+
+    assert!(run.log.iter().any(|o| matches!(o, Output::Connect { .. })));
+}
+
+#[test]
+fn a_finish_right_after_a_loss_ends_the_session_instead_of_reaching_the_lost_connection() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    let now = run.now;
+    run.session
+        .handle_input(now, Input::SocketError(ErrorKind::ConnectionReset))
+        .unwrap();
+
+    // Before the lost connection's outputs were taken.
+    let finished = run.session.handle_input(now, Input::Finish);
+
+    assert_eq!(finished, Ok(()));
+    run.drain();
+    assert_eq!(run.report().result, Ok(Ending::Finished));
 }
