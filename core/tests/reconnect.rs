@@ -831,3 +831,19 @@ fn a_finish_right_after_a_loss_ends_the_session_instead_of_reaching_the_lost_con
     run.drain();
     assert_eq!(run.report().result, Ok(Ending::Finished));
 }
+
+#[test]
+fn a_server_that_keeps_closing_at_once_ends_the_session_at_its_attempt_limit() {
+    let mut run = Run::new(local(), flat().with_max_attempts(Some(2)));
+    for _ in 0..5 {
+        if run.session.is_closed() {
+            break;
+        }
+        run.connect();
+        run.input(Input::PeerEof);
+    }
+
+    assert!(run.session.is_closed());
+    assert_eq!(run.delays().len(), 2, "two reconnects, then the limit");
+    assert_eq!(run.report().result, Ok(Ending::PeerClosed));
+}
