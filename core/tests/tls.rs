@@ -831,3 +831,28 @@ fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
         "a full record of 16 KiB (type and tag add 17), then the rest"
     );
 }
+
+#[test]
+fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
+    let pki = Pki::new();
+    let config = local()
+        .with_tls(pki.client_tls("localhost"))
+        .with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting);
+    let mut pair = Pair::new(config);
+    pair.input(Input::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+
+    pair.server.send_close_notify();
+    pair.drive();
+    pair.server_fin();
+
+    assert!(
+        !pair.h.client.is_closed(),
+        "the peer's end, cleanly: we may still write"
+    );
+    pair.send(b"last words");
+    pair.input(Input::Finish);
+    assert_eq!(pair.server.decrypted, b"last words");
+    assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
+}

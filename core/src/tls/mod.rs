@@ -359,3 +359,17 @@ fn classify(error: rustls::Error) -> TlsError {
         _ => TlsError::Other { reason },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_presents_no_certificate_fails_as_an_invalid_certificate() {
+        let error = classify(rustls::Error::NoCertificatesPresented);
+        assert!(
+            matches!(error, TlsError::CertificateInvalid { .. }),
+            "{error:?}"
+        );
+    }
+}
