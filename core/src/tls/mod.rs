@@ -365,11 +365,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_server_that_presents_no_certificate_fails_as_an_invalid_certificate() {
-        let error = classify(rustls::Error::NoCertificatesPresented);
-        assert!(
-            matches!(error, TlsError::CertificateInvalid { .. }),
-            "{error:?}"
-        );
+    fn rustls_errors_fall_into_the_cases_a_caller_can_act_on() {
+        let cases = [
+            (rustls::Error::NoCertificatesPresented, "CertificateInvalid"),
+            (rustls::Error::NoApplicationProtocol, "Incompatible"),
+            (rustls::Error::DecryptError, "CorruptMessage"),
+            (rustls::Error::PeerSentOversizedRecord, "CorruptMessage"),
+            (
+                rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+                "AlertReceived",
+            ),
+            (rustls::Error::FailedToGetCurrentTime, "Other"),
+        ];
+        for (error, name) in cases {
+            let debug = format!("{error:?}");
+            assert_eq!(classify(error).name(), name, "{debug}");
+        }
     }
 }
