@@ -165,3 +165,12 @@ fn a_report_lists_attempts_only_when_several_failed() {
         "it connected: no list"
     );
 }
+
+#[test]
+fn an_alpn_name_may_be_1_to_255_bytes_as_tls_allows() {
+    use tcpclient_core::tls::check_alpn_protocols;
+    assert!(check_alpn_protocols(&[&[b'a'; 255]]).is_ok());
+    assert!(check_alpn_protocols(&[&[b'a'; 256]]).is_err());
+    assert!(check_alpn_protocols(&[b"h2", b""]).is_err());
+    assert!(check_alpn_protocols(&[b"h2", b"http/1.1"]).is_ok());
+}
