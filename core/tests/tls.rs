@@ -856,3 +856,30 @@ fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
     assert_eq!(pair.server.decrypted, b"last words");
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 }
+
+/// After our `close_notify` the core assembles the peer's records itself: a record that
+/// arrives a byte at a time, header included, is taken whole.
+#[test]
+fn data_after_our_close_notify_arriving_a_byte_at_a_time_is_still_delivered() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+    pair.server.send(b"late reply");
+    pair.server.send_close_notify();
+
+    let mut events = Vec::new();
+    for byte in pair.server.take_outgoing() {
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Received(&[byte]))
+            .unwrap();
+        events.extend(pair.h.outputs());
+    }
+
+    assert!(
+        events.contains(&Output::Event(Event::Data(Bytes::from_static(
+            b"late reply"
+        )))),
+        "{events:?}"
+    );
+}
