@@ -253,6 +253,14 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_64_kib_is_taken_and_one_byte_longer_is_refused() {
+        let mut at_limit = message(4, 64 * 1024);
+        assert_eq!(take_message(&mut at_limit).unwrap(), Some(4));
+        let mut past_limit = message(4, 64 * 1024 + 1);
+        assert!(take_message(&mut past_limit).is_err());
+    }
+
+    #[test]
     fn an_absurd_length_is_an_error_not_a_wait() {
         let mut buf = vec![4, 0xff, 0xff, 0xff];
         assert!(take_message(&mut buf).is_err());
