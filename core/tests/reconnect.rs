@@ -136,6 +136,17 @@ impl Run {
     }
 }
 
+/// The names of the events among `outputs`, in order.
+fn event_names(outputs: &[Output]) -> Vec<&'static str> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.name()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The bytes of every `Transmit` among `outputs`, in order.
 fn transmitted(outputs: &[Output]) -> Vec<u8> {
     outputs
@@ -308,13 +319,7 @@ fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
 
     let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
 
-    let events: Vec<&str> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e.name()),
-            _ => None,
-        })
-        .collect();
+    let events = event_names(&outputs);
     assert_eq!(events, ["Undelivered", "Disconnected", "Reconnecting"]);
     assert_eq!(run.handed_back(), b"456789");
 }
@@ -456,13 +461,7 @@ fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
 
     let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
 
-    let events: Vec<&str> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e.name()),
-            _ => None,
-        })
-        .collect();
+    let events = event_names(&outputs);
     assert_eq!(
         events,
         ["Undelivered", "Disconnected", "Reconnecting", "SendReady"],
