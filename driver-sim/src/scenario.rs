@@ -566,8 +566,15 @@ pub fn run(scenario: &Scenario) -> Outcome {
 }
 
 /// Applies `fault` to the link between the client and `server` (a host name or address).
-/// A black-holed path stays black-holed: it is the network, not a fault.
+/// A black-holed path is the network, not a fault: what changes a link leaves it alone.
 fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_holed: bool) {
+    let changes_link = !matches!(
+        fault,
+        FaultKind::Latency(_) | FaultKind::Loss(_) | FaultKind::Crash | FaultKind::Bounce
+    );
+    if black_holed && changes_link {
+        return;
+    }
     match fault {
         FaultKind::Partition => sim.partition("client", server),
         FaultKind::Repair => sim.repair("client", server),
@@ -589,14 +596,6 @@ fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_hole
                 sim.bounce(server);
             }
         }
-    }
-    // Whatever a fault did to the link's state, a black hole swallows what it is sent.
-    let changes_link = !matches!(
-        fault,
-        FaultKind::Latency(_) | FaultKind::Loss(_) | FaultKind::Crash | FaultKind::Bounce
-    );
-    if black_holed && changes_link {
-        sim.hold("client", server);
     }
 }
 
