@@ -540,6 +540,87 @@ fn data_after_our_close_notify_is_still_delivered_before_the_peers_close() {
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 }
 
+/// A pair speaking TLS from the start whose server may take its keys out of rustls, to send
+/// the alerts rustls will not.
+fn tls_pair_sending_alerts(pki: &Pki) -> Pair {
+    let mut server = (*pki.server_config()).clone();
+    server.enable_secret_extraction = true;
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(std::sync::Arc::new(server));
+    pair.connect();
+    pair
+}
+
+/// A server that gives up with a fatal alert after our `close_notify`: the alert is the
+/// ending, by name, and the data before it is delivered.
+#[test]
+fn a_fatal_alert_after_our_close_notify_ends_the_session_with_that_alert() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.input(Input::Finish);
+    assert!(pair.server.got_close_notify);
+
+    pair.server.send(b"partial answer");
+    pair.server.send_alert(2, 80);
+    pair.drive();
+
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from_static(b"partial answer")))
+    );
+    assert_eq!(
+        tls_error(&pair),
+        TlsError::AlertReceived {
+            alert: "InternalError".into()
+        }
+    );
+}
+
+/// TLS 1.3 makes every alert but `close_notify` and `user_canceled` fatal, whatever level
+/// it claims: a "warning" `internal_error` after our `close_notify` ends the session too.
+#[test]
+fn a_warning_level_alert_other_than_user_canceled_is_still_an_error() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.input(Input::Finish);
+
+    pair.server.send_alert(1, 80);
+    pair.server.send(b"not for us");
+    pair.drive();
+
+    assert!(!pair.events().iter().any(|e| matches!(e, Event::Data(_))));
+    assert_eq!(
+        tls_error(&pair),
+        TlsError::AlertReceived {
+            alert: "InternalError".into()
+        }
+    );
+}
+
+/// `user_canceled` (a warning) says the peer is abandoning what it was doing, not the
+/// connection: after our `close_notify` it is passed over, and what the server sends after
+/// it, then its own `close_notify`, end the session cleanly.
+#[test]
+fn a_user_canceled_warning_after_our_close_notify_is_passed_over() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.input(Input::Finish);
+
+    pair.server.send_alert(1, 90);
+    pair.server.send(b"after the warning");
+    pair.server.send_close_notify();
+    pair.drive();
+
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from_static(b"after the warning")))
+    );
+    let report = closed(&pair.log);
+    assert_eq!(report.result, Ok(Ending::Finished), "{report}");
+    assert!(report.peer_closed);
+}
+
 /// An ALPN name must be 1 to 255 bytes; an empty one made rustls panic while it built the
 /// ClientHello. Refused with a typed error when the configuration is made.
 #[test]

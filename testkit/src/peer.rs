@@ -3,7 +3,11 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
+use rustls::{
+    ConnectionTrafficSecrets, ContentType, ProtocolVersion, ServerConfig, ServerConnection,
+    SupportedCipherSuite,
+};
 
 /// The server side of an in-memory connection.
 ///
@@ -24,6 +28,8 @@ pub struct Server {
     /// The first TLS error the server saw.
     pub tls_error: Option<rustls::Error>,
     tls: Option<ServerConnection>,
+    /// The server's sending keys, once taken out of rustls to send what rustls will not.
+    sealer: Option<Sealer>,
     tls_config: Option<Arc<ServerConfig>>,
     tls_from: Option<usize>,
     outgoing: Vec<u8>,
@@ -40,6 +46,7 @@ impl Server {
             got_close_notify: false,
             tls_error: None,
             tls: None,
+            sealer: None,
             tls_config: None,
             tls_from: None,
             outgoing: Vec::new(),
@@ -123,6 +130,12 @@ impl Server {
 
     /// Sends application bytes: encrypted once TLS has started, plaintext before.
     pub fn send(&mut self, data: &[u8]) {
+        if let Some(sealer) = self.sealer.as_mut() {
+            for chunk in data.chunks(16 * 1024) {
+                sealer.seal(ContentType::ApplicationData, chunk, &mut self.outgoing);
+            }
+            return;
+        }
         match self.tls.as_mut() {
             Some(conn) => {
                 let _ = conn.writer().write_all(data);
@@ -148,9 +161,29 @@ impl Server {
 
     /// Sends the server's TLS `close_notify`.
     pub fn send_close_notify(&mut self) {
+        if self.sealer.is_some() {
+            self.send_alert(1, 0);
+            return;
+        }
         if let Some(conn) = self.tls.as_mut() {
             conn.send_close_notify();
             self.flush_tls();
+        }
+    }
+
+    /// Sends a TLS alert (`level`, `description`), encrypted as the server's records are.
+    ///
+    /// rustls will not send an alert other than `close_notify` on request, nor anything once
+    /// the client's `close_notify` is in, which is exactly when a hostile server might. So the
+    /// server takes its sending keys out of rustls (its config must set
+    /// `enable_secret_extraction`; TLS 1.3 only) and seals this record, and every later
+    /// [`Server::send`], itself. Without those keys nothing is sent.
+    pub fn send_alert(&mut self, level: u8, description: u8) {
+        if self.sealer.is_none() {
+            self.sealer = self.tls.take().and_then(Sealer::take_keys);
+        }
+        if let Some(sealer) = self.sealer.as_mut() {
+            sealer.seal(ContentType::Alert, &[level, description], &mut self.outgoing);
         }
     }
 
@@ -173,6 +206,43 @@ impl Server {
     /// Returns true while the server has bytes for the client.
     pub fn has_outgoing(&self) -> bool {
         !self.outgoing.is_empty()
+    }
+}
+
+/// A TLS 1.3 record writer with the server's sending keys.
+struct Sealer {
+    encrypter: Box<dyn MessageEncrypter>,
+    seq: u64,
+}
+
+impl Sealer {
+    fn take_keys(conn: ServerConnection) -> Option<Self> {
+        let SupportedCipherSuite::Tls13(suite) = conn.negotiated_cipher_suite()? else {
+            return None;
+        };
+        let (seq, secrets) = conn.dangerous_extract_secrets().ok()?.tx;
+        let (key, iv) = match secrets {
+            ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+            | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
+            | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv),
+            _ => return None,
+        };
+        Some(Self {
+            encrypter: suite.aead_alg.encrypter(key, iv),
+            seq,
+        })
+    }
+
+    fn seal(&mut self, typ: ContentType, payload: &[u8], out: &mut Vec<u8>) {
+        let plain = OutboundPlainMessage {
+            typ,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(payload),
+        };
+        if let Ok(record) = self.encrypter.encrypt(plain, self.seq) {
+            out.extend_from_slice(&record.encode());
+            self.seq += 1;
+        }
     }
 }
 
