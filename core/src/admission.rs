@@ -39,10 +39,17 @@ impl SendAdmission {
     /// the [`InvalidInput::QueueFull`] refusal that hands it back.
     #[inline]
     pub fn admit(&self, queued: u64, data: Bytes) -> Result<Bytes, InvalidInput> {
-        if queued > 0 && queued.saturating_add(data.len() as u64) > self.limit as u64 {
+        if !self.fits(queued, data.len()) {
             return Err(self.refuse(queued, data));
         }
         Ok(data)
+    }
+
+    /// Returns true when a send of `len` bytes would be admitted with `queued` bytes
+    /// accepted and not yet written.
+    #[inline]
+    pub fn fits(&self, queued: u64, len: usize) -> bool {
+        queued == 0 || queued.saturating_add(len as u64) <= self.limit as u64
     }
 
     #[cold]

@@ -368,6 +368,42 @@ impl Client {
         Ok(())
     }
 
+    /// Queues a copy of `data` to send, with no [`Bytes`] of the caller's: the path for
+    /// small messages. A send under [`Config::coalesce_below`] is copied straight into the
+    /// coalescing buffer, so a stream of them costs no allocation per message. Refused
+    /// exactly when [`Client::send`] would refuse the same bytes, and then handed back, as a
+    /// copy, in the refusal.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tcpclient_core::{Client, Config, InvalidInput};
+    ///
+    /// # fn run(start: Instant) -> Result<(), InvalidInput> {
+    /// let mut client = Client::new(Config::new("localhost", 7).with_send_limit(1_000), start);
+    /// for _ in 0..62 {
+    ///     client.send_slice(b"a small message\n")?;
+    /// }
+    /// assert_eq!(client.bytes_queued(), 992);
+    /// let Err(InvalidInput::QueueFull { data, .. }) = client.send_slice(b"one too many\n") else {
+    ///     panic!("992 + 13 bytes are over the limit");
+    /// };
+    /// assert_eq!(data, "one too many\n");
+    /// # Ok(())
+    /// # }
+    /// # run(Instant::now()).unwrap();
+    /// ```
+    #[doc(alias = "inbox")]
+    #[inline]
+    pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+        if !self.takes_sends() || !self.admission.fits(self.bytes_queued(), data.len()) {
+            // The refusal, made and counted where every refusal is.
+            return self.send(Bytes::copy_from_slice(data));
+        }
+        self.bytes_accepted += data.len() as u64;
+        self.queue.push_slice(data, &mut self.buffers);
+        Ok(())
+    }
+
     /// The application is done with `n` more delivered bytes: the same as
     /// [`Input::Consumed`], for the hot path. Needs no clock: consuming arms no deadline.
     pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {

@@ -54,6 +54,14 @@ impl Engine {
         }
     }
 
+    /// See [`Client::send_slice`].
+    pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+        match self {
+            Engine::Client(c) => c.send_slice(data),
+            Engine::Session(s) => s.send_slice(data),
+        }
+    }
+
     /// See [`Client::consumed`].
     pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {
         match self {

@@ -54,15 +54,43 @@ impl SendQueue {
     #[inline]
     /// Queues `data`; a small send is copied into a coalescing buffer taken from `buffers`.
     pub(crate) fn push(&mut self, data: Bytes, buffers: &mut BufferPool) {
+        if self.goes_as_it_is(data.len()) {
+            self.push_segment(data);
+        } else {
+            self.push_small(&data, buffers);
+        }
+    }
+
+    #[inline]
+    /// Queues a copy of `data`: into a coalescing buffer when it is small, so a stream of
+    /// small messages costs no allocation per message; as a segment of its own otherwise.
+    pub(crate) fn push_slice(&mut self, data: &[u8], buffers: &mut BufferPool) {
+        if self.goes_as_it_is(data.len()) {
+            self.push_segment(Bytes::copy_from_slice(data));
+        } else {
+            self.push_small(data, buffers);
+        }
+    }
+
+    /// A send of `len` bytes is a segment of its own, not copied into the tail (an empty
+    /// one is neither: it is no segment at all).
+    #[inline]
+    fn goes_as_it_is(&self, len: usize) -> bool {
+        len >= self.coalesce_below as usize && len > 0
+    }
+
+    fn push_segment(&mut self, data: Bytes) {
+        self.len += data.len();
+        self.seal_tail();
+        self.segments.push_back(data);
+    }
+
+    #[inline]
+    fn push_small(&mut self, data: &[u8], buffers: &mut BufferPool) {
         if data.is_empty() {
             return;
         }
         self.len += data.len();
-        if data.len() >= self.coalesce_below as usize {
-            self.seal_tail();
-            self.segments.push_back(data);
-            return;
-        }
         let room = self.tail.capacity() - self.tail.len();
         if self.tail.len() + data.len() > COALESCE_CHUNK || room < data.len() {
             self.seal_tail();
@@ -70,7 +98,7 @@ impl SendQueue {
                 self.fresh_tail(buffers);
             }
         }
-        self.tail.extend_from_slice(&data);
+        self.tail.extend_from_slice(data);
     }
 
     /// Replaces the (sealed, so empty) tail with a reused or a new buffer.

@@ -230,7 +230,25 @@ impl Session {
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         }
         let len = data.len() as u64;
-        match self.client.send(data) {
+        let sent = self.client.send(data);
+        self.after_send(len, sent)
+    }
+
+    /// Queues a copy of `data`, as [`Client::send_slice`] does, on the current connection
+    /// or for the next one.
+    pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+        self.settle();
+        if self.closed || self.shutdown.is_some() {
+            return self.send(Bytes::copy_from_slice(data));
+        }
+        let sent = self.client.send_slice(data);
+        self.after_send(data.len() as u64, sent)
+    }
+
+    /// Counts a send of `len` bytes the current client took, or decides what its refusal
+    /// means for the session.
+    fn after_send(&mut self, len: u64, sent: Result<(), InvalidInput>) -> Result<(), InvalidInput> {
+        match sent {
             Ok(()) => {
                 self.accepted += len;
                 Ok(())

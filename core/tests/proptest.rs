@@ -180,3 +180,140 @@ proptest! {
         }
     }
 }
+
+// ---- copied sends ----
+
+/// What the application does in the equivalence below.
+#[derive(Debug, Clone)]
+enum SliceOp {
+    /// Sends this many bytes (of a running counter, so order shows).
+    Send(u16),
+    /// The driver writes up to this many bytes of what was handed out.
+    Write(u16),
+    Finish,
+}
+
+fn slice_op() -> impl Strategy<Value = SliceOp> {
+    prop_oneof![
+        6 => (0u16..3000).prop_map(SliceOp::Send),
+        3 => (0u16..4000).prop_map(SliceOp::Write),
+        1 => Just(SliceOp::Finish),
+    ]
+}
+
+/// One client fed `Send`s and one fed `send_slice` of the same bytes.
+struct Twins {
+    by_bytes: tcpclient_testkit::Harness,
+    by_slice: tcpclient_testkit::Harness,
+    next_byte: u8,
+    /// Handed out and not yet written, per twin (the same while they agree).
+    unwritten: usize,
+}
+
+impl Twins {
+    fn new(send_limit: usize, coalesce_below: usize) -> Self {
+        let config = tcpclient_core::Config::new("127.0.0.1", 7)
+            .with_send_limit(send_limit)
+            .with_coalesce_below(coalesce_below);
+        let mut by_bytes = tcpclient_testkit::Harness::new(config.clone());
+        let mut by_slice = tcpclient_testkit::Harness::new(config);
+        for h in [&mut by_bytes, &mut by_slice] {
+            h.outputs();
+            h.input(tcpclient_core::Input::Connected(tcpclient_core::AttemptId(
+                0,
+            )));
+        }
+        Self {
+            by_bytes,
+            by_slice,
+            next_byte: 0,
+            unwritten: 0,
+        }
+    }
+
+    fn step(&mut self, op: &SliceOp) -> Result<(), TestCaseError> {
+        use tcpclient_core::{Bytes, Input};
+        let (a, b) = match op {
+            SliceOp::Send(n) => {
+                let data: Vec<u8> = (0..*n)
+                    .map(|_| {
+                        self.next_byte = self.next_byte.wrapping_add(1);
+                        self.next_byte
+                    })
+                    .collect();
+                let a = self
+                    .by_bytes
+                    .client
+                    .handle_input(self.by_bytes.now, Input::Send(Bytes::from(data.clone())));
+                let b = self.by_slice.client.send_slice(&data);
+                (a, b)
+            }
+            SliceOp::Write(n) => {
+                let n = usize::from(*n).min(self.unwritten);
+                self.unwritten -= n;
+                (
+                    self.by_bytes
+                        .client
+                        .handle_input(self.by_bytes.now, Input::Written(n)),
+                    self.by_slice
+                        .client
+                        .handle_input(self.by_slice.now, Input::Written(n)),
+                )
+            }
+            SliceOp::Finish => (
+                self.by_bytes
+                    .client
+                    .handle_input(self.by_bytes.now, Input::Finish),
+                self.by_slice
+                    .client
+                    .handle_input(self.by_slice.now, Input::Finish),
+            ),
+        };
+        prop_assert_eq!(&a, &b, "the same answer to {:?}", op);
+        let (out_a, out_b) = (self.by_bytes.outputs(), self.by_slice.outputs());
+        let wire = |outputs: &[tcpclient_core::Output]| -> Vec<u8> {
+            outputs
+                .iter()
+                .filter_map(|o| match o {
+                    tcpclient_core::Output::Transmit(t) => Some(t.to_vec()),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        };
+        prop_assert_eq!(
+            wire(&out_a),
+            wire(&out_b),
+            "the same bytes handed out after {:?}",
+            op
+        );
+        prop_assert_eq!(
+            tcpclient_testkit::events(&out_a),
+            tcpclient_testkit::events(&out_b)
+        );
+        self.unwritten += wire(&out_a).len();
+        prop_assert_eq!(
+            self.by_bytes.client.bytes_queued(),
+            self.by_slice.client.bytes_queued()
+        );
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// `send_slice` is `Send` of the same bytes: the same answers (refusals with the same
+    /// bytes handed back), the same bytes handed out in the same order, the same events.
+    #[test]
+    fn a_copied_send_is_the_same_as_a_send_of_the_same_bytes(
+        send_limit in 1usize..20_000,
+        coalesce_below in prop_oneof![Just(0usize), Just(1024), 1usize..70_000],
+        ops in prop::collection::vec(slice_op(), 0..80),
+    ) {
+        let mut twins = Twins::new(send_limit, coalesce_below);
+        for op in &ops {
+            twins.step(op)?;
+        }
+    }
+}
