@@ -221,6 +221,22 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Queues a copy of `data` on connection `id`: the path for small messages, copied
+    /// straight into the connection's coalescing buffer with no [`Bytes`] per message
+    /// ([`Client::send_slice`](tcpclient_core::Client::send_slice)). Refused as
+    /// [`send`](Self::send) refuses, the bytes handed back as a copy.
+    pub fn send_slice(&mut self, id: ConnId, data: &[u8]) -> Result<(), InvalidInput> {
+        let Some(conn) = conn_in(&mut self.slots, id) else {
+            return self.send(id, Bytes::copy_from_slice(data));
+        };
+        conn.engine.send_slice(data)?;
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id.index);
+        }
+        Ok(())
+    }
+
     /// Switches connection `id` to TLS (Kamaelia's `makessl`).
     pub fn start_tls(&mut self, id: ConnId) -> Result<(), InvalidInput> {
         self.apply(id, Input::StartTls)

@@ -1,6 +1,6 @@
 //! An [`EventLoop`] on its own thread, and [`Connection`] handles shaped like Kamaelia's boxes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tcpclient_core::{
     CloseReport, Config, Engine, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
 };
@@ -152,6 +152,13 @@ struct SendState {
     unwritten: u64,
     /// `finish` or `abort` was called, or the connection closed.
     closed_to_sends: Option<Phase>,
+    /// Small sends copied together on the producers' threads: the loop takes them all at
+    /// once ([`Command::SendBatch`]). A batch is opened by the copied send that finds it
+    /// empty, which also sends the one command that will take it.
+    batch: BytesMut,
+    /// Batches closed by a `Bytes` send that came after them, oldest first, each still
+    /// waiting for its command: the loop takes a closed batch before the open one.
+    closed_batches: VecDeque<Bytes>,
 }
 
 enum Command {
@@ -163,6 +170,9 @@ enum Command {
         notifications: Sender<Notification>,
     },
     Send(u64, Bytes),
+    /// Take the connection's batch of copied sends (sent when the batch was empty, so one
+    /// command serves every send copied in before the loop takes it).
+    SendBatch(u64),
     StartTls(u64),
     Finish(u64),
     Abort(u64),
@@ -296,6 +306,11 @@ impl Connection {
         self.sender.send(data)
     }
 
+    /// Queues a copy of `data`; see [`ConnectionSender::send_slice`].
+    pub fn send_slice(&self, data: &[u8]) -> Result<(), InvalidInput> {
+        self.sender.send_slice(data)
+    }
+
     /// Queues `data`, waiting for room; see [`ConnectionSender::send_blocking`].
     pub fn send_blocking(&self, data: Bytes) -> Result<(), InvalidInput> {
         self.sender.send_blocking(data)
@@ -407,10 +422,37 @@ impl ConnectionSender {
         let data = self.shared.admission.admit(state.unwritten, data)?;
         state.unwritten += data.len() as u64;
         state.accepted += data.len() as u64;
+        // The open batch's command is already ahead of this send's; what is copied after
+        // this send goes into a batch of its own.
+        if !state.batch.is_empty() {
+            let batch = state.batch.split().freeze();
+            state.closed_batches.push_back(batch);
+        }
         // Enqueued under the lock: a `finish` on another thread either sees this send
         // counted, or this send sees the finish; never a send after the finish it crossed.
         self.command(Command::Send(self.key, data));
         drop(state);
+        Ok(())
+    }
+
+    /// Queues a copy of `data`, refused as [`send`](Self::send) refuses. Small messages
+    /// sent this way are copied together on the caller's thread and cross to the loop as
+    /// one buffer, instead of a [`Bytes`] and a command each.
+    #[doc(alias = "inbox")]
+    pub fn send_slice(&self, data: &[u8]) -> Result<(), InvalidInput> {
+        let mut state = self.shared.lock();
+        if state.closed_to_sends.is_some()
+            || !self.shared.admission.fits(state.unwritten, data.len())
+        {
+            // The refusal, made where every refusal is.
+            return self.accept(state, Bytes::copy_from_slice(data));
+        }
+        state.unwritten += data.len() as u64;
+        state.accepted += data.len() as u64;
+        if state.batch.is_empty() {
+            self.command(Command::SendBatch(self.key));
+        }
+        state.batch.extend_from_slice(data);
         Ok(())
     }
 
@@ -609,6 +651,16 @@ impl LoopThread {
         }
     }
 
+    fn send(&mut self, key: u64, data: Bytes) {
+        let len = data.len() as u64;
+        if let Err(refusal) = self.request(key, |l, id| l.send(id, data)) {
+            if let Some(handle) = self.handles.get(&key) {
+                handle.shared.refused(len);
+            }
+            self.notify(key, Notification::Refused(refusal));
+        }
+    }
+
     fn take_commands(&mut self) {
         while let Ok(command) = self.commands.try_recv() {
             match command {
@@ -627,13 +679,18 @@ impl LoopThread {
                     self.handles
                         .insert(key, Handle::new(id, shared, notifications));
                 }
-                Command::Send(key, data) => {
-                    let len = data.len() as u64;
-                    if let Err(refusal) = self.request(key, |l, id| l.send(id, data)) {
-                        if let Some(handle) = self.handles.get(&key) {
-                            handle.shared.refused(len);
+                Command::Send(key, data) => self.send(key, data),
+                Command::SendBatch(key) => {
+                    // Commands arrive in order, so this one's batch is the oldest left.
+                    let batch = self.handles.get(&key).map(|handle| {
+                        let mut state = handle.shared.lock();
+                        match state.closed_batches.pop_front() {
+                            Some(closed) => closed,
+                            None => state.batch.split().freeze(),
                         }
-                        self.notify(key, Notification::Refused(refusal));
+                    });
+                    if let Some(batch) = batch {
+                        self.send(key, batch);
                     }
                 }
                 Command::StartTls(key) => self.refusable(key, EventLoop::start_tls),

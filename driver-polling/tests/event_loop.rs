@@ -483,3 +483,105 @@ fn an_event_loop_session_reconnects_under_the_same_id_until_a_connection_holds()
     assert_eq!(report.result, Ok(Ending::Finished), "{report}");
     assert_eq!((report.bytes_accepted, report.bytes_written), (4, 4));
 }
+
+/// Collects everything a client sends until its FIN, then closes.
+fn collecting_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = serve(move |mut stream| {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut all);
+        let _ = tx.send(all);
+    });
+    (addr, rx)
+}
+
+/// Numbered messages, every third one as a `Bytes` and the others copied from a slice.
+fn numbered(i: u32) -> Vec<u8> {
+    let len = 1 + (i as usize * 37) % 3000;
+    let mut message = format!("<{i}>").into_bytes();
+    message.resize(len.max(message.len()), b'.');
+    message
+}
+
+/// Copied sends and `Bytes` sends, mixed on one connection of an `EventLoop`: the server
+/// gets every message once, in the order sent.
+#[test]
+fn copied_and_owned_sends_on_an_event_loop_arrive_in_order() {
+    let (addr, collected) = collecting_server();
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(config(addr).with_send_limit(64 * 1024));
+    let mut expected = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    let mut i = 0;
+    while i < 2_000 {
+        assert!(Instant::now() < deadline, "stuck at message {i}");
+        let message = numbered(i);
+        let sent = if i % 3 == 0 {
+            event_loop.send(id, Bytes::from(message.clone()))
+        } else {
+            event_loop.send_slice(id, &message)
+        };
+        match sent {
+            Ok(()) => {
+                expected.extend_from_slice(&message);
+                i += 1;
+            }
+            Err(InvalidInput::QueueFull { data, .. }) => {
+                assert_eq!(data, message, "handed back whole");
+                event_loop.turn(Some(Duration::from_millis(10))).unwrap();
+                while event_loop.poll_event().is_some() {}
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    event_loop.finish(id).unwrap();
+    let events = only_events(run_to_end(&mut event_loop, LIMIT));
+
+    assert_eq!(report(&events).result, Ok(Ending::Finished));
+    assert_eq!(report(&events).bytes_written, expected.len() as u64);
+    assert!(collected.recv_timeout(LIMIT).unwrap() == expected);
+}
+
+/// The same through a `Runtime` handle from a producer thread, with the queue often full:
+/// copied sends batched on the producer's side still leave in order with the `Bytes` ones,
+/// and all of them before the finish.
+#[test]
+fn copied_and_owned_sends_through_a_runtime_arrive_in_order() {
+    let (addr, collected) = collecting_server();
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime
+        .connect(config(addr).with_send_limit(16 * 1024))
+        .unwrap();
+    let sender = conn.sender();
+    let producer = std::thread::spawn(move || {
+        let mut expected = Vec::new();
+        let deadline = Instant::now() + LIMIT;
+        let mut i = 0;
+        while i < 5_000 && Instant::now() < deadline {
+            let message = numbered(i);
+            let sent = if i % 3 == 0 {
+                sender.send(Bytes::from(message.clone()))
+            } else {
+                sender.send_slice(&message)
+            };
+            match sent {
+                Ok(()) => {
+                    expected.extend_from_slice(&message);
+                    i += 1;
+                }
+                Err(InvalidInput::QueueFull { .. }) => std::thread::yield_now(),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        sender.finish();
+        (i, expected)
+    });
+
+    let events = events_until_closed(&conn, LIMIT);
+    let (sent, expected) = producer.join().unwrap();
+
+    assert_eq!(sent, 5_000, "the producer finished in time");
+    assert_eq!(report(&events).result, Ok(Ending::Finished), "{events:?}");
+    assert_eq!(report(&events).bytes_written, expected.len() as u64);
+    assert!(collected.recv_timeout(LIMIT).unwrap() == expected);
+}

@@ -229,6 +229,21 @@ impl SimObserver {
 }
 
 impl Observer for SimObserver {
+    /// A copied send reaches the engine as the `Send` it is equivalent to, so the trace and
+    /// the monitor see it as they see every other input.
+    fn send_slice(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        data: &[u8],
+    ) -> Result<(), InvalidInput> {
+        self.input(
+            engine,
+            now,
+            Input::Send(bytes::Bytes::copy_from_slice(data)),
+        )
+    }
+
     fn input(
         &mut self,
         engine: &mut Engine,

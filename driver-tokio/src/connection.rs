@@ -463,7 +463,7 @@ impl<O: Observer> AsyncWrite for Connection<O> {
             return Poll::Ready(Ok(0));
         }
         let mut state = self.shared.lock();
-        let answer = state.input(Input::Send(Bytes::copy_from_slice(buf)));
+        let answer = state.send_slice(buf);
         let poll = match answer {
             Ok(()) => Poll::Ready(Ok(buf.len())),
             Err(InvalidInput::QueueFull { .. }) if !state.over() => {

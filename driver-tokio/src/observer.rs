@@ -19,6 +19,18 @@ pub trait Observer: 'static {
         engine.handle_input(now, input)
     }
 
+    /// Hands `engine` a copy of `data` to send ([`Engine::send_slice`]): the same as an
+    /// [`Input::Send`] of those bytes.
+    fn send_slice(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        data: &[u8],
+    ) -> Result<(), InvalidInput> {
+        let _ = now;
+        engine.send_slice(data)
+    }
+
     /// Takes the engine's next output.
     fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
         let _ = now;

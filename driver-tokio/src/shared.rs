@@ -147,6 +147,13 @@ impl<O: Observer> State<O> {
         observer.input(engine, now(), input)
     }
 
+    pub(crate) fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+        let State {
+            engine, observer, ..
+        } = self;
+        observer.send_slice(engine, now(), data)
+    }
+
     pub(crate) fn wait_to_read(&mut self, waker: &Waker) {
         self.reader = Some(waker.clone());
     }

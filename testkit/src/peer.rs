@@ -183,7 +183,11 @@ impl Server {
             self.sealer = self.tls.take().and_then(Sealer::take_keys);
         }
         if let Some(sealer) = self.sealer.as_mut() {
-            sealer.seal(ContentType::Alert, &[level, description], &mut self.outgoing);
+            sealer.seal(
+                ContentType::Alert,
+                &[level, description],
+                &mut self.outgoing,
+            );
         }
     }
 

@@ -51,6 +51,23 @@ fn until_closed(
     }
 }
 
+/// Ours: `count` copied sends of `message` (`send_slice`: no `Bytes` per message), then a
+/// graceful close.
+pub fn ours_send_slice(addr: SocketAddr, message: &[u8], count: usize) -> io::Result<()> {
+    let mut event_loop = EventLoop::new()?;
+    let id = event_loop.connect(config(addr, None));
+    let mut left = count;
+    while left > 0 {
+        match event_loop.send_slice(id, message) {
+            Ok(()) => left -= 1,
+            Err(InvalidInput::QueueFull { .. }) => event_loop.turn(None)?,
+            Err(other) => return Err(failed(other)),
+        }
+    }
+    event_loop.finish(id).map_err(failed)?;
+    until_closed(&mut event_loop, id, |_| {})
+}
+
 /// Ours: `count` sends of `message`, one `Send` each, then a graceful close.
 pub fn ours_send(
     addr: SocketAddr,

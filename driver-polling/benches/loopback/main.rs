@@ -196,6 +196,13 @@ fn main() -> io::Result<()> {
                     clients::ours_send(addr, None, &Bytes::from_static(&MESSAGE), count)
                         .map(|()| gbps(start))
                 }),
+                Variant::ours(
+                    "ours, send_slice: one copied send per message (no Bytes)",
+                    || {
+                        let start = Instant::now();
+                        clients::ours_send_slice(addr, &MESSAGE, count).map(|()| gbps(start))
+                    },
+                ),
                 Variant::peer("std, one write per message", || {
                     let start = Instant::now();
                     clients::std_send(addr, &MESSAGE, count, None).map(|()| gbps(start))
