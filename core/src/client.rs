@@ -76,7 +76,6 @@ pub struct Client {
     state: State,
     timers: TimerTable,
     queue: SendQueue,
-    admission: SendAdmission,
     ledger: WireLedger,
     /// What was handed out and not yet written, kept to hand back if the connection ends.
     unwritten: Unwritten,
@@ -140,9 +139,8 @@ impl Client {
         let mut client = Self {
             now,
             state: State::Delay,
-            timers: TimerTable::default(),
+            timers: TimerTable::new(now),
             queue: SendQueue::new(config.coalesce_below),
-            admission: SendAdmission::new(&config),
             buffers: BufferPool::default(),
             ledger: WireLedger::default(),
             unwritten: Unwritten::default(),
@@ -338,7 +336,14 @@ impl Client {
         if !self.takes_sends() {
             return 0;
         }
-        self.admission.capacity(self.bytes_queued())
+        self.admission().capacity(self.bytes_queued())
+    }
+
+    /// The rule of the configuration's send limit; made when needed rather than kept, as
+    /// every idle client would keep it.
+    #[inline]
+    fn admission(&self) -> SendAdmission {
+        SendAdmission::new(&self.config)
     }
 
     /// Returns the configuration the client was created with.
@@ -356,7 +361,7 @@ impl Client {
         if !self.takes_sends() {
             return Err(self.refuse_after_shutdown(data));
         }
-        let data = match self.admission.admit(self.bytes_queued(), data) {
+        let data = match self.admission().admit(self.bytes_queued(), data) {
             Ok(data) => data,
             Err(refusal) => {
                 self.send_refused = true;
@@ -395,7 +400,7 @@ impl Client {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
-        if !self.takes_sends() || !self.admission.fits(self.bytes_queued(), data.len()) {
+        if !self.takes_sends() || !self.admission().fits(self.bytes_queued(), data.len()) {
             // The refusal, made and counted where every refusal is.
             return self.send(Bytes::copy_from_slice(data));
         }
@@ -433,7 +438,7 @@ impl Client {
 
     /// Whether a `Send` would find room now (the low watermark, as `SendReady` uses).
     pub(crate) fn has_room(&self) -> bool {
-        self.takes_sends() && self.admission.has_room_again(self.bytes_queued())
+        self.takes_sends() && self.admission().has_room_again(self.bytes_queued())
     }
 
     /// Queues `data` as an accepted send, past the send limit if need be: a
@@ -696,7 +701,7 @@ impl Client {
         if self.ledger.in_flight() == 0 && self.queue.is_empty() {
             self.buffers.trim();
         }
-        let room = self.admission.has_room_again(self.bytes_queued());
+        let room = self.admission().has_room_again(self.bytes_queued());
         if self.send_refused && room && self.shutdown == Shutdown::None {
             self.send_refused = false;
             self.emit(Event::SendReady);
