@@ -108,6 +108,8 @@ pub struct EventLoop {
     resolver: ResolverPool,
     resolved_rx: Receiver<Resolution>,
     ready: VecDeque<(ConnId, Event)>,
+    /// The last turn returned without waiting for readiness (see [`EventLoop::turn`]).
+    skipped_wait: bool,
     /// Connections whose bytes written grew since `poll_progress` last reported them: one
     /// entry per connection at most, however many writes happened meanwhile.
     progress: VecDeque<ConnId>,
@@ -149,6 +151,7 @@ impl EventLoop {
             timers: BTreeSet::new(),
             resolved_rx,
             ready: VecDeque::new(),
+            skipped_wait: false,
             progress: VecDeque::new(),
             attempt_keys: HashMap::new(),
             next_attempt_key: 1,
@@ -325,13 +328,27 @@ impl EventLoop {
     ///
     /// A turn that wrote something while acting on earlier requests, or that has events
     /// ready, does not block: it polls without waiting and returns, so that a producer
-    /// waiting for room sees it at once.
+    /// waiting for room sees it at once. A turn whose requests produced events returns
+    /// without polling at all (the application comes back for them), though never two
+    /// turns in a row.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.now = Instant::now();
         self.collect_resolutions();
         // Work done before waiting (requests made since the last turn) may have produced
         // events or written bytes a producer is waiting on: then do not block.
         let progressed = self.flush_dirty();
+        // Events wait for the application, which comes back for them at once: the wait of
+        // the poller (five system calls with `polling`'s epoll backend) can wait for the
+        // next turn. Never two turns in a row, so that an application that has events on
+        // every turn still hears from its sockets on every other one.
+        if !self.ready.is_empty() && !self.skipped_wait {
+            self.skipped_wait = true;
+            self.fire_timers();
+            self.collect_resolutions();
+            self.flush_dirty();
+            return Ok(());
+        }
+        self.skipped_wait = false;
         let mut wait = if progressed || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
