@@ -14,6 +14,7 @@
 #![allow(clippy::disallowed_methods, missing_docs)]
 
 mod clients;
+mod concurrent;
 mod connections;
 mod eyeballs;
 mod idle;
@@ -28,7 +29,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use report::{BYTES_PER_CONNECTION, GBPS, MILLISECONDS, PER_SECOND, Variant, section};
+use report::{
+    BYTES_PER_CONNECTION, COMPLETIONS_PER_SECOND, GBPS, MILLISECONDS, PER_SECOND, Variant, section,
+};
 use tcpclient_testkit::Pki;
 
 /// How big each job is.
@@ -38,6 +41,8 @@ struct Sizes {
     connections: usize,
     tls_connections: usize,
     idle: usize,
+    /// Clients in flight at once, and the bytes each has echoed.
+    concurrent: (usize, usize),
     file: u64,
 }
 
@@ -47,6 +52,7 @@ const FULL: Sizes = Sizes {
     connections: 4000,
     tls_connections: 1000,
     idle: 10_000,
+    concurrent: (1000, 64 << 10),
     file: 512 << 20,
 };
 
@@ -56,6 +62,7 @@ const SMOKE: Sizes = Sizes {
     connections: 20,
     tls_connections: 10,
     idle: 100,
+    concurrent: (20, 4 << 10),
     file: 1 << 20,
 };
 
@@ -117,6 +124,7 @@ fn main() -> io::Result<()> {
         let addr = servers::sink(None);
         let size = 16 * 1024;
         let (message, count) = (Bytes::from(vec![7u8; size]), sizes.bulk / size);
+        let limit_message = vec![7u8; 256 * 1024];
         let gbps = |start: Instant| sizes.bulk as f64 / start.elapsed().as_secs_f64() / 1e9;
         section(
             &format!("Bulk send, plain: {} in 16 KiB messages", human(sizes.bulk)),
@@ -138,6 +146,11 @@ fn main() -> io::Result<()> {
                 Variant::peer("tokio TcpStream, write_all per message", || {
                     let start = Instant::now();
                     clients::tokio_send(&rt, addr, &message, count, None).map(|()| gbps(start))
+                }),
+                Variant::peer("std, 256 KiB writes: the loopback limit", || {
+                    let start = Instant::now();
+                    clients::std_send(addr, &limit_message, sizes.bulk / limit_message.len(), None)
+                        .map(|()| gbps(start))
                 }),
             ],
         )?;
@@ -294,6 +307,34 @@ fn main() -> io::Result<()> {
                 Variant::peer("tokio: split halves joined on one task", || {
                     let start = Instant::now();
                     clients::tokio_echo(&rt, addr, &message, count).map(|()| gbps(start))
+                }),
+            ],
+        )?;
+    }
+
+    if wanted("concurrent") {
+        let addr = servers::echo_with_backlog(4096)?;
+        let (n, size) = sizes.concurrent;
+        let multi = concurrent::multi_thread_runtime()?;
+        section(
+            &format!(
+                "{n} concurrent clients, plain: each connects, has {} echoed, closes; all in flight at once",
+                human(size)
+            ),
+            COMPLETIONS_PER_SECOND,
+            reps,
+            vec![
+                Variant::ours("ours: one EventLoop", || concurrent::ours(addr, n, size)),
+                Variant::ours(
+                    "ours on tokio: a task per connection (current-thread runtime)",
+                    || concurrent::ours_on_tokio(&rt, addr, n, size),
+                ),
+                Variant::peer(
+                    "tokio: a task per connection, current-thread runtime",
+                    || concurrent::tokio(&rt, addr, n, size),
+                ),
+                Variant::peer("tokio: a task per connection, multi-thread runtime", || {
+                    concurrent::tokio(&multi, addr, n, size)
                 }),
             ],
         )?;

@@ -46,6 +46,11 @@ pub const PER_SECOND: Unit = Unit {
     higher_is_better: true,
     lower_ratio: "",
 };
+pub const COMPLETIONS_PER_SECOND: Unit = Unit {
+    label: "connections completed per second",
+    higher_is_better: true,
+    lower_ratio: "",
+};
 pub const BYTES_PER_CONNECTION: Unit = Unit {
     label: "bytes per connection",
     higher_is_better: false,

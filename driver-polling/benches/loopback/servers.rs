@@ -41,17 +41,7 @@ pub fn sink(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
 
 /// Echoes everything until EOF, then closes.
 pub fn echo() -> SocketAddr {
-    spawn(|mut stream| {
-        let mut reader = stream.try_clone()?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return stream.shutdown(Shutdown::Write);
-            }
-            stream.write_all(&buf[..n])?;
-        }
-    })
+    spawn(echo_on)
 }
 
 /// Reads a 16-byte request, answers 16 bytes, reads until EOF, closes.
@@ -98,4 +88,40 @@ pub fn source(total: usize) -> SocketAddr {
         while stream.read(&mut buf)? > 0 {}
         Ok(())
     })
+}
+
+/// An echo server whose listener takes `backlog` connections waiting to be accepted, for
+/// many clients connecting at once (the default backlog of 128 would drop SYNs and add a
+/// one-second retransmission to some of them).
+pub fn echo_with_backlog(backlog: i32) -> io::Result<SocketAddr> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(backlog)?;
+    let listener: std::net::TcpListener = socket.into();
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        crate::pinning::server();
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                crate::pinning::server();
+                let _ = stream.set_nodelay(true);
+                let _ = echo_on(stream);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn echo_on(mut stream: TcpStream) -> io::Result<()> {
+    let mut reader = stream.try_clone()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return stream.shutdown(Shutdown::Write);
+        }
+        stream.write_all(&buf[..n])?;
+    }
 }
