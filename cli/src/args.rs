@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     subcommand_negates_reqs = true
 )]
 #[command(
-    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80"
+    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80\n  tcpclient -z -v -w 2 example.org 443\n  tcpclient --tls --cert me.pem --key me.key --keylogfile keys.log internal.example 8443"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -37,105 +37,158 @@ pub struct Args {
     pub port: Option<u16>,
 
     /// Speak TLS from the first byte.
-    #[arg(long, conflicts_with = "starttls")]
+    #[arg(help_heading = "TLS", long, conflicts_with = "starttls")]
     pub tls: bool,
 
     /// Run this protocol's STARTTLS dialogue, then switch to TLS.
-    #[arg(long, value_name = "PROTOCOL")]
+    #[arg(help_heading = "STARTTLS", long, value_name = "PROTOCOL")]
     pub starttls: Option<StartTlsProtocol>,
 
     /// Trust the CA certificates in this PEM file instead of the system's roots.
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "TLS", long, value_name = "PATH")]
     pub cafile: Option<PathBuf>,
 
     /// The name to send in SNI and to verify the certificate against [default: HOST].
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "TLS", long, value_name = "NAME")]
     pub servername: Option<String>,
 
     /// Offer these ALPN protocols, most preferred first (comma-separated).
-    #[arg(long, value_name = "PROTOCOLS", value_delimiter = ',', value_parser = parse_alpn)]
+    #[arg(help_heading = "TLS", long, value_name = "PROTOCOLS", value_delimiter = ',', value_parser = parse_alpn)]
     pub alpn: Vec<String>,
 
     /// Do not verify the server's certificate. The session is encrypted but anyone on the
     /// path can read and change it.
-    #[arg(long)]
+    #[arg(help_heading = "TLS", long)]
     pub insecure: bool,
 
     /// The host name to announce in the SMTP EHLO.
-    #[arg(long, value_name = "NAME", default_value = "mail.example.com")]
+    #[arg(
+        help_heading = "STARTTLS",
+        long,
+        value_name = "NAME",
+        default_value = "mail.example.com"
+    )]
     pub name: String,
 
     /// Use IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    #[arg(help_heading = "Connection", short = '4', conflicts_with = "ipv6_only")]
     pub ipv4_only: bool,
 
     /// Use IPv6 only.
-    #[arg(short = '6')]
+    #[arg(help_heading = "Connection", short = '6')]
     pub ipv6_only: bool,
 
     /// Connect from this local address (its family only).
-    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    #[arg(
+        help_heading = "Connection",
+        short = 's',
+        long = "source",
+        value_name = "ADDR"
+    )]
     pub source: Option<std::net::IpAddr>,
 
     /// Start the next address (the other family first) this long after the last attempt
     /// started, the earlier one staying alive (RFC 8305; 10ms to 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
     pub happy_eyeballs_delay: Duration,
 
     /// TCP keepalive: probe after this long without traffic, every as long, 9 times; `off`
     /// turns it off.
-    #[arg(long, value_name = "DURATION|off", value_parser = parse_keepalive, default_value = "15s")]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION|off", value_parser = parse_keepalive, default_value = "15s")]
     pub keepalive: KeepaliveArg,
 
     /// Drop the connection when written data stays unacknowledged this long
     /// (TCP_USER_TIMEOUT, Linux).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration)]
     pub user_timeout: Option<Duration>,
 
     /// Wait this long before connecting (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub delay: Duration,
 
     /// Give up establishing the session after this long: every address, the STARTTLS
     /// dialogue and the TLS handshake included.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub connect_timeout: Duration,
 
     /// Bound the graceful shutdown (flush, close_notify, FIN, wait for the server) by this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub drain_timeout: Duration,
 
     /// Close when nothing is sent or received for this long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
 
     /// Send this file instead of standard input, then shut down gracefully.
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Input and output", long, value_name = "PATH")]
     pub send_file: Option<PathBuf>,
 
     /// Connect again whenever the connection is lost (waiting 1 s, then 1.6 times longer
     /// each time up to 2 min, jittered; reset once a connection stays up 30 s). What a lost
     /// connection did not send goes first on the next; the input keeps flowing. Not with
     /// --starttls (its dialogue would have to be redone).
-    #[arg(long, conflicts_with = "starttls")]
+    #[arg(help_heading = "Connection", long, conflicts_with = "starttls")]
     pub reconnect: bool,
 
     /// With --reconnect: give up after this many reconnects in a row without a connection
     /// that stayed up.
-    #[arg(long, value_name = "N", requires = "reconnect")]
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "N",
+        requires = "reconnect"
+    )]
     pub reconnect_max: Option<u32>,
 
     /// Pace --send-file to this many bytes per second.
-    #[arg(long, value_name = "BYTES_PER_SEC", requires = "send_file", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Input and output", long, value_name = "BYTES_PER_SEC", requires = "send_file", value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
 
+    /// Present this client certificate (PEM, the chain from the leaf up) when the server
+    /// asks for one (mutual TLS). Needs --key.
+    #[arg(help_heading = "TLS", long, value_name = "PATH", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(help_heading = "TLS", long, value_name = "PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Append the session's TLS secrets to this file in the NSS key log format, so that
+    /// Wireshark can decrypt a capture (the SSLKEYLOGFILE environment variable does the
+    /// same). Anyone with the file can read the session.
+    #[arg(help_heading = "TLS", long, value_name = "PATH")]
+    pub keylogfile: Option<PathBuf>,
+
+    /// Like nc -w: give up connecting after SECS, and close when nothing is sent or
+    /// received for SECS (--connect-timeout and --idle-timeout at once).
+    #[arg(help_heading = "Connection", short = 'w', value_name = "SECS", value_parser = parse_duration,
+          conflicts_with_all = ["connect_timeout", "idle_timeout"])]
+    pub wait: Option<Duration>,
+
+    /// Like nc -z: only check that the port answers (and, with --tls, that the handshake
+    /// succeeds), then close; send nothing, read no input. Exit status 0 if it answered.
+    #[arg(help_heading = "Input and output", short = 'z', conflicts_with_all = ["send_file", "starttls", "reconnect"])]
+    pub zero_io: bool,
+
+    /// Like nc -q: after the end of the input, wait at most SECS for the server to close,
+    /// then quit (--drain-timeout under nc's name). Quitting this way is not an error once
+    /// everything sent was delivered.
+    #[arg(help_heading = "Input and output", short = 'q', value_name = "SECS", value_parser = parse_duration,
+          conflicts_with = "drain_timeout")]
+    pub quit_after: Option<Duration>,
+
+    /// Like nc -N: shut the sending side down at the end of the input. Always done; the
+    /// flag is accepted so that nc command lines work unchanged.
+    #[arg(help_heading = "Input and output", short = 'N')]
+    pub shutdown_at_eof: bool,
+
     /// Write every lifecycle event to standard error as one JSON line.
-    #[arg(long)]
+    #[arg(help_heading = "Diagnostics", long)]
     pub trace: bool,
 
     /// Say what happens on standard error: connected, TLS parameters, the core's phase
     /// changes and refusals, the close report.
-    #[arg(short, long)]
+    #[arg(help_heading = "Diagnostics", short, long)]
     pub verbose: bool,
 }
 
@@ -144,6 +197,14 @@ pub enum Command {
     /// Run a scripted session against an embedded server on 127.0.0.1: connect, plaintext
     /// exchange, STARTTLS, encrypted exchange, graceful shutdown. Needs no network or files.
     Demo,
+    /// Print a completion script for this shell to standard output (for example
+    /// `tcpclient completions bash > /etc/bash_completion.d/tcpclient`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output (`tcpclient man | man -l -`).
+    Man,
 }
 
 /// The STARTTLS dialogues, named as `openssl s_client -starttls` names them.

@@ -23,6 +23,8 @@ pub struct Inbound<'a> {
     buffered: BytesMut,
     /// How much of `buffered` is known to hold no line end: each byte is looked at once.
     scanned: usize,
+    /// The address of the connection, once one is up.
+    pub connected_to: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Inbound<'a> {
@@ -33,6 +35,7 @@ impl<'a> Inbound<'a> {
             verbose,
             buffered: BytesMut::new(),
             scanned: 0,
+            connected_to: None,
         }
     }
 
@@ -57,6 +60,9 @@ impl<'a> Inbound<'a> {
             };
             match notification {
                 Notification::Event(event) => {
+                    if let Event::Connected(addr) = &event {
+                        self.connected_to = Some(*addr);
+                    }
                     self.trace.event(&event);
                     if self.verbose {
                         describe(&event);

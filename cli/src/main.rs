@@ -54,6 +54,8 @@ fn run() -> i32 {
     let args = Args::parse();
     let result = match args.command {
         Some(args::Command::Demo) => demo::run(),
+        Some(args::Command::Completions { shell }) => completions(shell),
+        Some(args::Command::Man) => man_page(),
         None => session::run(&args),
     };
     match result {
@@ -63,6 +65,21 @@ fn run() -> i32 {
             1
         }
     }
+}
+
+/// `tcpclient completions SHELL`: generated from the argument definitions.
+fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    clap_complete::generate(shell, &mut command, "tcpclient", &mut std::io::stdout());
+    Ok(())
+}
+
+/// `tcpclient man`: the manual page, generated from the argument definitions.
+fn man_page() -> Result<(), Failure> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout())?;
+    Ok(())
 }
 
 /// What to do about a failure, where the command line can fix it.
@@ -76,6 +93,16 @@ fn hint(report: &CloseReport) -> &'static str {
         }
         Err(Error::Tls(TlsError::CertificateNameMismatch { .. })) => {
             " (--servername sets the name to verify)"
+        }
+        Err(Error::Tls(TlsError::AlertReceived { alert }))
+            if alert == "CertificateRequired" || alert == "HandshakeFailure" =>
+        {
+            " (if the server wants a client certificate, pass it with --cert and --key)"
+        }
+        Err(Error::Tls(TlsError::AlertReceived { alert }))
+            if alert == "BadCertificate" || alert == "UnknownCA" =>
+        {
+            " (the server refused the client certificate of --cert)"
         }
         _ => "",
     }

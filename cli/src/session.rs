@@ -32,11 +32,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let (Some(host), Some(port)) = (args.host.as_deref(), args.port) else {
         return Err(Failure::Setup("HOST and PORT are required".into()));
     };
+    let connect_timeout = args.wait.unwrap_or(args.connect_timeout);
     let mut config = Config::new(host, port)
         .with_delay(args.delay)
-        .with_connect_timeout(args.connect_timeout)
-        .with_drain_timeout(args.drain_timeout)
-        .with_idle_timeout(args.idle_timeout)
+        .with_connect_timeout(connect_timeout)
+        .with_drain_timeout(drain_timeout(args))
+        .with_idle_timeout(args.wait.or(args.idle_timeout))
         .with_attempt_delay(args.happy_eyeballs_delay)
         .with_family_preference(family_preference(args))
         .with_socket_options(socket_options(args));
@@ -73,7 +74,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     // --connect-timeout bounds the whole establishment, as curl's does: every connect
     // attempt (the core's own deadline), then the STARTTLS dialogue and the TLS handshake.
     let deadline = started
-        .checked_add(args.delay.saturating_add(args.connect_timeout))
+        .checked_add(args.delay.saturating_add(connect_timeout))
         .unwrap_or(started + Duration::from_secs(365 * 86_400));
     let mut preamble = 0;
     if args.tls {
@@ -83,6 +84,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     if let Some(protocol) = args.starttls {
         preamble = starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
+    }
+    if args.zero_io {
+        return check_port(&mut inbound, host, port, deadline, args.verbose);
     }
 
     let ledger = Arc::new(Mutex::new(InputLedger::default()));
@@ -127,6 +131,54 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         } else {
             return Err(Failure::Unclean(report));
         }
+    }
+    Ok(())
+}
+
+/// How long a graceful shutdown waits for the server: `-q`, else `--drain-timeout`; at most
+/// a second for `-z`, which has nothing to deliver.
+fn drain_timeout(args: &Args) -> Duration {
+    let wait = args.quit_after.unwrap_or(args.drain_timeout);
+    if args.zero_io {
+        wait.min(Duration::from_secs(1))
+    } else {
+        wait
+    }
+}
+
+/// `-z`: connected (and, with `--tls`, handshaken) by `deadline` or not; then closed
+/// without sending anything. Says so on standard error with `-v`, as nc does.
+fn check_port(
+    inbound: &mut Inbound<'_>,
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    verbose: bool,
+) -> Result<(), Failure> {
+    // With --tls the handshake is over already, and the connection with it.
+    let answered = loop {
+        if let Some(addr) = inbound.connected_to {
+            break addr;
+        }
+        match inbound.next(Some(deadline)) {
+            Ok(Event::Closed(report)) => return Err(Failure::Unclean(report)),
+            Ok(_) => {}
+            Err(Failure::TimedOut) => {
+                return Err(Failure::Late(format!(
+                    "{host} port {port} did not answer within the connect timeout"
+                )));
+            }
+            Err(other) => return Err(other),
+        }
+    };
+    inbound.conn.finish();
+    // How the close goes does not matter: the port answered.
+    while !matches!(inbound.next(Some(deadline)), Ok(Event::Closed(_)) | Err(_)) {}
+    if verbose {
+        warn(format_args!(
+            "Connection to {host} ({}) {port} port succeeded",
+            answered.ip()
+        ));
     }
     Ok(())
 }

@@ -966,3 +966,298 @@ fn reconnect_cannot_redo_a_starttls_dialogue() {
     assert_eq!(run.status, 2, "a usage error: {}", run.stderr);
     assert!(run.stderr.contains("--starttls"), "{}", run.stderr);
 }
+
+// ---- nc habits: -z, -w, -q, -N ----
+
+/// `-z` against a port that answers: exit 0 without reading standard input (left open),
+/// and with `-v` the nc-style line.
+#[test]
+fn zero_io_says_an_open_port_answers() {
+    let [host, port] = host_port(echo_server());
+
+    let run = Spawned::new(tcpclient(&["-z", "-v", &host, &port])).finish();
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains(&format!(
+            "Connection to {host} ({host}) {port} port succeeded"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `-z` against a closed port: exit 1, and the reason.
+#[test]
+fn zero_io_says_a_closed_port_does_not() {
+    let port = unused_port().to_string();
+
+    let run = Spawned::new(tcpclient(&["-z", "127.0.0.1", &port])).finish();
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+}
+
+/// `-z --tls` checks the handshake too: a certificate the client does not trust fails it.
+#[test]
+fn zero_io_with_tls_checks_the_handshake() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+    let ca = temp_file("z-ca.pem", pki.ca_pem().as_bytes());
+    let other = temp_file("z-other-ca.pem", Pki::new().ca_pem().as_bytes());
+
+    let trusted = Spawned::new(tcpclient(&[
+        "-z",
+        "--tls",
+        "--cafile",
+        ca.to_str().unwrap(),
+        "--servername",
+        "localhost",
+        &host,
+        &port,
+    ]))
+    .finish();
+    let untrusted = Spawned::new(tcpclient(&[
+        "-z",
+        "--tls",
+        "--cafile",
+        other.to_str().unwrap(),
+        "--servername",
+        "localhost",
+        &host,
+        &port,
+    ]))
+    .finish();
+
+    assert_eq!(trusted.status, 0, "{}", trusted.stderr);
+    assert_eq!(untrusted.status, 1);
+    assert!(
+        untrusted.stderr.contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+}
+
+/// `-w SECS` (nc's): a connection where nothing happens for that long is closed, with the
+/// reason.
+#[test]
+fn wait_closes_an_idle_connection() {
+    let addr = serve(|stream| {
+        // Holds the connection open, silent, until the client goes.
+        let mut buf = [0u8; 16];
+        let _ = std::io::Read::read(&mut &stream, &mut buf);
+    });
+    let [host, port] = host_port(addr);
+    let started = Instant::now();
+
+    let run = Spawned::new(tcpclient(&["-w", "1", &host, &port])).finish();
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("idle"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A server that reads everything and never closes.
+fn never_closing_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = serve(move |mut stream| {
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        let _ = tx.send(all);
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    (addr, rx)
+}
+
+/// `-q SECS` (nc's): after the end of the input, wait that long for the server, then quit
+/// (not the default 10 s); everything was delivered, so the exit status is 0.
+#[test]
+fn quit_after_stops_waiting_for_a_server_that_never_closes() {
+    let (addr, received) = never_closing_server();
+    let [host, port] = host_port(addr);
+    let started = Instant::now();
+
+    let quit = run(&["-q", "1", &host, &port], b"all of it\n");
+
+    assert_eq!((quit.status, quit.stderr.as_str()), (0, ""));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(received.recv_timeout(LIMIT).unwrap(), b"all of it\n");
+}
+
+/// `-N` (nc's shut down at end of input) is what the command always does: accepted.
+#[test]
+fn the_nc_half_close_flag_is_accepted() {
+    let [host, port] = host_port(echo_server());
+
+    let run = run(&["-N", &host, &port], b"half-closed\n");
+
+    assert_eq!(run.stdout, b"half-closed\n");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+}
+
+// ---- completions and the manual page ----
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_flags() {
+    let bash = run(&["completions", "bash"], b"");
+    let zsh = run(&["completions", "zsh"], b"");
+    let man = run(&["man"], b"");
+
+    assert_eq!(bash.status, 0, "{}", bash.stderr);
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.contains("_tcpclient") && bash.contains("--starttls") && bash.contains("--keylogfile")
+    );
+    assert!(String::from_utf8_lossy(&zsh.stdout).contains("#compdef tcpclient"));
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH tcpclient"), "{man}");
+    assert!(man.contains("\\-\\-cert") && man.contains("\\-z"), "{man}");
+}
+
+// ---- mutual TLS and key logging ----
+
+/// A server that requires a client certificate: with --cert and --key it is a session, the
+/// echo comes back; without them the server refuses, and the reason names the flags.
+#[test]
+fn mutual_tls_is_accepted_with_the_client_certificate_and_refused_without() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config_requiring_client_cert()));
+    let ca = temp_file("mtls-ca.pem", pki.ca_pem().as_bytes());
+    let cert = temp_file("mtls-cert.pem", pki.client_cert_pem().as_bytes());
+    let key = temp_file("mtls-key.pem", pki.client_key_pem().as_bytes());
+    let tls = [
+        "--tls",
+        "--cafile",
+        ca.to_str().unwrap(),
+        "--servername",
+        "localhost",
+    ];
+
+    let with = run(
+        &[
+            &tls[..],
+            &[
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                &host,
+                &port,
+            ],
+        ]
+        .concat(),
+        b"who am I\n",
+    );
+    let without = run(&[&tls[..], &[&host, &port]].concat(), b"who am I\n");
+
+    assert_eq!((with.status, with.stderr.as_str()), (0, ""));
+    assert_eq!(with.stdout, b"who am I\n");
+    assert_eq!(without.status, 1);
+    assert!(without.stdout.is_empty());
+    assert!(without.stderr.contains("--cert"), "{}", without.stderr);
+}
+
+/// A key that is not the certificate's: refused before connecting, naming both flags.
+#[test]
+fn a_client_key_that_does_not_match_the_certificate_is_refused() {
+    let (pki, other) = (Pki::new(), Pki::new());
+    let cert = temp_file("mismatch-cert.pem", pki.client_cert_pem().as_bytes());
+    let key = temp_file("mismatch-key.pem", other.client_key_pem().as_bytes());
+    let port = unused_port().to_string();
+
+    let run = run(
+        &[
+            "--tls",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "127.0.0.1",
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("--key") && run.stderr.contains("--cert"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Collects what a rustls server logs of its secrets.
+#[derive(Debug, Default)]
+struct Collected(std::sync::Mutex<Vec<String>>);
+
+impl rustls::KeyLog for Collected {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{label} {} {}", hex(client_random), hex(secret)));
+    }
+}
+
+/// `--keylogfile`: the file holds the session's secrets in the NSS format, exactly the
+/// lines the server logged of the same session (labels, client random and secrets), which
+/// is what Wireshark needs to decrypt a capture of it.
+#[test]
+fn the_key_log_holds_the_secrets_the_server_logged_for_the_same_session() {
+    let pki = Pki::new();
+    let server_log = std::sync::Arc::new(Collected::default());
+    let mut server = (*pki.server_config()).clone();
+    server.key_log = server_log.clone();
+    let [host, port] = host_port(tls_echo_server(std::sync::Arc::new(server)));
+    let ca = temp_file("keylog-ca.pem", pki.ca_pem().as_bytes());
+    let log = temp_file("keys.log", b"");
+
+    let run = run(
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            "--keylogfile",
+            log.to_str().unwrap(),
+            &host,
+            &port,
+        ],
+        b"secret\n",
+    );
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let mut ours: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut theirs = server_log.0.lock().unwrap().clone();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+    let labels: Vec<&str> = ours.iter().filter_map(|l| l.split(' ').next()).collect();
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        assert!(labels.contains(&label), "{ours:?}");
+    }
+    assert!(
+        ours.iter()
+            .all(|l| l.split(' ').nth(1).is_some_and(|r| r.len() == 64))
+    );
+}

@@ -30,6 +30,8 @@ pub struct Pki {
     ca_pem: String,
     chain: Vec<CertificateDer<'static>>,
     key: PrivatePkcs8KeyDer<'static>,
+    client_cert_pem: String,
+    client_key_pem: String,
 }
 
 impl Pki {
@@ -83,12 +85,52 @@ impl Pki {
         let key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
         let cert = params.signed_by(&key, &issuer).expect("leaf cert");
 
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "tcpclient test client");
+        client.serial_number = Some(SerialNumber::from(4u64));
+        let client_key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
+        let client_cert = client.signed_by(&client_key, &issuer).expect("client cert");
+
         Self {
             ca: ca_cert.der().clone(),
             ca_pem: ca_cert.pem(),
             chain: vec![cert.der().clone()],
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
+    }
+
+    /// A client certificate the CA signed, in PEM, as `--cert` would read it.
+    pub fn client_cert_pem(&self) -> &str {
+        &self.client_cert_pem
+    }
+
+    /// The client certificate's private key (PKCS#8 PEM), as `--key` would read it.
+    pub fn client_key_pem(&self) -> &str {
+        &self.client_key_pem
+    }
+
+    /// A server configuration that requires a client certificate signed by the CA.
+    pub fn server_config_requiring_client_cert(&self) -> Arc<ServerConfig> {
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.roots()),
+            tls::ring_provider(),
+        )
+        .build()
+        .expect("client verifier");
+        let config = ServerConfig::builder_with_provider(tls::ring_provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                self.chain.clone(),
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .expect("server certificate");
+        Arc::new(config)
     }
 
     /// The CA certificate in PEM, as `--cafile` would read it.
