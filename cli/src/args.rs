@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(help_heading = "TLS", long)]
     pub insecure: bool,
 
-    /// The host name to announce in the SMTP EHLO.
+    /// The host name to announce in the SMTP EHLO (and the LMTP LHLO).
     #[arg(
         help_heading = "STARTTLS",
         long,
@@ -218,6 +218,12 @@ pub enum StartTlsProtocol {
     Pop3,
     /// FTP (RFC 4217): AUTH TLS, expecting 234.
     Ftp,
+    /// LMTP (RFC 2033): LHLO, then STARTTLS, expecting 220.
+    Lmtp,
+    /// NNTP (RFC 4642): STARTTLS, expecting 382.
+    Nntp,
+    /// ManageSieve (RFC 5804): STARTTLS, expecting OK.
+    Sieve,
 }
 
 /// `--keepalive`: off, or the idle time before the first probe.

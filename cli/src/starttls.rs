@@ -100,6 +100,28 @@ fn dialogue(
             say(inbound, "AUTH TLS\r\n")?;
             expect(&reply(inbound, deadline, "")?, "234")?;
         }
+        StartTlsProtocol::Lmtp => {
+            expect(&reply(inbound, deadline, "")?, "220")?;
+            say(inbound, &format!("LHLO {ehlo_name}\r\n"))?;
+            expect(&reply(inbound, deadline, "")?, "250")?;
+            say(inbound, "STARTTLS\r\n")?;
+            expect(&reply(inbound, deadline, "")?, "220")?;
+        }
+        StartTlsProtocol::Nntp => {
+            // 200: posting allowed; 201: not. Either may start TLS.
+            let greeting = reply(inbound, deadline, "")?;
+            if !greeting.starts_with("201") {
+                expect(&greeting, "200")?;
+            }
+            say(inbound, "STARTTLS\r\n")?;
+            expect(&reply(inbound, deadline, "")?, "382")?;
+        }
+        StartTlsProtocol::Sieve => {
+            // The greeting is the capability list, ended by an OK line.
+            expect(&sieve_reply(inbound, deadline)?, "OK")?;
+            say(inbound, "STARTTLS\r\n")?;
+            expect(&sieve_reply(inbound, deadline)?, "OK")?;
+        }
     }
     Ok(sent)
 }
@@ -139,6 +161,21 @@ fn reply(inbound: &mut Inbound<'_>, deadline: Instant, tag: &str) -> Result<Stri
             line.starts_with(tag)
         };
         if last {
+            return Ok(line);
+        }
+    }
+    Err(Failure::StartTls(format!(
+        "the server's reply went on for more than {MAX_REPLY_LINES} lines"
+    )))
+}
+
+/// Reads a ManageSieve response and returns its last line: lines until one that starts
+/// with `OK`, `NO` or `BYE` (RFC 5804 section 1.3), at most [`MAX_REPLY_LINES`].
+fn sieve_reply(inbound: &mut Inbound<'_>, deadline: Instant) -> Result<String, Failure> {
+    for _ in 0..MAX_REPLY_LINES {
+        let line = inbound.line(deadline)?;
+        let upper = line.to_ascii_uppercase();
+        if ["OK", "NO", "BYE"].iter().any(|w| upper.starts_with(w)) {
             return Ok(line);
         }
     }

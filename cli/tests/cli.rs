@@ -250,10 +250,10 @@ fn insecure_warns_and_connects_anyway() {
 }
 
 #[test]
-fn starttls_smtp_imap_pop3_and_ftp() {
+fn starttls_smtp_imap_pop3_ftp_lmtp_nntp_and_sieve() {
     let pki = Pki::new();
     let ca = temp_file("starttls-ca.pem", pki.ca_pem().as_bytes());
-    for protocol in ["smtp", "imap", "pop3", "ftp"] {
+    for protocol in ["smtp", "imap", "pop3", "ftp", "lmtp", "nntp", "sieve"] {
         let [host, port] = host_port(starttls_server(protocol, pki.server_config(), false));
         let args = [
             "--starttls",
@@ -1259,5 +1259,44 @@ fn the_key_log_holds_the_secrets_the_server_logged_for_the_same_session() {
     assert!(
         ours.iter()
             .all(|l| l.split(' ').nth(1).is_some_and(|r| r.len() == 64))
+    );
+}
+
+/// The new dialogues check what they are told: against an SMTP server, NNTP's greeting
+/// check quotes the server, and Sieve, whose greeting never ends in an OK line there, gives
+/// up at the connect timeout with the reason.
+#[test]
+fn nntp_and_sieve_against_the_wrong_server_are_clear_errors() {
+    let pki = Pki::new();
+    let [host, port] = host_port(starttls_server("smtp", pki.server_config(), false));
+
+    let nntp = run(&["--starttls", "nntp", "--insecure", &host, &port], b"");
+    let sieve = run(
+        &[
+            "--starttls",
+            "sieve",
+            "--insecure",
+            "--connect-timeout",
+            "1s",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+
+    assert_eq!(nntp.status, 1);
+    assert!(
+        nntp.stderr
+            .contains("STARTTLS: expected `200`, the server said `220 ready`"),
+        "{}",
+        nntp.stderr
+    );
+    assert_eq!(sieve.status, 1);
+    assert!(
+        sieve
+            .stderr
+            .contains("did not finish within --connect-timeout"),
+        "{}",
+        sieve.stderr
     );
 }

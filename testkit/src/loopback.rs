@@ -164,7 +164,8 @@ pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
     (addr, rx)
 }
 
-/// A line server that offers STARTTLS the way `protocol` (smtp, imap, pop3, ftp) does:
+/// A line server that offers STARTTLS the way `protocol` (smtp, imap, pop3, ftp, lmtp,
+/// nntp, sieve) does:
 /// greeting, capability exchange, the STARTTLS command and its go-ahead; then it echoes
 /// lines over TLS as `250 <line>`. With `inject`, the go-ahead carries extra plaintext in
 /// the same write: a STARTTLS command injection.
@@ -178,6 +179,9 @@ pub fn starttls_server(
             "smtp" => b"220-smtp.test ESMTP\r\n220 ready\r\n",
             "imap" => b"* OK IMAP4rev1 ready\r\n",
             "pop3" => b"+OK POP3 ready\r\n",
+            "lmtp" => b"220 lmtp.test LMTP ready\r\n",
+            "nntp" => b"200 news.test ready, posting allowed\r\n",
+            "sieve" => b"\"IMPLEMENTATION\" \"test\"\r\n\"SIEVE\" \"fileinto\"\r\n\"STARTTLS\"\r\nOK \"ready\"\r\n",
             _ => b"220-welcome\r\n220 ftp ready\r\n",
         };
         let _ = stream.write_all(greeting);
@@ -194,6 +198,12 @@ pub fn starttls_server(
                 ("imap", ". STARTTLS") => b". OK begin TLS\r\n",
                 ("pop3", "STLS") => b"+OK begin TLS\r\n",
                 ("ftp", "AUTH TLS") => b"234 go ahead\r\n",
+                ("lmtp", l) if l.starts_with("LHLO") => {
+                    b"250-lmtp.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+                }
+                ("lmtp", "STARTTLS") => b"220 go ahead\r\n",
+                ("nntp", "STARTTLS") => b"382 continue with TLS negotiation\r\n",
+                ("sieve", "STARTTLS") => b"OK \"begin TLS negotiation now\"\r\n",
                 _ => b"500 what?\r\n",
             };
             let go_ahead = !reply.starts_with(b"500")
