@@ -141,7 +141,7 @@ pub use error::{Error, InvalidInput, TlsError};
 pub use input::Input;
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};
 pub use output::{Event, Output};
-pub use report::{Attempt, AttemptOutcome, CloseReport, Ending, TlsInfo};
+pub use report::{Attempt, AttemptOutcome, CloseReport, Ending, PeerCertificates, TlsInfo};
 pub use rng::SplitMix;
 pub use session::Session;
 pub use state::Phase;

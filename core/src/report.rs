@@ -245,6 +245,23 @@ pub struct TlsInfo {
     pub cipher_suite: Option<rustls::CipherSuite>,
     /// The ALPN protocol the server chose, if any.
     pub alpn_protocol: Option<Vec<u8>>,
+    /// The session resumed an earlier one (a ticket kept by the same
+    /// [`rustls::ClientConfig`]): no certificate was presented or verified this time.
+    pub resumed: bool,
+    /// The certificate chain the server presented and the client verified, leaf first (for
+    /// a resumed session, the chain of the session it resumed).
+    pub peer_certificates: PeerCertificates,
+}
+
+/// The server's certificates (DER), leaf first. Its `Debug` says how many there are rather
+/// than printing them.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PeerCertificates(pub Vec<rustls::pki_types::CertificateDer<'static>>);
+
+impl fmt::Debug for PeerCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerCertificates({} DER)", self.0.len())
+    }
 }
 
 impl fmt::Display for TlsInfo {
@@ -258,6 +275,9 @@ impl fmt::Display for TlsInfo {
         }
         if let Some(alpn) = &self.alpn_protocol {
             write!(f, ", ALPN {}", String::from_utf8_lossy(alpn))?;
+        }
+        if self.resumed {
+            f.write_str(", resumed")?;
         }
         Ok(())
     }

@@ -86,6 +86,49 @@ fn tls_established_reports_version_suite_and_alpn() {
         info.to_string(),
         "TLSv1_3, TLS13_AES_256_GCM_SHA384, ALPN h2"
     );
+    assert!(!info.resumed);
+    assert_eq!(info.peer_certificates.0, [pki.server_cert_der().clone()]);
+}
+
+/// A second session with the same client configuration resumes the first (from the ticket
+/// the server sent), and says so; its certificates are those verified in the first.
+#[test]
+fn a_second_session_with_the_same_config_resumes_and_says_so() {
+    let pki = Pki::new();
+    let mut server = (*pki.server_config()).clone();
+    server.send_tls13_tickets = 1;
+    let server = std::sync::Arc::new(server);
+    let client = pki.client_tls("localhost");
+    let session = |server: &std::sync::Arc<rustls::ServerConfig>| {
+        let mut pair = Pair::new(local().with_tls(client.clone()));
+        pair.input(Input::StartTls);
+        pair.server.start_tls(server.clone());
+        pair.connect();
+        // The ticket comes after the handshake: take it, then close.
+        pair.server.send(b"ticket delivered");
+        pair.drive();
+        pair.input(Input::Finish);
+        pair.server.send_close_notify();
+        pair.server_fin();
+        pair.events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TlsEstablished(info) => Some(info),
+                _ => None,
+            })
+            .expect("a TLS session")
+    };
+
+    let first = session(&server);
+    let second = session(&server);
+
+    assert!(
+        !first.resumed && first.peer_certificates.0.len() == 1,
+        "{first:?}"
+    );
+    assert!(second.resumed, "{second:?}");
+    assert_eq!(second.peer_certificates, first.peer_certificates);
+    assert!(second.to_string().ends_with(", resumed"), "{second}");
 }
 
 #[test]

@@ -103,6 +103,11 @@ impl Pki {
         }
     }
 
+    /// The server certificate (DER) the server configurations present.
+    pub fn server_cert_der(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+
     /// A client certificate the CA signed, in PEM, as `--cert` would read it.
     pub fn client_cert_pem(&self) -> &str {
         &self.client_cert_pem

@@ -21,7 +21,7 @@ pub use config::{
     danger_client_config_accepting_any_certificate, ring_provider, roots_from_pem,
 };
 
-use crate::{TlsConfig, TlsError, TlsInfo};
+use crate::{PeerCertificates, TlsConfig, TlsError, TlsInfo};
 use drain::Drain;
 use framing::RecordBoundaries;
 
@@ -233,6 +233,8 @@ impl TlsSession {
                 protocol_version: None,
                 cipher_suite: None,
                 alpn_protocol: None,
+                resumed: false,
+                peer_certificates: PeerCertificates::default(),
             },
         }
     }
@@ -255,6 +257,12 @@ fn connection_info(conn: &ClientConnection) -> TlsInfo {
         protocol_version: conn.protocol_version(),
         cipher_suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
         alpn_protocol: conn.alpn_protocol().map(<[u8]>::to_vec),
+        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        peer_certificates: PeerCertificates(
+            conn.peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        ),
     }
 }
 
