@@ -159,6 +159,18 @@ pub struct Args {
     #[arg(help_heading = "TLS", long, value_name = "PATH")]
     pub keylogfile: Option<PathBuf>,
 
+    /// Show the server's certificate chain once the handshake is done: for each
+    /// certificate its subject, issuer, validity and alternative names, then the PEM (on
+    /// standard error, like -v; as openssl s_client -showcerts).
+    #[arg(help_heading = "TLS", long)]
+    pub showcerts: bool,
+
+    /// Show what the handshake negotiated: version, cipher suite, ALPN, whether the
+    /// session was resumed, the server certificate's subject (on standard error; as
+    /// openssl s_client -brief).
+    #[arg(help_heading = "TLS", long)]
+    pub brief: bool,
+
     /// Like nc -w: give up connecting after SECS, and close when nothing is sent or
     /// received for SECS (--connect-timeout and --idle-timeout at once).
     #[arg(help_heading = "Connection", short = 'w', value_name = "SECS", value_parser = parse_duration,

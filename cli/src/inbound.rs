@@ -25,6 +25,10 @@ pub struct Inbound<'a> {
     scanned: usize,
     /// The address of the connection, once one is up.
     pub connected_to: Option<std::net::SocketAddr>,
+    /// `--brief`: show the handshake's parameters once it is done.
+    pub brief: bool,
+    /// `--showcerts`: show the server's certificate chain once the handshake is done.
+    pub showcerts: bool,
 }
 
 impl<'a> Inbound<'a> {
@@ -36,6 +40,8 @@ impl<'a> Inbound<'a> {
             buffered: BytesMut::new(),
             scanned: 0,
             connected_to: None,
+            brief: false,
+            showcerts: false,
         }
     }
 
@@ -62,6 +68,14 @@ impl<'a> Inbound<'a> {
                 Notification::Event(event) => {
                     if let Event::Connected(addr) = &event {
                         self.connected_to = Some(*addr);
+                    }
+                    if let Event::TlsEstablished(info) = &event {
+                        if self.brief {
+                            eprint!("{}", super::certs::brief(info));
+                        }
+                        if self.showcerts {
+                            eprint!("{}", super::certs::chain(info));
+                        }
                     }
                     self.trace.event(&event);
                     if self.verbose {

@@ -5,6 +5,7 @@
 //! All connection logic is the core's; this is the application around it.
 
 mod args;
+mod certs;
 mod demo;
 mod demo_server;
 mod diagnostics;

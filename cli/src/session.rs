@@ -69,6 +69,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     };
     let trace = Trace::new(args.trace);
     let mut inbound = Inbound::new(&conn, &trace, args.verbose);
+    inbound.brief = args.brief;
+    inbound.showcerts = args.showcerts;
     let interrupted = watch_interrupts(conn.sender(), &trace)?;
 
     // --connect-timeout bounds the whole establishment, as curl's does: every connect

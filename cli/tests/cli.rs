@@ -1300,3 +1300,72 @@ fn nntp_and_sieve_against_the_wrong_server_are_clear_errors() {
         sieve.stderr
     );
 }
+
+// ---- what the handshake negotiated, and the chain ----
+
+/// `--brief` and `--showcerts` against the test PKI, field by field: the negotiated
+/// parameters, then the leaf's subject, issuer, validity and alternative names, and its PEM,
+/// which decodes to the very certificate the server presented.
+#[test]
+fn brief_and_showcerts_show_the_test_pki_field_by_field() {
+    let pki = Pki::new();
+    let [host, port] = host_port(tls_echo_server(pki.server_config()));
+    let ca = temp_file("showcerts-ca.pem", pki.ca_pem().as_bytes());
+
+    let run = run(
+        &[
+            "--tls",
+            "--brief",
+            "--showcerts",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            &host,
+            &port,
+        ],
+        b"x\n",
+    );
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, b"x\n", "the certificates go to standard error");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {}", run.stderr))
+    };
+    assert_eq!(lines[at("Protocol version:")], "Protocol version: TLSv1_3");
+    assert_eq!(
+        lines[at("Ciphersuite:")],
+        "Ciphersuite: TLS13_AES_256_GCM_SHA384"
+    );
+    assert_eq!(lines[at("Session:")], "Session: new");
+    assert_eq!(
+        lines[at("Peer certificate:")],
+        "Peer certificate: CN=tcpclient test server"
+    );
+    assert_eq!(lines[at("Verification:")], "Verification: OK");
+    let leaf = at(" 0 s:");
+    assert_eq!(
+        &lines[leaf..leaf + 4],
+        [
+            " 0 s:CN=tcpclient test server",
+            "   i:CN=tcpclient test CA",
+            "   v:NotBefore: Jan  1 00:00:00 1975 +00:00; NotAfter: Jan  1 00:00:00 4096 +00:00",
+            "   san:DNS:localhost, IP:127.0.0.1, IP:::1",
+        ]
+    );
+    let begin = at("-----BEGIN CERTIFICATE-----");
+    let end = at("-----END CERTIFICATE-----");
+    let pem = lines[begin..=end].join("\n");
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+        .expect("a PEM certificate");
+    assert_eq!(der, pki.server_cert_der().to_vec());
+    assert!(
+        !run.stderr.contains(" 1 s:"),
+        "the test server sends its leaf only"
+    );
+}
