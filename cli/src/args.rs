@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     subcommand_negates_reqs = true
 )]
 #[command(
-    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80\n  tcpclient -z -v -w 2 example.org 443\n  tcpclient --tls --cert me.pem --key me.key --keylogfile keys.log internal.example 8443"
+    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80\n  tcpclient -z -v -w 2 example.org 443\n  tcpclient -X connect -x proxy.internal:3128 --tls example.org 443\n  tcpclient --tls --cert me.pem --key me.key --keylogfile keys.log internal.example 8443"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -41,7 +41,7 @@ pub struct Args {
     pub tls: bool,
 
     /// Run this protocol's STARTTLS dialogue, then switch to TLS.
-    #[arg(help_heading = "STARTTLS", long, value_name = "PROTOCOL")]
+    #[arg(help_heading = "STARTTLS and proxies", long, value_name = "PROTOCOL")]
     pub starttls: Option<StartTlsProtocol>,
 
     /// Trust the CA certificates in this PEM file instead of the system's roots.
@@ -61,9 +61,26 @@ pub struct Args {
     #[arg(help_heading = "TLS", long)]
     pub insecure: bool,
 
+    /// Like nc -x: connect through the proxy at ADDR:PORT (the proxy reaches HOST PORT).
+    #[arg(help_heading = "STARTTLS and proxies", short = 'x', long = "proxy", value_name = "ADDR:PORT", value_parser = parse_proxy,
+          conflicts_with = "reconnect")]
+    pub proxy: Option<(String, u16)>,
+
+    /// Like nc -X: the proxy's protocol, `connect` (HTTP CONNECT) or `5` (SOCKS5, the
+    /// proxy resolving HOST).
+    #[arg(
+        help_heading = "STARTTLS and proxies",
+        short = 'X',
+        long = "proxy-type",
+        value_name = "PROTOCOL",
+        default_value = "5",
+        requires = "proxy"
+    )]
+    pub proxy_type: ProxyProtocol,
+
     /// The host name to announce in the SMTP EHLO (and the LMTP LHLO).
     #[arg(
-        help_heading = "STARTTLS",
+        help_heading = "STARTTLS and proxies",
         long,
         value_name = "NAME",
         default_value = "mail.example.com"
@@ -236,6 +253,31 @@ pub enum StartTlsProtocol {
     Nntp,
     /// ManageSieve (RFC 5804): STARTTLS, expecting OK.
     Sieve,
+}
+
+/// `-X`: the proxy protocols, named as nc names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyProtocol {
+    /// HTTP CONNECT.
+    Connect,
+    /// SOCKS version 5, no authentication.
+    #[value(name = "5")]
+    Socks5,
+}
+
+/// Takes `ADDR:PORT` (an IPv6 address in brackets).
+fn parse_proxy(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}` is not ADDR:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("`{port}` in `{text}` is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{text}` has no address"));
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// `--keepalive`: off, or the idle time before the first probe.

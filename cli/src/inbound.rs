@@ -129,9 +129,41 @@ impl<'a> Inbound<'a> {
         }
     }
 
+    /// The next `n` bytes the server sends, for binary dialogues (SOCKS5), by `deadline`.
+    pub fn exact(&mut self, n: usize, deadline: Instant) -> Result<Vec<u8>, Failure> {
+        while self.buffered.len() < n {
+            if Instant::now() >= deadline {
+                return Err(Failure::TimedOut);
+            }
+            match self.next(Some(deadline))? {
+                Event::Data(data) => self.buffered.extend_from_slice(&data),
+                Event::Closed(report) => {
+                    return Err(Failure::StartTls(format!(
+                        "the connection closed during the dialogue: {report}"
+                    )));
+                }
+                Event::PeerClosed => {
+                    return Err(Failure::StartTls(
+                        "the server closed the connection during the dialogue".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.scanned = 0;
+        Ok(self.buffered.split_to(n).to_vec())
+    }
+
     /// Bytes received but not consumed as lines.
     pub fn leftover(&self) -> usize {
         self.buffered.len()
+    }
+
+    /// Takes the bytes received but not consumed by a dialogue: after a proxy's go-ahead,
+    /// the first bytes of the server behind it.
+    pub fn take_leftover(&mut self) -> bytes::Bytes {
+        self.scanned = 0;
+        self.buffered.split().freeze()
     }
 }
 

@@ -11,6 +11,7 @@ mod demo_server;
 mod diagnostics;
 mod inbound;
 mod output;
+mod proxy;
 mod session;
 mod starttls;
 mod tls;
@@ -39,6 +40,9 @@ pub enum Failure {
     /// A STARTTLS dialogue went wrong.
     #[error("STARTTLS: {0}")]
     StartTls(String),
+    /// The proxy refused, or its dialogue went wrong.
+    #[error("proxy: {0}")]
+    Proxy(String),
     /// Input was read but could not all be sent.
     #[error("{0}")]
     InputNotSent(String),

@@ -33,7 +33,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         return Err(Failure::Setup("HOST and PORT are required".into()));
     };
     let connect_timeout = args.wait.unwrap_or(args.connect_timeout);
-    let mut config = Config::new(host, port)
+    // Through a proxy, the connection is the proxy's; HOST PORT is asked of it.
+    let (to_host, to_port) = match &args.proxy {
+        Some((proxy_host, proxy_port)) => (proxy_host.as_str(), *proxy_port),
+        None => (host, port),
+    };
+    let mut config = Config::new(to_host, to_port)
         .with_delay(args.delay)
         .with_connect_timeout(connect_timeout)
         .with_drain_timeout(drain_timeout(args))
@@ -79,13 +84,30 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .checked_add(args.delay.saturating_add(connect_timeout))
         .unwrap_or(started + Duration::from_secs(365 * 86_400));
     let mut preamble = 0;
+    let mut early = None;
+    if args.proxy.is_some() {
+        preamble += super::proxy::tunnel(&mut inbound, args.proxy_type, host, port, deadline)?;
+        // What came after the go-ahead: the server's first bytes, or, before a handshake,
+        // an injection.
+        let after = inbound.take_leftover();
+        if !after.is_empty() {
+            if args.tls || args.starttls.is_some() {
+                return Err(Failure::Proxy(format!(
+                    "the proxy sent {} bytes after its go-ahead and before the TLS handshake; \
+                     refusing them",
+                    after.len()
+                )));
+            }
+            early = Some(after);
+        }
+    }
     if args.tls {
         trace.request("StartTls", json!({}));
         conn.start_tls();
         starttls::await_tls(&mut inbound, deadline, |_| Ok(()))?;
     }
     if let Some(protocol) = args.starttls {
-        preamble = starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
+        preamble += starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
     }
     if args.zero_io {
         return check_port(&mut inbound, host, port, deadline, args.verbose);
@@ -101,7 +123,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     };
     std::thread::spawn(move || pumping.run(input));
 
-    let report = copy_to_stdout(&mut inbound)?;
+    let report = copy_to_stdout(&mut inbound, early)?;
     let interrupted = interrupted.load(Ordering::Relaxed);
     // Under the ledger's lock the input thread is between reads (it reads under the lock):
     // what it read is counted, and it reads nothing more for this session.
@@ -233,10 +255,18 @@ fn socket_options(args: &Args) -> SocketOptions {
 ///
 /// Blocking on a slow standard output is fine: the connection stops reading the socket
 /// while this side holds its window of unread data.
-fn copy_to_stdout(inbound: &mut Inbound<'_>) -> Result<Box<CloseReport>, Failure> {
+fn copy_to_stdout(
+    inbound: &mut Inbound<'_>,
+    early: Option<Bytes>,
+) -> Result<Box<CloseReport>, Failure> {
     let mut stdout = io::stdout().lock();
+    let mut early = early.map(Event::Data);
     loop {
-        match inbound.next(None)? {
+        let event = match early.take() {
+            Some(event) => event,
+            None => inbound.next(None)?,
+        };
+        match event {
             Event::Data(data) => {
                 let written = stdout.write_all(&data).and_then(|()| stdout.flush());
                 if let Err(e) = written {

@@ -1369,3 +1369,254 @@ fn brief_and_showcerts_show_the_test_pki_field_by_field() {
         "the test server sends its leaf only"
     );
 }
+
+// ---- proxies ----
+
+/// Relays bytes both ways between `a` and `b` until both directions end.
+fn relay(a: std::net::TcpStream, b: std::net::TcpStream) {
+    let (mut a_read, mut b_write) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let forward = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut a_read, &mut b_write);
+        let _ = b_write.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut b_read, mut a_write) = (b, a);
+    let _ = std::io::copy(&mut b_read, &mut a_write);
+    let _ = a_write.shutdown(std::net::Shutdown::Write);
+    let _ = forward.join();
+}
+
+/// How a test proxy behaves once asked for a tunnel.
+#[derive(Clone, Copy, PartialEq)]
+enum ProxyMood {
+    /// Connects to the target and relays.
+    Relays,
+    /// Refuses (HTTP 403, SOCKS5 reply 2: not allowed by ruleset).
+    Refuses,
+    /// Says yes, and adds bytes of its own right after.
+    Injects,
+    /// Reads the request and never answers.
+    Silent,
+}
+
+/// An HTTP CONNECT proxy; the tunnels it makes are recorded as `host:port`.
+fn http_proxy(mood: ProxyMood) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let (tx, asked) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let addr = serve(move |mut stream| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+        let _ = tx.lock().unwrap().send(target.clone());
+        match mood {
+            ProxyMood::Silent => std::thread::sleep(Duration::from_secs(30)),
+            ProxyMood::Refuses => {
+                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+            }
+            ProxyMood::Relays | ProxyMood::Injects => {
+                let Ok(upstream) = std::net::TcpStream::connect(&*target) else {
+                    let _ = stream.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let extra: &[u8] = if mood == ProxyMood::Injects {
+                    b"injected"
+                } else {
+                    b""
+                };
+                let _ = stream.write_all(
+                    &[
+                        &b"HTTP/1.1 200 Connection established\r\nVia: test\r\n\r\n"[..],
+                        extra,
+                    ]
+                    .concat(),
+                );
+                relay(stream, upstream);
+            }
+        }
+    });
+    (addr, asked)
+}
+
+/// A SOCKS5 proxy (no authentication) that resolves names itself; the tunnels it makes are
+/// recorded as `host:port`.
+fn socks5_proxy(mood: ProxyMood) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let (tx, asked) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let addr = serve(move |mut stream| {
+        let mut greeting = [0u8; 3];
+        if stream.read_exact(&mut greeting).is_err() || greeting != [5, 1, 0] {
+            return;
+        }
+        let _ = stream.write_all(&[5, 0]);
+        let mut head = [0u8; 4];
+        if stream.read_exact(&mut head).is_err() {
+            return;
+        }
+        let host = match head[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                let _ = stream.read_exact(&mut ip);
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut len = [0u8; 1];
+                let _ = stream.read_exact(&mut len);
+                let mut name = vec![0u8; usize::from(len[0])];
+                let _ = stream.read_exact(&mut name);
+                String::from_utf8_lossy(&name).to_string()
+            }
+            _ => return,
+        };
+        let mut port = [0u8; 2];
+        let _ = stream.read_exact(&mut port);
+        let target = format!("{host}:{}", u16::from_be_bytes(port));
+        let _ = tx.lock().unwrap().send(target.clone());
+        let ok = [5, 0, 0, 1, 127, 0, 0, 1, 0, 0];
+        match mood {
+            ProxyMood::Silent => std::thread::sleep(Duration::from_secs(30)),
+            ProxyMood::Refuses => {
+                let _ = stream.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+            }
+            ProxyMood::Relays | ProxyMood::Injects => {
+                let Ok(upstream) = std::net::TcpStream::connect(&*target) else {
+                    let _ = stream.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
+                    return;
+                };
+                let extra: &[u8] = if mood == ProxyMood::Injects {
+                    b"injected"
+                } else {
+                    b""
+                };
+                let _ = stream.write_all(&[&ok[..], extra].concat());
+                relay(stream, upstream);
+            }
+        }
+    });
+    (addr, asked)
+}
+
+/// Plaintext and TLS through each kind of proxy: the echo comes back, and the proxy was
+/// asked for HOST PORT (SOCKS5 by name: the proxy resolves `localhost`).
+#[test]
+fn http_connect_and_socks5_proxies_carry_plaintext_and_tls() {
+    let pki = Pki::new();
+    let ca = temp_file("proxy-ca.pem", pki.ca_pem().as_bytes());
+    let plain = echo_server().port().to_string();
+    let tls = tls_echo_server(pki.server_config()).port().to_string();
+    for (kind, (proxy, asked)) in [
+        ("connect", http_proxy(ProxyMood::Relays)),
+        ("5", socks5_proxy(ProxyMood::Relays)),
+    ] {
+        let proxy = proxy.to_string();
+        let through = ["-X", kind, "-x", proxy.as_str()];
+
+        let plaintext = run(&[&through[..], &["localhost", &plain]].concat(), b"plain\n");
+        let encrypted = run(
+            &[
+                &through[..],
+                &["--tls", "--cafile", ca.to_str().unwrap(), "localhost", &tls],
+            ]
+            .concat(),
+            b"secret\n",
+        );
+
+        assert_eq!(
+            (plaintext.status, plaintext.stderr.as_str()),
+            (0, ""),
+            "{kind}"
+        );
+        assert_eq!(plaintext.stdout, b"plain\n", "{kind}");
+        assert_eq!(
+            (encrypted.status, encrypted.stderr.as_str()),
+            (0, ""),
+            "{kind}"
+        );
+        assert_eq!(encrypted.stdout, b"secret\n", "{kind}");
+        assert_eq!(
+            asked.recv_timeout(LIMIT).unwrap(),
+            format!("localhost:{plain}"),
+            "{kind}"
+        );
+        assert_eq!(
+            asked.recv_timeout(LIMIT).unwrap(),
+            format!("localhost:{tls}"),
+            "{kind}"
+        );
+    }
+}
+
+/// A proxy that refuses, one that injects bytes after its go-ahead before a TLS handshake,
+/// and one that never answers: each a clear error, the last within the connect timeout.
+#[test]
+fn a_proxy_that_refuses_injects_or_stays_silent_is_a_clear_error() {
+    let target = echo_server().port().to_string();
+    for kind in ["connect", "5"] {
+        let proxy = |mood| match kind {
+            "connect" => http_proxy(mood).0.to_string(),
+            _ => socks5_proxy(mood).0.to_string(),
+        };
+        let refuses = proxy(ProxyMood::Refuses);
+        let injects = proxy(ProxyMood::Injects);
+        let silent = proxy(ProxyMood::Silent);
+        let via = |p: &str, extra: &[&str]| {
+            let started = Instant::now();
+            let run = run(
+                &[&["-X", kind, "-x", p][..], extra, &["127.0.0.1", &target]].concat(),
+                b"x\n",
+            );
+            (run, started.elapsed())
+        };
+
+        let (refused, _) = via(&refuses, &[]);
+        let (injected, _) = via(&injects, &["--tls", "--insecure"]);
+        let (silenced, waited) = via(&silent, &["--connect-timeout", "1s"]);
+
+        assert_eq!(refused.status, 1, "{kind}");
+        assert!(
+            refused.stderr.contains("proxy: the") && refused.stderr.contains("refused"),
+            "{kind}: {}",
+            refused.stderr
+        );
+        assert_eq!(injected.status, 1, "{kind}");
+        assert!(
+            injected.stderr.contains("8 bytes after its go-ahead"),
+            "{kind}: {}",
+            injected.stderr
+        );
+        assert_eq!(silenced.status, 1, "{kind}");
+        assert!(
+            silenced
+                .stderr
+                .contains("no answer from the proxy within --connect-timeout"),
+            "{kind}: {}",
+            silenced.stderr
+        );
+        assert!(waited < Duration::from_secs(10), "{kind}: {waited:?}");
+    }
+}
+
+/// Without TLS, bytes right after the go-ahead are the server's first words (a banner):
+/// written out, not refused.
+#[test]
+fn bytes_after_a_proxys_go_ahead_are_the_servers_without_tls() {
+    let target = echo_server().port().to_string();
+    let (proxy, _) = http_proxy(ProxyMood::Injects);
+
+    let run = run(
+        &[
+            "-X",
+            "connect",
+            "-x",
+            &proxy.to_string(),
+            "127.0.0.1",
+            &target,
+        ],
+        b" echoed\n",
+    );
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, b"injected echoed\n");
+}
