@@ -78,6 +78,10 @@ pub struct Args {
     )]
     pub proxy_type: ProxyProtocol,
 
+    /// The XMPP domain to open the stream to [default: HOST].
+    #[arg(help_heading = "STARTTLS and proxies", long, value_name = "DOMAIN")]
+    pub xmpphost: Option<String>,
+
     /// The host name to announce in the SMTP EHLO (and the LMTP LHLO).
     #[arg(
         help_heading = "STARTTLS and proxies",
@@ -253,6 +257,9 @@ pub enum StartTlsProtocol {
     Nntp,
     /// ManageSieve (RFC 5804): STARTTLS, expecting OK.
     Sieve,
+    /// XMPP client to server (RFC 6120): a stream header to HOST (or --xmpphost), the
+    /// starttls element, expecting proceed.
+    Xmpp,
 }
 
 /// `-X`: the proxy protocols, named as nc names them.

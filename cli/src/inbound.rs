@@ -129,6 +129,39 @@ impl<'a> Inbound<'a> {
         }
     }
 
+    /// Everything the server sends up to and including the first `end`, for dialogues
+    /// without lines (XMPP), by `deadline`; at most [`MAX_LINE`] bytes.
+    pub fn until(&mut self, end: &str, deadline: Instant) -> Result<String, Failure> {
+        let end = end.as_bytes();
+        loop {
+            if let Some(at) = self.buffered.windows(end.len()).position(|w| w == end) {
+                self.scanned = 0;
+                let taken = self.buffered.split_to(at + end.len());
+                return Ok(String::from_utf8_lossy(&taken).into_owned());
+            }
+            if self.buffered.len() > MAX_LINE {
+                return Err(line_too_long());
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::TimedOut);
+            }
+            match self.next(Some(deadline))? {
+                Event::Data(data) => self.buffered.extend_from_slice(&data),
+                Event::Closed(report) => {
+                    return Err(Failure::StartTls(format!(
+                        "the connection closed during the dialogue: {report}"
+                    )));
+                }
+                Event::PeerClosed => {
+                    return Err(Failure::StartTls(
+                        "the server closed the connection during the dialogue".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The next `n` bytes the server sends, for binary dialogues (SOCKS5), by `deadline`.
     pub fn exact(&mut self, n: usize, deadline: Instant) -> Result<Vec<u8>, Failure> {
         while self.buffered.len() < n {

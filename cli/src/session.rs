@@ -107,7 +107,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         starttls::await_tls(&mut inbound, deadline, |_| Ok(()))?;
     }
     if let Some(protocol) = args.starttls {
-        preamble += starttls::negotiate(&mut inbound, protocol, &args.name, deadline)?;
+        let names = starttls::Names {
+            ehlo: &args.name,
+            xmpp: args.xmpphost.as_deref().unwrap_or(host),
+        };
+        preamble += starttls::negotiate(&mut inbound, protocol, &names, deadline)?;
     }
     if args.zero_io {
         return check_port(&mut inbound, host, port, deadline, args.verbose);

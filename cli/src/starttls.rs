@@ -23,16 +23,15 @@ const MAX_REPLY_LINES: usize = 512;
 pub fn negotiate(
     inbound: &mut Inbound<'_>,
     protocol: StartTlsProtocol,
-    ehlo_name: &str,
+    names: &Names<'_>,
     deadline: Instant,
 ) -> Result<u64, Failure> {
-    let sent =
-        dialogue(inbound, protocol, ehlo_name, deadline).map_err(|failure| match failure {
-            Failure::TimedOut => Failure::Late(
-                "STARTTLS: the dialogue did not finish within --connect-timeout".into(),
-            ),
-            other => other,
-        })?;
+    let sent = dialogue(inbound, protocol, names, deadline).map_err(|failure| match failure {
+        Failure::TimedOut => {
+            Failure::Late("STARTTLS: the dialogue did not finish within --connect-timeout".into())
+        }
+        other => other,
+    })?;
     refuse_injection(inbound.leftover())?;
     inbound.trace.request("StartTls", json!({}));
     inbound.conn.start_tls();
@@ -63,13 +62,22 @@ pub fn await_tls(
     }
 }
 
+/// The names a dialogue announces.
+pub struct Names<'a> {
+    /// SMTP's EHLO and LMTP's LHLO.
+    pub ehlo: &'a str,
+    /// The domain an XMPP stream is opened to.
+    pub xmpp: &'a str,
+}
+
 /// The exchange before the go-ahead; returns the bytes it sent.
 fn dialogue(
     inbound: &mut Inbound<'_>,
     protocol: StartTlsProtocol,
-    ehlo_name: &str,
+    names: &Names<'_>,
     deadline: Instant,
 ) -> Result<u64, Failure> {
+    let ehlo_name = names.ehlo;
     let mut sent = 0;
     let mut say = |inbound: &mut Inbound<'_>, line: &str| {
         sent += line.len() as u64;
@@ -115,6 +123,33 @@ fn dialogue(
             }
             say(inbound, "STARTTLS\r\n")?;
             expect(&reply(inbound, deadline, "")?, "382")?;
+        }
+        StartTlsProtocol::Xmpp => {
+            say(
+                inbound,
+                &format!(
+                    "<?xml version='1.0'?><stream:stream to='{}' version='1.0' \
+                     xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+                    names.xmpp
+                ),
+            )?;
+            let features = inbound.until("</stream:features>", deadline)?;
+            if !features.contains("<starttls") {
+                return Err(Failure::StartTls(
+                    "the XMPP server does not offer starttls in its stream features".into(),
+                ));
+            }
+            say(
+                inbound,
+                "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+            )?;
+            let answer = inbound.until("/>", deadline)?;
+            if !answer.trim_start().starts_with("<proceed") {
+                return Err(Failure::StartTls(format!(
+                    "expected `<proceed/>`, the server said `{}`",
+                    answer.trim()
+                )));
+            }
         }
         StartTlsProtocol::Sieve => {
             // The greeting is the capability list, ended by an OK line.

@@ -250,10 +250,12 @@ fn insecure_warns_and_connects_anyway() {
 }
 
 #[test]
-fn starttls_smtp_imap_pop3_ftp_lmtp_nntp_and_sieve() {
+fn starttls_smtp_imap_pop3_ftp_lmtp_nntp_sieve_and_xmpp() {
     let pki = Pki::new();
     let ca = temp_file("starttls-ca.pem", pki.ca_pem().as_bytes());
-    for protocol in ["smtp", "imap", "pop3", "ftp", "lmtp", "nntp", "sieve"] {
+    for protocol in [
+        "smtp", "imap", "pop3", "ftp", "lmtp", "nntp", "sieve", "xmpp",
+    ] {
         let [host, port] = host_port(starttls_server(protocol, pki.server_config(), false));
         let args = [
             "--starttls",
@@ -1619,4 +1621,17 @@ fn bytes_after_a_proxys_go_ahead_are_the_servers_without_tls() {
 
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(run.stdout, b"injected echoed\n");
+}
+
+/// XMPP's go-ahead (`<proceed/>`) followed by a stanza in plaintext: refused, as any
+/// STARTTLS injection is.
+#[test]
+fn xmpp_injection_after_proceed_is_refused() {
+    let pki = Pki::new();
+    let [host, port] = host_port(starttls_server("xmpp", pki.server_config(), true));
+
+    let run = run(&["--starttls", "xmpp", "--insecure", &host, &port], b"");
+
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("STARTTLS injection"), "{}", run.stderr);
 }

@@ -164,8 +164,8 @@ pub fn slow_reader(pause: Duration) -> (SocketAddr, Receiver<u64>) {
     (addr, rx)
 }
 
-/// A line server that offers STARTTLS the way `protocol` (smtp, imap, pop3, ftp, lmtp,
-/// nntp, sieve) does:
+/// A server that offers STARTTLS the way `protocol` (smtp, imap, pop3, ftp, lmtp, nntp,
+/// sieve, xmpp) does:
 /// greeting, capability exchange, the STARTTLS command and its go-ahead; then it echoes
 /// lines over TLS as `250 <line>`. With `inject`, the go-ahead carries extra plaintext in
 /// the same write: a STARTTLS command injection.
@@ -175,6 +175,73 @@ pub fn starttls_server(
     inject: bool,
 ) -> SocketAddr {
     serve(move |mut stream| {
+        if protocol == "xmpp" {
+            if !xmpp_until_proceed(&mut stream, inject) {
+                return;
+            }
+        } else if !lines_until_go_ahead(&mut stream, protocol, inject) {
+            return;
+        }
+        let conn = ServerConnection::new(config.clone()).expect("server connection");
+        let mut reader = BufReader::new(StreamOwned::new(conn, stream));
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            let reply = format!("250 {}\r\n", line.trim_end());
+            if reader.get_mut().write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            line.clear();
+        }
+        let tls = reader.get_mut();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Write);
+    })
+}
+
+/// XMPP's opening (RFC 6120): the client's stream header, the server's header and features
+/// offering starttls, the client's starttls element, `<proceed/>`. Returns whether TLS is
+/// next.
+fn xmpp_until_proceed(stream: &mut TcpStream, inject: bool) -> bool {
+    if read_until(stream, b"'http://etherx.jabber.org/streams'>").is_none() {
+        return false;
+    }
+    let _ = stream.write_all(
+        b"<?xml version='1.0'?><stream:stream from='xmpp.test' id='1' version='1.0' \
+          xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>\
+          <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>\
+          </starttls></stream:features>",
+    );
+    if read_until(stream, b"/>").is_none() {
+        return false;
+    }
+    let proceed: &[u8] = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    let injected: &[u8] = if inject {
+        b"<message>injected</message>"
+    } else {
+        b""
+    };
+    stream.write_all(&[proceed, injected].concat()).is_ok()
+}
+
+/// Reads byte by byte until what was read ends with `end`.
+fn read_until(stream: &mut TcpStream, end: &[u8]) -> Option<Vec<u8>> {
+    let mut read = Vec::new();
+    let mut byte = [0u8; 1];
+    while !read.ends_with(end) {
+        stream.read_exact(&mut byte).ok()?;
+        read.push(byte[0]);
+        if read.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    Some(read)
+}
+
+/// The line protocols' greeting, capability exchange and STARTTLS command, up to the
+/// go-ahead. Returns whether TLS is next.
+fn lines_until_go_ahead(stream: &mut TcpStream, protocol: &str, inject: bool) -> bool {
+    {
         let greeting: &[u8] = match protocol {
             "smtp" => b"220-smtp.test ESMTP\r\n220 ready\r\n",
             "imap" => b"* OK IMAP4rev1 ready\r\n",
@@ -186,8 +253,8 @@ pub fn starttls_server(
         };
         let _ = stream.write_all(greeting);
         loop {
-            let Some(line) = read_line(&mut stream) else {
-                return;
+            let Some(line) = read_line(stream) else {
+                return false;
             };
             let reply: &[u8] = match (protocol, line.to_ascii_uppercase().as_str()) {
                 ("smtp", l) if l.starts_with("EHLO") => {
@@ -221,24 +288,10 @@ pub fn starttls_server(
                 .concat(),
             );
             if go_ahead {
-                break;
+                return true;
             }
         }
-        let conn = ServerConnection::new(config.clone()).expect("server connection");
-        let mut reader = BufReader::new(StreamOwned::new(conn, stream));
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            let reply = format!("250 {}\r\n", line.trim_end());
-            if reader.get_mut().write_all(reply.as_bytes()).is_err() {
-                return;
-            }
-            line.clear();
-        }
-        let tls = reader.get_mut();
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-        let _ = tls.sock.shutdown(Shutdown::Write);
-    })
+    }
 }
 
 /// Sends the same block forever (until the client goes away): an endless producer.
