@@ -112,20 +112,7 @@ impl<'a> Inbound<'a> {
             if self.buffered.len() > MAX_LINE {
                 return Err(line_too_long());
             }
-            match self.next(Some(deadline))? {
-                Event::Data(data) => self.buffered.extend_from_slice(&data),
-                Event::Closed(report) => {
-                    return Err(Failure::StartTls(format!(
-                        "the connection closed during the dialogue: {report}"
-                    )));
-                }
-                Event::PeerClosed => {
-                    return Err(Failure::StartTls(
-                        "the server closed the connection during the dialogue".into(),
-                    ));
-                }
-                _ => {}
-            }
+            self.receive_more(deadline)?;
         }
     }
 
@@ -145,20 +132,7 @@ impl<'a> Inbound<'a> {
             if Instant::now() >= deadline {
                 return Err(Failure::TimedOut);
             }
-            match self.next(Some(deadline))? {
-                Event::Data(data) => self.buffered.extend_from_slice(&data),
-                Event::Closed(report) => {
-                    return Err(Failure::StartTls(format!(
-                        "the connection closed during the dialogue: {report}"
-                    )));
-                }
-                Event::PeerClosed => {
-                    return Err(Failure::StartTls(
-                        "the server closed the connection during the dialogue".into(),
-                    ));
-                }
-                _ => {}
-            }
+            self.receive_more(deadline)?;
         }
     }
 
@@ -168,23 +142,30 @@ impl<'a> Inbound<'a> {
             if Instant::now() >= deadline {
                 return Err(Failure::TimedOut);
             }
-            match self.next(Some(deadline))? {
-                Event::Data(data) => self.buffered.extend_from_slice(&data),
-                Event::Closed(report) => {
-                    return Err(Failure::StartTls(format!(
-                        "the connection closed during the dialogue: {report}"
-                    )));
-                }
-                Event::PeerClosed => {
-                    return Err(Failure::StartTls(
-                        "the server closed the connection during the dialogue".into(),
-                    ));
-                }
-                _ => {}
-            }
+            self.receive_more(deadline)?;
         }
         self.scanned = 0;
         Ok(self.buffered.split_to(n).to_vec())
+    }
+
+    /// Takes the next event for a dialogue: data is buffered; the end of the connection
+    /// during a dialogue is an error.
+    fn receive_more(&mut self, deadline: Instant) -> Result<(), Failure> {
+        match self.next(Some(deadline))? {
+            Event::Data(data) => self.buffered.extend_from_slice(&data),
+            Event::Closed(report) => {
+                return Err(Failure::StartTls(format!(
+                    "the connection closed during the dialogue: {report}"
+                )));
+            }
+            Event::PeerClosed => {
+                return Err(Failure::StartTls(
+                    "the server closed the connection during the dialogue".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Bytes received but not consumed as lines.
