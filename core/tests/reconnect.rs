@@ -25,7 +25,10 @@ struct Run {
 
 impl Run {
     fn new(config: Config, policy: ReconnectPolicy) -> Self {
-        let start = tcpclient_testkit::epoch();
+        Self::starting_at(config, policy, tcpclient_testkit::epoch())
+    }
+
+    fn starting_at(config: Config, policy: ReconnectPolicy, start: Instant) -> Self {
         let mut run = Self {
             session: Session::new(config, policy, start),
             start,
@@ -845,4 +848,60 @@ fn a_server_that_keeps_closing_at_once_ends_the_session_at_its_attempt_limit() {
     assert!(run.session.is_closed());
     assert_eq!(run.delays().len(), 2, "two reconnects, then the limit");
     assert_eq!(run.report().result, Ok(Ending::PeerClosed));
+}
+
+/// A copied send (`Session::send_slice`) is a `Send` of the same bytes in every state of a
+/// session: before the first connection, on one, between two (held, then refused when the
+/// queue is full), and after `Finish`: the same answers, the same outputs, the same report.
+#[test]
+fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
+    let config = local().with_send_limit(16);
+    let policy = flat().with_replay_undelivered(true);
+    let start = tcpclient_testkit::epoch();
+    let (mut by_bytes, mut by_slice) = (
+        Run::starting_at(config.clone(), policy.clone(), start),
+        Run::starting_at(config, policy, start),
+    );
+    let send = |by_bytes: &mut Run, by_slice: &mut Run, data: &'static [u8]| {
+        let a = by_bytes
+            .session
+            .handle_input(by_bytes.now, Input::Send(Bytes::from_static(data)));
+        let b = by_slice.session.send_slice(data);
+        assert_eq!(a, b, "the same answer to {data:?}");
+        assert_eq!(by_bytes.drain(), by_slice.drain());
+        a
+    };
+    let both = |by_bytes: &mut Run, by_slice: &mut Run, step: &dyn Fn(&mut Run) -> Vec<Output>| {
+        assert_eq!(step(by_bytes), step(by_slice));
+    };
+
+    send(&mut by_bytes, &mut by_slice, b"early").unwrap();
+    both(&mut by_bytes, &mut by_slice, &|r| r.connect());
+    send(&mut by_bytes, &mut by_slice, b"+on").unwrap();
+    both(&mut by_bytes, &mut by_slice, &|r| {
+        r.input(Input::Written(3))
+    });
+    both(&mut by_bytes, &mut by_slice, &|r| {
+        r.input(Input::SocketError(ErrorKind::ConnectionReset))
+    });
+    send(&mut by_bytes, &mut by_slice, b"held").unwrap();
+    let refused = send(&mut by_bytes, &mut by_slice, b"one too many");
+    assert!(
+        matches!(&refused, Err(InvalidInput::QueueFull { data, .. }) if data == "one too many"),
+        "{refused:?}"
+    );
+    both(&mut by_bytes, &mut by_slice, &|r| r.connect());
+    both(&mut by_bytes, &mut by_slice, &|r| r.input(Input::Finish));
+    let late = send(&mut by_bytes, &mut by_slice, b"late");
+    assert!(
+        matches!(late, Err(InvalidInput::SendAfterShutdown { .. })),
+        "{late:?}"
+    );
+    both(&mut by_bytes, &mut by_slice, &|r| {
+        r.input(Input::Written(9))
+    });
+    both(&mut by_bytes, &mut by_slice, &|r| r.input(Input::PeerEof));
+
+    assert_eq!(by_bytes.report(), by_slice.report());
+    assert_eq!(by_slice.report().bytes_accepted, 12, "early, +on and held");
 }
