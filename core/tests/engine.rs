@@ -24,7 +24,9 @@ fn exercised(reconnect: Option<ReconnectPolicy>) -> Engine {
         .unwrap();
     while engine.poll_output().is_some() {}
 
-    engine.send(Bytes::from_static(b"hello")).unwrap();
+    // Owned and copied sends, coalesced into one transmit.
+    engine.send(Bytes::from_static(b"hel")).unwrap();
+    engine.send_slice(b"lo").unwrap();
     let transmit =
         std::iter::from_fn(|| engine.poll_output()).find(|o| matches!(o, Output::Transmit(_)));
     assert_eq!(
@@ -60,6 +62,10 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
     assert!(matches!(
         engine.send(Bytes::from_static(b"too much")),
         Err(InvalidInput::QueueFull { .. })
+    ));
+    assert!(matches!(
+        engine.send_slice(b"too much"),
+        Err(InvalidInput::QueueFull { data, .. }) if data == "too much"
     ));
     assert!(engine.consumed(100).is_err());
     let now = tcpclient_testkit::epoch();
@@ -154,4 +160,44 @@ fn splitmix_gives_the_reference_sequence_and_fair_draws() {
     );
     assert!(!SplitMix::new(1).chance(0, 4));
     assert!(SplitMix::new(1).chance(4, 4));
+}
+
+/// An empty send carries no data: nothing is handed out for it, then or before the next
+/// send (no empty transmits), whether sends are coalesced or not, owned or copied, on a
+/// client or a session.
+#[test]
+fn an_empty_send_hands_out_nothing() {
+    for coalesce_below in [0, 1024] {
+        for reconnect in [None, Some(ReconnectPolicy::default())] {
+            let now = tcpclient_testkit::epoch();
+            let config = Config::new("127.0.0.1", 7).with_coalesce_below(coalesce_below);
+            let mut engine = Engine::new(config, reconnect, now);
+            while engine.poll_output().is_some() {}
+            engine
+                .handle_input(now, Input::Connected(AttemptId(0)))
+                .unwrap();
+            while engine.poll_output().is_some() {}
+
+            engine.send(Bytes::new()).unwrap();
+            engine.send_slice(b"").unwrap();
+
+            let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
+            assert!(
+                !outputs.iter().any(|o| matches!(o, Output::Transmit(_))),
+                "coalesce_below {coalesce_below}: {outputs:?}"
+            );
+            assert_eq!(engine.bytes_accepted(), 0);
+            // Nor is anything left of them to go out before the next send.
+            engine.send(Bytes::new()).unwrap();
+            engine.send_slice(b"data").unwrap();
+            let transmits: Vec<Output> = std::iter::from_fn(|| engine.poll_output())
+                .filter(|o| matches!(o, Output::Transmit(_)))
+                .collect();
+            assert_eq!(
+                transmits,
+                [Output::Transmit(Bytes::from_static(b"data"))],
+                "coalesce_below {coalesce_below}"
+            );
+        }
+    }
 }
