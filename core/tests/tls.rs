@@ -88,6 +88,11 @@ fn tls_established_reports_version_suite_and_alpn() {
     );
     assert!(!info.resumed);
     assert_eq!(info.peer_certificates.0, [pki.server_cert_der().clone()]);
+    assert_eq!(
+        format!("{:?}", info.peer_certificates),
+        "PeerCertificates(1 DER)",
+        "event logs say how many, not the bytes"
+    );
 }
 
 /// A second session with the same client configuration resumes the first (from the ticket
