@@ -217,10 +217,7 @@ impl EventLoop {
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         };
         conn.engine.send(data)?;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id.index);
-        }
+        flag_dirty(conn, &mut self.dirty, id.index);
         Ok(())
     }
 
@@ -233,10 +230,7 @@ impl EventLoop {
             return self.send(id, Bytes::copy_from_slice(data));
         };
         conn.engine.send_slice(data)?;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id.index);
-        }
+        flag_dirty(conn, &mut self.dirty, id.index);
         Ok(())
     }
 
@@ -341,14 +335,20 @@ impl EventLoop {
         // the poller (five system calls with `polling`'s epoll backend) can wait for the
         // next turn. Never two turns in a row, so that an application that has events on
         // every turn still hears from its sockets on every other one.
-        if !self.ready.is_empty() && !self.skipped_wait {
-            self.skipped_wait = true;
-            self.fire_timers();
-            self.collect_resolutions();
-            self.flush_dirty();
-            return Ok(());
+        let skip = !self.ready.is_empty() && !self.skipped_wait;
+        self.skipped_wait = skip;
+        if !skip {
+            self.wait_and_feed(progressed, timeout)?;
         }
-        self.skipped_wait = false;
+        self.fire_timers();
+        self.collect_resolutions();
+        self.flush_dirty();
+        Ok(())
+    }
+
+    /// Waits for readiness (not at all after progress or with events ready; at most until
+    /// `timeout` or the next deadline otherwise) and feeds what the poller reports.
+    fn wait_and_feed(&mut self, progressed: bool, timeout: Option<Duration>) -> io::Result<()> {
         let mut wait = if progressed || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
@@ -369,9 +369,6 @@ impl EventLoop {
         for readiness in fired {
             self.on_readiness(readiness);
         }
-        self.fire_timers();
-        self.collect_resolutions();
-        self.flush_dirty();
         Ok(())
     }
 
@@ -400,11 +397,8 @@ impl EventLoop {
 
     #[inline]
     fn mark_dirty(&mut self, index: u32) {
-        if let Some(conn) = self.slots[index as usize].conn.as_mut()
-            && !conn.dirty
-        {
-            conn.dirty = true;
-            self.dirty.push(index);
+        if let Some(conn) = self.slots[index as usize].conn.as_mut() {
+            flag_dirty(conn, &mut self.dirty, index);
         }
     }
 
@@ -602,6 +596,15 @@ impl EventLoop {
 /// connect attempts.
 fn connection_key(index: u32) -> usize {
     index as usize * 2
+}
+
+/// Puts connection `index` on the list of those to flush, once.
+#[inline]
+fn flag_dirty(conn: &mut Conn, dirty: &mut Vec<u32>, index: u32) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(index);
+    }
 }
 
 /// The open connection `id` names, if it is still the one in its slot. (A function of the
