@@ -815,6 +815,14 @@ fn a_finish_before_the_first_connection_connects_and_closes_as_a_client_does() {
     run.fire();
 
     assert!(run.log.iter().any(|o| matches!(o, Output::Connect { .. })));
+    // Once connected, it finishes: its side shut down, and the peer's end closes it.
+    let connected = run.connect();
+    assert!(
+        connected.iter().any(|o| matches!(o, Output::ShutdownWrite)),
+        "{connected:?}"
+    );
+    run.input(Input::PeerEof);
+    assert_eq!(run.report().result, Ok(Ending::Finished));
 }
 
 #[test]

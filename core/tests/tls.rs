@@ -571,6 +571,25 @@ fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
 }
 
+/// A record header split after its first byte, announcing more than TLS allows, after our
+/// `close_notify`: refused as soon as the header is whole, not waited for.
+#[test]
+fn an_oversized_record_header_split_after_our_close_notify_is_refused_at_once() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.input(Input::Finish);
+
+    pair.input(Input::Received(&[0x17]));
+    pair.input(Input::Received(&[0x03, 0x03, 0xff, 0xff, 0, 0, 0, 0]));
+
+    match tls_error(&pair) {
+        TlsError::CorruptMessage { reason } => {
+            assert_eq!(reason, "a record longer than TLS allows")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Data the server sends after our `close_notify` and before its own is still delivered:
 /// the guard above does not cost the drain its data.
 #[test]
@@ -954,6 +973,11 @@ fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
         records.push(len);
         wire.drain(..5 + len);
     }
+    assert!(
+        wire.is_empty(),
+        "whole records only: {} bytes left",
+        wire.len()
+    );
     assert_eq!(
         records,
         [16 * 1024 + 17, 10 + 20 * 1024 - 16 * 1024 + 17],

@@ -165,9 +165,11 @@ fn sweep(seeds: Range<u64>, jobs: usize, checks: Checks) -> ExitCode {
         seen.len()
     );
     println!("wall time       {:.2} s", wall.as_secs_f64());
+    // With the determinism check every seed is a lifecycle run twice.
+    let lifecycles = seen.len() * if check_determinism { 2 } else { 1 };
     println!(
         "lifecycles/s    {:.0}",
-        seen.len() as f64 / wall.as_secs_f64()
+        lifecycles as f64 / wall.as_secs_f64()
     );
     println!(
         "simulated time  {:.0} s ({:.0}x real time)",
