@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     subcommand_negates_reqs = true
 )]
 #[command(
-    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80\n  tcpclient -z -v -w 2 example.org 443\n  tcpclient -X connect -x proxy.internal:3128 --tls example.org 443\n  tcpclient --tls --cert me.pem --key me.key --keylogfile keys.log internal.example 8443"
+    after_help = "Examples:\n  tcpclient demo\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpclient --tls example.org 443\n  tcpclient --starttls smtp --cafile ca.pem mail.example.org 25\n  tcpclient --send-file big.iso --rate 1000000 127.0.0.1 9000\n  tcpclient -4 -s 192.0.2.10 --keepalive 30s example.org 80\n  tcpclient -z -v -w 2 example.org 443\n  tcpclient -X connect -x proxy.internal:3128 --tls example.org 443\n  tcpclient --tls --cert me.pem --key me.key --keylogfile keys.log internal.example 8443\n  tcpclient --tls --resume-test 3 example.org 443"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -191,6 +191,16 @@ pub struct Args {
     /// openssl s_client -brief).
     #[arg(help_heading = "TLS", long)]
     pub brief: bool,
+
+    /// Check that the server resumes TLS sessions: connect, make a full handshake and wait
+    /// (up to 1 s) for the server's session ticket, close; then connect N more times, each
+    /// resuming the session, and say of each whether it was resumed (on standard error, as
+    /// openssl s_client -reconnect). Sends nothing, reads no input. Exit status 0 if all N
+    /// were resumed.
+    #[arg(help_heading = "TLS", long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..100),
+          conflicts_with_all = ["send_file", "reconnect", "zero_io"])]
+    pub resume_test: Option<u32>,
 
     /// Like nc -w: give up connecting after SECS, and close when nothing is sent or
     /// received for SECS (--connect-timeout and --idle-timeout at once).

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tcpclient_core::Event;
+use tcpclient_core::{Event, TlsInfo};
 use tcpclient_polling::{Connection, Notification};
 
 use super::Failure;
@@ -29,6 +29,8 @@ pub struct Inbound<'a> {
     pub brief: bool,
     /// `--showcerts`: show the server's certificate chain once the handshake is done.
     pub showcerts: bool,
+    /// What the TLS handshake negotiated, once it is done.
+    pub tls: Option<TlsInfo>,
 }
 
 impl<'a> Inbound<'a> {
@@ -42,6 +44,7 @@ impl<'a> Inbound<'a> {
             connected_to: None,
             brief: false,
             showcerts: false,
+            tls: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl<'a> Inbound<'a> {
                         if self.showcerts {
                             eprint!("{}", super::certs::chain(info));
                         }
+                        self.tls = Some(info.clone());
                     }
                     self.trace.event(&event);
                     if self.verbose {

@@ -12,6 +12,7 @@ mod diagnostics;
 mod inbound;
 mod output;
 mod proxy;
+mod resumption;
 mod session;
 mod starttls;
 mod tls;
@@ -43,6 +44,9 @@ pub enum Failure {
     /// The proxy refused, or its dialogue went wrong.
     #[error("proxy: {0}")]
     Proxy(String),
+    /// `--resume-test`: a connection was not resumed.
+    #[error("--resume-test: {0}")]
+    NotResumed(String),
     /// Input was read but could not all be sent.
     #[error("{0}")]
     InputNotSent(String),

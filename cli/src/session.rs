@@ -23,7 +23,7 @@ use super::args::{Args, KeepaliveArg};
 use super::inbound::Inbound;
 use super::output::warn;
 use super::trace::Trace;
-use super::{Failure, starttls, tls};
+use super::{Failure, resumption, starttls, tls};
 
 /// Bytes read from the input per `send`.
 const CHUNK: usize = 64 * 1024;
@@ -46,7 +46,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .with_attempt_delay(args.happy_eyeballs_delay)
         .with_family_preference(family_preference(args))
         .with_socket_options(socket_options(args));
-    if let Some(tls) = tls::config(args, host)? {
+    // --resume-test watches the session store for the server's tickets.
+    let tickets = args.resume_test.map(|_| resumption::Tickets::new());
+    if let Some(tls) = tls::config(args, host, tickets.clone())? {
         config = config.with_tls(tls);
     }
     let (input, file_len) = match &args.send_file {
@@ -66,53 +68,23 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
 
     let runtime = Runtime::spawn()?;
+    let trace = Trace::new(args.trace);
+    if let (Some(resumptions), Some(tickets)) = (args.resume_test, &tickets) {
+        return resumption::check(&runtime, &config, &trace, args, resumptions, tickets);
+    }
     let started = Instant::now();
     let conn = if args.reconnect {
         runtime.connect_session(config, reconnect_policy(args))?
     } else {
         runtime.connect(config)?
     };
-    let trace = Trace::new(args.trace);
     let mut inbound = Inbound::new(&conn, &trace, args.verbose);
     inbound.brief = args.brief;
     inbound.showcerts = args.showcerts;
     let interrupted = watch_interrupts(conn.sender(), &trace)?;
 
-    // --connect-timeout bounds the whole establishment, as curl's does: every connect
-    // attempt (the core's own deadline), then the STARTTLS dialogue and the TLS handshake.
-    let deadline = started
-        .checked_add(args.delay.saturating_add(connect_timeout))
-        .unwrap_or(started + Duration::from_secs(365 * 86_400));
-    let mut preamble = 0;
-    let mut early = None;
-    if args.proxy.is_some() {
-        preamble += super::proxy::tunnel(&mut inbound, args.proxy_type, host, port, deadline)?;
-        // What came after the go-ahead: the server's first bytes, or, before a handshake,
-        // an injection.
-        let after = inbound.take_leftover();
-        if !after.is_empty() {
-            if args.tls || args.starttls.is_some() {
-                return Err(Failure::Proxy(format!(
-                    "the proxy sent {} bytes after its go-ahead and before the TLS handshake; \
-                     refusing them",
-                    after.len()
-                )));
-            }
-            early = Some(after);
-        }
-    }
-    if args.tls {
-        trace.request("StartTls", json!({}));
-        conn.start_tls();
-        starttls::await_tls(&mut inbound, deadline, |_| Ok(()))?;
-    }
-    if let Some(protocol) = args.starttls {
-        let names = starttls::Names {
-            ehlo: &args.name,
-            xmpp: args.xmpphost.as_deref().unwrap_or(host),
-        };
-        preamble += starttls::negotiate(&mut inbound, protocol, &names, deadline)?;
-    }
+    let deadline = establishment_deadline(started, args);
+    let Established { preamble, early } = establish(&mut inbound, args, deadline)?;
     if args.zero_io {
         return check_port(&mut inbound, host, port, deadline, args.verbose);
     }
@@ -161,6 +133,69 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// --connect-timeout bounds the whole establishment, as curl's does: every connect
+/// attempt (the core's own deadline), then the proxy and STARTTLS dialogues and the TLS
+/// handshake.
+pub fn establishment_deadline(started: Instant, args: &Args) -> Instant {
+    let connect_timeout = args.wait.unwrap_or(args.connect_timeout);
+    started
+        .checked_add(args.delay.saturating_add(connect_timeout))
+        .unwrap_or(started + Duration::from_secs(365 * 86_400))
+}
+
+/// What the dialogues before the session left behind.
+pub struct Established {
+    /// Bytes the dialogues sent, which are not the input's.
+    pub preamble: u64,
+    /// What the server behind a proxy sent right after the proxy's go-ahead.
+    pub early: Option<Bytes>,
+}
+
+/// The proxy dialogue, then TLS from the start or the STARTTLS dialogue, by `deadline`.
+pub fn establish(
+    inbound: &mut Inbound<'_>,
+    args: &Args,
+    deadline: Instant,
+) -> Result<Established, Failure> {
+    let (Some(host), Some(port)) = (args.host.as_deref(), args.port) else {
+        return Err(Failure::Setup("HOST and PORT are required".into()));
+    };
+    let mut established = Established {
+        preamble: 0,
+        early: None,
+    };
+    if args.proxy.is_some() {
+        established.preamble +=
+            super::proxy::tunnel(inbound, args.proxy_type, host, port, deadline)?;
+        // What came after the go-ahead: the server's first bytes, or, before a handshake,
+        // an injection.
+        let after = inbound.take_leftover();
+        if !after.is_empty() {
+            if args.tls || args.starttls.is_some() {
+                return Err(Failure::Proxy(format!(
+                    "the proxy sent {} bytes after its go-ahead and before the TLS handshake; \
+                     refusing them",
+                    after.len()
+                )));
+            }
+            established.early = Some(after);
+        }
+    }
+    if args.tls {
+        inbound.trace.request("StartTls", json!({}));
+        inbound.conn.start_tls();
+        starttls::await_tls(inbound, deadline, |_| Ok(()))?;
+    }
+    if let Some(protocol) = args.starttls {
+        let names = starttls::Names {
+            ehlo: &args.name,
+            xmpp: args.xmpphost.as_deref().unwrap_or(host),
+        };
+        established.preamble += starttls::negotiate(inbound, protocol, &names, deadline)?;
+    }
+    Ok(established)
 }
 
 /// How long a graceful shutdown waits for the server: `-q`, else `--drain-timeout`; at most

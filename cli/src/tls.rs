@@ -1,11 +1,11 @@
-//! Turning `--tls`, `--cafile`, `--servername`, `--alpn`, `--insecure`, `--cert`/`--key` and
-//! `--keylogfile` into a TLS config.
+//! Turning `--tls`, `--cafile`, `--servername`, `--alpn`, `--insecure`, `--cert`/`--key`,
+//! `--keylogfile` and `--resume-test` into a TLS config.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustls::client::ResolvesClientCert;
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
@@ -16,14 +16,19 @@ use tcpclient_core::{TlsConfig, tls};
 use super::Failure;
 use super::args::Args;
 use super::output::warn;
+use super::resumption::Tickets;
 
 /// The TLS configuration the arguments ask for, if they ask for TLS at all. Verification is
 /// on unless `--insecure`: against `--cafile`, or else the platform's roots.
-pub fn config(args: &Args, host: &str) -> Result<Option<TlsConfig>, Failure> {
+pub fn config(
+    args: &Args,
+    host: &str,
+    tickets: Option<Arc<Tickets>>,
+) -> Result<Option<TlsConfig>, Failure> {
     if !args.tls && args.starttls.is_none() {
-        if args.cert.is_some() || args.keylogfile.is_some() {
+        if args.cert.is_some() || args.keylogfile.is_some() || args.resume_test.is_some() {
             return Err(Failure::Setup(
-                "--cert and --keylogfile need TLS: add --tls or --starttls".into(),
+                "--cert, --keylogfile and --resume-test need TLS: add --tls or --starttls".into(),
             ));
         }
         return Ok(None);
@@ -51,7 +56,7 @@ pub fn config(args: &Args, host: &str) -> Result<Option<TlsConfig>, Failure> {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     };
-    let client_config = with_identity_and_key_log(client_config, args)?;
+    let client_config = with_identity_key_log_and_store(client_config, args, tickets)?;
     // `[::1]`: the brackets delimit the address; the name to verify is the address itself.
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     let name = args.servername.as_deref().or(literal).unwrap_or(host);
@@ -60,20 +65,24 @@ pub fn config(args: &Args, host: &str) -> Result<Option<TlsConfig>, Failure> {
     Ok(Some(TlsConfig::new(client_config, server_name)))
 }
 
-/// Adds the client certificate of `--cert`/`--key` (mutual TLS) and the key log of
-/// `--keylogfile` (or `SSLKEYLOGFILE`) to `config`.
-fn with_identity_and_key_log(
+/// Adds the client certificate of `--cert`/`--key` (mutual TLS), the key log of
+/// `--keylogfile` (or `SSLKEYLOGFILE`) and the session store of `--resume-test` to `config`.
+fn with_identity_key_log_and_store(
     config: Arc<ClientConfig>,
     args: &Args,
+    tickets: Option<Arc<Tickets>>,
 ) -> Result<Arc<ClientConfig>, Failure> {
     let key_log_path = args
         .keylogfile
         .clone()
         .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
-    if args.cert.is_none() && key_log_path.is_none() {
+    if args.cert.is_none() && key_log_path.is_none() && tickets.is_none() {
         return Ok(config);
     }
     let mut config = (*config).clone();
+    if let Some(tickets) = tickets {
+        config.resumption = Resumption::store(tickets);
+    }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         config.client_auth_cert_resolver = Arc::new(ClientCert(load_identity(cert, key)?));
     }

@@ -1635,3 +1635,123 @@ fn xmpp_injection_after_proceed_is_refused() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("STARTTLS injection"), "{}", run.stderr);
 }
+
+// ---- session resumption ----
+
+/// A TLS echo server of the test PKI that gives `tickets` TLS 1.3 tickets per handshake
+/// (and keeps TLS 1.2 sessions by id), like most servers.
+fn resuming_server(pki: &Pki, tickets: usize, tls12_only: bool) -> SocketAddr {
+    let base = if tls12_only {
+        use rustls::crypto::ring::cipher_suite;
+        pki.server_config_with_suites(vec![
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ])
+    } else {
+        pki.server_config()
+    };
+    let mut config = (*base).clone();
+    config.send_tls13_tickets = tickets;
+    tls_echo_server(std::sync::Arc::new(config))
+}
+
+fn resume_test(addr: SocketAddr, pki: &Pki, connections: &str) -> Run {
+    let [host, port] = host_port(addr);
+    let ca = temp_file("resume-ca.pem", pki.ca_pem().as_bytes());
+    run(
+        &[
+            "--tls",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            "--resume-test",
+            connections,
+            &host,
+            &port,
+        ],
+        b"",
+    )
+}
+
+#[test]
+fn resume_test_reports_each_connection_resumed_with_tls13_tickets_and_tls12_sessions() {
+    let pki = Pki::new();
+    for (tls12, version) in [(false, "TLSv1_3"), (true, "TLSv1_2")] {
+        let run = resume_test(resuming_server(&pki, 2, tls12), &pki, "3");
+        assert_eq!(run.status, 0, "{version}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "nothing is sent or received");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 4, "{}", run.stderr);
+        assert!(
+            lines[0].starts_with(&format!("tcpclient: connection 1: new session, {version}, ")),
+            "{}",
+            lines[0]
+        );
+        for (i, line) in lines[1..].iter().enumerate() {
+            let prefix = format!("tcpclient: connection {}: resumed, {version}, ", i + 2);
+            assert!(line.starts_with(&prefix), "{line}");
+        }
+    }
+}
+
+#[test]
+fn resume_test_fails_naming_the_cause_when_the_server_gives_no_ticket() {
+    let pki = Pki::new();
+    let run = resume_test(resuming_server(&pki, 0, false), &pki, "2");
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "tcpclient: connection 1: new session, TLSv1_3, TLS13_AES_256_GCM_SHA384",
+            "tcpclient: connection 2: new session, TLSv1_3, TLS13_AES_256_GCM_SHA384",
+            "tcpclient: --resume-test: connection 2 was not resumed: the server gave no \
+             session ticket on connection 1",
+        ],
+        "stops at the first connection not resumed"
+    );
+}
+
+#[test]
+fn resume_test_runs_the_starttls_dialogue_on_every_connection() {
+    let pki = Pki::new();
+    let mut config = (*pki.server_config()).clone();
+    config.send_tls13_tickets = 1;
+    let [host, port] = host_port(starttls_server("smtp", std::sync::Arc::new(config), false));
+    let ca = temp_file("resume-starttls-ca.pem", pki.ca_pem().as_bytes());
+    let run = run(
+        &[
+            "--starttls",
+            "smtp",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--servername",
+            "localhost",
+            "--resume-test",
+            "2",
+            &host,
+            &port,
+        ],
+        b"",
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches(": resumed, TLSv1_3").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn resume_test_needs_tls() {
+    let [host, port] = host_port(echo_server());
+    let run = run(&["--resume-test", "2", &host, &port], b"");
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("--resume-test need TLS: add --tls or --starttls"),
+        "{}",
+        run.stderr
+    );
+}
