@@ -140,16 +140,16 @@ impl<'a> Inbound<'a> {
         }
     }
 
-    /// The next `n` bytes the server sends, for binary dialogues (SOCKS5), by `deadline`.
-    pub fn exact(&mut self, n: usize, deadline: Instant) -> Result<Vec<u8>, Failure> {
-        while self.buffered.len() < n {
+    /// What the server sent that no dialogue has taken yet, waiting for some by `deadline`.
+    pub fn data(&mut self, deadline: Instant) -> Result<bytes::Bytes, Failure> {
+        while self.buffered.is_empty() {
             if Instant::now() >= deadline {
                 return Err(Failure::TimedOut);
             }
             self.receive_more(deadline)?;
         }
         self.scanned = 0;
-        Ok(self.buffered.split_to(n).to_vec())
+        Ok(self.buffered.split().freeze())
     }
 
     /// Takes the next event for a dialogue: data is buffered; the end of the connection
@@ -175,13 +175,6 @@ impl<'a> Inbound<'a> {
     /// Bytes received but not consumed as lines.
     pub fn leftover(&self) -> usize {
         self.buffered.len()
-    }
-
-    /// Takes the bytes received but not consumed by a dialogue: after a proxy's go-ahead,
-    /// the first bytes of the server behind it.
-    pub fn take_leftover(&mut self) -> bytes::Bytes {
-        self.scanned = 0;
-        self.buffered.split().freeze()
     }
 }
 

@@ -54,8 +54,14 @@ pub fn check(
         let suite = info
             .cipher_suite
             .map_or("unknown".into(), |s| format!("{s:?}"));
-        let kind = if info.resumed { "resumed" } else { "new session" };
-        warn(format_args!("connection {number}: {kind}, {version}, {suite}"));
+        let kind = if info.resumed {
+            "resumed"
+        } else {
+            "new session"
+        };
+        warn(format_args!(
+            "connection {number}: {kind}, {version}, {suite}"
+        ));
         if number > 1 && !info.resumed {
             let before = number - 1;
             let why = if ticket_arrived {
@@ -93,7 +99,11 @@ fn handshake(
     let mut inbound = Inbound::new(&conn, trace, args.verbose);
     inbound.brief = args.brief;
     inbound.showcerts = args.showcerts;
-    session::establish(&mut inbound, args, session::establishment_deadline(started, args))?;
+    session::establish(
+        &mut inbound,
+        args,
+        session::establishment_deadline(started, args),
+    )?;
     let info = inbound.tls.clone().ok_or(Failure::Vanished)?;
     // Wait for the ticket while taking the connection's events, so that nothing the server
     // sends meanwhile holds the connection up.
@@ -165,7 +175,11 @@ impl ClientSessionStore for Tickets {
         self.store.remove_tls12_session(server_name);
     }
 
-    fn insert_tls13_ticket(&self, server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
         self.store.insert_tls13_ticket(server_name, value);
         self.count_one();
     }

@@ -167,11 +167,10 @@ pub fn establish(
         early: None,
     };
     if args.proxy.is_some() {
-        established.preamble +=
-            super::proxy::tunnel(inbound, args.proxy_type, host, port, deadline)?;
+        let (sent, after) = super::proxy::tunnel(inbound, args.proxy_type, host, port, deadline)?;
+        established.preamble += sent;
         // What came after the go-ahead: the server's first bytes, or, before a handshake,
         // an injection.
-        let after = inbound.take_leftover();
         if !after.is_empty() {
             if args.tls || args.starttls.is_some() {
                 return Err(Failure::Proxy(format!(

@@ -1684,7 +1684,9 @@ fn resume_test_reports_each_connection_resumed_with_tls13_tickets_and_tls12_sess
         let lines: Vec<&str> = run.stderr.lines().collect();
         assert_eq!(lines.len(), 4, "{}", run.stderr);
         assert!(
-            lines[0].starts_with(&format!("tcpclient: connection 1: new session, {version}, ")),
+            lines[0].starts_with(&format!(
+                "tcpclient: connection 1: new session, {version}, "
+            )),
             "{}",
             lines[0]
         );
@@ -1750,7 +1752,8 @@ fn resume_test_needs_tls() {
     let run = run(&["--resume-test", "2", &host, &port], b"");
     assert_eq!(run.status, 1);
     assert!(
-        run.stderr.contains("--resume-test need TLS: add --tls or --starttls"),
+        run.stderr
+            .contains("--resume-test need TLS: add --tls or --starttls"),
         "{}",
         run.stderr
     );

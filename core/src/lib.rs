@@ -119,6 +119,7 @@ mod ledger;
 mod log;
 mod options;
 mod output;
+pub mod proxy;
 mod queue;
 mod race;
 mod report;
