@@ -23,8 +23,8 @@ use crate::{
     Output, Phase, TlsInfo,
 };
 
-/// Encrypted bytes gathered into one transmit, at most (one record may overshoot it): three
-/// full records, which fit one pooled buffer.
+/// Sealed bytes handed out per poll, at most (one record may overshoot it): three full
+/// records.
 const TLS_BATCH: usize = 48 * 1024;
 
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
@@ -826,8 +826,9 @@ impl Client {
         self.update_stall_timer(false);
     }
 
-    /// Under TLS: hands out pending TLS bytes, then encrypts queued data one record at a
-    /// time into one transmit of up to [`TLS_BATCH`] bytes.
+    /// Under TLS: hands out the session's own TLS bytes, then seals queued data one record
+    /// at a time, each record its own transmit (its ciphertext is handed out as sealed, no
+    /// copy), up to [`TLS_BATCH`] bytes per call.
     fn encrypt_queue(&mut self) -> Result<(), crate::TlsError> {
         let Tls::Active(session) = &mut self.tls else {
             return Ok(());
@@ -836,34 +837,36 @@ impl Client {
         if !data_waits && !session.has_outgoing() {
             return Ok(());
         }
-        let mut out = self.buffers.take();
-        let handshake = session.write_outgoing(&mut out);
-        self.ledger.tls(handshake, 0);
+        if session.has_outgoing() {
+            let mut own = self.buffers.take();
+            let handshake = session.write_outgoing(&mut own);
+            self.ledger.tls(handshake, 0);
+            self.outputs
+                .push_back(Output::Transmit(own.split().freeze()));
+            self.buffers.give_back(own);
+        }
         let mut chunks = Vec::new();
+        let mut batch = 0;
         while session.can_send() {
             chunks.clear();
             let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
             if plaintext == 0 {
                 break;
             }
-            // Kept before encrypting: should encryption fail, they are still handed back.
+            // Kept before sealing: should sealing fail, they are still handed back.
             for chunk in &chunks {
                 self.unwritten.push(chunk.clone());
             }
-            session.encrypt(&chunks)?;
-            let record = session.write_outgoing(&mut out);
-            self.ledger.tls(record, plaintext);
-            // One batch per call: the next poll encrypts the next one, so a driver can write
+            let record = session.seal(&chunks)?;
+            self.ledger.tls(record.len(), plaintext);
+            batch += record.len();
+            self.outputs.push_back(Output::Transmit(record));
+            // One batch per call: the next poll seals the next one, so a driver can write
             // this batch while the rest waits, and both ends of the wire keep busy.
-            if out.len() >= TLS_BATCH {
+            if batch >= TLS_BATCH {
                 break;
             }
         }
-        if !out.is_empty() {
-            self.outputs
-                .push_back(Output::Transmit(out.split().freeze()));
-        }
-        self.buffers.give_back(out);
         Ok(())
     }
 

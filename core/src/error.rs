@@ -176,13 +176,6 @@ pub enum TlsError {
         /// rustls's description.
         reason: String,
     },
-    /// After our `close_notify`, the server changed its sending keys (a TLS 1.3 KeyUpdate):
-    /// the rest of what it sends cannot be decrypted, since the next keys come from a secret
-    /// the core no longer holds.
-    #[error(
-        "the server changed its keys after our close_notify; the rest of its data cannot be read"
-    )]
-    KeyUpdateAfterCloseNotify,
     /// An ALPN protocol name is empty or longer than 255 bytes: TLS cannot carry it.
     #[error("ALPN protocol names must be 1 to 255 bytes long; `{}` is {} bytes", String::from_utf8_lossy(protocol), protocol.len())]
     InvalidAlpnProtocol {
@@ -209,7 +202,6 @@ impl TlsError {
             TlsError::AlertReceived { .. } => "AlertReceived",
             TlsError::CorruptMessage { .. } => "CorruptMessage",
             TlsError::Incompatible { .. } => "Incompatible",
-            TlsError::KeyUpdateAfterCloseNotify => "KeyUpdateAfterCloseNotify",
             TlsError::InvalidAlpnProtocol { .. } => "InvalidAlpnProtocol",
             TlsError::Other { .. } => "Other",
         }

@@ -1,0 +1,195 @@
+//! The TLS handshake, driven with rustls's unbuffered API.
+//!
+//! The unbuffered connection reads records from a buffer the core owns and encodes its
+//! messages into another, so when the handshake is over nothing the peer sent is left inside
+//! rustls: the bytes of a record that has only begun to arrive are still ours, and go on to
+//! the [`Records`](super::records::Records) layer with the session's keys.
+
+use rustls::client::ClientConnectionData;
+use rustls::client::UnbufferedClientConnection;
+use rustls::kernel::KernelConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncodeTlsData, UnbufferedStatus};
+use rustls::{ClientConfig, ExtractedSecrets};
+
+use super::{classify, connection_info};
+use crate::{TlsError, TlsInfo};
+
+/// What a handshake finished with: everything the record layer needs.
+pub(crate) struct Finished {
+    pub(crate) info: TlsInfo,
+    pub(crate) secrets: ExtractedSecrets,
+    pub(crate) kernel: KernelConnection<ClientConnectionData>,
+    /// Received bytes after the handshake's last record: the start of the traffic.
+    pub(crate) rest: Vec<u8>,
+}
+
+/// A handshake under way.
+pub(crate) struct Handshake {
+    conn: UnbufferedClientConnection,
+    /// Received bytes rustls has not consumed yet.
+    incoming: Vec<u8>,
+}
+
+/// What one batch of received bytes did to the handshake.
+pub(crate) enum Progress {
+    /// More is needed from the peer.
+    Continues(Box<Handshake>),
+    /// The handshake is over.
+    Done(Box<Finished>),
+}
+
+impl Handshake {
+    /// Starts a handshake; its ClientHello goes to `out`.
+    pub(crate) fn start(
+        config: std::sync::Arc<ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        out: &mut Vec<u8>,
+    ) -> Result<Box<Self>, TlsError> {
+        let conn = UnbufferedClientConnection::new(config, name).map_err(classify)?;
+        let mut handshake = Box::new(Self {
+            conn,
+            incoming: Vec::new(),
+        });
+        // The ClientHello: nothing has been received, so nothing can have finished.
+        handshake.advance(out, &mut Vec::new())?;
+        Ok(handshake)
+    }
+
+    /// Feeds bytes read from the socket: messages to send go to `out`, application data
+    /// the server sent before the handshake was over for us to `plaintext`.
+    pub(crate) fn receive(
+        mut self: Box<Self>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        plaintext: &mut Vec<u8>,
+    ) -> Result<Progress, TlsError> {
+        self.incoming.extend_from_slice(data);
+        match self.advance(out, plaintext)? {
+            false => Ok(Progress::Continues(self)),
+            true => {
+                let info = connection_info(&self.conn);
+                let rest = std::mem::take(&mut self.incoming);
+                let (secrets, kernel) = self
+                    .conn
+                    .dangerous_into_kernel_connection()
+                    .map_err(classify)?;
+                Ok(Progress::Done(Box::new(Finished {
+                    info,
+                    secrets,
+                    kernel,
+                    rest,
+                })))
+            }
+        }
+    }
+
+    /// Runs rustls over what was received until it waits for the peer; returns true once
+    /// the handshake is over. On failure, the alert rustls wants to send is in `out`.
+    fn advance(&mut self, out: &mut Vec<u8>, plaintext: &mut Vec<u8>) -> Result<bool, TlsError> {
+        loop {
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut self.incoming);
+            let step = match state {
+                Ok(state) => Self::act(state, out, plaintext),
+                Err(error) => Err(classify(error)),
+            };
+            self.incoming.drain(..discard.min(self.incoming.len()));
+            match step {
+                Ok(Step::Again) => {}
+                Ok(Step::Wait) => return Ok(false),
+                Ok(Step::Done) => return Ok(true),
+                Err(error) => {
+                    self.collect_alert(out);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn act(
+        state: ConnectionState<'_, '_, ClientConnectionData>,
+        out: &mut Vec<u8>,
+        plaintext: &mut Vec<u8>,
+    ) -> Result<Step, TlsError> {
+        match state {
+            ConnectionState::EncodeTlsData(mut encode) => {
+                encode_into(&mut encode, out)?;
+                Ok(Step::Again)
+            }
+            // What was encoded is in `out`, which the core hands out in order.
+            ConnectionState::TransmitTlsData(transmit) => {
+                transmit.done();
+                Ok(Step::Again)
+            }
+            ConnectionState::ReadTraffic(mut read) => {
+                while let Some(record) = read.next_record() {
+                    let record = record.map_err(classify)?;
+                    plaintext.extend_from_slice(record.payload);
+                }
+                Ok(Step::Again)
+            }
+            ConnectionState::WriteTraffic(_) => Ok(Step::Done),
+            ConnectionState::BlockedHandshake => Ok(Step::Wait),
+            ConnectionState::PeerClosed | ConnectionState::Closed => Err(TlsError::Other {
+                reason: "the peer closed the session during the handshake".into(),
+            }),
+            _ => Err(TlsError::Other {
+                reason: "an unexpected handshake state".into(),
+            }),
+        }
+    }
+
+    /// After a failure rustls queues the fatal alert it sends: takes it into `out`.
+    fn collect_alert(&mut self, out: &mut Vec<u8>) {
+        // The same buffer as before: rustls keeps positions in it across calls.
+        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut self.incoming);
+        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
+            // Failing to encode the alert changes nothing: the session has failed already.
+            let _ = encode_into(&mut encode, out);
+        }
+    }
+
+    /// What the handshake has negotiated so far.
+    pub(crate) fn info(&self) -> TlsInfo {
+        connection_info(&self.conn)
+    }
+}
+
+/// Appends one encoded flight to `out`, making room as rustls asks.
+fn encode_into(
+    encode: &mut EncodeTlsData<'_, ClientConnectionData>,
+    out: &mut Vec<u8>,
+) -> Result<(), TlsError> {
+    let start = out.len();
+    let mut room = ENCODE_ROOM;
+    for _ in 0..2 {
+        out.resize(start + room, 0);
+        match encode.encode(&mut out[start..]) {
+            Ok(written) => {
+                out.truncate(start + written);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(size)) => room = size.required_size,
+            Err(error) => {
+                out.truncate(start);
+                return Err(TlsError::Other {
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+    out.truncate(start);
+    Err(TlsError::Other {
+        reason: "rustls asked for more room than it said it needed".into(),
+    })
+}
+
+/// What to do after one state.
+enum Step {
+    Again,
+    Wait,
+    Done,
+}
+
+/// Room made for one encoded handshake flight; a larger one is retried at its size.
+const ENCODE_ROOM: usize = 4096;

@@ -1,0 +1,458 @@
+//! The record layer after the handshake: the core encrypts and decrypts the session's
+//! records itself, with the very record encrypter and decrypter rustls would have used, and
+//! rustls's kernel connection (`rustls::kernel`) keeps what only it can: the key schedule for
+//! key updates and the store for resumption tickets.
+//!
+//! Why not leave the records to rustls. Its buffered connection encrypts each record into a
+//! buffer of its own, which a sans-IO core then has to copy into the bytes it hands out (its
+//! unbuffered connection copies the same way, into the caller's buffer). Sealed here, a
+//! record's ciphertext is the very allocation that goes to the socket. And rustls 0.23 counts
+//! our `close_notify` as a fatal alert already sent: given a record it must reject after it,
+//! it asserts it never sends a second alert, a `debug_assert!` that panics in every debug
+//! build (rustls#959), which a hostile server or a flipped bit can always trigger. Here a
+//! record after our `close_notify` meets the same checks as any other and gets a typed error.
+
+use bytes::Bytes;
+use rustls::client::ClientConnectionData;
+use rustls::crypto::cipher::{
+    InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks, OutboundPlainMessage,
+};
+use rustls::kernel::KernelConnection;
+use rustls::{
+    AlertDescription, ConnectionTrafficSecrets, ContentType, HandshakeType, ProtocolVersion,
+    SupportedCipherSuite,
+};
+
+use super::framing::{HEADER, validate};
+use super::handshake::Finished;
+use crate::TlsError;
+
+/// The session's records, both ways, once the handshake is over.
+pub(crate) struct Records {
+    suite: SupportedCipherSuite,
+    kernel: KernelConnection<ClientConnectionData>,
+    decrypter: Box<dyn MessageDecrypter>,
+    encrypter: Box<dyn MessageEncrypter>,
+    /// Sequence number of the next record received.
+    rx_seq: u64,
+    /// Sequence number of the next record sent.
+    tx_seq: u64,
+    /// Records one key may seal before it must be changed: the suite's confidentiality limit.
+    tx_limit: u64,
+    tls13: bool,
+    /// The record being assembled: header, then payload.
+    record: Vec<u8>,
+    /// Handshake messages after the handshake, reassembled across records.
+    handshake: Vec<u8>,
+    /// Records the session itself must send (our answer to a key update), sealed.
+    control: Vec<u8>,
+    /// The peer's `close_notify` arrived: nothing after it counts.
+    peer_closed: bool,
+    /// Our `close_notify` is sealed: nothing may be sent after it.
+    close_notify_sent: bool,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("rx_seq", &self.rx_seq)
+            .field("tx_seq", &self.tx_seq)
+            .field("tls13", &self.tls13)
+            .field("peer_closed", &self.peer_closed)
+            .finish()
+    }
+}
+
+impl Records {
+    /// Takes over from a finished handshake; returns the layer and the received bytes it
+    /// has not read yet (the handshake's leftovers).
+    pub(crate) fn start(finished: Finished) -> Result<(Self, Vec<u8>), TlsError> {
+        let Finished {
+            secrets,
+            kernel,
+            rest,
+            ..
+        } = finished;
+        let suite = kernel.negotiated_cipher_suite();
+        let tls13 = matches!(suite, SupportedCipherSuite::Tls13(_));
+        let (rx_seq, rx) = secrets.rx;
+        let (tx_seq, tx) = secrets.tx;
+        let tx_limit = match suite {
+            SupportedCipherSuite::Tls13(s) => s.common.confidentiality_limit,
+            SupportedCipherSuite::Tls12(s) => s.common.confidentiality_limit,
+        };
+        let records = Self {
+            suite,
+            kernel,
+            decrypter: decrypter(suite, rx)?,
+            encrypter: encrypter(suite, tx)?,
+            rx_seq,
+            tx_seq,
+            tx_limit,
+            tls13,
+            record: Vec::new(),
+            handshake: Vec::new(),
+            control: Vec::new(),
+            peer_closed: false,
+            close_notify_sent: false,
+        };
+        Ok((records, rest))
+    }
+
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Returns true while sealed records of the session's own wait in [`Self::take_control`].
+    pub(crate) fn has_control(&self) -> bool {
+        !self.control.is_empty()
+    }
+
+    /// Appends the session's own sealed records to `out`.
+    pub(crate) fn take_control(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.control);
+    }
+
+    /// Seals `chunks` (at most one record's worth) as one application data record, after
+    /// any record of the session's own that must precede it.
+    pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, TlsError> {
+        if self.close_notify_sent {
+            return Err(TlsError::Other {
+                reason: "encrypting after our close_notify".into(),
+            });
+        }
+        self.refresh_if_worn()?;
+        let sealed = match chunks {
+            [one] => self.seal_one(ContentType::ApplicationData, OutboundChunks::Single(one))?,
+            _ => {
+                let slices: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
+                self.seal_one(ContentType::ApplicationData, OutboundChunks::new(&slices))?
+            }
+        };
+        if self.control.is_empty() {
+            return Ok(Bytes::from(sealed));
+        }
+        // A key update made just now goes first: the record after it is under the new key.
+        let mut records = std::mem::take(&mut self.control);
+        records.extend_from_slice(&sealed);
+        Ok(Bytes::from(records))
+    }
+
+    /// Seals our `close_notify`; nothing may be sealed after it.
+    pub(crate) fn seal_close_notify(&mut self) -> Result<Vec<u8>, TlsError> {
+        let alert = [1, u8::from(AlertDescription::CloseNotify)];
+        let record = self.seal_one(ContentType::Alert, OutboundChunks::Single(&alert))?;
+        self.close_notify_sent = true;
+        Ok(record)
+    }
+
+    fn seal_one(
+        &mut self,
+        typ: ContentType,
+        payload: OutboundChunks<'_>,
+    ) -> Result<Vec<u8>, TlsError> {
+        let message = OutboundPlainMessage {
+            typ,
+            version: ProtocolVersion::TLSv1_2,
+            payload,
+        };
+        let sealed = self
+            .encrypter
+            .encrypt(message, self.tx_seq)
+            .map_err(|e| TlsError::Other {
+                reason: e.to_string(),
+            })?;
+        self.tx_seq += 1;
+        Ok(sealed.encode())
+    }
+
+    /// Changes the sending key before it has sealed as many records as its cipher may: a
+    /// key update under TLS 1.3; under TLS 1.2, which has none, the session ends.
+    fn refresh_if_worn(&mut self) -> Result<(), TlsError> {
+        if self.tx_seq < self.tx_limit {
+            return Ok(());
+        }
+        if !self.tls13 {
+            return Err(TlsError::Other {
+                reason: "the cipher suite's confidentiality limit is reached".into(),
+            });
+        }
+        self.send_key_update()
+    }
+
+    /// Seals a KeyUpdate (not asking the peer for one) with the current key, then moves to
+    /// the next one.
+    fn send_key_update(&mut self) -> Result<(), TlsError> {
+        let key_update = [u8::from(HandshakeType::KeyUpdate), 0, 0, 1, 0];
+        let record = self.seal_one(ContentType::Handshake, OutboundChunks::Single(&key_update))?;
+        self.control.extend_from_slice(&record);
+        let (seq, tx) = self
+            .kernel
+            .update_tx_secret()
+            .map_err(|e| TlsError::Other {
+                reason: e.to_string(),
+            })?;
+        self.encrypter = encrypter(self.suite, tx)?;
+        self.tx_seq = seq;
+        Ok(())
+    }
+
+    /// Takes bytes from the socket; appends the application data they carry to
+    /// `plaintext` (also when a later record fails).
+    pub(crate) fn receive(
+        &mut self,
+        mut data: &[u8],
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), TlsError> {
+        while !data.is_empty() && !self.peer_closed {
+            let wanted = self.wanted();
+            let n = wanted.min(data.len());
+            self.record.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.record.len() == HEADER {
+                let mut header = [0u8; HEADER];
+                header.copy_from_slice(&self.record);
+                validate(&header).map_err(|reason| TlsError::CorruptMessage {
+                    reason: reason.into(),
+                })?;
+            }
+            if self.record.len() >= HEADER && self.wanted() == 0 {
+                self.open_record(plaintext)?;
+                self.record.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes still missing from the record being assembled.
+    fn wanted(&self) -> usize {
+        if self.record.len() < HEADER {
+            return HEADER - self.record.len();
+        }
+        let len = usize::from(u16::from_be_bytes([self.record[3], self.record[4]]));
+        (HEADER + len).saturating_sub(self.record.len())
+    }
+
+    /// Decrypts the assembled record and acts on what it holds.
+    fn open_record(&mut self, plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+        let outer = ContentType::from(self.record[0]);
+        let version = ProtocolVersion::from(u16::from_be_bytes([self.record[1], self.record[2]]));
+        if outer == ContentType::ChangeCipherSpec
+            || (self.tls13 && outer != ContentType::ApplicationData)
+        {
+            return Err(corrupt("an unencrypted record after the handshake"));
+        }
+        let message = InboundOpaqueMessage::new(outer, version, &mut self.record[HEADER..]);
+        let opened =
+            self.decrypter
+                .decrypt(message, self.rx_seq)
+                .map_err(|e| TlsError::CorruptMessage {
+                    reason: e.to_string(),
+                })?;
+        self.rx_seq += 1;
+        let payload = opened.payload;
+        match opened.typ {
+            ContentType::ApplicationData => plaintext.extend_from_slice(payload),
+            ContentType::Alert => match payload {
+                [_, description]
+                    if AlertDescription::from(*description) == AlertDescription::CloseNotify =>
+                {
+                    self.peer_closed = true;
+                }
+                [1, description]
+                    if AlertDescription::from(*description) == AlertDescription::UserCanceled => {}
+                [_, description] => {
+                    return Err(TlsError::AlertReceived {
+                        alert: format!("{:?}", AlertDescription::from(*description)),
+                    });
+                }
+                _ => return Err(corrupt("a malformed alert")),
+            },
+            ContentType::Handshake => {
+                self.handshake.extend_from_slice(payload);
+                self.handshake_messages()?;
+            }
+            _ => {
+                return Err(corrupt(
+                    "a record of an unexpected type after the handshake",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on every complete handshake message: a resumption ticket (TLS 1.3) goes to the
+    /// session store, a key update changes the receiving key (and, when the peer asks,
+    /// ours), a renegotiation request (TLS 1.2) is declined by ignoring it.
+    fn handshake_messages(&mut self) -> Result<(), TlsError> {
+        while let Some((kind, body)) = take_message(&mut self.handshake)? {
+            match HandshakeType::from(kind) {
+                HandshakeType::NewSessionTicket if self.tls13 => {
+                    // A ticket is of no use to a connection on its way out.
+                    if !self.close_notify_sent {
+                        self.kernel
+                            .handle_new_session_ticket(&body)
+                            .map_err(|e| corrupt(&e.to_string()))?;
+                    }
+                }
+                HandshakeType::HelloRequest if !self.tls13 => {}
+                HandshakeType::KeyUpdate if self.tls13 => self.key_update(&body)?,
+                _ => {
+                    return Err(corrupt(
+                        "an unexpected handshake message after the handshake",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer changed its sending key; `body` says whether it asks us to change ours.
+    /// After our `close_notify` we send nothing more, and so owe no answer (RFC 8446 section
+    /// 4.6.3 asks for one before the next application data record).
+    fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
+        let update_requested = match body {
+            [0] => false,
+            [1] => true,
+            _ => return Err(corrupt("a malformed key update")),
+        };
+        let (seq, rx) = self
+            .kernel
+            .update_rx_secret()
+            .map_err(|e| TlsError::Other {
+                reason: e.to_string(),
+            })?;
+        self.decrypter = decrypter(self.suite, rx)?;
+        self.rx_seq = seq;
+        if update_requested && !self.close_notify_sent {
+            self.send_key_update()?;
+        }
+        Ok(())
+    }
+}
+
+/// The record decrypter for `suite` with the receiving `secrets`.
+fn decrypter(
+    suite: SupportedCipherSuite,
+    secrets: ConnectionTrafficSecrets,
+) -> Result<Box<dyn MessageDecrypter>, TlsError> {
+    let (key, iv, gcm) = key_and_iv(secrets)?;
+    Ok(match suite {
+        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.decrypter(key, iv),
+        SupportedCipherSuite::Tls12(suite) => {
+            // TLS 1.2 GCM nonces are a 4-byte salt plus an explicit part in each record;
+            // rustls hands out salt and first explicit part together.
+            let fixed = if gcm { &iv.as_ref()[..4] } else { iv.as_ref() };
+            suite.aead_alg.decrypter(key, fixed)
+        }
+    })
+}
+
+/// The record encrypter for `suite` with the sending `secrets`.
+fn encrypter(
+    suite: SupportedCipherSuite,
+    secrets: ConnectionTrafficSecrets,
+) -> Result<Box<dyn MessageEncrypter>, TlsError> {
+    let (key, iv, gcm) = key_and_iv(secrets)?;
+    Ok(match suite {
+        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
+        SupportedCipherSuite::Tls12(suite) => {
+            let (salt, explicit) = if gcm {
+                iv.as_ref().split_at(4)
+            } else {
+                (iv.as_ref(), &[][..])
+            };
+            suite.aead_alg.encrypter(key, salt, explicit)
+        }
+    })
+}
+
+fn key_and_iv(
+    secrets: ConnectionTrafficSecrets,
+) -> Result<
+    (
+        rustls::crypto::cipher::AeadKey,
+        rustls::crypto::cipher::Iv,
+        bool,
+    ),
+    TlsError,
+> {
+    match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Ok((key, iv, true)),
+        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Ok((key, iv, false)),
+        _ => Err(TlsError::Other {
+            reason: "a cipher the core cannot seal records with".into(),
+        }),
+    }
+}
+
+/// Takes the first handshake message out of `buf` if it is complete (type, 24-bit length,
+/// body), and returns its type and body.
+fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, TlsError> {
+    let [kind, a, b, c, ..] = buf[..] else {
+        return Ok(None);
+    };
+    let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    if len > MAX_HANDSHAKE_MESSAGE {
+        return Err(corrupt("a handshake message too long to be real"));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let body = buf[4..4 + len].to_vec();
+    buf.drain(..4 + len);
+    Ok(Some((kind, body)))
+}
+
+/// The longest handshake message reassembled after the handshake: a generous ticket.
+const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
+
+fn corrupt(reason: &str) -> TlsError {
+    TlsError::CorruptMessage {
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u8, len: usize) -> Vec<u8> {
+        let mut bytes = vec![kind, (len >> 16) as u8, (len >> 8) as u8, len as u8];
+        bytes.resize(4 + len, 0xab);
+        bytes
+    }
+
+    #[test]
+    fn handshake_messages_are_taken_whole_however_records_cut_or_join_them() {
+        let stream = [message(4, 300), message(24, 1), message(4, 0)].concat();
+        for cut in 0..stream.len() {
+            let mut buf = stream[..cut].to_vec();
+            let mut kinds = Vec::new();
+            while let Some((kind, _)) = take_message(&mut buf).unwrap() {
+                kinds.push(kind);
+            }
+            buf.extend_from_slice(&stream[cut..]);
+            while let Some((kind, _)) = take_message(&mut buf).unwrap() {
+                kinds.push(kind);
+            }
+            assert_eq!(kinds, [4, 24, 4], "cut at {cut}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_message_of_64_kib_is_taken_and_one_byte_longer_is_refused() {
+        let mut at_limit = message(4, 64 * 1024);
+        assert_eq!(take_message(&mut at_limit).unwrap().map(|m| m.0), Some(4));
+        let mut past_limit = message(4, 64 * 1024 + 1);
+        assert!(take_message(&mut past_limit).is_err());
+    }
+
+    #[test]
+    fn an_absurd_length_is_an_error_not_a_wait() {
+        let mut buf = vec![4, 0xff, 0xff, 0xff];
+        assert!(take_message(&mut buf).is_err());
+    }
+}
