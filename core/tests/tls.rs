@@ -835,6 +835,55 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
     }
 }
 
+/// Records the core seals itself are read by rustls under every suite, both ways, with
+/// several records each way and the server's split across reads.
+#[test]
+fn data_goes_both_ways_under_every_cipher_suite() {
+    use rustls::crypto::ring::cipher_suite as suites;
+    let pki = Pki::new();
+    for suite in [
+        suites::TLS13_AES_128_GCM_SHA256,
+        suites::TLS13_AES_256_GCM_SHA384,
+        suites::TLS13_CHACHA20_POLY1305_SHA256,
+        suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        suites::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let name = format!("{:?}", suite.suite());
+        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+        pair.input(Input::StartTls);
+        pair.server
+            .start_tls(pki.server_config_with_suites(vec![suite]));
+        pair.connect();
+
+        let upload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        pair.h
+            .client
+            .handle_input(pair.h.now, Input::Send(Bytes::from(upload.clone())))
+            .unwrap();
+        pair.send(b"!");
+        pair.server.send(&[b'b'; 20_000]);
+        let wire = pair.server.take_outgoing();
+        let (first, second) = wire.split_at(wire.len() / 3);
+        pair.input(Input::Received(first));
+        pair.input(Input::Received(second));
+        pair.drive();
+
+        assert_eq!(pair.server.tls_error, None, "{name}");
+        assert_eq!(pair.server.decrypted.len(), upload.len() + 1, "{name}");
+        assert!(pair.server.decrypted.starts_with(&upload), "{name}");
+        let received: usize = pair
+            .events()
+            .iter()
+            .map(|e| match e {
+                Event::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(received, 20_000, "{name}");
+    }
+}
+
 /// A record the server is half way through when we finish: our `close_notify` and FIN go
 /// out at once, and the record's end, arriving later, is still delivered.
 #[test]
