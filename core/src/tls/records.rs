@@ -52,17 +52,6 @@ pub(crate) struct Records {
     close_notify_sent: bool,
 }
 
-impl std::fmt::Debug for Records {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records")
-            .field("rx_seq", &self.rx_seq)
-            .field("tx_seq", &self.tx_seq)
-            .field("tls13", &self.tls13)
-            .field("peer_closed", &self.peer_closed)
-            .finish()
-    }
-}
-
 impl Records {
     /// Takes over from a finished handshake; returns the layer and the received bytes it
     /// has not read yet (the handshake's leftovers).
