@@ -8,15 +8,21 @@ use rustls::pki_types::CertificateDer;
 use tcpclient_core::TlsInfo;
 use x509_parser::extensions::GeneralName;
 
-/// `--brief`: the negotiated parameters and the leaf's subject, one item per line.
-pub fn brief(info: &TlsInfo) -> String {
-    let mut out = String::new();
+/// The negotiated protocol version and cipher suite, as rustls names them.
+pub fn version_and_suite(info: &TlsInfo) -> (String, String) {
     let version = info
         .protocol_version
         .map_or("unknown".into(), |v| format!("{v:?}"));
     let suite = info
         .cipher_suite
         .map_or("unknown".into(), |s| format!("{s:?}"));
+    (version, suite)
+}
+
+/// `--brief`: the negotiated parameters and the leaf's subject, one item per line.
+pub fn brief(info: &TlsInfo) -> String {
+    let mut out = String::new();
+    let (version, suite) = version_and_suite(info);
     let _ = writeln!(out, "Protocol version: {version}");
     let _ = writeln!(out, "Ciphersuite: {suite}");
     if let Some(alpn) = &info.alpn_protocol {

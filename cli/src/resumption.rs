@@ -48,12 +48,7 @@ pub fn check(
     let mut ticket_arrived = false;
     for number in 1..=resumptions + 1 {
         let Handshake { info, ticket } = handshake(runtime, config, trace, args, tickets)?;
-        let version = info
-            .protocol_version
-            .map_or("unknown".into(), |v| format!("{v:?}"));
-        let suite = info
-            .cipher_suite
-            .map_or("unknown".into(), |s| format!("{s:?}"));
+        let (version, suite) = super::certs::version_and_suite(&info);
         let kind = if info.resumed {
             "resumed"
         } else {

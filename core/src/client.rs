@@ -23,10 +23,6 @@ use crate::{
     Output, Phase, TlsInfo,
 };
 
-/// Sealed bytes handed out per poll, at most (one record may overshoot it): three full
-/// records.
-const TLS_BATCH: usize = 48 * 1024;
-
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
 ///
 /// Kamaelia's `TCPClient` and its ConnectedSocketAdapter in one object that performs no I/O.
@@ -79,8 +75,8 @@ pub struct Client {
     ledger: WireLedger,
     /// What was handed out and not yet written, kept to hand back if the connection ends.
     unwritten: Unwritten,
-    /// Buffers small sends are coalesced into and encrypted batches written into, reused
-    /// once written.
+    /// Buffers small sends are coalesced into (and the TLS session's own bytes written into),
+    /// reused once written.
     buffers: BufferPool,
     tls: Tls,
     shutdown: Shutdown,
@@ -826,9 +822,9 @@ impl Client {
         self.update_stall_timer(false);
     }
 
-    /// Under TLS: hands out the session's own TLS bytes, then seals queued data one record
-    /// at a time, each record its own transmit (its ciphertext is handed out as sealed, no
-    /// copy), up to [`TLS_BATCH`] bytes per call.
+    /// Under TLS: hands out the session's own TLS bytes, then seals what is queued one
+    /// record at a time, each record its own transmit (its ciphertext is handed out as
+    /// sealed, no copy).
     fn encrypt_queue(&mut self) -> Result<(), crate::TlsError> {
         let Tls::Active(session) = &mut self.tls else {
             return Ok(());
@@ -846,7 +842,6 @@ impl Client {
             self.buffers.give_back(own);
         }
         let mut chunks = Vec::new();
-        let mut batch = 0;
         while session.can_send() {
             chunks.clear();
             let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
@@ -859,13 +854,7 @@ impl Client {
             }
             let record = session.seal(&chunks)?;
             self.ledger.tls(record.len(), plaintext);
-            batch += record.len();
             self.outputs.push_back(Output::Transmit(record));
-            // One batch per call: the next poll seals the next one, so a driver can write
-            // this batch while the rest waits, and both ends of the wire keep busy.
-            if batch >= TLS_BATCH {
-                break;
-            }
         }
         Ok(())
     }

@@ -421,6 +421,62 @@ mod tests {
     }
 
     #[test]
+    fn a_line_of_8_kib_is_taken_and_one_byte_longer_is_refused() {
+        for (len, open) in [(8 * 1024, true), (8 * 1024 + 1, false)] {
+            let mut tunnel = ProxyTunnel::new(ProxyProtocol::HttpConnect, "h", 1).unwrap();
+            let mut answer = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+            let header_start = answer.len() - 3;
+            answer.resize(header_start + len - 2, b'y');
+            answer.extend_from_slice(b"\r\n\r\n");
+            let result = tunnel.handle_data(&answer);
+            assert_eq!(
+                result.is_ok(),
+                open,
+                "a header line of {len} bytes: {result:?}"
+            );
+            if !open {
+                assert_eq!(result, Err(ProxyError::LineTooLong));
+            }
+        }
+    }
+
+    #[test]
+    fn a_response_of_128_header_lines_is_taken_and_129_are_refused() {
+        for (lines, open) in [(128, true), (129, false)] {
+            let mut tunnel = ProxyTunnel::new(ProxyProtocol::HttpConnect, "h", 1).unwrap();
+            let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for _ in 0..lines {
+                answer.extend_from_slice(b"X: y\r\n");
+            }
+            answer.extend_from_slice(b"\r\n");
+            let result = tunnel.handle_data(&answer);
+            let expected = if open {
+                Ok(TunnelStatus::Open {
+                    leftover: Bytes::new(),
+                })
+            } else {
+                Err(ProxyError::TooManyHeaderLines)
+            };
+            assert_eq!(result, expected, "{lines} header lines");
+        }
+    }
+
+    #[test]
+    fn every_socks5_reply_code_has_its_own_words() {
+        let words: Vec<&str> = (1..=8).map(socks5_reply).collect();
+        for (code, reason) in (1..=8).zip(&words) {
+            assert_ne!(*reason, socks5_reply(0), "code {code}");
+            assert_eq!(
+                words.iter().filter(|w| *w == reason).count(),
+                1,
+                "code {code}: {reason}"
+            );
+        }
+        assert_eq!(socks5_reply(1), "general SOCKS server failure");
+        assert_eq!(socks5_reply(8), "address type not supported");
+    }
+
+    #[test]
     fn an_endless_line_or_endless_headers_are_refused_in_bounded_memory() {
         let mut tunnel = ProxyTunnel::new(ProxyProtocol::HttpConnect, "h", 1).unwrap();
         let chunk = [b'x'; 1024];
@@ -460,7 +516,7 @@ mod tests {
     fn socks5_replies_with_every_address_type_open_however_they_are_cut() {
         let replies: [&[u8]; 3] = [
             &[5, 0, 5, 0, 0, 1, 127, 0, 0, 1, 0, 80, b'!'],
-            &[5, 0, 5, 0, 0, 3, 2, b'h', b'p', 0, 80, b'!'],
+            &[5, 0, 5, 0, 0, 3, 3, b'h', b'o', b'p', 0, 80, b'!'],
             &[
                 5, 0, 5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80, b'!',
             ],

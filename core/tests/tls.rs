@@ -325,6 +325,36 @@ fn an_untrusted_certificate_is_refused() {
     pair.drive();
 }
 
+/// A TLS 1.3 server may send data right after its handshake flight, before it has our
+/// Finished (0.5-RTT): it arrives with the flight and is delivered after `TlsEstablished`.
+#[test]
+fn data_sent_with_the_servers_handshake_flight_is_delivered() {
+    use std::io::Write;
+    let pki = Pki::new();
+    let mut config = (*pki.server_config()).clone();
+    config.send_half_rtt_data = true;
+    let mut server = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
+    h.outputs();
+    h.input(Input::StartTls);
+    let hello: Vec<u8> = transmits(&h.input(Input::Connected(tcpclient_core::AttemptId(0))))
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+
+    server.read_tls(&mut &hello[..]).unwrap();
+    server.process_new_packets().unwrap();
+    server.writer().write_all(b"half-rtt").unwrap();
+    let mut flight = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut flight).unwrap();
+    }
+    let events = tcpclient_testkit::events(&h.input(Input::Received(&flight)));
+
+    assert!(matches!(events[0], Event::TlsEstablished(_)), "{events:?}");
+    assert_eq!(events[1], Event::Data(Bytes::from_static(b"half-rtt")));
+}
+
 #[test]
 fn a_certificate_for_another_name_is_refused() {
     let pki = Pki::with_leaf(Leaf::WrongName);
@@ -786,26 +816,37 @@ fn a_ca_file_still_verifies_certificates_it_issued() {
     assert_eq!(pair.server.decrypted, b"chained");
 }
 
-/// After our `close_notify` the core reads the peer's records itself, with the session's
-/// keys: every cipher suite of both TLS versions, each record decrypted as rustls would.
-#[test]
-fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
+/// Every cipher suite of ring's provider that a certificate of the test PKI can use.
+fn every_suite() -> [rustls::SupportedCipherSuite; 6] {
     use rustls::crypto::ring::cipher_suite as suites;
-    let pki = Pki::new();
-    for suite in [
+    [
         suites::TLS13_AES_128_GCM_SHA256,
         suites::TLS13_AES_256_GCM_SHA384,
         suites::TLS13_CHACHA20_POLY1305_SHA256,
         suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         suites::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    ] {
+    ]
+}
+
+/// A connected pair whose server offers only `suite`.
+fn pair_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    pair.server
+        .start_tls(pki.server_config_with_suites(vec![suite]));
+    pair.connect();
+    pair
+}
+
+/// After our `close_notify` the core reads the peer's records itself, with the session's
+/// keys: every cipher suite of both TLS versions, each record decrypted as rustls would.
+#[test]
+fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
+    let pki = Pki::new();
+    for suite in every_suite() {
         let name = format!("{:?}", suite.suite());
-        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-        pair.input(Input::StartTls);
-        pair.server
-            .start_tls(pki.server_config_with_suites(vec![suite]));
-        pair.connect();
+        let mut pair = pair_under(&pki, suite);
         pair.input(Input::Finish);
         assert!(pair.server.got_close_notify, "{name}");
 
@@ -839,22 +880,10 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
 /// several records each way and the server's split across reads.
 #[test]
 fn data_goes_both_ways_under_every_cipher_suite() {
-    use rustls::crypto::ring::cipher_suite as suites;
     let pki = Pki::new();
-    for suite in [
-        suites::TLS13_AES_128_GCM_SHA256,
-        suites::TLS13_AES_256_GCM_SHA384,
-        suites::TLS13_CHACHA20_POLY1305_SHA256,
-        suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        suites::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    ] {
+    for suite in every_suite() {
         let name = format!("{:?}", suite.suite());
-        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-        pair.input(Input::StartTls);
-        pair.server
-            .start_tls(pki.server_config_with_suites(vec![suite]));
-        pair.connect();
+        let mut pair = pair_under(&pki, suite);
 
         let upload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         pair.h
@@ -957,6 +986,13 @@ fn a_key_update_after_our_close_notify_is_followed() {
     pair.server.send(b"before");
     pair.server.update_keys();
     pair.server.send(b"after");
+    pair.drive();
+    let lengths = record_lengths(&pair.log);
+    assert_eq!(
+        lengths.last(),
+        Some(&(2 + 17)),
+        "asked for a key update, we still send nothing after our close_notify: {lengths:?}"
+    );
     pair.server.send_close_notify();
     pair.server_fin();
     pair.drive();
@@ -1124,6 +1160,12 @@ fn a_key_update_from_the_server_is_followed_both_ways() {
     pair.server.update_keys();
     pair.server.send(b"after");
     pair.drive();
+    let lengths = record_lengths(&pair.log);
+    assert_eq!(
+        lengths.last(),
+        Some(&22),
+        "our KeyUpdate goes out at once, not with the next data: {lengths:?}"
+    );
     pair.send(b"after it");
     pair.drive();
 
@@ -1218,5 +1260,27 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
         lengths[lengths.len() - 5..],
         [16 * 1024 + 17, 16 * 1024 + 17, 22, 8 * 1024 + 17, 1 + 17],
         "two records under a key, then a key update before the third: {lengths:?}"
+    );
+}
+
+/// A renegotiation request (a TLS 1.2 HelloRequest; under TLS 1.3 a message that does not
+/// exist) is declined by passing it over: the session goes on.
+#[test]
+fn a_hello_request_is_passed_over() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.server
+        .send_sealed(rustls::ContentType::Handshake, &[0, 0, 0, 0]);
+    pair.server.send(b"still here");
+    pair.drive();
+
+    assert!(
+        pair.events()
+            .contains(&Event::Data(Bytes::from_static(b"still here")))
+    );
+    assert!(
+        pair.h.client.phase() != Phase::Closed,
+        "{:?}",
+        pair.events()
     );
 }

@@ -179,15 +179,17 @@ impl Server {
     /// `enable_secret_extraction`; TLS 1.3 only) and seals this record, and every later
     /// [`Server::send`], itself. Without those keys nothing is sent.
     pub fn send_alert(&mut self, level: u8, description: u8) {
+        self.send_sealed(ContentType::Alert, &[level, description]);
+    }
+
+    /// Seals `payload` as one record of `content_type` with the server's own keys, as
+    /// [`Server::send_alert`] does: a handshake message rustls would not send, say.
+    pub fn send_sealed(&mut self, content_type: ContentType, payload: &[u8]) {
         if self.sealer.is_none() {
             self.sealer = self.tls.take().and_then(Sealer::take_keys);
         }
         if let Some(sealer) = self.sealer.as_mut() {
-            sealer.seal(
-                ContentType::Alert,
-                &[level, description],
-                &mut self.outgoing,
-            );
+            sealer.seal(content_type, payload, &mut self.outgoing);
         }
     }
 

@@ -4,6 +4,9 @@
 //! messages into another, so when the handshake is over nothing the peer sent is left inside
 //! rustls: the bytes of a record that has only begun to arrive are still ours, and go on to
 //! the [`Records`](super::records::Records) layer with the session's keys.
+//!
+//! A failed handshake ends the connection at once: the fatal alert rustls queues for the
+//! peer is not sent (the client closes its socket instead), as it was not before either.
 
 use rustls::client::ClientConnectionData;
 use rustls::client::UnbufferedClientConnection;
@@ -84,7 +87,7 @@ impl Handshake {
     }
 
     /// Runs rustls over what was received until it waits for the peer; returns true once
-    /// the handshake is over. On failure, the alert rustls wants to send is in `out`.
+    /// the handshake is over.
     fn advance(&mut self, out: &mut Vec<u8>, plaintext: &mut Vec<u8>) -> Result<bool, TlsError> {
         loop {
             let UnbufferedStatus { discard, state } =
@@ -98,10 +101,8 @@ impl Handshake {
                 Ok(Step::Again) => {}
                 Ok(Step::Wait) => return Ok(false),
                 Ok(Step::Done) => return Ok(true),
-                Err(error) => {
-                    self.collect_alert(out);
-                    return Err(error);
-                }
+                // The fatal alert rustls queues is not sent: the client closes at once.
+                Err(error) => return Err(error),
             }
         }
     }
@@ -130,22 +131,11 @@ impl Handshake {
             }
             ConnectionState::WriteTraffic(_) => Ok(Step::Done),
             ConnectionState::BlockedHandshake => Ok(Step::Wait),
-            ConnectionState::PeerClosed | ConnectionState::Closed => Err(TlsError::Other {
-                reason: "the peer closed the session during the handshake".into(),
+            // A client never sees early data, and the peer's close_notify during the
+            // handshake is not a way to end it.
+            other => Err(TlsError::Other {
+                reason: format!("the handshake met an unexpected state: {other:?}"),
             }),
-            _ => Err(TlsError::Other {
-                reason: "an unexpected handshake state".into(),
-            }),
-        }
-    }
-
-    /// After a failure rustls queues the fatal alert it sends: takes it into `out`.
-    fn collect_alert(&mut self, out: &mut Vec<u8>) {
-        // The same buffer as before: rustls keeps positions in it across calls.
-        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut self.incoming);
-        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
-            // Failing to encode the alert changes nothing: the session has failed already.
-            let _ = encode_into(&mut encode, out);
         }
     }
 

@@ -51,14 +51,13 @@ pub(crate) struct TlsSession {
     outgoing: Vec<u8>,
     /// What the handshake negotiated.
     info: Option<TlsInfo>,
-    close_notify_sent: bool,
 }
 
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
             .field("handshaking", &self.is_handshaking())
-            .field("close_notify_sent", &self.close_notify_sent)
+            .field("close_notify_sent", &self.close_notify_sent())
             .field("peer_closed", &self.peer_closed())
             .finish()
     }
@@ -80,7 +79,6 @@ impl TlsSession {
             records: None,
             outgoing,
             info: None,
-            close_notify_sent: false,
         })
     }
 
@@ -90,7 +88,13 @@ impl TlsSession {
 
     /// Returns true once application data may be sealed.
     pub(crate) fn can_send(&self) -> bool {
-        !self.close_notify_sent && self.records.is_some()
+        self.records.is_some() && !self.close_notify_sent()
+    }
+
+    fn close_notify_sent(&self) -> bool {
+        self.records
+            .as_ref()
+            .is_some_and(Records::close_notify_sent)
     }
 
     /// Returns true while TLS bytes wait to be taken with [`Self::write_outgoing`].
@@ -114,9 +118,9 @@ impl TlsSession {
     /// Bytes of the session's own ([`Self::write_outgoing`]) go before it.
     pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, TlsError> {
         match &mut self.records {
-            Some(records) if !self.close_notify_sent => records.seal(chunks),
-            _ => Err(TlsError::Other {
-                reason: "encrypting outside the session's traffic".into(),
+            Some(records) => records.seal(chunks),
+            None => Err(TlsError::Other {
+                reason: "encrypting before the handshake is over".into(),
             }),
         }
     }
@@ -127,13 +131,12 @@ impl TlsSession {
         let Some(records) = &mut self.records else {
             return Ok(());
         };
-        if self.close_notify_sent {
+        if records.close_notify_sent() {
             return Ok(());
         }
         records.take_control(&mut self.outgoing);
         let alert = records.seal_close_notify()?;
         self.outgoing.extend_from_slice(&alert);
-        self.close_notify_sent = true;
         Ok(())
     }
 

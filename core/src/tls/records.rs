@@ -92,6 +92,10 @@ impl Records {
         self.peer_closed
     }
 
+    pub(crate) fn close_notify_sent(&self) -> bool {
+        self.close_notify_sent
+    }
+
     /// Returns true while sealed records of the session's own wait in [`Self::take_control`].
     pub(crate) fn has_control(&self) -> bool {
         !self.control.is_empty()
@@ -148,9 +152,7 @@ impl Records {
         let sealed = self
             .encrypter
             .encrypt(message, self.tx_seq)
-            .map_err(|e| TlsError::Other {
-                reason: e.to_string(),
-            })?;
+            .map_err(other)?;
         self.tx_seq += 1;
         Ok(sealed.encode())
     }
@@ -175,12 +177,7 @@ impl Records {
         let key_update = [u8::from(HandshakeType::KeyUpdate), 0, 0, 1, 0];
         let record = self.seal_one(ContentType::Handshake, OutboundChunks::Single(&key_update))?;
         self.control.extend_from_slice(&record);
-        let (seq, tx) = self
-            .kernel
-            .update_tx_secret()
-            .map_err(|e| TlsError::Other {
-                reason: e.to_string(),
-            })?;
+        let (seq, tx) = self.kernel.update_tx_secret().map_err(other)?;
         self.encrypter = encrypter(self.suite, tx)?;
         self.tx_seq = seq;
         Ok(())
@@ -272,20 +269,19 @@ impl Records {
 
     /// Acts on every complete handshake message: a resumption ticket (TLS 1.3) goes to the
     /// session store, a key update changes the receiving key (and, when the peer asks,
-    /// ours), a renegotiation request (TLS 1.2) is declined by ignoring it.
+    /// ours), a renegotiation request (TLS 1.2) is declined by ignoring it. rustls's kernel
+    /// connection refuses what the negotiated version does not have.
     fn handshake_messages(&mut self) -> Result<(), TlsError> {
         while let Some((kind, body)) = take_message(&mut self.handshake)? {
             match HandshakeType::from(kind) {
-                HandshakeType::NewSessionTicket if self.tls13 => {
-                    // A ticket is of no use to a connection on its way out.
-                    if !self.close_notify_sent {
-                        self.kernel
-                            .handle_new_session_ticket(&body)
-                            .map_err(|e| corrupt(&e.to_string()))?;
-                    }
-                }
-                HandshakeType::HelloRequest if !self.tls13 => {}
-                HandshakeType::KeyUpdate if self.tls13 => self.key_update(&body)?,
+                // A ticket is of no use to a connection on its way out.
+                HandshakeType::NewSessionTicket if self.close_notify_sent => {}
+                HandshakeType::NewSessionTicket => self
+                    .kernel
+                    .handle_new_session_ticket(&body)
+                    .map_err(|e| corrupt(&e.to_string()))?,
+                HandshakeType::HelloRequest => {}
+                HandshakeType::KeyUpdate => self.key_update(&body)?,
                 _ => {
                     return Err(corrupt(
                         "an unexpected handshake message after the handshake",
@@ -296,27 +292,30 @@ impl Records {
         Ok(())
     }
 
-    /// The peer changed its sending key; `body` says whether it asks us to change ours.
-    /// After our `close_notify` we send nothing more, and so owe no answer (RFC 8446 section
-    /// 4.6.3 asks for one before the next application data record).
+    /// The peer changed its sending key, and may ask us to change ours. After our
+    /// `close_notify` we send nothing more, and so owe no answer (RFC 8446 section 4.6.3
+    /// asks for one before the next application data record).
     fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
-        let update_requested = match body {
-            [0] => false,
-            [1] => true,
-            _ => return Err(corrupt("a malformed key update")),
-        };
+        let update_requested = update_requested(body)?;
         let (seq, rx) = self
             .kernel
             .update_rx_secret()
-            .map_err(|e| TlsError::Other {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| corrupt(&e.to_string()))?;
         self.decrypter = decrypter(self.suite, rx)?;
         self.rx_seq = seq;
         if update_requested && !self.close_notify_sent {
             self.send_key_update()?;
         }
         Ok(())
+    }
+}
+
+/// Whether a KeyUpdate's body asks for ours in return.
+fn update_requested(body: &[u8]) -> Result<bool, TlsError> {
+    match body {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => Err(corrupt("a malformed key update")),
     }
 }
 
@@ -397,6 +396,12 @@ fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, TlsError> {
 /// The longest handshake message reassembled after the handshake: a generous ticket.
 const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
 
+fn other(error: rustls::Error) -> TlsError {
+    TlsError::Other {
+        reason: error.to_string(),
+    }
+}
+
 fn corrupt(reason: &str) -> TlsError {
     TlsError::CorruptMessage {
         reason: reason.into(),
@@ -437,6 +442,15 @@ mod tests {
         assert_eq!(take_message(&mut at_limit).unwrap().map(|m| m.0), Some(4));
         let mut past_limit = message(4, 64 * 1024 + 1);
         assert!(take_message(&mut past_limit).is_err());
+    }
+
+    #[test]
+    fn a_key_update_asks_for_ours_with_1_and_not_with_0() {
+        assert!(!update_requested(&[0]).unwrap());
+        assert!(update_requested(&[1]).unwrap());
+        for body in [&[][..], &[2], &[0, 0]] {
+            assert!(update_requested(body).is_err(), "{body:?}");
+        }
     }
 
     #[test]
