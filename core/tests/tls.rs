@@ -950,17 +950,19 @@ fn stray_bytes_after_the_peers_close_notify_change_nothing() {
 }
 
 /// A server that sends resumption tickets after the handshake, read after our
-/// `close_notify` (we finished before connecting): the tickets are skipped, the data after
-/// them delivered.
+/// `close_notify` (we finished before connecting): the data after them is delivered, and
+/// the tickets are kept, so that the next session with the same configuration resumes.
 #[test]
-fn resumption_tickets_after_our_close_notify_are_skipped() {
+fn resumption_tickets_after_our_close_notify_are_kept() {
     let pki = Pki::new();
     let mut server = (*pki.server_config()).clone();
     server.send_tls13_tickets = 2;
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let server = std::sync::Arc::new(server);
+    let client = pki.client_tls("localhost");
+    let mut pair = Pair::new(local().with_tls(client.clone()));
     pair.input(Input::StartTls);
     pair.input(Input::Finish);
-    pair.server.start_tls(std::sync::Arc::new(server));
+    pair.server.start_tls(server.clone());
     pair.connect();
     assert!(pair.server.got_close_notify);
 
@@ -973,6 +975,16 @@ fn resumption_tickets_after_our_close_notify_are_skipped() {
             .contains(&Event::Data(Bytes::from_static(b"after the tickets")))
     );
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
+
+    let mut next = Pair::new(local().with_tls(client));
+    next.input(Input::StartTls);
+    next.server.start_tls(server);
+    next.connect();
+    let resumed = next
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::TlsEstablished(info) if info.resumed));
+    assert!(resumed, "{:?}", next.events());
 }
 
 /// The server changing its keys after our `close_notify` is followed, without an answer

@@ -274,8 +274,7 @@ impl Records {
     fn handshake_messages(&mut self) -> Result<(), TlsError> {
         while let Some((kind, body)) = take_message(&mut self.handshake)? {
             match HandshakeType::from(kind) {
-                // A ticket is of no use to a connection on its way out.
-                HandshakeType::NewSessionTicket if self.close_notify_sent => {}
+                // Also after our close_notify: the next connection can resume with it.
                 HandshakeType::NewSessionTicket => self
                     .kernel
                     .handle_new_session_ticket(&body)
