@@ -31,6 +31,18 @@ fn transmits(outputs: &[Output]) -> Vec<&Bytes> {
         .collect()
 }
 
+/// Every application byte the client has delivered so far, in order.
+fn received(pair: &Pair) -> Vec<u8> {
+    pair.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data(data) => Some(data.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 fn tls_error(pair: &Pair) -> TlsError {
     match &closed(&pair.log).result {
         Err(Error::Tls(e)) => e.clone(),
@@ -859,17 +871,9 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
         pair.input(Input::Received(first));
         pair.input(Input::Received(second));
 
-        let received: Vec<u8> = pair
-            .events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Data(d) => Some(d.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        assert_eq!(received.len(), 20_004, "{name}");
-        assert!(received.ends_with(b"tail"), "{name}");
+        let data = received(&pair);
+        assert_eq!(data.len(), 20_004, "{name}");
+        assert!(data.ends_with(b"tail"), "{name}");
         let report = closed(&pair.log);
         assert_eq!(report.result, Ok(Ending::Finished), "{name}");
         assert!(report.peer_closed, "{name}");
@@ -1009,15 +1013,7 @@ fn a_key_update_after_our_close_notify_is_followed() {
     pair.server_fin();
     pair.drive();
 
-    let data: Vec<u8> = pair
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Data(data) => Some(data.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let data = received(&pair);
     assert_eq!(data, b"beforeafter");
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
     let lengths = record_lengths(&pair.log);

@@ -1,9 +1,9 @@
 //! TLS over the connection, driven sans-IO with rustls.
 //!
 //! Every rustls call in the crate is in this module, so a rustls API change stays here.
-//! The handshake runs on rustls's unbuffered connection ([`handshake`]); then the core seals
+//! The handshake runs on rustls's unbuffered connection (`tls/handshake.rs`); then the core seals
 //! and opens the session's records itself, with rustls's own record encrypter and decrypter
-//! and its kernel connection for key updates and tickets ([`records`] says why). Each sealed
+//! and its kernel connection for key updates and tickets (`tls/records.rs` says why). Each sealed
 //! record becomes an [`Output::Transmit`](crate::Output::Transmit) without a copy.
 //! [`client_config`] and its friends build the [`rustls::ClientConfig`] that
 //! [`crate::TlsConfig`] needs.
