@@ -252,10 +252,11 @@ impl TlsConfig {
     /// Pairs a rustls configuration with the server name to verify.
     ///
     /// The configuration is used as given, with one setting turned on (in a copy, if it was
-    /// off): `enable_secret_extraction`. After our `close_notify` the core reads the rest of
-    /// the peer's stream with the session's receive keys itself, because rustls 0.23 cannot
-    /// be handed bytes after its own `close_notify` without risking a panic in debug builds
-    /// (rustls#959). The keys never leave the core.
+    /// off): `enable_secret_extraction`. rustls runs the handshake; then the core seals and
+    /// opens the session's records itself with the session's keys, so that each sealed
+    /// record goes to the socket without a copy, and so that bytes after our `close_notify`
+    /// never reach rustls, which could panic on them in debug builds (rustls#959). The keys
+    /// never leave the core.
     pub fn new(client_config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
         let client_config = if client_config.enable_secret_extraction {
             client_config
