@@ -1264,10 +1264,11 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
     // Every record the client sent, by its payload length. A sealed KeyUpdate carries 22
     // (the 5-byte message, its type, the tag); data records 17 more than their plaintext.
     let lengths = record_lengths(&pair.log);
+    let record = 16 * 1024 + 17;
     assert_eq!(
-        lengths[lengths.len() - 5..],
-        [16 * 1024 + 17, 16 * 1024 + 17, 22, 8 * 1024 + 17, 1 + 17],
-        "two records under a key, then a key update before the third: {lengths:?}"
+        lengths[lengths.len() - 7..],
+        [record, 22, record, 22, 8 * 1024 + 17, 22, 1 + 17],
+        "two records per key: one of data, then the key update: {lengths:?}"
     );
 }
 
@@ -1291,4 +1292,37 @@ fn a_hello_request_is_passed_over() {
         "{:?}",
         pair.events()
     );
+}
+
+/// A server that says its piece and closes right after its handshake flight (0.5-RTT data,
+/// then `close_notify`, all in one read with its Finished): the session is established, the
+/// data delivered, and the close is the peer's clean end, not an error.
+#[test]
+fn a_close_notify_in_the_same_read_as_the_servers_finished_is_a_clean_end() {
+    use std::io::Write;
+    let pki = Pki::new();
+    let mut config = (*pki.server_config()).clone();
+    config.send_half_rtt_data = true;
+    let mut server = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
+    h.outputs();
+    h.input(Input::StartTls);
+    let hello: Vec<u8> = transmits(&h.input(Input::Connected(tcpclient_core::AttemptId(0))))
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+
+    server.read_tls(&mut &hello[..]).unwrap();
+    server.process_new_packets().unwrap();
+    server.writer().write_all(b"421 busy\r\n").unwrap();
+    server.send_close_notify();
+    let mut flight = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut flight).unwrap();
+    }
+    let events = tcpclient_testkit::events(&h.input(Input::Received(&flight)));
+
+    assert!(matches!(events[0], Event::TlsEstablished(_)), "{events:?}");
+    assert_eq!(events[1], Event::Data(Bytes::from_static(b"421 busy\r\n")));
+    assert_eq!(events[2], Event::PeerClosed, "{events:?}");
 }

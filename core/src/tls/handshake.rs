@@ -14,6 +14,7 @@ use rustls::kernel::KernelConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncodeTlsData, UnbufferedStatus};
 use rustls::{ClientConfig, ExtractedSecrets};
 
+use super::framing::{HEADER, validate};
 use super::{classify, connection_info};
 use crate::{TlsError, TlsInfo};
 
@@ -31,6 +32,8 @@ pub(crate) struct Handshake {
     conn: UnbufferedClientConnection,
     /// Received bytes rustls has not consumed yet.
     incoming: Vec<u8>,
+    /// How many bytes at the start of `incoming` rustls may see: whole records.
+    fed: usize,
 }
 
 /// What one batch of received bytes did to the handshake.
@@ -52,6 +55,7 @@ impl Handshake {
         let mut handshake = Box::new(Self {
             conn,
             incoming: Vec::new(),
+            fed: 0,
         });
         // The ClientHello: nothing has been received, so nothing can have finished.
         handshake.advance(out, &mut Vec::new())?;
@@ -69,6 +73,10 @@ impl Handshake {
         self.incoming.extend_from_slice(data);
         match self.advance(out, plaintext)? {
             false => Ok(Progress::Continues(self)),
+            // Only whole records were fed, and rustls consumes each one that finishes it.
+            true if self.fed > 0 => Err(TlsError::Other {
+                reason: "the handshake ended inside a record".into(),
+            }),
             true => {
                 let info = connection_info(&self.conn);
                 let rest = std::mem::take(&mut self.incoming);
@@ -88,23 +96,53 @@ impl Handshake {
 
     /// Runs rustls over what was received until it waits for the peer; returns true once
     /// the handshake is over.
+    ///
+    /// rustls is given one whole record at a time, and no more once the handshake is over:
+    /// whatever follows the record that finished it (data, a ticket, a key update, the peer's
+    /// `close_notify`) stays ciphertext for the record layer, instead of being acted on by
+    /// rustls's own state machine just before it is turned into a kernel connection.
     fn advance(&mut self, out: &mut Vec<u8>, plaintext: &mut Vec<u8>) -> Result<bool, TlsError> {
         loop {
+            // The same buffer each time (rustls keeps positions in it), cut after the
+            // records it may see.
+            let fed = self.fed.min(self.incoming.len());
             let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(&mut self.incoming);
+                self.conn.process_tls_records(&mut self.incoming[..fed]);
             let step = match state {
                 Ok(state) => Self::act(state, out, plaintext),
                 Err(error) => Err(classify(error)),
             };
-            self.incoming.drain(..discard.min(self.incoming.len()));
+            let discard = discard.min(fed);
+            self.incoming.drain(..discard);
+            self.fed = fed - discard;
             match step {
                 Ok(Step::Again) => {}
+                Ok(Step::Wait) if self.feed_next_record() => {}
                 Ok(Step::Wait) => return Ok(false),
                 Ok(Step::Done) => return Ok(true),
                 // The fatal alert rustls queues is not sent: the client closes at once.
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Lets rustls see the next record once all of it has arrived; returns whether it did.
+    /// A header rustls would refuse is let through at once, for rustls to refuse.
+    fn feed_next_record(&mut self) -> bool {
+        let unfed = &self.incoming[self.fed..];
+        let Some(header) = unfed.first_chunk::<HEADER>() else {
+            return false;
+        };
+        let record = if validate(header).is_ok() {
+            HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]))
+        } else {
+            unfed.len()
+        };
+        if unfed.len() < record {
+            return false;
+        }
+        self.fed += record;
+        true
     }
 
     fn act(

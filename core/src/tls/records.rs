@@ -69,7 +69,8 @@ impl Records {
         let tx_limit = match suite {
             SupportedCipherSuite::Tls13(s) => s.common.confidentiality_limit,
             SupportedCipherSuite::Tls12(s) => s.common.confidentiality_limit,
-        };
+        }
+        .min(SEQ_SOFT_LIMIT);
         let records = Self {
             suite,
             kernel,
@@ -157,10 +158,11 @@ impl Records {
         Ok(sealed.encode())
     }
 
-    /// Changes the sending key before it has sealed as many records as its cipher may: a
-    /// key update under TLS 1.3; under TLS 1.2, which has none, the session ends.
+    /// Changes the sending key before it has sealed as many records as its cipher may: as
+    /// rustls does, the KeyUpdate takes the last sequence number the key allows (unless the
+    /// key is unused). Under TLS 1.2, which has no key update, the session ends there.
     fn refresh_if_worn(&mut self) -> Result<(), TlsError> {
-        if self.tx_seq < self.tx_limit {
+        if self.tx_seq == 0 || self.tx_seq.saturating_add(1) < self.tx_limit {
             return Ok(());
         }
         if !self.tls13 {
@@ -391,6 +393,9 @@ fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, TlsError> {
     buf.drain(..4 + len);
     Ok(Some((kind, body)))
 }
+
+/// rustls's own cap on records per key, whatever the suite allows.
+const SEQ_SOFT_LIMIT: u64 = 0xffff_ffff_ffff_0000;
 
 /// The longest handshake message reassembled after the handshake: a generous ticket.
 const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
