@@ -1326,3 +1326,58 @@ fn a_close_notify_in_the_same_read_as_the_servers_finished_is_a_clean_end() {
     assert_eq!(events[1], Event::Data(Bytes::from_static(b"421 busy\r\n")));
     assert_eq!(events[2], Event::PeerClosed, "{events:?}");
 }
+
+/// Two key update requests while we are silent get one answer (RFC 8446 section 4.6.3),
+/// and the server still reads what we send after it.
+#[test]
+fn two_key_update_requests_while_we_are_silent_get_one_answer() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.server.update_keys();
+    pair.server.update_keys();
+    pair.server.send(b"twice");
+    pair.drive();
+    pair.send(b"after it");
+    pair.drive();
+
+    assert_eq!(received(&pair), b"twice");
+    assert_eq!(pair.server.decrypted, b"after it");
+    assert_eq!(pair.server.tls_error, None);
+    let lengths = record_lengths(&pair.log);
+    assert_eq!(lengths[lengths.len() - 2..], [22, 8 + 17], "{lengths:?}");
+    assert_eq!(
+        lengths.iter().filter(|&&l| l == 22).count(),
+        1,
+        "{lengths:?}"
+    );
+}
+
+/// Handshake messages after the handshake that break the record rules rustls enforces: a
+/// key update not at the end of its record, a record of another type inside a handshake
+/// message, a renegotiation request with a body. Each is a corrupt message.
+#[test]
+fn post_handshake_messages_that_break_the_record_rules_are_corrupt() {
+    let pki = Pki::new();
+    let cases: [&[&[u8]]; 3] = [
+        &[&[24, 0, 0, 1, 0, 4, 0, 0, 0]],
+        &[&[4, 0, 0, 10, 1, 2], b"data"],
+        &[&[0, 0, 0, 1, 9]],
+    ];
+    for (i, records) in cases.into_iter().enumerate() {
+        let mut pair = tls_pair_sending_alerts(&pki);
+        for (n, payload) in records.iter().enumerate() {
+            let typ = if n == 0 {
+                rustls::ContentType::Handshake
+            } else {
+                rustls::ContentType::ApplicationData
+            };
+            pair.server.send_sealed(typ, payload);
+        }
+        pair.drive();
+        assert!(
+            matches!(tls_error(&pair), TlsError::CorruptMessage { .. }),
+            "case {i}: {:?}",
+            tls_error(&pair)
+        );
+    }
+}

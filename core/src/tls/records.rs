@@ -50,6 +50,9 @@ pub(crate) struct Records {
     peer_closed: bool,
     /// Our `close_notify` is sealed: nothing may be sent after it.
     close_notify_sent: bool,
+    /// We answered a key update request and have sent no data since: further requests
+    /// get no second answer (RFC 8446 section 4.6.3).
+    answered_while_silent: bool,
 }
 
 impl Records {
@@ -85,6 +88,7 @@ impl Records {
             control: Vec::new(),
             peer_closed: false,
             close_notify_sent: false,
+            answered_while_silent: false,
         };
         Ok((records, rest))
     }
@@ -123,6 +127,7 @@ impl Records {
                 self.seal_one(ContentType::ApplicationData, OutboundChunks::new(&slices))?
             }
         };
+        self.answered_while_silent = false;
         if self.control.is_empty() {
             return Ok(Bytes::from(sealed));
         }
@@ -239,6 +244,9 @@ impl Records {
                 })?;
         self.rx_seq += 1;
         let payload = opened.payload;
+        if opened.typ != ContentType::Handshake && !self.handshake.is_empty() {
+            return Err(corrupt("a record inside a handshake message"));
+        }
         match opened.typ {
             ContentType::ApplicationData => plaintext.extend_from_slice(payload),
             ContentType::Alert => match payload {
@@ -281,8 +289,11 @@ impl Records {
                     .kernel
                     .handle_new_session_ticket(&body)
                     .map_err(|e| corrupt(&e.to_string()))?,
-                HandshakeType::HelloRequest => {}
-                HandshakeType::KeyUpdate => self.key_update(&body)?,
+                HandshakeType::HelloRequest if body.is_empty() => {}
+                HandshakeType::KeyUpdate if self.handshake.is_empty() => self.key_update(&body)?,
+                HandshakeType::KeyUpdate => {
+                    return Err(corrupt("a key update not at the end of its record"));
+                }
                 _ => {
                     return Err(corrupt(
                         "an unexpected handshake message after the handshake",
@@ -293,9 +304,10 @@ impl Records {
         Ok(())
     }
 
-    /// The peer changed its sending key, and may ask us to change ours. After our
-    /// `close_notify` we send nothing more, and so owe no answer (RFC 8446 section 4.6.3
-    /// asks for one before the next application data record).
+    /// The peer changed its sending key, and may ask us to change ours. One answer covers
+    /// every request until we send data again, and after our `close_notify` we send nothing
+    /// more, so owe none (RFC 8446 section 4.6.3 asks for one before the next application
+    /// data record). A key update must end its record: what follows is under the new key.
     fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
         let update_requested = update_requested(body)?;
         let (seq, rx) = self
@@ -304,7 +316,8 @@ impl Records {
             .map_err(|e| corrupt(&e.to_string()))?;
         self.decrypter = decrypter(self.suite, rx)?;
         self.rx_seq = seq;
-        if update_requested && !self.close_notify_sent {
+        if update_requested && !self.close_notify_sent && !self.answered_while_silent {
+            self.answered_while_silent = true;
             self.send_key_update()?;
         }
         Ok(())
