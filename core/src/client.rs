@@ -16,7 +16,7 @@ use crate::race::{Lost, Race, RaceSettings, Step};
 use crate::report::Attempt;
 use crate::state::{Open, State};
 use crate::timers::{Timer, TimerTable};
-use crate::tls::{MAX_RECORD_PLAINTEXT, TlsSession};
+use crate::tls::TlsSession;
 use crate::unwritten::Unwritten;
 use crate::{
     AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput, OnPeerEof,
@@ -844,7 +844,7 @@ impl Client {
         let mut chunks = Vec::new();
         while session.can_send() {
             chunks.clear();
-            let plaintext = self.queue.pop_for_tls(MAX_RECORD_PLAINTEXT, &mut chunks);
+            let plaintext = self.queue.pop_for_tls(session.max_plaintext(), &mut chunks);
             if plaintext == 0 {
                 break;
             }

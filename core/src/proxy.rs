@@ -96,6 +96,10 @@ pub enum ProxyError {
     /// The SOCKS5 reply names an address type RFC 1928 does not define.
     #[error("the SOCKS5 proxy answered with an unknown address type {0}")]
     UnknownAddressType(u8),
+    /// The host to reach is empty or has spaces or control characters in it, which no
+    /// request may carry.
+    #[error("`{0}` cannot be a host to reach through a proxy")]
+    InvalidHost(String),
     /// The host name does not fit SOCKS5's one-byte length.
     #[error("`{0}` is longer than SOCKS5's 255 bytes")]
     NameTooLong(String),
@@ -121,6 +125,8 @@ pub struct ProxyTunnel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     StatusLine,
+    /// The header lines of an interim (1xx) response.
+    InterimHeaders,
     Headers,
     MethodChoice,
     ReplyHead,
@@ -136,6 +142,13 @@ impl ProxyTunnel {
     /// ready in [`Self::poll_transmit`].
     pub fn new(protocol: ProxyProtocol, host: &str, port: u16) -> Result<Self, ProxyError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.is_empty()
+            || bare
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(ProxyError::InvalidHost(host.to_string()));
+        }
         let (step, outgoing, request) = match protocol {
             ProxyProtocol::HttpConnect => {
                 let authority = match bare.parse::<IpAddr>() {
@@ -196,7 +209,7 @@ impl ProxyTunnel {
     fn advance(&mut self) -> Result<TunnelStatus, ProxyError> {
         loop {
             let progressed = match self.step {
-                Step::StatusLine | Step::Headers => self.http_line()?,
+                Step::StatusLine | Step::InterimHeaders | Step::Headers => self.http_line()?,
                 Step::MethodChoice => self.method_choice()?,
                 Step::ReplyHead => self.reply_head()?,
                 Step::ReplyAddress(len) => self.reply_address(len)?,
@@ -229,17 +242,18 @@ impl ProxyTunnel {
             .trim_end_matches(['\r', '\n'])
             .to_string();
         if self.step == Step::StatusLine {
-            let code = line
-                .strip_prefix("HTTP/1.")
-                .and_then(|rest| rest.get(2..5))
-                .and_then(|code| code.parse::<u16>().ok());
-            self.step = match code {
+            self.step = match status_code(&line) {
+                Some(100..=199) => Step::InterimHeaders,
                 Some(200..=299) => Step::Headers,
                 Some(_) => return Err(ProxyError::Refused { status: line }),
                 None => return Err(ProxyError::NotHttp { line }),
             };
         } else if line.is_empty() {
-            self.step = Step::Open;
+            // An interim (1xx) response is followed by the final one (RFC 9110 15.2).
+            self.step = match self.step {
+                Step::InterimHeaders => Step::StatusLine,
+                _ => Step::Open,
+            };
         } else {
             self.header_lines += 1;
             if self.header_lines > MAX_HEADER_LINES {
@@ -254,6 +268,10 @@ impl ProxyTunnel {
             return Ok(false);
         };
         match answer[..] {
+            // A reply before our request is sent cannot be an answer to it.
+            [5, 0] if !self.received.is_empty() => Err(ProxyError::NotSocks5 {
+                bytes: self.received.split().to_vec(),
+            }),
             [5, 0] => {
                 self.outgoing = self.request.take();
                 self.step = Step::ReplyHead;
@@ -312,6 +330,19 @@ impl ProxyTunnel {
     }
 }
 
+/// The code of an HTTP/1.x status line (`HTTP/1.1 200 Connection established`): three
+/// digits between a space and a space or the end of the line.
+fn status_code(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("HTTP/1.")?;
+    let (_minor, rest) = rest.split_at_checked(1)?;
+    let rest = rest.strip_prefix(' ')?;
+    let (code, after) = rest.split_at_checked(3)?;
+    if !code.bytes().all(|b| b.is_ascii_digit()) || !(after.is_empty() || after.starts_with(' ')) {
+        return None;
+    }
+    code.parse().ok()
+}
+
 /// The SOCKS5 CONNECT request for `host` (without brackets) and `port`.
 fn socks5_request(host: &str, port: u16) -> Result<Bytes, ProxyError> {
     let mut request = vec![5, 1, 0];
@@ -361,12 +392,17 @@ mod tests {
     fn each_cut(
         protocol: ProxyProtocol,
         host: &str,
+        before: &[u8],
         answer: &[u8],
     ) -> Vec<Result<Bytes, ProxyError>> {
         (0..=answer.len())
             .map(|cut| {
                 let mut tunnel = ProxyTunnel::new(protocol, host, 443).unwrap();
                 let mut server = Vec::new();
+                let _ = tunnel.poll_transmit();
+                if !before.is_empty() {
+                    assert_eq!(tunnel.handle_data(before)?, TunnelStatus::InProgress);
+                }
                 for part in [&answer[..cut], &answer[cut..]] {
                     let _ = tunnel.poll_transmit();
                     if tunnel.is_open() {
@@ -386,8 +422,48 @@ mod tests {
     #[test]
     fn http_connect_opens_on_2xx_however_the_answer_is_cut() {
         let answer = b"HTTP/1.1 200 OK\r\nVia: test\r\n\r\nhello";
-        for result in each_cut(ProxyProtocol::HttpConnect, "example.org", answer) {
+        for result in each_cut(ProxyProtocol::HttpConnect, "example.org", b"", answer) {
             assert_eq!(result, Ok(Bytes::from_static(b"hello")));
+        }
+    }
+
+    #[test]
+    fn http_status_lines_are_read_strictly_and_interim_responses_skipped() {
+        let open = |answer: &[u8]| {
+            let mut tunnel = ProxyTunnel::new(ProxyProtocol::HttpConnect, "h", 1).unwrap();
+            tunnel.handle_data(answer)
+        };
+        assert!(matches!(
+            open(b"HTTP/1.0 200\r\n\r\n"),
+            Ok(TunnelStatus::Open { .. })
+        ));
+        assert!(matches!(
+            open(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nVia: p\r\n\r\n"),
+            Ok(TunnelStatus::Open { .. })
+        ));
+        for garbage in [
+            &b"HTTP/1.1 2001 x\r\n"[..],
+            b"HTTP/1.1x200\r\n",
+            b"HTTP/1.1 20\r\n",
+        ] {
+            assert!(
+                matches!(open(garbage), Err(ProxyError::NotHttp { .. })),
+                "{:?}",
+                String::from_utf8_lossy(garbage)
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_no_request_may_carry_is_refused_before_anything_is_sent() {
+        for protocol in [ProxyProtocol::HttpConnect, ProxyProtocol::Socks5] {
+            for host in ["", "a b", "a\r\nHost: evil", "[]"] {
+                assert_eq!(
+                    ProxyTunnel::new(protocol, host, 1).err(),
+                    Some(ProxyError::InvalidHost(host.to_string())),
+                    "{host:?}"
+                );
+            }
         }
     }
 
@@ -515,14 +591,14 @@ mod tests {
     #[test]
     fn socks5_replies_with_every_address_type_open_however_they_are_cut() {
         let replies: [&[u8]; 3] = [
-            &[5, 0, 5, 0, 0, 1, 127, 0, 0, 1, 0, 80, b'!'],
-            &[5, 0, 5, 0, 0, 3, 3, b'h', b'o', b'p', 0, 80, b'!'],
+            &[5, 0, 0, 1, 127, 0, 0, 1, 0, 80, b'!'],
+            &[5, 0, 0, 3, 3, b'h', b'o', b'p', 0, 80, b'!'],
             &[
-                5, 0, 5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80, b'!',
+                5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80, b'!',
             ],
         ];
         for reply in replies {
-            for result in each_cut(ProxyProtocol::Socks5, "10.0.0.1", reply) {
+            for result in each_cut(ProxyProtocol::Socks5, "10.0.0.1", &[5, 0], reply) {
                 assert_eq!(result, Ok(Bytes::from_static(b"!")), "{reply:?}");
             }
         }
@@ -530,15 +606,35 @@ mod tests {
 
     #[test]
     fn socks5_refusals_are_typed_and_worded() {
-        let cases: [(&[u8], ProxyError); 4] = [
-            (&[5, 0xff], ProxyError::AuthenticationRequired),
-            (&[4, 0], ProxyError::NotSocks5 { bytes: vec![4, 0] }),
-            (&[5, 0, 5, 5, 0, 1], ProxyError::Socks5Refused { code: 5 }),
-            (&[5, 0, 5, 0, 0, 9], ProxyError::UnknownAddressType(9)),
+        // The method choice, then (once our request is out) the reply.
+        let cases: [(&[u8], &[u8], ProxyError); 5] = [
+            (&[5, 0xff], &[], ProxyError::AuthenticationRequired),
+            (&[4, 0], &[], ProxyError::NotSocks5 { bytes: vec![4, 0] }),
+            (
+                &[5, 0],
+                &[5, 5, 0, 1],
+                ProxyError::Socks5Refused { code: 5 },
+            ),
+            (&[5, 0], &[5, 0, 0, 9], ProxyError::UnknownAddressType(9)),
+            (
+                &[5, 0, 5, 0, 0, 1],
+                &[],
+                ProxyError::NotSocks5 {
+                    bytes: vec![5, 0, 0, 1],
+                },
+            ),
         ];
-        for (answer, error) in cases {
+        for (choice, reply, error) in cases {
             let mut tunnel = ProxyTunnel::new(ProxyProtocol::Socks5, "h", 1).unwrap();
-            assert_eq!(tunnel.handle_data(answer), Err(error.clone()));
+            let _ = tunnel.poll_transmit();
+            let result = match tunnel.handle_data(choice) {
+                Ok(TunnelStatus::InProgress) if !reply.is_empty() => {
+                    assert!(tunnel.poll_transmit().is_some(), "the request goes out");
+                    tunnel.handle_data(reply)
+                }
+                other => other,
+            };
+            assert_eq!(result, Err(error.clone()));
         }
         assert_eq!(
             ProxyError::Socks5Refused { code: 5 }.to_string(),

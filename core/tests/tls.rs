@@ -1381,3 +1381,27 @@ fn post_handshake_messages_that_break_the_record_rules_are_corrupt() {
         );
     }
 }
+
+/// The configuration's `max_fragment_size` bounds the records the core seals, as it bounds
+/// rustls's: here 1 KiB of plaintext per record.
+#[test]
+fn the_configurations_max_fragment_size_bounds_every_record() {
+    let pki = Pki::new();
+    let mut config = (**pki.client_tls("localhost").client_config()).clone();
+    config.max_fragment_size = Some(1024 + 5);
+    let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
+    let mut pair = tls_pair(&pki, tls);
+    pair.h
+        .client
+        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![b'f'; 3000])))
+        .unwrap();
+    pair.drive();
+
+    assert_eq!(pair.server.decrypted.len(), 3000);
+    let lengths = record_lengths(&pair.log);
+    assert_eq!(
+        lengths[lengths.len() - 3..],
+        [1024 + 17, 1024 + 17, 952 + 17],
+        "{lengths:?}"
+    );
+}

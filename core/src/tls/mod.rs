@@ -27,7 +27,10 @@ use records::Records;
 
 /// The most plaintext one TLS record carries. Sealing at most this much at a time makes
 /// every seal exactly one record, so the ledger can count delivered bytes per record.
-pub(crate) const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// A record's header, which rustls's `max_fragment_size` counts.
+const RECORD_HEADER: usize = 5;
 
 /// What one batch of received bytes did to the session.
 #[derive(Debug, Default)]
@@ -51,6 +54,9 @@ pub(crate) struct TlsSession {
     outgoing: Vec<u8>,
     /// What the handshake negotiated.
     info: Option<TlsInfo>,
+    /// The most plaintext one record carries: 16 KiB, or less under the configuration's
+    /// `max_fragment_size`.
+    max_plaintext: usize,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -79,6 +85,13 @@ impl TlsSession {
             records: None,
             outgoing,
             info: None,
+            max_plaintext: config.client_config.max_fragment_size.map_or(
+                MAX_RECORD_PLAINTEXT,
+                |size| {
+                    size.saturating_sub(RECORD_HEADER)
+                        .clamp(1, MAX_RECORD_PLAINTEXT)
+                },
+            ),
         })
     }
 
@@ -114,7 +127,12 @@ impl TlsSession {
         n
     }
 
-    /// Seals `chunks` (at most [`MAX_RECORD_PLAINTEXT`] bytes) as one record, ready to send.
+    /// The most plaintext one record may carry: what [`Self::seal`] takes at a time.
+    pub(crate) fn max_plaintext(&self) -> usize {
+        self.max_plaintext
+    }
+
+    /// Seals `chunks` (at most [`Self::max_plaintext`] bytes) as one record, ready to send.
     /// Bytes of the session's own ([`Self::write_outgoing`]) go before it.
     pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, TlsError> {
         match &mut self.records {
