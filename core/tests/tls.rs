@@ -1359,7 +1359,7 @@ fn two_key_update_requests_while_we_are_silent_get_one_answer() {
 fn post_handshake_messages_that_break_the_record_rules_are_corrupt() {
     let pki = Pki::new();
     let cases: [&[&[u8]]; 3] = [
-        &[&[24, 0, 0, 1, 0, 4, 0, 0, 0]],
+        &[&[24, 0, 0, 1, 0, 4, 0, 0, 9]],
         &[&[4, 0, 0, 10, 1, 2], b"data"],
         &[&[0, 0, 0, 1, 9]],
     ];

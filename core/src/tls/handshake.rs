@@ -73,10 +73,8 @@ impl Handshake {
         self.incoming.extend_from_slice(data);
         match self.advance(out, plaintext)? {
             false => Ok(Progress::Continues(self)),
-            // Only whole records were fed, and rustls consumes each one that finishes it.
-            true if self.fed > 0 => Err(TlsError::Other {
-                reason: "the handshake ended inside a record".into(),
-            }),
+            // rustls has consumed every record it was fed (the last one finished the
+            // handshake): what is left is ciphertext it never saw.
             true => {
                 let info = connection_info(&self.conn);
                 let rest = std::mem::take(&mut self.incoming);

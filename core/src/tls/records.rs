@@ -290,13 +290,12 @@ impl Records {
                     .handle_new_session_ticket(&body)
                     .map_err(|e| corrupt(&e.to_string()))?,
                 HandshakeType::HelloRequest if body.is_empty() => {}
+                // What follows a key update in its record would be under the old key.
                 HandshakeType::KeyUpdate if self.handshake.is_empty() => self.key_update(&body)?,
-                HandshakeType::KeyUpdate => {
-                    return Err(corrupt("a key update not at the end of its record"));
-                }
                 _ => {
                     return Err(corrupt(
-                        "an unexpected handshake message after the handshake",
+                        "an unexpected handshake message after the handshake (or a key \
+                         update not at the end of its record)",
                     ));
                 }
             }
