@@ -337,10 +337,9 @@ fn an_untrusted_certificate_is_refused() {
     pair.drive();
 }
 
-/// A TLS 1.3 server may send data right after its handshake flight, before it has our
-/// Finished (0.5-RTT): it arrives with the flight and is delivered after `TlsEstablished`.
-#[test]
-fn data_sent_with_the_servers_handshake_flight_is_delivered() {
+/// The events of a client that receives, in one read, a TLS 1.3 server's whole first
+/// flight followed by 0.5-RTT data `early` (and the server's `close_notify` if `close`).
+fn first_flight_events(early: &[u8], close: bool) -> Vec<Event> {
     use std::io::Write;
     let pki = Pki::new();
     let mut config = (*pki.server_config()).clone();
@@ -356,12 +355,22 @@ fn data_sent_with_the_servers_handshake_flight_is_delivered() {
 
     server.read_tls(&mut &hello[..]).unwrap();
     server.process_new_packets().unwrap();
-    server.writer().write_all(b"half-rtt").unwrap();
+    server.writer().write_all(early).unwrap();
+    if close {
+        server.send_close_notify();
+    }
     let mut flight = Vec::new();
     while server.wants_write() {
         server.write_tls(&mut flight).unwrap();
     }
-    let events = tcpclient_testkit::events(&h.input(Input::Received(&flight)));
+    tcpclient_testkit::events(&h.input(Input::Received(&flight)))
+}
+
+/// A TLS 1.3 server may send data right after its handshake flight, before it has our
+/// Finished (0.5-RTT): it arrives with the flight and is delivered after `TlsEstablished`.
+#[test]
+fn data_sent_with_the_servers_handshake_flight_is_delivered() {
+    let events = first_flight_events(b"half-rtt", false);
 
     assert!(matches!(events[0], Event::TlsEstablished(_)), "{events:?}");
     assert_eq!(events[1], Event::Data(Bytes::from_static(b"half-rtt")));
@@ -1299,28 +1308,7 @@ fn a_hello_request_is_passed_over() {
 /// data delivered, and the close is the peer's clean end, not an error.
 #[test]
 fn a_close_notify_in_the_same_read_as_the_servers_finished_is_a_clean_end() {
-    use std::io::Write;
-    let pki = Pki::new();
-    let mut config = (*pki.server_config()).clone();
-    config.send_half_rtt_data = true;
-    let mut server = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
-    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
-    h.outputs();
-    h.input(Input::StartTls);
-    let hello: Vec<u8> = transmits(&h.input(Input::Connected(tcpclient_core::AttemptId(0))))
-        .iter()
-        .flat_map(|b| b.to_vec())
-        .collect();
-
-    server.read_tls(&mut &hello[..]).unwrap();
-    server.process_new_packets().unwrap();
-    server.writer().write_all(b"421 busy\r\n").unwrap();
-    server.send_close_notify();
-    let mut flight = Vec::new();
-    while server.wants_write() {
-        server.write_tls(&mut flight).unwrap();
-    }
-    let events = tcpclient_testkit::events(&h.input(Input::Received(&flight)));
+    let events = first_flight_events(b"421 busy\r\n", true);
 
     assert!(matches!(events[0], Event::TlsEstablished(_)), "{events:?}");
     assert_eq!(events[1], Event::Data(Bytes::from_static(b"421 busy\r\n")));
