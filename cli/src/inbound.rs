@@ -95,6 +95,13 @@ impl<'a> Inbound<'a> {
         }
     }
 
+    /// Finishes the connection gracefully and takes its events until it has closed (or
+    /// until `deadline`), whatever the ending.
+    pub fn finish_and_wait(&mut self, deadline: Option<Instant>) {
+        self.conn.finish();
+        while !matches!(self.next(deadline), Ok(Event::Closed(_)) | Err(_)) {}
+    }
+
     /// The next line the server sends (without CRLF), for dialogues before TLS, by
     /// `deadline`. A line longer than [`MAX_LINE`] is an error.
     pub fn line(&mut self, deadline: Instant) -> Result<String, Failure> {

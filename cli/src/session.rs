@@ -233,9 +233,8 @@ fn check_port(
             Err(other) => return Err(other),
         }
     };
-    inbound.conn.finish();
     // How the close goes does not matter: the port answered.
-    while !matches!(inbound.next(Some(deadline)), Ok(Event::Closed(_)) | Err(_)) {}
+    inbound.finish_and_wait(Some(deadline));
     if verbose {
         warn(format_args!(
             "Connection to {host} ({}) {port} port succeeded",

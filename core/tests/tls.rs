@@ -850,6 +850,15 @@ fn every_suite() -> [rustls::SupportedCipherSuite; 6] {
     ]
 }
 
+/// Hands the client what the server has sent in two reads, the first cut a third of the way
+/// in (inside a record).
+fn deliver_in_two_reads(pair: &mut Pair) {
+    let wire = pair.server.take_outgoing();
+    let (first, second) = wire.split_at(wire.len() / 3);
+    pair.input(Input::Received(first));
+    pair.input(Input::Received(second));
+}
+
 /// A connected pair whose server offers only `suite`.
 fn pair_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
@@ -875,10 +884,7 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
         pair.server.send(&[b'a'; 20_000]);
         pair.server.send(b"tail");
         pair.server.send_close_notify();
-        let wire = pair.server.take_outgoing();
-        let (first, second) = wire.split_at(wire.len() / 3);
-        pair.input(Input::Received(first));
-        pair.input(Input::Received(second));
+        deliver_in_two_reads(&mut pair);
 
         let data = received(&pair);
         assert_eq!(data.len(), 20_004, "{name}");
@@ -905,10 +911,7 @@ fn data_goes_both_ways_under_every_cipher_suite() {
             .unwrap();
         pair.send(b"!");
         pair.server.send(&[b'b'; 20_000]);
-        let wire = pair.server.take_outgoing();
-        let (first, second) = wire.split_at(wire.len() / 3);
-        pair.input(Input::Received(first));
-        pair.input(Input::Received(second));
+        deliver_in_two_reads(&mut pair);
         pair.drive();
 
         assert_eq!(pair.server.tls_error, None, "{name}");

@@ -6,7 +6,7 @@
 //! the [`Records`](super::records::Records) layer with the session's keys.
 //!
 //! A failed handshake ends the connection at once: the fatal alert rustls queues for the
-//! peer is not sent (the client closes its socket instead), as it was not before either.
+//! peer is not sent (the client closes its socket instead).
 
 use rustls::client::ClientConnectionData;
 use rustls::client::UnbufferedClientConnection;
@@ -58,20 +58,20 @@ impl Handshake {
             fed: 0,
         });
         // The ClientHello: nothing has been received, so nothing can have finished.
-        handshake.advance(out, &mut Vec::new())?;
+        handshake.advance(out)?;
         Ok(handshake)
     }
 
-    /// Feeds bytes read from the socket: messages to send go to `out`, application data
-    /// the server sent before the handshake was over for us to `plaintext`.
+    /// Feeds bytes read from the socket; messages to send go to `out`. Application data
+    /// can only come after the record that finishes the handshake, so it is left for the
+    /// record layer in [`Finished::rest`].
     pub(crate) fn receive(
         mut self: Box<Self>,
         data: &[u8],
         out: &mut Vec<u8>,
-        plaintext: &mut Vec<u8>,
     ) -> Result<Progress, TlsError> {
         self.incoming.extend_from_slice(data);
-        match self.advance(out, plaintext)? {
+        match self.advance(out)? {
             false => Ok(Progress::Continues(self)),
             // rustls has consumed every record it was fed (the last one finished the
             // handshake): what is left is ciphertext it never saw.
@@ -99,7 +99,7 @@ impl Handshake {
     /// whatever follows the record that finished it (data, a ticket, a key update, the peer's
     /// `close_notify`) stays ciphertext for the record layer, instead of being acted on by
     /// rustls's own state machine just before it is turned into a kernel connection.
-    fn advance(&mut self, out: &mut Vec<u8>, plaintext: &mut Vec<u8>) -> Result<bool, TlsError> {
+    fn advance(&mut self, out: &mut Vec<u8>) -> Result<bool, TlsError> {
         loop {
             // The same buffer each time (rustls keeps positions in it), cut after the
             // records it may see.
@@ -107,7 +107,7 @@ impl Handshake {
             let UnbufferedStatus { discard, state } =
                 self.conn.process_tls_records(&mut self.incoming[..fed]);
             let step = match state {
-                Ok(state) => Self::act(state, out, plaintext),
+                Ok(state) => Self::act(state, out),
                 Err(error) => Err(classify(error)),
             };
             let discard = discard.min(fed);
@@ -146,7 +146,6 @@ impl Handshake {
     fn act(
         state: ConnectionState<'_, '_, ClientConnectionData>,
         out: &mut Vec<u8>,
-        plaintext: &mut Vec<u8>,
     ) -> Result<Step, TlsError> {
         match state {
             ConnectionState::EncodeTlsData(mut encode) => {
@@ -158,17 +157,10 @@ impl Handshake {
                 transmit.done();
                 Ok(Step::Again)
             }
-            ConnectionState::ReadTraffic(mut read) => {
-                while let Some(record) = read.next_record() {
-                    let record = record.map_err(classify)?;
-                    plaintext.extend_from_slice(record.payload);
-                }
-                Ok(Step::Again)
-            }
             ConnectionState::WriteTraffic(_) => Ok(Step::Done),
             ConnectionState::BlockedHandshake => Ok(Step::Wait),
-            // A client never sees early data, and the peer's close_notify during the
-            // handshake is not a way to end it.
+            // Data and the peer's close_notify come after the record that finishes the
+            // handshake, which rustls never sees; a client never sees early data.
             other => Err(TlsError::Other {
                 reason: format!("the handshake met an unexpected state: {other:?}"),
             }),

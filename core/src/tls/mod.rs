@@ -22,7 +22,7 @@ pub use config::{
 };
 
 use crate::{PeerCertificates, TlsConfig, TlsError, TlsInfo};
-use handshake::{Handshake, Progress};
+use handshake::{Finished, Handshake, Progress};
 use records::Records;
 
 /// The most plaintext one TLS record carries. Sealing at most this much at a time makes
@@ -49,8 +49,8 @@ pub(crate) struct Inbound {
 pub(crate) struct TlsSession {
     handshake: Option<Box<Handshake>>,
     records: Option<Records>,
-    /// Bytes waiting for [`Self::write_outgoing`]: handshake flights, a fatal alert, our
-    /// `close_notify`.
+    /// Bytes waiting for [`Self::write_outgoing`]: handshake flights, our key-update answers,
+    /// our `close_notify`.
     outgoing: Vec<u8>,
     /// What the handshake negotiated.
     info: Option<TlsInfo>,
@@ -179,17 +179,22 @@ impl TlsSession {
         handshake_finished: &mut bool,
     ) -> Result<(), TlsError> {
         if let Some(handshake) = self.handshake.take() {
-            let finished = match handshake.receive(data, &mut self.outgoing, plaintext)? {
+            let finished = match handshake.receive(data, &mut self.outgoing)? {
                 Progress::Continues(handshake) => {
                     self.handshake = Some(handshake);
                     return Ok(());
                 }
                 Progress::Done(finished) => finished,
             };
+            let Finished {
+                info,
+                secrets,
+                kernel,
+                rest,
+            } = *finished;
             *handshake_finished = true;
-            self.info = Some(finished.info.clone());
-            let (records, rest) = Records::start(*finished)?;
-            let records = self.records.insert(records);
+            self.info = Some(info);
+            let records = self.records.insert(Records::start(secrets, kernel)?);
             return records.receive(&rest, plaintext);
         }
         match &mut self.records {

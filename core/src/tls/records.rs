@@ -19,12 +19,12 @@ use rustls::crypto::cipher::{
 };
 use rustls::kernel::KernelConnection;
 use rustls::{
-    AlertDescription, ConnectionTrafficSecrets, ContentType, HandshakeType, ProtocolVersion,
-    SupportedCipherSuite,
+    AlertDescription, ConnectionTrafficSecrets, ContentType, ExtractedSecrets, HandshakeType,
+    ProtocolVersion, SupportedCipherSuite,
 };
 
+use super::classify;
 use super::framing::{HEADER, validate};
-use super::handshake::Finished;
 use crate::TlsError;
 
 /// The session's records, both ways, once the handshake is over.
@@ -39,7 +39,6 @@ pub(crate) struct Records {
     tx_seq: u64,
     /// Records one key may seal before it must be changed: the suite's confidentiality limit.
     tx_limit: u64,
-    tls13: bool,
     /// The record being assembled: header, then payload.
     record: Vec<u8>,
     /// Handshake messages after the handshake, reassembled across records.
@@ -56,17 +55,12 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    /// Takes over from a finished handshake; returns the layer and the received bytes it
-    /// has not read yet (the handshake's leftovers).
-    pub(crate) fn start(finished: Finished) -> Result<(Self, Vec<u8>), TlsError> {
-        let Finished {
-            secrets,
-            kernel,
-            rest,
-            ..
-        } = finished;
+    /// Takes over from a finished handshake, with its keys and its kernel connection.
+    pub(crate) fn start(
+        secrets: ExtractedSecrets,
+        kernel: KernelConnection<ClientConnectionData>,
+    ) -> Result<Self, TlsError> {
         let suite = kernel.negotiated_cipher_suite();
-        let tls13 = matches!(suite, SupportedCipherSuite::Tls13(_));
         let (rx_seq, rx) = secrets.rx;
         let (tx_seq, tx) = secrets.tx;
         let tx_limit = match suite {
@@ -74,7 +68,7 @@ impl Records {
             SupportedCipherSuite::Tls12(s) => s.common.confidentiality_limit,
         }
         .min(SEQ_SOFT_LIMIT);
-        let records = Self {
+        Ok(Self {
             suite,
             kernel,
             decrypter: decrypter(suite, rx)?,
@@ -82,15 +76,17 @@ impl Records {
             rx_seq,
             tx_seq,
             tx_limit,
-            tls13,
             record: Vec::new(),
             handshake: Vec::new(),
             control: Vec::new(),
             peer_closed: false,
             close_notify_sent: false,
             answered_while_silent: false,
-        };
-        Ok((records, rest))
+        })
+    }
+
+    fn tls13(&self) -> bool {
+        matches!(self.suite, SupportedCipherSuite::Tls13(_))
     }
 
     pub(crate) fn peer_closed(&self) -> bool {
@@ -158,7 +154,7 @@ impl Records {
         let sealed = self
             .encrypter
             .encrypt(message, self.tx_seq)
-            .map_err(other)?;
+            .map_err(classify)?;
         self.tx_seq += 1;
         Ok(sealed.encode())
     }
@@ -170,7 +166,7 @@ impl Records {
         if self.tx_seq == 0 || self.tx_seq.saturating_add(1) < self.tx_limit {
             return Ok(());
         }
-        if !self.tls13 {
+        if !self.tls13() {
             return Err(TlsError::Other {
                 reason: "the cipher suite's confidentiality limit is reached".into(),
             });
@@ -184,7 +180,7 @@ impl Records {
         let key_update = [u8::from(HandshakeType::KeyUpdate), 0, 0, 1, 0];
         let record = self.seal_one(ContentType::Handshake, OutboundChunks::Single(&key_update))?;
         self.control.extend_from_slice(&record);
-        let (seq, tx) = self.kernel.update_tx_secret().map_err(other)?;
+        let (seq, tx) = self.kernel.update_tx_secret().map_err(classify)?;
         self.encrypter = encrypter(self.suite, tx)?;
         self.tx_seq = seq;
         Ok(())
@@ -231,17 +227,15 @@ impl Records {
         let outer = ContentType::from(self.record[0]);
         let version = ProtocolVersion::from(u16::from_be_bytes([self.record[1], self.record[2]]));
         if outer == ContentType::ChangeCipherSpec
-            || (self.tls13 && outer != ContentType::ApplicationData)
+            || (self.tls13() && outer != ContentType::ApplicationData)
         {
             return Err(corrupt("an unencrypted record after the handshake"));
         }
         let message = InboundOpaqueMessage::new(outer, version, &mut self.record[HEADER..]);
-        let opened =
-            self.decrypter
-                .decrypt(message, self.rx_seq)
-                .map_err(|e| TlsError::CorruptMessage {
-                    reason: e.to_string(),
-                })?;
+        let opened = self
+            .decrypter
+            .decrypt(message, self.rx_seq)
+            .map_err(misbehaved)?;
         self.rx_seq += 1;
         let payload = opened.payload;
         if opened.typ != ContentType::Handshake && !self.handshake.is_empty() {
@@ -288,7 +282,7 @@ impl Records {
                 HandshakeType::NewSessionTicket => self
                     .kernel
                     .handle_new_session_ticket(&body)
-                    .map_err(|e| corrupt(&e.to_string()))?,
+                    .map_err(misbehaved)?,
                 HandshakeType::HelloRequest if body.is_empty() => {}
                 // What follows a key update in its record would be under the old key.
                 HandshakeType::KeyUpdate if self.handshake.is_empty() => self.key_update(&body)?,
@@ -309,10 +303,7 @@ impl Records {
     /// data record). A key update must end its record: what follows is under the new key.
     fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
         let update_requested = update_requested(body)?;
-        let (seq, rx) = self
-            .kernel
-            .update_rx_secret()
-            .map_err(|e| corrupt(&e.to_string()))?;
+        let (seq, rx) = self.kernel.update_rx_secret().map_err(misbehaved)?;
         self.decrypter = decrypter(self.suite, rx)?;
         self.rx_seq = seq;
         if update_requested && !self.close_notify_sent && !self.answered_while_silent {
@@ -412,10 +403,9 @@ const SEQ_SOFT_LIMIT: u64 = 0xffff_ffff_ffff_0000;
 /// The longest handshake message reassembled after the handshake: a generous ticket.
 const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
 
-fn other(error: rustls::Error) -> TlsError {
-    TlsError::Other {
-        reason: error.to_string(),
-    }
+/// What rustls says of a record or message the peer should not have sent.
+fn misbehaved(error: rustls::Error) -> TlsError {
+    corrupt(&error.to_string())
 }
 
 fn corrupt(reason: &str) -> TlsError {
