@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use tcpclient_core::{Bytes, Client, Config, Event, Input, Output};
+use tcpclient_core::{Bytes, Client, Config, Event, Input, Output, Unacknowledged};
 
 /// Runs the echo exchange; the test in `tests/examples.rs` calls this too.
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,6 +65,12 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                         s.shutdown(Shutdown::Write)?;
                     }
                     Ok(())
+                }
+                // With nothing but `std` there is no asking the kernel what the peer's TCP
+                // acknowledged: say so. The server's end after ours still confirms the
+                // exchange; `examples/nonblocking_echo.rs` asks the kernel.
+                Output::QueryUnacknowledged => {
+                    client.handle_input(now, Input::Unacknowledged(Unacknowledged::Unknown))
                 }
                 // A failed attempt left no socket; the connection's socket closes with
                 // Close (FIN) or Reset (an abort; a real driver sets SO_LINGER 0 first).

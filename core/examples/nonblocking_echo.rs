@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use polling::{Event as Readiness, Events, Poller};
 use socket2::{Domain, SockAddr, Socket, Type};
-use tcpclient_core::{AttemptId, Bytes, Client, Config, Event, Input, Output};
+use tcpclient_core::{AttemptId, Bytes, Client, Config, Event, Input, Output, Unacknowledged};
 
 /// The poller's key for our one socket.
 const KEY: usize = 7;
@@ -40,6 +40,8 @@ struct Connection {
     pending: VecDeque<Bytes>,
     /// A write stopped at `WouldBlock`: wait for writability before the next.
     blocked: bool,
+    /// The write side was shut down: our FIN counts in what the kernel has unacknowledged.
+    fin_sent: bool,
 }
 
 /// Runs the exchange and says how it went.
@@ -96,6 +98,7 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                             connecting: true,
                             pending: VecDeque::new(),
                             blocked: false,
+                            fin_sent: false,
                         });
                     }
                     Err(e) => {
@@ -109,12 +112,24 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                 }
                 // Every transmit has been reported written by now, as the contract says.
                 Output::ShutdownWrite => {
-                    if let Some(conn) = &socket
-                        && let Err(e) = conn.stream.shutdown(Shutdown::Write)
-                    {
-                        // After the close this would be a late report, and a no-op.
-                        let _ = client.handle_input(now, Input::SocketError(e.kind()));
+                    if let Some(conn) = &mut socket {
+                        match conn.stream.shutdown(Shutdown::Write) {
+                            Ok(()) => conn.fin_sent = true,
+                            // After the close this would be a late report, and a no-op.
+                            Err(e) => {
+                                let _ = client.handle_input(now, Input::SocketError(e.kind()));
+                            }
+                        }
                     }
+                }
+                // Written is not delivered: the kernel says what the peer has not
+                // acknowledged yet, at once, before the next wait.
+                Output::QueryUnacknowledged => {
+                    let answer = match &socket {
+                        Some(conn) => unacknowledged(&conn.stream, conn.fin_sent),
+                        None => Unacknowledged::Unknown,
+                    };
+                    client.handle_input(now, Input::Unacknowledged(answer))?;
                 }
                 Output::Cancel(_) | Output::Close => {
                     if let Some(conn) = socket.take() {
@@ -237,6 +252,31 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
             client.handle_input(now, Input::Timeout)?;
         }
     }
+}
+
+/// What the peer's TCP has not acknowledged of what was written to `stream`: Linux's
+/// `SIOCOUTQ` counts the bytes and, once sent, the FIN (which comes last, so it is
+/// acknowledged when nothing is left). Other platforms say they cannot tell here.
+fn unacknowledged(stream: &TcpStream, fin_sent: bool) -> Unacknowledged {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: the descriptor is open while `stream` is borrowed; the ioctl writes one
+        // `int` into `queued`.
+        #[allow(unsafe_code)]
+        let status = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if status == 0
+            && let Ok(queued) = u64::try_from(queued)
+        {
+            return Unacknowledged::Known {
+                bytes: queued.saturating_sub(u64::from(fin_sent)),
+                fin_acknowledged: fin_sent && queued == 0,
+            };
+        }
+    }
+    let _ = (stream, fin_sent);
+    Unacknowledged::Unknown
 }
 
 /// A non-blocking connect with a small send buffer (so writes come out short).

@@ -44,10 +44,14 @@ pub struct ReconnectPolicy {
     /// A connection that stayed usable this long (connected, and with TLS from the first
     /// byte, its handshake done) resets the backoff; one that ends sooner counts as a failed
     /// attempt, so a server that accepts and dies at once, or never finishes a handshake,
-    /// is retried ever more slowly, not in a storm. Default: 30 s.
+    /// is retried ever more slowly, not in a storm. So does one that lost every byte it
+    /// wrote, however long it lasted: a server that accepts and never reads. Default: 30 s.
     pub stable_after: Duration,
-    /// Send the bytes a lost connection did not get out first on the next one, instead of
-    /// handing them back as [`Event::Undelivered`](crate::Event::Undelivered). Bytes that
+    /// Send the bytes a lost connection did not get through first on the next one, instead
+    /// of handing them back as [`Event::Undelivered`](crate::Event::Undelivered): those it
+    /// never wrote, and those it wrote and the peer's TCP never acknowledged (lost with it;
+    /// a few of them may have reached the peer all the same, their acknowledgement lost
+    /// with the connection, so the peer may see them twice). Bytes that
     /// were to go over a STARTTLS session begun mid-stream are handed back all the same:
     /// the next connection's preamble is the application's to redo. Default: false.
     pub replay_undelivered: bool,

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -11,17 +11,32 @@ use crate::admission::SendAdmission;
 use crate::buffers::BufferPool;
 use crate::ledger::WireLedger;
 use crate::log::Log;
+use crate::outstanding::Outstanding;
 use crate::queue::SendQueue;
 use crate::race::{Lost, Race, RaceSettings, Step};
 use crate::report::Attempt;
-use crate::state::{Open, State};
+use crate::state::{Closing, Open, State};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::TlsSession;
-use crate::unwritten::Unwritten;
 use crate::{
     AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput, OnPeerEof,
-    Output, Phase, TlsInfo,
+    Output, Phase, TlsInfo, Unacknowledged,
 };
+
+/// Wire bytes written between two questions about what the peer acknowledged while data
+/// flows: what lets go of the bytes kept for handing back, at one system call per this many
+/// bytes rather than one per write.
+const QUERY_EVERY: u64 = 256 * 1024;
+
+/// How long a close waits for the driver's answer. Drivers answer at once; this only bounds
+/// a driver that does not.
+const ANSWER_WAIT: Duration = Duration::from_millis(10);
+
+/// The first wait, then doubled, between questions while our FIN waits for its
+/// acknowledgement after the peer's end (the drain deadline bounds them all)...
+const FIN_WAIT_FIRST: Duration = Duration::from_millis(1);
+/// ...up to this.
+const FIN_WAIT_MAX: Duration = Duration::from_millis(200);
 
 /// One TCP (and optionally TLS) client connection, as a pure state machine.
 ///
@@ -73,8 +88,11 @@ pub struct Client {
     timers: TimerTable,
     queue: SendQueue,
     ledger: WireLedger,
-    /// What was handed out and not yet written, kept to hand back if the connection ends.
-    unwritten: Unwritten,
+    /// What was handed out and has not got through yet, kept to hand back if the connection
+    /// ends.
+    outstanding: Outstanding,
+    /// The questions about what the peer acknowledged.
+    queries: Queries,
     /// Buffers small sends are coalesced into (and the TLS session's own bytes written into),
     /// reused once written.
     buffers: BufferPool,
@@ -100,6 +118,18 @@ pub struct Client {
     winner: Option<AttemptId>,
     /// The attempts of the race, once it is over, for the close report.
     attempts: Vec<Attempt>,
+}
+
+/// The client's questions to the driver about what the peer's TCP acknowledged
+/// ([`Output::QueryUnacknowledged`]).
+#[derive(Debug, Default)]
+struct Queries {
+    /// One is out, not yet answered.
+    out: bool,
+    /// Wire bytes written when the last one went out.
+    asked_at: u64,
+    /// Questions asked while our FIN waits for its acknowledgement: the wait doubles.
+    fin_waits: u8,
 }
 
 /// Whether, and why, the client is on its way out.
@@ -139,7 +169,8 @@ impl Client {
             queue: SendQueue::new(config.coalesce_below),
             buffers: BufferPool::default(),
             ledger: WireLedger::default(),
-            unwritten: Unwritten::default(),
+            outstanding: Outstanding::default(),
+            queries: Queries::default(),
             tls: Tls::Off,
             shutdown: Shutdown::None,
             outputs: VecDeque::new(),
@@ -186,6 +217,9 @@ impl Client {
         }
         self.now = self.now.max(now);
         let name = input.name();
+        if let State::Closing(_) = self.state {
+            return self.while_closing(name, input);
+        }
         match input {
             Input::Send(data) => self.send(data),
             Input::StartTls => self.start_tls(name),
@@ -212,10 +246,36 @@ impl Client {
             Input::Received(data) => self.received(name, data),
             Input::Written(n) => self.written(name, n),
             Input::PeerEof => self.peer_eof(name),
+            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
             Input::Timeout => {
                 self.handle_timeout();
                 Ok(())
             }
+        }
+    }
+
+    /// An input once the end is decided and the driver is asked what the peer acknowledged:
+    /// the answer ends the connection; a write still counts; the application's requests are
+    /// refused as after a shutdown; any other report is about a connection already ending,
+    /// and ignored.
+    fn while_closing(&mut self, name: &'static str, input: Input<'_>) -> Result<(), InvalidInput> {
+        match input {
+            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
+            Input::Written(n) => {
+                self.require(name, (n as u64) <= self.ledger.in_flight())?;
+                self.ledger.written(n);
+                Ok(())
+            }
+            Input::Timeout => {
+                self.handle_timeout();
+                Ok(())
+            }
+            Input::Consumed(n) => self.consumed(n),
+            Input::Send(data) => Err(self.refuse_after_shutdown(data)),
+            // The end is under way, and no later than the answer.
+            Input::Abort => Ok(()),
+            Input::StartTls | Input::Finish => Err(self.unexpected(name)),
+            _ => Ok(()),
         }
     }
 
@@ -250,6 +310,7 @@ impl Client {
             State::Open(open) if self.shutdown != Shutdown::None || open.fin_sent => {
                 Phase::Draining
             }
+            State::Closing(_) => Phase::Draining,
             State::Open(_) if self.tls_handshaking() => Phase::TlsHandshaking,
             State::Open(_) => Phase::Connected,
             State::Closed => Phase::Closed,
@@ -266,6 +327,7 @@ impl Client {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match &self.state {
             State::Open(open) => Some(open.peer),
+            State::Closing(closing) => Some(closing.open.peer),
             _ => None,
         }
     }
@@ -307,13 +369,20 @@ impl Client {
 
     /// Returns the application bytes that have reached the socket so far.
     pub fn bytes_written(&self) -> u64 {
-        self.ledger.app_delivered()
+        self.ledger.app_written()
+    }
+
+    /// Returns the application bytes the peer's TCP is known to have acknowledged so far:
+    /// no more than [`bytes_written`](Self::bytes_written), and behind it until the driver
+    /// next answers [`Output::QueryUnacknowledged`] (zero where it cannot tell).
+    pub fn bytes_acknowledged(&self) -> u64 {
+        self.ledger.app_acked()
     }
 
     /// Returns the application bytes accepted and not yet written: the send queue's fill,
     /// which [`Config::send_limit`] bounds.
     pub fn bytes_queued(&self) -> u64 {
-        self.bytes_accepted - self.ledger.app_delivered()
+        self.bytes_accepted - self.ledger.app_written()
     }
 
     /// Returns the application bytes delivered as [`Event::Data`] so far.
@@ -455,7 +524,7 @@ impl Client {
     /// Neither shutting down nor closed: new data, `StartTls` and `Finish` are welcome.
     #[inline]
     fn takes_sends(&self) -> bool {
-        self.shutdown == Shutdown::None && !self.is_closed()
+        self.shutdown == Shutdown::None && !matches!(self.state, State::Closing(_) | State::Closed)
     }
 
     #[cold]
@@ -633,12 +702,7 @@ impl Client {
         for attempt in &self.attempts {
             self.log.attempt_ended(attempt);
         }
-        self.state = State::Open(Open {
-            peer,
-            peer_closed: false,
-            tcp_eof: false,
-            fin_sent: false,
-        });
+        self.state = State::Open(Open::new(peer));
         self.timers.stop(Timer::Connect);
         self.timers.stop(Timer::Race);
         self.restart_idle_timer();
@@ -691,7 +755,11 @@ impl Client {
             return Ok(());
         }
         self.ledger.written(n);
-        self.unwritten.release_until(self.ledger.app_delivered());
+        if !self.ledger.tracks_acknowledgements() {
+            self.outstanding.release_until(self.ledger.app_written());
+        } else if self.ledger.wire_written() - self.queries.asked_at >= QUERY_EVERY {
+            self.ask();
+        }
         self.restart_idle_timer();
         self.update_stall_timer(true);
         if self.ledger.in_flight() == 0 && self.queue.is_empty() {
@@ -736,11 +804,68 @@ impl Client {
             return;
         }
         open.peer_closed = true;
+        open.peer_closed_after_fin = open.fin_sent;
         self.emit(Event::PeerClosed);
         if self.shutdown == Shutdown::None && self.config.on_peer_eof == OnPeerEof::Close {
             self.shutdown = Shutdown::PeerClosed;
             self.timers
                 .set(Timer::Drain, self.now, self.config.drain_timeout);
+        }
+    }
+
+    /// The driver's answer to [`Output::QueryUnacknowledged`]: what the peer's TCP has
+    /// acknowledged lets go of the bytes kept for it, and, once the end is decided, the
+    /// connection ends with the count.
+    fn unacknowledged(
+        &mut self,
+        name: &'static str,
+        answer: Unacknowledged,
+    ) -> Result<(), InvalidInput> {
+        let open = match &mut self.state {
+            State::Open(open) => open,
+            State::Closing(closing) => &mut closing.open,
+            _ => return Err(self.unexpected(name)),
+        };
+        let written = self.ledger.wire_written();
+        // More unacknowledged than was ever written, or a FIN acknowledged before bytes that
+        // come before it, or that was never sent: no socket says that.
+        let sensible = match answer {
+            Unacknowledged::Known {
+                bytes,
+                fin_acknowledged,
+            } => bytes <= written && (!fin_acknowledged || (bytes == 0 && open.fin_sent)),
+            Unacknowledged::Unknown => true,
+        };
+        if !self.queries.out || !sensible {
+            return Err(self.unexpected(name));
+        }
+        self.queries.out = false;
+        match answer {
+            Unacknowledged::Known {
+                bytes,
+                fin_acknowledged,
+            } => {
+                open.fin_acked |= fin_acknowledged;
+                self.ledger.acknowledged(written - bytes);
+                self.outstanding.release_until(self.ledger.app_acked());
+            }
+            Unacknowledged::Unknown => {
+                self.ledger.forget_acknowledgements();
+                self.outstanding.release_until(self.ledger.app_written());
+            }
+        }
+        if let State::Closing(_) = self.state {
+            self.end_closing(true);
+        }
+        Ok(())
+    }
+
+    /// Asks the driver what the peer's TCP has not acknowledged, unless a question is out.
+    fn ask(&mut self) {
+        if !self.queries.out {
+            self.queries.out = true;
+            self.queries.asked_at = self.ledger.wire_written();
+            self.outputs.push_back(Output::QueryUnacknowledged);
         }
     }
 
@@ -767,25 +892,33 @@ impl Client {
     // ---- time ----
 
     fn handle_timeout(&mut self) {
+        if let State::Closing(_) = self.state {
+            // The driver did not answer: the connection ends with what is known.
+            if self.timers.take_expired(self.now) == Some(Timer::Acknowledgement) {
+                self.end_closing(false);
+            }
+            return;
+        }
         while let Some(timer) = self.timers.take_expired(self.now) {
             match timer {
                 Timer::StartDelay => self.begin_connecting(),
                 Timer::Connect => self.close(Err(Error::ConnectTimeout)),
                 Timer::Race => self.with_race(|race, now| race.on_timeout(now)),
                 Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
-                Timer::Drain => {
-                    // Clean only if our side really closed: everything written, TLS
-                    // `close_notify` and FIN sent. The peer's EOF is what did not come.
-                    let our_side_closed = matches!(&self.state, State::Open(open) if open.fin_sent);
-                    let result = if our_side_closed && self.bytes_queued() == 0 {
-                        Ok(self.ending())
-                    } else {
-                        Err(Error::DrainTimeout)
-                    };
-                    self.close(result);
-                }
+                // Never clean, however completely our side closed: without the peer's end
+                // nothing confirms that it took what we sent.
+                Timer::Drain => self.close(Err(Error::DrainTimeout)),
                 Timer::Stall => self.close(Err(Error::Stalled)),
                 Timer::Idle => self.close(Err(Error::IdleTimeout)),
+                // Asked again by the shutdown as it moves on (see `advance_shutdown`).
+                Timer::Acknowledgement => {}
+            }
+            if !matches!(
+                self.state,
+                State::Open(_) | State::Establishing(_) | State::Delay
+            ) {
+                // Decided: what else expired no longer matters.
+                return;
             }
         }
     }
@@ -799,7 +932,7 @@ impl Client {
         }
         while let Some(segment) = self.queue.pop_plaintext() {
             self.ledger.plaintext(segment.len());
-            self.unwritten.push(segment.clone());
+            self.outstanding.push(segment.clone());
             self.outputs.push_back(Output::Transmit(segment));
         }
         if matches!(self.tls, Tls::Requested) && !self.queue.has_plaintext_prefix() {
@@ -850,7 +983,7 @@ impl Client {
             }
             // Kept before sealing: should sealing fail, they are still handed back.
             for chunk in &chunks {
-                self.unwritten.push(chunk.clone());
+                self.outstanding.push(chunk.clone());
             }
             let record = session.seal(&chunks)?;
             self.ledger.tls(record.len(), plaintext);
@@ -883,9 +1016,23 @@ impl Client {
             open.fin_sent = true;
             self.outputs.push_back(Output::ShutdownWrite);
         }
-        if open.fin_sent && open.peer_closed {
+        if !(open.fin_sent && open.peer_closed) {
+            return;
+        }
+        // Both ends are closed. Where the driver can tell, the close completes once the
+        // peer's TCP has acknowledged our FIN: ask until it has (or the drain deadline).
+        if open.fin_acked || !self.ledger.tracks_acknowledgements() {
             let ending = self.ending();
-            self.close(Ok(ending));
+            return self.close(Ok(ending));
+        }
+        if self.timers.get(Timer::Acknowledgement).is_none() {
+            let doublings = u32::from(self.queries.fin_waits.min(16));
+            let wait = FIN_WAIT_FIRST
+                .saturating_mul(1 << doublings)
+                .min(FIN_WAIT_MAX);
+            self.queries.fin_waits = self.queries.fin_waits.saturating_add(1);
+            self.timers.set(Timer::Acknowledgement, self.now, wait);
+            self.ask();
         }
     }
 
@@ -907,11 +1054,45 @@ impl Client {
         }
     }
 
-    /// Closes the socket (if there is one) and emits the one [`Event::Closed`].
+    /// Ends the client with `result`. A connection that wrote what its peer has not
+    /// acknowledged (as far as is known) first asks the driver what it has: the close report
+    /// waits for the answer.
     fn close(&mut self, result: Result<Ending, Error>) {
-        let peer_closed = match &mut self.state {
-            State::Closed => return,
-            State::Delay => false,
+        let ask_first = matches!(self.state, State::Open(_))
+            && self.ledger.tracks_acknowledgements()
+            && self.ledger.wire_acked() < self.ledger.wire_written();
+        if !ask_first {
+            return self.finish_close(result, true);
+        }
+        let State::Open(open) = std::mem::replace(&mut self.state, State::Closed) else {
+            return;
+        };
+        // Transmits the driver has not seen yet will never be written.
+        self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
+        self.timers.stop_all();
+        self.timers
+            .set(Timer::Acknowledgement, self.now, ANSWER_WAIT);
+        self.ask();
+        self.state = State::Closing(Box::new(Closing { open, result }));
+    }
+
+    /// The driver answered, or (`answered: false`) did not in time: the decided end.
+    fn end_closing(&mut self, answered: bool) {
+        if let State::Closing(closing) = std::mem::replace(&mut self.state, State::Closed) {
+            let Closing { open, result } = *closing;
+            self.state = State::Open(open);
+            self.finish_close(result, answered);
+        }
+    }
+
+    /// Closes the socket (if there is one) and emits the one [`Event::Closed`]. With
+    /// `answered`, what the ledger says was acknowledged is up to date: what it does not
+    /// count was lost. Without it, the bytes not known to be acknowledged are not known to
+    /// be lost either.
+    fn finish_close(&mut self, result: Result<Ending, Error>, answered: bool) {
+        let (peer_closed, confirmed) = match &mut self.state {
+            State::Closed | State::Closing(_) => return,
+            State::Delay => (false, false),
             State::Establishing(race) => {
                 race.cancel_all(self.now);
                 while let Some(step) = race.poll_step() {
@@ -923,29 +1104,51 @@ impl Client {
                 for attempt in &self.attempts {
                     self.log.attempt_ended(attempt);
                 }
-                false
+                (false, false)
             }
             State::Open(open) => {
+                // The stream closed both ways: the peer's end came, and our FIN, sent after
+                // every byte, was acknowledged by its TCP; where the driver cannot tell,
+                // the peer's end came after our FIN, answering it.
+                let fin_answered = match self.ledger.tracks_acknowledgements() {
+                    true => open.fin_acked,
+                    false => open.peer_closed_after_fin,
+                };
+                let graceful = matches!(result, Ok(Ending::Finished | Ending::PeerClosed));
+                let confirmed = graceful && open.peer_closed && open.fin_sent && fin_answered;
                 // Transmits the driver has not seen yet will never be written: they stay
                 // undelivered. An abort resets, so that the peer knows the stream was cut.
-                let peer_closed = open.peer_closed;
                 self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
                 let abort = matches!(result, Ok(Ending::Aborted));
                 self.outputs
                     .push_back(if abort { Output::Reset } else { Output::Close });
-                peer_closed
+                (open.peer_closed, confirmed)
             }
         };
         self.state = State::Closed;
         self.timers.stop_all();
-        let mut undelivered = self.unwritten.take();
+        let written = self.ledger.app_written();
+        let known = answered && self.ledger.tracks_acknowledgements();
+        let lost = match (confirmed, known) {
+            (false, true) => written - self.ledger.app_acked(),
+            _ => 0,
+        };
+        if lost == 0 {
+            // What was written and is not known lost is not handed back.
+            self.outstanding.release_until(written);
+        }
+        let mut undelivered = self.outstanding.take();
         undelivered.extend(self.queue.take_all());
         self.buffers.clear();
         self.tls = Tls::Off;
+        let confirmed = if confirmed { written } else { 0 };
         let report = CloseReport {
             bytes_accepted: self.bytes_accepted,
-            bytes_written: self.ledger.app_delivered(),
-            bytes_undelivered: self.bytes_queued(),
+            bytes_written: written,
+            bytes_confirmed: confirmed,
+            bytes_unconfirmed: written - confirmed - lost,
+            bytes_lost: lost,
+            bytes_undelivered: self.bytes_accepted - written + lost,
             bytes_received: self.bytes_received,
             wire_bytes_written: self.ledger.wire_written(),
             peer_closed,

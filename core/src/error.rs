@@ -74,10 +74,13 @@ pub enum Error {
     /// The close report says how many bytes were not delivered.
     #[error("no write progress within the stall timeout: the peer vanished or stopped reading")]
     Stalled,
-    /// A graceful shutdown did not get every byte out before the drain deadline.
+    /// A graceful shutdown did not complete before the drain deadline: the peer never closed
+    /// its side (or never acknowledged our FIN), so nothing confirms that it took what we
+    /// sent.
     ///
-    /// The close report says how many bytes were not delivered.
-    #[error("the graceful shutdown did not deliver every byte before the drain deadline")]
+    /// The close report says what the peer's TCP acknowledged (unconfirmed), and what it
+    /// never did or was never written (undelivered).
+    #[error("the peer did not close its side of the connection before the drain deadline")]
     DrainTimeout,
     /// The driver running the connection stopped (its event loop failed or panicked), so the
     /// connection ended with it. Bytes not known to be written are counted undelivered.

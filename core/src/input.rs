@@ -76,6 +76,10 @@ pub enum Input<'a> {
     /// The connected socket failed (reset, broken pipe, ...). While connect attempts are
     /// under way, report an attempt's socket error as [`Input::ConnectFailed`].
     SocketError(ErrorKind),
+    /// The answer to [`Output::QueryUnacknowledged`](crate::Output::QueryUnacknowledged):
+    /// how much of what was written the peer's TCP has not acknowledged yet. Give it at
+    /// once, before waiting; it is refused when no query is out.
+    Unacknowledged(Unacknowledged),
     /// The deadline from [`Client::poll_timeout`](crate::Client::poll_timeout) was reached.
     /// A timeout that arrives early, or twice, does nothing.
     Timeout,
@@ -110,7 +114,40 @@ impl Input<'_> {
             Input::Written(_) => "Written",
             Input::PeerEof => "PeerEof",
             Input::SocketError(_) => "SocketError",
+            Input::Unacknowledged(_) => "Unacknowledged",
             Input::Timeout => "Timeout",
         }
     }
+}
+
+/// What the operating system says the peer's TCP has not acknowledged of the stream, the
+/// answer a driver gives in [`Input::Unacknowledged`].
+///
+/// Written to the kernel is not delivered: the kernel keeps what it sent until the peer's
+/// TCP acknowledges it, and a connection that dies first loses it. This is how the client
+/// tells the two apart, so that its [`CloseReport`](crate::CloseReport) counts what the peer
+/// really got, and hands back what it did not.
+///
+/// On Linux (and Android) the `SIOCOUTQ` ioctl on the connection's socket gives it: the
+/// bytes written and not yet acknowledged, whether still unsent or in flight, plus one for
+/// our FIN once the socket's write side was shut down (TCP numbers the FIN like a byte; it
+/// comes last, so it is acknowledged exactly when the count is zero). The count survives the
+/// connection's end: after a reset or a timeout the socket still says what was never
+/// acknowledged, until it is closed. `tcpclient-polling` has the system call
+/// (`unacknowledged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Unacknowledged {
+    /// The peer's TCP has acknowledged everything written but the last `bytes`.
+    Known {
+        /// Bytes written to the socket and not acknowledged yet.
+        bytes: u64,
+        /// Our FIN was sent ([`Output::ShutdownWrite`](crate::Output::ShutdownWrite)
+        /// succeeded) and the peer's TCP acknowledged it, and with it every byte before
+        /// it: `bytes` is then 0.
+        fin_acknowledged: bool,
+    },
+    /// The platform cannot tell. Nothing written is then counted as acknowledged or as lost:
+    /// what a two-way close does not confirm is reported unconfirmed.
+    Unknown,
 }

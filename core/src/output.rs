@@ -49,6 +49,14 @@ pub enum Output {
     /// Half-close: shut the write side of the socket down (send FIN). Every transmit has
     /// already been reported written when this comes.
     ShutdownWrite,
+    /// Ask the connection's socket how much of what was written the peer's TCP has not
+    /// acknowledged yet, and answer at once, before waiting, with
+    /// [`Input::Unacknowledged`](crate::Input::Unacknowledged) (Linux: the `SIOCOUTQ`
+    /// ioctl; [`Unacknowledged::Unknown`](crate::Unacknowledged::Unknown) where the platform
+    /// cannot tell). It comes before every close of a connection that wrote something, while
+    /// a finished connection waits for the acknowledgement of its FIN, and every few hundred
+    /// kilobytes written: never once per write.
+    QueryUnacknowledged,
     /// Close the connection's socket (the attempt that won) and forget any transmit not yet
     /// written.
     Close,
@@ -71,6 +79,7 @@ impl Output {
             Output::Cancel(_) => "Cancel",
             Output::Transmit(_) => "Transmit",
             Output::ShutdownWrite => "ShutdownWrite",
+            Output::QueryUnacknowledged => "QueryUnacknowledged",
             Output::Close => "Close",
             Output::Reset => "Reset",
             Output::Event(event) => event.name(),

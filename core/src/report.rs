@@ -9,17 +9,43 @@ use crate::{AttemptId, Error};
 
 /// The final account of a connection, carried by [`Event::Closed`](crate::Event::Closed).
 ///
-/// Every byte the application handed in is either written or undelivered:
-/// `bytes_accepted == bytes_written + bytes_undelivered`, always, however the connection ended.
+/// Written to the socket is not delivered: the kernel still has to get the bytes to the
+/// peer. So every byte the application handed in is counted by how far it is known to have
+/// got, however the connection ended:
+///
+/// - **confirmed**: the stream closed both ways, so the peer took every byte written: its
+///   end (FIN, or TLS `close_notify`) came, and its TCP acknowledged our FIN, which follows
+///   every byte (where the driver cannot tell what was acknowledged, its end came after our
+///   FIN, answering it);
+/// - **unconfirmed**: written, and not known to be lost, but without that close: the
+///   peer's TCP acknowledged them (its application may never have read them), or the
+///   driver cannot tell;
+/// - **lost**: written, and never acknowledged by the peer's TCP when the connection
+///   ended: they are handed back with the never-written ones;
+/// - **undelivered**: never written, or lost.
+///
+/// `bytes_written == bytes_confirmed + bytes_unconfirmed + bytes_lost` and
+/// `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered`, always.
+/// [`is_clean`](Self::is_clean) holds only when every accepted byte is confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CloseReport {
     /// Application bytes accepted by [`Input::Send`](crate::Input::Send).
     pub bytes_accepted: u64,
-    /// Application bytes that reached the socket. Under TLS a byte counts once the whole
-    /// record carrying it was written.
+    /// Application bytes that reached the socket (the kernel took them). Under TLS a byte
+    /// counts once the whole record carrying it was written.
     pub bytes_written: u64,
-    /// Application bytes accepted but never written: queued, or handed out and not written.
+    /// Written bytes the two-way close confirmed: all of them, or none.
+    pub bytes_confirmed: u64,
+    /// Written bytes neither confirmed nor known lost: acknowledged by the peer's TCP on a
+    /// connection that did not close both ways, or, where the driver cannot tell what was
+    /// acknowledged, not confirmed.
+    pub bytes_unconfirmed: u64,
+    /// Written bytes the peer's TCP had not acknowledged when the connection ended: lost
+    /// with it, and handed back as [`Event::Undelivered`](crate::Event::Undelivered).
+    pub bytes_lost: u64,
+    /// Application bytes accepted that did not get through: never written (queued, or
+    /// handed out and not written), or lost. Handed back, every one of them.
     pub bytes_undelivered: u64,
     /// Application bytes delivered as [`Event::Data`](crate::Event::Data).
     pub bytes_received: u64,
@@ -108,14 +134,18 @@ impl fmt::Display for AttemptOutcome {
 
 impl CloseReport {
     /// The report for a connection whose driver stopped before the client could close it
-    /// (its event loop failed or panicked): [`Error::DriverStopped`] with `reason`, and every
-    /// accepted byte not known to be written counted undelivered, so the accounting still
-    /// adds up. A driver calls this only when the client itself is lost.
+    /// (its event loop failed or panicked): [`Error::DriverStopped`] with `reason`, every
+    /// accepted byte not known to be written counted undelivered and every written one
+    /// unconfirmed, so the accounting still adds up. A driver calls this only when the
+    /// client itself is lost.
     pub fn driver_stopped(accepted: u64, written: u64, received: u64, reason: String) -> Self {
         let written = written.min(accepted);
         Self {
             bytes_accepted: accepted,
             bytes_written: written,
+            bytes_confirmed: 0,
+            bytes_unconfirmed: written,
+            bytes_lost: 0,
             bytes_undelivered: accepted - written,
             bytes_received: received,
             wire_bytes_written: written,
@@ -154,12 +184,17 @@ impl CloseReport {
         }
     }
 
-    /// Returns true when the connection ended on purpose and every accepted byte was written.
+    /// Returns true when the connection ended on purpose and every accepted byte is
+    /// confirmed: written, and taken by the peer, as a close in both directions shows.
     ///
-    /// An abort, an error, or a single undelivered byte makes a close unclean.
+    /// An abort, an error, a single undelivered byte, or a single written byte that the
+    /// close did not confirm (the peer never closed its side; it acknowledged our bytes and
+    /// then the connection failed; the driver cannot tell what it acknowledged and the peer
+    /// closed first) makes a close unclean. This is the rule `tcpclient` exits 0 by.
     pub fn is_clean(&self) -> bool {
         matches!(self.result, Ok(Ending::Finished | Ending::PeerClosed))
             && self.bytes_undelivered == 0
+            && self.bytes_unconfirmed == 0
     }
 }
 
@@ -171,8 +206,22 @@ impl fmt::Display for CloseReport {
         }
         write!(
             f,
-            "; sent {} of {} bytes ({} undelivered), received {} bytes",
-            self.bytes_written, self.bytes_accepted, self.bytes_undelivered, self.bytes_received
+            "; sent {} of {} bytes (",
+            self.bytes_written, self.bytes_accepted
+        )?;
+        for (count, what) in [
+            (self.bytes_confirmed, "confirmed"),
+            (self.bytes_unconfirmed, "unconfirmed"),
+            (self.bytes_lost, "lost"),
+        ] {
+            if count > 0 {
+                write!(f, "{count} {what}, ")?;
+            }
+        }
+        write!(
+            f,
+            "{} undelivered), received {} bytes",
+            self.bytes_undelivered, self.bytes_received
         )?;
         // A connection that never came up after several attempts: say how each one ended.
         let won = self

@@ -26,9 +26,12 @@ use crate::{
 /// application can redo a preamble. Errors the policy calls permanent (an untrusted
 /// certificate, a name that does not exist) end the session, as do
 /// [`Input::Finish`](crate::Input::Finish), [`Input::Abort`](crate::Input::Abort) and the
-/// policy's limits; the one [`Event::Closed`] then reports the whole session:
-/// `bytes_accepted == bytes_written + bytes_undelivered` over every generation, and the
-/// `Undelivered` events add up to `bytes_undelivered`.
+/// policy's limits; the one [`Event::Closed`] then reports the whole session over every
+/// generation: `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered`,
+/// and the `Undelivered` events add up to `bytes_undelivered`. What a connection wrote and
+/// its peer's TCP never acknowledged is lost with it, and handed back or replayed with what
+/// it never wrote; what the peer's TCP acknowledged on a connection that then failed is
+/// unconfirmed, so the session does not end clean.
 ///
 /// Sends are accepted while waiting too: they go out on the next connection.
 ///
@@ -97,6 +100,8 @@ pub struct Session {
     earlier_lookups: bool,
     /// The current generation asked for a name to be resolved.
     looked_up: bool,
+    /// The generation whose question about acknowledgements is out, if one is.
+    asked: Option<u32>,
     /// The current generation's `Undelivered` bytes, held until its end is judged.
     undelivered: Vec<Bytes>,
     outputs: VecDeque<Output>,
@@ -115,9 +120,20 @@ enum TlsUse {
 /// Sums over the generations that have ended.
 #[derive(Debug, Default, Clone, Copy)]
 struct Totals {
-    written: u64,
+    confirmed: u64,
+    unconfirmed: u64,
+    /// Bytes lost with their connection and handed back (not replayed).
+    lost: u64,
     received: u64,
     wire_written: u64,
+}
+
+impl Totals {
+    /// Application bytes written, each counted once: a lost byte replayed counts where it
+    /// got through.
+    fn written(&self) -> u64 {
+        self.confirmed + self.unconfirmed + self.lost
+    }
 }
 
 impl Session {
@@ -144,6 +160,7 @@ impl Session {
             between: Vec::new(),
             earlier_lookups: false,
             looked_up: false,
+            asked: None,
             undelivered: Vec::new(),
             outputs: VecDeque::new(),
             closed: false,
@@ -202,6 +219,12 @@ impl Session {
                 Ok(())
             }
             Input::Finish => self.finish(now),
+            // The answer to an ended generation's question is late.
+            Input::Unacknowledged(_) if self.asked != Some(self.generation) => Ok(()),
+            Input::Unacknowledged(answer) => self
+                .client
+                .handle_input(now, Input::Unacknowledged(answer))
+                .inspect(|()| self.asked = None),
             Input::Abort => {
                 self.shutdown = Some(Ending::Aborted);
                 self.client.handle_input(now, Input::Abort)
@@ -357,15 +380,17 @@ impl Session {
         self.accepted
     }
 
-    /// Returns the application bytes written over the whole session.
+    /// Returns the application bytes written over the whole session (a byte lost with its
+    /// connection and replayed on the next counts once).
     pub fn bytes_written(&self) -> u64 {
-        self.earlier.written + self.current(Client::bytes_written)
+        self.earlier.written() + self.current(Client::bytes_written)
     }
 
     /// Returns the application bytes accepted and not yet written on the current (or next)
     /// connection: what a producer waits on.
     pub fn bytes_queued(&self) -> u64 {
-        self.current(Client::bytes_queued)
+        let between: u64 = self.between.iter().map(|b| b.len() as u64).sum();
+        self.current(Client::bytes_queued) + between
     }
 
     /// Returns the application bytes delivered as `Data` over the whole session.
@@ -425,6 +450,10 @@ impl Session {
                 options,
             }),
             Output::Cancel(attempt) => Some(Output::Cancel(self.outer(attempt))),
+            Output::QueryUnacknowledged => {
+                self.asked = Some(self.generation);
+                Some(Output::QueryUnacknowledged)
+            }
             Output::Resolve { host, port } => {
                 self.looked_up = true;
                 Some(Output::Resolve { host, port })
@@ -478,12 +507,17 @@ impl Session {
 
     /// The current generation ended with `report`: reconnect, or end the session.
     fn generation_ended(&mut self, report: CloseReport) {
-        self.earlier.written += report.bytes_written;
+        self.earlier.confirmed += report.bytes_confirmed;
+        self.earlier.unconfirmed += report.bytes_unconfirmed;
         self.earlier.received += report.bytes_received;
         self.earlier.wire_written += report.wire_bytes_written;
-        let stable = self
-            .usable_at
-            .is_some_and(|at| self.now.saturating_duration_since(at) >= self.policy.stable_after);
+        // A connection that lost everything it wrote (a server that accepts and never
+        // reads) made no progress, however long it lasted: not a stable one.
+        let progressed = report.bytes_written == 0 || report.bytes_lost < report.bytes_written;
+        let stable = progressed
+            && self.usable_at.is_some_and(|at| {
+                self.now.saturating_duration_since(at) >= self.policy.stable_after
+            });
         if stable {
             self.failures = 0;
             self.lost_at = None;
@@ -497,12 +531,17 @@ impl Session {
             .policy
             .max_attempts
             .is_some_and(|max| self.failures >= max);
+        // Sends made while the connection was closing by itself wait for the next one: a
+        // `Finish` delivers them first.
+        let sends_wait = !self.between.is_empty();
         let ends = match &report.result {
-            _ if self.shutdown.is_some() => true,
+            _ if self.shutdown == Some(Ending::Aborted) => true,
+            _ if self.shutdown.is_some() && !sends_wait => true,
             Err(error) => (self.policy.is_permanent)(error) || out_of_time || out_of_attempts,
             Ok(_) => out_of_time || out_of_attempts,
         };
         if ends {
+            self.earlier.lost += report.bytes_lost;
             let result = report.result.clone();
             let session = self.session_report(Some(&report), result);
             return self.end(session);
@@ -541,6 +580,7 @@ impl Session {
                 self.client.resend(bytes);
             }
         } else {
+            self.earlier.lost += report.bytes_lost;
             self.hand_back(undelivered);
         }
         if resendable {
@@ -552,6 +592,10 @@ impl Session {
         }
         if self.tls == TlsUse::MidStream {
             self.tls = TlsUse::Off;
+        }
+        if self.shutdown == Some(Ending::Finished) {
+            // Accepted: a new client takes `Finish`.
+            let _ = self.client.handle_input(self.now, Input::Finish);
         }
         self.outputs.push_back(Output::Event(Event::Disconnected {
             generation: ended,
@@ -597,10 +641,14 @@ impl Session {
         last: Option<&CloseReport>,
         result: Result<Ending, Error>,
     ) -> CloseReport {
+        let delivered = self.earlier.confirmed + self.earlier.unconfirmed;
         CloseReport {
             bytes_accepted: self.accepted,
-            bytes_written: self.earlier.written,
-            bytes_undelivered: self.accepted - self.earlier.written,
+            bytes_written: self.earlier.written(),
+            bytes_confirmed: self.earlier.confirmed,
+            bytes_unconfirmed: self.earlier.unconfirmed,
+            bytes_lost: self.earlier.lost,
+            bytes_undelivered: self.accepted.saturating_sub(delivered),
             bytes_received: self.earlier.received,
             wire_bytes_written: self.earlier.wire_written,
             peer_closed: last.is_some_and(|r| r.peer_closed),

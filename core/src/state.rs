@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::race::Race;
+use crate::{Ending, Error};
 
 /// The lifecycle phase of a client, from [`Client::phase`](crate::Client::phase).
 ///
@@ -22,7 +23,9 @@ pub enum Phase {
     Connected,
     /// Connected, and the TLS handshake is under way.
     TlsHandshaking,
-    /// Shutting down gracefully: flushing, half-closed, or reading until the peer's EOF.
+    /// Shutting down: flushing, half-closed, reading until the peer's EOF, waiting for the
+    /// peer to acknowledge our FIN, or, with the end decided, asking what the peer
+    /// acknowledged before saying how it ended.
     Draining,
     /// Closed; [`Event::Closed`](crate::Event::Closed) has been emitted.
     Closed,
@@ -75,6 +78,9 @@ pub(crate) enum State {
     /// Resolving and racing connect attempts (RFC 8305).
     Establishing(Box<Race>),
     Open(Open),
+    /// The end is decided; the socket is still open so that the driver can say what the
+    /// peer acknowledged, which the close report needs.
+    Closing(Box<Closing>),
     Closed,
 }
 
@@ -88,4 +94,29 @@ pub(crate) struct Open {
     pub(crate) tcp_eof: bool,
     /// We sent our FIN.
     pub(crate) fin_sent: bool,
+    /// The peer's stream ended after our FIN was handed out: its end answers ours.
+    pub(crate) peer_closed_after_fin: bool,
+    /// The peer's TCP acknowledged our FIN, and so every byte before it.
+    pub(crate) fin_acked: bool,
+}
+
+impl Open {
+    pub(crate) fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            peer_closed: false,
+            tcp_eof: false,
+            fin_sent: false,
+            peer_closed_after_fin: false,
+            fin_acked: false,
+        }
+    }
+}
+
+/// A connection whose end is decided, waiting for the driver's answer about what the peer
+/// acknowledged.
+#[derive(Debug)]
+pub(crate) struct Closing {
+    pub(crate) open: Open,
+    pub(crate) result: Result<Ending, Error>,
 }

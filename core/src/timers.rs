@@ -19,12 +19,15 @@ pub(crate) enum Timer {
     Stall,
     /// The end of the idle timeout.
     Idle,
+    /// The next question about what the peer acknowledged: while our FIN waits for its
+    /// acknowledgement, and, once a close waits for the answer, the end of that wait.
+    Acknowledgement,
 }
 
 impl Timer {
     /// Every timer, in the order they fire when several expire at the same instant: the
     /// broader deadline (the whole connect) wins over the narrower ones (the race's).
-    const ALL: [Timer; 7] = [
+    const ALL: [Timer; 8] = [
         Timer::StartDelay,
         Timer::Connect,
         Timer::Race,
@@ -32,6 +35,7 @@ impl Timer {
         Timer::Drain,
         Timer::Stall,
         Timer::Idle,
+        Timer::Acknowledgement,
     ];
 
     fn index(self) -> usize {

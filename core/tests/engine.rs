@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, ReconnectPolicy,
+    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, ReconnectPolicy, Unacknowledged,
 };
 
 /// One connection's worth of traffic: connected, five bytes sent and two written, three
@@ -77,6 +77,19 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
     assert_eq!(engine.bytes_accepted(), 5);
 
     engine.handle_input(now, Input::Abort).unwrap();
+    let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
+    assert_eq!(
+        outputs,
+        [Output::QueryUnacknowledged],
+        "two bytes were written: first, what did the peer get?"
+    );
+    let all_of_it = Unacknowledged::Known {
+        bytes: 0,
+        fin_acknowledged: false,
+    };
+    engine
+        .handle_input(now, Input::Unacknowledged(all_of_it))
+        .unwrap();
     let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
     assert!(outputs.contains(&Output::Reset));
     assert!(engine.is_closed());

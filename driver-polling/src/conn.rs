@@ -9,7 +9,9 @@ use bytes::Bytes;
 use polling::{Event as Readiness, PollMode, Poller};
 use tcpclient_core::{AttemptId, ConnectOptions, Engine, Input};
 
-use crate::socket::{ReadOutcome, finish_connect, read_once, reset, start_connect, write_gathered};
+use crate::socket::{
+    ReadOutcome, finish_connect, read_once, reset, start_connect, unacknowledged, write_gathered,
+};
 
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
 const READS_PER_TURN: usize = 8;
@@ -56,6 +58,8 @@ pub(crate) struct Socket {
     level: bool,
     /// Still registered under its attempt's key: re-register under the connection's.
     rekey: bool,
+    /// The write side was shut down (our FIN is in the kernel's hands).
+    fin_sent: bool,
 }
 
 /// What the loop asks the poller to report for a socket.
@@ -167,6 +171,7 @@ impl Conn {
             armed: None,
             level: false,
             rekey: true,
+            fin_sent: false,
         });
     }
 
@@ -180,10 +185,22 @@ impl Conn {
     }
 
     pub(crate) fn shutdown_write(&mut self, now: Instant) {
-        let Some(socket) = &self.socket else { return };
-        if let Err(e) = socket.stream.shutdown(Shutdown::Write) {
-            self.feed(now, Input::SocketError(e.kind()));
+        let Some(socket) = &mut self.socket else {
+            return;
+        };
+        match socket.stream.shutdown(Shutdown::Write) {
+            Ok(()) => socket.fin_sent = true,
+            Err(e) => self.feed(now, Input::SocketError(e.kind())),
         }
+    }
+
+    /// Tells the client what the peer's TCP has not acknowledged yet, as the socket says.
+    pub(crate) fn answer_query(&mut self, now: Instant) {
+        let answer = match &self.socket {
+            Some(socket) => unacknowledged(&socket.stream, socket.fin_sent),
+            None => tcpclient_core::Unacknowledged::Unknown,
+        };
+        self.feed(now, Input::Unacknowledged(answer));
     }
 
     /// Closes the connection's socket (and any attempt's still open); with `abort`, so that

@@ -529,6 +529,7 @@ impl EventLoop {
                         }
                     }
                     Output::ShutdownWrite => conn.shutdown_write(now),
+                    Output::QueryUnacknowledged => conn.answer_query(now),
                     Output::Close => conn.close(&self.poller, false),
                     Output::Reset => conn.close(&self.poller, true),
                     Output::Event(event) => {

@@ -1,4 +1,5 @@
-//! The system calls: a non-blocking connect, gathered writes, reads into a reused buffer.
+//! The system calls: a non-blocking connect, gathered writes, reads into a reused buffer,
+//! and what the peer's TCP has not acknowledged.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read};
@@ -6,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
-use tcpclient_core::ConnectOptions;
+use tcpclient_core::{ConnectOptions, Unacknowledged};
 
 /// Send flags that keep a write to a reset connection from raising SIGPIPE.
 #[cfg(not(any(target_vendor = "apple", windows)))]
@@ -86,6 +87,62 @@ fn apply(socket: &Socket, options: &ConnectOptions) -> io::Result<()> {
         socket.bind(&SockAddr::from(local))?;
     }
     Ok(())
+}
+
+/// What the peer's TCP has not acknowledged of what was written to `socket`: the answer to
+/// [`Output::QueryUnacknowledged`](tcpclient_core::Output::QueryUnacknowledged), for every
+/// driver over the operating system's sockets. `fin_sent` says whether the socket's write
+/// side was shut down (an `Output::ShutdownWrite` that succeeded).
+///
+/// On Linux and Android it is one `SIOCOUTQ` ioctl: the bytes written and not yet
+/// acknowledged, plus one for the FIN once sent; the count outlives a reset or a timeout of
+/// the connection, until the socket is closed. Elsewhere, and should the ioctl fail, the
+/// answer is [`Unacknowledged::Unknown`]: never "delivered" for want of knowing.
+///
+/// ```no_run
+/// # fn run(stream: &std::net::TcpStream) {
+/// use tcpclient_core::Unacknowledged;
+///
+/// match tcpclient_polling::unacknowledged(stream, false) {
+///     Unacknowledged::Known { bytes, .. } => println!("{bytes} bytes not acknowledged yet"),
+///     _ => println!("this platform cannot tell"),
+/// }
+/// # }
+/// ```
+pub fn unacknowledged(socket: &impl std::os::fd::AsFd, fin_sent: bool) -> Unacknowledged {
+    match send_queue(socket) {
+        // The FIN comes last: it is acknowledged exactly when nothing is left.
+        Some(queued) if fin_sent => Unacknowledged::Known {
+            bytes: queued.saturating_sub(1),
+            fin_acknowledged: queued == 0,
+        },
+        Some(queued) => Unacknowledged::Known {
+            bytes: queued,
+            fin_acknowledged: false,
+        },
+        None => Unacknowledged::Unknown,
+    }
+}
+
+/// The sequence space written to `socket` and not yet acknowledged (`SIOCOUTQ`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_queue(socket: &impl std::os::fd::AsFd) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    let fd = socket.as_fd().as_raw_fd();
+    // SAFETY: `fd` is an open socket for as long as `socket` is borrowed, and `SIOCOUTQ`
+    // writes one `int` into `queued`, which outlives the call.
+    #[allow(unsafe_code)]
+    let status = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+    match status {
+        0 => u64::try_from(queued).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_queue(_socket: &impl std::os::fd::AsFd) -> Option<u64> {
+    None
 }
 
 /// Closes abortively: `SO_LINGER` 0 makes the close send a reset, so the peer learns the

@@ -15,6 +15,8 @@ use std::task::{Context, Poll};
 use tcpclient_core::SplitMix;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::wire::Wire;
+
 /// A place where the driver may misbehave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Point {
@@ -168,21 +170,43 @@ impl Buggify {
     }
 }
 
-/// turmoil's stream with short writes, split reads and spurious wake-ups.
+/// turmoil's stream with short writes, split reads and spurious wake-ups, counting what it
+/// wrote and entering its FIN in the [`Wire`] (for the acknowledgements the simulator
+/// models).
 #[derive(Debug)]
 pub struct BuggyStream {
     stream: turmoil::net::TcpStream,
     buggify: Buggify,
+    wire: Wire,
+    written: u64,
 }
 
 impl BuggyStream {
-    pub(crate) fn new(stream: turmoil::net::TcpStream, buggify: Buggify) -> Self {
-        Self { stream, buggify }
+    pub(crate) fn new(stream: turmoil::net::TcpStream, buggify: Buggify, wire: Wire) -> Self {
+        Self {
+            stream,
+            buggify,
+            wire,
+            written: 0,
+        }
     }
 
     /// The client's end of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stream.local_addr()
+    }
+
+    /// The bytes written to the stream so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Counts what a write took.
+    fn count(&mut self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = written {
+            self.written += n as u64;
+        }
+        written
     }
 
     /// Whether to wake the task at once and report nothing done.
@@ -235,7 +259,8 @@ impl AsyncWrite for BuggyStream {
             return Poll::Pending;
         }
         let len = self.part(Point::ShortWrite, buf.len());
-        Pin::new(&mut self.stream).poll_write(cx, &buf[..len])
+        let written = Pin::new(&mut self.stream).poll_write(cx, &buf[..len]);
+        self.count(written)
     }
 
     fn poll_write_vectored(
@@ -251,7 +276,8 @@ impl AsyncWrite for BuggyStream {
                 .map_or(&[][..], |b| &b[..]);
             return self.poll_write(cx, first);
         }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.count(written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -263,6 +289,10 @@ impl AsyncWrite for BuggyStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let shut = Pin::new(&mut self.stream).poll_shutdown(cx);
+        if let (Poll::Ready(Ok(())), Ok(client)) = (&shut, self.stream.local_addr()) {
+            self.wire.sent_fin(client, self.written);
+        }
+        shut
     }
 }

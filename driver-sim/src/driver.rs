@@ -6,14 +6,14 @@
 //! driver's `select!` is `biased;`, so a seed fixes the whole run.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output, ReconnectPolicy,
+    AttemptId, Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output,
+    ReconnectPolicy, Unacknowledged,
 };
 use tcpclient_testkit::EngineMonitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
@@ -21,6 +21,7 @@ use tcpclient_tokio::{Connection, DriverEnd, Observer};
 use crate::buggify::{Buggify, BuggyStream, Point};
 use crate::coverage::Coverage;
 use crate::trace::Trace;
+use crate::wire::Wire;
 
 /// A simulated connection: `tcpclient-tokio`'s, observed by the simulator.
 pub type SimConnection = Connection<SimObserver>;
@@ -47,39 +48,16 @@ pub struct DnsAnswer {
 /// turmoil's network, as the driver sees it: its TCP, and its DNS (or a [`SimDns`]).
 ///
 /// Socket options are not modelled by turmoil: they are in the trace, on each `Connect`.
-/// Nor is `SO_LINGER`, so a reset is modelled: the stream closes and is entered in
-/// [`Resets`], and the simulated servers turn the end of such a stream into
-/// `ConnectionReset`, where a kernel would have turned the RST into it.
+/// Nor are `SO_LINGER` and the peer's acknowledgements: they are modelled in a [`Wire`]
+/// shared with the simulated servers.
 #[derive(Debug, Clone, Default)]
 pub struct Turmoil {
     /// Names answered by this service instead of turmoil's.
     pub dns: Option<SimDns>,
-    /// The connections this client reset, for the servers to see.
-    pub resets: Resets,
+    /// What turmoil does not model of each connection, shared with the servers.
+    pub wire: Wire,
     /// Where the driver misbehaves (nowhere, by default).
     pub buggify: Buggify,
-}
-
-/// The client addresses of the connections a client reset: the simulator's stand-in for the
-/// RST segment turmoil cannot send on request (it sends one only for a stream dropped with
-/// data unread).
-///
-/// The peer learns of the reset where it would learn of the FIN that turmoil sends instead:
-/// after the bytes already in flight, one latency later. Unlike a kernel, it still gets those
-/// bytes; a reset here loses no more than a close would.
-#[derive(Debug, Clone, Default)]
-pub struct Resets(Rc<RefCell<HashSet<SocketAddr>>>);
-
-impl Resets {
-    /// Enters the connection whose client end is `client` as reset.
-    pub fn record(&self, client: SocketAddr) {
-        self.0.borrow_mut().insert(client);
-    }
-
-    /// Whether the connection whose client end is `client` was reset.
-    pub fn contains(&self, client: SocketAddr) -> bool {
-        self.0.borrow().contains(&client)
-    }
 }
 
 impl tcpclient_tokio::Network for Turmoil {
@@ -90,14 +68,14 @@ impl tcpclient_tokio::Network for Turmoil {
         addr: SocketAddr,
         _options: &ConnectOptions,
     ) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static {
-        let buggify = self.buggify.clone();
+        let (buggify, wire) = (self.buggify.clone(), self.wire.clone());
         async move {
             let connected = turmoil::net::TcpStream::connect(addr).await;
             if buggify.fires(Point::LateConnect) {
                 let late = Duration::from_millis(1 + buggify.below(Point::LateConnect, 50));
                 tokio::time::sleep(late).await;
             }
-            connected.map(|stream| BuggyStream::new(stream, buggify))
+            connected.map(|stream| BuggyStream::new(stream, buggify, wire))
         }
     }
 
@@ -140,9 +118,21 @@ impl tcpclient_tokio::Network for Turmoil {
 
     fn reset(&self, stream: Self::Stream) {
         if let Ok(client) = stream.local_addr() {
-            self.resets.record(client);
+            self.wire.record_reset(client);
         }
         drop(stream);
+    }
+
+    fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged {
+        let Ok(client) = stream.local_addr() else {
+            return Unacknowledged::Unknown;
+        };
+        let (taken, fin_taken) = self.wire.taken(client);
+        let bytes = stream.written().saturating_sub(taken);
+        Unacknowledged::Known {
+            bytes,
+            fin_acknowledged: fin_sent && fin_taken && bytes == 0,
+        }
     }
 }
 
@@ -331,7 +321,7 @@ pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Outp
 
 /// Like [`connect`], with a reconnect policy (a [`Session`](tcpclient_core::Session)
 /// whose future ends with the session's report), over `network` (its [`SimDns`] answering
-/// one family at a time, and its [`Resets`] shared with the servers), and what the run
+/// one family at a time, and its [`Wire`] shared with the servers), and what the run
 /// reaches counted into `coverage`.
 pub fn connect_with(
     config: Config,

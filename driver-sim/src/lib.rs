@@ -37,12 +37,11 @@ mod servers;
 mod shrink;
 mod swarm;
 mod trace;
+mod wire;
 
 pub use buggify::{Buggify, BuggyStream, Point};
 pub use coverage::Coverage;
-pub use driver::{
-    DnsAnswer, Resets, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with,
-};
+pub use driver::{DnsAnswer, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with};
 pub use faults::{Direction, Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
@@ -54,3 +53,4 @@ pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;
 pub use tcpclient_tokio::DriverEnd;
 pub use trace::{Trace, fnv1a};
+pub use wire::{Listener, ServerStream, Wire};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tcpclient_core::{CloseReport, Ending};
+use tcpclient_core::{CloseReport, Ending, Error};
 
 use crate::faults::FaultKind;
 use crate::network::{Network, Reach};
@@ -19,6 +19,12 @@ use crate::servers::ServerKind;
 /// then, since its application sends once more only at the end of the grace period.
 pub const GRACE: Duration = Duration::from_secs(3);
 
+/// The shortest drain timeout a run is held to: a clean close needs the server's end, which
+/// comes a round trip after our last bytes and FIN, at the worst latency a healed network
+/// keeps (a 300 ms latency fault outlives the heal; a 300 ms dual-stack path; 100 ms of
+/// turmoil's own).
+pub const DRAIN_NEEDED: Duration = Duration::from_secs(1);
+
 /// Why a healed run must finish cleanly, if it must: the heal's instant.
 ///
 /// It must when, once healed, nothing stands in its way: the faults lost no message (turmoil
@@ -28,8 +34,10 @@ pub const GRACE: Duration = Duration::from_secs(3);
 /// the crash only from a write, which may come with the application's `Finish`, after which
 /// a session does not reconnect), the
 /// server speaks the client's protocol and reads to the end, some address family answers,
-/// the application finishes rather than aborts, and no idle timeout ends the connection
-/// while the application waits for the heal.
+/// the application finishes rather than aborts, no idle timeout ends the connection while
+/// the application waits for the heal, and the drain timeout leaves the server time to
+/// close its side ([`DRAIN_NEEDED`], and an echo not held back by an application that
+/// consumes slowly).
 pub fn applies(scenario: &Scenario) -> Option<Duration> {
     let healed = scenario.schedule.healed_at()?;
     let reconnects = scenario.reconnect.is_some();
@@ -53,21 +61,30 @@ pub fn applies(scenario: &Scenario) -> Option<Duration> {
             .any(|path| matches!(path.reach, Reach::Answers(_))),
     };
     let finishes = scenario.script.end == End::Finish && scenario.idle_timeout.is_none();
-    (lossless && cooperative && reachable && finishes).then_some(healed)
+    let echo_held_back = scenario.consume_pause.is_some() && scenario.server.echoes();
+    let drains = scenario.drain_timeout >= DRAIN_NEEDED && !echo_held_back;
+    (lossless && cooperative && reachable && finishes && drains).then_some(healed)
 }
 
 /// The liveness verdict: `None` if the run kept its promise (or was not held to it).
+/// `withheld_fin` says that turmoil kept our FIN from a server that had read everything
+/// before it ([`Wire::withheld_fin`](crate::Wire::withheld_fin)): a run that got every byte
+/// through then waits in vain for the FIN's acknowledgement (and, from a server that closes
+/// when it reads our end, for the server's end), which a real network would have given.
 pub fn check(
     scenario: &Scenario,
     report: &CloseReport,
     closed_at: Duration,
+    withheld_fin: bool,
 ) -> Option<Result<(), String>> {
     let healed = applies(scenario)?;
     if closed_at <= healed + GRACE {
         return None;
     }
+    let all_through = report.bytes_lost == 0 && report.bytes_undelivered == 0;
     Some(match &report.result {
         Ok(Ending::Finished) => Ok(()),
+        Err(Error::DrainTimeout) if withheld_fin && all_through => Ok(()),
         other => Err(format!(
             "liveness: healed at {} ms and still open {} ms later, yet it ended {:?} at {} ms",
             healed.as_millis(),

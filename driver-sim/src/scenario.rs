@@ -18,13 +18,14 @@ use tokio::sync::Notify;
 
 use crate::buggify::{Buggify, Point};
 use crate::coverage::Coverage;
-use crate::driver::{Resets, Turmoil, connect_with};
+use crate::driver::{Turmoil, connect_with};
 use crate::faults::{Direction, FaultKind, Schedule};
 use crate::liveness;
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
 use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
 use crate::swarm::{FaultFamily, Swarm};
 use crate::trace::Trace;
+use crate::wire::Wire;
 use tcpclient_core::SplitMix;
 use tcpclient_tokio::DriverEnd;
 
@@ -382,7 +383,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let app_log = Rc::new(RefCell::new(AppLog::default()));
     let end: Rc<RefCell<Option<DriverEnd>>> = Rc::default();
     let closed_at: Rc<Cell<Duration>> = Rc::default();
-    let resets = Resets::default();
+    let wire = Wire::default();
 
     // The server hosts, each with its own log, and the addresses faults apply to.
     let mut servers: Vec<(IpAddr, SharedLog)> = Vec::new();
@@ -391,9 +392,9 @@ pub fn run(scenario: &Scenario) -> Outcome {
         Network::SingleStack => {
             let log = SharedLog::default();
             let (host_log, tls) = (log.clone(), server_tls.clone());
-            let resets = resets.clone();
+            let wire = wire.clone();
             sim.host("server", move || {
-                serve(kind, host_log.clone(), tls.clone(), resets.clone())
+                serve(kind, host_log.clone(), tls.clone(), wire.clone())
             });
             servers.push((sim.lookup("server"), log));
             vec![("server".into(), false)]
@@ -409,13 +410,13 @@ pub fn run(scenario: &Scenario) -> Outcome {
                     }),
                     _ => {
                         let (host_log, tls) = (log.clone(), server_tls.clone());
-                        let resets = resets.clone();
+                        let wire = wire.clone();
                         let bind = match ip {
                             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                         };
                         sim.host(ip, move || {
-                            serve_on(bind, kind, host_log.clone(), tls.clone(), resets.clone())
+                            serve_on(bind, kind, host_log.clone(), tls.clone(), wire.clone())
                         });
                     }
                 }
@@ -430,7 +431,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let config = scenario.config(&client_tls);
     let network = Turmoil {
         dns: scenario.network.dns(),
-        resets: resets.clone(),
+        wire: wire.clone(),
         buggify: Buggify::with_points(scenario.seed, &scenario.buggify),
     };
     let linger = scenario.linger;
@@ -541,7 +542,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
         violations.push("the client never produced a close report".into());
     }
     if let Some(end) = &end {
-        match liveness::check(scenario, &end.report, closed_at.get()) {
+        match liveness::check(scenario, &end.report, closed_at.get(), wire.withheld_fin()) {
             Some(Ok(())) => coverage
                 .borrow_mut()
                 .hit("liveness finished after the heal"),
@@ -636,6 +637,37 @@ fn check_session_bytes(
             ));
         }
     }
+    let at_servers: usize = servers.iter().map(|log| log.borrow().received.len()).sum();
+    check_claims(scenario, report, at_servers, violations);
+    // A clean end: every byte reached a server, once, and in order where one server had
+    // them all.
+    let exactly = match servers {
+        [only] => only.borrow().received == app.sent,
+        _ => at_servers == app.sent.len(),
+    };
+    if report.is_clean() && !exactly {
+        violations.push(format!(
+            "a clean end, yet the servers got {at_servers} of the {} bytes sent, or not once each in order",
+            app.sent.len()
+        ));
+    }
+}
+
+/// The report never claims more than the servers got: what it says got through (confirmed
+/// or acknowledged), they read, where a server records every byte it reads.
+fn check_claims(
+    scenario: &Scenario,
+    report: &CloseReport,
+    at_servers: usize,
+    violations: &mut Vec<String>,
+) {
+    let through = report.bytes_confirmed + report.bytes_unconfirmed;
+    let logs_every_read = scenario.server != ServerKind::StartTlsLine;
+    if logs_every_read && (at_servers as u64) < through {
+        violations.push(format!(
+            "the report says {through} bytes got through, the server read {at_servers}"
+        ));
+    }
 }
 
 /// `part`'s bytes appear in `whole` in the same order (not necessarily together).
@@ -692,6 +724,14 @@ fn check_bytes(
             "the server received {} bytes but the report says only {} were written",
             server.received.len(),
             report.bytes_written
+        ));
+    }
+    check_claims(scenario, report, server.received.len(), violations);
+    if report.is_clean() && server.received != app.sent {
+        violations.push(format!(
+            "a clean close, yet the server got {} of the {} bytes sent, or not in order",
+            server.received.len(),
+            app.sent.len()
         ));
     }
     // A clean, mutual close with no fault: everything arrived both ways.

@@ -4,18 +4,15 @@
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use turmoil::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::driver::Resets;
+use crate::wire::{Listener, ServerStream, Wire};
 
 /// The port every simulated server listens on.
 pub const PORT: u16 = 4433;
@@ -117,15 +114,15 @@ pub struct ServerLog {
 pub type SharedLog = Rc<RefCell<ServerLog>>;
 
 /// Serves `kind` on [`PORT`], one connection after another, until the host is crashed or
-/// the simulation ends. A connection the client entered in `resets` ends, for the server,
-/// in `ConnectionReset`.
+/// the simulation ends. A connection the client entered in `wire` as reset ends, for the
+/// server, in `ConnectionReset`; what the server reads is entered there as acknowledged.
 pub async fn serve(
     kind: ServerKind,
     log: SharedLog,
     tls: Arc<ServerConfig>,
-    resets: Resets,
+    wire: Wire,
 ) -> turmoil::Result {
-    serve_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), kind, log, tls, resets).await
+    serve_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), kind, log, tls, wire).await
 }
 
 /// Like [`serve`], listening on `bind` (`::` on an IPv6 host).
@@ -134,9 +131,9 @@ pub async fn serve_on(
     kind: ServerKind,
     log: SharedLog,
     tls: Arc<ServerConfig>,
-    resets: Resets,
+    wire: Wire,
 ) -> turmoil::Result {
-    let listener = TcpListener::bind((bind, PORT)).await?;
+    let listener = Listener::bind((bind, PORT), wire).await?;
     // Each connection on a task of its own, as a real server would: one that hangs (a
     // silent server, a dead client) must not keep the next one waiting in the accept queue,
     // which turmoil bounds with a panic.
@@ -144,14 +141,9 @@ pub async fn serve_on(
     tasks
         .run_until(async move {
             loop {
-                let (stream, client) = listener.accept().await?;
+                let (stream, _) = listener.accept().await?;
                 log.borrow_mut().accepted += 1;
                 let (log, tls) = (log.clone(), tls.clone());
-                let stream = PeerStream {
-                    stream,
-                    client,
-                    resets: resets.clone(),
-                };
                 // Errors end this connection only.
                 tokio::task::spawn_local(async move {
                     let ended = handle(kind, stream, &log, &tls).await;
@@ -164,51 +156,9 @@ pub async fn serve_on(
         .await
 }
 
-/// A server's end of a connection: turmoil's stream, whose end is a reset if the client
-/// entered it in [`Resets`].
-struct PeerStream {
-    stream: TcpStream,
-    client: SocketAddr,
-    resets: Resets,
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
-        let at_end = buf.filled().len() == before && buf.remaining() > 0;
-        if matches!(read, Poll::Ready(Ok(()))) && at_end && self.resets.contains(self.client) {
-            return Poll::Ready(Err(ErrorKind::ConnectionReset.into()));
-        }
-        read
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 async fn handle(
     kind: ServerKind,
-    mut stream: PeerStream,
+    mut stream: ServerStream,
     log: &SharedLog,
     tls: &Arc<ServerConfig>,
 ) -> std::io::Result<()> {
@@ -259,8 +209,13 @@ async fn handle(
             stream.shutdown().await?;
             // Only now read, until the client's EOF: turmoil answers a FIN that reaches a
             // socket already dropped with a reset, where a kernel would still take it.
-            while stream.read(&mut buf).await? > 0 {}
-            Ok(())
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                log.borrow_mut().received.extend_from_slice(&buf[..n]);
+            }
         }
         ServerKind::Garbage => loop {
             let n = stream.read(&mut buf).await?;
@@ -306,7 +261,7 @@ async fn handle(
 /// Echoes over TLS, driving a rustls `ServerConnection` by hand; `first` holds bytes already
 /// read. Answers the client's `close_notify` with its own and a FIN.
 async fn tls_echo(
-    stream: PeerStream,
+    stream: ServerStream,
     config: &Arc<ServerConfig>,
     first: Vec<u8>,
     log: &SharedLog,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tcpclient_core::{Event, Input, InvalidInput, Output};
+use tcpclient_core::{Event, Input, InvalidInput, Output, Unacknowledged};
 
 /// A shared, append-only trace. Cloning shares it.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +48,11 @@ impl Trace {
             Input::ConnectFailed(attempt, kind) => {
                 json!({ "attempt": attempt.0, "kind": format!("{kind:?}") })
             }
+            Input::Unacknowledged(Unacknowledged::Known {
+                bytes,
+                fin_acknowledged,
+            }) => json!({ "bytes": bytes, "fin_acknowledged": fin_acknowledged }),
+            Input::Unacknowledged(_) => json!({ "unknown": true }),
             _ => json!({}),
         };
         self.push(
@@ -82,7 +87,9 @@ impl Trace {
             }),
             Output::Cancel(attempt) => json!({ "attempt": attempt.0 }),
             Output::Transmit(bytes) => json!({ "bytes": bytes.len() }),
-            Output::ShutdownWrite | Output::Close | Output::Reset => json!({}),
+            Output::ShutdownWrite | Output::QueryUnacknowledged | Output::Close | Output::Reset => {
+                json!({})
+            }
             Output::Event(event) => event_details(event),
         };
         self.push(
@@ -150,6 +157,9 @@ fn event_details(event: &Event) -> Value {
             "generation": generation,
             "outcome": report.outcome(),
             "bytes_written": report.bytes_written,
+            "bytes_confirmed": report.bytes_confirmed,
+            "bytes_unconfirmed": report.bytes_unconfirmed,
+            "bytes_lost": report.bytes_lost,
             "bytes_undelivered": report.bytes_undelivered,
         }),
         Event::Closed(report) => {
@@ -164,6 +174,9 @@ fn event_details(event: &Event) -> Value {
                 "tls_error": tls_error,
                 "bytes_accepted": report.bytes_accepted,
                 "bytes_written": report.bytes_written,
+                "bytes_confirmed": report.bytes_confirmed,
+                "bytes_unconfirmed": report.bytes_unconfirmed,
+                "bytes_lost": report.bytes_lost,
                 "bytes_undelivered": report.bytes_undelivered,
                 "bytes_received": report.bytes_received,
                 "wire_bytes_written": report.wire_bytes_written,

@@ -8,12 +8,12 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, CloseReport, Event, Family, Input, Output};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tcpclient_core::{AttemptId, CloseReport, Event, Family, Input, Output, Unacknowledged};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::shared::Shared;
 use crate::{Network, Observer};
@@ -35,10 +35,17 @@ pub struct DriverEnd {
 
 type Pending<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
 
-/// The connection's socket, split so a read and a write can wait at once.
+/// The connection's socket.
 struct Socket<S> {
-    read: ReadHalf<S>,
-    write: WriteHalf<S>,
+    stream: S,
+    /// Its write side was shut down: our FIN is in the network's hands.
+    fin_sent: bool,
+}
+
+/// What the socket did: a write or a read finished.
+enum Transfer {
+    Written(io::Result<usize>),
+    Read(io::Result<usize>),
 }
 
 /// Runs the loop until the engine's `Closed`.
@@ -68,11 +75,19 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                 Output::Cancel(attempt) => connecting.retain(|(a, _)| *a != attempt),
                 Output::Transmit(bytes) => pending.push_back(bytes),
                 Output::ShutdownWrite => {
-                    if let Some(socket) = socket.as_mut()
-                        && let Err(e) = socket.write.shutdown().await
-                    {
-                        shared.report(Input::SocketError(e.kind()));
+                    if let Some(socket) = socket.as_mut() {
+                        match socket.stream.shutdown().await {
+                            Ok(()) => socket.fin_sent = true,
+                            Err(e) => shared.report(Input::SocketError(e.kind())),
+                        }
                     }
+                }
+                Output::QueryUnacknowledged => {
+                    let answer = match &socket {
+                        Some(socket) => net.unacknowledged(&socket.stream, socket.fin_sent),
+                        None => Unacknowledged::Unknown,
+                    };
+                    shared.report(Input::Unacknowledged(answer));
                 }
                 Output::Close => {
                     socket = None;
@@ -80,7 +95,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                 }
                 Output::Reset => {
                     if let Some(socket) = socket.take() {
-                        net.reset(socket.read.unsplit(socket.write));
+                        net.reset(socket.stream);
                     }
                     pending.clear();
                 }
@@ -105,10 +120,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
         };
         let reading = socket.is_some() && wants_read;
         let writing = socket.is_some() && !pending.is_empty();
-        let (read, write) = match socket.as_mut() {
-            Some(socket) => (Some(&mut socket.read), Some(&mut socket.write)),
-            None => (None, None),
-        };
+        let stream = socket.as_mut().map(|socket| &mut socket.stream);
         tokio::select! {
             biased;
             () = shared.wake.notified() => {}
@@ -122,27 +134,26 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                         shared.report(Input::Connected(attempt));
                         // Only the winner's stream is kept; a loser's closes as it drops.
                         if shared.lock().engine.winning_attempt() == Some(attempt) {
-                            let (read, write) = tokio::io::split(stream);
-                            socket = Some(Socket { read, write });
+                            socket = Some(Socket { stream, fin_sent: false });
                         }
                     }
                     Err(e) => shared.report(Input::ConnectFailed(attempt, e.kind())),
                 }
             }
-            written = write_some(write, &pending), if writing => match written {
-                Ok(n) => {
+            done = transfer(stream, writing.then_some(&pending), reading.then_some(&mut buf)),
+                if writing || reading => match done {
+                Transfer::Written(Ok(n)) => {
                     advance(&mut pending, n);
                     shared.report(Input::Written(n));
                 }
-                Err(e) => shared.report(Input::SocketError(e.kind())),
-            },
-            read = read_into(read, &mut buf), if reading => match read {
-                Ok(0) => shared.report(Input::PeerEof),
-                Ok(n) => {
+                Transfer::Read(Ok(0)) => shared.report(Input::PeerEof),
+                Transfer::Read(Ok(n)) => {
                     shared.report(Input::Received(&buf[..n]));
                     resize(&mut buf, n);
                 }
-                Err(e) => shared.report(Input::SocketError(e.kind())),
+                Transfer::Written(Err(e)) | Transfer::Read(Err(e)) => {
+                    shared.report(Input::SocketError(e.kind()));
+                }
             },
             () = sleep_until(deadline) => shared.report(Input::Timeout),
         }
@@ -184,23 +195,49 @@ async fn first<K: Copy, T>(futures: &mut Vec<(K, Pending<T>)>) -> (K, io::Result
 /// Most transmits gathered into one write.
 const MAX_GATHER: usize = 64;
 
-/// Writes what it can of the pending transmits, gathered; pending for ever without a
-/// socket or a transmit.
-async fn write_some<S: tokio::io::AsyncWrite>(
-    write: Option<&mut WriteHalf<S>>,
-    pending: &VecDeque<Bytes>,
-) -> io::Result<usize> {
-    let Some(write) = write.filter(|_| !pending.is_empty()) else {
+/// Waits for the socket to take some of `pending` (gathered) or to give some bytes into
+/// `buf`, whichever comes first, the write tried first; pending for ever without a socket or
+/// anything to do. One future for both, so the stream is not split into halves behind a lock.
+async fn transfer<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: Option<&mut S>,
+    pending: Option<&VecDeque<Bytes>>,
+    mut buf: Option<&mut Vec<u8>>,
+) -> Transfer {
+    let Some(stream) = stream else {
         return std::future::pending().await;
     };
-    let slices: Vec<IoSlice<'_>> = pending
-        .iter()
-        .take(MAX_GATHER)
-        .map(|b| IoSlice::new(b))
-        .collect();
-    match write.write_vectored(&slices).await {
-        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-        written => written,
+    std::future::poll_fn(|cx| {
+        if let Some(pending) = pending
+            && let Poll::Ready(written) = poll_write_some(stream, pending, cx)
+        {
+            return Poll::Ready(Transfer::Written(written));
+        }
+        if let Some(buf) = buf.as_deref_mut() {
+            let mut read = ReadBuf::new(buf);
+            if let Poll::Ready(done) = Pin::new(&mut *stream).poll_read(cx, &mut read) {
+                return Poll::Ready(Transfer::Read(done.map(|()| read.filled().len())));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Writes what it can of the pending transmits, gathered.
+fn poll_write_some<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    pending: &VecDeque<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); MAX_GATHER];
+    let mut count = 0;
+    for (slice, bytes) in slices.iter_mut().zip(pending) {
+        *slice = IoSlice::new(bytes);
+        count += 1;
+    }
+    match Pin::new(stream).poll_write_vectored(cx, &slices[..count]) {
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+        other => other,
     }
 }
 
@@ -232,16 +269,5 @@ fn resize(buf: &mut Vec<u8>, read: usize) {
     };
     if wanted != len {
         *buf = vec![0u8; wanted];
-    }
-}
-
-/// Reads into `buf`; pending for ever without a socket.
-async fn read_into<S: tokio::io::AsyncRead>(
-    read: Option<&mut ReadHalf<S>>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    match read {
-        Some(read) => read.read(buf).await,
-        None => std::future::pending().await,
     }
 }

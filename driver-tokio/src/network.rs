@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tcpclient_core::{ConnectOptions, Family};
+use tcpclient_core::{ConnectOptions, Family, Unacknowledged};
 use tcpclient_polling::{Resolve, SystemResolver};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -40,6 +40,12 @@ pub trait Network: 'static {
     /// Ends `stream` so that the peer sees a reset (`SO_LINGER` 0) if the network can;
     /// otherwise closes it.
     fn reset(&self, stream: Self::Stream);
+
+    /// What the peer has not acknowledged of what was written to `stream`, our FIN included
+    /// once its write side was shut down (`fin_sent`): the answer to
+    /// [`Output::QueryUnacknowledged`](tcpclient_core::Output::QueryUnacknowledged).
+    /// [`Unacknowledged::Unknown`] where the network cannot tell.
+    fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged;
 }
 
 /// The operating system's network through tokio: sockets set up as the core asks, names
@@ -100,5 +106,9 @@ impl Network for Tokio {
     fn reset(&self, stream: Self::Stream) {
         // If it fails, the close is an ordinary one: nothing else to do.
         let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+    }
+
+    fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged {
+        tcpclient_polling::unacknowledged(stream, fin_sent)
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use tcpclient_core::{
-    AttemptId, Client, Config, Event, Input, InvalidInput, Output, SocketOptions,
+    AttemptId, Client, Config, Event, Input, InvalidInput, Output, SocketOptions, Unacknowledged,
 };
 
 /// Time zero for a hand-advanced clock: the one place tests read the real clock.
@@ -14,6 +14,11 @@ pub fn epoch() -> Instant {
 }
 
 /// One [`Client`] and the clock it lives by. Nothing sleeps: time jumps.
+///
+/// It answers the client's [`Output::QueryUnacknowledged`] itself, as [`Harness::kernel`]
+/// says (by default as a loopback connection's kernel would: everything written is
+/// acknowledged at once), and leaves the question out of what [`Harness::outputs`] returns;
+/// with [`Kernel::ByHand`] the question is returned for the test to answer.
 pub struct Harness {
     /// The client under test.
     pub client: Client,
@@ -21,6 +26,23 @@ pub struct Harness {
     pub start: Instant,
     /// The current instant.
     pub now: Instant,
+    /// How the client's questions about acknowledgements are answered.
+    pub kernel: Kernel,
+    /// A `ShutdownWrite` was handed out (the FIN is in the answers from then on).
+    fin_sent: bool,
+}
+
+/// How a [`Harness`] answers [`Output::QueryUnacknowledged`]: the kernel it plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Everything written is acknowledged at once, the FIN too once sent: loopback.
+    Loopback,
+    /// This many bytes written are never acknowledged, nor the FIN: a peer gone silent.
+    Unacknowledged(u64),
+    /// The platform cannot tell ([`Unacknowledged::Unknown`]).
+    CannotTell,
+    /// Not answered: [`Harness::outputs`] returns the question.
+    ByHand,
 }
 
 impl Harness {
@@ -31,12 +53,40 @@ impl Harness {
             client: Client::new(config, start),
             start,
             now: start,
+            kernel: Kernel::Loopback,
+            fin_sent: false,
         }
     }
 
-    /// Drains every pending output.
+    /// Drains every pending output, answering the questions about acknowledgements as
+    /// [`Harness::kernel`] says.
     pub fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.client.poll_output()).collect()
+        let mut outputs = Vec::new();
+        while let Some(output) = self.client.poll_output() {
+            self.fin_sent |= output == Output::ShutdownWrite;
+            let answer = match (output == Output::QueryUnacknowledged, self.kernel) {
+                (false, _) | (true, Kernel::ByHand) => {
+                    outputs.push(output);
+                    continue;
+                }
+                (true, Kernel::Loopback) => Unacknowledged::Known {
+                    bytes: 0,
+                    fin_acknowledged: self.fin_sent,
+                },
+                (true, Kernel::Unacknowledged(bytes)) => Unacknowledged::Known {
+                    bytes,
+                    fin_acknowledged: false,
+                },
+                (true, Kernel::CannotTell) => Unacknowledged::Unknown,
+            };
+            if let Err(e) = self
+                .client
+                .handle_input(self.now, Input::Unacknowledged(answer))
+            {
+                panic!("the answer {answer:?} was refused: {e}");
+            }
+        }
+        outputs
     }
 
     /// Handles `input` now and returns the outputs; panics if the input is refused.

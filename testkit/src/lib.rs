@@ -14,7 +14,7 @@ mod scenario;
 mod session;
 mod world;
 
-pub use harness::{Harness, closed, connect, epoch, events};
+pub use harness::{Harness, Kernel, closed, connect, epoch, events};
 pub use monitor::{EngineMonitor, Monitor};
 pub use pair::Pair;
 pub use peer::Server;

@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, AttemptOutcome, Client, Engine, Error, Event, Input, InvalidInput, Output, Phase,
+    AttemptId, AttemptOutcome, Client, Ending, Engine, Error, Event, Input, InvalidInput, Output,
+    Phase, Unacknowledged,
 };
 
 use crate::SessionMonitor;
@@ -25,7 +26,9 @@ const ONE_RECORD: u64 = 16 * 1024 + 256;
 /// |---|---|
 /// | 1. one ending | no output after `Closed` |
 /// | 2. sockets | attempt ids never reused; every attempt ends exactly once (`Cancel`, or `Close`/`Reset` for the one that won); at most one attempt wins; `Transmit` and `ShutdownWrite` only after a win, on the winner; no socket left at `Closed` |
-/// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports, the `Data` events and the `Undelivered` bytes handed back |
+/// | 3. every byte accounted for | the close report against the accepted `Send`s, the `Written` reports, the `Data` events and the `Undelivered` bytes handed back; written = confirmed + unconfirmed + lost and accepted = confirmed + unconfirmed + undelivered |
+/// | 15. never more than the client can know | a question about acknowledgements only on a connected socket, one at a time, and an answer taken only when asked; bytes confirmed only after our FIN and the peer's end, and our FIN acknowledged by the peer's TCP (where the driver cannot tell, the peer's end after our FIN); an `Ok` ending only after the peer's end; in plaintext, at least the bytes the last answer called unacknowledged counted lost |
+/// | 16. events in the order a user relies on | no `Data` after `PeerClosed`; once the ClientHello is out, no `Data` before `TlsEstablished`; nothing but `Undelivered` between the first `Undelivered` and `Closed` |
 /// | 5. bounded memory | an accepted `Send` into a non-empty queue stays within the limit; unconsumed `Data` past the receive window only by what the read that crossed it brought, and no read asked for (`wants_read`) at or past the window |
 /// | 6. FIN last | `ShutdownWrite` only once every transmit was reported written |
 /// | 7. no deadline in the past | after a `Timeout` at `now` and a full drain, no deadline at or before `now` |
@@ -79,6 +82,24 @@ pub struct Monitor {
     handed_back: u64,
     /// `StartTls` was accepted: application and wire bytes differ.
     tls: bool,
+    /// Bytes accepted when `StartTls` was: the plaintext before the ClientHello.
+    plaintext_prefix: u64,
+    /// `TlsEstablished` came.
+    tls_established: bool,
+    /// `PeerClosed` came, and whether our FIN (`ShutdownWrite`) had been handed out before.
+    peer_closed: Option<bool>,
+    /// `ShutdownWrite` came.
+    fin_sent: bool,
+    /// A `QueryUnacknowledged` is out, not yet answered.
+    query_out: bool,
+    /// An accepted answer said our FIN was acknowledged.
+    fin_acknowledged: bool,
+    /// An accepted answer said the driver cannot tell.
+    cannot_tell: bool,
+    /// The unacknowledged bytes of an answer that was the last input.
+    unacknowledged: Option<u64>,
+    /// An `Undelivered` came: only more of them, then `Closed`, may follow.
+    handing_back: bool,
     closed: bool,
     /// A `Timeout` at this instant whose outputs are not all drained yet.
     timeout_at: Option<Instant>,
@@ -139,6 +160,15 @@ impl Monitor {
             received: 0,
             handed_back: 0,
             tls: false,
+            plaintext_prefix: 0,
+            tls_established: false,
+            peer_closed: None,
+            fin_sent: false,
+            query_out: false,
+            fin_acknowledged: false,
+            cannot_tell: false,
+            unacknowledged: None,
+            handing_back: false,
             closed: false,
             timeout_at: None,
             violations: Vec::new(),
@@ -188,6 +218,13 @@ impl Monitor {
             matches!(input, Input::Timeout),
             matches!(input, Input::StartTls),
         );
+        let ack_answer = match &input {
+            Input::Unacknowledged(answer) => Some(*answer),
+            _ => None,
+        };
+        // Only an answer that ended the connection (the input right before its `Closed`)
+        // says what the report must count lost.
+        self.unacknowledged = None;
         let before = Snapshot::of(client);
 
         let answer = client.handle_input(now, input);
@@ -256,7 +293,13 @@ impl Monitor {
             }
         }
         self.written += written;
-        self.tls |= start_tls;
+        if start_tls {
+            self.tls = true;
+            self.plaintext_prefix = self.accepted;
+        }
+        if let Some(ack_answer) = ack_answer {
+            self.answered(ack_answer);
+        }
         // A win is the client choosing a winner; an accepted report about an attempt after
         // the race (late, or made twice) is ignored, not a win.
         if let Some(attempt) = connected {
@@ -283,6 +326,25 @@ impl Monitor {
             self.timeout_at = Some(now);
         }
         answer
+    }
+
+    /// An answer about acknowledgements was accepted.
+    fn answered(&mut self, answer: Unacknowledged) {
+        if !self.query_out {
+            self.violate(format!("an answer nobody asked for was taken: {answer:?}"));
+        }
+        self.query_out = false;
+        match answer {
+            Unacknowledged::Known {
+                bytes,
+                fin_acknowledged,
+            } => {
+                self.fin_acknowledged |= fin_acknowledged;
+                self.unacknowledged = Some(bytes);
+            }
+            Unacknowledged::Unknown => self.cannot_tell = true,
+            _ => {}
+        }
     }
 
     /// Takes the next output of `client`, checking it. After the last one (`None`), checks
@@ -356,7 +418,8 @@ impl Monitor {
     /// A drain and an idle connection must have a deadline by their timeouts, and a
     /// producer refused for a full queue must have been called back once it emptied.
     fn check_timeouts(&mut self, client: &Client) {
-        if self.closed {
+        // A question out decides the end: the answer comes before the driver waits.
+        if self.closed || self.query_out {
             return;
         }
         let idle_by = self.idle_by.filter(|_| self.connected);
@@ -403,6 +466,13 @@ impl Monitor {
         if self.closed {
             self.violate(format!("{} after Closed", output.name()));
         }
+        let undelivered_or_closed = matches!(
+            output,
+            Output::Event(Event::Undelivered(_) | Event::Closed(_))
+        );
+        if self.handing_back && !undelivered_or_closed {
+            self.violate(format!("{} between Undelivered and Closed", output.name()));
+        }
         match output {
             Output::Resolve { .. } => {}
             Output::Connect { attempt, .. } => {
@@ -424,6 +494,15 @@ impl Monitor {
                 }
                 self.attempts.retain(|a| a != attempt);
             }
+            Output::QueryUnacknowledged => {
+                if !self.connected {
+                    self.violate("QueryUnacknowledged without a connected socket".into());
+                }
+                if self.query_out {
+                    self.violate("QueryUnacknowledged while another is unanswered".into());
+                }
+                self.query_out = true;
+            }
             Output::Transmit(bytes) => {
                 if !self.connected {
                     self.violate("Transmit before an attempt won".into());
@@ -443,6 +522,7 @@ impl Monitor {
                         self.handed_out - self.written.min(self.handed_out)
                     ));
                 }
+                self.fin_sent = true;
             }
             Output::Close | Output::Reset => {
                 if !self.connected {
@@ -456,15 +536,31 @@ impl Monitor {
             Output::Event(Event::Connected(_)) if self.winner.is_none() => {
                 self.violate("Connected before an attempt won".into());
             }
-            Output::Event(Event::Data(data)) => self.received += data.len() as u64,
-            Output::Event(Event::SendReady) => self.owes_send_ready = false,
-            Output::Event(Event::PeerClosed) if self.drains_on_peer_close && !self.shut_down => {
-                if let Some(now) = self.now {
-                    self.drain_from(now);
+            Output::Event(Event::Data(data)) => {
+                self.received += data.len() as u64;
+                if self.peer_closed.is_some() {
+                    self.violate("Data after PeerClosed".into());
                 }
-                self.owes_send_ready = false;
+                let hello_out = self.tls && self.handed_out > self.plaintext_prefix;
+                if hello_out && !self.tls_established {
+                    self.violate("Data after the ClientHello and before TlsEstablished".into());
+                }
             }
-            Output::Event(Event::Undelivered(bytes)) => self.handed_back += bytes.len() as u64,
+            Output::Event(Event::TlsEstablished(_)) => self.tls_established = true,
+            Output::Event(Event::SendReady) => self.owes_send_ready = false,
+            Output::Event(Event::PeerClosed) => {
+                self.peer_closed = Some(self.fin_sent);
+                if self.drains_on_peer_close && !self.shut_down {
+                    if let Some(now) = self.now {
+                        self.drain_from(now);
+                    }
+                    self.owes_send_ready = false;
+                }
+            }
+            Output::Event(Event::Undelivered(bytes)) => {
+                self.handed_back += bytes.len() as u64;
+                self.handing_back = true;
+            }
             Output::Event(Event::Closed(report)) => {
                 self.closed = true;
                 let due = self
@@ -520,8 +616,41 @@ impl Monitor {
                 self.accepted, report.bytes_accepted
             ));
         }
-        if report.bytes_written + report.bytes_undelivered != report.bytes_accepted {
-            broken.push("written + undelivered != accepted".into());
+        let delivered = report.bytes_confirmed + report.bytes_unconfirmed;
+        if delivered + report.bytes_lost != report.bytes_written {
+            broken.push("confirmed + unconfirmed + lost != written".into());
+        }
+        if delivered + report.bytes_undelivered != report.bytes_accepted {
+            broken.push("confirmed + unconfirmed + undelivered != accepted".into());
+        }
+        if report.bytes_confirmed != 0 && report.bytes_confirmed != report.bytes_written {
+            broken.push("only some of the written bytes confirmed".into());
+        }
+        let closed_both_ways = match self.peer_closed {
+            Some(after_fin) => {
+                self.fin_sent && (self.fin_acknowledged || (self.cannot_tell && after_fin))
+            }
+            None => false,
+        };
+        if report.bytes_confirmed > 0 && !closed_both_ways {
+            broken.push(format!(
+                "bytes confirmed without a close both ways (our FIN {}, its acknowledgement {}, the peer's end {:?})",
+                self.fin_sent, self.fin_acknowledged, self.peer_closed
+            ));
+        }
+        let graceful = matches!(report.result, Ok(Ending::Finished | Ending::PeerClosed));
+        if graceful && (self.peer_closed.is_none() || !report.peer_closed) {
+            broken.push("a graceful ending without the peer's end".into());
+        }
+        if let Some(unacknowledged) = self.unacknowledged
+            && !self.tls
+            && report.bytes_confirmed == 0
+            && report.bytes_lost < unacknowledged
+        {
+            broken.push(format!(
+                "the last answer left {unacknowledged} bytes unacknowledged, the report counts {} lost",
+                report.bytes_lost
+            ));
         }
         if report.wire_bytes_written != self.written {
             broken.push(format!(

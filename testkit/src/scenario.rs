@@ -29,14 +29,20 @@ pub struct Setup {
     pub idle_100ms: u8,
     /// The send limit is `64 << (limit_shift % 12)` bytes: 64 B to 128 KiB. The rest of it,
     /// `(limit_shift / 12) % 4`, picks the receive window: the default (1 MiB), none (the
-    /// application consumes on delivery), 64 B or 4 KiB. (One field for both keeps the
-    /// corpus's meaning.)
+    /// application consumes on delivery), 64 B or 4 KiB; and `limit_shift / 48 == 1` says
+    /// that the driver cannot tell what the peer acknowledged. (One field for all three
+    /// keeps the corpus's meaning.)
     pub limit_shift: u8,
     /// Connect, drain and handshake timeouts, in 100 ms steps (0 means 1).
     pub timeout_100ms: [u8; 4],
 }
 
 impl Setup {
+    /// Whether the driver answers that it cannot tell what the peer acknowledged.
+    pub fn cannot_tell(&self) -> bool {
+        self.limit_shift / 48 == 1
+    }
+
     /// The client configuration this setup describes (without TLS; the world adds it).
     pub fn config(&self) -> Config {
         let host = if self.resolve {

@@ -5,10 +5,12 @@
 //! [`SessionMonitor`] checks, after every step: ids never reused and never two connections
 //! (or a connection and an earlier generation's attempt) alive at once; every wait within
 //! the policy's cap and never scheduled in the past; one final `Closed`, last; and, in that
-//! report, every byte across every generation (accepted = written + undelivered, the
-//! `Undelivered` events adding up to the undelivered bytes, the `Data` events to the bytes
-//! received). The run checks too that the server got the application's bytes in order, as a
-//! merge of what each connection wrote and what was handed back.
+//! report, every byte across every generation (written = confirmed + unconfirmed + lost,
+//! accepted = confirmed + unconfirmed + undelivered, the `Undelivered` events adding up to
+//! the undelivered bytes, the `Data` events to the bytes received); a question about
+//! acknowledgements only on a connection, and an answer only when asked. The run checks too
+//! that the server got the application's bytes in order, as a merge of what each connection
+//! got through and what was handed back, and all of them, once, when the session ends clean.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -18,7 +20,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tcpclient_core::{
     AttemptId, CloseReport, Config, Event, Input, InvalidInput, Jitter, Output, ReconnectPolicy,
-    Session,
+    Session, Unacknowledged,
 };
 
 use crate::world::Violation;
@@ -164,6 +166,8 @@ pub struct SessionMonitor {
     received: u64,
     handed_back: u64,
     wire_written: u64,
+    /// A `QueryUnacknowledged` is out, not yet answered.
+    query_out: bool,
     closed: bool,
     now: Option<Instant>,
     /// The last reconnect's attempt number.
@@ -190,6 +194,7 @@ impl SessionMonitor {
             received: 0,
             handed_back: 0,
             wire_written: 0,
+            query_out: false,
             closed: false,
             now: None,
             last_attempt: None,
@@ -218,6 +223,7 @@ impl SessionMonitor {
         };
         let late = self.closed && input.is_report();
         let timeout = matches!(input, Input::Timeout);
+        let ack_answer = matches!(input, Input::Unacknowledged(_));
         let (finish, abort) = (
             matches!(input, Input::Finish),
             matches!(input, Input::Abort),
@@ -236,6 +242,12 @@ impl SessionMonitor {
         }
         if late && answer.is_err() {
             self.violate("a report after the session's end was refused".into());
+        }
+        if answer.is_ok() && ack_answer && !late {
+            if !self.query_out {
+                self.violate("an answer nobody asked for was taken".into());
+            }
+            self.query_out = false;
         }
         if answer.is_ok() {
             self.accepted += sent;
@@ -278,7 +290,8 @@ impl SessionMonitor {
     /// timeout, and once everything is written on a live connection a producer refused for
     /// a full queue has had its `SendReady`.
     fn check_settled(&mut self, session: &Session) {
-        if self.closed {
+        // A question out decides the end: the answer comes before the driver waits.
+        if self.closed || self.query_out {
             return;
         }
         if let Some(by) = self.drain_by
@@ -336,6 +349,18 @@ impl SessionMonitor {
                     self.violate(format!("{} without a connection", output.name()));
                 }
                 self.connected = false;
+                // A question the driver did not answer dies with its socket.
+                self.query_out = false;
+            }
+            Output::QueryUnacknowledged => {
+                if !self.connected || self.query_out {
+                    self.violate(format!(
+                        "QueryUnacknowledged with the connection {}, another question {}",
+                        if self.connected { "up" } else { "down" },
+                        if self.query_out { "out" } else { "answered" }
+                    ));
+                }
+                self.query_out = true;
             }
             Output::Event(Event::Connected(_) | Event::Reconnected { .. }) => {
                 if self.connected {
@@ -352,6 +377,8 @@ impl SessionMonitor {
                     self.attempts.retain(|a| *a != winner);
                 }
             }
+            // A connection that ended ends its drain; the next one, if any, has its own.
+            Output::Event(Event::Disconnected { .. }) => self.drain_by = None,
             Output::Event(Event::Reconnecting { attempt, delay, .. }) => {
                 if self.connected || !self.attempts.is_empty() {
                     self.violate(format!(
@@ -389,11 +416,16 @@ impl SessionMonitor {
     }
 
     fn check_report(&mut self, report: &CloseReport) {
+        let through = report.bytes_confirmed + report.bytes_unconfirmed;
         let checks = [
             (report.bytes_accepted == self.accepted, "accepted"),
             (
-                report.bytes_written + report.bytes_undelivered == report.bytes_accepted,
-                "written + undelivered",
+                through + report.bytes_lost == report.bytes_written,
+                "confirmed + unconfirmed + lost",
+            ),
+            (
+                through + report.bytes_undelivered == report.bytes_accepted,
+                "confirmed + unconfirmed + undelivered",
             ),
             (report.bytes_undelivered == self.handed_back, "handed back"),
             (report.bytes_received == self.received, "received"),
@@ -429,6 +461,11 @@ struct SessionWorld {
     open: bool,
     eof_sent: bool,
     pending: VecDeque<Bytes>,
+    /// Written, in the kernel, not yet carried to the server (nor acknowledged).
+    kernel: VecDeque<Bytes>,
+    /// The FIN is in the kernel; it reached the server.
+    kernel_fin: bool,
+    fin_carried: bool,
     /// The next byte of the application's stream to send.
     sent: u64,
     /// What the server got, and what was handed back, in order.
@@ -458,6 +495,9 @@ impl SessionWorld {
             open: false,
             eof_sent: false,
             pending: VecDeque::new(),
+            kernel: VecDeque::new(),
+            kernel_fin: false,
+            fin_carried: false,
             sent: 0,
             at_server: Vec::new(),
             handed_back: Vec::new(),
@@ -501,6 +541,7 @@ impl SessionWorld {
     }
 
     fn drain(&mut self) -> Result<(), Violation> {
+        let mut answers = Vec::new();
         while let Some(output) = self.monitor.poll_output(&mut self.session) {
             self.trace.push(match &output {
                 Output::Transmit(b) => format!("  out Transmit({})", b.len()),
@@ -512,9 +553,17 @@ impl SessionWorld {
                 Output::Connect { attempt, .. } => self.attempts.push_back(attempt),
                 Output::Cancel(attempt) => self.attempts.retain(|a| *a != attempt),
                 Output::Transmit(bytes) => self.pending.push_back(bytes),
+                Output::ShutdownWrite => self.kernel_fin = true,
+                Output::QueryUnacknowledged => answers.push(Unacknowledged::Known {
+                    bytes: self.kernel.iter().map(|b| b.len() as u64).sum(),
+                    fin_acknowledged: self.fin_carried,
+                }),
                 Output::Close | Output::Reset => {
                     self.open = false;
                     self.pending.clear();
+                    // What the kernel still held is lost with the connection.
+                    self.kernel.clear();
+                    (self.kernel_fin, self.fin_carried) = (false, false);
                 }
                 Output::Event(Event::Undelivered(bytes)) => {
                     self.handed_back.extend_from_slice(&bytes)
@@ -524,13 +573,32 @@ impl SessionWorld {
                 _ => {}
             }
         }
-        match self.monitor.violations().first() {
-            Some(what) => Err(self.violation(what.clone())),
-            None => Ok(()),
+        if let Some(what) = self.monitor.violations().first() {
+            return Err(self.violation(what.clone()));
         }
+        // Answered at once, as a driver does, before anything else happens.
+        for answer in answers {
+            self.accepted(Input::Unacknowledged(answer))?;
+        }
+        Ok(())
+    }
+
+    /// The network carries what the kernel holds to the server, the FIN last.
+    fn carry(&mut self) {
+        while let Some(chunk) = self.kernel.pop_front() {
+            self.at_server.extend_from_slice(&chunk);
+        }
+        self.fin_carried = self.kernel_fin;
     }
 
     fn apply(&mut self, op: &SessionOp) -> Result<(), Violation> {
+        // The network runs when time passes or the server acts.
+        if matches!(
+            op,
+            SessionOp::Receive(_) | SessionOp::PeerEof | SessionOp::Advance(_)
+        ) {
+            self.carry();
+        }
         match op {
             SessionOp::Send(n) => {
                 let data: Vec<u8> = (self.sent..self.sent + u64::from(*n))
@@ -605,8 +673,8 @@ impl SessionWorld {
             if front.is_empty() {
                 self.pending.pop_front();
             }
-            self.at_server.extend_from_slice(&chunk);
             written += chunk.len();
+            self.kernel.push_back(chunk);
         }
         if written > 0 {
             self.accepted(Input::Written(written))?;
@@ -630,6 +698,7 @@ impl SessionWorld {
                 return Ok(());
             }
             self.apply(&SessionOp::Write(u16::MAX))?;
+            self.carry();
             if self.report.is_some() {
                 return Ok(());
             }
@@ -656,13 +725,17 @@ impl SessionWorld {
                 report.bytes_accepted
             )));
         }
-        if self.replay {
-            let stream: Vec<u8> = (0..self.at_server.len() as u64).map(stream_byte).collect();
-            if self.at_server != stream {
-                return Err(
-                    self.violation("with replay, the server did not get the stream in order")
-                );
-            }
+        let stream: Vec<u8> = (0..self.at_server.len() as u64).map(stream_byte).collect();
+        if self.replay && self.at_server != stream {
+            return Err(self.violation("with replay, the server did not get the stream in order"));
+        }
+        if report.is_clean() && (self.at_server != stream || !self.handed_back.is_empty()) {
+            return Err(self.violation(format!(
+                "a clean end, and the server has {} of {} bytes, in order: {}",
+                self.at_server.len(),
+                report.bytes_accepted,
+                self.at_server == stream
+            )));
         }
         Ok(SessionOutcome {
             report,

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::net::Shutdown;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,9 @@ use bytes::Bytes;
 use rustls::ServerConfig;
 use tcpclient_core::{Config, Ending, Engine, Error, Event, TlsConfig};
 use tcpclient_polling::{ConnId, EventLoop};
-use tcpclient_sim::{PORT, ServerKind, SharedLog, Trace, connect, serve};
+use tcpclient_sim::{
+    Listener, PORT, ServerKind, SharedLog, Trace, Turmoil, Wire, connect_with, serve,
+};
 use tcpclient_testkit::{Pki, loopback};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -214,24 +217,34 @@ pub fn in_simulation(case: &Case) -> Observed {
         Server::StartTlsLine => Some(ServerKind::StartTlsLine),
         Server::GreetsAndCloses => None,
     };
+    // Shared by the servers and the client's network: what the servers read is what the
+    // client is told was acknowledged.
+    let wire = Wire::default();
     match (case.server, kind) {
         // A host, but nothing bound on the port: the SYN is refused.
         (Server::Nobody, _) => sim.host("server", || async {
             std::future::pending::<turmoil::Result>().await
         }),
         (_, Some(kind)) => {
-            let log = SharedLog::default();
+            let (log, wire) = (SharedLog::default(), wire.clone());
             sim.host("server", move || {
-                serve(kind, log.clone(), server_tls.clone(), Default::default())
+                serve(kind, log.clone(), server_tls.clone(), wire.clone())
             })
         }
-        (_, None) => sim.host("server", greets_and_closes_in_turmoil),
+        (_, None) => {
+            let wire = wire.clone();
+            sim.host("server", move || greets_and_closes_in_turmoil(wire.clone()))
+        }
     }
     let config = client_config("server", PORT, case, client_tls);
     let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let (seen, case) = (events.clone(), case.clone());
     sim.client("client", async move {
-        let (mut conn, driver) = connect(config, Trace::new());
+        let network = Turmoil {
+            wire,
+            ..Turmoil::default()
+        };
+        let (mut conn, driver) = connect_with(config, None, Trace::new(), network, Rc::default());
         let mut requests = TokioRequests(conn.sender());
         let app = async {
             let mut app = App::new(&case);
@@ -250,8 +263,8 @@ pub fn in_simulation(case: &Case) -> Observed {
     observe(&events)
 }
 
-async fn greets_and_closes_in_turmoil() -> turmoil::Result {
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+async fn greets_and_closes_in_turmoil(wire: Wire) -> turmoil::Result {
+    let listener = Listener::bind(("0.0.0.0", PORT), wire).await?;
     loop {
         let (mut stream, _) = listener.accept().await?;
         stream.write_all(GREETING).await?;

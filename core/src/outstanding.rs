@@ -1,10 +1,15 @@
-//! The application bytes handed to the driver and not yet known to have reached the socket.
+//! The application bytes handed to the driver and not yet known to have reached the peer.
 //!
 //! They are kept, as the same `Bytes` (reference counts, not copies), so that a connection
-//! that ends can hand back exactly the bytes that did not get out, in order: to the
+//! that ends can hand back exactly the bytes that did not get through, in order: to the
 //! application as [`Event::Undelivered`](crate::Event::Undelivered), or to the next
-//! connection of a [`Session`](crate::Session). Under TLS a record's bytes stay here until
-//! the whole record is written, as the [`WireLedger`](crate::ledger::WireLedger) counts them.
+//! connection of a [`Session`](crate::Session). A byte is let go once the peer's TCP has
+//! acknowledged it (where the driver cannot tell, once it is written): a byte written to the
+//! kernel can still be lost with the connection. Under TLS a record's bytes stay here until
+//! the whole record is, as the [`WireLedger`](crate::ledger::WireLedger) counts them.
+//!
+//! What the kernel holds unacknowledged is bounded by its send buffer, and the client asks
+//! what was acknowledged every so many bytes written, so this stays bounded too.
 
 use std::collections::VecDeque;
 
@@ -12,13 +17,13 @@ use bytes::Bytes;
 
 /// Handed-out application bytes, from application offset `start` on.
 #[derive(Debug, Default)]
-pub(crate) struct Unwritten {
+pub(crate) struct Outstanding {
     chunks: VecDeque<Bytes>,
     /// Application offset of the first byte held.
     start: u64,
 }
 
-impl Unwritten {
+impl Outstanding {
     /// Keeps `chunk`, the next application bytes handed out.
     #[inline]
     pub(crate) fn push(&mut self, chunk: Bytes) {
@@ -27,7 +32,7 @@ impl Unwritten {
         }
     }
 
-    /// Lets go of every byte before application offset `delivered`: they reached the socket.
+    /// Lets go of every byte before application offset `delivered`: they got through.
     pub(crate) fn release_until(&mut self, delivered: u64) {
         while self.start < delivered {
             let Some(front) = self.chunks.front_mut() else {
@@ -58,15 +63,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn written_bytes_are_let_go_and_the_rest_comes_back_as_the_same_bytes() {
+    fn delivered_bytes_are_let_go_and_the_rest_comes_back_as_the_same_bytes() {
         let first = Bytes::from_static(b"hello ");
         let second = Bytes::from_static(b"world");
-        let mut unwritten = Unwritten::default();
-        unwritten.push(first);
-        unwritten.push(second.clone());
+        let mut outstanding = Outstanding::default();
+        outstanding.push(first);
+        outstanding.push(second.clone());
 
-        unwritten.release_until(8);
-        let rest = unwritten.take();
+        outstanding.release_until(8);
+        let rest = outstanding.take();
 
         assert_eq!(rest, [Bytes::from_static(b"rld")]);
         assert_eq!(
