@@ -113,15 +113,23 @@ pub struct Args {
     #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
     pub happy_eyeballs_delay: Duration,
 
-    /// TCP keepalive: probe after this long without traffic, every as long, 9 times; `off`
-    /// turns it off.
+    /// TCP keepalive: probe a silent connection after this long without traffic, then every
+    /// as long; `off` turns it off. While --user-timeout is set (30s on Linux unless given),
+    /// the kernel drops a peer whose probes go unanswered once that long has passed since
+    /// its last acknowledgement, after at least one probe: about 30s with the defaults,
+    /// whatever this says. Without it, after 9 unanswered probes.
     #[arg(help_heading = "Connection", long, value_name = "DURATION|off", value_parser = parse_keepalive, default_value = "15s")]
     pub keepalive: KeepaliveArg,
 
-    /// Drop the connection when written data stays unacknowledged this long
-    /// (TCP_USER_TIMEOUT, Linux).
+    /// Drop the connection when written data, or keepalive probes, stay unacknowledged this
+    /// long (TCP_USER_TIMEOUT, Linux). Default: 30s.
     #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration)]
     pub user_timeout: Option<Duration>,
+
+    /// Give up when bytes waiting to be written make no progress for this long: the server
+    /// vanished or stopped reading; `off` waits for ever.
+    #[arg(help_heading = "Connection", long, value_name = "DURATION|off", value_parser = parse_optional_duration, default_value = "30s")]
+    pub stall_timeout: OptionalDuration,
 
     /// Wait this long before connecting (e.g. 500ms, 2s).
     #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
@@ -215,7 +223,8 @@ pub struct Args {
 
     /// Like nc -q: after the end of the input, wait at most SECS for the server to close,
     /// then quit (--drain-timeout under nc's name). Quitting this way is not an error once
-    /// everything sent was delivered.
+    /// the server's TCP has acknowledged every byte sent and the end of the stream (without
+    /// -q, only the server's own close confirms that it read them).
     #[arg(help_heading = "Input and output", short = 'q', value_name = "SECS", value_parser = parse_duration,
           conflicts_with = "drain_timeout")]
     pub quit_after: Option<Duration>,
@@ -295,6 +304,18 @@ fn parse_proxy(text: &str) -> Result<(String, u16), String> {
         return Err(format!("`{text}` has no address"));
     }
     Ok((host.to_owned(), port))
+}
+
+/// A duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// Takes a duration, or `off`.
+fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    match text.trim() {
+        "off" => Ok(OptionalDuration(None)),
+        other => parse_duration(other).map(|d| OptionalDuration(Some(d))),
+    }
 }
 
 /// `--keepalive`: off, or the idle time before the first probe.

@@ -26,8 +26,9 @@ use args::Args;
 /// Why a run did not end with a clean close: one line on standard error, exit status 1.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// The connection ended, but not cleanly; the close report says how.
-    #[error("{}{}", .0, hint(.0))]
+    /// The connection ended, but not cleanly; the close report says how, and what the
+    /// server was not shown to get.
+    #[error("{}{}{}", .0, shortfall(.0), hint(.0))]
     Unclean(Box<CloseReport>),
     /// A wait with a deadline ran out (the caller says which wait, see [`Failure::Late`]).
     #[error("timed out")]
@@ -89,6 +90,42 @@ fn man_page() -> Result<(), Failure> {
     use clap::CommandFactory;
     clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout())?;
     Ok(())
+}
+
+/// What the server was not shown to get, for a close that is not clean: the bytes its TCP
+/// never acknowledged, the bytes nothing confirms it read, the bytes never sent, and why
+/// the drain deadline ended it.
+fn shortfall(report: &CloseReport) -> String {
+    let never_sent = report.bytes_undelivered.saturating_sub(report.bytes_lost);
+    let mut parts = Vec::new();
+    if report.bytes_lost > 0 {
+        parts.push(format!(
+            "the server never acknowledged the last {} bytes sent",
+            report.bytes_lost
+        ));
+    }
+    if report.bytes_unconfirmed > 0 {
+        parts.push(format!(
+            "{} bytes sent are unconfirmed",
+            report.bytes_unconfirmed
+        ));
+    }
+    if never_sent > 0 {
+        parts.push(format!("{never_sent} bytes were never sent"));
+    }
+    let cause = match (&report.result, report.peer_closed) {
+        (Err(Error::DrainTimeout), false) => Some("the server never closed its side"),
+        (Err(Error::DrainTimeout), true) => {
+            Some("the server closed, but never acknowledged our end of the stream")
+        }
+        _ => None,
+    };
+    match (parts.is_empty(), cause) {
+        (true, None) => String::new(),
+        (true, Some(cause)) => format!("; {cause}"),
+        (false, None) => format!("; {}", parts.join(", ")),
+        (false, Some(cause)) => format!("; {}: {cause}", parts.join(", ")),
+    }
 }
 
 /// What to do about a failure, where the command line can fix it.

@@ -15,7 +15,7 @@ use signal_hook::iterator::Signals;
 use std::net::IpAddr;
 
 use tcpclient_core::{
-    CloseReport, Config, Event, FamilyPreference, Keepalive, ReconnectPolicy, SocketOptions,
+    CloseReport, Config, Error, Event, FamilyPreference, Keepalive, ReconnectPolicy, SocketOptions,
 };
 use tcpclient_polling::{ConnectionSender, Runtime};
 
@@ -43,6 +43,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .with_connect_timeout(connect_timeout)
         .with_drain_timeout(drain_timeout(args))
         .with_idle_timeout(args.wait.or(args.idle_timeout))
+        .with_stall_timeout(args.stall_timeout.0)
         .with_attempt_delay(args.happy_eyeballs_delay)
         .with_family_preference(family_preference(args))
         .with_socket_options(socket_options(args));
@@ -104,6 +105,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     // Under the ledger's lock the input thread is between reads (it reads under the lock):
     // what it read is counted, and it reads nothing more for this session.
     let input = lock(&ledger).close();
+    let delivered = report.is_clean() || quit_as_asked(args, &report);
     let from_input = report.bytes_accepted.saturating_sub(preamble);
     let not_sent = input.read.saturating_sub(from_input);
     if let Some(len) = file_len
@@ -115,24 +117,34 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "the connection closed after {sent} of {len} bytes of --send-file were sent; {report}"
         )));
     }
-    if report.is_clean() && !interrupted && not_sent > 0 {
+    if delivered && !interrupted && not_sent > 0 {
         return Err(Failure::InputNotSent(format!(
             "{not_sent} bytes read from the input could not be sent: the connection closed first; {report}"
         )));
     }
-    if report.is_clean() && input.end == Some(InputEnd::ReadFailed) {
+    if delivered && input.end == Some(InputEnd::ReadFailed) {
         return Err(Failure::InputNotSent(format!(
             "reading the input failed; {report}"
         )));
     }
-    if args.verbose || interrupted || !report.is_clean() {
-        if report.is_clean() {
+    if args.verbose || interrupted || !delivered {
+        if delivered {
             warn(format_args!("{report}"));
         } else {
             return Err(Failure::Unclean(report));
         }
     }
     Ok(())
+}
+
+/// `-q` quits at its deadline whether or not the server closed: that is not a failure once
+/// the server's TCP has acknowledged every byte and our end of the stream, the most that can
+/// be known without the server's close.
+fn quit_as_asked(args: &Args, report: &CloseReport) -> bool {
+    args.quit_after.is_some()
+        && report.result == Err(Error::DrainTimeout)
+        && report.fin_acknowledged
+        && report.bytes_undelivered == 0
 }
 
 /// --connect-timeout bounds the whole establishment, as curl's does: every connect

@@ -77,10 +77,14 @@ impl Trace {
                     "reason": report.result.as_ref().err().map(ToString::to_string),
                     "bytes_accepted": report.bytes_accepted,
                     "bytes_written": report.bytes_written,
+                    "bytes_confirmed": report.bytes_confirmed,
+                    "bytes_unconfirmed": report.bytes_unconfirmed,
+                    "bytes_lost": report.bytes_lost,
                     "bytes_undelivered": report.bytes_undelivered,
                     "bytes_received": report.bytes_received,
                     "wire_bytes_written": report.wire_bytes_written,
                     "peer_closed": report.peer_closed,
+                    "fin_acknowledged": report.fin_acknowledged,
                     "clean": report.is_clean(),
                 })
             }

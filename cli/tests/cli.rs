@@ -461,7 +461,7 @@ fn ctrl_c_finishes_gracefully_and_reports() {
     );
     assert!(
         run.stderr
-            .contains("finished gracefully; sent 21 of 21 bytes (0 undelivered)"),
+            .contains("finished gracefully; sent 21 of 21 bytes (21 confirmed, 0 undelivered)"),
         "{}",
         run.stderr
     );
@@ -499,16 +499,32 @@ fn a_second_ctrl_c_aborts_and_accounts_for_every_byte() {
     );
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("tcpclient: aborted; sent "), "{last}");
-    // "sent W of A bytes (U undelivered)": every accepted byte is written or undelivered.
-    let numbers: Vec<u64> = last
+    // "sent W of A bytes (C confirmed, U unconfirmed, L lost, N undelivered)", the counts
+    // that are zero left out but the last: every accepted byte is accounted for.
+    let count = |what: &str| -> u64 {
+        let Some(end) = last.find(&format!(" {what}")) else {
+            return 0;
+        };
+        let digits = last[..end]
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or_default();
+        digits.parse().unwrap()
+    };
+    let sent = last.split("sent ").nth(1).unwrap_or_default();
+    let numbers: Vec<u64> = sent
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
+        .take(2)
         .collect();
-    let [written, accepted, undelivered, _received] = numbers[..] else {
+    let [written, accepted] = numbers[..] else {
         panic!("{last}");
     };
+    let (unconfirmed, lost) = (count("unconfirmed"), count("lost"));
     assert!(accepted > 0, "{last}");
-    assert_eq!(written + undelivered, accepted, "{last}");
+    assert_eq!(count("confirmed"), 0, "an abort confirms nothing: {last}");
+    assert_eq!(written, unconfirmed + lost, "{last}");
+    assert_eq!(unconfirmed + count("undelivered"), accepted, "{last}");
 }
 
 #[test]
@@ -1076,8 +1092,28 @@ fn never_closing_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
     (addr, rx)
 }
 
+/// Without -q, a server that takes every byte and never closes its side has confirmed
+/// nothing: its TCP acknowledged the bytes, its application may never have read them.
+#[test]
+fn a_server_that_never_closes_is_not_a_clean_end() {
+    let (addr, received) = never_closing_server();
+    let [host, port] = host_port(addr);
+
+    let run = run(&["--drain-timeout", "1s", &host, &port], b"all of it\n");
+
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "tcpclient: failed: the peer did not close its side of the connection before the drain \
+         deadline; sent 10 of 10 bytes (10 unconfirmed, 0 undelivered), received 0 bytes; \
+         10 bytes sent are unconfirmed: the server never closed its side"
+    );
+    assert_eq!(received.recv_timeout(LIMIT).unwrap(), b"all of it\n");
+}
+
 /// `-q SECS` (nc's): after the end of the input, wait that long for the server, then quit
-/// (not the default 10 s); everything was delivered, so the exit status is 0.
+/// (not the default 10 s); the server's TCP acknowledged every byte and our end, so the
+/// exit status is 0.
 #[test]
 fn quit_after_stops_waiting_for_a_server_that_never_closes() {
     let (addr, received) = never_closing_server();

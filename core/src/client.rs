@@ -1090,9 +1090,9 @@ impl Client {
     /// count was lost. Without it, the bytes not known to be acknowledged are not known to
     /// be lost either.
     fn finish_close(&mut self, result: Result<Ending, Error>, answered: bool) {
-        let (peer_closed, confirmed) = match &mut self.state {
+        let (peer_closed, fin_acknowledged, confirmed) = match &mut self.state {
             State::Closed | State::Closing(_) => return,
-            State::Delay => (false, false),
+            State::Delay => (false, false, false),
             State::Establishing(race) => {
                 race.cancel_all(self.now);
                 while let Some(step) = race.poll_step() {
@@ -1104,7 +1104,7 @@ impl Client {
                 for attempt in &self.attempts {
                     self.log.attempt_ended(attempt);
                 }
-                (false, false)
+                (false, false, false)
             }
             State::Open(open) => {
                 // The stream closed both ways: the peer's end came, and our FIN, sent after
@@ -1122,7 +1122,7 @@ impl Client {
                 let abort = matches!(result, Ok(Ending::Aborted));
                 self.outputs
                     .push_back(if abort { Output::Reset } else { Output::Close });
-                (open.peer_closed, confirmed)
+                (open.peer_closed, open.fin_acked, confirmed)
             }
         };
         self.state = State::Closed;
@@ -1152,6 +1152,7 @@ impl Client {
             bytes_received: self.bytes_received,
             wire_bytes_written: self.ledger.wire_written(),
             peer_closed,
+            fin_acknowledged,
             attempts: std::mem::take(&mut self.attempts),
             result,
         };

@@ -53,6 +53,10 @@ pub struct CloseReport {
     pub wire_bytes_written: u64,
     /// Whether the peer closed its side (FIN, or TLS `close_notify`) before the end.
     pub peer_closed: bool,
+    /// Whether the peer's TCP acknowledged our FIN, and with it every byte written: our end
+    /// of the stream reached the peer. Known only where the driver can tell what was
+    /// acknowledged; `false` otherwise.
+    pub fin_acknowledged: bool,
     /// Every connect attempt, in the order they started: the one that won, those it beat,
     /// and, when no connection came up, how each one failed.
     pub attempts: Vec<Attempt>,
@@ -150,6 +154,7 @@ impl CloseReport {
             bytes_received: received,
             wire_bytes_written: written,
             peer_closed: false,
+            fin_acknowledged: false,
             attempts: Vec::new(),
             result: Err(Error::DriverStopped { reason }),
         }

@@ -652,6 +652,7 @@ impl Session {
             bytes_received: self.earlier.received,
             wire_bytes_written: self.earlier.wire_written,
             peer_closed: last.is_some_and(|r| r.peer_closed),
+            fin_acknowledged: last.is_some_and(|r| r.fin_acknowledged),
             attempts: last.map(|r| r.attempts.clone()).unwrap_or_default(),
             result,
         }

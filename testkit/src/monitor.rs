@@ -638,6 +638,9 @@ impl Monitor {
                 self.fin_sent, self.fin_acknowledged, self.peer_closed
             ));
         }
+        if report.fin_acknowledged && !self.fin_acknowledged {
+            broken.push("our FIN acknowledged, though no answer said so".into());
+        }
         let graceful = matches!(report.result, Ok(Ending::Finished | Ending::PeerClosed));
         if graceful && (self.peer_closed.is_none() || !report.peer_closed) {
             broken.push("a graceful ending without the peer's end".into());
