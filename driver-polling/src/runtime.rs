@@ -148,7 +148,11 @@ struct Shared {
 struct SendState {
     /// Bytes sent through the handles and taken by the client (or on their way to it).
     accepted: u64,
-    /// Bytes sent through the handle and not yet written (or reported undelivered).
+    /// Bytes sent through the handles, ever: those the loop has not taken yet are the ones
+    /// on their way to the client.
+    handed: u64,
+    /// Bytes sent through the handle and not yet written: on their way to the client, or
+    /// queued in it (as the client counts them, replays of a session's lost bytes included).
     unwritten: u64,
     /// `finish` or `abort` was called, or the connection closed.
     closed_to_sends: Option<Phase>,
@@ -422,6 +426,7 @@ impl ConnectionSender {
         let data = self.shared.admission.admit(state.unwritten, data)?;
         state.unwritten += data.len() as u64;
         state.accepted += data.len() as u64;
+        state.handed += data.len() as u64;
         // The open batch's command is already ahead of this send's; what is copied after
         // this send goes into a batch of its own.
         if !state.batch.is_empty() {
@@ -449,6 +454,7 @@ impl ConnectionSender {
         }
         state.unwritten += data.len() as u64;
         state.accepted += data.len() as u64;
+        state.handed += data.len() as u64;
         if state.batch.is_empty() {
             self.command(Command::SendBatch(self.key));
         }
@@ -520,23 +526,21 @@ impl Shared {
         state
     }
 
-    /// A send the loop refused on the client's behalf (it crossed the close): it was never
-    /// taken, so it leaves both accounts.
+    /// A send the client (or the loop on its behalf, as it crossed the close) refused: it
+    /// was never taken.
     fn refused(&self, n: u64) {
         let mut state = self.lock();
         state.accepted = state.accepted.saturating_sub(n);
-        drop(state);
-        self.settled(n);
     }
 
-    /// `n` more bytes left the handle's account (written, or undelivered at the close).
-    fn settled(&self, n: u64) {
-        if n == 0 {
-            return;
-        }
+    /// Counts the unwritten bytes again from the client's own books: what the loop has not
+    /// taken of the `handed` bytes (it took `taken`), and what the client has `queued`. (Not
+    /// kept by adding and subtracting: a reconnecting session queues again the bytes a lost
+    /// connection wrote and never got acknowledged.) Wakes the producers waiting for room.
+    fn recount(&self, taken: u64, queued: u64) {
         let mut state = self.lock();
         let before = state.unwritten;
-        state.unwritten = before.saturating_sub(n);
+        state.unwritten = state.handed.saturating_sub(taken) + queued;
         let room_again = !self.admission.has_room_again(before)
             && self.admission.has_room_again(state.unwritten);
         if room_again || state.unwritten == 0 {
@@ -567,6 +571,8 @@ struct Handle {
     notifications: Sender<Notification>,
     /// Bytes the client has written, as of the last turn.
     written: u64,
+    /// Bytes of sends the loop has taken from the handles' commands.
+    taken: u64,
     /// Bytes delivered as `Data`.
     received: u64,
     /// The connection has closed; requests still in flight are refused back to the handle.
@@ -642,7 +648,7 @@ impl LoopThread {
                 handle.received,
                 reason.to_owned(),
             );
-            handle.shared.settled(u64::MAX);
+            handle.shared.recount(u64::MAX, 0);
             let closed = Event::Closed(Box::new(report));
             let _ = handle.notifications.send(Notification::Event(closed));
         }
@@ -653,10 +659,19 @@ impl LoopThread {
 
     fn send(&mut self, key: u64, data: Bytes) {
         let len = data.len() as u64;
-        if let Err(refusal) = self.request(key, |l, id| l.send(id, data)) {
-            if let Some(handle) = self.handles.get(&key) {
+        let sent = self.request(key, |l, id| l.send(id, data));
+        if let Some(handle) = self.handles.get_mut(&key) {
+            handle.taken += len;
+            if sent.is_err() {
                 handle.shared.refused(len);
             }
+            let queued = self
+                .event_loop
+                .engine(handle.id)
+                .map_or(0, Engine::bytes_queued);
+            handle.shared.recount(handle.taken, queued);
+        }
+        if let Err(refusal) = sent {
             self.notify(key, Notification::Refused(refusal));
         }
     }
@@ -792,13 +807,13 @@ impl LoopThread {
             };
             match &event {
                 // Handed back: these bytes will not be written.
-                Event::Undelivered(bytes) => handle.shared.settled(bytes.len() as u64),
+                Event::Undelivered(_) => {
+                    let queued = self.event_loop.engine(id).map_or(0, Engine::bytes_queued);
+                    handle.shared.recount(handle.taken, queued);
+                }
                 Event::Closed(report) => {
                     drop(handle.shared.close_to_sends(Phase::Closed));
-                    // The undelivered bytes were settled as they were handed back.
-                    handle
-                        .shared
-                        .settled(report.bytes_written.saturating_sub(handle.written));
+                    handle.shared.recount(handle.taken, 0);
                     handle.written = report.bytes_written;
                 }
                 _ => {}
@@ -833,9 +848,8 @@ impl LoopThread {
             let Some(handle) = self.keys.get(&id).and_then(|key| self.handles.get_mut(key)) else {
                 continue;
             };
-            handle
-                .shared
-                .settled(written.saturating_sub(handle.written));
+            let queued = self.event_loop.engine(id).map_or(0, Engine::bytes_queued);
+            handle.shared.recount(handle.taken, queued);
             handle.written = written;
         }
     }
@@ -872,6 +886,7 @@ impl Handle {
             shared,
             notifications,
             written: 0,
+            taken: 0,
             received: 0,
             closed: false,
             forgotten: false,
