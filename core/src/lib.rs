@@ -37,6 +37,12 @@
 //!   a copy, and write it when the socket is writable again.
 //! - **When a socket action fails.** A failed [`Output::ShutdownWrite`] is reported as
 //!   [`Input::SocketError`]. [`Output::Close`] has nothing to report: drop the socket.
+//! - **Written is not delivered.** [`Output::QueryUnacknowledged`] asks what the peer's TCP
+//!   has not acknowledged of what was written: answer it at once, in the drain, with
+//!   [`Input::Unacknowledged`] (on Linux, the `SIOCOUTQ` ioctl; [`Unacknowledged::Unknown`]
+//!   where the platform cannot tell). It comes before the close of a connection that wrote
+//!   something, while a finished connection waits for its FIN to be acknowledged, and every
+//!   256 KiB written: the close report counts what the peer got from the answers.
 //! - **[`Input::SocketError`]** is taken during a connect attempt (the attempt fails and the
 //!   next address is tried) and while connected, draining included.
 //! - **Late reports are no-ops.** A report that arrives after the close — the failed
@@ -44,9 +50,9 @@
 //!   [`Input::Abort`] — is accepted and ignored. Before the close, a report that makes no
 //!   sense is refused with [`InvalidInput`] and changes nothing.
 //! - **A peer that never closes** after [`Input::Finish`]: the drain deadline ends the
-//!   connection with [`Ending::Finished`] and `peer_closed: false` in the report if our side
-//!   closed completely (every byte written, TLS `close_notify` and FIN sent), and with
-//!   [`Error::DrainTimeout`] if it did not.
+//!   connection with [`Error::DrainTimeout`], however completely our side closed: nothing
+//!   confirms that the peer took what we sent. [`Ending::Finished`] means the close completed
+//!   both ways: the peer's end came and its TCP acknowledged our FIN.
 //! - **Consume what you are given.** With a [`Config::receive_window`] (1 MiB by default),
 //!   report the `Data` bytes you are done with as [`Input::Consumed`] (or
 //!   [`Client::consumed`]); reading stops while the window is full and resumes once you do.
@@ -69,8 +75,11 @@
 //! # What you can rely on
 //!
 //! - **Exactly one [`Event::Closed`]**, last, carrying a [`CloseReport`]: how it ended
-//!   ([`Ending`] or [`Error`]) and where every byte went. `bytes_accepted == bytes_written +
-//!   bytes_undelivered`, whatever happened.
+//!   ([`Ending`] or [`Error`]) and where every byte went: confirmed by a close both ways,
+//!   acknowledged by the peer's TCP and unconfirmed, or undelivered (never written, or
+//!   written and lost with the connection, and handed back as [`Event::Undelivered`]).
+//!   `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered`, whatever
+//!   happened, and [`CloseReport::is_clean`] only when every byte is confirmed.
 //! - **Bounded memory.** Bytes accepted but not yet written never exceed
 //!   [`Config::send_limit`] (one oversized `Send` into an empty queue excepted); past it a
 //!   `Send` is refused with the data handed back, and [`Event::SendReady`] says when to retry.

@@ -120,12 +120,18 @@ pub struct SocketOptions {
     /// Default: on.
     pub nodelay: bool,
     /// TCP keepalive. Default: [`Keepalive::GO_DEFAULT`], so that a peer that vanished is
-    /// found within about two and a half minutes even on an idle connection.
+    /// found even on a connection that only reads. While [`user_timeout`](Self::user_timeout)
+    /// is set (the default, on Linux), it decides when: the kernel drops a peer whose probes
+    /// go unanswered once that long has passed since its last acknowledgement, after at least
+    /// one probe, not after [`Keepalive::count`] probes. With the defaults that is about 30 s
+    /// after the last acknowledgement; without a user timeout, `idle + count × interval`
+    /// (two and a half minutes).
     pub keepalive: Option<Keepalive>,
-    /// `TCP_USER_TIMEOUT` (Linux): how long written data may stay unacknowledged (and, with
-    /// keepalive, how long probes may go unanswered) before the kernel drops the connection.
-    /// Default: 30 s, as [`Config::stall_timeout`](crate::Config::stall_timeout); `None`
-    /// leaves the kernel's own (about 15 minutes).
+    /// `TCP_USER_TIMEOUT` (Linux): how long written data may stay unacknowledged, and how
+    /// long keepalive probes may go unanswered since the peer's last acknowledgement, before
+    /// the kernel drops the connection. Default: 30 s, as
+    /// [`Config::stall_timeout`](crate::Config::stall_timeout); `None` leaves the kernel's
+    /// own (about 15 minutes for written data).
     pub user_timeout: Option<Duration>,
     /// Local address for IPv4 attempts (`nc -s`). Default: `None` (any).
     pub local_v4: Option<Ipv4Addr>,

@@ -219,8 +219,12 @@ impl Session {
                 Ok(())
             }
             Input::Finish => self.finish(now),
-            // The answer to an ended generation's question is late.
-            Input::Unacknowledged(_) if self.asked != Some(self.generation) => Ok(()),
+            // The answer to an ended generation's question is late; any other is the
+            // current connection's to take or refuse.
+            Input::Unacknowledged(_) if self.asked.is_some_and(|g| g != self.generation) => {
+                self.asked = None;
+                Ok(())
+            }
             Input::Unacknowledged(answer) => self
                 .client
                 .handle_input(now, Input::Unacknowledged(answer))

@@ -25,6 +25,9 @@ struct Run {
     log: Vec<Output>,
     /// The current connection's FIN was sent.
     fin_sent: bool,
+    /// What the kernel leaves unacknowledged: the last this many bytes and the FIN; `None`
+    /// acknowledges everything, as loopback does.
+    unacknowledged: Option<u64>,
 }
 
 impl Run {
@@ -39,6 +42,7 @@ impl Run {
             now: start,
             log: Vec::new(),
             fin_sent: false,
+            unacknowledged: None,
         };
         run.drain();
         run
@@ -49,13 +53,19 @@ impl Run {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::QueryUnacknowledged => {
-                    let everything = Unacknowledged::Known {
-                        bytes: 0,
-                        fin_acknowledged: self.fin_sent,
+                    let answer = match self.unacknowledged {
+                        None => Unacknowledged::Known {
+                            bytes: 0,
+                            fin_acknowledged: self.fin_sent,
+                        },
+                        Some(bytes) => Unacknowledged::Known {
+                            bytes,
+                            fin_acknowledged: false,
+                        },
                     };
                     let answered = self
                         .session
-                        .handle_input(self.now, Input::Unacknowledged(everything));
+                        .handle_input(self.now, Input::Unacknowledged(answer));
                     assert_eq!(answered, Ok(()));
                     continue;
                 }
@@ -936,4 +946,96 @@ fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
 
     assert_eq!(by_bytes.report(), by_slice.report());
     assert_eq!(by_slice.report().bytes_accepted, 12, "early, +on and held");
+}
+
+#[test]
+fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_first() {
+    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    run.connect();
+    let data: Bytes = (0..100u8).collect();
+    run.input(Input::Send(data.clone()));
+    run.input(Input::Written(100));
+
+    run.unacknowledged = Some(40);
+    let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
+    let Some(Output::Event(Event::Disconnected { report, .. })) = outputs
+        .iter()
+        .find(|o| matches!(o, Output::Event(Event::Disconnected { .. })))
+    else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(
+        (report.bytes_unconfirmed, report.bytes_lost, report.bytes_undelivered),
+        (60, 40, 40)
+    );
+    run.unacknowledged = None;
+    let outputs = run.connect();
+
+    assert_eq!(transmitted(&outputs), &data[60..], "the lost bytes, first, once");
+    run.input(Input::Written(40));
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+    let report = run.report();
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_confirmed,
+            report.bytes_unconfirmed,
+            report.bytes_undelivered
+        ),
+        (100, 100, 40, 60, 0),
+        "what the first server's TCP took is unconfirmed: that connection failed"
+    );
+    assert!(!report.is_clean());
+}
+
+#[test]
+fn a_connection_that_lost_everything_it_wrote_is_not_stable_however_long_it_lasted() {
+    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    run.unacknowledged = Some(5);
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"never")));
+    for _ in 0..3 {
+        run.input(Input::Written(5));
+        // Up for a minute, and the server read none of it.
+        run.now += Duration::from_secs(60);
+        run.input(Input::SocketError(ErrorKind::ConnectionReset));
+        run.connect();
+    }
+
+    assert_eq!(
+        run.delays(),
+        [1.0, 1.6, 2.56].map(secs),
+        "a server that accepts and never reads is retried ever more slowly"
+    );
+}
+
+#[test]
+fn a_finish_while_the_connection_closes_by_itself_delivers_what_waited_on_the_next() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.unacknowledged = Some(0);
+    // The server closes first; our FIN goes out and is never acknowledged.
+    run.input(Input::PeerEof);
+    run.input(Input::Send(Bytes::from_static(b"after its close")));
+    run.input(Input::Finish);
+
+    // It asks, again and again, until its drain deadline.
+    for _ in 0..100 {
+        if run.events().iter().any(|e| matches!(e, Event::Reconnecting { .. })) {
+            break;
+        }
+        run.fire();
+    }
+    assert_eq!(run.elapsed(), secs(10.0));
+    run.unacknowledged = None;
+    let outputs = run.connect();
+
+    assert_eq!(transmitted(&outputs), b"after its close");
+    run.input(Input::Written(15));
+    run.input(Input::PeerEof);
+    let report = run.report();
+    assert_eq!(report.result, Ok(Ending::Finished));
+    assert_eq!((report.bytes_accepted, report.bytes_confirmed), (15, 15));
 }

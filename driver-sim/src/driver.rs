@@ -249,6 +249,7 @@ impl Observer for SimObserver {
                 | Input::ResolveFamilyFailed(..)
                 | Input::PeerEof
                 | Input::SocketError(_)
+                | Input::Unacknowledged(_)
                 | Input::Timeout
         )
         .then(|| input.clone());

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::wire::{Listener, ServerStream, Wire};
 
@@ -309,6 +309,29 @@ async fn tls_echo(
             return Ok(());
         }
         incoming = buf[..n].to_vec();
+        // What else has arrived already is taken too before answering, as a server that
+        // reads all it can before it writes does: the last echo and the close_notify can
+        // then leave in one write, and reach the client in one read.
+        while let Some(more) = read_now(&mut reader, &mut buf) {
+            match more? {
+                0 => break,
+                more => incoming.extend_from_slice(&buf[..more]),
+            }
+        }
+    }
+}
+
+/// One read, if bytes (or the end of the stream) are there already; `None` if it would
+/// wait. The next read that waits registers the task's waker again.
+fn read_now(
+    reader: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+) -> Option<std::io::Result<usize>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut read = ReadBuf::new(buf);
+    match std::pin::Pin::new(reader).poll_read(&mut cx, &mut read) {
+        std::task::Poll::Ready(done) => Some(done.map(|()| read.filled().len())),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -297,7 +297,11 @@ impl Monitor {
             self.tls = true;
             self.plaintext_prefix = self.accepted;
         }
-        if let Some(ack_answer) = ack_answer {
+        // An answer that comes once the client has closed (its `Closed` not yet taken) is a
+        // late report, as any other.
+        if let Some(ack_answer) = ack_answer
+            && before.phase != Phase::Closed
+        {
             self.answered(ack_answer);
         }
         // A win is the client choosing a winner; an accepted report about an attempt after

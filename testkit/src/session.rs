@@ -223,7 +223,9 @@ impl SessionMonitor {
         };
         let late = self.closed && input.is_report();
         let timeout = matches!(input, Input::Timeout);
-        let ack_answer = matches!(input, Input::Unacknowledged(_));
+        // An answer that comes once the connection has closed (its outputs not yet all
+        // taken) is a late report, as any other.
+        let ack_answer = matches!(input, Input::Unacknowledged(_)) && !session.client().is_closed();
         let (finish, abort) = (
             matches!(input, Input::Finish),
             matches!(input, Input::Abort),
