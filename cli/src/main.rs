@@ -118,6 +118,12 @@ fn shortfall(report: &CloseReport) -> String {
         (Err(Error::DrainTimeout), true) => {
             Some("the server closed, but never acknowledged our end of the stream")
         }
+        // A graceful end with bytes unconfirmed: a connection before the last one (with
+        // --reconnect) took them and was lost, or the system cannot tell what the server
+        // acknowledged and the server closed first.
+        (Ok(_), _) if report.bytes_unconfirmed > 0 => {
+            Some("the connection that took them did not close both ways")
+        }
         _ => None,
     };
     match (parts.is_empty(), cause) {

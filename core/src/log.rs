@@ -76,6 +76,9 @@ impl Log {
             outcome = report.outcome(),
             accepted = report.bytes_accepted,
             written = report.bytes_written,
+            confirmed = report.bytes_confirmed,
+            unconfirmed = report.bytes_unconfirmed,
+            lost = report.bytes_lost,
             undelivered = report.bytes_undelivered,
             received = report.bytes_received,
             "closed"

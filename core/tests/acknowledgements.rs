@@ -64,7 +64,11 @@ fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline(
 
     assert_eq!(h.fire(), [Output::QueryUnacknowledged]);
     assert_eq!(h.elapsed(), ms(2000));
-    assert_eq!(h.client.phase(), Phase::Draining, "asking before the report");
+    assert_eq!(
+        h.client.phase(),
+        Phase::Draining,
+        "asking before the report"
+    );
     let outputs = h.input(answer(50_000, false));
 
     assert_eq!(outputs[0], Output::Close);
@@ -149,16 +153,12 @@ fn a_fin_not_yet_acknowledged_is_asked_about_again_and_again() {
 #[test]
 fn the_peer_closing_first_is_confirmed_once_our_fin_is_acknowledged() {
     let (mut h, _) = connected_and_written(0, local());
-    h.input(Input::Send(Bytes::from_static(b"last words")));
-
-    let outputs = h.input(Input::PeerEof);
     assert_eq!(
-        outputs,
-        [
-            Output::Event(Event::PeerClosed),
-            Output::Transmit(Bytes::from_static(b"last words"))
-        ]
+        h.input(Input::Send(Bytes::from_static(b"last words"))),
+        [Output::Transmit(Bytes::from_static(b"last words"))]
     );
+
+    assert_eq!(h.input(Input::PeerEof), [Output::Event(Event::PeerClosed)]);
     assert_eq!(
         h.input(Input::Written(10)),
         [Output::ShutdownWrite, Output::QueryUnacknowledged]
@@ -200,9 +200,15 @@ fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
         Output::Event(Event::Undelivered(data.slice(2000..)))
     );
     let report = closed(&outputs);
-    assert_eq!(report.result, Err(Error::Socket(ErrorKind::ConnectionReset)));
+    assert_eq!(
+        report.result,
+        Err(Error::Socket(ErrorKind::ConnectionReset))
+    );
     assert_eq!(counts(report), (3000, 0, 2000, 1000, 1000));
-    assert_eq!(report.bytes_received, 0, "nothing read after the end was decided");
+    assert_eq!(
+        report.bytes_received, 0,
+        "nothing read after the end was decided"
+    );
 }
 
 /// A driver that does not answer is given 10 ms; then what it did not say is neither
@@ -229,14 +235,24 @@ fn answers_that_make_no_sense_are_refused() {
     let (mut h, _) = connected_and_written(100, local());
     let unasked = h.try_input(answer(0, false));
     assert!(
-        matches!(unasked, Err(InvalidInput::Unexpected { input: "Unacknowledged", .. })),
+        matches!(
+            unasked,
+            Err(InvalidInput::Unexpected {
+                input: "Unacknowledged",
+                ..
+            })
+        ),
         "{unasked:?}"
     );
 
     h.input(Input::SocketError(ErrorKind::ConnectionReset));
     for nonsense in [answer(101, false), answer(5, true), answer(0, true)] {
         assert!(h.try_input(nonsense).is_err());
-        assert_eq!(h.client.phase(), Phase::Draining, "still waiting for an answer");
+        assert_eq!(
+            h.client.phase(),
+            Phase::Draining,
+            "still waiting for an answer"
+        );
     }
     let outputs = h.input(answer(100, false));
 

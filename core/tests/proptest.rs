@@ -2,8 +2,9 @@
 //!
 //! Each case runs a [`Scenario`] twice through `tcpclient_testkit::check`, which asserts after
 //! every step: exactly one `Closed` and nothing after it, a `Close` for every `Connect`,
-//! byte accounting (accepted = written + undelivered, the server holds exactly the written
-//! bytes in order, the application got a prefix of what the server sent), the bounded
+//! byte accounting (accepted = confirmed + unconfirmed + undelivered, the server holds
+//! exactly the bytes that got through, in order, and all of them after a clean close, the
+//! application got a prefix of what the server sent), the bounded
 //! queue, no deadline left in the past after a `Timeout`, refusals that change nothing, late
 //! reports (after the close) accepted without changing anything,
 //! termination after `Finish` with time alone, and identical traces for both runs.

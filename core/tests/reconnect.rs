@@ -965,13 +965,21 @@ fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_firs
         panic!("{outputs:?}")
     };
     assert_eq!(
-        (report.bytes_unconfirmed, report.bytes_lost, report.bytes_undelivered),
+        (
+            report.bytes_unconfirmed,
+            report.bytes_lost,
+            report.bytes_undelivered
+        ),
         (60, 40, 40)
     );
     run.unacknowledged = None;
     let outputs = run.connect();
 
-    assert_eq!(transmitted(&outputs), &data[60..], "the lost bytes, first, once");
+    assert_eq!(
+        transmitted(&outputs),
+        &data[60..],
+        "the lost bytes, first, once"
+    );
     run.input(Input::Written(40));
     run.input(Input::Finish);
     run.input(Input::PeerEof);
@@ -1023,7 +1031,11 @@ fn a_finish_while_the_connection_closes_by_itself_delivers_what_waited_on_the_ne
 
     // It asks, again and again, until its drain deadline.
     for _ in 0..100 {
-        if run.events().iter().any(|e| matches!(e, Event::Reconnecting { .. })) {
+        if run
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Reconnecting { .. }))
+        {
             break;
         }
         run.fire();

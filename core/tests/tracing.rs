@@ -66,7 +66,7 @@ fn a_client_tells_tracing_its_phases_attempts_refusals_and_end() {
         "message=attempt ended attempt=1 addr=127.0.0.1:7 outcome=connected after_ms=0",
         r#"message=phase from="Connecting" to="Connected""#,
         r#"message=refused input="Connected" reason=Connected is not expected while connected"#,
-        r#"message=closed outcome="Socket" accepted=0 written=0 undelivered=0 received=0"#,
+        r#"message=closed outcome="Socket" accepted=0 written=0 confirmed=0 unconfirmed=0 lost=0 undelivered=0 received=0"#,
     ];
     assert_eq!(events, expected);
 }

@@ -21,6 +21,13 @@
 //! assert_eq!(first.trace.hash(), again.trace.hash(), "same seed, same trace");
 //! ```
 //!
+//! turmoil has no send buffer and no acknowledgements, so the [`Wire`] models what the
+//! peer's TCP acknowledged: a byte once the server read it, our FIN once it read the end.
+//! Servers of your own answer for it by accepting with a [`Listener`] that shares the
+//! client's `Wire` (`Turmoil { wire, .. }` for [`connect_with`]); a server that reads from
+//! turmoil's own listener acknowledges nothing, and every graceful close then ends at the
+//! drain deadline, unconfirmed, as one would with a peer that vanished.
+//!
 //! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`), replays one
 //! seed's trace (`replay --seed 7`) and shrinks a failing seed to a test (`shrink --seed 7`).
 #![deny(unsafe_code)]

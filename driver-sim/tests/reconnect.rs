@@ -164,7 +164,7 @@ fn three_crashes_keep_the_ledger_across_every_generation() {
     );
     assert_eq!(
         report.bytes_accepted,
-        report.bytes_written + report.bytes_undelivered
+        report.bytes_confirmed + report.bytes_unconfirmed + report.bytes_undelivered
     );
     assert!(written <= report.bytes_written);
     assert_eq!(report.bytes_accepted, 50_000, "every message was accepted");

@@ -481,7 +481,8 @@ impl<O: Observer> AsyncWrite for Connection<O> {
     }
 
     /// Ready once everything written so far has reached the socket (or the connection
-    /// ended: the close report says what did not).
+    /// ended: the close report says what did not). Reaching the socket is not reaching the
+    /// peer: [`closed`](Self::closed)'s report says what the peer confirmed.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.shared.lock();
         if state.over() || state.engine.bytes_queued() == 0 {
