@@ -41,7 +41,7 @@ fn a_server_that_vanished_before_the_data_is_named_and_the_exit_status_is_1() {
     let mut client = net.client(&["-v", "--drain-timeout", "2s", SERVER, PORT]);
     client.spawned.wait_for_stderr("connected to");
 
-    net.in_server(&["iptables", "-A", "INPUT", "-j", "DROP"]);
+    net.iptables(Side::Server, "-A INPUT -j DROP");
     client.send(&stream(50_000));
     let run = client.finish();
 
@@ -66,18 +66,7 @@ fn a_server_that_vanished_before_the_data_is_named_and_the_exit_status_is_1() {
 #[test]
 fn a_dropped_fin_is_named_with_the_bytes_it_carried() {
     let Some(net) = Net::new() else { return };
-    net.in_server(&[
-        "iptables",
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--tcp-flags",
-        "FIN",
-        "FIN",
-        "-j",
-        "DROP",
-    ]);
+    net.iptables(Side::Server, "-A INPUT -p tcp --tcp-flags FIN FIN -j DROP");
     let server = net.server(Reads::PerSecond(1_000_000));
     let data = stream(1_000_000);
     let mut client = net.client(&["--drain-timeout", "3s", SERVER, PORT]);
@@ -122,17 +111,11 @@ fn a_server_that_vanished_mid_send_is_owed_exactly_what_it_never_got() {
     let writer = client.send_in_background(stream(8_000_000));
     std::thread::sleep(Duration::from_millis(1500));
 
-    net.in_server(&["iptables", "-A", "INPUT", "-j", "DROP"]);
+    net.iptables(Side::Server, "-A INPUT -j DROP");
     let run = client.finish();
     let _ = writer.join();
 
-    assert_eq!(run.status, 1, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("no write progress within the stall timeout"),
-        "{}",
-        run.stderr
-    );
+    run.assert_says(1, "no write progress within the stall timeout");
     let got = server.received();
     let counts = Counts::of(&run);
     assert!(
@@ -210,17 +193,12 @@ fn a_vanished_server_is_found_while_only_reading() {
     client.spawned.wait_for_stderr("connected to");
     let vanished = Instant::now();
 
-    net.in_server(&["iptables", "-A", "INPUT", "-j", "DROP"]);
-    net.in_server(&["iptables", "-A", "OUTPUT", "-j", "DROP"]);
+    net.iptables(Side::Server, "-A INPUT -j DROP");
+    net.iptables(Side::Server, "-A OUTPUT -j DROP");
     let run = client.finish_keeping_input_open();
     let took = vanished.elapsed();
 
-    assert_eq!(run.status, 1, "{}", run.stderr);
-    assert!(
-        last_line(&run).contains("socket error: timed out"),
-        "{}",
-        run.stderr
-    );
+    run.assert_says(1, "socket error: timed out");
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(8),
         "{took:?}"
@@ -233,21 +211,9 @@ fn a_vanished_server_is_found_while_only_reading() {
 fn a_lossy_path_delivers_everything_and_the_exit_status_is_0() {
     let Some(net) = Net::new() else { return };
     for side in [Side::Client, Side::Server] {
-        net.in_ns(
+        net.iptables(
             side,
-            &[
-                "iptables",
-                "-A",
-                "INPUT",
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                "0.03",
-                "-j",
-                "DROP",
-            ],
+            "-A INPUT -m statistic --mode random --probability 0.03 -j DROP",
         );
     }
     let server = net.server(Reads::AsFastAsItCan);
@@ -257,12 +223,9 @@ fn a_lossy_path_delivers_everything_and_the_exit_status_is_0() {
     client.send(&data);
     let run = client.finish();
 
-    assert_eq!(run.status, 0, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("sent 2000000 of 2000000 bytes (2000000 confirmed, 0 undelivered)"),
-        "{}",
-        run.stderr
+    run.assert_says(
+        0,
+        "sent 2000000 of 2000000 bytes (2000000 confirmed, 0 undelivered)",
     );
     assert!(
         server.received() == data,
@@ -281,26 +244,14 @@ fn a_reset_mid_send_counts_exactly_what_the_server_never_got() {
     let writer = client.send_in_background(stream(8_000_000));
     std::thread::sleep(Duration::from_millis(1500));
 
-    net.in_server(&[
-        "iptables",
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ]);
+    net.iptables(
+        Side::Server,
+        "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+    );
     let run = client.finish();
     let _ = writer.join();
 
-    assert_eq!(run.status, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("socket error: connection reset"),
-        "{}",
-        run.stderr
-    );
+    run.assert_says(1, "socket error: connection reset");
     let got = server.received();
     let counts = Counts::of(&run);
     assert_eq!(counts.unconfirmed, got.len() as u64, "{counts:?}");
@@ -474,17 +425,11 @@ impl Net {
         }
     }
 
-    /// Runs `command` inside the server's namespace; it must succeed.
-    fn in_server(&self, command: &[&str]) {
-        self.in_ns(Side::Server, command);
-    }
-
-    /// Runs `command` inside a namespace; it must succeed.
-    fn in_ns(&self, side: Side, command: &[&str]) {
-        let ns = self.namespace(side);
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(command);
-        if let Err(why) = quiet(&full) {
+    /// Adds an iptables `rule` (its words, as on the command line) in a namespace.
+    fn iptables(&self, side: Side, rule: &str) {
+        let mut command = vec!["ip", "netns", "exec", self.namespace(side), "iptables"];
+        command.extend(rule.split_whitespace());
+        if let Err(why) = quiet(&command) {
             panic!("{why}");
         }
     }

@@ -755,10 +755,21 @@ impl Client {
             return Ok(());
         }
         self.ledger.written(n);
+        if self.ledger.tracks_acknowledgements()
+            && self.ledger.wire_written() - self.queries.asked_at >= QUERY_EVERY
+        {
+            if self.queries.out {
+                // The last question is still unanswered 256 KiB later: a driver that does
+                // not answer cannot tell. What it would have let go of is let go of now,
+                // so that what the client keeps stays bounded.
+                self.queries.out = false;
+                self.ledger.forget_acknowledgements();
+            } else {
+                self.ask();
+            }
+        }
         if !self.ledger.tracks_acknowledgements() {
             self.outstanding.release_until(self.ledger.app_written());
-        } else if self.ledger.wire_written() - self.queries.asked_at >= QUERY_EVERY {
-            self.ask();
         }
         self.restart_idle_timer();
         self.update_stall_timer(true);

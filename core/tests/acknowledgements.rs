@@ -313,6 +313,30 @@ fn the_client_asks_every_256_kib_written() {
     assert_eq!(asked_at, [256, 512]);
 }
 
+/// A driver that leaves the question made while data flows unanswered for another 256 KiB
+/// is taken for one that cannot tell: the bytes kept for handing back are let go of, and it
+/// is asked no more.
+#[test]
+fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tell() {
+    let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
+    h.input(Input::Send(Bytes::from(vec![7u8; 800 * 1024])));
+
+    let mut asked = 0;
+    for _ in 0..100 {
+        let outputs = h.input(Input::Written(8 * 1024));
+        asked += outputs
+            .iter()
+            .filter(|o| **o == Output::QueryUnacknowledged)
+            .count();
+    }
+    let outputs = h.input(Input::SocketError(ErrorKind::ConnectionReset));
+
+    assert_eq!(asked, 1, "asked at 256 KiB, unanswered at 512 KiB");
+    assert_eq!(outputs[0], Output::Close, "no question at the close either");
+    let report = closed(&outputs);
+    assert_eq!(counts(report), (800 * 1024, 0, 800 * 1024, 0, 0));
+}
+
 /// Under TLS a byte is acknowledged only with the whole record that carries it; a lost
 /// record's bytes come back whole.
 #[test]

@@ -16,6 +16,14 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts the exit status, and that standard error says `text`.
+    pub fn assert_says(&self, status: i32, text: &str) {
+        assert_eq!(self.status, status, "{}", self.stderr);
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+    }
+}
+
 pub fn tcpclient(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tcpclient"));
     command
