@@ -758,14 +758,17 @@ impl Client {
         if self.ledger.tracks_acknowledgements()
             && self.ledger.wire_written() - self.queries.asked_at >= QUERY_EVERY
         {
-            if self.queries.out {
-                // The last question is still unanswered 256 KiB later: a driver that does
-                // not answer cannot tell. What it would have let go of is let go of now,
-                // so that what the client keeps stays bounded.
+            // Several writes may be reported before one drain: a question still among the
+            // outputs has not been seen yet.
+            let unseen = self.outputs.contains(&Output::QueryUnacknowledged);
+            if !self.queries.out {
+                self.ask();
+            } else if !unseen {
+                // The last question went unanswered for 256 KiB: a driver that does not
+                // answer cannot tell. What an answer would have let go of is let go of
+                // now, so that what the client keeps stays bounded.
                 self.queries.out = false;
                 self.ledger.forget_acknowledgements();
-            } else {
-                self.ask();
             }
         }
         if !self.ledger.tracks_acknowledgements() {

@@ -337,6 +337,26 @@ fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tel
     assert_eq!(counts(report), (800 * 1024, 0, 800 * 1024, 0, 0));
 }
 
+/// Several writes may be reported before one drain: a question the driver has not taken yet
+/// is not an unanswered one, however far the writes go.
+#[test]
+fn a_question_not_yet_taken_is_not_unanswered() {
+    let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
+    h.input(Input::Send(Bytes::from(vec![7u8; 800 * 1024])));
+
+    for _ in 0..100 {
+        let now = h.now;
+        h.client
+            .handle_input(now, Input::Written(8 * 1024))
+            .expect("a write within what was handed out");
+    }
+    let outputs = h.outputs();
+    assert_eq!(outputs, [Output::QueryUnacknowledged]);
+    h.input(answer(0, false));
+
+    assert_eq!(h.client.bytes_acknowledged(), 800 * 1024);
+}
+
 /// Under TLS a byte is acknowledged only with the whole record that carries it; a lost
 /// record's bytes come back whole.
 #[test]
