@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, SplitMix};
+use crate::{Error, Preamble, SplitMix};
 
 /// The reconnect policy of a [`Session`](crate::Session).
 ///
@@ -53,8 +53,23 @@ pub struct ReconnectPolicy {
     /// a few of them may have reached the peer all the same, their acknowledgement lost
     /// with the connection, so the peer may see them twice). Bytes that
     /// were to go over a STARTTLS session begun mid-stream are handed back all the same:
-    /// the next connection's preamble is the application's to redo. Default: false.
+    /// the next connection's preamble is the application's to redo, unless the preamble is
+    /// [`Preamble::Dialogue`], which holds them until it is redone. Default: false.
     pub replay_undelivered: bool,
+    /// Keep every byte sent until the application says that its protocol acknowledged it
+    /// ([`Session::acknowledged`](crate::Session::acknowledged)), and send what it has not
+    /// first on the next connection, in order: at-least-once delivery of whole messages,
+    /// where the application acknowledges whole messages. The bytes kept count against
+    /// [`Config::send_limit`](crate::Config::send_limit): a full window refuses sends
+    /// ([`InvalidInput::QueueFull`](crate::InvalidInput::QueueFull)) until
+    /// acknowledgements make room ([`Event::SendReady`](crate::Event::SendReady)). Implies
+    /// [`replay_undelivered`](Self::replay_undelivered). It cannot give exactly once: a
+    /// message the server processed and whose answer was lost comes again, and only ids
+    /// the server remembers can tell. Default: false.
+    pub replay_unacknowledged: bool,
+    /// What every connection begins with, before anything the application queued or the
+    /// session replays. Default: [`Preamble::None`].
+    pub preamble: Preamble,
     /// Which errors end the session instead of a reconnect. Default:
     /// [`Error::is_permanent`].
     pub is_permanent: fn(&Error) -> bool,
@@ -83,6 +98,8 @@ impl Default for ReconnectPolicy {
             max_elapsed: None,
             stable_after: Duration::from_secs(30),
             replay_undelivered: false,
+            replay_unacknowledged: false,
+            preamble: Preamble::None,
             is_permanent: Error::is_permanent,
         }
     }
@@ -140,6 +157,18 @@ impl ReconnectPolicy {
     /// Sets [`ReconnectPolicy::replay_undelivered`].
     pub fn with_replay_undelivered(mut self, replay: bool) -> Self {
         self.replay_undelivered = replay;
+        self
+    }
+
+    /// Sets [`ReconnectPolicy::replay_unacknowledged`].
+    pub fn with_replay_unacknowledged(mut self, replay: bool) -> Self {
+        self.replay_unacknowledged = replay;
+        self
+    }
+
+    /// Sets [`ReconnectPolicy::preamble`].
+    pub fn with_preamble(mut self, preamble: Preamble) -> Self {
+        self.preamble = preamble;
         self
     }
 

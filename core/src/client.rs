@@ -568,6 +568,7 @@ impl Client {
             .set(Timer::Connect, self.now, self.config.connect_timeout);
         let config = &self.config;
         let race = Race::new(RaceSettings {
+            origin: self.timers.origin(),
             preference: config.family_preference,
             attempt_delay: config.attempt_delay,
             resolution_delay: config.resolution_delay,
@@ -1167,7 +1168,9 @@ impl Client {
             wire_bytes_written: self.ledger.wire_written(),
             peer_closed,
             fin_acknowledged,
+            bytes_handed_back: 0,
             attempts: std::mem::take(&mut self.attempts),
+            generations: Vec::new(),
             result,
         };
         self.log.closed(&report);

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::{
     AttemptId, Client, Config, Input, InvalidInput, Output, Phase, ReconnectPolicy, Session,
+    SessionRequest,
 };
 
 /// A [`Client`] or a [`Session`]: the same inputs, the same outputs, the same contract.
@@ -42,6 +43,17 @@ impl Engine {
         match self {
             Engine::Client(c) => c.handle_input(now, input),
             Engine::Session(s) => s.handle_input(now, input),
+        }
+    }
+
+    /// See [`Session::request`]; refused by a client, which has no session to ask.
+    pub fn request(&mut self, now: Instant, request: SessionRequest) -> Result<(), InvalidInput> {
+        match self {
+            Engine::Client(c) => Err(InvalidInput::Unexpected {
+                input: request.name(),
+                phase: c.phase(),
+            }),
+            Engine::Session(s) => s.request(now, request),
         }
     }
 

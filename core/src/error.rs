@@ -252,6 +252,17 @@ pub enum InvalidInput {
         /// The bytes delivered and not yet consumed.
         unconsumed: u64,
     },
+    /// [`Session::acknowledged`](crate::Session::acknowledged) of more bytes than were sent
+    /// and not yet acknowledged.
+    #[error(
+        "cannot acknowledge {acknowledged} bytes: {unacknowledged} sent bytes are unacknowledged"
+    )]
+    AcknowledgedTooMuch {
+        /// The bytes the application said were acknowledged.
+        acknowledged: usize,
+        /// The bytes sent and not yet acknowledged.
+        unacknowledged: u64,
+    },
     /// The input makes no sense in the current phase, for example `Received` before
     /// `Connected`, a second `StartTls`, or `Written` of more bytes than were handed out.
     #[error("{input} is not expected while {phase}")]

@@ -129,11 +129,13 @@ mod log;
 mod options;
 mod output;
 mod outstanding;
+mod preamble;
 pub mod proxy;
 mod queue;
 mod race;
 mod report;
 mod rng;
+mod send_log;
 mod session;
 mod state;
 mod timers;
@@ -151,7 +153,10 @@ pub use error::{Error, InvalidInput, TlsError};
 pub use input::{Input, Unacknowledged};
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};
 pub use output::{Event, Output};
-pub use report::{Attempt, AttemptOutcome, CloseReport, Ending, PeerCertificates, TlsInfo};
+pub use preamble::Preamble;
+pub use report::{
+    Attempt, AttemptOutcome, CloseReport, Ending, GenerationReport, PeerCertificates, TlsInfo,
+};
 pub use rng::SplitMix;
-pub use session::Session;
+pub use session::{Leave, Session, SessionRequest};
 pub use state::Phase;

@@ -58,7 +58,7 @@ impl Log {
     }
 
     pub(crate) fn attempt_ended(&self, attempt: &Attempt) {
-        let millis = attempt.ended.duration_since(attempt.started).as_millis() as u64;
+        let millis = attempt.ended.saturating_sub(attempt.started).as_millis() as u64;
         tracing::debug!(
             parent: &self.span,
             attempt = attempt.id.0,

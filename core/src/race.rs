@@ -27,6 +27,8 @@ const ATTEMPT_DELAY_MAX: Duration = Duration::from_secs(2);
 /// How the race runs: from the client's configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RaceSettings {
+    /// What the attempts' times are counted from: the client's creation.
+    pub(crate) origin: Instant,
     pub(crate) preference: FamilyPreference,
     pub(crate) attempt_delay: Duration,
     pub(crate) resolution_delay: Duration,
@@ -409,8 +411,10 @@ impl Race {
             Attempt {
                 id: attempt.id,
                 addr: attempt.addr,
-                started: attempt.started,
-                ended: now,
+                started: attempt
+                    .started
+                    .saturating_duration_since(self.settings.origin),
+                ended: now.saturating_duration_since(self.settings.origin),
                 outcome,
             },
         );

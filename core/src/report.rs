@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::{AttemptId, Error};
 
@@ -57,26 +57,130 @@ pub struct CloseReport {
     /// of the stream reached the peer. Known only where the driver can tell what was
     /// acknowledged; `false` otherwise.
     pub fin_acknowledged: bool,
+    /// Application bytes handed back as [`Event::Undelivered`](crate::Event::Undelivered)
+    /// while a reconnecting [`Session`](crate::Session) went on (a connection lost them,
+    /// and nothing replayed them): back with the application, which may have sent them
+    /// again (and then they were accepted again). Zero for a single connection, and not in
+    /// `bytes_undelivered`, which is what did not get through at the end.
+    pub bytes_handed_back: u64,
     /// Every connect attempt, in the order they started: the one that won, those it beat,
-    /// and, when no connection came up, how each one failed.
+    /// and, when no connection came up, how each one failed. A session's lists those of
+    /// every connection, under the ids its `Connect` outputs used.
     pub attempts: Vec<Attempt>,
+    /// A session's connections, one after another, each with what it wrote and how far
+    /// that got: empty for a single connection.
+    pub generations: Vec<GenerationReport>,
     /// How it ended: on purpose, or with an error.
     pub result: Result<Ending, Error>,
 }
 
 /// One connect attempt, as the close report lists it.
+///
+/// Its times are offsets from the start of the client (of the session, in a session's
+/// report), so that the reports of two runs of the same simulated seed compare equal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// Which attempt.
+    /// Which attempt (session-wide, in a session's report).
     pub id: AttemptId,
     /// The address it connected to.
     pub addr: SocketAddr,
-    /// When it started.
-    pub started: Instant,
-    /// When it ended (won, failed, or was cancelled).
-    pub ended: Instant,
+    /// When it started, counted from the start.
+    pub started: Duration,
+    /// When it ended (won, failed, or was cancelled), counted from the start.
+    pub ended: Duration,
     /// How it ended.
     pub outcome: AttemptOutcome,
+}
+
+/// One connection of a [`Session`](crate::Session), as its close report lists it: each
+/// byte it wrote, and where what did not get through went.
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use std::time::{Duration, Instant};
+/// use tcpclient_core::{
+///     AttemptId, Bytes, Config, Input, Jitter, Output, ReconnectPolicy, Session, Unacknowledged,
+/// };
+///
+/// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
+/// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
+/// let mut session = Session::new(Config::new("127.0.0.1", 7), policy, start);
+/// // The driver: outputs taken, and its kernel's answer (all acknowledged) to questions.
+/// let mut fin_sent = false;
+/// let mut drive = |session: &mut Session, now: Instant| {
+///     let mut outputs = Vec::new();
+///     while let Some(output) = session.poll_output() {
+///         match output {
+///             Output::QueryUnacknowledged => {
+///                 let all = Unacknowledged::Known { bytes: 0, fin_acknowledged: fin_sent };
+///                 session.handle_input(now, Input::Unacknowledged(all)).unwrap();
+///             }
+///             Output::ShutdownWrite => fin_sent = true,
+///             other => outputs.push(other),
+///         }
+///     }
+///     outputs
+/// };
+/// drive(&mut session, start);
+/// session.handle_input(start, Input::Connected(AttemptId(0)))?;
+/// session.send(Bytes::from_static(b"abcdef"))?;
+/// drive(&mut session, start);
+/// session.handle_input(start, Input::Written(2))?;
+/// session.handle_input(start, Input::SocketError(ErrorKind::ConnectionReset))?;
+/// drive(&mut session, start); // "cdef" comes back as `Undelivered`: the application sends it again.
+/// session.send(Bytes::from_static(b"cdef"))?;
+/// let later = start + Duration::from_secs(1);
+/// session.handle_input(later, Input::Timeout)?;
+/// drive(&mut session, later);
+/// session.handle_input(later, Input::Connected(AttemptId(1)))?;
+/// drive(&mut session, later);
+/// session.handle_input(later, Input::Written(4))?;
+/// session.handle_input(later, Input::Finish)?;
+/// drive(&mut session, later);
+/// session.handle_input(later, Input::PeerEof)?;
+///
+/// let report = drive(&mut session, later)
+///     .into_iter()
+///     .find_map(|output| match output {
+///         Output::Event(tcpclient_core::Event::Closed(report)) => Some(report),
+///         _ => None,
+///     })
+///     .unwrap();
+/// let first = &report.generations[0];
+/// assert_eq!((first.bytes_written, first.bytes_handed_back), (2, 4));
+/// // Every attempt under the id its `Connect` had, at offsets from the session's start.
+/// assert_eq!(report.attempts[1].id, AttemptId(1));
+/// assert_eq!(report.attempts[1].started, Duration::from_secs(1));
+/// // Handed back on the way and sent again: not undelivered at the end.
+/// assert_eq!((report.bytes_handed_back, report.bytes_undelivered), (4, 0));
+/// # Ok(())
+/// # }
+/// # run(tcpclient_testkit::epoch()).unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GenerationReport {
+    /// Which connection: 0 for the first.
+    pub generation: u32,
+    /// How it ended.
+    pub result: Result<Ending, Error>,
+    /// When it was made (its start delay, the backoff, included), from the session's start.
+    pub started: Duration,
+    /// When it closed, from the session's start.
+    pub ended: Duration,
+    /// Application bytes it wrote (its preamble not counted).
+    pub bytes_written: u64,
+    /// Of those, confirmed by its close both ways.
+    pub bytes_confirmed: u64,
+    /// Of those, neither confirmed nor known lost.
+    pub bytes_unconfirmed: u64,
+    /// Of those, never acknowledged by the peer's TCP.
+    pub bytes_lost: u64,
+    /// What did not get through (lost, or never written), handed back to the application
+    /// when it ended.
+    pub bytes_handed_back: u64,
+    /// What did not get through, or waited for the next connection, carried to it.
+    pub bytes_carried: u64,
 }
 
 /// How a connect attempt ended.
@@ -155,7 +259,9 @@ impl CloseReport {
             wire_bytes_written: written,
             peer_closed: false,
             fin_acknowledged: false,
+            bytes_handed_back: 0,
             attempts: Vec::new(),
+            generations: Vec::new(),
             result: Err(Error::DriverStopped { reason }),
         }
     }
@@ -237,7 +343,7 @@ impl fmt::Display for CloseReport {
             let first = self.attempts.iter().map(|a| a.started).min();
             f.write_str("; attempts:")?;
             for (i, attempt) in self.attempts.iter().enumerate() {
-                let at = first.map_or(0, |t| attempt.started.duration_since(t).as_millis());
+                let at = first.map_or(0, |t| attempt.started.saturating_sub(t).as_millis());
                 let sep = if i == 0 { " " } else { ", " };
                 write!(
                     f,

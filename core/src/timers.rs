@@ -78,6 +78,11 @@ impl TimerTable {
         self.deadlines[timer.index()] = encoded;
     }
 
+    /// The instant deadlines are counted from: the client's creation.
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
+    }
+
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
         self.decode(self.deadlines[timer.index()])
     }

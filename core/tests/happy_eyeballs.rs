@@ -73,12 +73,12 @@ fn ipv6_black_holed_and_ipv4_answering_connects_over_ipv4_after_the_attempt_dela
         (first.addr, first.outcome),
         (addr(V6), AttemptOutcome::Cancelled)
     );
-    assert_eq!(first.ended - h.start, ms(270));
+    assert_eq!(first.ended, ms(270));
     assert_eq!(
         (second.addr, second.outcome),
         (addr(V4), AttemptOutcome::Won)
     );
-    assert_eq!(second.started - h.start, ms(250));
+    assert_eq!(second.started, ms(250));
 }
 
 #[test]

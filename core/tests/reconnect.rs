@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter, Output,
-    ReconnectPolicy, Session, SplitMix, Unacknowledged,
+    AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter, Leave,
+    Output, Preamble, ReconnectPolicy, Session, SplitMix, Unacknowledged,
 };
 use tcpclient_testkit::Pki;
 
@@ -1050,4 +1050,345 @@ fn a_finish_while_the_connection_closes_by_itself_delivers_what_waited_on_the_ne
     let report = run.report();
     assert_eq!(report.result, Ok(Ending::Finished));
     assert_eq!((report.bytes_accepted, report.bytes_confirmed), (15, 15));
+}
+
+// ---- the preamble, reconnects on demand, the application's acknowledgements ----
+
+fn with_preamble(preamble: Preamble) -> ReconnectPolicy {
+    flat().with_preamble(preamble)
+}
+
+/// Loses the current connection to a reset.
+fn reset(run: &mut Run) -> Vec<Output> {
+    run.input(Input::SocketError(ErrorKind::ConnectionReset))
+}
+
+#[test]
+fn a_fixed_preamble_goes_first_on_every_connection_before_what_was_queued_or_replayed() {
+    let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
+    let mut run = Run::new(local(), with_preamble(login).with_replay_undelivered(true));
+    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    assert_eq!(transmitted(&run.connect()), b"AUTH pw\nGET a\n");
+    run.input(Input::Written(12));
+    reset(&mut run);
+    // Queued while waiting: it goes after the preamble and the replayed bytes.
+    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+
+    let sent = transmitted(&run.connect());
+
+    assert_eq!(sent, b"AUTH pw\na\nGET b\n");
+    run.input(Input::Written(sent.len()));
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+    let report = run.report();
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_written,
+            report.bytes_confirmed
+        ),
+        (12, 12, 8),
+        "the preamble is not the application's; the first connection's 4 are unconfirmed"
+    );
+    assert_eq!(report.generations[1].bytes_written, 8, "a\\nGET b\\n");
+}
+
+#[test]
+fn a_dialogue_holds_every_send_until_the_application_says_its_preamble_is_done() {
+    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    assert!(run.session.awaits_preamble());
+    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    assert_eq!(transmitted(&run.connect()), b"", "held for the preamble");
+    run.session
+        .send_preamble(Bytes::from_static(b"HELLO 3\n"))
+        .expect("a preamble is taken while it is awaited");
+    let greeting = transmitted(&run.drain());
+    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+    assert_eq!(
+        greeting, b"HELLO 3\n",
+        "the preamble goes ahead of the sends"
+    );
+    assert_eq!(transmitted(&run.drain()), b"");
+
+    run.session.preamble_done().expect("the preamble ends once");
+
+    assert!(!run.session.awaits_preamble());
+    assert_eq!(transmitted(&run.drain()), b"GET a\nGET b\n");
+    assert!(matches!(
+        run.session.send_preamble(Bytes::from_static(b"late")),
+        Err(InvalidInput::Unexpected {
+            input: "send_preamble",
+            ..
+        })
+    ));
+    assert!(
+        run.session.preamble_done().is_err(),
+        "done once per connection"
+    );
+}
+
+#[test]
+fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the_sends() {
+    let mut run = Run::new(
+        local(),
+        with_preamble(Preamble::Dialogue).with_replay_undelivered(true),
+    );
+    run.connect();
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+    run.input(Input::Send(Bytes::from_static(b"one\n")));
+    run.drain();
+    reset(&mut run);
+    run.input(Input::Send(Bytes::from_static(b"two\n")));
+    let outputs = run.connect();
+    assert!(
+        event_names(&outputs).contains(&"Reconnected"),
+        "{outputs:?}"
+    );
+    assert_eq!(transmitted(&outputs), b"");
+    assert!(run.session.awaits_preamble());
+
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+
+    assert_eq!(transmitted(&run.drain()), b"HI\none\ntwo\n");
+}
+
+#[test]
+fn without_a_dialogue_the_preamble_requests_are_refused() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    assert!(!run.session.awaits_preamble());
+    assert!(run.session.send_preamble(Bytes::from_static(b"x")).is_err());
+    assert!(run.session.preamble_done().is_err());
+}
+
+#[test]
+fn a_finish_before_the_preamble_is_done_hands_back_what_waited_for_it() {
+    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+
+    run.input(Input::Finish);
+    assert!(!run.session.awaits_preamble(), "no preamble once finishing");
+    assert!(run.session.preamble_done().is_err());
+    run.input(Input::PeerEof);
+
+    assert_eq!(run.handed_back(), b"GET a\n");
+    let report = run.report();
+    assert_eq!(
+        (
+            report.bytes_undelivered,
+            report.bytes_handed_back,
+            report.is_clean()
+        ),
+        (6, 0, false)
+    );
+}
+
+#[test]
+fn a_reconnect_on_demand_resets_the_connection_and_goes_through_the_backoff() {
+    let mut run = Run::new(local(), flat().with_initial_delay(secs(0.5)));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"PING\n")));
+    run.drain();
+
+    run.session
+        .reconnect(run.now, Leave::Reset)
+        .expect("a live connection can be dropped");
+    let outputs = run.drain();
+
+    assert_eq!(outputs[0], Output::Reset);
+    assert_eq!(
+        event_names(&outputs),
+        ["Undelivered", "Disconnected", "Reconnecting"]
+    );
+    assert_eq!(run.handed_back(), b"PING\n", "never written: handed back");
+    assert_eq!(run.delays(), [secs(0.5)]);
+    assert!(
+        run.session.reconnect(run.now, Leave::Reset).is_err(),
+        "nothing to drop while waiting"
+    );
+    let reconnected = run.connect();
+    assert!(event_names(&reconnected).contains(&"Reconnected"));
+}
+
+#[test]
+fn a_graceful_reconnect_delivers_first_and_sends_made_meanwhile_go_on_the_next_connection() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    let sent = transmitted(&run.input(Input::Send(Bytes::from_static(b"QUIT\n"))));
+    assert_eq!(sent, b"QUIT\n");
+
+    run.session.reconnect(run.now, Leave::Finish).unwrap();
+    run.drain();
+    run.input(Input::Send(Bytes::from_static(b"NEXT\n")));
+    let flushed = run.input(Input::Written(5));
+    assert!(flushed.contains(&Output::ShutdownWrite), "{flushed:?}");
+    run.input(Input::PeerEof);
+
+    assert_eq!(run.handed_back(), b"");
+    let disconnected = run.events().into_iter().find_map(|e| match e {
+        Event::Disconnected { report, .. } => Some(report.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        disconnected.map(|r| (r.result, r.bytes_confirmed)),
+        Some((Ok(Ending::Finished), 5))
+    );
+    assert_eq!(transmitted(&run.connect()), b"NEXT\n");
+}
+
+#[test]
+fn a_reconnect_on_demand_counts_against_the_attempt_limit() {
+    let mut run = Run::new(local(), flat().with_max_attempts(Some(1)));
+    run.connect();
+    run.session.reconnect(run.now, Leave::Reset).unwrap();
+    run.drain();
+    run.connect();
+
+    run.session.reconnect(run.now, Leave::Reset).unwrap();
+    run.drain();
+
+    assert_eq!(run.report().result, Ok(Ending::Aborted));
+}
+
+#[test]
+fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
+    let policy = flat().with_replay_unacknowledged(true);
+    let mut run = Run::new(local(), policy);
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"SET a\n")));
+    run.input(Input::Send(Bytes::from_static(b"SET b\n")));
+    run.input(Input::Written(12));
+    // The server answered the first request only; the second was written and taken by its
+    // TCP, and may never have been processed.
+    run.session.acknowledged(6).unwrap();
+    assert_eq!(run.session.bytes_unacknowledged(), 6);
+    reset(&mut run);
+    assert_eq!(run.handed_back(), b"");
+
+    let sent = transmitted(&run.connect());
+
+    assert_eq!(
+        sent, b"SET b\n",
+        "at least once: the unanswered request again"
+    );
+    run.input(Input::Written(6));
+    run.session.acknowledged(6).unwrap();
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+    let report = run.report();
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_confirmed,
+            report.bytes_unconfirmed,
+            report.bytes_undelivered
+        ),
+        (12, 12, 0, 0)
+    );
+    assert!(report.is_clean());
+}
+
+#[test]
+fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_reopens_it() {
+    let config = local().with_send_limit(8);
+    let mut run = Run::new(config, flat().with_replay_unacknowledged(true));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"12345678")));
+    run.input(Input::Written(8));
+
+    let refused = run.session.send(Bytes::from_static(b"9"));
+
+    assert!(
+        matches!(refused, Err(InvalidInput::QueueFull { queued: 8, .. })),
+        "written but unacknowledged still fills the window: {refused:?}"
+    );
+    run.session.acknowledged(8).unwrap();
+    assert!(event_names(&run.drain()).contains(&"SendReady"));
+    assert_eq!(run.session.send(Bytes::from_static(b"9")), Ok(()));
+    assert_eq!(
+        run.session.acknowledged(5),
+        Err(InvalidInput::AcknowledgedTooMuch {
+            acknowledged: 5,
+            unacknowledged: 1
+        })
+    );
+}
+
+#[test]
+fn acknowledgements_need_the_policy_that_keeps_what_they_acknowledge() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"x")));
+    assert!(matches!(
+        run.session.acknowledged(1),
+        Err(InvalidInput::Unexpected {
+            input: "acknowledged",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_session_report_lists_every_attempt_of_every_generation_under_the_ids_the_outputs_used() {
+    let mut run = Run::new(local(), flat());
+    run.refuse();
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"abcdef")));
+    run.input(Input::Written(2));
+    reset(&mut run);
+    // Handed back on the way, and sent again by the application.
+    run.input(Input::Send(Bytes::from_static(b"cdef")));
+    run.connect();
+    run.input(Input::Written(4));
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+
+    let report = run.report();
+    let ids: Vec<u32> = report.attempts.iter().map(|a| a.id.0).collect();
+    assert_eq!(
+        ids,
+        connects(&run.log).iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert_eq!(ids, [0, 1, 2]);
+    // 1 s after the refusal, then 1.6 s after the reset: from the session's start.
+    assert_eq!(report.attempts[2].started, secs(2.6));
+    let generations: Vec<(u32, u64, u64)> = report
+        .generations
+        .iter()
+        .map(|g| (g.generation, g.bytes_written, g.bytes_handed_back))
+        .collect();
+    assert_eq!(generations, [(0, 0, 0), (1, 2, 4), (2, 4, 0)]);
+    assert_eq!(
+        (
+            report.bytes_accepted,
+            report.bytes_handed_back,
+            report.bytes_undelivered
+        ),
+        (10, 4, 0),
+        "handed back and sent again is not undelivered at the end"
+    );
+}
+
+#[test]
+fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
+    let play = |start: Instant| {
+        let mut run = Run::starting_at(local(), flat(), start);
+        run.connect();
+        run.input(Input::Send(Bytes::from_static(b"abc")));
+        run.input(Input::Written(3));
+        reset(&mut run);
+        run.connect();
+        run.input(Input::Finish);
+        run.input(Input::PeerEof);
+        run.report().clone()
+    };
+    let epoch = tcpclient_testkit::epoch();
+    assert_eq!(play(epoch), play(epoch + secs(1000.0)));
 }

@@ -92,7 +92,10 @@ fn a_server_that_crashes_and_comes_back_at_5_s_is_reconnected_at_the_first_attem
     let report = outcome.report.as_ref().expect("the session's report");
     assert_eq!(
         report.bytes_accepted,
-        report.bytes_confirmed + report.bytes_unconfirmed + report.bytes_undelivered
+        report.bytes_confirmed
+            + report.bytes_unconfirmed
+            + report.bytes_undelivered
+            + report.bytes_handed_back
     );
     assert!(
         report.bytes_unconfirmed > 0 && !report.is_clean(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tcpclient_core::{
     AttemptId, AttemptOutcome, Client, Ending, Engine, Error, Event, Input, InvalidInput, Output,
-    Phase, Unacknowledged,
+    Phase, SessionRequest, Unacknowledged,
 };
 
 use crate::SessionMonitor;
@@ -601,7 +601,7 @@ impl Monitor {
     fn check_report(&mut self, report: &tcpclient_core::CloseReport) {
         let mut broken = Vec::new();
         for attempt in &report.attempts {
-            let lasted = attempt.ended.saturating_duration_since(attempt.started);
+            let lasted = attempt.ended.saturating_sub(attempt.started);
             // The core's own cap; an operating system's connect timeout is the driver's report.
             let capped = !self.failed_by_driver.contains(&attempt.id);
             if attempt.outcome == AttemptOutcome::TimedOut
@@ -641,6 +641,9 @@ impl Monitor {
                 "bytes confirmed without a close both ways (our FIN {}, its acknowledgement {}, the peer's end {:?})",
                 self.fin_sent, self.fin_acknowledged, self.peer_closed
             ));
+        }
+        if report.bytes_handed_back != 0 || !report.generations.is_empty() {
+            broken.push("a single connection's report with a session's figures".into());
         }
         if report.fin_acknowledged && !self.fin_acknowledged {
             broken.push("our FIN acknowledged, though no answer said so".into());
@@ -721,6 +724,19 @@ impl EngineMonitor {
             (EngineMonitor::Client(m), Engine::Client(c)) => m.input(c, now, input),
             (EngineMonitor::Session(m), Engine::Session(s)) => m.input(s, now, input),
             (_, engine) => engine.handle_input(now, input),
+        }
+    }
+
+    /// Hands `engine` a session's own request at `now` and checks its answer.
+    pub fn request(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        request: SessionRequest,
+    ) -> Result<(), InvalidInput> {
+        match (self, engine) {
+            (EngineMonitor::Session(m), Engine::Session(s)) => m.request(s, now, request),
+            (_, engine) => engine.request(now, request),
         }
     }
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, CloseReport, Config, Event, Input, InvalidInput, Jitter, Output, ReconnectPolicy,
-    Session, Unacknowledged,
+    AttemptId, CloseReport, Config, Event, Input, InvalidInput, Jitter, Leave, Output, Preamble,
+    ReconnectPolicy, Session, SessionRequest, Unacknowledged,
 };
 
 use crate::world::Violation;
@@ -48,7 +48,34 @@ pub struct PolicyKnobs {
     pub replay: bool,
 }
 
+/// The preamble every connection of a run begins with: bytes the stream (bytes 0 to 250)
+/// never holds.
+pub const PREAMBLE: &[u8] = &[251, 252, 253, 254, 255];
+
 impl PolicyKnobs {
+    /// The preamble the run uses: none, [`PREAMBLE`] sent by the session, or the same
+    /// bytes as the application's dialogue. (From the jitter seed's top bits, so that
+    /// every encoded run stays decodable as it was.)
+    pub fn preamble(&self) -> Preamble {
+        match self.seed >> 62 {
+            1 => Preamble::Fixed(Bytes::from_static(PREAMBLE)),
+            2 => Preamble::Dialogue,
+            _ => Preamble::None,
+        }
+    }
+
+    /// The application acknowledges what the server got, and the session replays the rest
+    /// after a reconnect.
+    pub fn acknowledges(&self) -> bool {
+        self.seed >> 61 & 1 == 1
+    }
+
+    /// The application asks for reconnects: `Abort` becomes a reconnect that resets, and a
+    /// late report (once there is an earlier generation) one that closes gracefully.
+    pub fn reconnects_on_demand(&self) -> bool {
+        self.seed >> 60 & 1 == 1
+    }
+
     /// The policy these knobs describe.
     pub fn policy(&self) -> ReconnectPolicy {
         let step = |n: u8, ms: u64| Duration::from_millis(ms * u64::from(n.max(1)));
@@ -68,6 +95,8 @@ impl PolicyKnobs {
             )
             .with_stable_after(step(self.stable_100ms, 100))
             .with_replay_undelivered(self.replay)
+            .with_preamble(self.preamble())
+            .with_replay_unacknowledged(self.acknowledges())
     }
 }
 
@@ -168,6 +197,8 @@ pub struct SessionMonitor {
     wire_written: u64,
     /// A `QueryUnacknowledged` is out, not yet answered.
     query_out: bool,
+    /// Every attempt a `Connect` started, in order.
+    connects: Vec<AttemptId>,
     closed: bool,
     now: Option<Instant>,
     /// The last reconnect's attempt number.
@@ -179,6 +210,17 @@ pub struct SessionMonitor {
     drain_by: Option<Instant>,
     /// A `Send` was refused as `QueueFull`, and no `SendReady` came since.
     owes_send_ready: bool,
+    /// The preamble of generation `preamble_of` as far as it is known, and whether it is
+    /// whole.
+    preamble_of: Option<u32>,
+    preamble: Vec<u8>,
+    preamble_whole: bool,
+    /// Bytes transmitted on the current connection.
+    transmitted: u64,
+    /// Transmits are TLS records, whose bytes say nothing of the order.
+    encrypted: bool,
+    /// Bytes the application acknowledged.
+    acknowledged: u64,
     violations: Vec<String>,
 }
 
@@ -195,6 +237,7 @@ impl SessionMonitor {
             handed_back: 0,
             wire_written: 0,
             query_out: false,
+            connects: Vec::new(),
             closed: false,
             now: None,
             last_attempt: None,
@@ -202,7 +245,90 @@ impl SessionMonitor {
             finishing: false,
             drain_by: None,
             owes_send_ready: false,
+            preamble_of: None,
+            preamble: Vec::new(),
+            preamble_whole: false,
+            transmitted: 0,
+            encrypted: false,
+            acknowledged: 0,
             violations: Vec::new(),
+        }
+        .with_preamble_of(0)
+    }
+
+    fn with_preamble_of(mut self, generation: u32) -> Self {
+        self.preamble_of(generation);
+        self
+    }
+
+    /// Follows `generation`'s preamble (from its start, if it is a new one).
+    fn preamble_of(&mut self, generation: u32) {
+        if self.preamble_of == Some(generation) {
+            return;
+        }
+        self.preamble_of = Some(generation);
+        (self.preamble, self.preamble_whole) = match &self.policy.preamble {
+            Preamble::Fixed(bytes) => (bytes.to_vec(), true),
+            Preamble::Dialogue => (Vec::new(), false),
+            _ => (Vec::new(), true),
+        };
+        self.transmitted = 0;
+    }
+
+    /// Hands `session` one of its own requests at `now` and checks what it said.
+    pub fn request(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        request: SessionRequest,
+    ) -> Result<(), InvalidInput> {
+        let (preamble, done, acknowledged) = match &request {
+            SessionRequest::SendPreamble(data) => (Some(data.clone()), false, 0),
+            SessionRequest::PreambleDone => (None, true, 0),
+            SessionRequest::Acknowledged(n) => (None, false, *n as u64),
+            _ => (None, false, 0),
+        };
+        let unacknowledged = session.bytes_unacknowledged();
+        let answer = session.request(now, request);
+        if answer.is_ok() {
+            self.preamble_of(session.generation());
+            if let Some(data) = preamble {
+                self.preamble.extend_from_slice(&data);
+            }
+            self.preamble_whole |= done;
+            self.acknowledged += acknowledged;
+            if acknowledged > unacknowledged {
+                self.violate(format!(
+                    "{acknowledged} bytes acknowledged of {unacknowledged} unacknowledged"
+                ));
+            }
+            self.now = Some(self.now.map_or(now, |seen| seen.max(now)));
+        }
+        answer
+    }
+
+    /// The preamble goes first on every connection: each transmitted byte within it is the
+    /// preamble's, and none beyond it leaves before the application's preamble is done.
+    fn transmitted(&mut self, bytes: &[u8]) {
+        if self.encrypted {
+            return;
+        }
+        let start = self.transmitted;
+        self.transmitted += bytes.len() as u64;
+        let known = self.preamble.len() as u64;
+        let within = known.saturating_sub(start).min(bytes.len() as u64) as usize;
+        let expected = &self.preamble[start.min(known) as usize..][..within];
+        if bytes[..within] != *expected {
+            self.violate(format!(
+                "bytes {start}..{} of a connection are not its preamble",
+                start + within as u64
+            ));
+        }
+        if !self.preamble_whole && bytes.len() > within {
+            self.violate(format!(
+                "byte {} of a connection went out before its preamble was done",
+                start + within as u64
+            ));
         }
     }
 
@@ -339,6 +465,12 @@ impl SessionMonitor {
                 }
                 self.issued = attempt.0 + 1;
                 self.attempts.push(*attempt);
+                self.connects.push(*attempt);
+            }
+            Output::Transmit(bytes) => {
+                self.encrypted |= session.client().config().tls.is_some();
+                self.preamble_of(session.generation());
+                self.transmitted(bytes);
             }
             Output::Cancel(attempt) => {
                 if !self.attempts.contains(attempt) {
@@ -419,6 +551,12 @@ impl SessionMonitor {
 
     fn check_report(&mut self, report: &CloseReport) {
         let through = report.bytes_confirmed + report.bytes_unconfirmed;
+        let listed: Vec<AttemptId> = report.attempts.iter().map(|a| a.id).collect();
+        let generations_in_order = report
+            .generations
+            .iter()
+            .enumerate()
+            .all(|(i, g)| g.generation as usize == i);
         let checks = [
             (report.bytes_accepted == self.accepted, "accepted"),
             (
@@ -426,10 +564,20 @@ impl SessionMonitor {
                 "confirmed + unconfirmed + lost",
             ),
             (
-                through + report.bytes_undelivered == report.bytes_accepted,
-                "confirmed + unconfirmed + undelivered",
+                through + report.bytes_undelivered + report.bytes_handed_back
+                    == report.bytes_accepted,
+                "confirmed + unconfirmed + undelivered + handed back mid-session",
             ),
-            (report.bytes_undelivered == self.handed_back, "handed back"),
+            (
+                report.bytes_undelivered + report.bytes_handed_back == self.handed_back,
+                "handed back",
+            ),
+            (listed == self.connects, "every attempt, under its own id"),
+            (
+                report.bytes_confirmed >= self.acknowledged,
+                "confirmed, with what the application acknowledged",
+            ),
+            (generations_in_order, "every generation, in order"),
             (report.bytes_received == self.received, "received"),
             (
                 report.wire_bytes_written == self.wire_written,
@@ -470,9 +618,22 @@ struct SessionWorld {
     fin_carried: bool,
     /// The next byte of the application's stream to send.
     sent: u64,
-    /// What the server got, and what was handed back, in order.
-    at_server: Vec<u8>,
+    /// What the server got on each connection that ended, with the stream offset its
+    /// application bytes began at; and on the current one.
+    connections: Vec<(u64, Vec<u8>)>,
+    connection: Vec<u8>,
+    /// The stream offset the current connection's application bytes begin at.
+    connection_start: u64,
+    /// What was handed back, in order.
     handed_back: Vec<u8>,
+    /// Every connection's preamble ([`PREAMBLE`], or nothing).
+    preamble: Vec<u8>,
+    /// The application makes the preamble itself ([`Preamble::Dialogue`]).
+    dialogue: bool,
+    /// The application acknowledges what the server got: the stream offset it has.
+    acknowledges: bool,
+    acknowledged: u64,
+    reconnects_on_demand: bool,
     generations: u32,
     report: Option<CloseReport>,
     replay: bool,
@@ -501,8 +662,18 @@ impl SessionWorld {
             kernel_fin: false,
             fin_carried: false,
             sent: 0,
-            at_server: Vec::new(),
+            connections: Vec::new(),
+            connection: Vec::new(),
+            connection_start: 0,
             handed_back: Vec::new(),
+            preamble: match policy.preamble {
+                Preamble::None => Vec::new(),
+                _ => PREAMBLE.to_vec(),
+            },
+            dialogue: policy.preamble == Preamble::Dialogue,
+            acknowledges: scenario.knobs.acknowledges(),
+            acknowledged: 0,
+            reconnects_on_demand: scenario.knobs.reconnects_on_demand(),
             generations: 1,
             report: None,
             replay: policy.replay_undelivered,
@@ -534,6 +705,58 @@ impl SessionWorld {
         Ok(answer)
     }
 
+    fn request(&mut self, request: SessionRequest) -> Result<Result<(), InvalidInput>, Violation> {
+        self.trace.push(format!(
+            "{:?} request {}",
+            self.now - self.start,
+            match &request {
+                SessionRequest::SendPreamble(d) => format!("send_preamble({})", d.len()),
+                other => format!("{other:?}"),
+            }
+        ));
+        let answer = self.monitor.request(&mut self.session, self.now, request);
+        if let Err(e) = &answer {
+            self.trace.push(format!("  refused: {e}"));
+        }
+        self.drain()?;
+        Ok(answer)
+    }
+
+    /// The application acknowledges what the server got on this connection.
+    fn acknowledge(&mut self) -> Result<(), Violation> {
+        let preamble = self.preamble.len().min(self.connection.len());
+        let got = (self.connection.len() - preamble) as u64;
+        let reached = self.connection_start + got;
+        if !self.acknowledges || !self.open || reached <= self.acknowledged {
+            return Ok(());
+        }
+        let n = (reached - self.acknowledged) as usize;
+        if let Err(e) = self.request(SessionRequest::Acknowledged(n))? {
+            return Err(self.violation(format!(
+                "acknowledging what the server got was refused: {e}"
+            )));
+        }
+        self.acknowledged = reached;
+        Ok(())
+    }
+
+    /// The application's preamble, once the session waits for it.
+    fn make_preamble(&mut self) -> Result<(), Violation> {
+        if !self.dialogue || !self.session.awaits_preamble() {
+            return Ok(());
+        }
+        let preamble = Bytes::from(self.preamble.clone());
+        for request in [
+            SessionRequest::SendPreamble(preamble),
+            SessionRequest::PreambleDone,
+        ] {
+            if let Err(e) = self.request(request)? {
+                return Err(self.violation(format!("the preamble was refused: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     fn accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
         let name = input.name();
         match self.input(input)? {
@@ -562,6 +785,10 @@ impl SessionWorld {
                 }),
                 Output::Close | Output::Reset => {
                     self.open = false;
+                    let got = std::mem::take(&mut self.connection);
+                    self.connections.push((self.connection_start, got));
+                    // The next connection sends again from the first byte not acknowledged.
+                    self.connection_start = self.acknowledged;
                     self.pending.clear();
                     // What the kernel still held is lost with the connection.
                     self.kernel.clear();
@@ -588,7 +815,7 @@ impl SessionWorld {
     /// The network carries what the kernel holds to the server, the FIN last.
     fn carry(&mut self) {
         while let Some(chunk) = self.kernel.pop_front() {
-            self.at_server.extend_from_slice(&chunk);
+            self.connection.extend_from_slice(&chunk);
         }
         self.fin_carried = self.kernel_fin;
     }
@@ -611,6 +838,9 @@ impl SessionWorld {
                 }
             }
             SessionOp::Finish => drop(self.input(Input::Finish)?),
+            SessionOp::Abort if self.reconnects_on_demand => {
+                drop(self.request(SessionRequest::Reconnect(Leave::Reset))?)
+            }
             SessionOp::Abort => drop(self.input(Input::Abort)?),
             SessionOp::Consume(n) => {
                 let n = self.session.bytes_unconsumed().min(u64::from(*n)) as usize;
@@ -632,6 +862,8 @@ impl SessionWorld {
             SessionOp::Receive(n) if self.open && self.session.wants_read() && *n > 0 => {
                 let data = vec![7u8; usize::from(*n)];
                 self.accepted(Input::Received(&data))?;
+                // The server's answer: it has what it got so far.
+                self.acknowledge()?;
             }
             SessionOp::PeerEof if self.open && self.session.wants_read() && !self.eof_sent => {
                 self.eof_sent = true;
@@ -647,8 +879,12 @@ impl SessionWorld {
             }
             SessionOp::Advance(steps) => {
                 self.now += Duration::from_millis(100 * u64::from(*steps));
+                self.make_preamble()?;
             }
             SessionOp::Timeout => self.timeout()?,
+            SessionOp::LateConnected if self.generations > 1 && self.reconnects_on_demand => {
+                drop(self.request(SessionRequest::Reconnect(Leave::Finish))?)
+            }
             SessionOp::LateConnected if self.generations > 1 => {
                 // The first generation's first attempt, long gone.
                 let lines = self.trace.len();
@@ -694,6 +930,7 @@ impl SessionWorld {
 
     /// Finishes, then lets only time and a network that takes everything act.
     fn wind_down(&mut self) -> Result<(), Violation> {
+        self.make_preamble()?;
         let _ = self.input(Input::Finish)?;
         for _ in 0..1000 {
             if self.report.is_some() {
@@ -712,36 +949,111 @@ impl SessionWorld {
         Err(self.violation("1000 deadlines after Finish and the session still runs"))
     }
 
-    fn outcome(self) -> Result<SessionOutcome, Violation> {
+    fn outcome(mut self) -> Result<SessionOutcome, Violation> {
         let Some(report) = self.report.clone() else {
             return Err(self.violation("no Closed"));
         };
+        let current = std::mem::take(&mut self.connection);
+        self.connections.push((self.connection_start, current));
+        // Every connection began with its preamble; the rest is the application's.
+        let mut app = Vec::new();
+        for (start, got) in &self.connections {
+            let preamble = self.preamble.len().min(got.len());
+            if got[..preamble] != self.preamble[..preamble] {
+                return Err(self.violation(format!(
+                    "a connection began with {:?}, not its preamble",
+                    &got[..preamble]
+                )));
+            }
+            app.push((*start, &got[preamble..]));
+        }
+        if self.acknowledges {
+            self.check_acknowledged_replay(&report, &app)?;
+            return Ok(SessionOutcome {
+                report,
+                generations: self.generations,
+            });
+        }
         // The server got the stream's bytes in order, except what was handed back: the
         // two together, merged by position, are the stream.
-        let total = self.at_server.len() + self.handed_back.len();
+        let at_server: Vec<u8> = app
+            .iter()
+            .flat_map(|(_, got)| got.iter().copied())
+            .collect();
+        let total = at_server.len() + self.handed_back.len();
         if total as u64 != report.bytes_accepted {
             return Err(self.violation(format!(
                 "the server got {} and {} came back, of {} accepted",
-                self.at_server.len(),
+                at_server.len(),
                 self.handed_back.len(),
                 report.bytes_accepted
             )));
         }
-        let stream: Vec<u8> = (0..self.at_server.len() as u64).map(stream_byte).collect();
-        if self.replay && self.at_server != stream {
+        let stream: Vec<u8> = (0..at_server.len() as u64).map(stream_byte).collect();
+        if self.replay && at_server != stream {
             return Err(self.violation("with replay, the server did not get the stream in order"));
         }
-        if report.is_clean() && (self.at_server != stream || !self.handed_back.is_empty()) {
+        // Clean: nothing came back at the end (what came back on the way is the
+        // application's to send again), and without that, the server has the stream.
+        let back_at_end = self.handed_back.len() as u64 != report.bytes_handed_back;
+        let whole = report.bytes_handed_back > 0 || at_server == stream;
+        if report.is_clean() && (back_at_end || !whole) {
             return Err(self.violation(format!(
-                "a clean end, and the server has {} of {} bytes, in order: {}",
-                self.at_server.len(),
+                "a clean end, and the server has {} of {} bytes, in order: {}; {} came back, {} on the way",
+                at_server.len(),
                 report.bytes_accepted,
-                self.at_server == stream
+                at_server == stream,
+                self.handed_back.len(),
+                report.bytes_handed_back
             )));
         }
         Ok(SessionOutcome {
             report,
             generations: self.generations,
         })
+    }
+
+    /// At least once, in order: each connection got the stream from the first byte not
+    /// acknowledged when it began; what came back is the stream's tail, and every byte
+    /// before it reached a server.
+    fn check_acknowledged_replay(
+        &self,
+        report: &CloseReport,
+        app: &[(u64, &[u8])],
+    ) -> Result<(), Violation> {
+        for (start, got) in app {
+            let expected: Vec<u8> = (*start..start + got.len() as u64)
+                .map(stream_byte)
+                .collect();
+            if *got != expected {
+                return Err(self.violation(format!(
+                    "a connection that began at byte {start} got {} bytes that are not the stream from there",
+                    got.len()
+                )));
+            }
+        }
+        let accepted = report.bytes_accepted;
+        let back = self.handed_back.len() as u64;
+        let tail: Vec<u8> = (accepted.saturating_sub(back)..accepted)
+            .map(stream_byte)
+            .collect();
+        if self.handed_back != tail {
+            return Err(self.violation(format!(
+                "{back} bytes came back that are not the last of the {accepted} accepted"
+            )));
+        }
+        let reached = app
+            .iter()
+            .map(|(start, got)| start + got.len() as u64)
+            .fold(self.acknowledged, u64::max);
+        if reached + back < accepted {
+            return Err(self.violation(format!(
+                "the servers got the stream up to byte {reached}, {back} came back, of {accepted} accepted"
+            )));
+        }
+        if report.is_clean() && back != report.bytes_handed_back {
+            return Err(self.violation("a clean end, and bytes came back at the end"));
+        }
+        Ok(())
     }
 }

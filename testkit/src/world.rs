@@ -338,8 +338,7 @@ impl World {
                     .attempts
                     .iter()
                     .map(|a| {
-                        let started = a.started.saturating_duration_since(self.start);
-                        let ended = a.ended.saturating_duration_since(self.start);
+                        let (started, ended) = (a.started, a.ended);
                         format!("{} {} {:?}..{:?} {:?}", a.id, a.addr, started, ended, a.outcome)
                     })
                     .collect();

@@ -8,11 +8,19 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+mod books;
+mod request;
+
+pub use request::{Leave, SessionRequest};
+
+use crate::admission::SendAdmission;
 use crate::backoff::Backoff;
+use crate::send_log::SendLog;
 use crate::{
-    AttemptId, Client, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Output,
-    Phase, ReconnectPolicy,
+    Attempt, AttemptId, Client, CloseReport, Config, Ending, Error, Event, GenerationReport, Input,
+    InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
 };
+use books::{AppCounts, Totals, through_with_acknowledgements};
 
 /// A reconnecting client, as a pure state machine: the same contract as [`Client`] (inputs
 /// in, outputs out, time passed in), over as many connections as it takes.
@@ -27,13 +35,18 @@ use crate::{
 /// certificate, a name that does not exist) end the session, as do
 /// [`Input::Finish`](crate::Input::Finish), [`Input::Abort`](crate::Input::Abort) and the
 /// policy's limits; the one [`Event::Closed`] then reports the whole session over every
-/// generation: `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered`,
-/// and the `Undelivered` events add up to `bytes_undelivered`. What a connection wrote and
-/// its peer's TCP never acknowledged is lost with it, and handed back or replayed with what
-/// it never wrote; what the peer's TCP acknowledged on a connection that then failed is
-/// unconfirmed, so the session does not end clean.
+/// generation: `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered +
+/// bytes_handed_back`, and the `Undelivered` events add up to the last two. What a
+/// connection wrote and its peer's TCP never acknowledged is lost with it, and handed back
+/// or replayed with what it never wrote; what the peer's TCP acknowledged on a connection
+/// that then failed is unconfirmed, so the session does not end clean.
 ///
-/// Sends are accepted while waiting too: they go out on the next connection.
+/// Sends are accepted while waiting too: they go out on the next connection, after its
+/// [`Preamble`] (a login every connection begins with). [`Session::reconnect`] drops the
+/// current connection on the application's say-so (a ping unanswered, a protocol error),
+/// and [`ReconnectPolicy::replay_unacknowledged`] keeps every byte until the application's
+/// protocol acknowledges it ([`Session::acknowledged`]), for at-least-once delivery across
+/// connections.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -83,6 +96,8 @@ pub struct Session {
     lost_at: Option<Instant>,
     /// The application asked for the end.
     shutdown: Option<Ending>,
+    /// The application asked for the next connection ([`Session::reconnect`]).
+    restart: bool,
     /// The application asked for TLS before this generation connected (TLS from the first
     /// byte: every generation starts that way), or after (STARTTLS mid-stream).
     tls: TlsUse,
@@ -93,9 +108,22 @@ pub struct Session {
     /// A `Send` was refused for a full queue since the last `SendReady`: one is owed, by
     /// this connection or the next.
     send_refused: bool,
-    /// Sends made while the current connection is on its way out by itself (the peer
-    /// closed it and it is flushing): they go on the next one. Bounded by the send limit.
-    between: Vec<Bytes>,
+    /// Sends that wait: for the next connection, while the current one is on its way out
+    /// by itself (the peer closed it and it is flushing); or for this one's preamble.
+    /// Bounded by the send limit.
+    waiting: Vec<Bytes>,
+    /// The current generation's sends wait for the application's preamble
+    /// ([`Preamble::Dialogue`]).
+    holding: bool,
+    /// Preamble bytes queued on the current generation: the front of its stream.
+    preamble: u64,
+    /// Every byte sent and not yet acknowledged by the application, with
+    /// [`ReconnectPolicy::replay_unacknowledged`].
+    log: Option<SendLog>,
+    /// With [`ReconnectPolicy::replay_unacknowledged`], the stream offset of the current
+    /// generation's first application byte: everything before it was acknowledged or
+    /// handed back.
+    replay_from: u64,
     /// An earlier generation asked for a name to be resolved: its answer may still come.
     earlier_lookups: bool,
     /// The current generation asked for a name to be resolved.
@@ -104,6 +132,16 @@ pub struct Session {
     asked: Option<u32>,
     /// The current generation's `Undelivered` bytes, held until its end is judged.
     undelivered: Vec<Bytes>,
+    /// When the session was created: a report's times count from here.
+    started: Instant,
+    /// When the current generation's client was created.
+    generation_started: Instant,
+    /// The attempts of the generations that ended, under session-wide ids and times.
+    attempts: Vec<Attempt>,
+    /// The generations that ended.
+    generations: Vec<GenerationReport>,
+    /// Bytes handed back while the session went on.
+    handed_back: u64,
     outputs: VecDeque<Output>,
     closed: bool,
     now: Instant,
@@ -117,33 +155,15 @@ enum TlsUse {
     MidStream,
 }
 
-/// Sums over the generations that have ended.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    confirmed: u64,
-    unconfirmed: u64,
-    /// Bytes lost with their connection and handed back (not replayed).
-    lost: u64,
-    received: u64,
-    wire_written: u64,
-}
-
-impl Totals {
-    /// Application bytes written, each counted once: a lost byte replayed counts where it
-    /// got through.
-    fn written(&self) -> u64 {
-        self.confirmed + self.unconfirmed + self.lost
-    }
-}
-
 impl Session {
     /// Creates a session that starts its first connection at `now` (after
     /// [`Config::delay`], as a [`Client`] does).
     pub fn new(config: impl Into<Arc<Config>>, policy: ReconnectPolicy, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
-        Self {
+        let mut session = Self {
             client: Client::new(config.clone(), now),
             backoff: Backoff::new(&policy),
+            log: policy.replay_unacknowledged.then(SendLog::default),
             config,
             policy,
             generation: 0,
@@ -153,19 +173,30 @@ impl Session {
             failures: 0,
             lost_at: None,
             shutdown: None,
+            restart: false,
             tls: TlsUse::Off,
             earlier: Totals::default(),
             accepted: 0,
             send_refused: false,
-            between: Vec::new(),
+            waiting: Vec::new(),
+            holding: false,
+            preamble: 0,
+            replay_from: 0,
             earlier_lookups: false,
             looked_up: false,
             asked: None,
             undelivered: Vec::new(),
+            started: now,
+            generation_started: now,
+            attempts: Vec::new(),
+            generations: Vec::new(),
+            handed_back: 0,
             outputs: VecDeque::new(),
             closed: false,
             now,
-        }
+        };
+        session.begin_preamble();
+        session
     }
 
     /// Handles one input at `now`, as [`Client::handle_input`] does; then drain
@@ -208,9 +239,10 @@ impl Session {
                 let connected = self.connected_at.is_some();
                 self.client.handle_input(now, Input::StartTls)?;
                 // TLS from the first byte only if it was asked for before the first
-                // connection, with nothing queued to go in plaintext before it.
-                let from_start =
-                    !connected && self.generation == 0 && self.client.bytes_accepted() == 0;
+                // connection, with nothing queued to go in plaintext before it (a fixed
+                // preamble goes after the handshake).
+                let plaintext_queued = self.client.bytes_accepted() > self.preamble_fixed();
+                let from_start = !connected && self.generation == 0 && !plaintext_queued;
                 self.tls = if from_start {
                     TlsUse::FromTheStart
                 } else {
@@ -248,8 +280,8 @@ impl Session {
         }
     }
 
-    /// Queues `data` on the current connection, or for the next one while waiting: the
-    /// same as [`Input::Send`], for the hot path.
+    /// Queues `data` on the current connection, or for the next one while waiting (or for
+    /// this one's preamble): the same as [`Input::Send`], for the hot path.
     pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
         self.settle();
         if self.closed || self.shutdown.is_some() {
@@ -257,19 +289,169 @@ impl Session {
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         }
         let len = data.len() as u64;
-        let sent = self.client.send(data);
-        self.after_send(len, sent)
+        if let Some(log) = &self.log
+            && !SendAdmission::new(&self.config).fits(log.len(), data.len())
+        {
+            // The application's window of unacknowledged bytes is full.
+            self.send_refused = true;
+            let queued = usize::try_from(log.len()).unwrap_or(usize::MAX);
+            let limit = self.config.send_limit;
+            return Err(InvalidInput::QueueFull {
+                data,
+                queued,
+                limit,
+            });
+        }
+        let kept = self.log.is_some().then(|| data.clone());
+        let sent = match self.holding {
+            // Waits for the preamble, as a send waits for the next connection.
+            true => Err(InvalidInput::SendAfterShutdown {
+                data,
+                phase: self.phase(),
+            }),
+            false => self.client.send(data),
+        };
+        let sent = self.after_send(len, sent);
+        if let (Ok(()), Some(log), Some(kept)) = (&sent, &mut self.log, kept) {
+            log.push(kept);
+        }
+        sent
     }
 
     /// Queues a copy of `data`, as [`Client::send_slice`] does, on the current connection
     /// or for the next one.
     pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
         self.settle();
-        if self.closed || self.shutdown.is_some() {
+        if self.closed || self.shutdown.is_some() || self.holding || self.log.is_some() {
             return self.send(Bytes::copy_from_slice(data));
         }
         let sent = self.client.send_slice(data);
         self.after_send(data.len() as u64, sent)
+    }
+
+    /// Queues `data` as part of the current connection's preamble
+    /// ([`Preamble::Dialogue`]): ahead of every send waiting for it, and not replayed on
+    /// the next connection, which has a preamble of its own. Refused once
+    /// [`preamble_done`](Self::preamble_done) was called for this connection, and without
+    /// a dialogue.
+    pub fn send_preamble(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+        self.settle();
+        if !self.holding || self.closed || self.shutdown.is_some() {
+            return Err(self.unexpected("send_preamble"));
+        }
+        let len = data.len() as u64;
+        self.client.send(data)?;
+        self.preamble += len;
+        Ok(())
+    }
+
+    /// The current connection's preamble is done ([`Preamble::Dialogue`]): what waited for
+    /// it (sends, and what the session replays) goes out now, in order.
+    pub fn preamble_done(&mut self) -> Result<(), InvalidInput> {
+        self.settle();
+        if !self.holding || self.closed || self.shutdown.is_some() {
+            return Err(self.unexpected("preamble_done"));
+        }
+        self.holding = false;
+        for chunk in std::mem::take(&mut self.waiting) {
+            self.client.resend(chunk);
+        }
+        self.owe_send_ready();
+        Ok(())
+    }
+
+    /// Drops the current connection (or the attempts under way) and makes the next one
+    /// after the backoff, as a loss would: for an application that finds the server dead
+    /// at its own level (a ping unanswered, a protocol error). `leave` says how; what the
+    /// connection did not get through is handed back or kept by the policy.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tcpclient_core::{AttemptId, Config, Event, Input, Leave, Output, ReconnectPolicy, Session};
+    ///
+    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut session = Session::new(Config::new("127.0.0.1", 7), ReconnectPolicy::default(), now);
+    /// while session.poll_output().is_some() {}
+    /// session.handle_input(now, Input::Connected(AttemptId(0)))?;
+    /// while session.poll_output().is_some() {}
+    ///
+    /// // No answer to our ping: this server is no good.
+    /// session.reconnect(now, Leave::Reset)?;
+    /// let outputs: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
+    /// assert_eq!(outputs[0], Output::Reset);
+    /// assert!(outputs.iter().any(|o| matches!(o, Output::Event(Event::Reconnecting { generation: 1, .. }))));
+    /// # Ok(())
+    /// # }
+    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// ```
+    pub fn reconnect(&mut self, now: Instant, leave: Leave) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
+        self.settle();
+        let waiting = self.generation > 0 && self.client.phase() == Phase::Delay;
+        if self.closed || self.shutdown.is_some() || self.restart || waiting {
+            return Err(self.unexpected("reconnect"));
+        }
+        self.restart = true;
+        let input = match leave {
+            Leave::Reset => Input::Abort,
+            Leave::Finish => Input::Finish,
+        };
+        // Refused only by a connection already on its way out: it ends all the same.
+        let _ = self.client.handle_input(now, input);
+        Ok(())
+    }
+
+    /// The application's protocol acknowledged `n` more bytes, in the order they were sent
+    /// ([`ReconnectPolicy::replay_unacknowledged`]): they will not be sent again, and make
+    /// room in the window. Refused without that policy, and for more than are
+    /// unacknowledged.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tcpclient_core::{Bytes, Config, ReconnectPolicy, Session};
+    ///
+    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
+    /// let policy = ReconnectPolicy::default().with_replay_unacknowledged(true);
+    /// let mut session = Session::new(Config::new("127.0.0.1", 7), policy, now);
+    /// session.send(Bytes::from_static(b"SET a 1\n"))?;
+    /// session.send(Bytes::from_static(b"SET b 2\n"))?;
+    /// // The server answered the first request: it will not be sent again.
+    /// session.acknowledged(8)?;
+    /// assert_eq!(session.bytes_unacknowledged(), 8);
+    /// # Ok(())
+    /// # }
+    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// ```
+    pub fn acknowledged(&mut self, n: usize) -> Result<(), InvalidInput> {
+        self.settle();
+        let Some(log) = &mut self.log else {
+            return Err(self.unexpected("acknowledged"));
+        };
+        if let Err(unacknowledged) = log.acknowledge(n as u64) {
+            return Err(InvalidInput::AcknowledgedTooMuch {
+                acknowledged: n,
+                unacknowledged,
+            });
+        }
+        if self.holding {
+            // Held for the preamble, the log's bytes are the waiting ones: those
+            // acknowledged meanwhile (answered on an earlier connection) need not go again.
+            self.replay_from = log.front();
+            drop_front(&mut self.waiting, n as u64);
+        }
+        self.owe_send_ready();
+        Ok(())
+    }
+
+    /// Takes one of the requests only a session takes, as a value: the same as calling its
+    /// method.
+    pub fn request(&mut self, now: Instant, request: SessionRequest) -> Result<(), InvalidInput> {
+        match request {
+            SessionRequest::SendPreamble(data) => self.send_preamble(data),
+            SessionRequest::PreambleDone => self.preamble_done(),
+            SessionRequest::Reconnect(leave) => self.reconnect(now, leave),
+            SessionRequest::Acknowledged(n) => self.acknowledged(n),
+        }
     }
 
     /// Counts a send of `len` bytes the current client took, or decides what its refusal
@@ -280,9 +462,10 @@ impl Session {
                 self.accepted += len;
                 Ok(())
             }
-            // The connection is ending by itself (the peer closed it); the session is not.
+            // The connection is ending by itself (the peer closed it), or the send waits for
+            // its preamble; the session is not ending.
             Err(InvalidInput::SendAfterShutdown { data, .. }) => {
-                let held: u64 = self.between.iter().map(|b| b.len() as u64).sum();
+                let held = total(&self.waiting);
                 let limit = self.config.send_limit as u64;
                 if held > 0 && held + len > limit {
                     self.send_refused = true;
@@ -292,7 +475,7 @@ impl Session {
                         limit: self.config.send_limit,
                     });
                 }
-                self.between.push(data);
+                self.waiting.push(data);
                 self.accepted += len;
                 Ok(())
             }
@@ -301,6 +484,30 @@ impl Session {
                 Err(refusal)
             }
         }
+    }
+
+    /// Says [`Event::SendReady`] now if a producer waits for room and there is some.
+    fn owe_send_ready(&mut self) {
+        if self.send_refused && self.shutdown.is_none() && self.has_room() {
+            self.send_refused = false;
+            self.outputs.push_back(Output::Event(Event::SendReady));
+        }
+    }
+
+    /// Whether a refused producer may send again: the current connection has room (or the
+    /// sends waiting for the next one are few), and so has the window of unacknowledged
+    /// bytes.
+    fn has_room(&self) -> bool {
+        let admission = SendAdmission::new(&self.config);
+        let window = self
+            .log
+            .as_ref()
+            .is_none_or(|log| admission.has_room_again(log.len()));
+        let queue = match self.holding || self.client.is_closed() {
+            true => admission.has_room_again(total(&self.waiting)),
+            false => self.client.has_room(),
+        };
+        window && queue
     }
 
     /// Returns the next thing to do, as [`Client::poll_output`] does.
@@ -362,6 +569,13 @@ impl Session {
         self.closed
     }
 
+    /// Returns true while the current connection's sends wait for the application's
+    /// preamble ([`Preamble::Dialogue`]).
+    pub fn awaits_preamble(&self) -> bool {
+        let ending = matches!(self.client.phase(), Phase::Draining | Phase::Closed);
+        self.holding && !self.closed && self.shutdown.is_none() && !ending
+    }
+
     /// Returns true while the driver should read the current connection's socket.
     pub fn wants_read(&self) -> bool {
         !self.closed && self.client.wants_read()
@@ -385,16 +599,29 @@ impl Session {
     }
 
     /// Returns the application bytes written over the whole session (a byte lost with its
-    /// connection and replayed on the next counts once).
+    /// connection and replayed on the next counts once; a preamble not at all).
     pub fn bytes_written(&self) -> u64 {
-        self.earlier.written() + self.current(Client::bytes_written)
+        let current = self
+            .current(Client::bytes_written)
+            .saturating_sub(self.preamble);
+        self.earlier.written() + current
     }
 
     /// Returns the application bytes accepted and not yet written on the current (or next)
-    /// connection: what a producer waits on.
+    /// connection, or, with [`ReconnectPolicy::replay_unacknowledged`], not yet
+    /// acknowledged: what a producer waits on.
     pub fn bytes_queued(&self) -> u64 {
-        let between: u64 = self.between.iter().map(|b| b.len() as u64).sum();
-        self.current(Client::bytes_queued) + between
+        let queued = self.current(Client::bytes_queued) + total(&self.waiting);
+        match &self.log {
+            Some(log) => queued.max(log.len()),
+            None => queued,
+        }
+    }
+
+    /// Returns the bytes sent and not yet acknowledged by the application
+    /// ([`ReconnectPolicy::replay_unacknowledged`]; zero without it).
+    pub fn bytes_unacknowledged(&self) -> u64 {
+        self.log.as_ref().map_or(0, SendLog::len)
     }
 
     /// Returns the application bytes delivered as `Data` over the whole session.
@@ -425,9 +652,12 @@ impl Session {
     }
 
     fn finish(&mut self, now: Instant) -> Result<(), InvalidInput> {
-        // Waiting to reconnect with nothing to deliver: nothing to connect for.
+        // Waiting to reconnect with nothing to deliver (a preamble alone is not worth a
+        // connection): nothing to connect for.
         let waiting = self.client.phase() == Phase::Delay && self.generation > 0;
-        if waiting && self.client.bytes_queued() == 0 && self.shutdown.is_none() {
+        let to_deliver =
+            self.client.bytes_queued().saturating_sub(self.preamble) + total(&self.waiting);
+        if waiting && to_deliver == 0 && self.shutdown.is_none() {
             self.shutdown = Some(Ending::Finished);
             let report = self.session_report(None, Ok(Ending::Finished));
             self.end(report);
@@ -438,7 +668,30 @@ impl Session {
         Ok(())
     }
 
-    // ---- the current generation's outputs ----
+    // ---- the current generation ----
+
+    /// Starts the current generation's preamble: a fixed one is queued first, a dialogue
+    /// holds the sends until the application says it is done.
+    fn begin_preamble(&mut self) {
+        self.preamble = 0;
+        self.holding = false;
+        match &self.policy.preamble {
+            Preamble::Fixed(bytes) => {
+                self.preamble = bytes.len() as u64;
+                self.client.resend(bytes.clone());
+            }
+            Preamble::Dialogue => self.holding = true,
+            Preamble::None => {}
+        }
+    }
+
+    /// The bytes of a fixed preamble (zero for any other).
+    fn preamble_fixed(&self) -> u64 {
+        match &self.policy.preamble {
+            Preamble::Fixed(bytes) => bytes.len() as u64,
+            _ => 0,
+        }
+    }
 
     /// Passes one of the client's outputs on, in the session's terms; `None` when the
     /// session keeps it (undelivered bytes, the generation's close).
@@ -478,8 +731,10 @@ impl Session {
                 None
             }
             Output::Event(Event::SendReady) => {
-                self.send_refused = false;
-                Some(Output::Event(Event::SendReady))
+                // The connection has room; the window of unacknowledged bytes may not.
+                self.send_refused = true;
+                self.owe_send_ready();
+                None
             }
             Output::Event(Event::Closed(report)) => {
                 self.generation_ended(*report);
@@ -510,9 +765,23 @@ impl Session {
     }
 
     /// The current generation ended with `report`: reconnect, or end the session.
-    fn generation_ended(&mut self, report: CloseReport) {
-        self.earlier.confirmed += report.bytes_confirmed;
-        self.earlier.unconfirmed += report.bytes_unconfirmed;
+    fn generation_ended(&mut self, mut report: CloseReport) {
+        // Its attempts, under the ids its `Connect`s had and the session's clock.
+        let offset = self
+            .generation_started
+            .saturating_duration_since(self.started);
+        for attempt in &mut report.attempts {
+            attempt.id = self.outer(attempt.id);
+            attempt.started += offset;
+            attempt.ended += offset;
+        }
+        self.attempts.extend(report.attempts.iter().cloned());
+        // Its preamble is its own: not the application's bytes, and not sent again.
+        let app = AppCounts::of(&report, self.preamble);
+        let through = report.bytes_confirmed + report.bytes_unconfirmed;
+        drop_front(&mut self.undelivered, self.preamble.saturating_sub(through));
+        self.earlier.confirmed += app.confirmed;
+        self.earlier.unconfirmed += app.unconfirmed;
         self.earlier.received += report.bytes_received;
         self.earlier.wire_written += report.wire_bytes_written;
         // A connection that lost everything it wrote (a server that accepts and never
@@ -536,26 +805,84 @@ impl Session {
             .max_attempts
             .is_some_and(|max| self.failures >= max);
         // Sends made while the connection was closing by itself wait for the next one: a
-        // `Finish` delivers them first.
-        let sends_wait = !self.between.is_empty();
+        // `Finish` delivers them first; but not after an application's preamble, which it
+        // can no longer make once finishing.
+        let dialogue = self.policy.preamble == Preamble::Dialogue;
+        let sends_wait = !self.waiting.is_empty() && !dialogue;
         let ends = match &report.result {
             _ if self.shutdown == Some(Ending::Aborted) => true,
             _ if self.shutdown.is_some() && !sends_wait => true,
+            // Asked for: a reconnect, unless the policy's limits say otherwise.
+            _ if self.restart => out_of_time || out_of_attempts,
             Err(error) => (self.policy.is_permanent)(error) || out_of_time || out_of_attempts,
             Ok(_) => out_of_time || out_of_attempts,
         };
+        self.restart = false;
         if ends {
-            self.earlier.lost += report.bytes_lost;
+            self.earlier.lost += app.lost;
             let result = report.result.clone();
-            let session = self.session_report(Some(&report), result);
+            let mut session = self.session_report(Some((&report, app)), result);
+            self.record(&report, app, session.bytes_undelivered, 0);
+            session.generations = self.generations.clone();
             return self.end(session);
         }
-        self.reconnect(report);
+        self.reconnect_after(report, app);
+    }
+
+    /// Lists the generation that ended with `report` (`app`: its application bytes) in the
+    /// session's report: `handed_back` bytes went back to the application, `carried` to the
+    /// next connection.
+    fn record(&mut self, report: &CloseReport, app: AppCounts, handed_back: u64, carried: u64) {
+        self.generations.push(GenerationReport {
+            generation: self.generation,
+            result: report.result.clone(),
+            started: self
+                .generation_started
+                .saturating_duration_since(self.started),
+            ended: self.now.saturating_duration_since(self.started),
+            bytes_written: app.written,
+            bytes_confirmed: app.confirmed,
+            bytes_unconfirmed: app.unconfirmed,
+            bytes_lost: app.lost,
+            bytes_handed_back: handed_back,
+            bytes_carried: carried,
+        });
     }
 
     /// Starts the next generation after the backoff.
-    fn reconnect(&mut self, report: CloseReport) {
+    fn reconnect_after(&mut self, report: CloseReport, app: AppCounts) {
         let delay = self.backoff.delay(&self.policy, self.failures);
+        // Bytes meant for a STARTTLS session begun mid-stream must not go out in plaintext
+        // before the application redoes it: they come back instead, unless a preamble
+        // dialogue holds them until it has.
+        let dialogue = self.policy.preamble == Preamble::Dialogue;
+        let resendable = self.tls != TlsUse::MidStream || dialogue;
+        let undelivered = std::mem::take(&mut self.undelivered);
+        let waiting = std::mem::take(&mut self.waiting);
+        let (carry, hand_back) = match (&mut self.log, resendable) {
+            // Everything not acknowledged goes again, the waiting sends among it.
+            (Some(log), true) => (log.replay(), Vec::new()),
+            // Handed back, they are the application's again: not acknowledged, not kept.
+            (Some(log), false) => {
+                let all = log.replay();
+                log.hand_back();
+                (Vec::new(), all)
+            }
+            (None, true) if self.policy.replay_undelivered => {
+                ([undelivered, waiting].concat(), Vec::new())
+            }
+            (None, true) => (waiting, undelivered),
+            (None, false) => (Vec::new(), [undelivered, waiting].concat()),
+        };
+        if hand_back.is_empty() || self.policy.replay_undelivered {
+            // Replayed lost bytes count where they get through.
+        } else {
+            self.earlier.lost += app.lost;
+        }
+        let (carried, handed_back) = (total(&carry), total(&hand_back));
+        self.handed_back += handed_back;
+        self.record(&report, app, handed_back, carried);
+        self.hand_back(hand_back);
         let ended = self.generation;
         self.generation += 1;
         self.attempt_base += self.client.attempts_issued();
@@ -568,31 +895,20 @@ impl Session {
         });
         let unconsumed = self.client.bytes_unconsumed();
         self.client = Client::new(config, self.now);
+        self.generation_started = self.now;
         // What the application still holds counts against the new connection's window.
         self.client.carry_unconsumed(unconsumed);
         if self.tls == TlsUse::FromTheStart {
             // Accepted: a new client takes StartTls, and this one has a TLS configuration.
             let _ = self.client.handle_input(self.now, Input::StartTls);
         }
-        // Bytes meant for a STARTTLS session begun mid-stream must not go out in plaintext
-        // before the application redoes its preamble: they come back instead.
-        let resendable = self.tls != TlsUse::MidStream;
-        let undelivered = std::mem::take(&mut self.undelivered);
-        let between = std::mem::take(&mut self.between);
-        if self.policy.replay_undelivered && resendable {
-            for bytes in undelivered {
-                self.client.resend(bytes);
+        self.replay_from = self.log.as_ref().map_or(0, SendLog::front);
+        self.begin_preamble();
+        for chunk in carry {
+            match self.holding {
+                true => self.waiting.push(chunk),
+                false => self.client.resend(chunk),
             }
-        } else {
-            self.earlier.lost += report.bytes_lost;
-            self.hand_back(undelivered);
-        }
-        if resendable {
-            for bytes in between {
-                self.client.resend(bytes);
-            }
-        } else {
-            self.hand_back(between);
         }
         if self.tls == TlsUse::MidStream {
             self.tls = TlsUse::Off;
@@ -612,7 +928,7 @@ impl Session {
         }));
         // A producer waiting for room after a refusal learns of it from this connection.
         if self.send_refused {
-            if self.client.has_room() {
+            if self.has_room() {
                 self.send_refused = false;
                 self.outputs.push_back(Output::Event(Event::SendReady));
             } else {
@@ -625,7 +941,14 @@ impl Session {
     /// Ends the session: what is left is handed back, then the one report.
     fn end(&mut self, report: CloseReport) {
         let mut undelivered = std::mem::take(&mut self.undelivered);
-        undelivered.append(&mut self.between);
+        undelivered.append(&mut self.waiting);
+        if let Some(log) = &self.log {
+            // Every byte not acknowledged is the log's, whichever connection last carried
+            // it: what did not get through is its tail.
+            undelivered = log.replay();
+            let through = log.len().saturating_sub(report.bytes_undelivered);
+            drop_front(&mut undelivered, through);
+        }
         self.hand_back(undelivered);
         self.closed = true;
         self.outputs
@@ -639,25 +962,48 @@ impl Session {
         }
     }
 
-    /// The whole session's report; `last` is the final generation's, if it ran.
+    /// The whole session's report; `last` is the final generation's, with its application
+    /// bytes, if it ran.
     fn session_report(
         &self,
-        last: Option<&CloseReport>,
+        last: Option<(&CloseReport, AppCounts)>,
         result: Result<Ending, Error>,
     ) -> CloseReport {
-        let delivered = self.earlier.confirmed + self.earlier.unconfirmed;
+        let (confirmed, unconfirmed, lost) = match &self.log {
+            // Everything not acknowledged went again on each connection: the last one says
+            // how far it got.
+            Some(log) => {
+                let app = last.map(|(_, app)| app).unwrap_or_default();
+                let (confirmed, unconfirmed) = through_with_acknowledgements(
+                    log.acknowledged(),
+                    log.front(),
+                    log.len(),
+                    self.replay_from,
+                    app,
+                );
+                (confirmed, unconfirmed, app.lost)
+            }
+            None => (
+                self.earlier.confirmed,
+                self.earlier.unconfirmed,
+                self.earlier.lost,
+            ),
+        };
+        let through = confirmed + unconfirmed;
         CloseReport {
             bytes_accepted: self.accepted,
-            bytes_written: self.earlier.written(),
-            bytes_confirmed: self.earlier.confirmed,
-            bytes_unconfirmed: self.earlier.unconfirmed,
-            bytes_lost: self.earlier.lost,
-            bytes_undelivered: self.accepted.saturating_sub(delivered),
+            bytes_written: through + lost,
+            bytes_confirmed: confirmed,
+            bytes_unconfirmed: unconfirmed,
+            bytes_lost: lost,
+            bytes_undelivered: self.accepted.saturating_sub(through + self.handed_back),
             bytes_received: self.earlier.received,
             wire_bytes_written: self.earlier.wire_written,
-            peer_closed: last.is_some_and(|r| r.peer_closed),
-            fin_acknowledged: last.is_some_and(|r| r.fin_acknowledged),
-            attempts: last.map(|r| r.attempts.clone()).unwrap_or_default(),
+            peer_closed: last.is_some_and(|(r, _)| r.peer_closed),
+            fin_acknowledged: last.is_some_and(|(r, _)| r.fin_acknowledged),
+            bytes_handed_back: self.handed_back,
+            attempts: self.attempts.clone(),
+            generations: self.generations.clone(),
             result,
         }
     }
@@ -678,4 +1024,33 @@ impl Session {
     fn inner(&self, attempt: AttemptId) -> Option<AttemptId> {
         attempt.0.checked_sub(self.attempt_base).map(AttemptId)
     }
+
+    /// The refusal of a request (named by its method) that makes no sense now.
+    fn unexpected(&self, input: &'static str) -> InvalidInput {
+        InvalidInput::Unexpected {
+            input,
+            phase: self.phase(),
+        }
+    }
+}
+
+/// The bytes in `chunks`.
+fn total(chunks: &[Bytes]) -> u64 {
+    chunks.iter().map(|b| b.len() as u64).sum()
+}
+
+/// Drops the first `n` bytes of `chunks`.
+fn drop_front(chunks: &mut Vec<Bytes>, mut n: u64) {
+    let mut kept = Vec::with_capacity(chunks.len());
+    for mut chunk in chunks.drain(..) {
+        let len = chunk.len() as u64;
+        if n >= len {
+            n -= len;
+            continue;
+        }
+        let _ = chunk.split_to(n as usize);
+        n = 0;
+        kept.push(chunk);
+    }
+    *chunks = kept;
 }
