@@ -10,6 +10,7 @@ use bytes::Bytes;
 use polling::{Event as Readiness, Events, Poller};
 use tcpclient_core::{
     AttemptId, Client, Config, Engine, Event, Family, Input, InvalidInput, Output, ReconnectPolicy,
+    SessionRequest,
 };
 
 use crate::conn::{Conn, Reported};
@@ -247,6 +248,21 @@ impl EventLoop {
     /// Closes connection `id` now (Kamaelia's `shutdownMicroprocess`).
     pub fn abort(&mut self, id: ConnId) -> Result<(), InvalidInput> {
         self.apply(id, Input::Abort)
+    }
+
+    /// Hands connection `id`'s reconnecting session one of its own requests: its preamble
+    /// ([`SessionRequest::SendPreamble`], [`SessionRequest::PreambleDone`]), a reconnect on
+    /// demand, the application's acknowledgements. See [`Session`](tcpclient_core::Session).
+    pub fn request(&mut self, id: ConnId, request: SessionRequest) -> Result<(), InvalidInput> {
+        let Some(conn) = self.conn_mut(id) else {
+            return Err(InvalidInput::Unexpected {
+                input: request.name(),
+                phase: tcpclient_core::Phase::Closed,
+            });
+        };
+        conn.engine.request(Instant::now(), request)?;
+        self.mark_dirty(id.index);
+        Ok(())
     }
 
     /// Tells connection `id`'s client that the application is done with `n` more bytes of

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tcpclient_core::{
     CloseReport, Config, Engine, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
+    SessionRequest,
 };
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
@@ -178,6 +179,8 @@ enum Command {
     /// command serves every send copied in before the loop takes it).
     SendBatch(u64),
     StartTls(u64),
+    /// One of a reconnecting session's own requests.
+    Session(u64, SessionRequest),
     Finish(u64),
     Abort(u64),
     /// The receiver took data while the client's receive window was full.
@@ -338,6 +341,11 @@ impl Connection {
         self.sender.abort();
     }
 
+    /// A reconnecting session's own request; see [`ConnectionSender::request`].
+    pub fn request(&self, request: SessionRequest) {
+        self.sender.request(request);
+    }
+
     /// Waits for the next notification; `None` once the connection is closed and every
     /// notification was taken (or the runtime is gone).
     #[doc(alias = "outbox")]
@@ -471,6 +479,14 @@ impl ConnectionSender {
     #[doc(alias = "makessl")]
     pub fn start_tls(&self) {
         self.command(Command::StartTls(self.key));
+    }
+
+    /// Hands a reconnecting session one of its own requests (its preamble, a reconnect on
+    /// demand, the application's acknowledgements: see
+    /// [`Session`](tcpclient_core::Session)); a refusal arrives as
+    /// [`Notification::Refused`].
+    pub fn request(&self, request: SessionRequest) {
+        self.command(Command::Session(self.key, request));
     }
 
     /// Graceful shutdown: everything sent is delivered, then the connection closes.
@@ -709,6 +725,21 @@ impl LoopThread {
                     }
                 }
                 Command::StartTls(key) => self.refusable(key, EventLoop::start_tls),
+                Command::Session(key, request) => {
+                    let answer =
+                        self.request(key, |event_loop, id| event_loop.request(id, request));
+                    if let Err(refusal) = answer {
+                        self.notify(key, Notification::Refused(refusal));
+                    }
+                    // An acknowledgement makes room in the window of unacknowledged bytes.
+                    if let Some(handle) = self.handles.get(&key) {
+                        let queued = self
+                            .event_loop
+                            .engine(handle.id)
+                            .map_or(0, Engine::bytes_queued);
+                        handle.shared.recount(handle.taken, queued);
+                    }
+                }
                 // Finishing or aborting what has already closed is no news to anyone.
                 Command::Finish(key) | Command::Abort(key) if self.is_closed(key) => {}
                 Command::Finish(key) => self.refusable(key, EventLoop::finish),

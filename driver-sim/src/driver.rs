@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tcpclient_core::{
     AttemptId, Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output,
-    ReconnectPolicy, Unacknowledged,
+    ReconnectPolicy, SessionRequest, Unacknowledged,
 };
 use tcpclient_testkit::EngineMonitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
@@ -261,6 +261,22 @@ impl Observer for SimObserver {
             // The second is taken and ignored, or refused with a typed error.
             let _ = self.pass(engine, now, again);
         }
+        answer
+    }
+
+    fn request(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        request: SessionRequest,
+    ) -> Result<(), InvalidInput> {
+        self.before(engine, now);
+        self.trace.request(now, &request);
+        let answer = self.monitor.request(engine, now, request);
+        if let Err(refusal) = &answer {
+            self.trace.refused(now, refusal);
+        }
+        self.coverage.borrow_mut().observe_engine(engine);
         answer
     }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tcpclient_core::{Event, Input, InvalidInput, Output, Unacknowledged};
+use tcpclient_core::{Event, Input, InvalidInput, Output, SessionRequest, Unacknowledged};
 
 /// A shared, append-only trace. Cloning shares it.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +59,20 @@ impl Trace {
             sim_time(now),
             "in",
             json!({ "input": input.name(), "details": details }),
+        );
+    }
+
+    pub(crate) fn request(&self, now: Instant, request: &SessionRequest) {
+        let details = match request {
+            SessionRequest::SendPreamble(data) => json!({ "bytes": data.len() }),
+            SessionRequest::Acknowledged(n) => json!({ "bytes": n }),
+            SessionRequest::Reconnect(leave) => json!({ "leave": format!("{leave:?}") }),
+            _ => json!({}),
+        };
+        self.push(
+            sim_time(now),
+            "request",
+            json!({ "request": request.name(), "details": details }),
         );
     }
 
@@ -178,6 +192,8 @@ fn event_details(event: &Event) -> Value {
                 "bytes_unconfirmed": report.bytes_unconfirmed,
                 "bytes_lost": report.bytes_lost,
                 "bytes_undelivered": report.bytes_undelivered,
+                "bytes_handed_back": report.bytes_handed_back,
+                "generations": report.generations.len(),
                 "bytes_received": report.bytes_received,
                 "wire_bytes_written": report.wire_bytes_written,
                 "peer_closed": report.peer_closed,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tcpclient_core::{CloseReport, Engine, Event, Input, InvalidInput, TlsInfo};
+use tcpclient_core::{
+    CloseReport, Engine, Event, Input, InvalidInput, Leave, SessionRequest, TlsInfo,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::shared::{Shared, State};
@@ -157,6 +159,35 @@ impl<O: Observer> Connection<O> {
         self.shared.request(Input::Abort)
     }
 
+    /// Queues `data` as the current connection's preamble, ahead of the sends waiting for
+    /// it: a reconnecting session with a
+    /// [`Preamble::Dialogue`](tcpclient_core::Preamble::Dialogue). See
+    /// [`Session::send_preamble`](tcpclient_core::Session::send_preamble).
+    pub fn send_preamble(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.shared
+            .session_request(SessionRequest::SendPreamble(data))
+    }
+
+    /// The current connection's preamble is done: the sends waiting for it go out. See
+    /// [`Session::preamble_done`](tcpclient_core::Session::preamble_done).
+    pub fn preamble_done(&self) -> Result<(), InvalidInput> {
+        self.shared.session_request(SessionRequest::PreambleDone)
+    }
+
+    /// Drops the current connection and makes the next one after the backoff (a
+    /// reconnecting session). See [`Session::reconnect`](tcpclient_core::Session::reconnect).
+    pub fn reconnect(&self, leave: Leave) -> Result<(), InvalidInput> {
+        self.shared
+            .session_request(SessionRequest::Reconnect(leave))
+    }
+
+    /// The application's protocol acknowledged `n` more bytes (a reconnecting session that
+    /// replays what is unacknowledged). See
+    /// [`Session::acknowledged`](tcpclient_core::Session::acknowledged).
+    pub fn acknowledged(&self, n: usize) -> Result<(), InvalidInput> {
+        self.shared.session_request(SessionRequest::Acknowledged(n))
+    }
+
     /// The next event, data included, in order (Kamaelia's outboxes); `None` after
     /// `Closed`. `Data` counts as consumed once handed out.
     #[doc(alias = "outbox")]
@@ -302,6 +333,28 @@ impl<O: Observer> Sender<O> {
     #[doc(alias = "shutdownMicroprocess")]
     pub fn abort(&self) -> Result<(), InvalidInput> {
         self.shared.request(Input::Abort)
+    }
+
+    /// See [`Connection::send_preamble`].
+    pub fn send_preamble(&self, data: Bytes) -> Result<(), InvalidInput> {
+        self.shared
+            .session_request(SessionRequest::SendPreamble(data))
+    }
+
+    /// See [`Connection::preamble_done`].
+    pub fn preamble_done(&self) -> Result<(), InvalidInput> {
+        self.shared.session_request(SessionRequest::PreambleDone)
+    }
+
+    /// See [`Connection::reconnect`].
+    pub fn reconnect(&self, leave: Leave) -> Result<(), InvalidInput> {
+        self.shared
+            .session_request(SessionRequest::Reconnect(leave))
+    }
+
+    /// See [`Connection::acknowledged`].
+    pub fn acknowledged(&self, n: usize) -> Result<(), InvalidInput> {
+        self.shared.session_request(SessionRequest::Acknowledged(n))
     }
 
     /// Bytes accepted and not yet written: what a producer may wait on.

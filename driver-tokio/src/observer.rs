@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tcpclient_core::{Engine, Input, InvalidInput, Output};
+use tcpclient_core::{Engine, Input, InvalidInput, Output, SessionRequest};
 
 /// Stands between the driver (and the application's requests) and the engine: every input
 /// goes through [`Observer::input`], every output through [`Observer::poll_output`].
@@ -29,6 +29,17 @@ pub trait Observer: 'static {
     ) -> Result<(), InvalidInput> {
         let _ = now;
         engine.send_slice(data)
+    }
+
+    /// Hands `engine` one of a reconnecting session's own requests at `now`
+    /// ([`Engine::request`]); returns the engine's answer.
+    fn request(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        request: SessionRequest,
+    ) -> Result<(), InvalidInput> {
+        engine.request(now, request)
     }
 
     /// Takes the engine's next output.

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
-use tcpclient_core::{Engine, Event, Input, InvalidInput, Output};
+use tcpclient_core::{Engine, Event, Input, InvalidInput, Output, SessionRequest};
 use tokio::sync::Notify;
 
 use crate::Observer;
@@ -82,6 +82,19 @@ impl<O: Observer> Shared<O> {
         if finish && answer.is_ok() {
             self.finishing.store(true, Ordering::Release);
         }
+        drop(state);
+        self.wake.notify_one();
+        answer
+    }
+
+    /// One of a reconnecting session's own requests, now; the driver is woken to act on
+    /// what it leaves.
+    pub(crate) fn session_request(&self, request: SessionRequest) -> Result<(), InvalidInput> {
+        let mut state = self.lock();
+        let State {
+            engine, observer, ..
+        } = &mut *state;
+        let answer = observer.request(engine, now(), request);
         drop(state);
         self.wake.notify_one();
         answer
