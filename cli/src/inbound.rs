@@ -210,7 +210,9 @@ pub fn describe(event: &Event) {
             generation + 1,
             attempt + 1
         )),
-        Event::Reconnected { generation, addr } => warn(format_args!(
+        Event::Reconnected {
+            generation, addr, ..
+        } => warn(format_args!(
             "reconnected to {addr} (connection {})",
             generation + 1
         )),

@@ -47,8 +47,12 @@ impl Trace {
                 "cipher_suite": info.cipher_suite.map(|s| s.as_str().unwrap_or("unknown")),
                 "alpn": info.alpn_protocol.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
             }),
-            Event::Reconnected { generation, addr } => {
-                json!({ "generation": generation, "addr": addr.to_string() })
+            Event::Reconnected {
+                generation,
+                addr,
+                replays_from,
+            } => {
+                json!({ "generation": generation, "addr": addr.to_string(), "replays_from": replays_from })
             }
             Event::Reconnecting {
                 generation,

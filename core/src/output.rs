@@ -116,6 +116,13 @@ pub enum Event {
         generation: u32,
         /// The address connected to.
         addr: SocketAddr,
+        /// With [`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged):
+        /// where this connection's stream begins, as an offset into every byte the
+        /// application sent: the first byte not acknowledged when the last connection was
+        /// lost. Answers on this connection are to the requests from there on, some of which
+        /// the application may have acknowledged since (the answers of the lost connection
+        /// reach it after the session has moved on). Zero without that policy.
+        replays_from: u64,
     },
     /// A [`Session`](crate::Session)'s connection `generation` ended, with its own report;
     /// [`Event::Reconnecting`] follows (the session's own end is [`Event::Closed`]).

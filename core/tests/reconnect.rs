@@ -1272,11 +1272,21 @@ fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
     reset(&mut run);
     assert_eq!(run.handed_back(), b"");
 
-    let sent = transmitted(&run.connect());
+    let outputs = run.connect();
 
     assert_eq!(
-        sent, b"SET b\n",
+        transmitted(&outputs),
+        b"SET b\n",
         "at least once: the unanswered request again"
+    );
+    let replays_from = outputs.iter().find_map(|o| match o {
+        Output::Event(Event::Reconnected { replays_from, .. }) => Some(*replays_from),
+        _ => None,
+    });
+    assert_eq!(
+        replays_from,
+        Some(6),
+        "its answers are to the requests from byte 6 on"
     );
     run.input(Input::Written(6));
     run.session.acknowledged(6).unwrap();

@@ -155,8 +155,12 @@ fn event_details(event: &Event) -> Value {
         Event::Connected(addr) => json!({ "addr": addr.to_string() }),
         Event::Data(data) | Event::Undelivered(data) => json!({ "bytes": data.len() }),
         Event::TlsEstablished(info) => json!({ "tls": info.to_string() }),
-        Event::Reconnected { generation, addr } => {
-            json!({ "generation": generation, "addr": addr.to_string() })
+        Event::Reconnected {
+            generation,
+            addr,
+            replays_from,
+        } => {
+            json!({ "generation": generation, "addr": addr.to_string(), "replays_from": replays_from })
         }
         Event::Reconnecting {
             generation,

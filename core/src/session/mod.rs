@@ -433,12 +433,6 @@ impl Session {
                 unacknowledged,
             });
         }
-        if self.holding {
-            // Held for the preamble, the log's bytes are the waiting ones: those
-            // acknowledged meanwhile (answered on an earlier connection) need not go again.
-            self.replay_from = log.front();
-            drop_front(&mut self.waiting, n as u64);
-        }
         self.owe_send_ready();
         Ok(())
     }
@@ -747,7 +741,11 @@ impl Session {
     fn connected(&self, addr: SocketAddr) -> Event {
         match self.generation {
             0 => Event::Connected(addr),
-            generation => Event::Reconnected { generation, addr },
+            generation => Event::Reconnected {
+                generation,
+                addr,
+                replays_from: self.replay_from,
+            },
         }
     }
 
