@@ -523,7 +523,7 @@ impl Client {
 
     /// Neither shutting down nor closed: new data, `StartTls` and `Finish` are welcome.
     #[inline]
-    fn takes_sends(&self) -> bool {
+    pub(crate) fn takes_sends(&self) -> bool {
         self.shutdown == Shutdown::None && !matches!(self.state, State::Closing(_) | State::Closed)
     }
 
@@ -1105,9 +1105,10 @@ impl Client {
     /// count was lost. Without it, the bytes not known to be acknowledged are not known to
     /// be lost either.
     fn finish_close(&mut self, result: Result<Ending, Error>, answered: bool) {
-        let (peer_closed, fin_acknowledged, confirmed) = match &mut self.state {
+        // `Some(aborted)` for a connection whose socket the driver must now close.
+        let (peer_closed, fin_acknowledged, confirmed, socket) = match &mut self.state {
             State::Closed | State::Closing(_) => return,
-            State::Delay => (false, false, false),
+            State::Delay => (false, false, false, None),
             State::Establishing(race) => {
                 race.cancel_all(self.now);
                 while let Some(step) = race.poll_step() {
@@ -1119,7 +1120,7 @@ impl Client {
                 for attempt in &self.attempts {
                     self.log.attempt_ended(attempt);
                 }
-                (false, false, false)
+                (false, false, false, None)
             }
             State::Open(open) => {
                 // The stream closed both ways: the peer's end came, and our FIN, sent after
@@ -1132,12 +1133,10 @@ impl Client {
                 let graceful = matches!(result, Ok(Ending::Finished | Ending::PeerClosed));
                 let confirmed = graceful && open.peer_closed && open.fin_sent && fin_answered;
                 // Transmits the driver has not seen yet will never be written: they stay
-                // undelivered. An abort resets, so that the peer knows the stream was cut.
+                // undelivered.
                 self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
                 let abort = matches!(result, Ok(Ending::Aborted));
-                self.outputs
-                    .push_back(if abort { Output::Reset } else { Output::Close });
-                (open.peer_closed, open.fin_acked, confirmed)
+                (open.peer_closed, open.fin_acked, confirmed, Some(abort))
             }
         };
         self.state = State::Closed;
@@ -1148,6 +1147,14 @@ impl Client {
             (false, true) => written - self.ledger.app_acked(),
             _ => 0,
         };
+        if let Some(abort) = socket {
+            // An abort resets, so that the peer knows the stream was cut; so does a close
+            // that hands back bytes as lost, so that the kernel drops them instead of
+            // delivering them after the application has them back (to send again).
+            let reset = abort || lost > 0;
+            self.outputs
+                .push_back(if reset { Output::Reset } else { Output::Close });
+        }
         if lost == 0 {
             // What was written and is not known lost is not handed back.
             self.outstanding.release_until(written);

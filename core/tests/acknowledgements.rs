@@ -71,7 +71,11 @@ fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline(
     );
     let outputs = h.input(answer(50_000, false));
 
-    assert_eq!(outputs[0], Output::Close);
+    assert_eq!(
+        outputs[0],
+        Output::Reset,
+        "handed back as lost, the bytes must not arrive after all"
+    );
     assert_eq!(outputs[1], Output::Event(Event::Undelivered(data.clone())));
     let report = closed(&outputs);
     assert_eq!(report.result, Err(Error::DrainTimeout));
@@ -194,7 +198,7 @@ fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
     assert_eq!(h.input(Input::Abort), [], "the end is under way");
     let outputs = h.input(answer(1000, false));
 
-    assert_eq!(outputs[0], Output::Close);
+    assert_eq!(outputs[0], Output::Reset, "1000 bytes handed back as lost");
     assert_eq!(
         outputs[1],
         Output::Event(Event::Undelivered(data.slice(2000..)))

@@ -1402,3 +1402,33 @@ fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
     let epoch = tcpclient_testkit::epoch();
     assert_eq!(play(epoch), play(epoch + secs(1000.0)));
 }
+
+#[test]
+fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_next_one() {
+    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.drain();
+    // The server closes before the preamble is done; the connection flushes it.
+    run.input(Input::PeerEof);
+
+    assert!(!run.session.awaits_preamble());
+    assert!(
+        run.session
+            .send_preamble(Bytes::from_static(b"more"))
+            .is_err()
+    );
+    assert!(run.session.preamble_done().is_err());
+    run.input(Input::Written(3));
+    run.connect();
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+
+    assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
+    assert_eq!(run.handed_back(), b"");
+}

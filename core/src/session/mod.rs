@@ -124,6 +124,8 @@ pub struct Session {
     /// generation's first application byte: everything before it was acknowledged or
     /// handed back.
     replay_from: u64,
+    /// Bytes the application had acknowledged when the current generation began.
+    acknowledged_at_start: u64,
     /// An earlier generation asked for a name to be resolved: its answer may still come.
     earlier_lookups: bool,
     /// The current generation asked for a name to be resolved.
@@ -182,6 +184,7 @@ impl Session {
             holding: false,
             preamble: 0,
             replay_from: 0,
+            acknowledged_at_start: 0,
             earlier_lookups: false,
             looked_up: false,
             asked: None,
@@ -331,12 +334,13 @@ impl Session {
 
     /// Queues `data` as part of the current connection's preamble
     /// ([`Preamble::Dialogue`]): ahead of every send waiting for it, and not replayed on
-    /// the next connection, which has a preamble of its own. Refused once
-    /// [`preamble_done`](Self::preamble_done) was called for this connection, and without
-    /// a dialogue.
+    /// the next connection, which has a preamble of its own. Refused unless the session
+    /// [`awaits_preamble`](Self::awaits_preamble): once
+    /// [`preamble_done`](Self::preamble_done) was called for this connection, once it is on
+    /// its way out (closing, finishing, asked to make way), and without a dialogue.
     pub fn send_preamble(&mut self, data: Bytes) -> Result<(), InvalidInput> {
         self.settle();
-        if !self.holding || self.closed || self.shutdown.is_some() {
+        if !self.awaits_preamble() {
             return Err(self.unexpected("send_preamble"));
         }
         let len = data.len() as u64;
@@ -346,10 +350,14 @@ impl Session {
     }
 
     /// The current connection's preamble is done ([`Preamble::Dialogue`]): what waited for
-    /// it (sends, and what the session replays) goes out now, in order.
+    /// it (sends, and what the session replays) goes out now, in order. Refused, as
+    /// [`send_preamble`](Self::send_preamble) is, unless the session
+    /// [`awaits_preamble`](Self::awaits_preamble): what waits then waits for the next
+    /// connection.
     pub fn preamble_done(&mut self) -> Result<(), InvalidInput> {
         self.settle();
-        if !self.holding || self.closed || self.shutdown.is_some() {
+        // A connection on its way out takes nothing more: what waits, waits for the next.
+        if !self.awaits_preamble() {
             return Err(self.unexpected("preamble_done"));
         }
         self.holding = false;
@@ -480,11 +488,17 @@ impl Session {
         }
     }
 
-    /// Says [`Event::SendReady`] now if a producer waits for room and there is some.
+    /// Says [`Event::SendReady`] now if a producer waits for room and there is some; if
+    /// the connection's own queue is what is full, has it say so once it has drained.
     fn owe_send_ready(&mut self) {
-        if self.send_refused && self.shutdown.is_none() && self.has_room() {
+        if !self.send_refused || self.shutdown.is_some() {
+            return;
+        }
+        if self.has_room() {
             self.send_refused = false;
             self.outputs.push_back(Output::Event(Event::SendReady));
+        } else if !self.holding && self.client.takes_sends() && !self.client.has_room() {
+            self.client.owe_send_ready();
         }
     }
 
@@ -497,7 +511,8 @@ impl Session {
             .log
             .as_ref()
             .is_none_or(|log| admission.has_room_again(log.len()));
-        let queue = match self.holding || self.client.is_closed() {
+        // Sends wait, for the preamble or for the next connection, while this one takes none.
+        let queue = match self.holding || !self.client.takes_sends() {
             true => admission.has_room_again(total(&self.waiting)),
             false => self.client.has_room(),
         };
@@ -566,7 +581,8 @@ impl Session {
     /// Returns true while the current connection's sends wait for the application's
     /// preamble ([`Preamble::Dialogue`]).
     pub fn awaits_preamble(&self) -> bool {
-        let ending = matches!(self.client.phase(), Phase::Draining | Phase::Closed);
+        // Not for a connection on its way out: finishing, closing, or asked to make way.
+        let ending = self.restart || matches!(self.client.phase(), Phase::Draining | Phase::Closed);
         self.holding && !self.closed && self.shutdown.is_none() && !ending
     }
 
@@ -782,9 +798,14 @@ impl Session {
         self.earlier.unconfirmed += app.unconfirmed;
         self.earlier.received += report.bytes_received;
         self.earlier.wire_written += report.wire_bytes_written;
-        // A connection that lost everything it wrote (a server that accepts and never
-        // reads) made no progress, however long it lasted: not a stable one.
-        let progressed = report.bytes_written == 0 || report.bytes_lost < report.bytes_written;
+        // A connection that lost everything the application wrote on it (a server that
+        // accepts and never reads, its preamble aside) made no progress, however long it
+        // lasted: not a stable one. Nor, where the application acknowledges, did one on
+        // which nothing it was waiting for was acknowledged.
+        let progressed = match &self.log {
+            Some(log) => log.acknowledged() > self.acknowledged_at_start || log.len() == 0,
+            None => app.written == 0 || app.lost < app.written,
+        };
         let stable = progressed
             && self.usable_at.is_some_and(|at| {
                 self.now.saturating_duration_since(at) >= self.policy.stable_after
@@ -901,6 +922,7 @@ impl Session {
             let _ = self.client.handle_input(self.now, Input::StartTls);
         }
         self.replay_from = self.log.as_ref().map_or(0, SendLog::front);
+        self.acknowledged_at_start = self.log.as_ref().map_or(0, SendLog::acknowledged);
         self.begin_preamble();
         for chunk in carry {
             match self.holding {
@@ -925,14 +947,7 @@ impl Session {
             delay,
         }));
         // A producer waiting for room after a refusal learns of it from this connection.
-        if self.send_refused {
-            if self.has_room() {
-                self.send_refused = false;
-                self.outputs.push_back(Output::Event(Event::SendReady));
-            } else {
-                self.client.owe_send_ready();
-            }
-        }
+        self.owe_send_ready();
         self.failures = self.failures.saturating_add(1);
     }
 
