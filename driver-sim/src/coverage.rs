@@ -20,13 +20,15 @@ pub struct Coverage {
 const ATTEMPTS: [&str; 3] = ["Won", "Refused", "Cancelled"];
 
 /// Reconnect paths.
-const SESSION: [&str; 6] = [
+const SESSION: [&str; 8] = [
     "first reconnect",
     "reconnect again",
     "reconnected",
     "backoff reset after a stable connection",
     "bytes handed back mid-session",
     "session ended by its policy",
+    "preamble on a reconnect",
+    "replay from an acknowledgement",
 ];
 
 impl Coverage {

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, Config, ConnectOptions, Engine, Family, Input, InvalidInput, Output,
-    ReconnectPolicy, SessionRequest, Unacknowledged,
+    AttemptId, Config, ConnectOptions, Engine, Event, Family, Input, InvalidInput, Output,
+    Preamble, ReconnectPolicy, SessionRequest, Unacknowledged,
 };
 use tcpclient_testkit::EngineMonitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
@@ -311,6 +311,16 @@ impl Observer for SimObserver {
         }
         if let Output::Cancel(attempt) = &output {
             self.cancelled.push(*attempt);
+        }
+        if let (Output::Event(Event::Reconnected { replays_from, .. }), Engine::Session(s)) =
+            (&output, &*engine)
+        {
+            if s.policy().preamble != Preamble::None {
+                coverage.hit("session preamble on a reconnect");
+            }
+            if *replays_from > 0 {
+                coverage.hit("session replay from an acknowledgement");
+            }
         }
         Some(output)
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustls::ServerConfig;
 use tcpclient_core::{
-    AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, ReconnectPolicy,
-    TlsConfig,
+    AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, Preamble,
+    ReconnectPolicy, TlsConfig,
 };
 use tcpclient_testkit::{Pki, server_name};
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ use crate::driver::{Turmoil, connect_with};
 use crate::faults::{Direction, FaultKind, Schedule};
 use crate::liveness;
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
-use crate::servers::{PORT, ServerKind, SharedLog, serve, serve_on};
+use crate::servers::{PORT, ServerKind, SharedLog, serve_after_preamble};
 use crate::swarm::{FaultFamily, Swarm};
 use crate::trace::Trace;
 use crate::wire::Wire;
@@ -169,7 +169,7 @@ impl Scenario {
             End::Finish
         };
         let schedule = Schedule::random(&mut rng, Duration::from_secs(3), swarm);
-        Self {
+        let mut scenario = Self {
             seed,
             server,
             tls,
@@ -215,7 +215,12 @@ impl Scenario {
             buggify: Point::random(&mut rng),
             tick: Duration::from_millis([1, 2, 5, 10][rng.below(4) as usize]),
             tls_handshake_timeout: Duration::from_millis(500 + rng.below(4500)),
-        }
+        };
+        scenario.reconnect = scenario
+            .reconnect
+            .take()
+            .map(|policy| session_modes(seed, scenario.tls, scenario.server, policy));
+        scenario
     }
 
     /// A hand-written scenario: no messages, then a graceful shutdown; no faults; timeouts of
@@ -262,10 +267,20 @@ impl Scenario {
         };
         let session = match &self.reconnect {
             Some(policy) => format!(
-                ", reconnecting ({} attempts at most{})",
+                ", reconnecting ({} attempts at most{}{}{})",
                 policy.max_attempts.unwrap_or(u32::MAX),
                 if policy.replay_undelivered {
                     ", replaying"
+                } else {
+                    ""
+                },
+                match policy.preamble {
+                    Preamble::Fixed(_) => ", a fixed preamble",
+                    Preamble::Dialogue => ", a preamble dialogue",
+                    _ => "",
+                },
+                if policy.replay_unacknowledged {
+                    ", replaying what is unacknowledged"
                 } else {
                     ""
                 }
@@ -317,6 +332,40 @@ impl Scenario {
     }
 }
 
+/// What every connection of a session begins with, where its scenario has a preamble.
+pub const PREAMBLE: &[u8] = b"HELLO sim\n";
+
+/// Byte `i` of what the application sends: a hash of its offset, so that a run of bytes
+/// says where in the stream it is from.
+pub fn stream_byte(i: u64) -> u8 {
+    (i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
+
+/// A session's preamble and acknowledgements, from a stream of the seed's own (so that the
+/// rest of a seed's scenario is what it was before sessions had them), where the server
+/// reads the client's plaintext: none, [`PREAMBLE`] sent by the session, or the same bytes
+/// as the application's dialogue; and, half the time, at-least-once replay of what the
+/// application has not acknowledged (it acknowledges each message once its echo is back).
+fn session_modes(
+    seed: u64,
+    tls: TlsMode,
+    server: ServerKind,
+    policy: ReconnectPolicy,
+) -> ReconnectPolicy {
+    if tls != TlsMode::Plain || server.speaks_tls() {
+        return policy;
+    }
+    let mut rng = SplitMix::new(seed ^ 0x5345_5353_494f_4e53);
+    let preamble = match rng.below(3) {
+        0 => Preamble::None,
+        1 => Preamble::Fixed(Bytes::from_static(PREAMBLE)),
+        _ => Preamble::Dialogue,
+    };
+    policy
+        .with_preamble(preamble)
+        .with_replay_unacknowledged(rng.chance(1, 2))
+}
+
 /// How a run ended, and what was checked.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -356,6 +405,31 @@ impl Outcome {
 struct AppLog {
     sent: Vec<u8>,
     received: Vec<u8>,
+    /// Where each message sent ends, in the stream.
+    boundaries: Vec<u64>,
+    /// The stream offset up to which the application acknowledged (whole messages).
+    acknowledged: u64,
+    /// Requests of the session's own that were refused, though valid.
+    refused: Vec<String>,
+}
+
+/// What the application does for a session's preamble and acknowledgements.
+#[derive(Debug, Clone, Copy, Default)]
+struct SessionUse {
+    /// It makes the preamble on every connection.
+    dialogue: bool,
+    /// It acknowledges each message once the server's echo of it is back.
+    acknowledges: bool,
+}
+
+impl SessionUse {
+    /// With an echo server, an echo is the answer; other servers' bytes answer nothing.
+    fn of(policy: Option<&ReconnectPolicy>, server: ServerKind) -> Self {
+        Self {
+            dialogue: policy.is_some_and(|p| p.preamble == Preamble::Dialogue),
+            acknowledges: policy.is_some_and(|p| p.replay_unacknowledged) && server.echoes(),
+        }
+    }
 }
 
 thread_local! {
@@ -387,14 +461,21 @@ pub fn run(scenario: &Scenario) -> Outcome {
 
     // The server hosts, each with its own log, and the addresses faults apply to.
     let mut servers: Vec<(IpAddr, SharedLog)> = Vec::new();
+    let preamble = scenario
+        .reconnect
+        .as_ref()
+        .filter(|policy| policy.preamble != Preamble::None)
+        .map(|_| PREAMBLE.to_vec());
     let kind = scenario.server;
     let fault_targets: Vec<(String, bool)> = match scenario.network {
         Network::SingleStack => {
             let log = SharedLog::default();
             let (host_log, tls) = (log.clone(), server_tls.clone());
-            let wire = wire.clone();
+            let (wire, preamble) = (wire.clone(), preamble.clone());
             sim.host("server", move || {
-                serve(kind, host_log.clone(), tls.clone(), wire.clone())
+                let bind = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+                let (log, tls, wire) = (host_log.clone(), tls.clone(), wire.clone());
+                serve_after_preamble(bind, kind, log, tls, wire, preamble.clone())
             });
             servers.push((sim.lookup("server"), log));
             vec![("server".into(), false)]
@@ -410,13 +491,14 @@ pub fn run(scenario: &Scenario) -> Outcome {
                     }),
                     _ => {
                         let (host_log, tls) = (log.clone(), server_tls.clone());
-                        let wire = wire.clone();
+                        let (wire, preamble) = (wire.clone(), preamble.clone());
                         let bind = match ip {
                             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                         };
                         sim.host(ip, move || {
-                            serve_on(bind, kind, host_log.clone(), tls.clone(), wire.clone())
+                            let (log, tls, wire) = (host_log.clone(), tls.clone(), wire.clone());
+                            serve_after_preamble(bind, kind, log, tls, wire, preamble.clone())
                         });
                     }
                 }
@@ -441,12 +523,13 @@ pub fn run(scenario: &Scenario) -> Outcome {
     // Held to liveness, the application keeps the connection busy past the grace period.
     let probe_at = liveness::applies(scenario).map(|healed| healed + liveness::GRACE);
     let reconnect = scenario.reconnect.clone();
+    let uses = SessionUse::of(reconnect.as_ref(), scenario.server);
     let coverage: Rc<RefCell<Coverage>> = Rc::default();
     let client_coverage = coverage.clone();
     sim.client("client", async move {
         let (conn, driver) =
             connect_with(config, reconnect, client_trace, network, client_coverage);
-        let app = application(conn, script, tls, pause, probe_at, app);
+        let app = application(conn, script, tls, pause, probe_at, uses, app);
         let driver = async {
             let end = driver.await;
             client_closed_at.set(turmoil::sim_elapsed().unwrap_or_default());
@@ -470,7 +553,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
         }
     }
 
-    let mut violations = Vec::new();
+    let mut violations: Vec<String> = Vec::new();
     let mut faults = scenario.schedule.faults.iter().peekable();
     loop {
         while let Some(fault) = faults.next_if(|f| f.at <= sim.elapsed()) {
@@ -496,6 +579,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
     }
     let simulated = sim.elapsed();
     drop(sim);
+    for (_, log) in &servers {
+        violations.extend(log.borrow().preamble_broken.iter().cloned());
+    }
+    violations.extend(app_log.borrow().refused.iter().cloned());
 
     let end = end.borrow_mut().take();
     let report = end.as_ref().map(|e| e.report.clone());
@@ -627,6 +714,15 @@ fn check_session_bytes(
     if !server_sees_plaintext(scenario) {
         return;
     }
+    match &scenario.reconnect {
+        Some(policy) if policy.replay_unacknowledged => {
+            return check_replayed(report, servers, app, Starts::Messages, violations);
+        }
+        Some(policy) if policy.replay_undelivered => {
+            return check_replayed(report, servers, app, Starts::Anywhere, violations);
+        }
+        _ => {}
+    }
     for log in servers {
         let received = &log.borrow().received;
         if !is_subsequence(received, &app.sent) {
@@ -640,15 +736,85 @@ fn check_session_bytes(
     let at_servers: usize = servers.iter().map(|log| log.borrow().received.len()).sum();
     check_claims(scenario, report, at_servers, violations);
     // A clean end: every byte reached a server, once, and in order where one server had
-    // them all.
+    // them all; but those handed back on the way, which the application did not send again.
+    let handed_back = report.bytes_handed_back as usize;
     let exactly = match servers {
-        [only] => only.borrow().received == app.sent,
-        _ => at_servers == app.sent.len(),
+        [only] if handed_back == 0 => only.borrow().received == app.sent,
+        _ => at_servers + handed_back == app.sent.len(),
     };
     if report.is_clean() && !exactly {
         violations.push(format!(
-            "a clean end, yet the servers got {at_servers} of the {} bytes sent, or not once each in order",
+            "a clean end, yet the servers got {at_servers} of the {} bytes sent ({handed_back} handed back on the way), or not once each in order",
             app.sent.len()
+        ));
+    }
+}
+
+/// Where a connection of a replaying session may begin in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Starts {
+    /// At the start of a message: the first one not acknowledged.
+    Messages,
+    /// Anywhere: the first byte lost (a byte the lost connection had on the wire may then
+    /// arrive twice).
+    Anywhere,
+}
+
+/// At least once, in order: every connection got a run of the stream (from where `starts`
+/// allows), every message acknowledged reached a server, and at a clean end every byte did
+/// (but those handed back on the way).
+fn check_replayed(
+    report: &CloseReport,
+    servers: &[SharedLog],
+    app: &AppLog,
+    starts: Starts,
+    violations: &mut Vec<String>,
+) {
+    let sent = &app.sent;
+    let mut covered = vec![false; sent.len()];
+    for log in servers {
+        for got in log
+            .borrow()
+            .connections
+            .iter()
+            .filter(|got| !got.is_empty())
+        {
+            let is_run_from = |start: usize| {
+                sent.get(start..start + got.len())
+                    .is_some_and(|part| part == got.as_slice())
+            };
+            let from = match starts {
+                Starts::Messages => std::iter::once(0)
+                    .chain(app.boundaries.iter().map(|end| *end as usize))
+                    .find(|start| is_run_from(*start)),
+                Starts::Anywhere => (0..sent.len()).find(|start| is_run_from(*start)),
+            };
+            match from {
+                Some(start) => covered[start..start + got.len()].fill(true),
+                None => violations.push(format!(
+                    "a connection got {} bytes that are not a run of the stream from {}",
+                    got.len(),
+                    match starts {
+                        Starts::Messages => "the start of a message",
+                        Starts::Anywhere => "anywhere",
+                    }
+                )),
+            }
+        }
+    }
+    let reached = covered.iter().position(|c| !c).unwrap_or(sent.len()) as u64;
+    if reached < app.acknowledged {
+        violations.push(format!(
+            "the application acknowledged {} bytes, and the servers got only the first {reached} of them",
+            app.acknowledged
+        ));
+    }
+    let missing = covered.iter().filter(|c| !**c).count() as u64;
+    if report.is_clean() && missing > report.bytes_handed_back {
+        violations.push(format!(
+            "a clean end, and the servers never got {missing} of the {} bytes sent ({} handed back on the way)",
+            sent.len(),
+            report.bytes_handed_back
         ));
     }
 }
@@ -767,6 +933,7 @@ async fn application(
     tls: TlsMode,
     consume_pause: Option<Duration>,
     probe_at: Option<Duration>,
+    uses: SessionUse,
     log: Rc<RefCell<AppLog>>,
 ) {
     let start = tokio::time::Instant::now();
@@ -779,9 +946,25 @@ async fn application(
         let (log, room, go_ahead, closed) =
             (log.clone(), room.clone(), go_ahead.clone(), closed.clone());
         async move {
+            // Where the echo now coming back is in the stream.
+            let mut echo = 0u64;
             while let Some(event) = conn.recv().await {
                 match event {
+                    Event::Connected(_) | Event::Reconnected { .. } => {
+                        if let Event::Reconnected { replays_from, .. } = event {
+                            echo = replays_from;
+                        }
+                        if uses.dialogue {
+                            // Refused only by a connection already on its way out.
+                            let _ = conn.send_preamble(Bytes::from_static(PREAMBLE));
+                            let _ = conn.preamble_done();
+                        }
+                    }
                     Event::Data(data) => {
+                        if uses.acknowledges {
+                            echo += data.len() as u64;
+                            acknowledge_echoed(&conn, &mut log.borrow_mut(), echo);
+                        }
                         {
                             let mut log = log.borrow_mut();
                             log.received.extend_from_slice(&data);
@@ -811,7 +994,10 @@ async fn application(
             let len = data.len();
             let copy = data.clone();
             sender.send(data)?;
-            log.borrow_mut().sent.extend_from_slice(&copy[..len]);
+            let mut log = log.borrow_mut();
+            log.sent.extend_from_slice(&copy[..len]);
+            let end = log.sent.len() as u64;
+            log.boundaries.push(end);
             Ok(())
         };
         match tls {
@@ -841,7 +1027,7 @@ async fn application(
             }
             let mut data = Bytes::from(
                 (offset..offset + size as u64)
-                    .map(|i| (i % 251) as u8)
+                    .map(stream_byte)
                     .collect::<Vec<u8>>(),
             );
             offset += size as u64;
@@ -866,6 +1052,28 @@ async fn application(
         };
     };
     tokio::join!(receiver, producer);
+}
+
+/// Acknowledges every whole message whose echo is back (the echo has reached stream offset
+/// `echo`), as a request/response client acknowledges each request once it is answered.
+fn acknowledge_echoed(conn: &crate::SimConnection, log: &mut AppLog, echo: u64) {
+    let answered = log
+        .boundaries
+        .iter()
+        .rev()
+        .find(|end| **end <= echo)
+        .copied()
+        .unwrap_or(0);
+    if answered <= log.acknowledged {
+        return;
+    }
+    match conn.acknowledged((answered - log.acknowledged) as usize) {
+        Ok(()) => log.acknowledged = answered,
+        Err(refusal) => log.refused.push(format!(
+            "acknowledging bytes {}..{answered}, answered, was refused: {refusal}",
+            log.acknowledged
+        )),
+    }
 }
 
 /// Wall-clock helper for sweeps: how long `f` took.

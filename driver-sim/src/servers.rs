@@ -108,6 +108,22 @@ pub struct ServerLog {
     pub accepted: usize,
     /// Connections the client reset: a read met `ConnectionReset`.
     pub resets_seen: usize,
+    /// Bytes received on each connection, in the order they were accepted (the preamble
+    /// left out).
+    pub connections: Vec<Vec<u8>>,
+    /// Connections that did not begin with the preamble the server requires: what they
+    /// began with instead.
+    pub preamble_broken: Vec<String>,
+}
+
+impl ServerLog {
+    /// Connection `connection` received `bytes`.
+    fn took(&mut self, connection: usize, bytes: &[u8]) {
+        self.received.extend_from_slice(bytes);
+        if let Some(log) = self.connections.get_mut(connection) {
+            log.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// A log shared between the server and the test.
@@ -133,6 +149,22 @@ pub async fn serve_on(
     tls: Arc<ServerConfig>,
     wire: Wire,
 ) -> turmoil::Result {
+    serve_after_preamble(bind, kind, log, tls, wire, None).await
+}
+
+/// Like [`serve_on`], requiring every connection to begin with `preamble` (a login, a
+/// `HELLO`): a connection that begins otherwise is entered in
+/// [`ServerLog::preamble_broken`] and dropped, as a server that refuses requests before the
+/// login would. The preamble is not entered as received.
+pub async fn serve_after_preamble(
+    bind: IpAddr,
+    kind: ServerKind,
+    log: SharedLog,
+    tls: Arc<ServerConfig>,
+    wire: Wire,
+    preamble: Option<Vec<u8>>,
+) -> turmoil::Result {
+    let preamble: Rc<[u8]> = preamble.unwrap_or_default().into();
     let listener = Listener::bind((bind, PORT), wire).await?;
     // Each connection on a task of its own, as a real server would: one that hangs (a
     // silent server, a dead client) must not keep the next one waiting in the accept queue,
@@ -141,12 +173,21 @@ pub async fn serve_on(
     tasks
         .run_until(async move {
             loop {
-                let (stream, _) = listener.accept().await?;
-                log.borrow_mut().accepted += 1;
-                let (log, tls) = (log.clone(), tls.clone());
+                let (mut stream, _) = listener.accept().await?;
+                let connection = {
+                    let mut log = log.borrow_mut();
+                    log.accepted += 1;
+                    log.connections.push(Vec::new());
+                    log.connections.len() - 1
+                };
+                let (log, tls, preamble) = (log.clone(), tls.clone(), preamble.clone());
                 // Errors end this connection only.
                 tokio::task::spawn_local(async move {
-                    let ended = handle(kind, stream, &log, &tls).await;
+                    let ended = match expect_preamble(&mut stream, &preamble, &log).await {
+                        Ok(true) => handle(kind, stream, &log, &tls, connection).await,
+                        Ok(false) => stream.shutdown().await,
+                        Err(e) => Err(e),
+                    };
                     if matches!(&ended, Err(e) if e.kind() == ErrorKind::ConnectionReset) {
                         log.borrow_mut().resets_seen += 1;
                     }
@@ -156,11 +197,39 @@ pub async fn serve_on(
         .await
 }
 
+/// Reads the connection's first `preamble.len()` bytes (never more): `Ok(true)` if they are
+/// the preamble, `Ok(false)` if the stream ended first, an error (and an entry in the log)
+/// if they are something else.
+async fn expect_preamble(
+    stream: &mut ServerStream,
+    preamble: &[u8],
+    log: &SharedLog,
+) -> std::io::Result<bool> {
+    let mut got = vec![0u8; preamble.len()];
+    let mut at = 0;
+    while at < got.len() {
+        let n = stream.read(&mut got[at..]).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if got[at..at + n] != preamble[at..at + n] {
+            let began = got[..at + n].to_vec();
+            log.borrow_mut().preamble_broken.push(format!(
+                "a connection began with {began:?}, not the preamble {preamble:?}"
+            ));
+            return Err(std::io::Error::other("no preamble"));
+        }
+        at += n;
+    }
+    Ok(true)
+}
+
 async fn handle(
     kind: ServerKind,
     mut stream: ServerStream,
     log: &SharedLog,
     tls: &Arc<ServerConfig>,
+    connection: usize,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     match kind {
@@ -170,7 +239,7 @@ async fn handle(
                 if n == 0 {
                     return stream.shutdown().await;
                 }
-                log.borrow_mut().received.extend_from_slice(&buf[..n]);
+                log.borrow_mut().took(connection, &buf[..n]);
                 let struck = log.borrow().received.len() >= STRIKE_AFTER;
                 match kind {
                     ServerKind::Resets if struck => {
@@ -195,7 +264,7 @@ async fn handle(
             if n == 0 {
                 return stream.shutdown().await;
             }
-            log.borrow_mut().received.extend_from_slice(&buf[..n]);
+            log.borrow_mut().took(connection, &buf[..n]);
         },
         ServerKind::Silent => std::future::pending().await,
         ServerKind::Flood => {
@@ -214,7 +283,7 @@ async fn handle(
                 if n == 0 {
                     return Ok(());
                 }
-                log.borrow_mut().received.extend_from_slice(&buf[..n]);
+                log.borrow_mut().took(connection, &buf[..n]);
             }
         }
         ServerKind::Garbage => loop {
@@ -222,12 +291,12 @@ async fn handle(
             if n == 0 {
                 return stream.shutdown().await;
             }
-            log.borrow_mut().received.extend_from_slice(&buf[..n]);
+            log.borrow_mut().took(connection, &buf[..n]);
             let garbage = b"HTTP/1.1 400 Bad Request\r\n\r\n";
             stream.write_all(garbage).await?;
             log.borrow_mut().sent.extend_from_slice(garbage);
         },
-        ServerKind::TlsEcho => tls_echo(stream, tls, Vec::new(), log).await,
+        ServerKind::TlsEcho => tls_echo(stream, tls, Vec::new(), log, connection).await,
         ServerKind::StartTlsLine => {
             let greeting = b"220 ready\r\n";
             stream.write_all(greeting).await?;
@@ -236,17 +305,19 @@ async fn handle(
             loop {
                 let n = stream.read(&mut buf).await?;
                 if n == 0 {
+                    // What never made a line was received all the same.
+                    log.borrow_mut().took(connection, &line);
                     return stream.shutdown().await;
                 }
                 line.extend_from_slice(&buf[..n]);
                 if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
                     let rest = line.split_off(end + 2);
-                    log.borrow_mut().received.extend_from_slice(&line);
+                    log.borrow_mut().took(connection, &line);
                     if line == b"STARTTLS\r\n" {
                         let go = b"220 go\r\n";
                         stream.write_all(go).await?;
                         log.borrow_mut().sent.extend_from_slice(go);
-                        return tls_echo(stream, tls, rest, log).await;
+                        return tls_echo(stream, tls, rest, log, connection).await;
                     }
                     let no = b"500 say STARTTLS\r\n";
                     stream.write_all(no).await?;
@@ -265,6 +336,7 @@ async fn tls_echo(
     config: &Arc<ServerConfig>,
     first: Vec<u8>,
     log: &SharedLog,
+    connection: usize,
 ) -> std::io::Result<()> {
     let mut conn = ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
     conn.set_buffer_limit(None);
@@ -288,7 +360,7 @@ async fn tls_echo(
             let mut plaintext = vec![0u8; state.plaintext_bytes_to_read()];
             conn.reader().read_exact(&mut plaintext)?;
             if !plaintext.is_empty() {
-                log.borrow_mut().received.extend_from_slice(&plaintext);
+                log.borrow_mut().took(connection, &plaintext);
                 conn.writer().write_all(&plaintext)?;
                 log.borrow_mut().sent.extend_from_slice(&plaintext);
             }
