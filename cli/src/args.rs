@@ -169,6 +169,17 @@ pub struct Args {
     )]
     pub reconnect_max: Option<u32>,
 
+    /// With --reconnect: send this file first on every connection, before the input and
+    /// before what a lost connection did not send (a login every connection needs: Redis
+    /// AUTH, a HELLO). Not counted as input.
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "PATH",
+        requires = "reconnect"
+    )]
+    pub preamble: Option<PathBuf>,
+
     /// Pace --send-file to this many bytes per second.
     #[arg(help_heading = "Input and output", long, value_name = "BYTES_PER_SEC", requires = "send_file", value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,

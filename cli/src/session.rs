@@ -15,7 +15,8 @@ use signal_hook::iterator::Signals;
 use std::net::IpAddr;
 
 use tcpclient_core::{
-    CloseReport, Config, Error, Event, FamilyPreference, Keepalive, ReconnectPolicy, SocketOptions,
+    CloseReport, Config, Error, Event, FamilyPreference, Keepalive, Preamble, ReconnectPolicy,
+    SocketOptions,
 };
 use tcpclient_polling::{ConnectionSender, Runtime};
 
@@ -75,7 +76,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let conn = if args.reconnect {
-        runtime.connect_session(config, reconnect_policy(args))?
+        runtime.connect_session(config, reconnect_policy(args)?)?
     } else {
         runtime.connect(config)?
     };
@@ -257,16 +258,26 @@ fn check_port(
 }
 
 /// `--reconnect`: the core's default backoff, replaying what a lost connection did not
-/// send; jitter seeded from the clock, so that many clients restarted together spread out.
-fn reconnect_policy(args: &Args) -> ReconnectPolicy {
+/// send, after `--preamble` on every connection; jitter seeded from the clock, so that many
+/// clients restarted together spread out.
+fn reconnect_policy(args: &Args) -> Result<ReconnectPolicy, Failure> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    ReconnectPolicy::default()
+    let preamble = match &args.preamble {
+        Some(path) => std::fs::read(path)
+            .map(|bytes| Preamble::Fixed(bytes.into()))
+            .map_err(|e| {
+                Failure::Setup(format!("cannot read --preamble {}: {e}", path.display()))
+            })?,
+        None => Preamble::None,
+    };
+    Ok(ReconnectPolicy::default()
         .with_seed(seed)
         .with_max_attempts(args.reconnect_max)
         .with_replay_undelivered(true)
+        .with_preamble(preamble))
 }
 
 /// `-4`, `-6`, or the family of `-s`; both families, IPv6 first, otherwise.

@@ -747,7 +747,9 @@ fn ipv6_only_with_an_ipv4_address_has_no_usable_address() {
 
 /// A server *process*: python3 appending what each connection sends to `path`, one
 /// connection after another, closing each at the client's EOF. Prints `ready` once
-/// listening.
+/// listening. With a `login`, each connection must begin with it: the server appends `+`
+/// to `path.marks` for one that does (and keeps the rest), `!` for one that does not
+/// (and drops it).
 struct SinkProcess {
     child: Child,
 }
@@ -755,7 +757,7 @@ struct SinkProcess {
 impl SinkProcess {
     const SCRIPT: &'static str = r#"
 import socket, sys
-port, path = int(sys.argv[1]), sys.argv[2]
+port, path, login = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port))
@@ -763,6 +765,18 @@ s.listen(8)
 print("ready", flush=True)
 while True:
     c, _ = s.accept()
+    first = b""
+    while len(first) < len(login):
+        d = c.recv(len(login) - len(first))
+        if not d:
+            break
+        first += d
+    if login:
+        with open(path + ".marks", "ab") as m:
+            m.write(b"+" if first == login else b"!")
+        if first != login:
+            c.close()
+            continue
     with open(path, "ab") as f:
         while True:
             d = c.recv(65536)
@@ -774,9 +788,14 @@ while True:
 "#;
 
     fn start(port: u16, path: &std::path::Path) -> Self {
+        Self::requiring(port, path, "")
+    }
+
+    fn requiring(port: u16, path: &std::path::Path, login: &str) -> Self {
         let mut child = Command::new("python3")
             .args(["-c", Self::SCRIPT, &port.to_string()])
             .arg(path)
+            .arg(login)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 (the CI script installs it)");
@@ -848,6 +867,82 @@ fn reconnect_delivers_all_of_standard_input_across_a_server_restart() {
     assert_eq!(all.len(), first.len() + second.len(), "{}", run.stderr);
     assert!(all == [first, second].concat(), "every byte, in order");
     assert!(run.stderr.contains("connection 1 lost"), "{}", run.stderr);
+}
+
+#[test]
+fn a_preamble_goes_first_on_every_connection_across_server_restarts() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let received = temp_file("preamble-received.bin", b"");
+    let marks = received.with_extension("bin.marks");
+    let _ = std::fs::remove_file(&marks);
+    let login = "AUTH secret\r\n";
+    let preamble = temp_file("preamble.txt", login.as_bytes());
+    let mut server = SinkProcess::requiring(port, &received, login);
+    let mut spawned = Spawned::new(tcpclient(&[
+        "--reconnect",
+        "--preamble",
+        preamble.to_str().expect("a UTF-8 path"),
+        "-v",
+        "127.0.0.1",
+        &port.to_string(),
+    ]));
+    let mut stdin = spawned.child.stdin.take().expect("stdin");
+    let mut sent = Vec::new();
+
+    // Three connections: the server is killed twice, with input sent while it is down.
+    for part in 0..3u32 {
+        let data: Vec<u8> = (0..20_000u32).map(|i| ((i + part) % 251) as u8).collect();
+        stdin.write_all(&data).expect("write stdin");
+        sent.extend_from_slice(&data);
+        if part == 2 {
+            break;
+        }
+        let deadline = Instant::now() + LIMIT;
+        while file_len(&received) < sent.len() {
+            assert!(Instant::now() < deadline, "part {part} never arrived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.kill();
+        spawned.wait_for_stderr("reconnecting in");
+        server = SinkProcess::requiring(port, &received, login);
+    }
+    drop(stdin);
+    let run = spawned.finish();
+    drop(server);
+
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let all = std::fs::read(&received).expect("received");
+    assert!(
+        all == sent,
+        "every input byte once, in order, after the logins"
+    );
+    let marks = std::fs::read(&marks).expect("marks");
+    assert_eq!(marks, b"+++", "each connection began with the login");
+}
+
+#[test]
+fn a_preamble_that_cannot_be_read_is_a_setup_error() {
+    let run = run(
+        &[
+            "--reconnect",
+            "--preamble",
+            "/nonexistent/login",
+            "127.0.0.1",
+            "9",
+        ],
+        b"",
+    );
+
+    assert_eq!(run.status, 1, "as for an unreadable --cafile: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot read --preamble /nonexistent/login"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
