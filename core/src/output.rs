@@ -121,7 +121,12 @@ pub enum Event {
         /// application sent: the first byte not acknowledged when the last connection was
         /// lost. Answers on this connection are to the requests from there on, some of which
         /// the application may have acknowledged since (the answers of the lost connection
-        /// reach it after the session has moved on). Zero without that policy.
+        /// reach it after the session has moved on). With a
+        /// [`Preamble::Dialogue`](crate::Preamble::Dialogue), the stream begins instead at
+        /// the first byte not acknowledged when the application calls
+        /// [`Session::preamble_done`](crate::Session::preamble_done): by then it has taken
+        /// every answer of the lost connection, so the next answer is to its first request
+        /// not acknowledged. Zero without that policy.
         replays_from: u64,
     },
     /// A [`Session`](crate::Session)'s connection `generation` ended, with its own report;

@@ -1432,3 +1432,54 @@ fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_n
     assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
     assert_eq!(run.handed_back(), b"");
 }
+
+#[test]
+fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble_is_done() {
+    let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
+    let mut run = Run::new(local(), policy);
+    run.connect();
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+    run.input(Input::Written(15));
+    reset(&mut run);
+    let outputs = run.connect();
+    let replays_from = outputs.iter().find_map(|o| match o {
+        Output::Event(Event::Reconnected { replays_from, .. }) => Some(*replays_from),
+        _ => None,
+    });
+    assert_eq!(replays_from, Some(0));
+
+    // The answer to the first request, taken from the lost connection only now.
+    run.session.acknowledged(6).unwrap();
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+
+    assert_eq!(
+        transmitted(&run.drain()),
+        b"HI\nGET b\n",
+        "answered, the first request does not go again"
+    );
+}
+
+#[test]
+fn a_finish_while_the_connection_makes_way_for_the_next_ends_the_session_with_it() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.session.reconnect(run.now, Leave::Finish).unwrap();
+    run.drain();
+
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+
+    assert_eq!(run.report().result, Ok(Ending::Finished));
+    assert!(
+        !event_names(&run.log).contains(&"Reconnecting"),
+        "no next connection once the application finished"
+    );
+}

@@ -10,7 +10,8 @@ use polling::{Event as Readiness, PollMode, Poller};
 use tcpclient_core::{AttemptId, ConnectOptions, Engine, Input};
 
 use crate::socket::{
-    ReadOutcome, finish_connect, read_once, reset, start_connect, unacknowledged, write_gathered,
+    ReadOutcome, finish_connect, pending_error, read_once, reset, start_connect, unacknowledged,
+    write_gathered,
 };
 
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
@@ -196,6 +197,10 @@ impl Conn {
 
     /// Tells the client what the peer's TCP has not acknowledged yet, as the socket says.
     pub(crate) fn answer_query(&mut self, now: Instant) {
+        let error = self.socket.as_ref().and_then(|s| pending_error(&s.stream));
+        if let Some(kind) = error {
+            self.feed(now, Input::SocketError(kind));
+        }
         let answer = match &self.socket {
             Some(socket) => unacknowledged(&socket.stream, socket.fin_sent),
             None => tcpclient_core::Unacknowledged::Unknown,

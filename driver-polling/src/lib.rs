@@ -28,5 +28,5 @@ mod socket;
 pub use event_loop::{ConnId, EventLoop, Waker};
 pub use resolver::{FixedResolver, MAX_RESOLVER_THREADS, Resolve, SystemResolver};
 pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
-pub use socket::{socket_for, unacknowledged};
+pub use socket::{pending_error, socket_for, unacknowledged};
 pub use tcpclient_core;

@@ -124,6 +124,19 @@ pub fn unacknowledged(socket: &impl std::os::fd::AsFd, fin_sent: bool) -> Unackn
     }
 }
 
+/// The error `socket` has met and no read or write has reported (`SO_ERROR`, which the
+/// query clears). A driver that is neither reading nor writing learns of a reset only so:
+/// our FIN answered with a reset, once the peer's process is gone, leaves the FIN
+/// unacknowledged for good, and the core would wait for it until its drain deadline.
+/// Report it (as `SocketError`) before the answer to a question about acknowledgements.
+pub fn pending_error(socket: &impl std::os::fd::AsFd) -> Option<io::ErrorKind> {
+    SockRef::from(socket)
+        .take_error()
+        .ok()
+        .flatten()
+        .map(|e| e.kind())
+}
+
 /// The sequence space written to `socket` and not yet acknowledged (`SIOCOUTQ`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn send_queue(socket: &impl std::os::fd::AsFd) -> Option<u64> {

@@ -957,7 +957,10 @@ async fn application(
                         if uses.dialogue {
                             // Refused only by a connection already on its way out.
                             let _ = conn.send_preamble(Bytes::from_static(PREAMBLE));
-                            let _ = conn.preamble_done();
+                            if conn.preamble_done().is_ok() {
+                                // The replay begins at what is unacknowledged now.
+                                echo = log.borrow().acknowledged;
+                            }
                         }
                     }
                     Event::Data(data) => {

@@ -84,7 +84,12 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                 }
                 Output::QueryUnacknowledged => {
                     let answer = match &socket {
-                        Some(socket) => net.unacknowledged(&socket.stream, socket.fin_sent),
+                        Some(socket) => {
+                            if let Some(kind) = net.pending_error(&socket.stream) {
+                                shared.report(Input::SocketError(kind));
+                            }
+                            net.unacknowledged(&socket.stream, socket.fin_sent)
+                        }
                         None => Unacknowledged::Unknown,
                     };
                     shared.report(Input::Unacknowledged(answer));

@@ -46,6 +46,14 @@ pub trait Network: 'static {
     /// [`Output::QueryUnacknowledged`](tcpclient_core::Output::QueryUnacknowledged).
     /// [`Unacknowledged::Unknown`] where the network cannot tell.
     fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged;
+
+    /// An error `stream` has met that no read or write reported (a reset answering our FIN
+    /// once the peer's process is gone): the driver reports it before answering a
+    /// question about acknowledgements. None where the network cannot tell, by default.
+    fn pending_error(&self, stream: &Self::Stream) -> Option<io::ErrorKind> {
+        let _ = stream;
+        None
+    }
 }
 
 /// The operating system's network through tokio: sockets set up as the core asks, names
@@ -110,5 +118,9 @@ impl Network for Tokio {
 
     fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged {
         tcpclient_polling::unacknowledged(stream, fin_sent)
+    }
+
+    fn pending_error(&self, stream: &Self::Stream) -> Option<io::ErrorKind> {
+        tcpclient_polling::pending_error(stream)
     }
 }

@@ -24,3 +24,146 @@ async fn the_smtp_example_upgrades_to_tls_and_greets_over_it() {
         "the echo server's answer over TLS"
     );
 }
+
+#[path = "../examples/line_client.rs"]
+mod line_client;
+
+/// The line protocol's server, as a process that can be killed: `HELLO` first on every
+/// connection (a `+` in `PATH.marks` for one that begins so, a `!` and the door for one
+/// that does not), then each request appended to `PATH` as it is processed, and answered.
+const LINE_SERVER: &str = r#"
+import socket, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    lines = c.makefile("rb")
+    hello = lines.readline().startswith(b"HELLO ")
+    with open(path + ".marks", "ab") as marks:
+        marks.write(b"+" if hello else b"!")
+    if not hello:
+        lines.close()
+        c.close()
+        continue
+    c.sendall(b"+HELLO\n")
+    for line in lines:
+        with open(path, "ab") as log:
+            log.write(line)
+        c.sendall(b"+OK " + line)
+    # The file holds the socket open: both go, and the FIN with them.
+    lines.close()
+    c.close()
+"#;
+
+struct LineServer(std::process::Child);
+
+impl LineServer {
+    fn start(port: u16, log: &std::path::Path) -> Self {
+        use std::io::Read;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", LINE_SERVER, &port.to_string()])
+            .arg(log)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (the CI script installs it)");
+        let mut ready = [0u8; 6];
+        let stdout = child.stdout.as_mut().expect("stdout");
+        stdout
+            .read_exact(&mut ready)
+            .expect("the server says ready");
+        Self(child)
+    }
+
+    /// SIGKILL: gone at once, its connection with it.
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for LineServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_line_client_greets_first_on_every_connection_and_loses_no_answered_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log =
+        std::env::temp_dir().join(format!("tcpclient-line-server-{}.log", std::process::id()));
+    let marks = log.with_extension("log.marks");
+    let _ = (std::fs::remove_file(&log), std::fs::remove_file(&marks));
+    let mut server = LineServer::start(port, &log);
+    let requests: Vec<String> = (0..400).map(|i| format!("SET key{i} {i}")).collect();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (requests, answered) = (requests.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let run =
+                line_client::run("127.0.0.1", port, requests, Duration::from_millis(2), |n| {
+                    answered.store(n, Ordering::SeqCst)
+                });
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
+        })
+    };
+
+    // Killed twice, with requests going out while it is down.
+    for at in [100, 250] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while answered.load(Ordering::SeqCst) < at {
+            assert!(Instant::now() < deadline, "stuck before {at} answers");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server.kill();
+        std::thread::sleep(Duration::from_millis(150));
+        server = LineServer::start(port, &log);
+    }
+    let summary = client
+        .join()
+        .expect("the client thread")
+        .expect("within the time limit")
+        .expect("the client runs");
+    drop(server);
+
+    assert_eq!(
+        summary.answers.len(),
+        requests.len(),
+        "every request answered"
+    );
+    let processed = std::fs::read_to_string(&log).expect("the server's log");
+    let processed: std::collections::HashSet<&str> = processed.lines().collect();
+    let lost: Vec<&String> = requests
+        .iter()
+        .filter(|r| !processed.contains(r.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "answered, yet never processed: {lost:?}");
+    assert!(
+        summary.connections >= 3,
+        "{} connections",
+        summary.connections
+    );
+    let marks = std::fs::read(&marks).expect("the server's marks");
+    assert!(
+        marks.iter().all(|m| *m == b'+') && marks.len() >= 3,
+        "every connection greeted first: {:?}",
+        String::from_utf8_lossy(&marks)
+    );
+    assert!(summary.report.is_clean(), "{}", summary.report);
+}

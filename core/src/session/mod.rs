@@ -361,6 +361,16 @@ impl Session {
             return Err(self.unexpected("preamble_done"));
         }
         self.holding = false;
+        if let Some(log) = &self.log {
+            // What the application acknowledged since the replay was queued (answers the
+            // lost connection gave, taken after the session had moved on) need not go
+            // again: this connection's stream begins at the first byte not acknowledged now.
+            drop_front(
+                &mut self.waiting,
+                log.front().saturating_sub(self.replay_from),
+            );
+            self.replay_from = log.front();
+        }
         for chunk in std::mem::take(&mut self.waiting) {
             self.client.resend(chunk);
         }
@@ -673,7 +683,13 @@ impl Session {
             self.end(report);
             return Ok(());
         }
-        self.client.handle_input(now, Input::Finish)?;
+        match self.client.handle_input(now, Input::Finish) {
+            Ok(()) => {}
+            // The connection is finishing already, to make way for the next one: the
+            // session ends with it instead (after the sends that wait, if any).
+            Err(InvalidInput::Unexpected { .. }) if self.restart && self.shutdown.is_none() => {}
+            Err(refusal) => return Err(refusal),
+        }
         self.shutdown = Some(Ending::Finished);
         Ok(())
     }
