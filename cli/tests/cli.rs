@@ -936,7 +936,11 @@ fn a_preamble_that_cannot_be_read_is_a_setup_error() {
         b"",
     );
 
-    assert_eq!(run.status, 1, "as for an unreadable --cafile: {}", run.stderr);
+    assert_eq!(
+        run.status, 1,
+        "as for an unreadable --cafile: {}",
+        run.stderr
+    );
     assert!(
         run.stderr
             .contains("cannot read --preamble /nonexistent/login"),
