@@ -272,9 +272,8 @@ impl Client {
             }
             Input::Consumed(n) => self.consumed(n),
             Input::Send(data) => Err(self.refuse_after_shutdown(data)),
-            // The end is under way, and no later than the answer.
-            Input::Abort => Ok(()),
             Input::StartTls | Input::Finish => Err(self.unexpected(name)),
+            // An abort too: the end is under way, and no later than the answer.
             _ => Ok(()),
         }
     }

@@ -451,6 +451,21 @@ mod tests {
     use crate::TlsError;
 
     #[test]
+    fn the_one_line_summary_names_each_count_that_is_not_zero() {
+        let mut report = CloseReport::driver_stopped(10, 9, 0, "gone".into());
+        report.result = Err(Error::Socket(ErrorKind::ConnectionReset));
+        (report.bytes_confirmed, report.bytes_unconfirmed, report.bytes_lost) = (0, 6, 3);
+        report.bytes_undelivered = 4;
+
+        let line = report.to_string();
+
+        assert!(
+            line.contains("; sent 9 of 10 bytes (6 unconfirmed, 3 lost, 4 undelivered)"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn every_ending_and_every_error_is_named_in_outcomes() {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7));
         let host = String::from("h");

@@ -383,3 +383,108 @@ fn under_tls_a_record_partly_acknowledged_is_lost_whole() {
         "the record's plaintext is lost whole: {report:?}"
     );
 }
+
+// ---- while the client waits for the answer that decides its end ----
+
+/// A client whose end is decided (a reset) with `sent` bytes handed out and `written` of
+/// them reported written, waiting for the kernel's answer.
+fn closing_after_a_reset(sent: usize, written: usize) -> Harness {
+    let mut h = Harness::new(local());
+    h.kernel = Kernel::ByHand;
+    h.outputs();
+    h.input(Input::Connected(AttemptId(0)));
+    h.input(Input::Received(b"hello"));
+    let data: Bytes = (0..sent).map(|i| (i % 251) as u8).collect();
+    h.input(Input::Send(data));
+    if written > 0 {
+        h.input(Input::Written(written));
+    }
+    assert_eq!(
+        h.input(Input::SocketError(ErrorKind::ConnectionReset)),
+        [Output::QueryUnacknowledged]
+    );
+    h
+}
+
+#[test]
+fn a_write_reported_while_the_answer_is_awaited_still_counts_and_no_more_than_was_handed_out() {
+    let mut h = closing_after_a_reset(100, 40);
+
+    assert!(
+        matches!(
+            h.try_input(Input::Written(61)),
+            Err(InvalidInput::Unexpected {
+                input: "Written",
+                ..
+            })
+        ),
+        "60 are handed out and unwritten"
+    );
+    assert_eq!(h.input(Input::Written(60)), []);
+    let outputs = h.input(answer(0, false));
+
+    let report = closed(&outputs);
+    assert_eq!(
+        counts(report),
+        (100, 0, 100, 0, 0),
+        "all 100 written, none lost"
+    );
+}
+
+#[test]
+fn while_the_answer_is_awaited_consumption_counts_and_finish_and_starttls_are_refused() {
+    let mut h = closing_after_a_reset(10, 10);
+
+    assert!(matches!(
+        h.try_input(Input::Consumed(6)),
+        Err(InvalidInput::ConsumedTooMuch {
+            consumed: 6,
+            unconsumed: 5
+        })
+    ));
+    assert_eq!(h.input(Input::Consumed(5)), []);
+    assert_eq!(h.client.bytes_unconsumed(), 0);
+    for request in [Input::Finish, Input::StartTls] {
+        let name = request.name();
+        assert!(
+            matches!(
+                h.try_input(request),
+                Err(InvalidInput::Unexpected { input, .. }) if input == name
+            ),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        h.client.peer_addr().map(|a| a.port()),
+        Some(7),
+        "still that peer's"
+    );
+}
+
+#[test]
+fn events_waiting_to_be_taken_survive_the_close_and_unsent_transmits_do_not() {
+    let mut h = Harness::new(local());
+    h.kernel = Kernel::ByHand;
+    h.outputs();
+    h.input(Input::Connected(AttemptId(0)));
+    // Neither taken before the reset: the data event and the transmit wait in the outputs.
+    h.client
+        .handle_input(h.now, Input::Received(b"late news"))
+        .expect("taken");
+    h.client
+        .handle_input(h.now, Input::Send(Bytes::from_static(b"unsent")))
+        .expect("taken");
+    h.client
+        .handle_input(h.now, Input::SocketError(ErrorKind::ConnectionReset))
+        .expect("taken");
+
+    let outputs = h.outputs();
+
+    assert!(
+        outputs.contains(&Output::Event(Event::Data(Bytes::from_static(
+            b"late news"
+        )))),
+        "{outputs:?}"
+    );
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Transmit(_))));
+}

@@ -436,3 +436,24 @@ fn an_attempt_cap_shorter_than_the_attempt_delay_moves_on_to_the_next_address() 
     assert_eq!(h.elapsed(), ms(1000), "the cap, not the attempt delay");
     assert_eq!(outputs, [Output::Cancel(id(0)), connect(1, V4)]);
 }
+
+#[test]
+fn a_timeout_long_after_several_deadlines_handles_every_one_that_passed() {
+    let config = Config::new("dual.test", 443).with_connect_timeout(ms(2000));
+    let mut h = Harness::new(config);
+    h.outputs();
+    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+
+    // The attempt delay (250 ms) and the connect timeout (2 s) have both passed.
+    h.advance(ms(5000));
+    let outputs = h.input(Input::Timeout);
+
+    // The race's deadline comes first, and leaves the client connecting: the connect
+    // timeout, in the same Timeout, ends it.
+    assert_eq!(closed(&outputs).result, Err(Error::ConnectTimeout));
+    assert_eq!(
+        h.client.poll_timeout(),
+        None,
+        "no deadline left in the past"
+    );
+}
