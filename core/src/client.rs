@@ -515,6 +515,18 @@ impl Client {
         }
     }
 
+    /// Takes back every byte queued, before the connection is up: a session queues its
+    /// preamble again behind a `StartTls` that makes the connection TLS from the first byte.
+    pub(crate) fn take_back_unsent(&mut self) -> Vec<Bytes> {
+        if !matches!(self.state, State::Delay | State::Establishing(_)) {
+            return Vec::new();
+        }
+        let taken: Vec<Bytes> = self.queue.take_all().into_iter().collect();
+        let len: u64 = taken.iter().map(|b| b.len() as u64).sum();
+        self.bytes_accepted -= len;
+        taken
+    }
+
     /// Connect attempts issued so far (ids below this were handed out).
     pub(crate) fn attempts_issued(&self) -> u32 {
         self.attempts_started

@@ -96,6 +96,15 @@
 //!   ([`tls::client_config`] builds a verifying one); plaintext sent before
 //!   [`Input::StartTls`] leaves before the ClientHello, everything after it is encrypted.
 //!
+//! # Across connections: [`Session`]
+//!
+//! A [`Session`] is the same contract over as many connections as it takes, with a
+//! [`ReconnectPolicy`]: backoff and limits, a [`Preamble`] sent first on every connection
+//! (bytes of its own, or the application's dialogue, which every other send waits for),
+//! [`Session::reconnect`] on demand, and at-least-once delivery by the application's
+//! protocol ([`ReconnectPolicy::replay_unacknowledged`], [`Session::acknowledged`]). Its one
+//! [`Event::Closed`] reports every connection ([`GenerationReport`]) and every attempt.
+//!
 //! # Kamaelia's TCPClient, box by box
 //!
 //! | Kamaelia `TCPClient` | here |

@@ -35,6 +35,11 @@ use bytes::Bytes;
 /// # run(tcpclient_testkit::epoch()).unwrap();
 /// ```
 ///
+/// The preamble is not the application's bytes: the session's report and its
+/// [`GenerationReport`](crate::GenerationReport)s leave it out, and it is never replayed.
+/// (The report in [`Event::Disconnected`](crate::Event::Disconnected) is the connection's
+/// own, and counts it.)
+///
 /// A preamble that needs the server's answers (a STARTTLS exchange, a SASL login) is a
 /// [`Preamble::Dialogue`]: the application writes it on every connection with
 /// [`Session::send_preamble`](crate::Session::send_preamble) and says when it is done

@@ -454,7 +454,11 @@ mod tests {
     fn the_one_line_summary_names_each_count_that_is_not_zero() {
         let mut report = CloseReport::driver_stopped(10, 9, 0, "gone".into());
         report.result = Err(Error::Socket(ErrorKind::ConnectionReset));
-        (report.bytes_confirmed, report.bytes_unconfirmed, report.bytes_lost) = (0, 6, 3);
+        (
+            report.bytes_confirmed,
+            report.bytes_unconfirmed,
+            report.bytes_lost,
+        ) = (0, 6, 3);
         report.bytes_undelivered = 4;
 
         let line = report.to_string();

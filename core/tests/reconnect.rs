@@ -1582,3 +1582,64 @@ fn an_answer_to_a_question_of_a_connection_that_ended_is_late_and_ignored() {
     assert_eq!(session.handle_input(later, late), Ok(()));
     assert_eq!(session.poll_output(), None, "and changes nothing");
 }
+
+#[test]
+fn with_tls_from_the_first_byte_a_fixed_preamble_goes_after_the_handshake_on_every_connection() {
+    let pki = Pki::new();
+    let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
+    let config = local().with_tls(pki.client_tls("localhost"));
+    let mut run = Run::new(config, with_preamble(login));
+    run.input(Input::StartTls);
+
+    for connection in 0..2 {
+        let outputs = run.connect();
+        let sent = transmitted(&outputs);
+        assert_eq!(
+            sent.first(),
+            Some(&0x16),
+            "connection {connection} begins with the ClientHello"
+        );
+        assert!(
+            !sent.windows(8).any(|w| w == b"AUTH pw\n"),
+            "connection {connection}: the preamble never leaves in plaintext"
+        );
+        reset(&mut run);
+    }
+}
+
+#[test]
+fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handshake() {
+    let pki = Pki::new();
+    let config = local().with_tls(pki.client_tls("localhost"));
+    let policy = with_preamble(Preamble::Dialogue).with_replay_undelivered(true);
+    let mut run = Run::new(config, policy);
+    // The dialogue: the STARTTLS line, (the server's go-ahead,) the handshake; what it
+    // returns is everything transmitted meanwhile.
+    let starttls = |run: &mut Run| {
+        run.session
+            .send_preamble(Bytes::from_static(b"STARTTLS\r\n"))
+            .unwrap();
+        let mut sent = transmitted(&run.drain());
+        run.input(Input::Written(sent.len()));
+        sent.extend(transmitted(&run.input(Input::StartTls)));
+        run.session.preamble_done().unwrap();
+        sent.extend(transmitted(&run.drain()));
+        sent
+    };
+    run.connect();
+    starttls(&mut run);
+    run.input(Input::Send(Bytes::from_static(b"secret request")));
+    reset(&mut run);
+    assert_eq!(run.handed_back(), b"", "kept for after the next handshake");
+
+    let outputs = run.connect();
+
+    assert_eq!(transmitted(&outputs), b"", "nothing before the dialogue");
+    let sent = starttls(&mut run);
+    assert_eq!(&sent[..10], b"STARTTLS\r\n", "the dialogue first");
+    assert_eq!(sent.get(10), Some(&0x16), "then the ClientHello");
+    assert!(
+        !sent.windows(6).any(|w| w == b"secret"),
+        "the replay waits for the handshake, and goes encrypted"
+    );
+}

@@ -240,12 +240,20 @@ impl Session {
             },
             Input::StartTls => {
                 let connected = self.connected_at.is_some();
-                self.client.handle_input(now, Input::StartTls)?;
                 // TLS from the first byte only if it was asked for before the first
-                // connection, with nothing queued to go in plaintext before it (a fixed
-                // preamble goes after the handshake).
+                // connection, with nothing queued to go in plaintext before it but a fixed
+                // preamble, which goes after the handshake: queued again behind StartTls.
                 let plaintext_queued = self.client.bytes_accepted() > self.preamble_fixed();
                 let from_start = !connected && self.generation == 0 && !plaintext_queued;
+                let preamble = match from_start {
+                    true => self.client.take_back_unsent(),
+                    false => Vec::new(),
+                };
+                let answer = self.client.handle_input(now, Input::StartTls);
+                for chunk in preamble {
+                    self.client.resend(chunk);
+                }
+                answer?;
                 self.tls = if from_start {
                     TlsUse::FromTheStart
                 } else {
