@@ -4,11 +4,12 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tcpclient_testkit::Pki;
 use tcpclient_testkit::loopback::*;
+use tcpclient_testkit::process::{ScriptServer, free_port};
 
 mod support;
 use support::{LIMIT, Run, Spawned, run, tcpclient};
@@ -750,9 +751,7 @@ fn ipv6_only_with_an_ipv4_address_has_no_usable_address() {
 /// listening. With a `login`, each connection must begin with it: the server appends `+`
 /// to `path.marks` for one that does (and keeps the rest), `!` for one that does not
 /// (and drops it).
-struct SinkProcess {
-    child: Child,
-}
+struct SinkProcess(ScriptServer);
 
 impl SinkProcess {
     const SCRIPT: &'static str = r#"
@@ -792,35 +791,13 @@ while True:
     }
 
     fn requiring(port: u16, path: &std::path::Path, login: &str) -> Self {
-        let mut child = Command::new("python3")
-            .args(["-c", Self::SCRIPT, &port.to_string()])
-            .arg(path)
-            .arg(login)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 (the CI script installs it)");
-        let mut ready = [0u8; 6];
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_exact(&mut ready)
-            .expect("the server says ready");
-        assert_eq!(&ready, b"ready\n");
-        Self { child }
+        let port = port.to_string();
+        let args: [&std::ffi::OsStr; 3] = [port.as_ref(), path.as_ref(), login.as_ref()];
+        Self(ScriptServer::python(Self::SCRIPT, args))
     }
 
-    /// SIGKILL: the process is gone at once, as in a crash.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for SinkProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        self.0.kill();
     }
 }
 
@@ -830,10 +807,7 @@ fn file_len(path: &std::path::Path) -> usize {
 
 #[test]
 fn reconnect_delivers_all_of_standard_input_across_a_server_restart() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let received = temp_file("reconnect-received.bin", b"");
     let server = SinkProcess::start(port, &received);
     let mut spawned = Spawned::new(tcpclient(&[
@@ -871,10 +845,7 @@ fn reconnect_delivers_all_of_standard_input_across_a_server_restart() {
 
 #[test]
 fn a_preamble_goes_first_on_every_connection_across_server_restarts() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let received = temp_file("preamble-received.bin", b"");
     let marks = received.with_extension("bin.marks");
     let _ = std::fs::remove_file(&marks);

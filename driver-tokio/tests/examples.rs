@@ -5,6 +5,7 @@ mod smtp_starttls;
 
 use tcpclient_testkit::Pki;
 use tcpclient_testkit::loopback::starttls_server;
+use tcpclient_testkit::process::{ScriptServer, free_port};
 
 #[tokio::test]
 async fn the_smtp_example_upgrades_to_tls_and_greets_over_it() {
@@ -59,37 +60,11 @@ while True:
     c.close()
 "#;
 
-struct LineServer(std::process::Child);
-
-impl LineServer {
-    fn start(port: u16, log: &std::path::Path) -> Self {
-        use std::io::Read;
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", LINE_SERVER, &port.to_string()])
-            .arg(log)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 (the CI script installs it)");
-        let mut ready = [0u8; 6];
-        let stdout = child.stdout.as_mut().expect("stdout");
-        stdout
-            .read_exact(&mut ready)
-            .expect("the server says ready");
-        Self(child)
-    }
-
-    /// SIGKILL: gone at once, its connection with it.
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for LineServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The line protocol's server on `port`, logging to `log`.
+fn line_server(port: u16, log: &std::path::Path) -> ScriptServer {
+    let port = port.to_string();
+    let args: [&std::ffi::OsStr; 2] = [port.as_ref(), log.as_ref()];
+    ScriptServer::python(LINE_SERVER, args)
 }
 
 #[test]
@@ -98,16 +73,13 @@ fn the_line_client_greets_first_on_every_connection_and_loses_no_answered_reques
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let log =
         std::env::temp_dir().join(format!("tcpclient-line-server-{}.log", std::process::id()));
     let marks = log.with_extension("log.marks");
     let _ = (std::fs::remove_file(&log), std::fs::remove_file(&marks));
-    let mut server = LineServer::start(port, &log);
-    let requests: Vec<String> = (0..400).map(|i| format!("SET key{i} {i}")).collect();
+    let mut server = line_server(port, &log);
+    let requests: Vec<String> = (0..600).map(|i| format!("SET key{i} {i}")).collect();
     let answered = Arc::new(AtomicUsize::new(0));
     let client = {
         let (requests, answered) = (requests.clone(), answered.clone());
@@ -117,15 +89,17 @@ fn the_line_client_greets_first_on_every_connection_and_loses_no_answered_reques
                 .build()
                 .expect("a runtime");
             let run =
-                line_client::run("127.0.0.1", port, requests, Duration::from_millis(2), |n| {
+                line_client::run("127.0.0.1", port, requests, Duration::from_millis(5), |n| {
                     answered.store(n, Ordering::SeqCst)
                 });
             runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
         })
     };
 
-    // Killed twice, with requests going out while it is down.
-    for at in [100, 250] {
+    // Killed twice, with requests going out while it is down; each time with hundreds of
+    // requests still to come (a second apart at least), so that a third connection is
+    // needed however slowly this thread gets to run.
+    for at in [150, 350] {
         let deadline = Instant::now() + Duration::from_secs(30);
         while answered.load(Ordering::SeqCst) < at {
             assert!(Instant::now() < deadline, "stuck before {at} answers");
@@ -133,7 +107,7 @@ fn the_line_client_greets_first_on_every_connection_and_loses_no_answered_reques
         }
         server.kill();
         std::thread::sleep(Duration::from_millis(150));
-        server = LineServer::start(port, &log);
+        server = line_server(port, &log);
     }
     let summary = client
         .join()

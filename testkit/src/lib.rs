@@ -10,6 +10,7 @@ mod monitor;
 mod pair;
 mod peer;
 mod pki;
+pub mod process;
 mod scenario;
 mod session;
 mod world;
