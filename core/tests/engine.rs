@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, ReconnectPolicy, Unacknowledged,
+    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
+    SessionRequest, Unacknowledged,
 };
 
 /// One connection's worth of traffic: connected, five bytes sent and two written, three
@@ -213,4 +214,33 @@ fn an_empty_send_hands_out_nothing() {
             );
         }
     }
+}
+
+#[test]
+fn a_sessions_own_requests_reach_a_session_and_a_client_refuses_them() {
+    let now = tcpclient_testkit::epoch();
+    let config = || Config::new("127.0.0.1", 7);
+    let mut client = Engine::new(config(), None, now);
+    assert!(matches!(
+        client.request(now, SessionRequest::PreambleDone),
+        Err(InvalidInput::Unexpected {
+            input: "preamble_done",
+            ..
+        })
+    ));
+
+    let policy = ReconnectPolicy::default().with_preamble(Preamble::Dialogue);
+    let mut session = Engine::new(config(), Some(policy), now);
+    while session.poll_output().is_some() {}
+    session
+        .handle_input(now, Input::Connected(AttemptId(0)))
+        .unwrap();
+    let hello = Bytes::from_static(b"HELLO\n");
+    assert_eq!(
+        session.request(now, SessionRequest::SendPreamble(hello.clone())),
+        Ok(())
+    );
+    let sent: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
+    assert!(sent.contains(&Output::Transmit(hello)), "{sent:?}");
+    assert_eq!(session.request(now, SessionRequest::PreambleDone), Ok(()));
 }

@@ -1647,3 +1647,33 @@ fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handsh
         "the replay waits for the handshake, and goes encrypted"
     );
 }
+
+#[test]
+fn copied_sends_wait_for_the_preamble_and_are_kept_for_acknowledgements_as_owned_ones_are() {
+    let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
+    let mut run = Run::new(local(), policy);
+    run.connect();
+    run.session.send_slice(b"GET a\n").unwrap();
+    assert_eq!(transmitted(&run.drain()), b"", "held for the preamble");
+    assert_eq!(run.session.bytes_unacknowledged(), 6, "and kept");
+
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+
+    assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
+    assert_eq!(run.session.acknowledged(6), Ok(()));
+}
+
+#[test]
+fn a_reconnect_asked_for_during_the_first_start_delay_starts_over_after_the_backoff() {
+    let config = local().with_delay(secs(5.0));
+    let mut run = Run::new(config, flat().with_initial_delay(secs(0.5)));
+
+    run.session.reconnect(run.now, Leave::Reset).unwrap();
+    let outputs = run.drain();
+
+    assert_eq!(event_names(&outputs), ["Disconnected", "Reconnecting"]);
+    assert_eq!(run.delays(), [secs(0.5)]);
+}
