@@ -98,9 +98,13 @@ mod tests {
         assert_eq!(log.len(), 6, "a refusal changes nothing");
         assert_eq!(log.acknowledge(4), Ok(()), "part of a chunk");
         assert_eq!(log.replay(), [Bytes::from_static(b"b\n")]);
+        log.push(Bytes::from_static(b"GET c\n"));
+        assert_eq!(log.acknowledge(8), Ok(()), "all that is held");
+        assert!(log.replay().is_empty());
+        log.push(Bytes::from_static(b"GET d\n"));
 
         log.hand_back();
-        assert_eq!((log.len(), log.acknowledged(), log.front()), (0, 10, 12));
+        assert_eq!((log.len(), log.acknowledged(), log.front()), (0, 18, 24));
         assert!(log.replay().is_empty());
     }
 }

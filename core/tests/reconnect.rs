@@ -1677,3 +1677,64 @@ fn a_reconnect_asked_for_during_the_first_start_delay_starts_over_after_the_back
     assert_eq!(event_names(&outputs), ["Disconnected", "Reconnecting"]);
     assert_eq!(run.delays(), [secs(0.5)]);
 }
+
+#[test]
+fn a_reconnect_is_refused_once_one_is_asked_for_and_once_the_session_ends_or_finishes() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.session.reconnect(run.now, Leave::Finish).unwrap();
+    assert!(
+        run.session.reconnect(run.now, Leave::Reset).is_err(),
+        "one is on its way"
+    );
+    run.drain();
+    run.input(Input::PeerEof);
+    run.connect();
+
+    run.input(Input::Finish);
+    assert!(
+        run.session.reconnect(run.now, Leave::Reset).is_err(),
+        "finishing"
+    );
+    run.input(Input::PeerEof);
+    assert!(run.session.is_closed());
+    assert!(
+        run.session.reconnect(run.now, Leave::Reset).is_err(),
+        "over"
+    );
+}
+
+#[test]
+fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends() {
+    let config = local().with_send_limit(8);
+    let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
+    let mut run = Run::new(config, policy);
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"12345678")));
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+    run.drain();
+    run.input(Input::Written(11));
+    reset(&mut run);
+    run.connect();
+    assert!(matches!(
+        run.session.send(Bytes::from_static(b"9")),
+        Err(InvalidInput::QueueFull { .. })
+    ));
+
+    // The lost connection's answer, taken late: the window has room, but the 8 bytes
+    // still wait for the preamble, to go again.
+    run.session.acknowledged(8).unwrap();
+    assert!(!event_names(&run.drain()).contains(&"SendReady"));
+    run.session
+        .send_preamble(Bytes::from_static(b"HI\n"))
+        .unwrap();
+    run.session.preamble_done().unwrap();
+
+    assert!(
+        event_names(&run.drain()).contains(&"SendReady"),
+        "acknowledged, they are not sent again: room"
+    );
+}

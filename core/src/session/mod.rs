@@ -515,7 +515,9 @@ impl Session {
         if self.has_room() {
             self.send_refused = false;
             self.outputs.push_back(Output::Event(Event::SendReady));
-        } else if !self.holding && self.client.takes_sends() && !self.client.has_room() {
+        } else {
+            // If it is the connection's queue that is full, it says when it has drained
+            // (this judges again then); any other queue frees room through the session.
             self.client.owe_send_ready();
         }
     }
