@@ -1506,6 +1506,7 @@ fn bytes_lost_with_every_generation_are_in_the_sessions_report() {
     run.input(Input::Written(10));
     run.unacknowledged = Some(4);
     reset(&mut run);
+    assert_eq!(run.session.bytes_written(), 10, "each byte written once");
     run.connect();
     run.input(Input::Send(Bytes::from_static(b"abcdef")));
     run.input(Input::Written(6));
@@ -1737,4 +1738,69 @@ fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends(
         event_names(&run.drain()).contains(&"SendReady"),
         "acknowledged, they are not sent again: room"
     );
+}
+
+#[test]
+fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_waiting() {
+    let policy = flat()
+        .with_stable_after(secs(1.0))
+        .with_replay_unacknowledged(true);
+    let mut run = Run::new(local(), policy);
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.input(Input::Written(10));
+    run.session.acknowledged(4).unwrap();
+    run.now += secs(2.0);
+    reset(&mut run);
+    // Long enough, but nothing acknowledged: the server took the bytes and answered none.
+    run.connect();
+    run.input(Input::Written(6));
+    run.now += secs(2.0);
+    reset(&mut run);
+    run.connect();
+    run.input(Input::Written(6));
+    run.session.acknowledged(6).unwrap();
+    run.now += secs(2.0);
+    reset(&mut run);
+    // Nothing waiting for an answer: nothing to make progress on.
+    run.connect();
+    run.now += secs(2.0);
+    reset(&mut run);
+
+    assert_eq!(run.attempts(), [0, 1, 0, 0]);
+}
+
+#[test]
+fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
+    let pki = Pki::new();
+    let config = local().with_tls(pki.client_tls("localhost"));
+    let mut run = Run::new(config, flat().with_replay_undelivered(true));
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"STARTTLS\r\n")));
+    run.input(Input::Written(10));
+    run.input(Input::StartTls);
+    run.unacknowledged = Some(4);
+    reset(&mut run);
+    run.unacknowledged = None;
+
+    assert_eq!(run.handed_back(), b"LS\r\n", "not replayed in plaintext");
+    run.connect();
+    run.input(Input::Finish);
+    run.input(Input::PeerEof);
+    assert_eq!(run.report().bytes_lost, 4, "the ClientHello's loss aside");
+}
+
+#[test]
+fn a_second_finish_is_refused() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.input(Input::Finish);
+
+    assert!(matches!(
+        run.session.handle_input(run.now, Input::Finish),
+        Err(InvalidInput::Unexpected {
+            input: "Finish",
+            ..
+        })
+    ));
 }

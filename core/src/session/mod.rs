@@ -857,8 +857,8 @@ impl Session {
         let ends = match &report.result {
             _ if self.shutdown == Some(Ending::Aborted) => true,
             _ if self.shutdown.is_some() && !sends_wait => true,
-            // Asked for: a reconnect, unless the policy's limits say otherwise.
-            _ if self.restart => out_of_time || out_of_attempts,
+            // A reconnect asked for ends as an abort or a finish does: Ok, and the next
+            // connection follows unless the policy's limits say otherwise.
             Err(error) => (self.policy.is_permanent)(error) || out_of_time || out_of_attempts,
             Ok(_) => out_of_time || out_of_attempts,
         };
@@ -919,9 +919,9 @@ impl Session {
             (None, true) => (waiting, undelivered),
             (None, false) => (Vec::new(), [undelivered, waiting].concat()),
         };
-        if hand_back.is_empty() || self.policy.replay_undelivered {
-            // Replayed lost bytes count where they get through.
-        } else {
+        // Replayed, lost bytes count where they get through; handed back, they were lost.
+        let replayed = resendable && (self.log.is_some() || self.policy.replay_undelivered);
+        if !replayed {
             self.earlier.lost += app.lost;
         }
         let (carried, handed_back) = (total(&carry), total(&hand_back));
