@@ -22,6 +22,7 @@ pub use peer::Server;
 pub use pki::{Leaf, Pki, SelfSigned, server_name};
 pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
 pub use session::{
-    PolicyKnobs, SessionMonitor, SessionOp, SessionOutcome, SessionScenario, reconnect, run_session,
+    PREAMBLE, PolicyKnobs, SessionMonitor, SessionOp, SessionOutcome, SessionScenario, reconnect,
+    run_session,
 };
 pub use world::{Outcome, Violation, check, lifecycle, run, server_bytes};
