@@ -1650,13 +1650,11 @@ fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handsh
 }
 
 #[test]
-fn copied_sends_wait_for_the_preamble_and_are_kept_for_acknowledgements_as_owned_ones_are() {
-    let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
-    let mut run = Run::new(local(), policy);
+fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
+    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
     run.connect();
     run.session.send_slice(b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"", "held for the preamble");
-    assert_eq!(run.session.bytes_unacknowledged(), 6, "and kept");
 
     run.session
         .send_preamble(Bytes::from_static(b"HI\n"))
@@ -1664,6 +1662,21 @@ fn copied_sends_wait_for_the_preamble_and_are_kept_for_acknowledgements_as_owned
     run.session.preamble_done().unwrap();
 
     assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
+}
+
+#[test]
+fn copied_sends_are_kept_for_acknowledgements_and_replayed_as_owned_ones_are() {
+    let mut run = Run::new(local(), flat().with_replay_unacknowledged(true));
+    run.connect();
+    run.session.send_slice(b"GET a\n").unwrap();
+    assert_eq!(transmitted(&run.drain()), b"GET a\n");
+    run.input(Input::Written(6));
+    assert_eq!(run.session.bytes_unacknowledged(), 6, "kept");
+
+    reset(&mut run);
+    let outputs = run.connect();
+
+    assert_eq!(transmitted(&outputs), b"GET a\n", "replayed");
     assert_eq!(run.session.acknowledged(6), Ok(()));
 }
 
@@ -1746,6 +1759,10 @@ fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_wai
         .with_stable_after(secs(1.0))
         .with_replay_unacknowledged(true);
     let mut run = Run::new(local(), policy);
+    // Lost at once: not stable, so the next loss's attempt counts on from this one's.
+    run.connect();
+    reset(&mut run);
+    // Some acknowledged while more still waits for an answer: stable.
     run.connect();
     run.input(Input::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(10));
@@ -1767,7 +1784,7 @@ fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_wai
     run.now += secs(2.0);
     reset(&mut run);
 
-    assert_eq!(run.attempts(), [0, 1, 0, 0]);
+    assert_eq!(run.attempts(), [0, 0, 1, 0, 0]);
 }
 
 #[test]
@@ -1788,6 +1805,27 @@ fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
     run.input(Input::Finish);
     run.input(Input::PeerEof);
     assert_eq!(run.report().bytes_lost, 4, "the ClientHello's loss aside");
+}
+
+#[test]
+fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
+    let mut run = Run::new(local(), flat());
+    run.connect();
+    run.session.reconnect(run.now, Leave::Finish).unwrap();
+    run.drain();
+
+    assert_eq!(
+        run.session.handle_input(run.now, Input::Finish),
+        Ok(()),
+        "the session ends with the connection making way"
+    );
+    assert!(matches!(
+        run.session.handle_input(run.now, Input::Finish),
+        Err(InvalidInput::Unexpected {
+            input: "Finish",
+            ..
+        })
+    ));
 }
 
 #[test]
