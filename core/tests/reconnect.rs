@@ -48,6 +48,14 @@ impl Run {
         run
     }
 
+    /// The application's dialogue preamble, `HI`, sent and done.
+    fn say_hi(&mut self) {
+        self.session
+            .send_preamble(Bytes::from_static(b"HI\n"))
+            .unwrap();
+        self.session.preamble_done().unwrap();
+    }
+
     fn drain(&mut self) -> Vec<Output> {
         let mut outputs = Vec::new();
         while let Some(output) = self.session.poll_output() {
@@ -1146,10 +1154,7 @@ fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the
         with_preamble(Preamble::Dialogue).with_replay_undelivered(true),
     );
     run.connect();
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
     run.input(Input::Send(Bytes::from_static(b"one\n")));
     run.drain();
     reset(&mut run);
@@ -1162,10 +1167,7 @@ fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the
     assert_eq!(transmitted(&outputs), b"");
     assert!(run.session.awaits_preamble());
 
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
 
     assert_eq!(transmitted(&run.drain()), b"HI\none\ntwo\n");
 }
@@ -1436,10 +1438,7 @@ fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_n
     assert!(run.session.preamble_done().is_err());
     run.input(Input::Written(3));
     run.connect();
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
 
     assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
     assert_eq!(run.handed_back(), b"");
@@ -1450,10 +1449,7 @@ fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble
     let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
     let mut run = Run::new(local(), policy);
     run.connect();
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
     run.input(Input::Send(Bytes::from_static(b"GET a\n")));
     run.input(Input::Send(Bytes::from_static(b"GET b\n")));
     run.input(Input::Written(15));
@@ -1467,10 +1463,7 @@ fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble
 
     // The answer to the first request, taken from the lost connection only now.
     run.session.acknowledged(6).unwrap();
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
 
     assert_eq!(
         transmitted(&run.drain()),
@@ -1656,10 +1649,7 @@ fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
     run.session.send_slice(b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"", "held for the preamble");
 
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
 
     assert_eq!(transmitted(&run.drain()), b"HI\nGET a\n");
 }
@@ -1725,10 +1715,7 @@ fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends(
     let mut run = Run::new(config, policy);
     run.connect();
     run.input(Input::Send(Bytes::from_static(b"12345678")));
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
     run.drain();
     run.input(Input::Written(11));
     reset(&mut run);
@@ -1742,10 +1729,7 @@ fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends(
     // still wait for the preamble, to go again.
     run.session.acknowledged(8).unwrap();
     assert!(!event_names(&run.drain()).contains(&"SendReady"));
-    run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
-        .unwrap();
-    run.session.preamble_done().unwrap();
+    run.say_hi();
 
     assert!(
         event_names(&run.drain()).contains(&"SendReady"),
