@@ -143,25 +143,21 @@ impl Run {
     }
 
     fn delays(&self) -> Vec<Duration> {
-        self.log
-            .iter()
-            .filter_map(|o| match o {
-                Output::Event(Event::Reconnecting { delay, .. }) => Some(*delay),
-                _ => None,
-            })
-            .collect()
+        self.reconnects().map(|(_, delay)| delay).collect()
     }
 
     /// The attempt number of each `Reconnecting`: reconnects in a row without a stable
     /// connection.
     fn attempts(&self) -> Vec<u32> {
-        self.log
-            .iter()
-            .filter_map(|o| match o {
-                Output::Event(Event::Reconnecting { attempt, .. }) => Some(*attempt),
-                _ => None,
-            })
-            .collect()
+        self.reconnects().map(|(attempt, _)| attempt).collect()
+    }
+
+    /// Each `Reconnecting`'s attempt number and delay.
+    fn reconnects(&self) -> impl Iterator<Item = (u32, Duration)> + '_ {
+        self.log.iter().filter_map(|o| match o {
+            Output::Event(Event::Reconnecting { attempt, delay, .. }) => Some((*attempt, *delay)),
+            _ => None,
+        })
     }
 
     fn events(&self) -> Vec<&Event> {
