@@ -185,6 +185,12 @@ pub enum TlsError {
         /// The name that cannot be used.
         protocol: Vec<u8>,
     },
+    /// The server repeated something TLS allows without end (empty records, warning
+    /// alerts, key updates, renegotiation requests) past a limit at least as tight
+    /// as rustls's own: a flood, which would otherwise keep the session busy and its idle
+    /// timer restarting without a byte of data.
+    #[error("the server flooded the session with {0}")]
+    Flood(Flood),
     /// Any other failure reported by rustls, including a configuration it could not use.
     #[error("{reason}")]
     Other {
@@ -206,8 +212,65 @@ impl TlsError {
             TlsError::CorruptMessage { .. } => "CorruptMessage",
             TlsError::Incompatible { .. } => "Incompatible",
             TlsError::InvalidAlpnProtocol { .. } => "InvalidAlpnProtocol",
+            TlsError::Flood(_) => "Flood",
             TlsError::Other { .. } => "Other",
         }
+    }
+}
+
+/// What a TLS server repeated past its limit ([`TlsError::Flood`]).
+///
+/// Each is legal once or a few times, and free for the server to send, while each costs the
+/// client work (a key derivation, an answer) or keeps its idle timer from firing. The limits
+/// are rustls's (and BoringSSL's), except that only application data with bytes in it lets
+/// the key updates start over: an empty record costs the server nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Flood {
+    /// More than [`Flood::limit`] records in a row that carry nothing (TLS 1.3 padding only,
+    /// or an empty application data record).
+    EmptyRecords,
+    /// More than [`Flood::limit`] warning alerts (`user_canceled`, the one TLS 1.3 allows)
+    /// over the session.
+    WarningAlerts,
+    /// More than [`Flood::limit`] key updates (asking for ours in return or not) with no
+    /// application data between.
+    KeyUpdates,
+    /// More than [`Flood::limit`] renegotiation requests (TLS 1.2 HelloRequests) over the
+    /// session: the first is declined by passing it over, a second is an error.
+    RenegotiationRequests,
+}
+
+impl Flood {
+    /// How many the client takes before it refuses the next.
+    pub const fn limit(self) -> u32 {
+        match self {
+            Flood::EmptyRecords | Flood::KeyUpdates => 32,
+            Flood::WarningAlerts => 4,
+            Flood::RenegotiationRequests => 1,
+        }
+    }
+
+    /// The flood's name in traces and tables: its variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flood::EmptyRecords => "EmptyRecords",
+            Flood::WarningAlerts => "WarningAlerts",
+            Flood::KeyUpdates => "KeyUpdates",
+            Flood::RenegotiationRequests => "RenegotiationRequests",
+        }
+    }
+}
+
+impl std::fmt::Display for Flood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, rule) = match self {
+            Flood::EmptyRecords => ("empty records", " in a row"),
+            Flood::WarningAlerts => ("warning alerts", ""),
+            Flood::KeyUpdates => ("key updates", " without data between"),
+            Flood::RenegotiationRequests => ("renegotiation requests", ""),
+        };
+        write!(f, "{what}: more than {}{rule}", self.limit())
     }
 }
 

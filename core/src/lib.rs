@@ -158,7 +158,7 @@ pub use backoff::{Jitter, ReconnectPolicy};
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
 pub use engine::Engine;
-pub use error::{Error, InvalidInput, TlsError};
+pub use error::{Error, Flood, InvalidInput, TlsError};
 pub use input::{Input, Unacknowledged};
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};
 pub use output::{Event, Output};

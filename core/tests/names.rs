@@ -59,6 +59,48 @@ fn outputs_families_attempts_and_tls_errors_are_named_after_their_variants() {
 }
 
 #[test]
+fn floods_have_a_name_a_limit_and_words_for_people() {
+    use tcpclient_core::{Flood, TlsError};
+    let floods = [
+        (
+            Flood::EmptyRecords,
+            "EmptyRecords",
+            32,
+            "empty records: more than 32 in a row",
+        ),
+        (
+            Flood::WarningAlerts,
+            "WarningAlerts",
+            4,
+            "warning alerts: more than 4",
+        ),
+        (
+            Flood::KeyUpdates,
+            "KeyUpdates",
+            32,
+            "key updates: more than 32 without data between",
+        ),
+        (
+            Flood::RenegotiationRequests,
+            "RenegotiationRequests",
+            1,
+            "renegotiation requests: more than 1",
+        ),
+    ];
+    for (flood, name, limit, words) in floods {
+        assert_eq!(flood.name(), name);
+        assert_eq!(flood.limit(), limit);
+        assert_eq!(flood.to_string(), words);
+    }
+    let error = TlsError::Flood(Flood::WarningAlerts);
+    assert_eq!(error.name(), "Flood");
+    assert_eq!(
+        error.to_string(),
+        "the server flooded the session with warning alerts: more than 4"
+    );
+}
+
+#[test]
 fn attempt_outcomes_have_a_name_for_tables_and_words_for_people() {
     use tcpclient_core::AttemptOutcome;
     let outcomes = [

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    Config, Ending, Error, Event, Input, InvalidInput, Output, Phase, TlsConfig, TlsError, tls,
+    Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, TlsConfig, TlsError,
+    tls,
 };
 use tcpclient_testkit::{Leaf, Pair, Pki, closed, server_name};
 
@@ -837,6 +838,27 @@ fn a_ca_file_still_verifies_certificates_it_issued() {
     assert_eq!(pair.server.decrypted, b"chained");
 }
 
+/// A TLS 1.3 suite and a TLS 1.2 one, for the rules that differ.
+fn tls13_suite() -> rustls::SupportedCipherSuite {
+    rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+}
+
+fn tls12_suite() -> rustls::SupportedCipherSuite {
+    rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+}
+
+/// [`pair_under`] whose server may take its keys out of rustls, to seal what rustls will
+/// not send.
+fn pair_sending_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
+    let mut server = (*pki.server_config_with_suites(vec![suite])).clone();
+    server.enable_secret_extraction = true;
+    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    pair.server.start_tls(std::sync::Arc::new(server));
+    pair.connect();
+    pair
+}
+
 /// Every cipher suite of ring's provider that a certificate of the test PKI can use.
 fn every_suite() -> [rustls::SupportedCipherSuite; 6] {
     use rustls::crypto::ring::cipher_suite as suites;
@@ -1284,25 +1306,146 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
     );
 }
 
-/// A renegotiation request (a TLS 1.2 HelloRequest; under TLS 1.3 a message that does not
-/// exist) is declined by passing it over: the session goes on.
+/// The `user_canceled` alert's description.
+const USER_CANCELED: u8 = 90;
+
+/// A HelloRequest, the empty handshake message of type 0.
+const HELLO_REQUEST: [u8; 4] = [0, 0, 0, 0];
+
+/// Under TLS 1.2 a renegotiation request is declined by passing it over: the session goes
+/// on. A second one is a flood (rustls refuses it too).
 #[test]
-fn a_hello_request_is_passed_over() {
+fn under_tls_1_2_one_hello_request_is_passed_over_and_a_second_refused() {
     let pki = Pki::new();
-    let mut pair = tls_pair_sending_alerts(&pki);
+    let mut pair = pair_sending_under(&pki, tls12_suite());
     pair.server
-        .send_sealed(rustls::ContentType::Handshake, &[0, 0, 0, 0]);
+        .send_sealed(rustls::ContentType::Handshake, &HELLO_REQUEST);
     pair.server.send(b"still here");
     pair.drive();
 
-    assert!(
-        pair.events()
-            .contains(&Event::Data(Bytes::from_static(b"still here")))
+    assert_eq!(received(&pair), b"still here");
+    assert_ne!(pair.h.client.phase(), Phase::Closed);
+
+    pair.server
+        .send_sealed(rustls::ContentType::Handshake, &HELLO_REQUEST);
+    pair.drive();
+    assert_eq!(
+        tls_error(&pair),
+        TlsError::Flood(Flood::RenegotiationRequests)
     );
+}
+
+/// TLS 1.3 has no HelloRequest (RFC 8446): one is an unexpected message, as rustls and
+/// OpenSSL say, and the data behind it is not delivered.
+#[test]
+fn under_tls_1_3_a_hello_request_is_an_unexpected_message() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.server
+        .send_sealed(rustls::ContentType::Handshake, &HELLO_REQUEST);
+    pair.server.send(b"behind it");
+    pair.drive();
+
     assert!(
-        pair.h.client.phase() != Phase::Closed,
+        matches!(tls_error(&pair), TlsError::CorruptMessage { .. }),
         "{:?}",
-        pair.events()
+        tls_error(&pair)
+    );
+    assert_eq!(received(&pair), b"");
+}
+
+/// Empty records are passed over up to rustls's limit in a row, which data starts over;
+/// one more is a flood. Under both versions.
+#[test]
+fn empty_records_are_passed_over_up_to_the_limit_in_a_row_and_one_more_is_refused() {
+    let pki = Pki::new();
+    for suite in [tls13_suite(), tls12_suite()] {
+        let name = format!("{:?}", suite.suite());
+        let mut pair = pair_sending_under(&pki, suite);
+        let limit = Flood::EmptyRecords.limit();
+        for _ in 0..2 {
+            for _ in 0..limit {
+                pair.server
+                    .send_sealed(rustls::ContentType::ApplicationData, b"");
+            }
+            pair.server
+                .send_sealed(rustls::ContentType::ApplicationData, b"+");
+        }
+        pair.drive();
+        assert_eq!(received(&pair), b"++", "{name}");
+        assert_ne!(pair.h.client.phase(), Phase::Closed, "{name}");
+
+        for _ in 0..=limit {
+            pair.server
+                .send_sealed(rustls::ContentType::ApplicationData, b"");
+        }
+        pair.drive();
+        assert_eq!(
+            tls_error(&pair),
+            TlsError::Flood(Flood::EmptyRecords),
+            "{name}"
+        );
+    }
+}
+
+/// `user_canceled`, the one warning TLS 1.3 lets through, is passed over up to rustls's
+/// limit over the session, data or not between; one more is a flood.
+#[test]
+fn warning_alerts_are_passed_over_up_to_the_limit_and_one_more_is_refused() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    for _ in 0..Flood::WarningAlerts.limit() {
+        pair.server.send_alert(1, USER_CANCELED);
+        pair.server.send(b"+");
+    }
+    pair.drive();
+    assert_eq!(received(&pair), b"++++");
+    assert_ne!(pair.h.client.phase(), Phase::Closed);
+
+    pair.server.send_alert(1, USER_CANCELED);
+    pair.drive();
+    assert_eq!(tls_error(&pair), TlsError::Flood(Flood::WarningAlerts));
+}
+
+/// Key update requests are answered (once while we are silent) up to rustls's limit
+/// without application data between; data starts the count over; one more is a flood.
+#[test]
+fn key_updates_without_data_between_are_taken_up_to_the_limit() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let limit = Flood::KeyUpdates.limit();
+    for _ in 0..limit {
+        pair.server.update_keys();
+    }
+    pair.server.send(b"+");
+    for _ in 0..limit {
+        pair.server.update_keys();
+    }
+    pair.server.send(b"+");
+    pair.drive();
+    assert_eq!(received(&pair), b"++");
+    assert_ne!(pair.h.client.phase(), Phase::Closed);
+
+    for _ in 0..=limit {
+        pair.server.update_keys();
+    }
+    pair.drive();
+    assert_eq!(tls_error(&pair), TlsError::Flood(Flood::KeyUpdates));
+}
+
+/// An alert whose level is neither warning (1) nor fatal (2) is malformed, even when it
+/// names `close_notify`: not a clean end.
+#[test]
+fn an_alert_of_unknown_level_is_malformed_not_a_close() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.server.send_alert(3, 0);
+    pair.drive();
+
+    assert!(
+        matches!(tls_error(&pair), TlsError::CorruptMessage { .. }),
+        "{:?}",
+        closed(&pair.log).result
     );
 }
 
@@ -1321,7 +1464,7 @@ fn a_close_notify_in_the_same_read_as_the_servers_finished_is_a_clean_end() {
 /// Two key update requests while we are silent get one answer (RFC 8446 section 4.6.3),
 /// and the server still reads what we send after it.
 #[test]
-fn two_key_update_requests_while_we_are_silent_get_one_answer() {
+fn two_key_updates_while_we_are_silent_get_one_answer() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.server.update_keys();

@@ -176,7 +176,7 @@ impl Server {
     /// rustls will not send an alert other than `close_notify` on request, nor anything once
     /// the client's `close_notify` is in, which is exactly when a hostile server might. So the
     /// server takes its sending keys out of rustls (its config must set
-    /// `enable_secret_extraction`; TLS 1.3 only) and seals this record, and every later
+    /// `enable_secret_extraction`) and seals this record, and every later
     /// [`Server::send`], itself. Without those keys nothing is sent.
     pub fn send_alert(&mut self, level: u8, description: u8) {
         self.send_sealed(ContentType::Alert, &[level, description]);
@@ -223,20 +223,27 @@ struct Sealer {
 
 impl Sealer {
     fn take_keys(conn: ServerConnection) -> Option<Self> {
-        let SupportedCipherSuite::Tls13(suite) = conn.negotiated_cipher_suite()? else {
-            return None;
-        };
+        let suite = conn.negotiated_cipher_suite()?;
         let (seq, secrets) = conn.dangerous_extract_secrets().ok()?.tx;
-        let (key, iv) = match secrets {
+        let (key, iv, gcm) = match secrets {
             ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-            | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
-            | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv),
+            | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (key, iv, true),
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv, false),
             _ => return None,
         };
-        Some(Self {
-            encrypter: suite.aead_alg.encrypter(key, iv),
-            seq,
-        })
+        let encrypter = match suite {
+            SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
+            // A TLS 1.2 GCM nonce is a 4-byte salt and an explicit part per record; rustls
+            // hands out both as one.
+            SupportedCipherSuite::Tls12(suite) => {
+                let (salt, explicit) = match gcm {
+                    true => iv.as_ref().split_at(4),
+                    false => (iv.as_ref(), &[][..]),
+                };
+                suite.aead_alg.encrypter(key, salt, explicit)
+            }
+        };
+        Some(Self { encrypter, seq })
     }
 
     fn seal(&mut self, typ: ContentType, payload: &[u8], out: &mut Vec<u8>) {

@@ -9,6 +9,7 @@
 //! [`crate::TlsConfig`] needs.
 
 mod config;
+mod flood;
 mod framing;
 mod handshake;
 mod records;

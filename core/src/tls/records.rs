@@ -24,6 +24,7 @@ use rustls::{
 };
 
 use super::classify;
+use super::flood::FloodGuard;
 use super::framing::{HEADER, validate};
 use crate::TlsError;
 
@@ -52,6 +53,8 @@ pub(crate) struct Records {
     /// We answered a key update request and have sent no data since: further requests
     /// get no second answer (RFC 8446 section 4.6.3).
     answered_while_silent: bool,
+    /// What the peer repeated that costs it nothing.
+    floods: FloodGuard,
 }
 
 impl Records {
@@ -82,6 +85,7 @@ impl Records {
             peer_closed: false,
             close_notify_sent: false,
             answered_while_silent: false,
+            floods: FloodGuard::default(),
         })
     }
 
@@ -241,16 +245,29 @@ impl Records {
         if opened.typ != ContentType::Handshake && !self.handshake.is_empty() {
             return Err(corrupt("a record inside a handshake message"));
         }
+        self.floods.record(payload.is_empty())?;
         match opened.typ {
-            ContentType::ApplicationData => plaintext.extend_from_slice(payload),
+            ContentType::ApplicationData => {
+                if !payload.is_empty() {
+                    self.floods.application_data();
+                }
+                plaintext.extend_from_slice(payload);
+            }
             ContentType::Alert => match payload {
+                // Neither warning nor fatal: rustls answers illegal_parameter.
+                [level, _] if !matches!(level, 1 | 2) => {
+                    return Err(corrupt("an alert of unknown level"));
+                }
                 [_, description]
                     if AlertDescription::from(*description) == AlertDescription::CloseNotify =>
                 {
                     self.peer_closed = true;
                 }
                 [1, description]
-                    if AlertDescription::from(*description) == AlertDescription::UserCanceled => {}
+                    if AlertDescription::from(*description) == AlertDescription::UserCanceled =>
+                {
+                    self.floods.warning_alert()?;
+                }
                 [_, description] => {
                     return Err(TlsError::AlertReceived {
                         alert: format!("{:?}", AlertDescription::from(*description)),
@@ -273,8 +290,9 @@ impl Records {
 
     /// Acts on every complete handshake message: a resumption ticket (TLS 1.3) goes to the
     /// session store, a key update changes the receiving key (and, when the peer asks,
-    /// ours), a renegotiation request (TLS 1.2) is declined by ignoring it. rustls's kernel
-    /// connection refuses what the negotiated version does not have.
+    /// ours), a renegotiation request (TLS 1.2 only: TLS 1.3 has none) is declined by
+    /// ignoring it, once. rustls's kernel connection refuses a ticket or a key update the
+    /// negotiated version does not have.
     fn handshake_messages(&mut self) -> Result<(), TlsError> {
         while let Some((kind, body)) = take_message(&mut self.handshake)? {
             match HandshakeType::from(kind) {
@@ -283,7 +301,9 @@ impl Records {
                     .kernel
                     .handle_new_session_ticket(&body)
                     .map_err(misbehaved)?,
-                HandshakeType::HelloRequest if body.is_empty() => {}
+                HandshakeType::HelloRequest if body.is_empty() && !self.tls13() => {
+                    self.floods.renegotiation_request()?;
+                }
                 // What follows a key update in its record would be under the old key.
                 HandshakeType::KeyUpdate if self.handshake.is_empty() => self.key_update(&body)?,
                 _ => {
@@ -303,6 +323,7 @@ impl Records {
     /// data record). A key update must end its record: what follows is under the new key.
     fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
         let update_requested = update_requested(body)?;
+        self.floods.key_update()?;
         let (seq, rx) = self.kernel.update_rx_secret().map_err(misbehaved)?;
         self.decrypter = decrypter(self.suite, rx)?;
         self.rx_seq = seq;
