@@ -25,6 +25,9 @@ pub fn brief(info: &TlsInfo) -> String {
     let (version, suite) = version_and_suite(info);
     let _ = writeln!(out, "Protocol version: {version}");
     let _ = writeln!(out, "Ciphersuite: {suite}");
+    if let Some(group) = info.key_exchange_group {
+        let _ = writeln!(out, "Key exchange group: {group:?}");
+    }
     if let Some(alpn) = &info.alpn_protocol {
         let _ = writeln!(out, "ALPN protocol: {}", String::from_utf8_lossy(alpn));
     }

@@ -76,7 +76,7 @@ fn certificates() -> Result<(String, Arc<ServerConfig>), Box<dyn std::error::Err
     let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     let cert = leaf.signed_by(&key, &issuer)?;
 
-    let config = ServerConfig::builder_with_provider(tls::ring_provider())
+    let config = ServerConfig::builder_with_provider(tls::default_provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(

@@ -47,7 +47,7 @@ pub fn config(
         tls::client_config_from_pem(&pem, &alpn)
             .map_err(|e| Failure::Setup(format!("--cafile {}: {e}", path.display())))?
     } else {
-        let mut config = ClientConfig::builder_with_provider(tls::ring_provider())
+        let mut config = ClientConfig::builder_with_provider(tls::default_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| setup(&e))?
             .with_platform_verifier()
@@ -112,7 +112,7 @@ fn load_identity(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, Failure> 
     }
     let der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Failure::Setup(format!("--key {}: {e}", key.display())))?;
-    let signing_key = tls::ring_provider()
+    let signing_key = tls::default_provider()
         .key_provider
         .load_private_key(der)
         .map_err(|e| Failure::Setup(format!("--key {}: {e}", key.display())))?;

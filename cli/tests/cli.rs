@@ -1325,6 +1325,11 @@ fn brief_and_showcerts_show_the_test_pki_field_by_field() {
         lines[at("Ciphersuite:")],
         "Ciphersuite: TLS13_AES_256_GCM_SHA384"
     );
+    assert_eq!(
+        lines[at("Key exchange group:")],
+        "Key exchange group: X25519MLKEM768",
+        "the post-quantum hybrid, which both ends offer first"
+    );
     assert_eq!(lines[at("Session:")], "Session: new");
     assert_eq!(
         lines[at("Peer certificate:")],

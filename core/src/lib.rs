@@ -66,6 +66,15 @@
 //! The repository's ARCHITECTURE.md has the same contract as tables, and the invariants every
 //! part of the project checks.
 //!
+//! # Crypto
+//!
+//! TLS runs on rustls with the crypto provider the features choose
+//! ([`tls::default_provider`]): `aws-lc-rs`, the default, whose key exchange offers the
+//! X25519MLKEM768 post-quantum hybrid first (and X25519 in the same flight, so a server
+//! without it costs no extra round trip), or `ring` alone
+//! (`default-features = false, features = ["ring"]`): no C compiler needed, no
+//! post-quantum. [`TlsInfo::key_exchange_group`] says which group a session used.
+//!
 //! # Diagnostics
 //!
 //! With the `tracing` feature, each client has a `tracing` span (`client`, with its host and

@@ -403,6 +403,10 @@ pub struct TlsInfo {
     pub protocol_version: Option<rustls::ProtocolVersion>,
     /// The cipher suite, for example `TLS13_AES_128_GCM_SHA256`.
     pub cipher_suite: Option<rustls::CipherSuite>,
+    /// The key exchange group, for example `X25519MLKEM768` (the post-quantum hybrid the
+    /// default provider offers first) or `X25519`. `None` for a resumed TLS 1.2 session,
+    /// which exchanges no key.
+    pub key_exchange_group: Option<rustls::NamedGroup>,
     /// The ALPN protocol the server chose, if any.
     pub alpn_protocol: Option<Vec<u8>>,
     /// The session resumed an earlier one (a ticket kept by the same

@@ -1251,7 +1251,7 @@ fn record_lengths(log: &[Output]) -> Vec<usize> {
 /// (a TLS 1.3 KeyUpdate) before each `limit`-th record, and the server must follow.
 #[test]
 fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
-    use rustls::crypto::ring::{cipher_suite, default_provider};
+    use rustls::crypto::ring::cipher_suite;
     let pki = Pki::new();
     let rustls::SupportedCipherSuite::Tls13(suite) = cipher_suite::TLS13_AES_128_GCM_SHA256 else {
         unreachable!("a TLS 1.3 suite")
@@ -1269,7 +1269,7 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
     let leaked: &'static rustls::Tls13CipherSuite = Box::leak(Box::new(worn));
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: vec![rustls::SupportedCipherSuite::Tls13(leaked)],
-        ..default_provider()
+        ..(*tls::default_provider()).clone()
     };
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_safe_default_protocol_versions()
@@ -1308,6 +1308,43 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
 
 /// The `user_canceled` alert's description.
 const USER_CANCELED: u8 = 90;
+
+/// The default provider's key exchange: the X25519MLKEM768 post-quantum hybrid against a
+/// server that offers only it, and X25519 against one that has no post-quantum group, in
+/// one round trip either way (the client sends a key share for each).
+#[cfg(feature = "aws-lc-rs")]
+#[test]
+fn the_post_quantum_hybrid_is_chosen_where_offered_and_x25519_where_not() {
+    use rustls::NamedGroup;
+    let pki = Pki::new();
+    for (offered, chosen) in [
+        (NamedGroup::X25519MLKEM768, NamedGroup::X25519MLKEM768),
+        (NamedGroup::X25519, NamedGroup::X25519),
+    ] {
+        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+        pair.input(Input::StartTls);
+        pair.server
+            .start_tls(pki.server_config_with_groups(&[offered]));
+        pair.connect();
+        pair.send(b"hello");
+
+        let info = pair
+            .events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TlsEstablished(info) => Some(info),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{offered:?}: no handshake in {:?}", pair.events()));
+        assert_eq!(info.key_exchange_group, Some(chosen));
+        assert_eq!(pair.server.decrypted, b"hello", "{offered:?}");
+        let client_flights = transmits(&pair.log).len();
+        assert!(
+            client_flights <= 3,
+            "{offered:?}: no retry: {client_flights} transmits"
+        );
+    }
+}
 
 /// A HelloRequest, the empty handshake message of type 0.
 const HELLO_REQUEST: [u8; 4] = [0, 0, 0, 0];

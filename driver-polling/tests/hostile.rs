@@ -130,7 +130,7 @@ impl ServerCertVerifier for PanickingVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        tls::ring_provider()
+        tls::default_provider()
             .signature_verification_algorithms
             .supported_schemes()
     }
@@ -169,7 +169,7 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
     assert!(matches!(events.last(), Some(Event::Connected(_))));
     std::thread::sleep(Duration::from_millis(200)); // the producer is blocked by now
 
-    let provider = tls::ring_provider();
+    let provider = tls::default_provider();
     let client_config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

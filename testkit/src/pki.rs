@@ -122,11 +122,11 @@ impl Pki {
     pub fn server_config_requiring_client_cert(&self) -> Arc<ServerConfig> {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(self.roots()),
-            tls::ring_provider(),
+            tls::default_provider(),
         )
         .build()
         .expect("client verifier");
-        let config = ServerConfig::builder_with_provider(tls::ring_provider())
+        let config = ServerConfig::builder_with_provider(tls::default_provider())
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_client_cert_verifier(verifier)
@@ -157,7 +157,7 @@ impl Pki {
 
     /// Like [`Self::server_config`], offering these ALPN protocols.
     pub fn server_config_with_alpn(&self, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-        self.server_config_with(tls::ring_provider(), alpn)
+        self.server_config_with(tls::default_provider(), alpn)
     }
 
     /// A server configuration with only these cipher suites (say, only AES-128-GCM).
@@ -167,8 +167,18 @@ impl Pki {
     ) -> Arc<ServerConfig> {
         let provider = rustls::crypto::CryptoProvider {
             cipher_suites: suites,
-            ..rustls::crypto::ring::default_provider()
+            ..(*tls::default_provider()).clone()
         };
+        self.server_config_with(Arc::new(provider), &[])
+    }
+
+    /// A server configuration offering only these key exchange groups (say, only the
+    /// post-quantum hybrid), from the core's default provider.
+    pub fn server_config_with_groups(&self, groups: &[rustls::NamedGroup]) -> Arc<ServerConfig> {
+        let mut provider = (*tls::default_provider()).clone();
+        provider
+            .kx_groups
+            .retain(|group| groups.contains(&group.name()));
         self.server_config_with(Arc::new(provider), &[])
     }
 
@@ -234,7 +244,7 @@ impl SelfSigned {
 
     /// A server configuration presenting the certificate (and nothing else).
     pub fn server_config(&self) -> Arc<ServerConfig> {
-        let config = ServerConfig::builder_with_provider(tls::ring_provider())
+        let config = ServerConfig::builder_with_provider(tls::default_provider())
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()

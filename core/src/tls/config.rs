@@ -14,13 +14,48 @@ use rustls::{
 
 use crate::TlsError;
 
-/// Returns the ring crypto provider, the one this crate is built with.
+/// Returns the crypto provider every configuration here is built with: aws-lc-rs (the
+/// default `aws-lc-rs` feature), whose key exchange offers the X25519MLKEM768 post-quantum
+/// hybrid first and X25519 next, or ring (the `ring` feature alone), without it.
 ///
-/// Configs are always built from an explicit provider: if another crate in the build turns
-/// on rustls's aws-lc-rs feature too, `ClientConfig::builder()` would panic.
-pub fn ring_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// Configs are always built from an explicit provider: with both of rustls's providers in
+/// one build, as another crate may cause, `ClientConfig::builder()` would panic.
+///
+/// ```
+/// let provider = tcpclient_core::tls::default_provider();
+/// # #[cfg(feature = "aws-lc-rs")]
+/// assert_eq!(
+///     provider.kx_groups[0].name(),
+///     rustls::NamedGroup::X25519MLKEM768,
+///     "the post-quantum hybrid first"
+/// );
+/// ```
+pub fn default_provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = ring_default();
+    Arc::new(provider)
 }
+
+/// Returns the ring crypto provider (the `ring` feature): no post-quantum key exchange.
+#[cfg(feature = "ring")]
+pub fn ring_provider() -> Arc<CryptoProvider> {
+    Arc::new(ring_default())
+}
+
+#[cfg(feature = "ring")]
+// Newer rustls 0.23 releases deprecate it for lacking post-quantum key exchange, which is
+// what choosing ring over the default means.
+#[allow(deprecated)]
+fn ring_default() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "tcpclient-core needs a TLS crypto provider: the `aws-lc-rs` feature (the default) or `ring`"
+);
 
 /// Builds a verifying client configuration that trusts `roots`, with TLS 1.2 and 1.3 and
 /// the given ALPN protocols (most preferred first).
@@ -36,7 +71,7 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
 /// ```
 pub fn client_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     check_alpn_protocols(alpn)?;
-    let mut config = ClientConfig::builder_with_provider(ring_provider())
+    let mut config = ClientConfig::builder_with_provider(default_provider())
         .with_safe_default_protocol_versions()
         .map_err(config_error)?
         .with_root_certificates(roots)
@@ -55,7 +90,7 @@ pub fn danger_client_config_accepting_any_certificate(
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, TlsError> {
     check_alpn_protocols(alpn)?;
-    let provider = ring_provider();
+    let provider = default_provider();
     let verifier = Arc::new(AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     });
@@ -91,7 +126,7 @@ pub fn client_config_from_pem(pem: &[u8], alpn: &[&[u8]]) -> Result<Arc<ClientCo
     for cert in &trusted {
         roots.add(cert.clone()).map_err(config_error)?;
     }
-    let provider = ring_provider();
+    let provider = default_provider();
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Other {

@@ -17,9 +17,11 @@ mod records;
 use bytes::{Bytes, BytesMut};
 use rustls::CertificateError;
 
+#[cfg(feature = "ring")]
+pub use config::ring_provider;
 pub use config::{
     check_alpn_protocols, client_config, client_config_from_pem,
-    danger_client_config_accepting_any_certificate, ring_provider, roots_from_pem,
+    danger_client_config_accepting_any_certificate, default_provider, roots_from_pem,
 };
 
 use crate::{PeerCertificates, TlsConfig, TlsError, TlsInfo};
@@ -222,6 +224,7 @@ impl TlsSession {
             (None, None) => TlsInfo {
                 protocol_version: None,
                 cipher_suite: None,
+                key_exchange_group: None,
                 alpn_protocol: None,
                 resumed: false,
                 peer_certificates: PeerCertificates::default(),
@@ -234,6 +237,7 @@ fn connection_info(conn: &rustls::CommonState) -> TlsInfo {
     TlsInfo {
         protocol_version: conn.protocol_version(),
         cipher_suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
+        key_exchange_group: conn.negotiated_key_exchange_group().map(|g| g.name()),
         alpn_protocol: conn.alpn_protocol().map(<[u8]>::to_vec),
         resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         peer_certificates: PeerCertificates(

@@ -75,7 +75,7 @@ impl Records {
             suite,
             kernel,
             decrypter: decrypter(suite, rx)?,
-            encrypter: encrypter(suite, tx)?,
+            encrypter: encrypter(suite, tx, tx_seq)?,
             rx_seq,
             tx_seq,
             tx_limit,
@@ -185,7 +185,7 @@ impl Records {
         let record = self.seal_one(ContentType::Handshake, OutboundChunks::Single(&key_update))?;
         self.control.extend_from_slice(&record);
         let (seq, tx) = self.kernel.update_tx_secret().map_err(classify)?;
-        self.encrypter = encrypter(self.suite, tx)?;
+        self.encrypter = encrypter(self.suite, tx, 0)?;
         self.tx_seq = seq;
         Ok(())
     }
@@ -361,13 +361,15 @@ fn decrypter(
     })
 }
 
-/// The record encrypter for `suite` with the sending `secrets`.
+/// The record encrypter for `suite` with the sending `secrets`, whose next record is
+/// number `seq`.
 fn encrypter(
     suite: SupportedCipherSuite,
     secrets: ConnectionTrafficSecrets,
+    seq: u64,
 ) -> Result<Box<dyn MessageEncrypter>, TlsError> {
     let (key, iv, gcm) = key_and_iv(secrets)?;
-    Ok(match suite {
+    let mut encrypter = match suite {
         SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
         SupportedCipherSuite::Tls12(suite) => {
             let (salt, explicit) = if gcm {
@@ -377,7 +379,22 @@ fn encrypter(
             };
             suite.aead_alg.encrypter(key, salt, explicit)
         }
-    })
+    };
+    if gcm && seq > 0 {
+        // aws-lc's GCM sealing key guards against nonce reuse by requiring the nonces'
+        // counter to grow, and learns the nonce mask from the first record it seals, taking
+        // that for record 0. A key that comes out of rustls after sealing records of its own
+        // (our TLS 1.2 Finished is record 0) would refuse every record but the first. So
+        // record 0 is sealed once more, empty, for the key to learn its mask, and thrown
+        // away: it never leaves this function. (ring's key checks nothing of the kind.)
+        let empty = OutboundPlainMessage {
+            typ: ContentType::ApplicationData,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(&[]),
+        };
+        let _ = encrypter.encrypt(empty, 0);
+    }
+    Ok(encrypter)
 }
 
 fn key_and_iv(

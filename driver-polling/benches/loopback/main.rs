@@ -32,7 +32,7 @@ use bytes::Bytes;
 use report::{
     BYTES_PER_CONNECTION, COMPLETIONS_PER_SECOND, GBPS, MILLISECONDS, PER_SECOND, Variant, section,
 };
-use tcpclient_testkit::Pki;
+use tcpclient_testkit::{Pki, server_name};
 
 /// How big each job is.
 struct Sizes {
@@ -118,6 +118,19 @@ fn main() -> io::Result<()> {
     ]);
     let client_tls = pki.client_tls("localhost");
     let rustls_config = client_tls.client_config().clone();
+    // The key exchange before post-quantum: what the hybrid costs a handshake.
+    let classic_tls = {
+        let mut provider = (*tcpclient_core::tls::default_provider()).clone();
+        provider
+            .kx_groups
+            .retain(|g| g.name() == rustls::NamedGroup::X25519);
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_root_certificates(pki.roots())
+            .with_no_client_auth();
+        tcpclient_core::TlsConfig::new(Arc::new(config), server_name("localhost"))
+    };
     let rt = clients::runtime()?;
 
     if wanted("bulk") {
@@ -163,7 +176,7 @@ fn main() -> io::Result<()> {
         let gbps = |start: Instant| sizes.bulk as f64 / start.elapsed().as_secs_f64() / 1e9;
         section(
             &format!(
-                "Bulk send, TLS 1.3 AES-128-GCM (ring): {} in 16 KiB messages",
+                "Bulk send, TLS 1.3 AES-128-GCM: {} in 16 KiB messages",
                 human(sizes.bulk)
             ),
             GBPS,
@@ -383,6 +396,10 @@ fn main() -> io::Result<()> {
                 Variant::peer("tokio-rustls, one task", || {
                     connections::tokio(&rt, tls, Some(&rustls_config), n)
                 }),
+                Variant::peer(
+                    "ours with X25519 alone, no post-quantum hybrid (its cost)",
+                    || connections::ours(tls, Some(&classic_tls), n),
+                ),
             ],
         )?;
     }
