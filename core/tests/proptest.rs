@@ -182,6 +182,43 @@ proptest! {
     }
 }
 
+/// The first failing case the suite found on a fresh seed, as it shrank it: a fixed
+/// preamble, reconnects on demand (the seed's top bits), a producer refused for a full queue,
+/// then a reconnect asked for with `Leave::Finish` (the mode's `LateConnected`) while the
+/// connection still wrote; it wrote everything and no `SendReady` came.
+#[test]
+fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
+    use SessionOp::*;
+    let knobs = PolicyKnobs {
+        seed: 5_764_607_523_034_234_880,
+        full_jitter: false,
+        multiplier: 0,
+        initial_10ms: 0,
+        max_100ms: 0,
+        max_attempts: 0,
+        max_elapsed_s: 0,
+        stable_100ms: 0,
+        replay: false,
+    };
+    let ops = vec![
+        Reset,
+        Send(1604),
+        Send(2597),
+        Send(2541),
+        Timeout,
+        ConnectOk,
+        Send(1446),
+        Write(425),
+        Write(1391),
+        LateConnected,
+        Write(1150),
+        Write(3781),
+    ];
+    if let Err(violation) = run_session(&SessionScenario { knobs, ops }) {
+        panic!("{violation}");
+    }
+}
+
 // ---- copied sends ----
 
 /// What the application does in the equivalence below.

@@ -1787,6 +1787,38 @@ fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
     assert_eq!(run.report().bytes_lost, 4, "the ClientHello's loss aside");
 }
 
+/// A producer the connection refused for a full queue is told to send again as soon as a
+/// reconnect asked for with `Leave::Finish` makes the connection finish: its sends now wait
+/// for the next connection, where there is room, and the finishing connection, which takes
+/// no more, would never say so. (Found by the proptest suite: the connection wrote all it
+/// had and no `SendReady` came.)
+#[test]
+fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_finish() {
+    let mut run = Run::new(local().with_send_limit(16), flat());
+    run.connect();
+    run.input(Input::Send(Bytes::from_static(b"0123456789abcdef")));
+    let refused = run
+        .session
+        .handle_input(run.now, Input::Send(Bytes::from_static(b"more")));
+    assert!(
+        matches!(refused, Err(InvalidInput::QueueFull { .. })),
+        "{refused:?}"
+    );
+
+    run.session.reconnect(run.now, Leave::Finish).unwrap();
+
+    assert!(
+        event_names(&run.drain()).contains(&"SendReady"),
+        "room among the sends for the next connection"
+    );
+    assert_eq!(
+        run.session
+            .handle_input(run.now, Input::Send(Bytes::from_static(b"more"))),
+        Ok(()),
+        "and the send is taken"
+    );
+}
+
 #[test]
 fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
     let mut run = Run::new(local(), flat());

@@ -424,6 +424,9 @@ impl Session {
         };
         // Refused only by a connection already on its way out: it ends all the same.
         let _ = self.client.handle_input(now, input);
+        // The connection takes no more sends, so a producer it refused will not hear from
+        // it: the sends now wait for the next connection, and the room is the session's.
+        self.owe_send_ready();
         Ok(())
     }
 
