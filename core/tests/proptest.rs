@@ -219,6 +219,43 @@ fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
     }
 }
 
+/// The second, on another fresh seed: sends held for the next connection, one refused,
+/// the connection made, and the peer closing it before it wrote them all.
+#[test]
+fn a_peer_closing_the_connection_that_owed_a_send_ready_lets_the_session_say_it() {
+    use SessionOp::*;
+    let knobs = PolicyKnobs {
+        seed: 13_835_058_055_282_163_712,
+        full_jitter: false,
+        multiplier: 0,
+        initial_10ms: 0,
+        max_100ms: 0,
+        max_attempts: 0,
+        max_elapsed_s: 0,
+        stable_100ms: 0,
+        replay: true,
+    };
+    let ops = vec![
+        Send(489),
+        Timeout,
+        Send(788),
+        Send(2750),
+        Send(685),
+        Timeout,
+        Send(645),
+        Timeout,
+        Send(2836),
+        Timeout,
+        ConnectOk,
+        PeerEof,
+        Write(1608),
+        Write(3749),
+    ];
+    if let Err(violation) = run_session(&SessionScenario { knobs, ops }) {
+        panic!("{violation}");
+    }
+}
+
 // ---- copied sends ----
 
 /// What the application does in the equivalence below.

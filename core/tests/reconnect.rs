@@ -1819,6 +1819,34 @@ fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_fin
     );
 }
 
+/// A producer refused while sends waited for the next connection, whose room that
+/// connection then owes, is told to send again once the peer closes it: its sends wait for
+/// the connection after, and the closing one, which takes no more, would never say so.
+/// (Found by the proptest suite: everything was written and no `SendReady` came.)
+#[test]
+fn a_refused_producer_hears_send_ready_when_the_peer_closes_the_connection_that_owed_it() {
+    let mut run = Run::new(local().with_send_limit(16), flat());
+    run.connect();
+    reset(&mut run);
+    run.input(Input::Send(Bytes::from_static(b"0123456789ab")));
+    let refused = run
+        .session
+        .handle_input(run.now, Input::Send(Bytes::from_static(b"12345678")));
+    assert!(
+        matches!(refused, Err(InvalidInput::QueueFull { .. })),
+        "{refused:?}"
+    );
+    run.connect();
+
+    let outputs = run.input(Input::PeerEof);
+
+    assert_eq!(
+        event_names(&outputs),
+        ["PeerClosed", "SendReady"],
+        "room among the sends for the next connection"
+    );
+}
+
 #[test]
 fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
     let mut run = Run::new(local(), flat());

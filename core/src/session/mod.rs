@@ -769,6 +769,14 @@ impl Session {
                 self.undelivered.push(bytes);
                 None
             }
+            Output::Event(Event::PeerClosed) => {
+                // The connection may take no more sends now, and so never call back a
+                // producer it refused: the sends wait for the next one, and the room is the
+                // session's to judge.
+                self.outputs.push_back(Output::Event(Event::PeerClosed));
+                self.owe_send_ready();
+                None
+            }
             Output::Event(Event::SendReady) => {
                 // The connection has room; the window of unacknowledged bytes may not.
                 self.send_refused = true;
