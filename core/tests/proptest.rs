@@ -182,15 +182,11 @@ proptest! {
     }
 }
 
-/// The first failing case the suite found on a fresh seed, as it shrank it: a fixed
-/// preamble, reconnects on demand (the seed's top bits), a producer refused for a full queue,
-/// then a reconnect asked for with `Leave::Finish` (the mode's `LateConnected`) while the
-/// connection still wrote; it wrote everything and no `SendReady` came.
-#[test]
-fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
-    use SessionOp::*;
-    let knobs = PolicyKnobs {
-        seed: 5_764_607_523_034_234_880,
+/// The policy proptest shrinks to: every knob at its least but the seed (whose top bits
+/// pick the session's modes) and replay.
+fn shrunk_knobs(seed: u64, replay: bool) -> PolicyKnobs {
+    PolicyKnobs {
+        seed,
         full_jitter: false,
         multiplier: 0,
         initial_10ms: 0,
@@ -198,8 +194,18 @@ fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
         max_attempts: 0,
         max_elapsed_s: 0,
         stable_100ms: 0,
-        replay: false,
-    };
+        replay,
+    }
+}
+
+/// The first failing case the suite found on a fresh seed, as it shrank it: a fixed
+/// preamble, reconnects on demand (the seed's top bits), a producer refused for a full queue,
+/// then a reconnect asked for with `Leave::Finish` (the mode's `LateConnected`) while the
+/// connection still wrote; it wrote everything and no `SendReady` came.
+#[test]
+fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
+    use SessionOp::*;
+    let knobs = shrunk_knobs(5_764_607_523_034_234_880, false);
     let ops = vec![
         Reset,
         Send(1604),
@@ -224,17 +230,7 @@ fn a_reconnect_asked_to_finish_calls_back_the_refused_producer() {
 #[test]
 fn a_peer_closing_the_connection_that_owed_a_send_ready_lets_the_session_say_it() {
     use SessionOp::*;
-    let knobs = PolicyKnobs {
-        seed: 13_835_058_055_282_163_712,
-        full_jitter: false,
-        multiplier: 0,
-        initial_10ms: 0,
-        max_100ms: 0,
-        max_attempts: 0,
-        max_elapsed_s: 0,
-        stable_100ms: 0,
-        replay: true,
-    };
+    let knobs = shrunk_knobs(13_835_058_055_282_163_712, true);
     let ops = vec![
         Send(489),
         Timeout,

@@ -662,7 +662,13 @@ fn data_after_our_close_notify_is_still_delivered_before_the_peers_close() {
 /// A pair speaking TLS from the start whose server may take its keys out of rustls, to send
 /// the alerts rustls will not.
 fn tls_pair_sending_alerts(pki: &Pki) -> Pair {
-    let mut server = (*pki.server_config()).clone();
+    pair_sending_with(pki, &pki.server_config())
+}
+
+/// A connected pair whose server, configured as `server` is, may take its keys out of
+/// rustls.
+fn pair_sending_with(pki: &Pki, server: &rustls::ServerConfig) -> Pair {
+    let mut server = server.clone();
     server.enable_secret_extraction = true;
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
     pair.input(Input::StartTls);
@@ -850,13 +856,7 @@ fn tls12_suite() -> rustls::SupportedCipherSuite {
 /// [`pair_under`] whose server may take its keys out of rustls, to seal what rustls will
 /// not send.
 fn pair_sending_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
-    let mut server = (*pki.server_config_with_suites(vec![suite])).clone();
-    server.enable_secret_extraction = true;
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
-    pair.server.start_tls(std::sync::Arc::new(server));
-    pair.connect();
-    pair
+    pair_sending_with(pki, &pki.server_config_with_suites(vec![suite]))
 }
 
 /// Every cipher suite of ring's provider that a certificate of the test PKI can use.
