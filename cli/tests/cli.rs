@@ -755,13 +755,7 @@ struct SinkProcess(ScriptServer);
 
 impl SinkProcess {
     const SCRIPT: &'static str = r#"
-import socket, sys
-port, path, login = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port))
-s.listen(8)
-print("ready", flush=True)
+path, login = sys.argv[2], sys.argv[3].encode()
 while True:
     c, _ = s.accept()
     first = b""
@@ -791,9 +785,8 @@ while True:
     }
 
     fn requiring(port: u16, path: &std::path::Path, login: &str) -> Self {
-        let port = port.to_string();
-        let args: [&std::ffi::OsStr; 3] = [port.as_ref(), path.as_ref(), login.as_ref()];
-        Self(ScriptServer::python(Self::SCRIPT, args))
+        let args: [&std::ffi::OsStr; 2] = [path.as_ref(), login.as_ref()];
+        Self(ScriptServer::python(port, Self::SCRIPT, args))
     }
 
     fn kill(self) {

@@ -33,13 +33,7 @@ mod line_client;
 /// connection (a `+` in `PATH.marks` for one that begins so, a `!` and the door for one
 /// that does not), then each request appended to `PATH` as it is processed, and answered.
 const LINE_SERVER: &str = r#"
-import socket, sys
-port, path = int(sys.argv[1]), sys.argv[2]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port))
-s.listen(8)
-print("ready", flush=True)
+path = sys.argv[2]
 while True:
     c, _ = s.accept()
     lines = c.makefile("rb")
@@ -62,9 +56,7 @@ while True:
 
 /// The line protocol's server on `port`, logging to `log`.
 fn line_server(port: u16, log: &std::path::Path) -> ScriptServer {
-    let port = port.to_string();
-    let args: [&std::ffi::OsStr; 2] = [port.as_ref(), log.as_ref()];
-    ScriptServer::python(LINE_SERVER, args)
+    ScriptServer::python(port, LINE_SERVER, [log])
 }
 
 #[test]

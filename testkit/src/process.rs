@@ -12,16 +12,18 @@ pub struct ScriptServer {
 }
 
 impl ScriptServer {
-    /// Runs the python3 `script` with `args`, and returns once it has printed `ready` (it
-    /// prints it once it listens). Panics without python3 (the CI script installs it).
-    pub fn python<I, S>(script: &str, args: I) -> Self
+    /// Runs the python3 `serve` code as a server on 127.0.0.1:`port`, and returns once it
+    /// listens. The code finds `s`, the listening socket, `socket` and `sys` imported, and
+    /// `args` as `sys.argv[2:]`. Panics without python3 (the CI script installs it).
+    pub fn python<I, S>(port: u16, serve: &str, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut child = Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(format!("{LISTEN}{serve}"))
+            .arg(port.to_string())
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -51,6 +53,17 @@ impl Drop for ScriptServer {
         self.stop();
     }
 }
+
+/// What every script server begins with: a socket listening on the port in `sys.argv[1]`,
+/// and `ready` once it does.
+const LISTEN: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+print("ready", flush=True)
+"#;
 
 /// A port on 127.0.0.1 that was free a moment ago, for a server process to listen on.
 pub fn free_port() -> u16 {
