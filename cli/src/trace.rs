@@ -89,6 +89,7 @@ impl Trace {
                     "wire_bytes_written": report.wire_bytes_written,
                     "peer_closed": report.peer_closed,
                     "fin_acknowledged": report.fin_acknowledged,
+                    "tls_alert_sent": report.tls_alert_sent.map(|a| a.name()),
                     "clean": report.is_clean(),
                 })
             }

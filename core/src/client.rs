@@ -19,8 +19,8 @@ use crate::state::{Closing, Open, State};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::TlsSession;
 use crate::{
-    AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput, OnPeerEof,
-    Output, Phase, TlsInfo, Unacknowledged,
+    AlertSent, AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput,
+    OnPeerEof, Output, Phase, TlsError, TlsInfo, Unacknowledged,
 };
 
 /// Wire bytes written between two questions about what the peer acknowledged while data
@@ -31,6 +31,12 @@ const QUERY_EVERY: u64 = 256 * 1024;
 /// How long a close waits for the driver's answer. Drivers answer at once; this only bounds
 /// a driver that does not.
 const ANSWER_WAIT: Duration = Duration::from_millis(10);
+
+/// How long a fatal TLS alert, the connection's last bytes, may take to be written before
+/// the connection closes without it (less where the drain timeout is shorter, or a drain's
+/// deadline nearer: it is a drain too). It is one small record, written at once unless the
+/// peer stopped reading; then the peer will not read it either.
+const ALERT_WAIT: Duration = Duration::from_secs(1);
 
 /// The first wait, then doubled, between questions while our FIN waits for its
 /// acknowledgement after the peer's end (the drain deadline bounds them all)...
@@ -118,6 +124,8 @@ pub struct Client {
     winner: Option<AttemptId>,
     /// The attempts of the race, once it is over, for the close report.
     attempts: Vec<Attempt>,
+    /// The fatal TLS alert written before the close, for the close report.
+    tls_alert_sent: Option<AlertSent>,
 }
 
 /// The client's questions to the driver about what the peer's TCP acknowledged
@@ -184,6 +192,7 @@ impl Client {
             resolution_asked: false,
             winner: None,
             attempts: Vec::new(),
+            tls_alert_sent: None,
             config,
         };
         if client.config.delay.is_zero() {
@@ -259,6 +268,9 @@ impl Client {
     /// refused as after a shutdown; any other report is about a connection already ending,
     /// and ignored.
     fn while_closing(&mut self, name: &'static str, input: Input<'_>) -> Result<(), InvalidInput> {
+        if self.alerting() {
+            return self.while_alerting(name, input);
+        }
         match input {
             Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
             Input::Written(n) => {
@@ -275,6 +287,61 @@ impl Client {
             Input::StartTls | Input::Finish => Err(self.unexpected(name)),
             // An abort too: the end is under way, and no later than the answer.
             _ => Ok(()),
+        }
+    }
+
+    /// An input while a fatal TLS alert waits to be written: the socket is still open, so
+    /// the driver's reports are checked as on an open connection, and what they say is of
+    /// no more use (data is not delivered after the failure) but the writes. The alert's
+    /// wait, and every deadline armed before it, end it; so do an abort and a socket error.
+    fn while_alerting(&mut self, name: &'static str, input: Input<'_>) -> Result<(), InvalidInput> {
+        let tcp_eof = match &self.state {
+            State::Closing(closing) => closing.open.tcp_eof,
+            _ => true,
+        };
+        match input {
+            Input::Written(n) => {
+                self.require(name, (n as u64) <= self.ledger.in_flight())?;
+                self.ledger.written(n);
+                self.restart_idle_timer();
+                if let Some(stall) = self.config.stall_timeout {
+                    self.timers.set(Timer::Stall, self.now, stall);
+                }
+                if self.ledger.in_flight() == 0 {
+                    self.alert_over(true);
+                }
+                Ok(())
+            }
+            Input::Received(_) => self.require(name, !tcp_eof),
+            Input::PeerEof => {
+                self.require(name, !tcp_eof)?;
+                if let State::Closing(closing) = &mut self.state {
+                    closing.open.tcp_eof = true;
+                }
+                Ok(())
+            }
+            Input::Timeout => {
+                if self.timers.take_expired(self.now).is_some() {
+                    self.alert_over(false);
+                }
+                Ok(())
+            }
+            Input::SocketError(_) | Input::Abort => {
+                self.alert_over(false);
+                Ok(())
+            }
+            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
+            Input::Consumed(n) => self.consumed(n),
+            Input::Send(data) => Err(self.refuse_after_shutdown(data)),
+            Input::StartTls | Input::Finish => Err(self.unexpected(name)),
+            Input::Connected(attempt) => self.attempt_report(name, attempt, None),
+            Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
+            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
+            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
+            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
+            Input::ResolveFamilyFailed(family, kind) => {
+                self.resolved(name, Some(family), Err(kind))
+            }
         }
     }
 
@@ -617,7 +684,9 @@ impl Client {
             State::Establishing(race) => race,
             // The race is over (a connection won, or the client closed): the answer for a
             // family that had not answered yet is late, and nothing to do.
-            State::Open(_) | State::Closed if self.resolution_asked => return Ok(()),
+            State::Open(_) | State::Closing(_) | State::Closed if self.resolution_asked => {
+                return Ok(());
+            }
             _ => return Err(self.unexpected(name)),
         };
         // An answer for a family already answered: the driver answers twice.
@@ -748,11 +817,64 @@ impl Client {
             self.deliver(plaintext);
         }
         if let Some(error) = inbound.error {
-            self.close(Err(Error::Tls(error)));
+            self.fail_tls(error, inbound.alert);
         } else if inbound.peer_closed {
             self.peer_closed();
         }
         Ok(())
+    }
+
+    /// The session failed (on what the server sent, or at its cipher's confidentiality
+    /// limit under TLS 1.2). The alert that calls for goes out first, after whatever the
+    /// session still had to send (a `no_renegotiation` warning, our answer to a key update),
+    /// as the connection's last bytes; the close waits until they are written (for
+    /// [`ALERT_WAIT`] at most), since a driver drops what it has not written when it closes.
+    fn fail_tls(&mut self, error: TlsError, alert: Option<AlertSent>) {
+        let result = Err(Error::Tls(error));
+        let sendable = matches!(&self.state, State::Open(open) if !open.fin_sent);
+        let session = match &mut self.tls {
+            Tls::Active(session) if sendable && session.has_outgoing() => session,
+            _ => return self.close(result),
+        };
+        let mut bytes = BytesMut::new();
+        self.ledger.tls(session.write_outgoing(&mut bytes), 0);
+        self.outputs.push_back(Output::Transmit(bytes.freeze()));
+        self.update_stall_timer(false);
+        let State::Open(open) = std::mem::replace(&mut self.state, State::Closed) else {
+            return;
+        };
+        // The deadlines armed go on (the first to pass ends the wait), and the wait is a
+        // drain too.
+        let wait = ALERT_WAIT.min(self.config.drain_timeout);
+        self.timers.set(Timer::Acknowledgement, self.now, wait);
+        self.state = State::Closing(Box::new(Closing {
+            open,
+            result,
+            last_bytes: Some(alert),
+        }));
+    }
+
+    /// The session's last bytes were written (`written`), or will not be: the close goes on.
+    fn alert_over(&mut self, written: bool) {
+        let State::Closing(closing) = std::mem::replace(&mut self.state, State::Closed) else {
+            return;
+        };
+        let Closing {
+            open,
+            result,
+            last_bytes,
+        } = *closing;
+        if written {
+            self.tls_alert_sent = last_bytes.flatten();
+        }
+        self.state = State::Open(open);
+        self.timers.stop_all();
+        self.close(result);
+    }
+
+    /// Returns true while the session's last bytes (its alert) wait to be written.
+    fn alerting(&self) -> bool {
+        matches!(&self.state, State::Closing(closing) if closing.last_bytes.is_some())
     }
 
     fn deliver(&mut self, data: Bytes) {
@@ -880,7 +1002,9 @@ impl Client {
                 self.outstanding.release_until(self.ledger.app_written());
             }
         }
-        if let State::Closing(_) = self.state {
+        if let State::Closing(_) = self.state
+            && !self.alerting()
+        {
             self.end_closing(true);
         }
         Ok(())
@@ -974,8 +1098,8 @@ impl Client {
                 Err(error) => return self.close(Err(Error::Tls(error))),
             }
         }
-        if let Err(error) = self.encrypt_queue() {
-            return self.close(Err(Error::Tls(error)));
+        if let Err((error, alert)) = self.encrypt_queue() {
+            return self.fail_tls(error, alert);
         }
         self.advance_shutdown();
         self.update_stall_timer(false);
@@ -984,7 +1108,7 @@ impl Client {
     /// Under TLS: hands out the session's own TLS bytes, then seals what is queued one
     /// record at a time, each record its own transmit (its ciphertext is handed out as
     /// sealed, no copy).
-    fn encrypt_queue(&mut self) -> Result<(), crate::TlsError> {
+    fn encrypt_queue(&mut self) -> Result<(), (TlsError, Option<AlertSent>)> {
         let Tls::Active(session) = &mut self.tls else {
             return Ok(());
         };
@@ -1099,13 +1223,17 @@ impl Client {
         self.timers
             .set(Timer::Acknowledgement, self.now, ANSWER_WAIT);
         self.ask();
-        self.state = State::Closing(Box::new(Closing { open, result }));
+        self.state = State::Closing(Box::new(Closing {
+            open,
+            result,
+            last_bytes: None,
+        }));
     }
 
     /// The driver answered, or (`answered: false`) did not in time: the decided end.
     fn end_closing(&mut self, answered: bool) {
         if let State::Closing(closing) = std::mem::replace(&mut self.state, State::Closed) {
-            let Closing { open, result } = *closing;
+            let Closing { open, result, .. } = *closing;
             self.state = State::Open(open);
             self.finish_close(result, answered);
         }
@@ -1186,6 +1314,7 @@ impl Client {
             wire_bytes_written: self.ledger.wire_written(),
             peer_closed,
             fin_acknowledged,
+            tls_alert_sent: self.tls_alert_sent.take(),
             bytes_handed_back: 0,
             attempts: std::mem::take(&mut self.attempts),
             generations: Vec::new(),

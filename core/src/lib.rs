@@ -173,7 +173,8 @@ pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive
 pub use output::{Event, Output};
 pub use preamble::Preamble;
 pub use report::{
-    Attempt, AttemptOutcome, CloseReport, Ending, GenerationReport, PeerCertificates, TlsInfo,
+    AlertSent, Attempt, AttemptOutcome, CloseReport, Ending, GenerationReport, PeerCertificates,
+    TlsInfo,
 };
 pub use rng::SplitMix;
 pub use session::{Leave, Session, SessionRequest};

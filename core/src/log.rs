@@ -81,6 +81,7 @@ impl Log {
             lost = report.bytes_lost,
             undelivered = report.bytes_undelivered,
             received = report.bytes_received,
+            tls_alert_sent = report.tls_alert_sent.map(|a| a.name()),
             "closed"
         );
     }

@@ -57,6 +57,13 @@ pub struct CloseReport {
     /// of the stream reached the peer. Known only where the driver can tell what was
     /// acknowledged; `false` otherwise.
     pub fin_acknowledged: bool,
+    /// The fatal TLS alert written to the socket before the close, when the session failed
+    /// on something the server sent (a record that does not decrypt, a message out of
+    /// place, an untrusted certificate): what the server was told. `None` when the session
+    /// did not fail that way, when its failure calls for no alert (the server's own fatal
+    /// alert, a flood), after our `close_notify` (nothing may follow it), or when the
+    /// alert could not be written in time.
+    pub tls_alert_sent: Option<AlertSent>,
     /// Application bytes handed back as [`Event::Undelivered`](crate::Event::Undelivered)
     /// while a reconnecting [`Session`](crate::Session) went on (a connection lost them,
     /// and nothing replayed them): back with the application, which may have sent them
@@ -259,6 +266,7 @@ impl CloseReport {
             wire_bytes_written: written,
             peer_closed: false,
             fin_acknowledged: false,
+            tls_alert_sent: None,
             bytes_handed_back: 0,
             attempts: Vec::new(),
             generations: Vec::new(),
@@ -334,6 +342,9 @@ impl fmt::Display for CloseReport {
             "{} undelivered), received {} bytes",
             self.bytes_undelivered, self.bytes_received
         )?;
+        if let Some(alert) = self.tls_alert_sent {
+            write!(f, "; sent the server the TLS alert {alert}")?;
+        }
         // A connection that never came up after several attempts: say how each one ended.
         let won = self
             .attempts
@@ -353,6 +364,38 @@ impl fmt::Display for CloseReport {
             }
         }
         Ok(())
+    }
+}
+
+/// The fatal alert a client wrote to the server before closing on a TLS failure
+/// ([`CloseReport::tls_alert_sent`]), as RFC 8446 section 6.2 asks: the server learns why,
+/// and can tell an attack on the path from a dropped connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertSent {
+    /// This alert, for example `BadRecordMac` for a record that failed to decrypt.
+    Named(rustls::AlertDescription),
+    /// An alert rustls sealed under the handshake's keys (TLS 1.3, after the server's
+    /// hello) for a failure its error does not name the alert of: one went, and only the
+    /// server can read which.
+    Unnamed,
+}
+
+impl AlertSent {
+    /// The alert's name as traces write it (`"BadRecordMac"`), or `"Unnamed"`.
+    pub fn name(&self) -> String {
+        match self {
+            AlertSent::Named(alert) => format!("{alert:?}"),
+            AlertSent::Unnamed => "Unnamed".into(),
+        }
+    }
+}
+
+impl fmt::Display for AlertSent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlertSent::Named(alert) => write!(f, "{alert:?}"),
+            AlertSent::Unnamed => f.write_str("(sealed under the handshake's keys)"),
+        }
     }
 }
 

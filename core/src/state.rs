@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::race::Race;
-use crate::{Ending, Error};
+use crate::{AlertSent, Ending, Error};
 
 /// The lifecycle phase of a client, from [`Client::phase`](crate::Client::phase).
 ///
@@ -114,9 +114,13 @@ impl Open {
 }
 
 /// A connection whose end is decided, waiting for the driver's answer about what the peer
-/// acknowledged.
+/// acknowledged, or, first, for a fatal TLS alert to be written.
 #[derive(Debug)]
 pub(crate) struct Closing {
     pub(crate) open: Open,
     pub(crate) result: Result<Ending, Error>,
+    /// While the TLS session's last bytes, handed out after it failed, wait to be written
+    /// (the question about what the peer acknowledged comes after): the fatal alert among
+    /// them, if any.
+    pub(crate) last_bytes: Option<Option<AlertSent>>,
 }

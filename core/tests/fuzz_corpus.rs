@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tcpclient_core::{CloseReport, Phase};
-use tcpclient_testkit::{Outcome, Scenario, Violation, lifecycle, reconnect, run, server_bytes};
+use tcpclient_testkit::{
+    Ending, Outcome, Scenario, Violation, lifecycle, reconnect, run, server_bytes, tls_records,
+};
 
 type Target = fn(&[u8]) -> Result<Outcome, Violation>;
 
@@ -109,6 +111,48 @@ fn the_committed_reconnect_corpus_keeps_every_session_invariant_and_goes_the_dis
     assert!(
         missing.is_empty(),
         "session endings never reached: {missing:?}"
+    );
+}
+
+/// The `tls_records` corpus: the core and rustls's own client, holding the same keys, agree
+/// on every file (or differ only as `ALLOWED` says), and the corpus goes everywhere: a
+/// session left open, one the server closed, failures with each alert the RFC names for a
+/// record error, and failures that call for none (the server's own alert, a flood).
+#[test]
+fn the_committed_tls_records_corpus_agrees_with_rustls_and_reaches_every_ending() {
+    let files = files(&fuzz_dir().join("corpus").join("tls_records"));
+    assert!(
+        !files.is_empty(),
+        "the committed corpus of tls_records is missing"
+    );
+    let mut endings = BTreeSet::new();
+    let mut names = Vec::new();
+    for file in &files {
+        let data = std::fs::read(file).expect("read corpus file");
+        let comparison = tls_records(&data)
+            .unwrap_or_else(|difference| panic!("{}: {difference}", file.display()));
+        names.push(match comparison.ending {
+            Ending::Open => "open".to_string(),
+            Ending::PeerClosed => "closed by the server".to_string(),
+            Ending::Failed(None) => "failed without an alert".to_string(),
+            Ending::Failed(Some(alert)) => format!("{alert:?}"),
+        });
+    }
+    endings.extend(names.iter().map(String::as_str));
+    let wanted = [
+        "open",
+        "closed by the server",
+        "failed without an alert",
+        "BadRecordMac",
+        "DecodeError",
+        "UnexpectedMessage",
+        "RecordOverflow",
+        "IllegalParameter",
+    ];
+    let missing = never_reached(&wanted, &endings);
+    assert!(
+        missing.is_empty(),
+        "endings never reached: {missing:?} (reached {endings:?})"
     );
 }
 

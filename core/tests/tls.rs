@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use rustls::AlertDescription;
 use tcpclient_core::{
-    Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, TlsConfig, TlsError,
-    tls,
+    AlertSent, Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, TlsConfig,
+    TlsError, tls,
 };
 use tcpclient_testkit::{Leaf, Pair, Pki, closed, server_name};
 
@@ -1247,28 +1248,40 @@ fn record_lengths(log: &[Output]) -> Vec<usize> {
     lengths
 }
 
-/// A cipher suite whose keys may seal only `limit` records: the client must change its key
-/// (a TLS 1.3 KeyUpdate) before each `limit`-th record, and the server must follow.
-#[test]
-fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
-    use rustls::crypto::ring::cipher_suite;
-    let pki = Pki::new();
-    let rustls::SupportedCipherSuite::Tls13(suite) = cipher_suite::TLS13_AES_128_GCM_SHA256 else {
-        unreachable!("a TLS 1.3 suite")
+/// `suite` with its keys allowed to seal only `limit` records: the test-only way to reach
+/// the confidentiality limit, which a real suite puts millions of records away.
+fn worn(suite: rustls::SupportedCipherSuite, limit: u64) -> rustls::SupportedCipherSuite {
+    let common = |common: &rustls::CipherSuiteCommon| rustls::CipherSuiteCommon {
+        suite: common.suite,
+        hash_provider: common.hash_provider,
+        confidentiality_limit: limit,
     };
-    let worn = rustls::Tls13CipherSuite {
-        common: rustls::CipherSuiteCommon {
-            suite: suite.common.suite,
-            hash_provider: suite.common.hash_provider,
-            confidentiality_limit: 2,
-        },
-        hkdf_provider: suite.hkdf_provider,
-        aead_alg: suite.aead_alg,
-        quic: suite.quic,
-    };
-    let leaked: &'static rustls::Tls13CipherSuite = Box::leak(Box::new(worn));
+    match suite {
+        rustls::SupportedCipherSuite::Tls13(suite) => {
+            rustls::SupportedCipherSuite::Tls13(Box::leak(Box::new(rustls::Tls13CipherSuite {
+                common: common(&suite.common),
+                hkdf_provider: suite.hkdf_provider,
+                aead_alg: suite.aead_alg,
+                quic: suite.quic,
+            })))
+        }
+        rustls::SupportedCipherSuite::Tls12(suite) => {
+            rustls::SupportedCipherSuite::Tls12(Box::leak(Box::new(rustls::Tls12CipherSuite {
+                common: common(&suite.common),
+                prf_provider: suite.prf_provider,
+                kx: suite.kx,
+                sign: suite.sign,
+                aead_alg: suite.aead_alg,
+            })))
+        }
+    }
+}
+
+/// A connected pair whose client has only `suite` (worn, say), and whose server has the
+/// real one and may take its keys out of rustls.
+fn pair_with_client_suite(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
     let provider = rustls::crypto::CryptoProvider {
-        cipher_suites: vec![rustls::SupportedCipherSuite::Tls13(leaked)],
+        cipher_suites: vec![suite],
         ..(*tls::default_provider()).clone()
     };
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
@@ -1277,11 +1290,21 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
         .with_root_certificates(pki.roots())
         .with_no_client_auth();
     let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
+    let mut server = (*pki.server_config_with_suites(vec![suite])).clone();
+    server.enable_secret_extraction = true;
     let mut pair = Pair::new(local().with_tls(tls));
     pair.input(Input::StartTls);
-    pair.server
-        .start_tls(pki.server_config_with_suites(vec![cipher_suite::TLS13_AES_128_GCM_SHA256]));
+    pair.server.start_tls(std::sync::Arc::new(server));
     pair.connect();
+    pair
+}
+
+/// A cipher suite whose keys may seal only `limit` records: the client must change its key
+/// (a TLS 1.3 KeyUpdate) before each `limit`-th record, and the server must follow.
+#[test]
+fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
+    let pki = Pki::new();
+    let mut pair = pair_with_client_suite(&pki, worn(tls13_suite(), 2));
 
     let message = vec![b'k'; 40 * 1024];
     pair.h
@@ -1304,6 +1327,35 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
         [record, 22, record, 22, 8 * 1024 + 17, 22, 1 + 17],
         "two records per key: one of data, then the key update: {lengths:?}"
     );
+}
+
+/// TLS 1.2 has no key update: at the confidentiality limit the session ends, with our
+/// `close_notify` in the last record the key may seal, as rustls ends it. What was sealed
+/// before it arrives; the rest is handed back.
+#[test]
+fn under_tls_1_2_the_confidentiality_limit_ends_the_session_with_close_notify() {
+    let pki = Pki::new();
+    // Our Finished is record 0; data may take records 1 and 2, the close_notify record 3.
+    let mut pair = pair_with_client_suite(&pki, worn(tls12_suite(), 4));
+    for _ in 0..3 {
+        pair.send(b"record");
+        pair.drive();
+    }
+
+    assert!(
+        matches!(tls_error(&pair), TlsError::Other { ref reason } if reason.contains("confidentiality limit")),
+        "{:?}",
+        closed(&pair.log).result
+    );
+    assert_eq!(pair.server.decrypted, b"recordrecord");
+    assert_eq!(pair.server.tls_error, None);
+    assert!(pair.server.got_close_notify);
+    let report = closed(&pair.log);
+    assert_eq!(
+        report.tls_alert_sent,
+        Some(AlertSent::Named(AlertDescription::CloseNotify))
+    );
+    assert_eq!(report.bytes_undelivered, 6, "{report}");
 }
 
 /// The `user_canceled` alert's description.
@@ -1349,10 +1401,11 @@ fn the_post_quantum_hybrid_is_chosen_where_offered_and_x25519_where_not() {
 /// A HelloRequest, the empty handshake message of type 0.
 const HELLO_REQUEST: [u8; 4] = [0, 0, 0, 0];
 
-/// Under TLS 1.2 a renegotiation request is declined by passing it over: the session goes
-/// on. A second one is a flood (rustls refuses it too).
+/// Under TLS 1.2 a renegotiation request is declined with a `no_renegotiation` warning
+/// (RFC 5246 section 7.2.2), and the session goes on. A second one is a flood (rustls
+/// refuses it too).
 #[test]
-fn under_tls_1_2_one_hello_request_is_passed_over_and_a_second_refused() {
+fn under_tls_1_2_one_hello_request_is_declined_and_a_second_refused() {
     let pki = Pki::new();
     let mut pair = pair_sending_under(&pki, tls12_suite());
     pair.server
@@ -1362,6 +1415,7 @@ fn under_tls_1_2_one_hello_request_is_passed_over_and_a_second_refused() {
 
     assert_eq!(received(&pair), b"still here");
     assert_ne!(pair.h.client.phase(), Phase::Closed);
+    assert_eq!(pair.server.alerts, [(1, AlertDescription::NoRenegotiation)]);
 
     pair.server
         .send_sealed(rustls::ContentType::Handshake, &HELLO_REQUEST);
@@ -1575,4 +1629,300 @@ fn the_configurations_max_fragment_size_bounds_every_record() {
         [1024 + 17, 1024 + 17, 952 + 17],
         "{lengths:?}"
     );
+}
+
+// ---- fatal alerts: what the server is told when the session fails ----
+
+/// What the client told the server before closing, as its close report says.
+fn alert_sent(pair: &Pair) -> Option<AlertSent> {
+    closed(&pair.log).tls_alert_sent
+}
+
+/// The outputs from the alert on: the alert's record, then (once written) the close.
+fn last_transmit_then_close(pair: &Pair) -> (Bytes, Vec<&Output>) {
+    let at = pair
+        .log
+        .iter()
+        .rposition(|o| matches!(o, Output::Transmit(_)))
+        .expect("a transmit");
+    let Output::Transmit(alert) = &pair.log[at] else {
+        unreachable!()
+    };
+    (alert.clone(), pair.log[at + 1..].iter().collect())
+}
+
+/// A record that fails to decrypt ends the session with `bad_record_mac` (RFC 8446
+/// section 5.2: MUST), written before the socket closes: the server's rustls reads it.
+#[test]
+fn a_record_that_fails_to_decrypt_is_answered_with_bad_record_mac() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+    pair.drive();
+
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+    assert_eq!(
+        pair.server.alert_received(),
+        Some(AlertDescription::BadRecordMac)
+    );
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::BadRecordMac))
+    );
+    let (alert, after) = last_transmit_then_close(&pair);
+    assert_eq!(alert.len(), 5 + 2 + 1 + 16, "one sealed alert record");
+    assert!(
+        matches!(after[..], [Output::Close | Output::Reset, ..]),
+        "{after:?}"
+    );
+    assert!(
+        closed(&pair.log)
+            .to_string()
+            .contains("sent the server the TLS alert BadRecordMac"),
+        "{}",
+        closed(&pair.log)
+    );
+}
+
+/// Each record error gets the alert RFC 8446 section 6.2 (and rustls) names for it, under
+/// TLS 1.3 and TLS 1.2 alike; the server reads it with its own keys.
+#[test]
+fn each_record_error_is_answered_with_the_alert_the_rfc_names() {
+    use rustls::ContentType::{Alert, ApplicationData, Handshake};
+    let pki = Pki::new();
+    let oversized = vec![b'x'; 16 * 1024 + 1];
+    let cases: [(&str, rustls::ContentType, &[u8], AlertDescription); 5] = [
+        (
+            "a plaintext longer than 2^14",
+            ApplicationData,
+            &oversized,
+            AlertDescription::RecordOverflow,
+        ),
+        (
+            "a three-byte alert",
+            Alert,
+            &[2, 80, 0],
+            AlertDescription::DecodeError,
+        ),
+        (
+            "an alert of level 3",
+            Alert,
+            &[3, 80],
+            AlertDescription::IllegalParameter,
+        ),
+        (
+            "a server hello after the handshake",
+            Handshake,
+            &[2, 0, 0, 0],
+            AlertDescription::UnexpectedMessage,
+        ),
+        (
+            "a heartbeat",
+            rustls::ContentType::Heartbeat,
+            &[1, 0, 0],
+            AlertDescription::DecodeError,
+        ),
+    ];
+    for suite in [tls13_suite(), tls12_suite()] {
+        for (what, typ, payload, expected) in &cases {
+            let name = format!("{what} under {:?}", suite.suite());
+            let mut pair = pair_sending_under(&pki, suite);
+            pair.server.send_sealed(*typ, payload);
+            pair.drive();
+            assert_eq!(
+                pair.server.alerts,
+                [(2, *expected)],
+                "{name}: {:?}",
+                closed(&pair.log).result
+            );
+            assert_eq!(
+                alert_sent(&pair),
+                Some(AlertSent::Named(*expected)),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// A change_cipher_spec is never encrypted: after the handshake a well-formed one is an
+/// unexpected message and any other a decode error, under either version (one sealed
+/// under TLS 1.3 hides inside application data, and rustls refuses that as unexpected).
+#[test]
+fn a_change_cipher_spec_after_the_handshake_is_unexpected_or_malformed() {
+    use rustls::ContentType::ChangeCipherSpec;
+    let pki = Pki::new();
+    for suite in [tls13_suite(), tls12_suite()] {
+        for (record, expected) in [
+            (
+                &[20, 3, 3, 0, 1, 1][..],
+                AlertDescription::UnexpectedMessage,
+            ),
+            (&[20, 3, 3, 0, 1, 2][..], AlertDescription::DecodeError),
+        ] {
+            let mut pair = pair_sending_under(&pki, suite);
+            pair.server.send_raw(record);
+            pair.drive();
+            assert_eq!(
+                alert_sent(&pair),
+                Some(AlertSent::Named(expected)),
+                "{record:?}"
+            );
+        }
+    }
+    let mut pair = pair_sending_under(&pki, tls13_suite());
+    pair.server.send_sealed(ChangeCipherSpec, &[1]);
+    pair.drive();
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::UnexpectedMessage))
+    );
+}
+
+/// A record header rustls's deframer refuses is a decode error, in the handshake and after.
+#[test]
+fn a_bad_record_header_is_answered_with_decode_error() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.server.send_raw(&[0x17, 0x02, 0x00, 0x00, 0x05]);
+    pair.drive();
+
+    assert_eq!(
+        pair.server.alert_received(),
+        Some(AlertDescription::DecodeError)
+    );
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::DecodeError))
+    );
+}
+
+/// A fatal alert from the server ends the session at both ends: nothing answers it. Nor
+/// does anything follow our `close_notify` (rustls#959 is rustls asserting it never would).
+#[test]
+fn no_alert_answers_the_servers_fatal_alert_or_follows_our_close_notify() {
+    let pki = Pki::new();
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.server.send_alert(2, 80);
+    pair.drive();
+    assert_eq!(pair.server.alerts, []);
+    assert_eq!(alert_sent(&pair), None);
+
+    let mut pair = tls_pair_sending_alerts(&pki);
+    pair.input(Input::Finish);
+    pair.server
+        .send_sealed(rustls::ContentType::ApplicationData, &[0; 16 * 1024 + 1]);
+    pair.drive();
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+    assert!(pair.server.got_close_notify);
+    assert_eq!(pair.server.alerts, []);
+    assert_eq!(alert_sent(&pair), None);
+}
+
+/// The handshake sends the alert rustls queues: in plaintext before the server's hello,
+/// where the record itself names it.
+#[test]
+fn garbage_instead_of_a_server_hello_is_answered_with_a_plaintext_decode_error() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+
+    pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    pair.drive();
+
+    assert!(
+        pair.server.wire.ends_with(&[21, 3, 3, 0, 2, 2, 50]),
+        "{:?}",
+        pair.server.wire
+    );
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::DecodeError))
+    );
+}
+
+/// After the server's hello (TLS 1.3) rustls seals its alert under the handshake's keys;
+/// for a certificate the error names it, and the server's rustls reads the same. (A chain
+/// from another CA of the same name fails its signature, which rustls answers with
+/// `decrypt_error`.)
+#[test]
+fn an_untrusted_certificate_is_answered_with_the_alert_the_server_reads() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let pair = tls_pair(&pki, other.client_tls("localhost"));
+
+    assert!(matches!(
+        tls_error(&pair),
+        TlsError::CertificateNotTrusted { .. }
+    ));
+    assert_eq!(
+        pair.server.alert_received(),
+        Some(AlertDescription::DecryptError)
+    );
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::DecryptError))
+    );
+}
+
+/// A socket that takes nothing: the alert gets one second to be written, then the
+/// connection closes without it, and the report does not claim it went.
+#[test]
+fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.write_budget = Some(0);
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+    pair.drive();
+    assert!(!pair.h.client.is_closed());
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+    let failed_at = pair.h.now;
+
+    let deadline = pair.h.client.poll_timeout().expect("the alert's deadline");
+    assert_eq!(deadline - failed_at, Duration::from_secs(1));
+    pair.h.now = deadline;
+    pair.input(Input::Timeout);
+    pair.drive();
+    for _ in 0..3 {
+        if pair.h.client.is_closed() {
+            break;
+        }
+        if let Some(next) = pair.h.client.poll_timeout() {
+            pair.h.now = next;
+            pair.input(Input::Timeout);
+        }
+    }
+
+    assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
+    assert_eq!(alert_sent(&pair), None);
+    assert_eq!(pair.server.alert_received(), None);
+}
+
+/// Under TLS 1.2 a warning alert is passed over (up to the flood limit), as rustls does;
+/// under TLS 1.3 every warning but `user_canceled` is fatal, answered with `decode_error`.
+#[test]
+fn a_warning_alert_is_passed_over_under_tls_1_2_and_a_decode_error_under_tls_1_3() {
+    let pki = Pki::new();
+    let no_renegotiation = 100;
+    let mut pair = pair_sending_under(&pki, tls12_suite());
+    pair.server.send_alert(1, no_renegotiation);
+    pair.server.send(b"still here");
+    pair.drive();
+    assert_eq!(received(&pair), b"still here");
+    assert_ne!(pair.h.client.phase(), Phase::Closed);
+
+    let mut pair = pair_sending_under(&pki, tls13_suite());
+    pair.server.send_alert(1, no_renegotiation);
+    pair.drive();
+    assert_eq!(
+        tls_error(&pair),
+        TlsError::AlertReceived {
+            alert: "NoRenegotiation".into()
+        }
+    );
+    assert_eq!(pair.server.alerts, [(2, AlertDescription::DecodeError)]);
 }

@@ -3,10 +3,12 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
+use rustls::crypto::cipher::{
+    InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks, OutboundPlainMessage,
+};
 use rustls::{
-    ConnectionTrafficSecrets, ContentType, ProtocolVersion, ServerConfig, ServerConnection,
-    SupportedCipherSuite,
+    AlertDescription, ConnectionTrafficSecrets, ContentType, ProtocolVersion, ServerConfig,
+    ServerConnection, SupportedCipherSuite,
 };
 
 /// The server side of an in-memory connection.
@@ -27,6 +29,10 @@ pub struct Server {
     pub got_close_notify: bool,
     /// The first TLS error the server saw.
     pub tls_error: Option<rustls::Error>,
+    /// Alerts the client sent (level, description) that the server read with its own keys,
+    /// once it took them out of rustls (rustls reports an alert as
+    /// [`tls_error`](Self::tls_error)).
+    pub alerts: Vec<(u8, AlertDescription)>,
     tls: Option<ServerConnection>,
     /// The server's sending keys, once taken out of rustls to send what rustls will not.
     sealer: Option<Sealer>,
@@ -45,6 +51,7 @@ impl Server {
             got_fin: false,
             got_close_notify: false,
             tls_error: None,
+            alerts: Vec::new(),
             tls: None,
             sealer: None,
             tls_config: None,
@@ -96,6 +103,14 @@ impl Server {
     }
 
     fn receive_tls(&mut self, mut data: &[u8]) {
+        if let Some(sealer) = self.sealer.as_mut() {
+            sealer.open(data, &mut self.decrypted, &mut self.alerts);
+            self.got_close_notify |= self
+                .alerts
+                .iter()
+                .any(|(_, alert)| *alert == AlertDescription::CloseNotify);
+            return;
+        }
         if self.tls.is_none()
             && let Some(config) = self.tls_config.clone()
         {
@@ -204,6 +219,15 @@ impl Server {
         }
     }
 
+    /// The alert the client sent: as rustls reported it, or as the server read it with
+    /// its own keys.
+    pub fn alert_received(&self) -> Option<AlertDescription> {
+        match &self.tls_error {
+            Some(rustls::Error::AlertReceived(alert)) => Some(*alert),
+            _ => self.alerts.last().map(|(_, alert)| *alert),
+        }
+    }
+
     /// Takes what the server has sent and the client has not received yet.
     pub fn take_outgoing(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.outgoing)
@@ -215,21 +239,34 @@ impl Server {
     }
 }
 
-/// A TLS 1.3 record writer with the server's sending keys.
+/// A record writer with the server's sending keys, and a reader with its receiving keys.
 struct Sealer {
     encrypter: Box<dyn MessageEncrypter>,
     seq: u64,
+    decrypter: Box<dyn MessageDecrypter>,
+    rx_seq: u64,
+    /// A record that has only begun to arrive.
+    incoming: Vec<u8>,
 }
 
 impl Sealer {
     fn take_keys(conn: ServerConnection) -> Option<Self> {
         let suite = conn.negotiated_cipher_suite()?;
-        let (seq, secrets) = conn.dangerous_extract_secrets().ok()?.tx;
-        let (key, iv, gcm) = match secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-            | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (key, iv, true),
-            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv, false),
-            _ => return None,
+        let secrets = conn.dangerous_extract_secrets().ok()?;
+        let (rx_seq, rx) = secrets.rx;
+        let (seq, secrets) = secrets.tx;
+        let (key, iv, gcm) = key_and_iv(secrets)?;
+        let (rx_key, rx_iv, _) = key_and_iv(rx)?;
+        let decrypter = match suite {
+            SupportedCipherSuite::Tls13(suite) => suite.aead_alg.decrypter(rx_key, rx_iv),
+            SupportedCipherSuite::Tls12(suite) => {
+                let fixed = if gcm {
+                    &rx_iv.as_ref()[..4]
+                } else {
+                    rx_iv.as_ref()
+                };
+                suite.aead_alg.decrypter(rx_key, fixed)
+            }
         };
         let encrypter = match suite {
             SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
@@ -243,7 +280,44 @@ impl Sealer {
                 suite.aead_alg.encrypter(key, salt, explicit)
             }
         };
-        Some(Self { encrypter, seq })
+        Some(Self {
+            encrypter,
+            seq,
+            decrypter,
+            rx_seq,
+            incoming: Vec::new(),
+        })
+    }
+
+    /// Opens the client's records: data goes to `decrypted`, alerts to `alerts`.
+    fn open(
+        &mut self,
+        data: &[u8],
+        decrypted: &mut Vec<u8>,
+        alerts: &mut Vec<(u8, AlertDescription)>,
+    ) {
+        self.incoming.extend_from_slice(data);
+        while let [typ, major, minor, hi, lo, ..] = self.incoming[..] {
+            let end = 5 + usize::from(u16::from_be_bytes([hi, lo]));
+            if self.incoming.len() < end {
+                return;
+            }
+            let mut record: Vec<u8> = self.incoming.drain(..end).collect();
+            let version = ProtocolVersion::from(u16::from_be_bytes([major, minor]));
+            let message =
+                InboundOpaqueMessage::new(ContentType::from(typ), version, &mut record[5..]);
+            let Ok(plain) = self.decrypter.decrypt(message, self.rx_seq) else {
+                return;
+            };
+            self.rx_seq += 1;
+            match (plain.typ, plain.payload) {
+                (ContentType::ApplicationData, payload) => decrypted.extend_from_slice(payload),
+                (ContentType::Alert, [level, description]) => {
+                    alerts.push((*level, AlertDescription::from(*description)));
+                }
+                _ => {}
+            }
+        }
     }
 
     fn seal(&mut self, typ: ContentType, payload: &[u8], out: &mut Vec<u8>) {
@@ -256,6 +330,21 @@ impl Sealer {
             out.extend_from_slice(&record.encode());
             self.seq += 1;
         }
+    }
+}
+
+fn key_and_iv(
+    secrets: ConnectionTrafficSecrets,
+) -> Option<(
+    rustls::crypto::cipher::AeadKey,
+    rustls::crypto::cipher::Iv,
+    bool,
+)> {
+    match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Some((key, iv, true)),
+        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Some((key, iv, false)),
+        _ => None,
     }
 }
 

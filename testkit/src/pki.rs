@@ -182,6 +182,14 @@ impl Pki {
         self.server_config_with(Arc::new(provider), &[])
     }
 
+    /// A server configuration with this provider (a test's own suites or randomness).
+    pub fn server_config_with_provider(
+        &self,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Arc<ServerConfig> {
+        self.server_config_with(provider, &[])
+    }
+
     fn server_config_with(
         &self,
         provider: Arc<rustls::crypto::CryptoProvider>,

@@ -1051,6 +1051,7 @@ impl Session {
             wire_bytes_written: self.earlier.wire_written,
             peer_closed: last.is_some_and(|(r, _)| r.peer_closed),
             fin_acknowledged: last.is_some_and(|(r, _)| r.fin_acknowledged),
+            tls_alert_sent: last.and_then(|(r, _)| r.tls_alert_sent),
             bytes_handed_back: self.handed_back,
             attempts: self.attempts.clone(),
             generations: self.generations.clone(),

@@ -5,18 +5,18 @@
 //! rustls: the bytes of a record that has only begun to arrive are still ours, and go on to
 //! the [`Records`](super::records::Records) layer with the session's keys.
 //!
-//! A failed handshake ends the connection at once: the fatal alert rustls queues for the
-//! peer is not sent (the client closes its socket instead).
+//! A failed handshake sends the fatal alert rustls queues for the peer, as the session's
+//! last bytes.
 
 use rustls::client::ClientConnectionData;
 use rustls::client::UnbufferedClientConnection;
 use rustls::kernel::KernelConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncodeTlsData, UnbufferedStatus};
-use rustls::{ClientConfig, ExtractedSecrets};
+use rustls::{AlertDescription, ClientConfig, ExtractedSecrets};
 
 use super::framing::{HEADER, validate};
-use super::{classify, connection_info};
-use crate::{TlsError, TlsInfo};
+use super::{Failed, alert_for, classify, connection_info};
+use crate::{AlertSent, TlsError, TlsInfo};
 
 /// What a handshake finished with: everything the record layer needs.
 pub(crate) struct Finished {
@@ -58,7 +58,7 @@ impl Handshake {
             fed: 0,
         });
         // The ClientHello: nothing has been received, so nothing can have finished.
-        handshake.advance(out)?;
+        handshake.advance(out).map_err(|(error, _)| error)?;
         Ok(handshake)
     }
 
@@ -69,7 +69,7 @@ impl Handshake {
         mut self: Box<Self>,
         data: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<Progress, TlsError> {
+    ) -> Result<Progress, Failed> {
         self.incoming.extend_from_slice(data);
         match self.advance(out)? {
             false => Ok(Progress::Continues(self)),
@@ -81,7 +81,7 @@ impl Handshake {
                 let (secrets, kernel) = self
                     .conn
                     .dangerous_into_kernel_connection()
-                    .map_err(classify)?;
+                    .map_err(|e| (classify(e), None))?;
                 Ok(Progress::Done(Box::new(Finished {
                     info,
                     secrets,
@@ -99,7 +99,7 @@ impl Handshake {
     /// whatever follows the record that finished it (data, a ticket, a key update, the peer's
     /// `close_notify`) stays ciphertext for the record layer, instead of being acted on by
     /// rustls's own state machine just before it is turned into a kernel connection.
-    fn advance(&mut self, out: &mut Vec<u8>) -> Result<bool, TlsError> {
+    fn advance(&mut self, out: &mut Vec<u8>) -> Result<bool, Failed> {
         loop {
             // The same buffer each time (rustls keeps positions in it), cut after the
             // records it may see.
@@ -107,8 +107,8 @@ impl Handshake {
             let UnbufferedStatus { discard, state } =
                 self.conn.process_tls_records(&mut self.incoming[..fed]);
             let step = match state {
-                Ok(state) => Self::act(state, out),
-                Err(error) => Err(classify(error)),
+                Ok(state) => Self::act(state, out).map_err(|error| (error, None)),
+                Err(error) => Err((classify(error.clone()), Some(error))),
             };
             let discard = discard.min(fed);
             self.incoming.drain(..discard);
@@ -118,10 +118,36 @@ impl Handshake {
                 Ok(Step::Wait) if self.feed_next_record() => {}
                 Ok(Step::Wait) => return Ok(false),
                 Ok(Step::Done) => return Ok(true),
-                // The fatal alert rustls queues is not sent: the client closes at once.
-                Err(error) => return Err(error),
+                Err((error, None)) => return Err((error, None)),
+                Err((error, Some(cause))) => {
+                    let alert = self.take_alert(&cause, out);
+                    return Err((error, alert));
+                }
             }
         }
+    }
+
+    /// Appends the fatal alert rustls queued on failing with `cause` to `out`, and says
+    /// which alert it is: read from the record while it is plaintext, or, once rustls seals
+    /// it under the handshake's keys (TLS 1.3, after the server's hello), named after
+    /// `cause` where rustls's choice follows from it.
+    fn take_alert(&mut self, cause: &rustls::Error, out: &mut Vec<u8>) -> Option<AlertSent> {
+        let start = out.len();
+        // The same buffer as before: rustls keeps positions in it. A queued alert comes
+        // out before any record in it is looked at.
+        let fed = self.fed.min(self.incoming.len());
+        let UnbufferedStatus { state, .. } =
+            self.conn.process_tls_records(&mut self.incoming[..fed]);
+        let Ok(ConnectionState::EncodeTlsData(mut encode)) = state else {
+            return None;
+        };
+        encode_into(&mut encode, out).ok()?;
+        Some(match out[start..] {
+            [ALERT, _, _, 0, 2, 2, description] => {
+                AlertSent::Named(AlertDescription::from(description))
+            }
+            _ => alert_for(cause).map_or(AlertSent::Unnamed, AlertSent::Named),
+        })
     }
 
     /// Lets rustls see the next record once all of it has arrived; returns whether it did.
@@ -208,6 +234,9 @@ enum Step {
     Wait,
     Done,
 }
+
+/// A record's content type when it holds an alert.
+const ALERT: u8 = 21;
 
 /// Room made for one encoded handshake flight; a larger one is retried at its size.
 const ENCODE_ROOM: usize = 4096;

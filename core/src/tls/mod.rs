@@ -15,7 +15,7 @@ mod handshake;
 mod records;
 
 use bytes::{Bytes, BytesMut};
-use rustls::CertificateError;
+use rustls::{AlertDescription, CertificateError};
 
 #[cfg(feature = "ring")]
 pub use config::ring_provider;
@@ -24,7 +24,7 @@ pub use config::{
     danger_client_config_accepting_any_certificate, default_provider, roots_from_pem,
 };
 
-use crate::{PeerCertificates, TlsConfig, TlsError, TlsInfo};
+use crate::{AlertSent, PeerCertificates, TlsConfig, TlsError, TlsInfo};
 use handshake::{Finished, Handshake, Progress};
 use records::Records;
 
@@ -46,6 +46,33 @@ pub(crate) struct Inbound {
     pub(crate) peer_closed: bool,
     /// The session failed after the plaintext above.
     pub(crate) error: Option<TlsError>,
+    /// The fatal alert that failure sealed for the peer: it waits in
+    /// [`TlsSession::write_outgoing`], the last bytes the session sends.
+    pub(crate) alert: Option<AlertSent>,
+}
+
+/// A failure of the session, with the fatal alert TLS names for it where it names one.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: TlsError,
+    pub(crate) alert: Option<AlertDescription>,
+}
+
+impl Failure {
+    fn new(alert: AlertDescription, error: TlsError) -> Self {
+        Self {
+            error,
+            alert: Some(alert),
+        }
+    }
+}
+
+/// A failure no alert answers: the peer's own fatal alert, a flood (rustls sends none for
+/// either), or one of ours.
+impl From<TlsError> for Failure {
+    fn from(error: TlsError) -> Self {
+        Self { error, alert: None }
+    }
 }
 
 /// One TLS client session: a handshake, then its records.
@@ -136,13 +163,21 @@ impl TlsSession {
     }
 
     /// Seals `chunks` (at most [`Self::max_plaintext`] bytes) as one record, ready to send.
-    /// Bytes of the session's own ([`Self::write_outgoing`]) go before it.
-    pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, TlsError> {
-        match &mut self.records {
-            Some(records) => records.seal(chunks),
-            None => Err(TlsError::Other {
+    /// Bytes of the session's own ([`Self::write_outgoing`]) go before it. A failure seals
+    /// the alert it calls for, as [`Self::receive`] does.
+    pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, Failed> {
+        let Some(records) = &mut self.records else {
+            let error = TlsError::Other {
                 reason: "encrypting before the handshake is over".into(),
-            }),
+            };
+            return Err((error, None));
+        };
+        match records.seal(chunks) {
+            Ok(sealed) => Ok(sealed),
+            Err(Failure { error, alert }) => {
+                let alert = alert.and_then(|alert| self.seal_fatal_alert(alert));
+                Err((error, alert))
+            }
         }
     }
 
@@ -163,16 +198,38 @@ impl TlsSession {
 
     /// Feeds bytes read from the socket and collects what they produced. Plaintext from the
     /// records before a failure is kept: each record was authenticated on its own.
+    ///
+    /// A failure seals the fatal alert it calls for (the handshake's is rustls's own) as
+    /// the session's last bytes, unless our `close_notify` already went: nothing may follow
+    /// that.
     pub(crate) fn receive(&mut self, data: &[u8]) -> Inbound {
         let mut plaintext = Vec::new();
         let mut handshake_finished = false;
         let result = self.receive_into(data, &mut plaintext, &mut handshake_finished);
+        let (error, alert) = match result {
+            Ok(()) => (None, None),
+            Err(Received::Handshake(error, alert)) => (Some(error), alert),
+            Err(Received::Records(Failure { error, alert })) => {
+                let alert = alert.and_then(|alert| self.seal_fatal_alert(alert));
+                (Some(error), alert)
+            }
+        };
         Inbound {
             plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
             handshake_finished,
             peer_closed: self.peer_closed(),
-            error: result.err(),
+            error,
+            alert,
         }
+    }
+
+    /// Seals `alert` after whatever the session still had to send.
+    fn seal_fatal_alert(&mut self, alert: AlertDescription) -> Option<AlertSent> {
+        let records = self.records.as_mut()?;
+        records.take_control(&mut self.outgoing);
+        let sealed = records.seal_fatal_alert(alert)?;
+        self.outgoing.extend_from_slice(&sealed);
+        Some(AlertSent::Named(alert))
     }
 
     fn receive_into(
@@ -180,9 +237,12 @@ impl TlsSession {
         data: &[u8],
         plaintext: &mut Vec<u8>,
         handshake_finished: &mut bool,
-    ) -> Result<(), TlsError> {
+    ) -> Result<(), Received> {
         if let Some(handshake) = self.handshake.take() {
-            let finished = match handshake.receive(data, &mut self.outgoing)? {
+            let progress = handshake
+                .receive(data, &mut self.outgoing)
+                .map_err(|(error, alert)| Received::Handshake(error, alert))?;
+            let finished = match progress {
                 Progress::Continues(handshake) => {
                     self.handshake = Some(handshake);
                     return Ok(());
@@ -197,11 +257,13 @@ impl TlsSession {
             } = *finished;
             *handshake_finished = true;
             self.info = Some(info);
-            let records = self.records.insert(Records::start(secrets, kernel)?);
-            return records.receive(&rest, plaintext);
+            let records =
+                Records::start(secrets, kernel).map_err(|e| Received::Records(e.into()))?;
+            let records = self.records.insert(records);
+            return records.receive(&rest, plaintext).map_err(Received::Records);
         }
         match &mut self.records {
-            Some(records) => records.receive(data, plaintext),
+            Some(records) => records.receive(data, plaintext).map_err(Received::Records),
             None => Ok(()),
         }
     }
@@ -230,6 +292,32 @@ impl TlsSession {
                 peer_certificates: PeerCertificates::default(),
             },
         }
+    }
+}
+
+/// A failed session: why, and the alert sealed for the peer as its last bytes, if any.
+pub(crate) type Failed = (TlsError, Option<AlertSent>);
+
+/// How receiving failed: in the handshake, whose alert (if any) rustls has sealed already,
+/// or in the records, whose alert is still to be sealed.
+enum Received {
+    Handshake(TlsError, Option<AlertSent>),
+    Records(Failure),
+}
+
+/// The alert rustls sends for `error` wherever that does not depend on where it arose.
+fn alert_for(error: &rustls::Error) -> Option<AlertDescription> {
+    match error {
+        rustls::Error::InvalidCertificate(cert) => Some(cert.clone().into()),
+        rustls::Error::InvalidMessage(message) => Some((*message).into()),
+        rustls::Error::DecryptError => Some(AlertDescription::BadRecordMac),
+        rustls::Error::PeerSentOversizedRecord => Some(AlertDescription::RecordOverflow),
+        rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. }
+        | rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::IllegalMiddleboxChangeCipherSpec) => {
+            Some(AlertDescription::UnexpectedMessage)
+        }
+        _ => None,
     }
 }
 

@@ -23,9 +23,9 @@ use rustls::{
     ProtocolVersion, SupportedCipherSuite,
 };
 
-use super::classify;
 use super::flood::FloodGuard;
 use super::framing::{HEADER, validate};
+use super::{Failure, alert_for, classify};
 use crate::TlsError;
 
 /// The session's records, both ways, once the handshake is over.
@@ -48,7 +48,7 @@ pub(crate) struct Records {
     control: Vec<u8>,
     /// The peer's `close_notify` arrived: nothing after it counts.
     peer_closed: bool,
-    /// Our `close_notify` is sealed: nothing may be sent after it.
+    /// Our `close_notify` (or a fatal alert) is sealed: nothing may be sent after it.
     close_notify_sent: bool,
     /// We answered a key update request and have sent no data since: further requests
     /// get no second answer (RFC 8446 section 4.6.3).
@@ -113,11 +113,12 @@ impl Records {
 
     /// Seals `chunks` (at most one record's worth) as one application data record, after
     /// any record of the session's own that must precede it.
-    pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, TlsError> {
+    pub(crate) fn seal(&mut self, chunks: &[Bytes]) -> Result<Bytes, Failure> {
         if self.close_notify_sent {
             return Err(TlsError::Other {
                 reason: "encrypting after our close_notify".into(),
-            });
+            }
+            .into());
         }
         self.refresh_if_worn()?;
         let sealed = match chunks {
@@ -139,8 +140,26 @@ impl Records {
 
     /// Seals our `close_notify`; nothing may be sealed after it.
     pub(crate) fn seal_close_notify(&mut self) -> Result<Vec<u8>, TlsError> {
-        let alert = [1, u8::from(AlertDescription::CloseNotify)];
-        let record = self.seal_one(ContentType::Alert, OutboundChunks::Single(&alert))?;
+        self.seal_alert(1, AlertDescription::CloseNotify)
+    }
+
+    /// Seals the alert a failure calls for (fatal, but for a `close_notify`), unless our
+    /// `close_notify` already went (then nothing may follow it: rustls#959 is rustls
+    /// asserting the same); nothing may be sealed after it.
+    pub(crate) fn seal_fatal_alert(&mut self, alert: AlertDescription) -> Option<Vec<u8>> {
+        let level = match alert {
+            AlertDescription::CloseNotify => 1,
+            _ => 2,
+        };
+        match self.close_notify_sent {
+            true => None,
+            false => self.seal_alert(level, alert).ok(),
+        }
+    }
+
+    fn seal_alert(&mut self, level: u8, alert: AlertDescription) -> Result<Vec<u8>, TlsError> {
+        let payload = [level, u8::from(alert)];
+        let record = self.seal_one(ContentType::Alert, OutboundChunks::Single(&payload))?;
         self.close_notify_sent = true;
         Ok(record)
     }
@@ -165,17 +184,21 @@ impl Records {
 
     /// Changes the sending key before it has sealed as many records as its cipher may: as
     /// rustls does, the KeyUpdate takes the last sequence number the key allows (unless the
-    /// key is unused). Under TLS 1.2, which has no key update, the session ends there.
-    fn refresh_if_worn(&mut self) -> Result<(), TlsError> {
+    /// key is unused). Under TLS 1.2, which has no key update, the session ends there, with
+    /// our `close_notify` in that last sequence number, as rustls ends it.
+    fn refresh_if_worn(&mut self) -> Result<(), Failure> {
         if self.tx_seq == 0 || self.tx_seq.saturating_add(1) < self.tx_limit {
             return Ok(());
         }
         if !self.tls13() {
-            return Err(TlsError::Other {
-                reason: "the cipher suite's confidentiality limit is reached".into(),
-            });
+            return Err(Failure::new(
+                AlertDescription::CloseNotify,
+                TlsError::Other {
+                    reason: "the cipher suite's confidentiality limit is reached".into(),
+                },
+            ));
         }
-        self.send_key_update()
+        Ok(self.send_key_update()?)
     }
 
     /// Seals a KeyUpdate (not asking the peer for one) with the current key, then moves to
@@ -196,18 +219,15 @@ impl Records {
         &mut self,
         mut data: &[u8],
         plaintext: &mut Vec<u8>,
-    ) -> Result<(), TlsError> {
+    ) -> Result<(), Failure> {
         while !data.is_empty() && !self.peer_closed {
             let wanted = self.wanted();
             let n = wanted.min(data.len());
             self.record.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.record.len() == HEADER {
-                let mut header = [0u8; HEADER];
-                header.copy_from_slice(&self.record);
-                validate(&header).map_err(|reason| TlsError::CorruptMessage {
-                    reason: reason.into(),
-                })?;
+            if self.record.len() <= HEADER {
+                validate(&self.record)
+                    .map_err(|reason| fatal(AlertDescription::DecodeError, reason))?;
             }
             if self.record.len() >= HEADER && self.wanted() == 0 {
                 self.open_record(plaintext)?;
@@ -227,13 +247,25 @@ impl Records {
     }
 
     /// Decrypts the assembled record and acts on what it holds.
-    fn open_record(&mut self, plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+    fn open_record(&mut self, plaintext: &mut Vec<u8>) -> Result<(), Failure> {
         let outer = ContentType::from(self.record[0]);
         let version = ProtocolVersion::from(u16::from_be_bytes([self.record[1], self.record[2]]));
-        if outer == ContentType::ChangeCipherSpec
-            || (self.tls13() && outer != ContentType::ApplicationData)
-        {
-            return Err(corrupt("an unencrypted record after the handshake"));
+        // Never encrypted: decoded as it is, then out of place.
+        if outer == ContentType::ChangeCipherSpec {
+            return Err(match self.record[HEADER..] {
+                [1] => unexpected("a change_cipher_spec after the handshake"),
+                _ => fatal(
+                    AlertDescription::DecodeError,
+                    "a malformed change_cipher_spec",
+                ),
+            });
+        }
+        if self.tls13() && outer != ContentType::ApplicationData {
+            // rustls tries to decrypt it, which fails: the header is authenticated.
+            return Err(fatal(
+                AlertDescription::BadRecordMac,
+                "an unencrypted record after the handshake",
+            ));
         }
         let message = InboundOpaqueMessage::new(outer, version, &mut self.record[HEADER..]);
         let opened = self
@@ -243,7 +275,8 @@ impl Records {
         self.rx_seq += 1;
         let payload = opened.payload;
         if opened.typ != ContentType::Handshake && !self.handshake.is_empty() {
-            return Err(corrupt("a record inside a handshake message"));
+            // rustls ends here without an alert.
+            return Err(corrupt("a record inside a handshake message").into());
         }
         self.floods.record(payload.is_empty())?;
         match opened.typ {
@@ -253,35 +286,56 @@ impl Records {
                 }
                 plaintext.extend_from_slice(payload);
             }
-            ContentType::Alert => match payload {
-                // Neither warning nor fatal: rustls answers illegal_parameter.
-                [level, _] if !matches!(level, 1 | 2) => {
-                    return Err(corrupt("an alert of unknown level"));
-                }
-                [_, description]
-                    if AlertDescription::from(*description) == AlertDescription::CloseNotify =>
-                {
-                    self.peer_closed = true;
-                }
-                [1, description]
-                    if AlertDescription::from(*description) == AlertDescription::UserCanceled =>
-                {
-                    self.floods.warning_alert()?;
-                }
-                [_, description] => {
-                    return Err(TlsError::AlertReceived {
-                        alert: format!("{:?}", AlertDescription::from(*description)),
-                    });
-                }
-                _ => return Err(corrupt("a malformed alert")),
-            },
+            ContentType::Alert => {
+                let alert = <[u8; 2]>::try_from(payload).ok();
+                self.alert(alert)?
+            }
             ContentType::Handshake => {
                 self.handshake.extend_from_slice(payload);
                 self.handshake_messages()?;
             }
+            // (TLS 1.3's decrypter refuses it already.)
+            ContentType::ChangeCipherSpec if payload == [1] => {
+                return Err(unexpected("a change_cipher_spec after the handshake"));
+            }
+            // A content type TLS does not have, or a malformed change_cipher_spec: rustls
+            // cannot decode it as any message.
             _ => {
-                return Err(corrupt(
-                    "a record of an unexpected type after the handshake",
+                return Err(fatal(
+                    AlertDescription::DecodeError,
+                    "a record of an unknown content type after the handshake",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on an alert, as rustls does: `close_notify` ends the peer's stream; a warning
+    /// is passed over under TLS 1.2 (up to the flood limit), and under TLS 1.3 only
+    /// `user_canceled` is (every other alert is fatal there, whatever level it claims).
+    fn alert(&mut self, payload: Option<[u8; 2]>) -> Result<(), Failure> {
+        let Some([level, description]) = payload else {
+            return Err(fatal(AlertDescription::DecodeError, "a malformed alert"));
+        };
+        let description = AlertDescription::from(description);
+        let received = || TlsError::AlertReceived {
+            alert: format!("{description:?}"),
+        };
+        match level {
+            1 | 2 if description == AlertDescription::CloseNotify => self.peer_closed = true,
+            1 => {
+                self.floods.warning_alert()?;
+                if self.tls13() && description != AlertDescription::UserCanceled {
+                    return Err(Failure::new(AlertDescription::DecodeError, received()));
+                }
+            }
+            // A fatal alert ends the session at both ends: nothing is sent after it.
+            2 => return Err(received().into()),
+            // Neither warning nor fatal.
+            _ => {
+                return Err(fatal(
+                    AlertDescription::IllegalParameter,
+                    "an alert of unknown level",
                 ));
             }
         }
@@ -289,25 +343,27 @@ impl Records {
     }
 
     /// Acts on every complete handshake message: a resumption ticket (TLS 1.3) goes to the
-    /// session store, a key update changes the receiving key (and, when the peer asks,
-    /// ours), a renegotiation request (TLS 1.2 only: TLS 1.3 has none) is declined by
-    /// ignoring it, once. rustls's kernel connection refuses a ticket or a key update the
-    /// negotiated version does not have.
-    fn handshake_messages(&mut self) -> Result<(), TlsError> {
+    /// session store, a key update (TLS 1.3) changes the receiving key (and, when the peer
+    /// asks, ours), a renegotiation request (TLS 1.2 only) is declined by ignoring it, once.
+    fn handshake_messages(&mut self) -> Result<(), Failure> {
         while let Some((kind, body)) = take_message(&mut self.handshake)? {
             match HandshakeType::from(kind) {
                 // Also after our close_notify: the next connection can resume with it.
-                HandshakeType::NewSessionTicket => self
+                HandshakeType::NewSessionTicket if self.tls13() => self
                     .kernel
                     .handle_new_session_ticket(&body)
                     .map_err(misbehaved)?,
-                HandshakeType::HelloRequest if body.is_empty() && !self.tls13() => {
+                // rustls takes a HelloRequest with a body for one too.
+                HandshakeType::HelloRequest if !self.tls13() => {
                     self.floods.renegotiation_request()?;
+                    self.decline_renegotiation()?;
                 }
                 // What follows a key update in its record would be under the old key.
-                HandshakeType::KeyUpdate if self.handshake.is_empty() => self.key_update(&body)?,
+                HandshakeType::KeyUpdate if self.tls13() && self.handshake.is_empty() => {
+                    self.key_update(&body)?
+                }
                 _ => {
-                    return Err(corrupt(
+                    return Err(unexpected(
                         "an unexpected handshake message after the handshake (or a key \
                          update not at the end of its record)",
                     ));
@@ -317,11 +373,22 @@ impl Records {
         Ok(())
     }
 
+    /// Says no to a renegotiation with a `no_renegotiation` warning, as RFC 5246 section
+    /// 7.2.2 and rustls do (nothing once our `close_notify` went).
+    fn decline_renegotiation(&mut self) -> Result<(), TlsError> {
+        if !self.close_notify_sent {
+            let payload = [1, u8::from(AlertDescription::NoRenegotiation)];
+            let record = self.seal_one(ContentType::Alert, OutboundChunks::Single(&payload))?;
+            self.control.extend_from_slice(&record);
+        }
+        Ok(())
+    }
+
     /// The peer changed its sending key, and may ask us to change ours. One answer covers
     /// every request until we send data again, and after our `close_notify` we send nothing
     /// more, so owe none (RFC 8446 section 4.6.3 asks for one before the next application
     /// data record). A key update must end its record: what follows is under the new key.
-    fn key_update(&mut self, body: &[u8]) -> Result<(), TlsError> {
+    fn key_update(&mut self, body: &[u8]) -> Result<(), Failure> {
         let update_requested = update_requested(body)?;
         self.floods.key_update()?;
         let (seq, rx) = self.kernel.update_rx_secret().map_err(misbehaved)?;
@@ -336,11 +403,19 @@ impl Records {
 }
 
 /// Whether a KeyUpdate's body asks for ours in return.
-fn update_requested(body: &[u8]) -> Result<bool, TlsError> {
+fn update_requested(body: &[u8]) -> Result<bool, Failure> {
     match body {
         [0] => Ok(false),
         [1] => Ok(true),
-        _ => Err(corrupt("a malformed key update")),
+        // A request of a kind TLS 1.3 does not define, as rustls answers it.
+        [_] => Err(fatal(
+            AlertDescription::IllegalParameter,
+            "a key update of an unknown kind",
+        )),
+        _ => Err(fatal(
+            AlertDescription::DecodeError,
+            "a malformed key update",
+        )),
     }
 }
 
@@ -419,13 +494,14 @@ fn key_and_iv(
 
 /// Takes the first handshake message out of `buf` if it is complete (type, 24-bit length,
 /// body), and returns its type and body.
-fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, TlsError> {
+fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, Failure> {
     let [kind, a, b, c, ..] = buf[..] else {
         return Ok(None);
     };
     let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
     if len > MAX_HANDSHAKE_MESSAGE {
-        return Err(corrupt("a handshake message too long to be real"));
+        // rustls ends here without an alert.
+        return Err(corrupt("a handshake message too long to be real").into());
     }
     if buf.len() < 4 + len {
         return Ok(None);
@@ -438,12 +514,27 @@ fn take_message(buf: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>, TlsError> {
 /// rustls's own cap on records per key, whatever the suite allows.
 const SEQ_SOFT_LIMIT: u64 = 0xffff_ffff_ffff_0000;
 
-/// The longest handshake message reassembled after the handshake: a generous ticket.
-const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
+/// The longest handshake message reassembled after the handshake, rustls's limit: a
+/// generous ticket.
+const MAX_HANDSHAKE_MESSAGE: usize = 0xffff;
 
-/// What rustls says of a record or message the peer should not have sent.
-fn misbehaved(error: rustls::Error) -> TlsError {
-    corrupt(&error.to_string())
+/// What rustls says of a record or message the peer should not have sent, with the alert
+/// rustls would send for it.
+fn misbehaved(error: rustls::Error) -> Failure {
+    Failure {
+        alert: alert_for(&error),
+        error: corrupt(&error.to_string()),
+    }
+}
+
+/// A record or message the peer should not have sent, answered with `alert`.
+fn fatal(alert: AlertDescription, reason: &str) -> Failure {
+    Failure::new(alert, corrupt(reason))
+}
+
+/// A message out of place: `unexpected_message`.
+fn unexpected(reason: &str) -> Failure {
+    fatal(AlertDescription::UnexpectedMessage, reason)
 }
 
 fn corrupt(reason: &str) -> TlsError {
@@ -481,10 +572,10 @@ mod tests {
     }
 
     #[test]
-    fn a_message_of_64_kib_is_taken_and_one_byte_longer_is_refused() {
-        let mut at_limit = message(4, 64 * 1024);
+    fn a_message_of_64_kib_less_one_is_taken_and_one_byte_longer_is_refused() {
+        let mut at_limit = message(4, 0xffff);
         assert_eq!(take_message(&mut at_limit).unwrap().map(|m| m.0), Some(4));
-        let mut past_limit = message(4, 64 * 1024 + 1);
+        let mut past_limit = message(4, 0xffff + 1);
         assert!(take_message(&mut past_limit).is_err());
     }
 
