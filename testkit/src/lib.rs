@@ -4,6 +4,7 @@
 //! ([`Monitor`]) that they and the simulator feed.
 #![deny(missing_docs)]
 
+mod differential;
 mod harness;
 pub mod loopback;
 mod monitor;
@@ -15,6 +16,7 @@ mod scenario;
 mod session;
 mod world;
 
+pub use differential::{ALLOWED, Comparison, Difference, Ending, tls_records};
 pub use harness::{Harness, Kernel, closed, connect, epoch, events};
 pub use monitor::{EngineMonitor, Monitor};
 pub use pair::Pair;
