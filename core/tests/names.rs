@@ -216,3 +216,16 @@ fn an_alpn_name_may_be_1_to_255_bytes_as_tls_allows() {
     assert!(check_alpn_protocols(&[b"h2", b""]).is_err());
     assert!(check_alpn_protocols(&[b"h2", b"http/1.1"]).is_ok());
 }
+
+#[test]
+fn the_alert_sent_is_named_in_traces_and_in_words() {
+    use tcpclient_core::AlertSent;
+    let named = AlertSent::Named(rustls::AlertDescription::BadRecordMac);
+    assert_eq!(named.name(), "BadRecordMac");
+    assert_eq!(named.to_string(), "BadRecordMac");
+    assert_eq!(AlertSent::Unnamed.name(), "Unnamed");
+    assert_eq!(
+        AlertSent::Unnamed.to_string(),
+        "(sealed under the handshake's keys)"
+    );
+}

@@ -1337,6 +1337,10 @@ fn under_tls_1_2_the_confidentiality_limit_ends_the_session_with_close_notify() 
     let pki = Pki::new();
     // Our Finished is record 0; data may take records 1 and 2, the close_notify record 3.
     let mut pair = pair_with_client_suite(&pki, worn(tls12_suite(), 4));
+    // The server takes its keys out of rustls, to read the alert's level too.
+    pair.server
+        .send_sealed(rustls::ContentType::ApplicationData, b"");
+    pair.drive();
     for _ in 0..3 {
         pair.send(b"record");
         pair.drive();
@@ -1348,7 +1352,7 @@ fn under_tls_1_2_the_confidentiality_limit_ends_the_session_with_close_notify() 
         closed(&pair.log).result
     );
     assert_eq!(pair.server.decrypted, b"recordrecord");
-    assert_eq!(pair.server.tls_error, None);
+    assert_eq!(pair.server.alerts, [(1, AlertDescription::CloseNotify)]);
     assert!(pair.server.got_close_notify);
     let report = closed(&pair.log);
     assert_eq!(
@@ -1747,6 +1751,32 @@ fn each_record_error_is_answered_with_the_alert_the_rfc_names() {
     }
 }
 
+/// What TLS 1.2 does not have after its handshake, as rustls's `ExpectTraffic` refuses it:
+/// a key update, a ticket (TLS 1.2 sends its ticket inside the handshake); and what TLS 1.3
+/// does not have, a HelloRequest. Each an unexpected message.
+#[test]
+fn each_version_refuses_the_messages_the_other_has() {
+    let pki = Pki::new();
+    let key_update = [24, 0, 0, 1, 0];
+    let ticket = [4, 0, 0, 6, 0, 0, 0, 0, 0, 0];
+    for (suite, message) in [
+        (tls12_suite(), &key_update[..]),
+        (tls12_suite(), &ticket[..]),
+        (tls13_suite(), &HELLO_REQUEST[..]),
+    ] {
+        let mut pair = pair_sending_under(&pki, suite);
+        pair.server
+            .send_sealed(rustls::ContentType::Handshake, message);
+        pair.drive();
+        assert_eq!(
+            pair.server.alerts,
+            [(2, AlertDescription::UnexpectedMessage)],
+            "{message:?} under {:?}",
+            suite.suite()
+        );
+    }
+}
+
 /// A change_cipher_spec is never encrypted: after the handshake a well-formed one is an
 /// unexpected message and any other a decode error, under either version (one sealed
 /// under TLS 1.3 hides inside application data, and rustls refuses that as unexpected).
@@ -1843,6 +1873,38 @@ fn garbage_instead_of_a_server_hello_is_answered_with_a_plaintext_decode_error()
     );
 }
 
+/// A server hello choosing a suite the client never offered: rustls answers with a plaintext
+/// `handshake_failure` (its error, `PeerMisbehaved`, does not say which alert), and the
+/// report names it from the record.
+#[test]
+fn a_plaintext_handshake_alert_is_named_from_its_record() {
+    let pki = Pki::new();
+    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    pair.input(Input::StartTls);
+    let mut server = rustls::ServerConnection::new(pki.server_config()).unwrap();
+    server.read_tls(&mut &pair.server.wire[..]).unwrap();
+    server.process_new_packets().unwrap();
+    let mut flight = Vec::new();
+    server.write_tls(&mut flight).unwrap();
+    // Header (5), handshake header (4), version (2), random (32), session id (1 + 32).
+    let suite_at = 5 + 4 + 2 + 32 + 1 + usize::from(flight[5 + 4 + 2 + 32]);
+    flight[suite_at..suite_at + 2].copy_from_slice(&[0x00, 0x2f]);
+
+    pair.server.send_raw(&flight);
+    pair.drive();
+
+    let wire = &pair.server.wire;
+    assert!(
+        wire.ends_with(&[21, 3, 3, 0, 2, 2, 40]),
+        "{:?}",
+        &wire[wire.len().saturating_sub(7)..]
+    );
+    assert_eq!(
+        alert_sent(&pair),
+        Some(AlertSent::Named(AlertDescription::HandshakeFailure))
+    );
+}
+
 /// After the server's hello (TLS 1.3) rustls seals its alert under the handshake's keys;
 /// for a certificate the error names it, and the server's rustls reads the same. (A chain
 /// from another CA of the same name fails its signature, which rustls answers with
@@ -1900,6 +1962,37 @@ fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
     assert_eq!(alert_sent(&pair), None);
     assert_eq!(pair.server.alert_received(), None);
+}
+
+/// While the alert waits to be written the socket is still open: the driver's reports are
+/// checked as on an open connection (data is taken and not delivered, an EOF once), and the
+/// application's sends are refused.
+#[test]
+fn while_the_alert_waits_the_connection_takes_reports_as_an_open_one() {
+    let pki = Pki::new();
+    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    pair.write_budget = Some(0);
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+    pair.drive();
+    assert_eq!(pair.h.client.phase(), Phase::Draining);
+    let events = pair.events().len();
+    let now = pair.h.now;
+    let client = &mut pair.h.client;
+
+    assert_eq!(client.handle_input(now, Input::Received(b"more")), Ok(()));
+    assert_eq!(client.handle_input(now, Input::PeerEof), Ok(()));
+    assert!(client.handle_input(now, Input::PeerEof).is_err());
+    assert!(client.handle_input(now, Input::Received(b"after")).is_err());
+    assert!(
+        client
+            .handle_input(now, Input::Send(Bytes::from_static(b"no")))
+            .is_err()
+    );
+    pair.drive();
+    assert_eq!(pair.events().len(), events, "nothing delivered or emitted");
+    assert!(!pair.h.client.is_closed());
 }
 
 /// Under TLS 1.2 a warning alert is passed over (up to the flood limit), as rustls does;

@@ -294,12 +294,9 @@ impl Records {
                 self.handshake.extend_from_slice(payload);
                 self.handshake_messages()?;
             }
-            // (TLS 1.3's decrypter refuses it already.)
-            ContentType::ChangeCipherSpec if payload == [1] => {
-                return Err(unexpected("a change_cipher_spec after the handshake"));
-            }
-            // A content type TLS does not have, or a malformed change_cipher_spec: rustls
-            // cannot decode it as any message.
+            // A content type TLS does not have: rustls cannot decode it as any message. (A
+            // change_cipher_spec never gets here: TLS 1.2 sends it as it is, which is
+            // refused above, and TLS 1.3's decrypter refuses one inside a record.)
             _ => {
                 return Err(fatal(
                     AlertDescription::DecodeError,
