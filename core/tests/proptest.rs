@@ -15,7 +15,7 @@
 
 use proptest::prelude::*;
 use tcpclient_testkit::{
-    Misuse, Op, PolicyKnobs, Scenario, SessionOp, SessionScenario, Setup, check, run_session,
+    Misuse, Op, PolicyKnobs, Scenario, SessionOp, SessionScenario, Setup, check, run, run_session,
 };
 
 fn cases() -> ProptestConfig {
@@ -248,6 +248,36 @@ fn a_peer_closing_the_connection_that_owed_a_send_ready_lets_the_session_say_it(
         Write(3749),
     ];
     if let Err(violation) = run_session(&SessionScenario { knobs, ops }) {
+        panic!("{violation}");
+    }
+}
+
+/// Found on a fresh seed once a failed TLS handshake sends its alert before the close: a
+/// producer refused for a full queue, then the handshake failing on garbage. The client
+/// writes its alert and closes, taking no sends meanwhile: it owes no `SendReady`, and its
+/// `Closed` answers the producer.
+#[test]
+fn a_producer_refused_before_a_tls_failure_is_answered_by_the_close() {
+    let setup = Setup {
+        delay_10ms: 1,
+        tls_config: true,
+        half_open: true,
+        limit_shift: 216,
+        ..Setup::default()
+    };
+    let ops = vec![
+        Op::Timeout,
+        Op::Resolve(1),
+        Op::ConnectOk,
+        Op::Settle,
+        Op::Send(298),
+        Op::ServerSend(5),
+        Op::Send(0),
+        Op::StartTls,
+        Op::Deliver(5),
+        Op::Write(298),
+    ];
+    if let Err(violation) = run(&Scenario { setup, ops }) {
         panic!("{violation}");
     }
 }
