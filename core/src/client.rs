@@ -383,6 +383,15 @@ impl Client {
         }
     }
 
+    /// Returns true once the end is decided and the client takes its last steps before
+    /// [`Event::Closed`]: writing a failed TLS session's alert, or waiting for the driver's
+    /// answer about what the peer acknowledged. It takes no sends then, and owes no
+    /// [`Event::SendReady`]: `Closed` comes next (with what was not delivered handed back
+    /// before it), within a bounded wait.
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, State::Closing(_))
+    }
+
     /// Returns true once [`Event::Closed`] has been emitted (or is waiting in the outputs).
     #[inline]
     pub fn is_closed(&self) -> bool {

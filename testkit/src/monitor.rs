@@ -439,10 +439,9 @@ impl Monitor {
                 ));
             }
         }
-        // A client on its way out takes no sends, and owes no call back: `Closed` is the
-        // answer (the phase says so when the client itself decided the end, sending a
-        // failed TLS session's alert first).
-        if client.phase() == Phase::Draining {
+        // A client taking its last steps takes no sends, and owes no call back: `Closed` is
+        // the answer.
+        if client.is_closing() {
             self.owes_send_ready = false;
         }
         if self.owes_send_ready && client.bytes_queued() == 0 {

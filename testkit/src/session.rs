@@ -427,7 +427,14 @@ impl SessionMonitor {
         {
             self.violate("no deadline by the drain timeout".into());
         }
-        if self.owes_send_ready && self.connected && session.bytes_queued() == 0 {
+        // A connection taking its last steps (a failed TLS session's alert) hands back what
+        // it did not deliver when it closes: the call back comes after that, or the
+        // producer's sends would overtake the bytes handed back.
+        if self.owes_send_ready
+            && self.connected
+            && session.bytes_queued() == 0
+            && !session.client().is_closing()
+        {
             self.violate(
                 "a Send was refused as QueueFull, everything was written since, and no SendReady came"
                     .into(),

@@ -287,16 +287,7 @@ impl Session {
                 let _ = self.client.handle_input(now, input);
                 Ok(())
             }
-            other => {
-                let answer = self.client.handle_input(now, other);
-                // A connection whose TLS failed writes its last bytes (the alert) before it
-                // closes, and takes no sends meanwhile: a producer it refused is the
-                // session's to call back.
-                if !self.client.takes_sends() {
-                    self.owe_send_ready();
-                }
-                answer
-            }
+            other => self.client.handle_input(now, other),
         }
     }
 
