@@ -1962,6 +1962,7 @@ fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
     assert_eq!(alert_sent(&pair), None);
     assert_eq!(pair.server.alert_received(), None);
+    assert!(!pair.h.client.is_closing(), "closed, no longer closing");
 }
 
 /// While the alert waits to be written the socket is still open: the driver's reports are
@@ -1971,12 +1972,14 @@ fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent
 fn while_the_alert_waits_the_connection_takes_reports_as_an_open_one() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    assert!(!pair.h.client.is_closing());
     pair.write_budget = Some(0);
     pair.server
         .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
     pair.server.send_raw(&[0u8; 28]);
     pair.drive();
     assert_eq!(pair.h.client.phase(), Phase::Draining);
+    assert!(pair.h.client.is_closing(), "the end is decided");
     let events = pair.events().len();
     let now = pair.h.now;
     let client = &mut pair.h.client;
