@@ -3,19 +3,21 @@
 //!
 //! Bytes that do not decrypt never reach what the record layer does after decryption, so
 //! the other targets cannot test it. Here every random choice of the handshake is fixed (a
-//! counter for rustls's random source, one X25519 key per side, an Ed25519 server key, whose
+//! counter for rustls's random source, one X25519 key on both sides, an Ed25519 server key, whose
 //! signatures have no randomness): two handshakes with the same server are byte for byte the
 //! same, and so are their keys. One is the core's, one rustls's `ClientConnection`'s. The
 //! fuzzer's bytes say which plaintext records the server then seals with those keys (any
-//! content type and length, handshake messages whole or split, alerts, key updates, garbage)
-//! and where the stream is cut into reads. The two clients must deliver the same bytes, end
-//! the same way (still open, closed by `close_notify`, failed) and send the same alert back,
-//! unless the difference is one of [`ALLOWED`].
+//! content type and length, handshake messages whole or split, alerts, key updates, garbage),
+//! where the stream is cut into reads, and when the application sends (so that key update
+//! answers and warnings meet the client's own records). The two clients must deliver the
+//! same bytes, end the same way (still open, closed by `close_notify`, failed), send the
+//! same alerts back, and get the same bytes to the server, unless the difference is one of
+//! [`ALLOWED`].
 //!
 //! The core's client runs under the [`Monitor`], as in every other target.
 
 use std::cell::Cell;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -102,16 +104,41 @@ pub fn tls_records(data: &[u8]) -> Result<Comparison, Difference> {
             "the two handshakes made different keys: some randomness is not fixed".into(),
         ));
     }
-    let (stream, cuts) = reference_end.script(ops);
+    let Script {
+        stream,
+        cuts,
+        sends,
+    } = reference_end.script(ops);
+    let mut stops: Vec<usize> = cuts
+        .iter()
+        .chain(sends.iter().map(|(at, _)| at))
+        .copied()
+        .collect();
+    stops.push(stream.len());
+    stops.sort_unstable();
     let mut start = 0;
-    for end in cuts.into_iter().chain([stream.len()]) {
+    for end in stops {
         let end = end.clamp(start, stream.len());
         reference.receive(&stream[start..end], &mut reference_end);
         core.receive(&stream[start..end], &mut core_end);
         start = end;
+        for (_, len) in sends.iter().filter(|(at, _)| *at == end) {
+            reference.send(&pattern(*len), &mut reference_end);
+            core.send(&pattern(*len), &mut core_end);
+        }
     }
     core.finish(&mut core_end);
+    reference.sent = reference_end.received;
+    core.sent = core_end.received;
     compare(&reference, &core)
+}
+
+/// What the server sends, where reads are cut, and where (after how many of the server's
+/// bytes) the application sends how many bytes.
+struct Script {
+    stream: Vec<u8>,
+    cuts: Vec<usize>,
+    sends: Vec<(usize, usize)>,
 }
 
 /// The cipher suites a run picks from: both versions, both AEAD families.
@@ -129,18 +156,22 @@ fn compare(reference: &ReferenceClient, core: &CoreSession) -> Result<Comparison
     }
     let same = reference.delivered == core.delivered
         && reference.ending == core.ending
-        && reference.alerts == core.alerts;
+        && reference.alerts == core.alerts
+        && reference.sent == core.sent;
     let allowed = match same {
         true => None,
         false => Some(allowed(reference, core).ok_or_else(|| {
             Difference(format!(
-                "rustls delivered {} bytes, sent the alerts {:?} and {:?} ({}); the core \
-                 delivered {} bytes, sent {:?} and {:?} ({})",
+                "rustls delivered {} bytes, got {} to the server, sent the alerts {:?} and \
+                 {:?} ({}); the core delivered {} bytes, got {} to the server, sent {:?} and \
+                 {:?} ({})",
                 reference.delivered.len(),
+                reference.sent.len(),
                 reference.alerts,
                 reference.ending,
                 reference.error.as_deref().unwrap_or("no error"),
                 core.delivered.len(),
+                core.sent.len(),
                 core.alerts,
                 core.ending,
                 core.error.as_deref().unwrap_or("no error"),
@@ -162,9 +193,11 @@ fn allowed(reference: &ReferenceClient, core: &CoreSession) -> Option<&'static s
     // to there, and rustls went on (to whatever came next).
     let key_update_flood = core_error.contains("key updates")
         && reference.delivered.starts_with(&core.delivered)
+        && reference.sent.starts_with(&core.sent)
         && reference.alerts.starts_with(&core.alerts);
     // A handshake message that may not come after the handshake, malformed for its type.
     let refused_unparsed = same_bytes
+        && reference.sent == core.sent
         && core_error.contains("an unexpected handshake message after the handshake")
         && core.ending == Ending::Failed(Some(AlertDescription::UnexpectedMessage))
         && reference.ending == Ending::Failed(Some(AlertDescription::DecodeError))
@@ -355,6 +388,7 @@ impl Handshaking {
             tx_seq,
             rx_seq,
             incoming: Vec::new(),
+            received: Vec::new(),
         })
     }
 }
@@ -369,6 +403,8 @@ struct ServerEnd {
     decrypter: Box<dyn MessageDecrypter>,
     rx_seq: u64,
     incoming: Vec<u8>,
+    /// The application data the client sent, as the server read it.
+    received: Vec<u8>,
 }
 
 impl ServerEnd {
@@ -405,6 +441,7 @@ impl ServerEnd {
             };
             self.rx_seq += 1;
             match (plain.typ, plain.payload) {
+                (ContentType::ApplicationData, data) => self.received.extend_from_slice(data),
                 (ContentType::Alert, [level, description]) => {
                     alerts.push((*level, AlertDescription::from(*description)));
                 }
@@ -424,9 +461,10 @@ impl ServerEnd {
 
     /// Turns the fuzzer's ops into the server's ciphertext, and the offsets where reads are
     /// cut.
-    fn script(&mut self, mut ops: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    fn script(&mut self, mut ops: &[u8]) -> Script {
         let mut out = Vec::new();
         let mut cuts = Vec::new();
+        let mut sends = Vec::new();
         let take = |n: usize, ops: &mut &[u8]| -> Vec<u8> {
             let n = n.min(ops.len());
             let (head, tail) = ops.split_at(n);
@@ -474,6 +512,9 @@ impl ServerEnd {
                 }
                 // The server's close_notify.
                 6 => self.seal(ContentType::Alert, &[1, 0], &mut out),
+                // The application sends 64 times the low bits' bytes once the server's
+                // bytes so far are read.
+                7 if arg >= 128 => sends.push((out.len(), 64 * usize::from(arg & 0x7f))),
                 // A cut: the stream is read in pieces.
                 7 => cuts.push(out.len().saturating_sub(usize::from(arg % 8))),
                 // Bytes on the wire that no key sealed.
@@ -501,7 +542,11 @@ impl ServerEnd {
                 }
             }
         }
-        (out, cuts)
+        Script {
+            stream: out,
+            cuts,
+            sends,
+        }
     }
 
     fn seal(&mut self, typ: ContentType, payload: &[u8], out: &mut Vec<u8>) {
@@ -617,6 +662,8 @@ struct ReferenceClient {
     error: Option<String>,
     /// Every alert it sent after the handshake, as the server read them.
     alerts: Vec<(u8, AlertDescription)>,
+    /// The application data the server got from it.
+    sent: Vec<u8>,
 }
 
 impl ReferenceClient {
@@ -655,8 +702,23 @@ impl ReferenceClient {
             ending: Ending::Open,
             error: None,
             alerts: Vec::new(),
+            sent: Vec::new(),
         };
         Ok((client, end))
+    }
+
+    /// The application sends `data`, if the session still takes it.
+    fn send(&mut self, data: &[u8], end: &mut ServerEnd) {
+        if matches!(self.ending, Ending::Failed(_)) || self.conn.writer().write_all(data).is_err() {
+            return;
+        }
+        let mut sent = Vec::new();
+        while self.conn.wants_write() {
+            if !matches!(self.conn.write_tls(&mut sent), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        self.alerts.extend(end.open(&sent));
     }
 
     fn receive(&mut self, mut data: &[u8], end: &mut ServerEnd) {
@@ -703,6 +765,8 @@ struct CoreSession {
     alerts: Vec<(u8, AlertDescription)>,
     /// The alert the close report says went.
     alert_reported: Option<AlertSent>,
+    /// The application data the server got from it.
+    sent: Vec<u8>,
     violations: Vec<String>,
 }
 
@@ -729,6 +793,7 @@ impl CoreSession {
             error: None,
             alerts: Vec::new(),
             alert_reported: None,
+            sent: Vec::new(),
             violations: Vec::new(),
         };
         session.input(Input::StartTls);
@@ -747,6 +812,15 @@ impl CoreSession {
 
     fn input(&mut self, input: Input<'_>) {
         let _ = self.monitor.input(&mut self.client, self.now, input);
+    }
+
+    /// The application sends `data`; a client that takes no more refuses it.
+    fn send(&mut self, data: &[u8], end: &mut ServerEnd) {
+        if self.client.is_closed() || data.is_empty() {
+            return;
+        }
+        self.input(Input::Send(bytes::Bytes::copy_from_slice(data)));
+        self.drain(Some(end));
     }
 
     fn receive(&mut self, data: &[u8], end: &mut ServerEnd) {
