@@ -448,9 +448,7 @@ fn a_garbage_record_after_the_handshake_is_a_corrupt_message() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
 
-    pair.server
-        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
-    pair.server.send_raw(&[0u8; 28]);
+    send_undecryptable(&mut pair);
     pair.drive();
 
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
@@ -616,9 +614,7 @@ fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.input(Input::Finish);
 
-    pair.server
-        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
-    pair.server.send_raw(&[0u8; 28]);
+    send_undecryptable(&mut pair);
     pair.drive();
 
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
@@ -1637,6 +1633,19 @@ fn the_configurations_max_fragment_size_bounds_every_record() {
 
 // ---- fatal alerts: what the server is told when the session fails ----
 
+/// The server sends a record of the right shape that no key sealed.
+fn send_undecryptable(pair: &mut Pair) {
+    pair.server
+        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
+    pair.server.send_raw(&[0u8; 28]);
+}
+
+/// The server read `alert` from the client, and the close report says it went.
+fn assert_alert_read_and_reported(pair: &Pair, alert: AlertDescription) {
+    assert_eq!(pair.server.alert_received(), Some(alert));
+    assert_eq!(alert_sent(pair), Some(AlertSent::Named(alert)));
+}
+
 /// What the client told the server before closing, as its close report says.
 fn alert_sent(pair: &Pair) -> Option<AlertSent> {
     closed(&pair.log).tls_alert_sent
@@ -1662,20 +1671,11 @@ fn a_record_that_fails_to_decrypt_is_answered_with_bad_record_mac() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
 
-    pair.server
-        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
-    pair.server.send_raw(&[0u8; 28]);
+    send_undecryptable(&mut pair);
     pair.drive();
 
     assert!(matches!(tls_error(&pair), TlsError::CorruptMessage { .. }));
-    assert_eq!(
-        pair.server.alert_received(),
-        Some(AlertDescription::BadRecordMac)
-    );
-    assert_eq!(
-        alert_sent(&pair),
-        Some(AlertSent::Named(AlertDescription::BadRecordMac))
-    );
+    assert_alert_read_and_reported(&pair, AlertDescription::BadRecordMac);
     let (alert, after) = last_transmit_then_close(&pair);
     assert_eq!(alert.len(), 5 + 2 + 1 + 16, "one sealed alert record");
     assert!(
@@ -1819,14 +1819,7 @@ fn a_bad_record_header_is_answered_with_decode_error() {
     pair.server.send_raw(&[0x17, 0x02, 0x00, 0x00, 0x05]);
     pair.drive();
 
-    assert_eq!(
-        pair.server.alert_received(),
-        Some(AlertDescription::DecodeError)
-    );
-    assert_eq!(
-        alert_sent(&pair),
-        Some(AlertSent::Named(AlertDescription::DecodeError))
-    );
+    assert_alert_read_and_reported(&pair, AlertDescription::DecodeError);
 }
 
 /// A fatal alert from the server ends the session at both ends: nothing answers it. Nor
@@ -1919,14 +1912,7 @@ fn an_untrusted_certificate_is_answered_with_the_alert_the_server_reads() {
         tls_error(&pair),
         TlsError::CertificateNotTrusted { .. }
     ));
-    assert_eq!(
-        pair.server.alert_received(),
-        Some(AlertDescription::DecryptError)
-    );
-    assert_eq!(
-        alert_sent(&pair),
-        Some(AlertSent::Named(AlertDescription::DecryptError))
-    );
+    assert_alert_read_and_reported(&pair, AlertDescription::DecryptError);
 }
 
 /// A socket that takes nothing: the alert gets one second to be written, then the
@@ -1936,9 +1922,7 @@ fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.write_budget = Some(0);
-    pair.server
-        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
-    pair.server.send_raw(&[0u8; 28]);
+    send_undecryptable(&mut pair);
     pair.drive();
     assert!(!pair.h.client.is_closed());
     assert_eq!(pair.h.client.phase(), Phase::Draining);
@@ -1974,9 +1958,7 @@ fn while_the_alert_waits_the_connection_takes_reports_as_an_open_one() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     assert!(!pair.h.client.is_closing());
     pair.write_budget = Some(0);
-    pair.server
-        .send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20, 0xde, 0xad, 0xbe, 0xef]);
-    pair.server.send_raw(&[0u8; 28]);
+    send_undecryptable(&mut pair);
     pair.drive();
     assert_eq!(pair.h.client.phase(), Phase::Draining);
     assert!(pair.h.client.is_closing(), "the end is decided");

@@ -34,13 +34,14 @@ use rustls::kernel::KernelConnection;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
 use rustls::{
-    AlertDescription, ClientConfig, ClientConnection, ConnectionTrafficSecrets, ContentType,
-    HandshakeType, NamedGroup, ProtocolVersion, ServerConfig, SupportedCipherSuite,
+    AlertDescription, ClientConfig, ClientConnection, ContentType, HandshakeType, NamedGroup,
+    ProtocolVersion, ServerConfig, SupportedCipherSuite,
 };
 use tcpclient_core::{
     AlertSent, Client, Config, Event, Input, OnPeerEof, Output, TlsConfig, Unacknowledged,
 };
 
+use crate::keys::{decrypter, encrypter};
 use crate::{Monitor, Pki, server_name};
 
 /// What both clients did with one input: the bytes they delivered and how the session stood.
@@ -288,13 +289,13 @@ impl ActiveKeyExchange for FixedShare {
 static FIXED_X25519: FixedX25519 = FixedX25519;
 static COUNTER: Counter = Counter;
 
-/// ring's provider with `suite` alone, and nothing random left.
+/// The core's default provider with `suite` alone, and nothing random left.
 fn provider(suite: SupportedCipherSuite) -> Arc<CryptoProvider> {
     Arc::new(CryptoProvider {
         cipher_suites: vec![suite],
         kx_groups: vec![&FIXED_X25519],
         secure_random: &COUNTER,
-        ..rustls::crypto::ring::default_provider()
+        ..(*tcpclient_core::tls::default_provider()).clone()
     })
 }
 
@@ -575,54 +576,6 @@ impl ServerEnd {
             self.encrypter = encrypter;
             self.tx_seq = seq;
         }
-    }
-}
-
-/// The record encrypter for `suite`'s keys `secrets`.
-fn encrypter(
-    suite: SupportedCipherSuite,
-    secrets: ConnectionTrafficSecrets,
-) -> Option<Box<dyn MessageEncrypter>> {
-    let (key, iv, gcm) = key_and_iv(secrets)?;
-    Some(match suite {
-        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
-        SupportedCipherSuite::Tls12(suite) => {
-            let (salt, explicit) = match gcm {
-                true => iv.as_ref().split_at(4),
-                false => (iv.as_ref(), &[][..]),
-            };
-            suite.aead_alg.encrypter(key, salt, explicit)
-        }
-    })
-}
-
-/// The record decrypter for `suite`'s keys `secrets`.
-fn decrypter(
-    suite: SupportedCipherSuite,
-    secrets: ConnectionTrafficSecrets,
-) -> Option<Box<dyn MessageDecrypter>> {
-    let (key, iv, gcm) = key_and_iv(secrets)?;
-    Some(match suite {
-        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.decrypter(key, iv),
-        SupportedCipherSuite::Tls12(suite) => {
-            let fixed = if gcm { &iv.as_ref()[..4] } else { iv.as_ref() };
-            suite.aead_alg.decrypter(key, fixed)
-        }
-    })
-}
-
-fn key_and_iv(
-    secrets: ConnectionTrafficSecrets,
-) -> Option<(
-    rustls::crypto::cipher::AeadKey,
-    rustls::crypto::cipher::Iv,
-    bool,
-)> {
-    match secrets {
-        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Some((key, iv, true)),
-        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Some((key, iv, false)),
-        _ => None,
     }
 }
 

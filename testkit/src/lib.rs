@@ -6,6 +6,7 @@
 
 mod differential;
 mod harness;
+mod keys;
 pub mod loopback;
 mod monitor;
 mod pair;

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use rustls::crypto::cipher::{
     InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks, OutboundPlainMessage,
 };
-use rustls::{
-    AlertDescription, ConnectionTrafficSecrets, ContentType, ProtocolVersion, ServerConfig,
-    ServerConnection, SupportedCipherSuite,
-};
+use rustls::{AlertDescription, ContentType, ProtocolVersion, ServerConfig, ServerConnection};
+
+use crate::keys::{decrypter, encrypter};
 
 /// The server side of an in-memory connection.
 ///
@@ -255,31 +254,8 @@ impl Sealer {
         let secrets = conn.dangerous_extract_secrets().ok()?;
         let (rx_seq, rx) = secrets.rx;
         let (seq, secrets) = secrets.tx;
-        let (key, iv, gcm) = key_and_iv(secrets)?;
-        let (rx_key, rx_iv, _) = key_and_iv(rx)?;
-        let decrypter = match suite {
-            SupportedCipherSuite::Tls13(suite) => suite.aead_alg.decrypter(rx_key, rx_iv),
-            SupportedCipherSuite::Tls12(suite) => {
-                let fixed = if gcm {
-                    &rx_iv.as_ref()[..4]
-                } else {
-                    rx_iv.as_ref()
-                };
-                suite.aead_alg.decrypter(rx_key, fixed)
-            }
-        };
-        let encrypter = match suite {
-            SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
-            // A TLS 1.2 GCM nonce is a 4-byte salt and an explicit part per record; rustls
-            // hands out both as one.
-            SupportedCipherSuite::Tls12(suite) => {
-                let (salt, explicit) = match gcm {
-                    true => iv.as_ref().split_at(4),
-                    false => (iv.as_ref(), &[][..]),
-                };
-                suite.aead_alg.encrypter(key, salt, explicit)
-            }
-        };
+        let encrypter = encrypter(suite, secrets)?;
+        let decrypter = decrypter(suite, rx)?;
         Some(Self {
             encrypter,
             seq,
@@ -330,21 +306,6 @@ impl Sealer {
             out.extend_from_slice(&record.encode());
             self.seq += 1;
         }
-    }
-}
-
-fn key_and_iv(
-    secrets: ConnectionTrafficSecrets,
-) -> Option<(
-    rustls::crypto::cipher::AeadKey,
-    rustls::crypto::cipher::Iv,
-    bool,
-)> {
-    match secrets {
-        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
-        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Some((key, iv, true)),
-        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Some((key, iv, false)),
-        _ => None,
     }
 }
 

@@ -1,0 +1,53 @@
+//! Record encrypters and decrypters from keys taken out of rustls, for the testkit's
+//! servers, which seal and open records themselves.
+
+use rustls::crypto::cipher::{MessageDecrypter, MessageEncrypter};
+use rustls::{ConnectionTrafficSecrets, SupportedCipherSuite};
+
+/// The record encrypter for `suite`'s keys `secrets`.
+pub(crate) fn encrypter(
+    suite: SupportedCipherSuite,
+    secrets: ConnectionTrafficSecrets,
+) -> Option<Box<dyn MessageEncrypter>> {
+    let (key, iv, gcm) = key_and_iv(secrets)?;
+    Some(match suite {
+        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.encrypter(key, iv),
+        SupportedCipherSuite::Tls12(suite) => {
+            let (salt, explicit) = match gcm {
+                true => iv.as_ref().split_at(4),
+                false => (iv.as_ref(), &[][..]),
+            };
+            suite.aead_alg.encrypter(key, salt, explicit)
+        }
+    })
+}
+
+/// The record decrypter for `suite`'s keys `secrets`.
+pub(crate) fn decrypter(
+    suite: SupportedCipherSuite,
+    secrets: ConnectionTrafficSecrets,
+) -> Option<Box<dyn MessageDecrypter>> {
+    let (key, iv, gcm) = key_and_iv(secrets)?;
+    Some(match suite {
+        SupportedCipherSuite::Tls13(suite) => suite.aead_alg.decrypter(key, iv),
+        SupportedCipherSuite::Tls12(suite) => {
+            let fixed = if gcm { &iv.as_ref()[..4] } else { iv.as_ref() };
+            suite.aead_alg.decrypter(key, fixed)
+        }
+    })
+}
+
+fn key_and_iv(
+    secrets: ConnectionTrafficSecrets,
+) -> Option<(
+    rustls::crypto::cipher::AeadKey,
+    rustls::crypto::cipher::Iv,
+    bool,
+)> {
+    match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => Some((key, iv, true)),
+        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => Some((key, iv, false)),
+        _ => None,
+    }
+}
