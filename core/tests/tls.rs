@@ -1855,15 +1855,18 @@ fn garbage_instead_of_a_server_hello_is_answered_with_a_plaintext_decode_error()
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
     pair.drive();
 
+    assert_plaintext_alert(&pair, AlertDescription::DecodeError);
+}
+
+/// The client's last bytes are `alert` in plaintext, and the close report names it.
+fn assert_plaintext_alert(pair: &Pair, alert: AlertDescription) {
+    let wire = &pair.server.wire;
     assert!(
-        pair.server.wire.ends_with(&[21, 3, 3, 0, 2, 2, 50]),
+        wire.ends_with(&[21, 3, 3, 0, 2, 2, u8::from(alert)]),
         "{:?}",
-        pair.server.wire
+        &wire[wire.len().saturating_sub(7)..]
     );
-    assert_eq!(
-        alert_sent(&pair),
-        Some(AlertSent::Named(AlertDescription::DecodeError))
-    );
+    assert_eq!(alert_sent(pair), Some(AlertSent::Named(alert)));
 }
 
 /// A server hello choosing a suite the client never offered: rustls answers with a plaintext
@@ -1886,16 +1889,7 @@ fn a_plaintext_handshake_alert_is_named_from_its_record() {
     pair.server.send_raw(&flight);
     pair.drive();
 
-    let wire = &pair.server.wire;
-    assert!(
-        wire.ends_with(&[21, 3, 3, 0, 2, 2, 40]),
-        "{:?}",
-        &wire[wire.len().saturating_sub(7)..]
-    );
-    assert_eq!(
-        alert_sent(&pair),
-        Some(AlertSent::Named(AlertDescription::HandshakeFailure))
-    );
+    assert_plaintext_alert(&pair, AlertDescription::HandshakeFailure);
 }
 
 /// After the server's hello (TLS 1.3) rustls seals its alert under the handshake's keys;

@@ -41,7 +41,7 @@ use tcpclient_core::{
     AlertSent, Client, Config, Event, Input, OnPeerEof, Output, TlsConfig, Unacknowledged,
 };
 
-use crate::keys::{decrypter, encrypter};
+use crate::keys::{decrypter, encrypter, take_record};
 use crate::{Monitor, Pki, server_name};
 
 /// What both clients did with one input: the bytes they delivered and how the session stood.
@@ -427,15 +427,8 @@ impl ServerEnd {
     fn open(&mut self, data: &[u8]) -> Vec<(u8, AlertDescription)> {
         self.incoming.extend_from_slice(data);
         let mut alerts = Vec::new();
-        while let [typ, major, minor, hi, lo, ..] = self.incoming[..] {
-            let end = 5 + usize::from(u16::from_be_bytes([hi, lo]));
-            if self.incoming.len() < end {
-                break;
-            }
-            let mut record: Vec<u8> = self.incoming.drain(..end).collect();
-            let version = ProtocolVersion::from(u16::from_be_bytes([major, minor]));
-            let message =
-                InboundOpaqueMessage::new(ContentType::from(typ), version, &mut record[5..]);
+        while let Some((typ, version, mut payload)) = take_record(&mut self.incoming) {
+            let message = InboundOpaqueMessage::new(typ, version, &mut payload);
             let Ok(plain) = self.decrypter.decrypt(message, self.rx_seq) else {
                 alerts.push((0, AlertDescription::Unknown(255)));
                 continue;

@@ -2,7 +2,24 @@
 //! servers, which seal and open records themselves.
 
 use rustls::crypto::cipher::{MessageDecrypter, MessageEncrypter};
-use rustls::{ConnectionTrafficSecrets, SupportedCipherSuite};
+use rustls::{ConnectionTrafficSecrets, ContentType, ProtocolVersion, SupportedCipherSuite};
+
+/// Takes the first whole record out of `incoming`: its content type, version and payload.
+pub(crate) fn take_record(
+    incoming: &mut Vec<u8>,
+) -> Option<(ContentType, ProtocolVersion, Vec<u8>)> {
+    let [typ, major, minor, hi, lo, ..] = incoming[..] else {
+        return None;
+    };
+    let end = 5 + usize::from(u16::from_be_bytes([hi, lo]));
+    if incoming.len() < end {
+        return None;
+    }
+    let payload = incoming[5..end].to_vec();
+    incoming.drain(..end);
+    let version = ProtocolVersion::from(u16::from_be_bytes([major, minor]));
+    Some((ContentType::from(typ), version, payload))
+}
 
 /// The record encrypter for `suite`'s keys `secrets`.
 pub(crate) fn encrypter(

@@ -8,7 +8,7 @@ use rustls::crypto::cipher::{
 };
 use rustls::{AlertDescription, ContentType, ProtocolVersion, ServerConfig, ServerConnection};
 
-use crate::keys::{decrypter, encrypter};
+use crate::keys::{decrypter, encrypter, take_record};
 
 /// The server side of an in-memory connection.
 ///
@@ -273,15 +273,8 @@ impl Sealer {
         alerts: &mut Vec<(u8, AlertDescription)>,
     ) {
         self.incoming.extend_from_slice(data);
-        while let [typ, major, minor, hi, lo, ..] = self.incoming[..] {
-            let end = 5 + usize::from(u16::from_be_bytes([hi, lo]));
-            if self.incoming.len() < end {
-                return;
-            }
-            let mut record: Vec<u8> = self.incoming.drain(..end).collect();
-            let version = ProtocolVersion::from(u16::from_be_bytes([major, minor]));
-            let message =
-                InboundOpaqueMessage::new(ContentType::from(typ), version, &mut record[5..]);
+        while let Some((typ, version, mut payload)) = take_record(&mut self.incoming) {
+            let message = InboundOpaqueMessage::new(typ, version, &mut payload);
             let Ok(plain) = self.decrypter.decrypt(message, self.rx_seq) else {
                 return;
             };
