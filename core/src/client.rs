@@ -15,7 +15,7 @@ use crate::outstanding::Outstanding;
 use crate::queue::SendQueue;
 use crate::race::{Lost, Race, RaceSettings, Step};
 use crate::report::Attempt;
-use crate::state::{Closing, Open, State};
+use crate::state::{Closing, Open, State, Wait};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::TlsSession;
 use crate::{
@@ -825,8 +825,8 @@ impl Client {
         if let Some(plaintext) = inbound.plaintext {
             self.deliver(plaintext);
         }
-        if let Some(error) = inbound.error {
-            self.fail_tls(error, inbound.alert);
+        if let Some((error, alert)) = inbound.failed {
+            self.fail_tls(error, alert);
         } else if inbound.peer_closed {
             self.peer_closed();
         }
@@ -859,7 +859,7 @@ impl Client {
         self.state = State::Closing(Box::new(Closing {
             open,
             result,
-            last_bytes: Some(alert),
+            waiting_for: Wait::LastBytes(alert),
         }));
     }
 
@@ -871,10 +871,10 @@ impl Client {
         let Closing {
             open,
             result,
-            last_bytes,
+            waiting_for,
         } = *closing;
-        if written {
-            self.tls_alert_sent = last_bytes.flatten();
+        if let (true, Wait::LastBytes(alert)) = (written, waiting_for) {
+            self.tls_alert_sent = alert;
         }
         self.state = State::Open(open);
         self.timers.stop_all();
@@ -883,7 +883,7 @@ impl Client {
 
     /// Returns true while the session's last bytes (its alert) wait to be written.
     fn alerting(&self) -> bool {
-        matches!(&self.state, State::Closing(closing) if closing.last_bytes.is_some())
+        matches!(&self.state, State::Closing(closing) if matches!(closing.waiting_for, Wait::LastBytes(_)))
     }
 
     fn deliver(&mut self, data: Bytes) {
@@ -1235,7 +1235,7 @@ impl Client {
         self.state = State::Closing(Box::new(Closing {
             open,
             result,
-            last_bytes: None,
+            waiting_for: Wait::Answer,
         }));
     }
 

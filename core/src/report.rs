@@ -59,7 +59,8 @@ pub struct CloseReport {
     pub fin_acknowledged: bool,
     /// The fatal TLS alert written to the socket before the close, when the session failed
     /// on something the server sent (a record that does not decrypt, a message out of
-    /// place, an untrusted certificate): what the server was told. `None` when the session
+    /// place, an untrusted certificate): what the server was told, if it reads it (written,
+    /// like every byte the report counts, is not known to be read). `None` when the session
     /// did not fail that way, when its failure calls for no alert (the server's own fatal
     /// alert, a flood), after our `close_notify` (nothing may follow it), or when the
     /// alert could not be written in time.
@@ -367,7 +368,7 @@ impl fmt::Display for CloseReport {
     }
 }
 
-/// The fatal alert a client wrote to the server before closing on a TLS failure
+/// The fatal alert a client wrote to its socket before closing on a TLS failure
 /// ([`CloseReport::tls_alert_sent`]), as RFC 8446 section 6.2 asks: the server learns why,
 /// and can tell an attack on the path from a dropped connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,8 +119,15 @@ impl Open {
 pub(crate) struct Closing {
     pub(crate) open: Open,
     pub(crate) result: Result<Ending, Error>,
-    /// While the TLS session's last bytes, handed out after it failed, wait to be written
-    /// (the question about what the peer acknowledged comes after): the fatal alert among
-    /// them, if any.
-    pub(crate) last_bytes: Option<Option<AlertSent>>,
+    pub(crate) waiting_for: Wait,
+}
+
+/// What a closing connection waits for.
+#[derive(Debug)]
+pub(crate) enum Wait {
+    /// The failed TLS session's last bytes, with the fatal alert among them if any, to be
+    /// written: the question about what the peer acknowledged comes after.
+    LastBytes(Option<AlertSent>),
+    /// The driver's answer about what the peer acknowledged.
+    Answer,
 }

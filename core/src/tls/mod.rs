@@ -44,11 +44,9 @@ pub(crate) struct Inbound {
     pub(crate) handshake_finished: bool,
     /// The peer's `close_notify` arrived during this batch.
     pub(crate) peer_closed: bool,
-    /// The session failed after the plaintext above.
-    pub(crate) error: Option<TlsError>,
-    /// The fatal alert that failure sealed for the peer: it waits in
-    /// [`TlsSession::write_outgoing`], the last bytes the session sends.
-    pub(crate) alert: Option<AlertSent>,
+    /// The session failed after the plaintext above, with the alert sealed for the peer
+    /// (waiting in [`TlsSession::write_outgoing`], the last bytes the session sends).
+    pub(crate) failed: Option<Failed>,
 }
 
 /// A failure of the session, with the fatal alert TLS names for it where it names one.
@@ -206,20 +204,18 @@ impl TlsSession {
         let mut plaintext = Vec::new();
         let mut handshake_finished = false;
         let result = self.receive_into(data, &mut plaintext, &mut handshake_finished);
-        let (error, alert) = match result {
-            Ok(()) => (None, None),
-            Err(Received::Handshake(error, alert)) => (Some(error), alert),
+        let failed = match result {
+            Ok(()) => None,
+            Err(Received::Handshake(failed)) => Some(failed),
             Err(Received::Records(Failure { error, alert })) => {
-                let alert = alert.and_then(|alert| self.seal_fatal_alert(alert));
-                (Some(error), alert)
+                Some((error, alert.and_then(|alert| self.seal_fatal_alert(alert))))
             }
         };
         Inbound {
             plaintext: (!plaintext.is_empty()).then(|| Bytes::from(plaintext)),
             handshake_finished,
             peer_closed: self.peer_closed(),
-            error,
-            alert,
+            failed,
         }
     }
 
@@ -241,7 +237,7 @@ impl TlsSession {
         if let Some(handshake) = self.handshake.take() {
             let progress = handshake
                 .receive(data, &mut self.outgoing)
-                .map_err(|(error, alert)| Received::Handshake(error, alert))?;
+                .map_err(Received::Handshake)?;
             let finished = match progress {
                 Progress::Continues(handshake) => {
                     self.handshake = Some(handshake);
@@ -301,7 +297,7 @@ pub(crate) type Failed = (TlsError, Option<AlertSent>);
 /// How receiving failed: in the handshake, whose alert (if any) rustls has sealed already,
 /// or in the records, whose alert is still to be sealed.
 enum Received {
-    Handshake(TlsError, Option<AlertSent>),
+    Handshake(Failed),
     Records(Failure),
 }
 
