@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let conn = if args.reconnect {
-        runtime.connect_session(config, reconnect_policy(args)?)?
+        runtime.connect(config.with_reconnect(reconnect_policy(args)?))?
     } else {
         runtime.connect(config)?
     };

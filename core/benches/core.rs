@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tcpclient_core::{Client, Config, Event, Input, Output};
+use tcpclient_core::{Client, Config, Event, Input, Output, Request};
 use tcpclient_testkit::{Pair, Pki};
 
 /// A connected plaintext client whose outputs so far are drained.
@@ -26,7 +26,9 @@ fn connected(config: Config, now: Instant) -> Client {
 /// Sends `messages`, takes the transmits, reports them written: the whole send path.
 fn send_path(client: &mut Client, now: Instant, messages: &[Bytes]) {
     for message in messages {
-        client.send(message.clone()).expect("room in the queue");
+        client
+            .send(now, message.clone())
+            .expect("room in the queue");
     }
     let mut written = 0;
     while let Some(output) = client.poll_output() {
@@ -75,7 +77,7 @@ fn received(c: &mut Criterion) {
 fn tls_record(c: &mut Criterion) {
     let pki = Pki::new();
     let mut pair = Pair::new(Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
     assert!(matches!(pair.events()[1], Event::TlsEstablished(_)));
@@ -107,8 +109,8 @@ fn lifecycle(c: &mut Criterion) {
                 };
                 while client.poll_output().is_some() {}
                 step(&mut client, Input::Connected(tcpclient_core::AttemptId(0)));
-                client.send(message.clone()).expect("send");
-                client.handle_input(now, Input::Finish).expect("finish");
+                client.send(now, message.clone()).expect("send");
+                client.finish(now).expect("finish");
                 let mut written = 0;
                 while let Some(output) = client.poll_output() {
                     if let Output::Transmit(bytes) = output {

@@ -17,9 +17,9 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lines = ["hello\n", "from a driver\n", "of about a hundred lines\n"];
     let mut client = Client::new(Config::new("localhost", port), Instant::now());
     for line in lines {
-        client.handle_input(Instant::now(), Input::Send(Bytes::from(line)))?;
+        client.send(Instant::now(), Bytes::from(line))?;
     }
-    client.handle_input(Instant::now(), Input::Finish)?;
+    client.finish(Instant::now())?;
 
     let mut socket: Option<TcpStream> = None;
     let mut echo = Vec::new();
@@ -82,7 +82,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // Copied out, so done with: room again in the receive window.
                 Output::Event(Event::Data(data)) => {
                     echo.extend_from_slice(&data);
-                    client.handle_input(now, Input::Consumed(data.len()))
+                    client.consumed(data.len())
                 }
                 Output::Event(Event::Closed(report)) => {
                     println!("echo: {:?}", String::from_utf8_lossy(&echo));

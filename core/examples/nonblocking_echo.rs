@@ -60,8 +60,8 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
     let port = start_echo_server()?;
     let payload: Bytes = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let mut client = Client::new(Config::new("127.0.0.1", port), Instant::now());
-    client.handle_input(Instant::now(), Input::Send(payload.clone()))?;
-    client.handle_input(Instant::now(), Input::Finish)?;
+    client.send(Instant::now(), payload.clone())?;
+    client.finish(Instant::now())?;
 
     let poller = Poller::new()?;
     let mut events = Events::new();

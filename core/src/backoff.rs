@@ -1,11 +1,11 @@
-//! How a [`Session`](crate::Session) waits between connections: exponential backoff with
+//! How a reconnecting [`Client`](crate::Client#reconnecting) waits between connections: exponential backoff with
 //! jitter from a seed, limits, and which errors are worth another try.
 
 use std::time::Duration;
 
 use crate::{Error, Preamble, SplitMix};
 
-/// The reconnect policy of a [`Session`](crate::Session).
+/// The reconnect policy of a reconnecting [`Client`](crate::Client#reconnecting).
 ///
 /// The defaults are gRPC's connection backoff (1 s, ×1.6, at most 120 s) with full jitter
 /// (each delay drawn uniformly between zero and the backoff), no limit on attempts or time,
@@ -57,7 +57,7 @@ pub struct ReconnectPolicy {
     /// [`Preamble::Dialogue`], which holds them until it is redone. Default: false.
     pub replay_undelivered: bool,
     /// Keep every byte sent until the application says that its protocol acknowledged it
-    /// ([`Session::acknowledged`](crate::Session::acknowledged)), and send what it has not
+    /// ([`Client::acknowledged`](crate::Client::acknowledged)), and send what it has not
     /// first on the next connection, in order: at-least-once delivery of whole messages,
     /// where the application acknowledges whole messages. The bytes kept count against
     /// [`Config::send_limit`](crate::Config::send_limit): a full window refuses sends

@@ -1,63 +1,36 @@
-//! The client state machine: inputs in, outputs out, time passed in.
+//! The one public machine: a client connection, reconnecting or not.
 
-use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::admission::SendAdmission;
-use crate::buffers::BufferPool;
-use crate::ledger::WireLedger;
-use crate::log::Log;
-use crate::outstanding::Outstanding;
-use crate::queue::SendQueue;
-use crate::race::{Lost, Race, RaceSettings, Step};
-use crate::report::Attempt;
-use crate::state::{Closing, Open, State, Wait};
-use crate::timers::{Timer, TimerTable};
-use crate::tls::TlsSession;
-use crate::{
-    AlertSent, AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput,
-    OnPeerEof, Output, Phase, TlsError, TlsInfo, Unacknowledged,
-};
+use crate::connection::Connection;
+use crate::request::Control;
+use crate::session::Session;
+use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInfo};
 
-/// Wire bytes written between two questions about what the peer acknowledged while data
-/// flows: what lets go of the bytes kept for handing back, at one system call per this many
-/// bytes rather than one per write.
-const QUERY_EVERY: u64 = 256 * 1024;
-
-/// How long a close waits for the driver's answer. Drivers answer at once; this only bounds
-/// a driver that does not.
-const ANSWER_WAIT: Duration = Duration::from_millis(10);
-
-/// How long a fatal TLS alert, the connection's last bytes, may take to be written before
-/// the connection closes without it (less where the drain timeout is shorter, or a drain's
-/// deadline nearer: it is a drain too). It is one small record, written at once unless the
-/// peer stopped reading; then the peer will not read it either.
-const ALERT_WAIT: Duration = Duration::from_secs(1);
-
-/// The first wait, then doubled, between questions while our FIN waits for its
-/// acknowledgement after the peer's end (the drain deadline bounds them all)...
-const FIN_WAIT_FIRST: Duration = Duration::from_millis(1);
-/// ...up to this.
-const FIN_WAIT_MAX: Duration = Duration::from_millis(200);
-
-/// One TCP (and optionally TLS) client connection, as a pure state machine.
+/// A TCP (and optionally TLS) client connection, as a pure state machine: one connection,
+/// or, with a [`ReconnectPolicy`](crate::ReconnectPolicy), as many as it takes.
 ///
 /// Kamaelia's `TCPClient` and its ConnectedSocketAdapter in one object that performs no I/O.
 /// Its methods come in three kinds, as in quinn-proto:
 ///
-/// - [`handle_input`](Self::handle_input): something happened (the driver's reports) or the
-///   application asks for something (send, STARTTLS, finish, abort). Drain
-///   [`poll_output`](Self::poll_output) after it.
-/// - `poll_*`: what the client wants done. [`poll_output`](Self::poll_output) until it
-///   returns `None`, then [`poll_timeout`](Self::poll_timeout) for when to wake it next.
-/// - getters (`&self`): [`phase`](Self::phase), [`bytes_queued`](Self::bytes_queued),
+/// - **What the driver observed:** [`handle_input`](Self::handle_input) with an [`Input`]
+///   (the socket, the resolver, the clock). Drain [`poll_output`](Self::poll_output) after
+///   it.
+/// - **What the application asks for,** as methods: [`send`](Self::send),
+///   [`start_tls`](Self::start_tls), [`finish`](Self::finish), [`abort`](Self::abort),
+///   [`consumed`](Self::consumed); and, for a reconnecting client,
+///   [`reconnect`](Self::reconnect), [`acknowledged`](Self::acknowledged) and the preamble's
+///   two. Drain after them too.
+/// - **What the client wants done:** [`poll_output`](Self::poll_output) until it returns
+///   `None`, then [`poll_timeout`](Self::poll_timeout) for when to wake it next; and getters
+///   (`&self`): [`phase`](Self::phase), [`bytes_queued`](Self::bytes_queued),
 ///   [`send_capacity`](Self::send_capacity), ...
 ///
-/// The same inputs at the same instants always give the same outputs.
+/// The same inputs and requests at the same instants always give the same outputs.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -67,7 +40,7 @@ const FIN_WAIT_MAX: Duration = Duration::from_millis(200);
 /// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// // `start` is whatever the driver's clock says: the system's, a simulator's, ...
 /// let mut client = Client::new(Config::new("127.0.0.1", 7), start);
-/// client.handle_input(start, Input::Send(Bytes::from_static(b"ping")))?;
+/// client.send(start, Bytes::from_static(b"ping"))?;
 /// let Some(Output::Connect { attempt, addr, .. }) = client.poll_output() else { panic!() };
 /// assert_eq!(addr, "127.0.0.1:7".parse()?);
 ///
@@ -81,87 +54,77 @@ const FIN_WAIT_MAX: Duration = Duration::from_millis(200);
 /// # }
 /// # run(tcpclient_testkit::Harness::new(Config::new("127.0.0.1", 7)).start).unwrap();
 /// ```
+///
+/// # Reconnecting
+///
+/// With [`Config::with_reconnect`], the client comes back. Each connection is a
+/// *generation*. When one ends without the application asking for it (the server closed,
+/// reset or vanished), the client hands back what that connection did not write
+/// ([`Event::Undelivered`](crate::Event::Undelivered), or, with
+/// [`ReconnectPolicy::replay_undelivered`](crate::ReconnectPolicy::replay_undelivered), keeps it for the next connection), reports the
+/// end ([`Event::Disconnected`](crate::Event::Disconnected)) and the wait it chose
+/// ([`Event::Reconnecting`](crate::Event::Reconnecting)), and starts the next generation
+/// after that wait. [`Event::Reconnected`](crate::Event::Reconnected) says when it is up.
+/// Errors the policy calls permanent (an untrusted certificate, a name that does not
+/// exist) end it, as do [`finish`](Self::finish), [`abort`](Self::abort) and the policy's
+/// limits; the one [`Event::Closed`](crate::Event::Closed) then reports every generation:
+/// `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered +
+/// bytes_handed_back`, and the `Undelivered` events add up to the last two. What a
+/// connection wrote and its peer's TCP never acknowledged is lost with it, and handed back
+/// or replayed with what it never wrote; what the peer's TCP acknowledged on a connection
+/// that then failed is unconfirmed, so the client does not end clean.
+///
+/// Sends are accepted while waiting too: they go out on the next connection, after its
+/// [`Preamble`](crate::Preamble) (a login every connection begins with).
+/// [`reconnect`](Self::reconnect) drops the current connection on the application's say-so
+/// (a ping unanswered, a protocol error), and [`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged)
+/// keeps every byte until the application's protocol acknowledges it
+/// ([`acknowledged`](Self::acknowledged)), for at-least-once delivery across connections.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use std::io::ErrorKind;
+/// use tcpclient_core::{AttemptId, Client, Config, Event, Input, Output, ReconnectPolicy, Jitter};
+///
+/// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
+/// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
+/// let mut client = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), start);
+/// assert!(matches!(client.poll_output(), Some(Output::Connect { .. })));
+/// client.handle_input(start, Input::Connected(AttemptId(0)))?;
+/// assert!(matches!(client.poll_output(), Some(Output::Event(Event::Connected(_)))));
+///
+/// // The server goes away: the client waits the backoff, then connects again.
+/// client.handle_input(start, Input::SocketError(ErrorKind::ConnectionReset))?;
+/// let outputs: Vec<Output> = std::iter::from_fn(|| client.poll_output()).collect();
+/// assert!(outputs.iter().any(|o| matches!(
+///     o,
+///     Output::Event(Event::Reconnecting { generation: 1, delay, .. }) if *delay == Duration::from_secs(1)
+/// )));
+/// assert_eq!(client.poll_timeout(), Some(start + Duration::from_secs(1)));
+/// # Ok(())
+/// # }
+/// # run(tcpclient_testkit::epoch()).unwrap();
+/// ```
 #[doc(alias = "TCPClient")]
 #[doc(alias = "ConnectedSocketAdapter")]
 #[derive(Debug)]
 pub struct Client {
-    /// Shared: many clients of one program usually have the same configuration, and a
-    /// pointer per client is what an idle connection should cost.
-    config: Arc<Config>,
-    /// The latest instant seen; time never runs backwards inside the client.
-    now: Instant,
-    state: State,
-    timers: TimerTable,
-    queue: SendQueue,
-    ledger: WireLedger,
-    /// What was handed out and has not got through yet, kept to hand back if the connection
-    /// ends.
-    outstanding: Outstanding,
-    /// The questions about what the peer acknowledged.
-    queries: Queries,
-    /// Buffers small sends are coalesced into (and the TLS session's own bytes written into),
-    /// reused once written.
-    buffers: BufferPool,
-    tls: Tls,
-    shutdown: Shutdown,
-    outputs: VecDeque<Output>,
-    /// `tracing` diagnostics (nothing without the `tracing` feature).
-    log: Log,
-    bytes_accepted: u64,
-    bytes_received: u64,
-    /// Bytes of `Data` the application reported consumed.
-    bytes_consumed: u64,
-    /// Unconsumed bytes an earlier connection of a [`Session`](crate::Session) delivered:
-    /// they count against this one's window, and are consumed first.
-    carried_unconsumed: u64,
-    /// A `Send` was refused since the last [`Event::SendReady`].
-    send_refused: bool,
-    /// Connect attempts started so far (ids below this were issued).
-    attempts_started: u32,
-    /// An `Output::Resolve` was handed out: answers may still come after the race.
-    resolution_asked: bool,
-    /// The attempt whose socket became the connection.
-    winner: Option<AttemptId>,
-    /// The attempts of the race, once it is over, for the close report.
-    attempts: Vec<Attempt>,
-    /// The fatal TLS alert written before the close, for the close report.
-    tls_alert_sent: Option<AlertSent>,
+    machine: Machine,
 }
 
-/// The client's questions to the driver about what the peer's TCP acknowledged
-/// ([`Output::QueryUnacknowledged`]).
-#[derive(Debug, Default)]
-struct Queries {
-    /// One is out, not yet answered.
-    out: bool,
-    /// Wire bytes written when the last one went out.
-    asked_at: u64,
-    /// Questions asked while our FIN waits for its acknowledgement: the wait doubles.
-    fin_waits: u8,
-}
-
-/// Whether, and why, the client is on its way out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shutdown {
-    None,
-    /// The application asked for a graceful shutdown.
-    Finish,
-    /// The peer closed first and [`OnPeerEof::Close`] applies.
-    PeerClosed,
-}
-
-/// TLS: off, asked for but not started yet, or running.
+/// One connection inline: the common case, and on the hot path; boxing it would cost every
+/// client an allocation and a pointer chase. The reconnecting one is boxed: it is larger,
+/// and rarer.
 #[derive(Debug)]
-enum Tls {
-    Off,
-    /// `StartTls` arrived; the session starts once the plaintext before it is handed out
-    /// and the connection is up.
-    Requested,
-    Active(Box<TlsSession>),
+#[allow(clippy::large_enum_variant)]
+enum Machine {
+    Once(Connection),
+    Reconnecting(Box<Session>),
 }
 
 impl Client {
-    /// Creates a client that starts at `now`.
+    /// Creates a client that starts at `now`: one connection, or, with
+    /// [`Config::reconnect`], as many as it takes.
     ///
     /// Pass an `Arc<Config>` to share one configuration between many clients (each holds
     /// only the pointer); a `Config` is put in an `Arc` of its own.
@@ -170,354 +133,49 @@ impl Client {
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
     pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
-        let mut client = Self {
-            now,
-            state: State::Delay,
-            timers: TimerTable::new(now),
-            queue: SendQueue::new(config.coalesce_below),
-            buffers: BufferPool::default(),
-            ledger: WireLedger::default(),
-            outstanding: Outstanding::default(),
-            queries: Queries::default(),
-            tls: Tls::Off,
-            shutdown: Shutdown::None,
-            outputs: VecDeque::new(),
-            log: Log::new(&config),
-            bytes_accepted: 0,
-            bytes_received: 0,
-            bytes_consumed: 0,
-            carried_unconsumed: 0,
-            send_refused: false,
-            attempts_started: 0,
-            resolution_asked: false,
-            winner: None,
-            attempts: Vec::new(),
-            tls_alert_sent: None,
-            config,
+        let machine = match config.reconnect.clone() {
+            None => Machine::Once(Connection::new(config, now)),
+            Some(policy) => Machine::Reconnecting(Box::new(Session::new(config, policy, now))),
         };
-        if client.config.delay.is_zero() {
-            client.begin_connecting();
-        } else {
-            client
-                .timers
-                .set(Timer::StartDelay, now, client.config.delay);
-        }
-        let phase = client.phase();
-        client.log.created(phase);
-        client
+        Self { machine }
     }
 
-    /// Handles one input at `now`; then drain [`poll_output`](Self::poll_output).
+    /// Handles one of the driver's reports at `now`; then drain
+    /// [`poll_output`](Self::poll_output).
     ///
-    /// An input that makes no sense now (see [`InvalidInput`]) is refused and changes
-    /// nothing; it never panics. A driver's report that arrives after the close is a no-op
-    /// (see [`Input`]). `now` earlier than a previous `now` is taken as the previous.
+    /// A report that makes no sense now (see [`InvalidInput`]) is refused and changes
+    /// nothing; it never panics. A report that arrives after the close, or about an attempt
+    /// (or, reconnecting, a connection) that has ended, is a no-op (see [`Input`]). `now`
+    /// earlier than a previous `now` is taken as the previous.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
-        let name = input.name();
-        let result = self.handle(now, input);
-        let phase = self.phase();
-        self.log.input(name, &result, phase);
-        result
-    }
-
-    fn handle(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
-        if self.is_closed() && input.is_report() {
-            return Ok(());
-        }
-        self.now = self.now.max(now);
-        let name = input.name();
-        if let State::Closing(_) = self.state {
-            return self.while_closing(name, input);
-        }
-        match input {
-            Input::Send(data) => self.send(data),
-            Input::StartTls => self.start_tls(name),
-            Input::Finish => self.finish(name),
-            Input::Abort => {
-                self.require(name, !matches!(self.state, State::Closed))?;
-                self.close(Ok(Ending::Aborted));
-                Ok(())
-            }
-            Input::Consumed(n) => self.consumed(n),
-            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
-            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
-            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
-            Input::ResolveFamilyFailed(family, kind) => {
-                self.resolved(name, Some(family), Err(kind))
-            }
-            Input::Connected(attempt) => self.attempt_report(name, attempt, None),
-            Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
-            Input::SocketError(kind) => {
-                self.require(name, matches!(self.state, State::Open(_)))?;
-                self.close(Err(Error::Socket(kind)));
-                Ok(())
-            }
-            Input::Received(data) => self.received(name, data),
-            Input::Written(n) => self.written(name, n),
-            Input::PeerEof => self.peer_eof(name),
-            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
-            Input::Timeout => {
-                self.handle_timeout();
-                Ok(())
-            }
+        match &mut self.machine {
+            Machine::Once(c) => c.handle_input(now, input),
+            Machine::Reconnecting(s) => s.handle_input(now, input),
         }
     }
 
-    /// An input once the end is decided and the driver is asked what the peer acknowledged:
-    /// the answer ends the connection; a write still counts; the application's requests are
-    /// refused as after a shutdown; any other report is about a connection already ending,
-    /// and ignored.
-    fn while_closing(&mut self, name: &'static str, input: Input<'_>) -> Result<(), InvalidInput> {
-        if self.alerting() {
-            return self.while_alerting(name, input);
-        }
-        match input {
-            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
-            Input::Written(n) => {
-                self.require(name, (n as u64) <= self.ledger.in_flight())?;
-                self.ledger.written(n);
-                Ok(())
-            }
-            Input::Timeout => {
-                self.handle_timeout();
-                Ok(())
-            }
-            Input::Consumed(n) => self.consumed(n),
-            Input::Send(data) => Err(self.refuse_after_shutdown(data)),
-            Input::StartTls | Input::Finish => Err(self.unexpected(name)),
-            // An abort too: the end is under way, and no later than the answer.
-            _ => Ok(()),
-        }
-    }
+    // ---- the application's requests ----
 
-    /// An input while a fatal TLS alert waits to be written: the socket is still open, so
-    /// the driver's reports are checked as on an open connection, and what they say is of
-    /// no more use (data is not delivered after the failure) but the writes. The alert's
-    /// wait, and every deadline armed before it, end it; so do an abort and a socket error.
-    fn while_alerting(&mut self, name: &'static str, input: Input<'_>) -> Result<(), InvalidInput> {
-        let tcp_eof = match &self.state {
-            State::Closing(closing) => closing.open.tcp_eof,
-            _ => true,
-        };
-        match input {
-            Input::Written(n) => {
-                self.require(name, (n as u64) <= self.ledger.in_flight())?;
-                self.ledger.written(n);
-                self.restart_idle_timer();
-                if let Some(stall) = self.config.stall_timeout {
-                    self.timers.set(Timer::Stall, self.now, stall);
-                }
-                if self.ledger.in_flight() == 0 {
-                    self.alert_over(true);
-                }
-                Ok(())
-            }
-            Input::Received(_) => self.require(name, !tcp_eof),
-            Input::PeerEof => {
-                self.require(name, !tcp_eof)?;
-                if let State::Closing(closing) = &mut self.state {
-                    closing.open.tcp_eof = true;
-                }
-                Ok(())
-            }
-            Input::Timeout => {
-                if self.timers.take_expired(self.now).is_some() {
-                    self.alert_over(false);
-                }
-                Ok(())
-            }
-            Input::SocketError(_) | Input::Abort => {
-                self.alert_over(false);
-                Ok(())
-            }
-            Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
-            Input::Consumed(n) => self.consumed(n),
-            Input::Send(data) => Err(self.refuse_after_shutdown(data)),
-            Input::StartTls | Input::Finish => Err(self.unexpected(name)),
-            Input::Connected(attempt) => self.attempt_report(name, attempt, None),
-            Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
-            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
-            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
-            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
-            Input::ResolveFamilyFailed(family, kind) => {
-                self.resolved(name, Some(family), Err(kind))
-            }
-        }
-    }
-
-    /// Returns the next thing to do, or `None` when there is nothing until the next input.
-    ///
-    /// Call it until it returns `None` after every input. Transmits are made here, lazily,
-    /// so several `Send`s handled before one drain leave as fewer TLS records.
-    #[must_use]
-    pub fn poll_output(&mut self) -> Option<Output> {
-        if self.outputs.is_empty() {
-            self.hand_out();
-            let phase = self.phase();
-            self.log.phase(phase);
-        }
-        self.outputs.pop_front()
-    }
-
-    /// Returns the next deadline: hand the client [`Input::Timeout`] once it has passed.
-    ///
-    /// `None` means no deadline is armed. Ask after draining [`poll_output`](Self::poll_output).
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
-
-    /// Returns the lifecycle phase.
-    pub fn phase(&self) -> Phase {
-        match &self.state {
-            State::Delay => Phase::Delay,
-            State::Establishing(race) if race.has_started() => Phase::Connecting,
-            State::Establishing(_) => Phase::Resolving,
-            State::Open(open) if self.shutdown != Shutdown::None || open.fin_sent => {
-                Phase::Draining
-            }
-            State::Closing(_) => Phase::Draining,
-            State::Open(_) if self.tls_handshaking() => Phase::TlsHandshaking,
-            State::Open(_) => Phase::Connected,
-            State::Closed => Phase::Closed,
-        }
-    }
-
-    /// Returns true once the end is decided and the client takes its last steps before
-    /// [`Event::Closed`]: writing a failed TLS session's alert, or waiting for the driver's
-    /// answer about what the peer acknowledged. It takes no sends then, and owes no
-    /// [`Event::SendReady`]: `Closed` comes next (with what was not delivered handed back
-    /// before it), within a bounded wait.
-    pub fn is_closing(&self) -> bool {
-        matches!(self.state, State::Closing(_))
-    }
-
-    /// Returns true once [`Event::Closed`] has been emitted (or is waiting in the outputs).
-    #[inline]
-    pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed)
-    }
-
-    /// Returns the address connected to, once the connection is up.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        match &self.state {
-            State::Open(open) => Some(open.peer),
-            State::Closing(closing) => Some(closing.open.peer),
-            _ => None,
-        }
-    }
-
-    /// Returns the connect attempt that won, once the connection is up: the driver's socket
-    /// for that attempt is the connection's from then on (the target of `Transmit`,
-    /// `ShutdownWrite`, `Close` and `Reset`).
-    pub fn winning_attempt(&self) -> Option<AttemptId> {
-        self.winner
-    }
-
-    /// Returns what TLS negotiated, once the handshake has finished.
-    pub fn tls_info(&self) -> Option<TlsInfo> {
-        match &self.tls {
-            Tls::Active(session) if !session.is_handshaking() => Some(session.info()),
-            _ => None,
-        }
-    }
-
-    /// Returns true while the driver should read from the socket: connected, no EOF yet, and
-    /// room in [`Config::receive_window`]. Ask after every input: a [`Input::Consumed`] can
-    /// turn it back on.
-    pub fn wants_read(&self) -> bool {
-        matches!(&self.state, State::Open(open) if !open.tcp_eof) && !self.receive_window_full()
-    }
-
-    /// Returns true while the application holds [`Config::receive_window`] bytes or more of
-    /// unconsumed `Data`, so the client does not ask to read.
-    pub fn receive_window_full(&self) -> bool {
-        self.config
-            .receive_window
-            .is_some_and(|window| self.bytes_unconsumed() >= window as u64)
-    }
-
-    /// Returns the application bytes accepted by [`Input::Send`] so far.
-    pub fn bytes_accepted(&self) -> u64 {
-        self.bytes_accepted
-    }
-
-    /// Returns the application bytes that have reached the socket so far.
-    pub fn bytes_written(&self) -> u64 {
-        self.ledger.app_written()
-    }
-
-    /// Returns the application bytes the peer's TCP is known to have acknowledged so far:
-    /// no more than [`bytes_written`](Self::bytes_written), and behind it until the driver
-    /// next answers [`Output::QueryUnacknowledged`] (zero where it cannot tell).
-    pub fn bytes_acknowledged(&self) -> u64 {
-        self.ledger.app_acked()
-    }
-
-    /// Returns the application bytes accepted and not yet written: the send queue's fill,
-    /// which [`Config::send_limit`] bounds.
-    pub fn bytes_queued(&self) -> u64 {
-        self.bytes_accepted - self.ledger.app_written()
-    }
-
-    /// Returns the application bytes delivered as [`Event::Data`] so far.
-    pub fn bytes_received(&self) -> u64 {
-        self.bytes_received
-    }
-
-    /// Returns the bytes delivered as [`Event::Data`] and not yet reported consumed.
-    pub fn bytes_unconsumed(&self) -> u64 {
-        self.carried_unconsumed + self.bytes_received - self.bytes_consumed
-    }
-
-    /// Returns how many more bytes a `Send` may carry now without being refused: zero once
-    /// the client is shutting down. (With nothing queued, one `Send` of any size is taken.)
-    pub fn send_capacity(&self) -> usize {
-        if !self.takes_sends() {
-            return 0;
-        }
-        self.admission().capacity(self.bytes_queued())
-    }
-
-    /// The rule of the configuration's send limit; made when needed rather than kept, as
-    /// every idle client would keep it.
-    #[inline]
-    fn admission(&self) -> SendAdmission {
-        SendAdmission::new(&self.config)
-    }
-
-    /// Returns the configuration the client was created with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    // ---- application requests ----
-
-    /// Queues `data` to send: the same as [`Input::Send`], for the hot path. A send needs no
-    /// clock, so this takes no `now`.
+    /// Queues `data` to send, in order. Accepted in every phase before shutdown, including
+    /// before the connection is up; refused with the data handed back when the queue is
+    /// full ([`InvalidInput::QueueFull`]: wait for [`Event::SendReady`](crate::Event::SendReady))
+    /// or the client is shutting down. Large sends leave as the same `Bytes`; small ones are
+    /// coalesced (see [`Config::coalesce_below`]). `now` is when: the write-stall deadline
+    /// of what it hands out counts from it.
     #[doc(alias = "inbox")]
     #[inline]
-    pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
-        if !self.takes_sends() {
-            return Err(self.refuse_after_shutdown(data));
+    pub fn send(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => c.send(now, data),
+            Machine::Reconnecting(s) => s.send(now, data),
         }
-        let data = match self.admission().admit(self.bytes_queued(), data) {
-            Ok(data) => data,
-            Err(refusal) => {
-                self.send_refused = true;
-                return Err(refusal);
-            }
-        };
-        self.bytes_accepted += data.len() as u64;
-        self.queue.push(data, &mut self.buffers);
-        Ok(())
     }
 
     /// Queues a copy of `data` to send, with no [`Bytes`] of the caller's: the path for
     /// small messages. A send under [`Config::coalesce_below`] is copied straight into the
     /// coalescing buffer, so a stream of them costs no allocation per message. Refused
-    /// exactly when [`Client::send`] would refuse the same bytes, and then handed back, as a
-    /// copy, in the refusal.
+    /// exactly when [`send`](Self::send) would refuse the same bytes, and then handed back,
+    /// as a copy, in the refusal.
     ///
     /// ```
     /// use std::time::Instant;
@@ -526,10 +184,10 @@ impl Client {
     /// # fn run(start: Instant) -> Result<(), InvalidInput> {
     /// let mut client = Client::new(Config::new("localhost", 7).with_send_limit(1_000), start);
     /// for _ in 0..62 {
-    ///     client.send_slice(b"a small message\n")?;
+    ///     client.send_slice(start, b"a small message\n")?;
     /// }
     /// assert_eq!(client.bytes_queued(), 992);
-    /// let Err(InvalidInput::QueueFull { data, .. }) = client.send_slice(b"one too many\n") else {
+    /// let Err(InvalidInput::QueueFull { data, .. }) = client.send_slice(start, b"one too many\n") else {
     ///     panic!("992 + 13 bytes are over the limit");
     /// };
     /// assert_eq!(data, "one too many\n");
@@ -539,860 +197,338 @@ impl Client {
     /// ```
     #[doc(alias = "inbox")]
     #[inline]
-    pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
-        if !self.takes_sends() || !self.admission().fits(self.bytes_queued(), data.len()) {
-            // The refusal, made and counted where every refusal is.
-            return self.send(Bytes::copy_from_slice(data));
+    pub fn send_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => c.send_slice(now, data),
+            Machine::Reconnecting(s) => s.send_slice(now, data),
         }
-        self.bytes_accepted += data.len() as u64;
-        self.queue.push_slice(data, &mut self.buffers);
-        Ok(())
     }
 
-    /// The application is done with `n` more delivered bytes: the same as
-    /// [`Input::Consumed`], for the hot path. Needs no clock: consuming arms no deadline.
+    /// Switches to TLS (STARTTLS). Bytes sent before it leave in plaintext before the
+    /// ClientHello; bytes sent after it leave encrypted once the handshake is done. Before
+    /// the connection is up, it means TLS from the first byte (on every connection, when
+    /// reconnecting). Once per connection, before shutdown; needs [`Config::tls`].
+    #[doc(alias = "makessl")]
+    pub fn start_tls(&mut self, now: Instant) -> Result<(), InvalidInput> {
+        self.request(now, Control::StartTls)
+    }
+
+    /// Graceful shutdown: connect if not yet connected, deliver everything queued, send TLS
+    /// `close_notify`, half-close (FIN), keep delivering received data until the peer's EOF
+    /// or [`Config::drain_timeout`], then close.
+    #[doc(alias = "producerFinished")]
+    pub fn finish(&mut self, now: Instant) -> Result<(), InvalidInput> {
+        self.request(now, Control::Finish)
+    }
+
+    /// Closes now. The close report counts what was not delivered.
+    #[doc(alias = "shutdownMicroprocess")]
+    pub fn abort(&mut self, now: Instant) -> Result<(), InvalidInput> {
+        self.request(now, Control::Abort)
+    }
+
+    fn request(&mut self, now: Instant, request: Control) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => c.request(now, request),
+            Machine::Reconnecting(s) => s.request(now, request),
+        }
+    }
+
+    /// The application is done with `n` more bytes of the [`Event::Data`](crate::Event::Data)
+    /// delivered to it, which frees room in [`Config::receive_window`]. More than was
+    /// delivered and not yet consumed is refused. Accepted after the close too: data
+    /// delivered before it may be consumed later. Needs no clock: consuming arms no
+    /// deadline.
     pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {
-        let unconsumed = self.bytes_unconsumed();
-        if n as u64 > unconsumed {
-            return Err(InvalidInput::ConsumedTooMuch {
-                consumed: n,
-                unconsumed,
-            });
-        }
-        let carried = self.carried_unconsumed.min(n as u64);
-        self.carried_unconsumed -= carried;
-        self.bytes_consumed += n as u64 - carried;
-        Ok(())
-    }
-
-    /// Takes over `n` unconsumed bytes of the connection before this one (a session's).
-    pub(crate) fn carry_unconsumed(&mut self, n: u64) {
-        self.carried_unconsumed += n;
-    }
-
-    /// Expects an [`Event::SendReady`] once there is room: a refusal was made to the
-    /// application by a connection before this one (a session's).
-    pub(crate) fn owe_send_ready(&mut self) {
-        self.send_refused = true;
-    }
-
-    /// Whether a `Send` would find room now (the low watermark, as `SendReady` uses).
-    pub(crate) fn has_room(&self) -> bool {
-        self.takes_sends() && self.admission().has_room_again(self.bytes_queued())
-    }
-
-    /// Queues `data` as an accepted send, past the send limit if need be: a
-    /// [`Session`](crate::Session) replaying what the previous connection did not write
-    /// (no more than that connection held, so still bounded).
-    pub(crate) fn resend(&mut self, data: Bytes) {
-        if self.takes_sends() {
-            self.bytes_accepted += data.len() as u64;
-            self.queue.push(data, &mut self.buffers);
+        match &mut self.machine {
+            Machine::Once(c) => c.consumed(n),
+            Machine::Reconnecting(s) => s.consumed(n),
         }
     }
 
-    /// Takes back every byte queued, before the connection is up: a session queues its
-    /// preamble again behind a `StartTls` that makes the connection TLS from the first byte.
-    pub(crate) fn take_back_unsent(&mut self) -> Vec<Bytes> {
-        if !matches!(self.state, State::Delay | State::Establishing(_)) {
-            return Vec::new();
+    /// Reconnecting: drops the current connection (or the attempts under way) and makes the
+    /// next one after the backoff, as a loss would: for an application that finds the
+    /// server dead at its own level (a ping unanswered, a protocol error). `leave` says how;
+    /// what the connection did not get through is handed back or kept by the policy.
+    /// Refused without a [`ReconnectPolicy`](crate::ReconnectPolicy).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tcpclient_core::{AttemptId, Client, Config, Event, Input, Leave, Output, ReconnectPolicy};
+    ///
+    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::new("127.0.0.1", 7).with_reconnect(ReconnectPolicy::default());
+    /// let mut client = Client::new(config, now);
+    /// while client.poll_output().is_some() {}
+    /// client.handle_input(now, Input::Connected(AttemptId(0)))?;
+    /// while client.poll_output().is_some() {}
+    ///
+    /// // No answer to our ping: this server is no good.
+    /// client.reconnect(now, Leave::Reset)?;
+    /// let outputs: Vec<Output> = std::iter::from_fn(|| client.poll_output()).collect();
+    /// assert_eq!(outputs[0], Output::Reset);
+    /// assert!(outputs.iter().any(|o| matches!(o, Output::Event(Event::Reconnecting { generation: 1, .. }))));
+    /// # Ok(())
+    /// # }
+    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// ```
+    pub fn reconnect(&mut self, now: Instant, leave: Leave) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => Err(c.unexpected("reconnect")),
+            Machine::Reconnecting(s) => s.reconnect(now, leave),
         }
-        let taken: Vec<Bytes> = self.queue.take_all().into_iter().collect();
-        let len: u64 = taken.iter().map(|b| b.len() as u64).sum();
-        self.bytes_accepted -= len;
-        taken
     }
 
-    /// Connect attempts issued so far (ids below this were handed out).
-    pub(crate) fn attempts_issued(&self) -> u32 {
-        self.attempts_started
+    /// Reconnecting: the application's protocol acknowledged `n` more bytes, in the order
+    /// they were sent ([`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged)): they will not be sent
+    /// again, and make room in the window. Refused without that policy, and for more than
+    /// are unacknowledged.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tcpclient_core::{Bytes, Client, Config, ReconnectPolicy};
+    ///
+    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
+    /// let policy = ReconnectPolicy::default().with_replay_unacknowledged(true);
+    /// let mut client = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), now);
+    /// client.send(now, Bytes::from_static(b"SET a 1\n"))?;
+    /// client.send(now, Bytes::from_static(b"SET b 2\n"))?;
+    /// // The server answered the first request: it will not be sent again.
+    /// client.acknowledged(8)?;
+    /// assert_eq!(client.bytes_unacknowledged(), 8);
+    /// # Ok(())
+    /// # }
+    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// ```
+    pub fn acknowledged(&mut self, n: usize) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => Err(c.unexpected("acknowledged")),
+            Machine::Reconnecting(s) => s.acknowledged(n),
+        }
     }
 
-    /// Neither shutting down nor closed: new data, `StartTls` and `Finish` are welcome.
+    /// Reconnecting, with [`Preamble::Dialogue`](crate::Preamble::Dialogue): queues `data`
+    /// as part of the current connection's preamble, ahead of every send waiting for it,
+    /// and not replayed on the next connection, which has a preamble of its own. Refused
+    /// unless the client [`awaits_preamble`](Self::awaits_preamble): once
+    /// [`preamble_done`](Self::preamble_done) was called for this connection, once it is on
+    /// its way out (closing, finishing, asked to make way), and without a dialogue.
+    pub fn send_preamble(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => Err(c.unexpected("send_preamble")),
+            Machine::Reconnecting(s) => s.send_preamble(now, data),
+        }
+    }
+
+    /// Reconnecting, with [`Preamble::Dialogue`](crate::Preamble::Dialogue): the current
+    /// connection's preamble is done, and what waited for it (sends, and what the client
+    /// replays) goes out now, in order. Refused, as
+    /// [`send_preamble`](Self::send_preamble) is, unless the client
+    /// [`awaits_preamble`](Self::awaits_preamble): what waits then waits for the next
+    /// connection.
+    pub fn preamble_done(&mut self, now: Instant) -> Result<(), InvalidInput> {
+        match &mut self.machine {
+            Machine::Once(c) => Err(c.unexpected("preamble_done")),
+            Machine::Reconnecting(s) => s.preamble_done(now),
+        }
+    }
+
+    // ---- what the client wants done ----
+
+    /// Returns the next thing to do, or `None` when there is nothing until the next input.
+    ///
+    /// Call it until it returns `None` after every input and request. Transmits are made
+    /// here, lazily, so several sends before one drain leave as fewer TLS records.
+    #[must_use]
     #[inline]
-    pub(crate) fn takes_sends(&self) -> bool {
-        self.shutdown == Shutdown::None && !matches!(self.state, State::Closing(_) | State::Closed)
-    }
-
-    #[cold]
-    fn refuse_after_shutdown(&self, data: Bytes) -> InvalidInput {
-        let phase = self.phase();
-        InvalidInput::SendAfterShutdown { data, phase }
-    }
-
-    fn start_tls(&mut self, name: &'static str) -> Result<(), InvalidInput> {
-        if self.config.tls.is_none() {
-            return Err(InvalidInput::NoTlsConfig);
-        }
-        let peer_gone = matches!(&self.state, State::Open(open) if open.peer_closed);
-        let allowed = matches!(self.tls, Tls::Off) && self.takes_sends() && !peer_gone;
-        self.require(name, allowed)?;
-        self.queue.start_tls_here();
-        self.tls = Tls::Requested;
-        Ok(())
-    }
-
-    fn finish(&mut self, name: &'static str) -> Result<(), InvalidInput> {
-        // The peer closed first and the client is already on its way out: finishing is
-        // what the application would do anyway.
-        if self.shutdown == Shutdown::PeerClosed && !self.is_closed() {
-            return Ok(());
-        }
-        self.require(name, self.takes_sends())?;
-        self.shutdown = Shutdown::Finish;
-        if matches!(self.state, State::Open(_)) {
-            self.timers
-                .set(Timer::Drain, self.now, self.config.drain_timeout);
-        }
-        Ok(())
-    }
-
-    // ---- connecting ----
-
-    /// Leaves the delay: resolve the host, or go straight to connecting to an IP literal.
-    fn begin_connecting(&mut self) {
-        self.timers
-            .set(Timer::Connect, self.now, self.config.connect_timeout);
-        let config = &self.config;
-        let race = Race::new(RaceSettings {
-            origin: self.timers.origin(),
-            preference: config.family_preference,
-            attempt_delay: config.attempt_delay,
-            resolution_delay: config.resolution_delay,
-            attempt_cap: config.attempt_timeout,
-        });
-        self.state = State::Establishing(Box::new(race));
-        let host = config.host.trim_start_matches('[').trim_end_matches(']');
-        match host.parse::<IpAddr>() {
-            Ok(ip) => {
-                let addr = SocketAddr::new(ip, config.port);
-                self.with_race(|race, now| race.resolved(None, &[addr], now));
-            }
-            Err(_) => {
-                self.resolution_asked = true;
-                self.outputs.push_back(Output::Resolve {
-                    host: config.host.clone(),
-                    port: config.port,
-                });
-            }
+    pub fn poll_output(&mut self) -> Option<Output> {
+        match &mut self.machine {
+            Machine::Once(c) => c.poll_output(),
+            Machine::Reconnecting(s) => s.poll_output(),
         }
     }
 
-    /// A resolver's answer or failure, for one family or (`None`) for all.
-    fn resolved(
-        &mut self,
-        name: &'static str,
-        family: Option<Family>,
-        answer: Result<&[SocketAddr], std::io::ErrorKind>,
-    ) -> Result<(), InvalidInput> {
-        // The driver looked up a family the configuration does not use: nothing to do.
-        if family.is_some_and(|f| !self.config.family_preference.allows(f)) {
-            return self.require(name, self.resolution_asked);
-        }
-        let race = match &self.state {
-            State::Establishing(race) => race,
-            // The race is over (a connection won, or the client closed): the answer for a
-            // family that had not answered yet is late, and nothing to do.
-            State::Open(_) | State::Closing(_) | State::Closed if self.resolution_asked => {
-                return Ok(());
-            }
-            _ => return Err(self.unexpected(name)),
-        };
-        // An answer for a family already answered: the driver answers twice.
-        self.require(name, race.awaits(family))?;
-        self.with_race(|race, now| match answer {
-            Ok(addrs) => race.resolved(family, addrs, now),
-            Err(kind) => race.resolve_failed(family, kind, now),
-        });
-        Ok(())
-    }
-
-    /// A report about one attempt: connected (`None`) or failed.
-    fn attempt_report(
-        &mut self,
-        name: &'static str,
-        attempt: AttemptId,
-        failure: Option<std::io::ErrorKind>,
-    ) -> Result<(), InvalidInput> {
-        let issued = attempt.0 < self.attempts_started;
-        let State::Establishing(race) = &self.state else {
-            // The race is over: a report about one of its attempts is late.
-            return self.require(name, issued);
-        };
-        let (started, live) = (race.started(attempt), race.is_live(attempt));
-        self.require(name, started)?;
-        if !live {
-            // It lost, failed or timed out already: late, and nothing to do.
-            return Ok(());
-        }
-        let State::Establishing(race) = &mut self.state else {
-            return Ok(());
-        };
-        match failure {
-            Some(kind) => self.with_race(|race, now| race.failed(attempt, kind, now)),
-            None => {
-                let now = self.now;
-                let won = race.connected(attempt, now);
-                self.run_race();
-                if let Some(peer) = won {
-                    self.winner = Some(attempt);
-                    self.connected(peer);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Lets the race act at `now`, then carries out what it decided.
-    fn with_race(&mut self, act: impl FnOnce(&mut Race, Instant)) {
-        if let State::Establishing(race) = &mut self.state {
-            act(race, self.now);
-        }
-        self.run_race();
-    }
-
-    /// Turns the race's steps into outputs, arms its timer, and ends the client if the race
-    /// is lost.
-    fn run_race(&mut self) {
-        let State::Establishing(race) = &mut self.state else {
-            return;
-        };
-        while let Some(step) = race.poll_step() {
-            let output = match step {
-                Step::Connect(attempt, addr) => {
-                    self.attempts_started = self.attempts_started.max(attempt.0 + 1);
-                    self.log.attempt_started(attempt, addr);
-                    let options = Box::new(self.config.socket_options.for_attempt(&addr));
-                    Output::Connect {
-                        attempt,
-                        addr,
-                        options,
-                    }
-                }
-                Step::Cancel(attempt) => Output::Cancel(attempt),
-            };
-            self.outputs.push_back(output);
-        }
-        self.timers.set_at(Timer::Race, race.deadline());
-        let lost = race.lost();
-        let host = self.config.host.clone();
-        match lost {
-            None => {}
-            Some(Lost::Resolve(kind)) => self.close(Err(Error::Resolve { host, kind })),
-            Some(Lost::NoAddresses) => self.close(Err(Error::NoAddresses { host })),
-            Some(Lost::Failed(addr, kind)) => self.close(Err(Error::Connect { addr, kind })),
-            Some(Lost::TimedOut) => self.close(Err(Error::ConnectTimeout)),
+    /// Returns when to feed [`Input::Timeout`] next: the earliest armed deadline (start
+    /// delay, connect attempts, handshake, drain, stall, idle, a reconnect's wait).
+    ///
+    /// `None` means no deadline is armed. Ask after draining [`poll_output`](Self::poll_output).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.machine {
+            Machine::Once(c) => c.poll_timeout(),
+            Machine::Reconnecting(s) => s.poll_timeout(),
         }
     }
 
-    fn connected(&mut self, peer: SocketAddr) {
-        if let State::Establishing(race) = &mut self.state {
-            self.attempts = race.take_attempts();
-        }
-        for attempt in &self.attempts {
-            self.log.attempt_ended(attempt);
-        }
-        self.state = State::Open(Open::new(peer));
-        self.timers.stop(Timer::Connect);
-        self.timers.stop(Timer::Race);
-        self.restart_idle_timer();
-        if self.shutdown == Shutdown::Finish {
-            self.timers
-                .set(Timer::Drain, self.now, self.config.drain_timeout);
-        }
-        self.emit(Event::Connected(peer));
-    }
-
-    // ---- the connected socket ----
-
-    fn received(&mut self, name: &'static str, data: &[u8]) -> Result<(), InvalidInput> {
-        let readable = matches!(&self.state, State::Open(open) if !open.tcp_eof);
-        self.require(name, readable)?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.restart_idle_timer();
-        let Tls::Active(session) = &mut self.tls else {
-            self.deliver(Bytes::copy_from_slice(data));
-            return Ok(());
-        };
-        let inbound = session.receive(data);
-        if inbound.handshake_finished {
-            let info = session.info();
-            self.timers.stop(Timer::TlsHandshake);
-            self.emit(Event::TlsEstablished(info));
-        }
-        if let Some(plaintext) = inbound.plaintext {
-            self.deliver(plaintext);
-        }
-        if let Some((error, alert)) = inbound.failed {
-            self.fail_tls(error, alert);
-        } else if inbound.peer_closed {
-            self.peer_closed();
-        }
-        Ok(())
-    }
-
-    /// The session failed (on what the server sent, or at its cipher's confidentiality
-    /// limit under TLS 1.2). The alert that calls for goes out first, after whatever the
-    /// session still had to send (a `no_renegotiation` warning, our answer to a key update),
-    /// as the connection's last bytes; the close waits until they are written (for
-    /// [`ALERT_WAIT`] at most), since a driver drops what it has not written when it closes.
-    fn fail_tls(&mut self, error: TlsError, alert: Option<AlertSent>) {
-        let result = Err(Error::Tls(error));
-        let sendable = matches!(&self.state, State::Open(open) if !open.fin_sent);
-        let session = match &mut self.tls {
-            Tls::Active(session) if sendable && session.has_outgoing() => session,
-            _ => return self.close(result),
-        };
-        let mut bytes = BytesMut::new();
-        self.ledger.tls(session.write_outgoing(&mut bytes), 0);
-        self.outputs.push_back(Output::Transmit(bytes.freeze()));
-        self.update_stall_timer(false);
-        let State::Open(open) = std::mem::replace(&mut self.state, State::Closed) else {
-            return;
-        };
-        // The deadlines armed go on (the first to pass ends the wait), and the wait is a
-        // drain too.
-        let wait = ALERT_WAIT.min(self.config.drain_timeout);
-        self.timers.set(Timer::Acknowledgement, self.now, wait);
-        self.state = State::Closing(Box::new(Closing {
-            open,
-            result,
-            waiting_for: Wait::LastBytes(alert),
-        }));
-    }
-
-    /// The session's last bytes were written (`written`), or will not be: the close goes on.
-    fn alert_over(&mut self, written: bool) {
-        let State::Closing(closing) = std::mem::replace(&mut self.state, State::Closed) else {
-            return;
-        };
-        let Closing {
-            open,
-            result,
-            waiting_for,
-        } = *closing;
-        if let (true, Wait::LastBytes(alert)) = (written, waiting_for) {
-            self.tls_alert_sent = alert;
-        }
-        self.state = State::Open(open);
-        self.timers.stop_all();
-        self.close(result);
-    }
-
-    /// Returns true while the session's last bytes (its alert) wait to be written.
-    fn alerting(&self) -> bool {
-        matches!(&self.state, State::Closing(closing) if matches!(closing.waiting_for, Wait::LastBytes(_)))
-    }
-
-    fn deliver(&mut self, data: Bytes) {
-        self.bytes_received += data.len() as u64;
-        self.emit(Event::Data(data));
-    }
-
-    fn written(&mut self, name: &'static str, n: usize) -> Result<(), InvalidInput> {
-        let open = matches!(self.state, State::Open(_));
-        self.require(name, open && (n as u64) <= self.ledger.in_flight())?;
-        if n == 0 {
-            return Ok(());
-        }
-        self.ledger.written(n);
-        if self.ledger.tracks_acknowledgements()
-            && self.ledger.wire_written() - self.queries.asked_at >= QUERY_EVERY
-        {
-            // Several writes may be reported before one drain: a question still among the
-            // outputs has not been seen yet.
-            let unseen = self.outputs.contains(&Output::QueryUnacknowledged);
-            if !self.queries.out {
-                self.ask();
-            } else if !unseen {
-                // The last question went unanswered for 256 KiB: a driver that does not
-                // answer cannot tell. What an answer would have let go of is let go of
-                // now, so that what the client keeps stays bounded.
-                self.queries.out = false;
-                self.ledger.forget_acknowledgements();
-            }
-        }
-        if !self.ledger.tracks_acknowledgements() {
-            self.outstanding.release_until(self.ledger.app_written());
-        }
-        self.restart_idle_timer();
-        self.update_stall_timer(true);
-        if self.ledger.in_flight() == 0 && self.queue.is_empty() {
-            self.buffers.trim();
-        }
-        let room = self.admission().has_room_again(self.bytes_queued());
-        if self.send_refused && room && self.shutdown == Shutdown::None {
-            self.send_refused = false;
-            self.emit(Event::SendReady);
-        }
-        Ok(())
-    }
-
-    fn peer_eof(&mut self, name: &'static str) -> Result<(), InvalidInput> {
-        let State::Open(open) = &mut self.state else {
-            return Err(self.unexpected(name));
-        };
-        if open.tcp_eof {
-            return Err(self.unexpected(name));
-        }
-        open.tcp_eof = true;
-        let clean = match &mut self.tls {
-            Tls::Active(session) => session.tcp_eof(),
-            Tls::Requested => false,
-            Tls::Off => true,
-        };
-        match (&self.tls, clean) {
-            (_, false) => self.close(Err(Error::UnexpectedEof)),
-            // A clean TLS end was already handled when close_notify arrived.
-            (Tls::Active(_), true) => {}
-            _ => self.peer_closed(),
-        }
-        Ok(())
-    }
-
-    /// The peer's stream ended: FIN in plaintext, `close_notify` under TLS.
-    fn peer_closed(&mut self) {
-        let State::Open(open) = &mut self.state else {
-            return;
-        };
-        if open.peer_closed {
-            return;
-        }
-        open.peer_closed = true;
-        open.peer_closed_after_fin = open.fin_sent;
-        self.emit(Event::PeerClosed);
-        if self.shutdown == Shutdown::None && self.config.on_peer_eof == OnPeerEof::Close {
-            self.shutdown = Shutdown::PeerClosed;
-            self.timers
-                .set(Timer::Drain, self.now, self.config.drain_timeout);
+    /// Returns true while the driver should read from the socket: connected, no EOF yet, and
+    /// room in [`Config::receive_window`]. Ask after every input: a
+    /// [`consumed`](Self::consumed) can turn it back on.
+    pub fn wants_read(&self) -> bool {
+        match &self.machine {
+            Machine::Once(c) => c.wants_read(),
+            Machine::Reconnecting(s) => s.wants_read(),
         }
     }
 
-    /// The driver's answer to [`Output::QueryUnacknowledged`]: what the peer's TCP has
-    /// acknowledged lets go of the bytes kept for it, and, once the end is decided, the
-    /// connection ends with the count.
-    fn unacknowledged(
-        &mut self,
-        name: &'static str,
-        answer: Unacknowledged,
-    ) -> Result<(), InvalidInput> {
-        let open = match &mut self.state {
-            State::Open(open) => open,
-            State::Closing(closing) => &mut closing.open,
-            _ => return Err(self.unexpected(name)),
-        };
-        let written = self.ledger.wire_written();
-        // More unacknowledged than was ever written, or a FIN acknowledged before bytes that
-        // come before it, or that was never sent: no socket says that.
-        let sensible = match answer {
-            Unacknowledged::Known {
-                bytes,
-                fin_acknowledged,
-            } => bytes <= written && (!fin_acknowledged || (bytes == 0 && open.fin_sent)),
-            Unacknowledged::Unknown => true,
-        };
-        if !self.queries.out || !sensible {
-            return Err(self.unexpected(name));
-        }
-        self.queries.out = false;
-        match answer {
-            Unacknowledged::Known {
-                bytes,
-                fin_acknowledged,
-            } => {
-                open.fin_acked |= fin_acknowledged;
-                self.ledger.acknowledged(written - bytes);
-                self.outstanding.release_until(self.ledger.app_acked());
-            }
-            Unacknowledged::Unknown => {
-                self.ledger.forget_acknowledgements();
-                self.outstanding.release_until(self.ledger.app_written());
-            }
-        }
-        if let State::Closing(_) = self.state
-            && !self.alerting()
-        {
-            self.end_closing(true);
-        }
-        Ok(())
-    }
+    // ---- where it is ----
 
-    /// Asks the driver what the peer's TCP has not acknowledged, unless a question is out.
-    fn ask(&mut self) {
-        if !self.queries.out {
-            self.queries.out = true;
-            self.queries.asked_at = self.ledger.wire_written();
-            self.outputs.push_back(Output::QueryUnacknowledged);
+    /// Returns the lifecycle phase (reconnecting: the current connection's,
+    /// [`Phase::Delay`] while waiting to reconnect, [`Phase::Closed`] once it is over).
+    pub fn phase(&self) -> Phase {
+        match &self.machine {
+            Machine::Once(c) => c.phase(),
+            Machine::Reconnecting(s) => s.phase(),
         }
     }
 
-    /// Runs the write-stall deadline while handed-out bytes wait to be written: armed when
-    /// the first of them is handed out, restarted by `progress`, stopped once all are written.
-    fn update_stall_timer(&mut self, progress: bool) {
-        let Some(stall) = self.config.stall_timeout else {
-            return;
-        };
-        if !matches!(self.state, State::Open(_)) || self.ledger.in_flight() == 0 {
-            self.timers.stop(Timer::Stall);
-        } else if progress || self.timers.get(Timer::Stall).is_none() {
-            self.timers.set(Timer::Stall, self.now, stall);
+    /// Returns true once the end is decided and the current connection takes its last steps
+    /// before it closes: writing a failed TLS session's alert, or waiting for the driver's
+    /// answer about what the peer acknowledged. It takes no sends then, and owes no
+    /// [`Event::SendReady`](crate::Event::SendReady): its close comes next (with what was not
+    /// delivered handed back before it), within a bounded wait.
+    pub fn is_closing(&self) -> bool {
+        self.connection().is_closing()
+    }
+
+    /// Returns true once [`Event::Closed`](crate::Event::Closed) has been emitted (or is
+    /// waiting in the outputs): for a reconnecting client, its end.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        match &self.machine {
+            Machine::Once(c) => c.is_closed(),
+            Machine::Reconnecting(s) => s.is_closed(),
         }
     }
 
-    /// Restarts the idle deadline: something was received or written.
-    fn restart_idle_timer(&mut self) {
-        if let Some(idle) = self.config.idle_timeout {
-            self.timers.set(Timer::Idle, self.now, idle);
+    /// Returns the address the current connection is connected to, once it is up.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.connection().peer_addr()
+    }
+
+    /// Returns the connect attempt that won, once the connection is up: the driver's socket
+    /// for that attempt is the connection's from then on (the target of `Transmit`,
+    /// `ShutdownWrite`, `Close` and `Reset`).
+    pub fn winning_attempt(&self) -> Option<AttemptId> {
+        match &self.machine {
+            Machine::Once(c) => c.winning_attempt(),
+            Machine::Reconnecting(s) => s.winning_attempt(),
         }
     }
 
-    // ---- time ----
+    /// Returns what TLS negotiated on the current connection, once its handshake finished.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.connection().tls_info()
+    }
 
-    fn handle_timeout(&mut self) {
-        if let State::Closing(_) = self.state {
-            // The driver did not answer: the connection ends with what is known.
-            if self.timers.take_expired(self.now) == Some(Timer::Acknowledgement) {
-                self.end_closing(false);
-            }
-            return;
-        }
-        while let Some(timer) = self.timers.take_expired(self.now) {
-            match timer {
-                Timer::StartDelay => self.begin_connecting(),
-                Timer::Connect => self.close(Err(Error::ConnectTimeout)),
-                Timer::Race => self.with_race(|race, now| race.on_timeout(now)),
-                Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
-                // Never clean, however completely our side closed: without the peer's end
-                // nothing confirms that it took what we sent.
-                Timer::Drain => self.close(Err(Error::DrainTimeout)),
-                Timer::Stall => self.close(Err(Error::Stalled)),
-                Timer::Idle => self.close(Err(Error::IdleTimeout)),
-                // Asked again by the shutdown as it moves on (see `advance_shutdown`).
-                Timer::Acknowledgement => {}
-            }
-            if !matches!(
-                self.state,
-                State::Open(_) | State::Establishing(_) | State::Delay
-            ) {
-                // Decided: what else expired no longer matters.
-                return;
-            }
+    /// Returns the current generation: 0 for the first connection, one more for each
+    /// reconnect (always 0 without a [`ReconnectPolicy`](crate::ReconnectPolicy)).
+    pub fn generation(&self) -> u32 {
+        match &self.machine {
+            Machine::Once(_) => 0,
+            Machine::Reconnecting(s) => s.generation(),
         }
     }
 
-    // ---- the data path, run lazily from poll_output ----
-
-    /// Hands out what can leave now, starts TLS when its turn comes, and moves a shutdown on.
-    fn hand_out(&mut self) {
-        if !matches!(self.state, State::Open(_)) {
-            return;
-        }
-        while let Some(segment) = self.queue.pop_plaintext() {
-            self.ledger.plaintext(segment.len());
-            self.outstanding.push(segment.clone());
-            self.outputs.push_back(Output::Transmit(segment));
-        }
-        if matches!(self.tls, Tls::Requested) && !self.queue.has_plaintext_prefix() {
-            let Some(config) = &self.config.tls else {
-                return;
-            };
-            match TlsSession::new(config) {
-                Ok(session) => {
-                    self.tls = Tls::Active(Box::new(session));
-                    let timeout = self.config.tls_handshake_timeout;
-                    self.timers.set(Timer::TlsHandshake, self.now, timeout);
-                }
-                Err(error) => return self.close(Err(Error::Tls(error))),
-            }
-        }
-        if let Err((error, alert)) = self.encrypt_queue() {
-            return self.fail_tls(error, alert);
-        }
-        self.advance_shutdown();
-        self.update_stall_timer(false);
-    }
-
-    /// Under TLS: hands out the session's own TLS bytes, then seals what is queued one
-    /// record at a time, each record its own transmit (its ciphertext is handed out as
-    /// sealed, no copy).
-    fn encrypt_queue(&mut self) -> Result<(), (TlsError, Option<AlertSent>)> {
-        let Tls::Active(session) = &mut self.tls else {
-            return Ok(());
-        };
-        let data_waits = session.can_send() && !self.queue.is_empty();
-        if !data_waits && !session.has_outgoing() {
-            return Ok(());
-        }
-        if session.has_outgoing() {
-            let mut own = self.buffers.take();
-            let handshake = session.write_outgoing(&mut own);
-            self.ledger.tls(handshake, 0);
-            self.outputs
-                .push_back(Output::Transmit(own.split().freeze()));
-            self.buffers.give_back(own);
-        }
-        let mut chunks = Vec::new();
-        while session.can_send() {
-            chunks.clear();
-            let plaintext = self.queue.pop_for_tls(session.max_plaintext(), &mut chunks);
-            if plaintext == 0 {
-                break;
-            }
-            // Kept before sealing: should sealing fail, they are still handed back.
-            for chunk in &chunks {
-                self.outstanding.push(chunk.clone());
-            }
-            let record = session.seal(&chunks)?;
-            self.ledger.tls(record.len(), plaintext);
-            self.outputs.push_back(Output::Transmit(record));
-        }
-        Ok(())
-    }
-
-    /// Graceful shutdown, once everything queued is handed out: `close_notify`, then FIN once
-    /// all is written, then close once the peer's stream has ended too.
-    fn advance_shutdown(&mut self) {
-        if self.shutdown == Shutdown::None || !self.queue.is_empty() || self.tls_handshaking() {
-            return;
-        }
-        if let Tls::Active(session) = &mut self.tls {
-            if let Err(error) = session.send_close_notify() {
-                return self.close(Err(Error::Tls(error)));
-            }
-            if session.has_outgoing() {
-                let mut alert = BytesMut::new();
-                self.ledger.tls(session.write_outgoing(&mut alert), 0);
-                self.outputs.push_back(Output::Transmit(alert.freeze()));
-            }
-        }
-        let flushed = self.ledger.in_flight() == 0;
-        let State::Open(open) = &mut self.state else {
-            return;
-        };
-        if flushed && !open.fin_sent {
-            open.fin_sent = true;
-            self.outputs.push_back(Output::ShutdownWrite);
-        }
-        if !(open.fin_sent && open.peer_closed) {
-            return;
-        }
-        // Both ends are closed. Where the driver can tell, the close completes once the
-        // peer's TCP has acknowledged our FIN: ask until it has (or the drain deadline).
-        if open.fin_acked || !self.ledger.tracks_acknowledgements() {
-            let ending = self.ending();
-            return self.close(Ok(ending));
-        }
-        if self.timers.get(Timer::Acknowledgement).is_none() {
-            let doublings = u32::from(self.queries.fin_waits.min(16));
-            let wait = FIN_WAIT_FIRST
-                .saturating_mul(1 << doublings)
-                .min(FIN_WAIT_MAX);
-            self.queries.fin_waits = self.queries.fin_waits.saturating_add(1);
-            self.timers.set(Timer::Acknowledgement, self.now, wait);
-            self.ask();
+    /// Returns true while the current connection's sends wait for the application's
+    /// preamble ([`Preamble::Dialogue`](crate::Preamble::Dialogue)).
+    pub fn awaits_preamble(&self) -> bool {
+        match &self.machine {
+            Machine::Once(_) => false,
+            Machine::Reconnecting(s) => s.awaits_preamble(),
         }
     }
 
-    fn tls_handshaking(&self) -> bool {
-        match &self.tls {
-            Tls::Requested => true,
-            Tls::Active(session) => session.is_handshaking(),
-            Tls::Off => false,
+    /// Returns the configuration the client was created with.
+    pub fn config(&self) -> &Config {
+        self.connection().config()
+    }
+
+    // ---- the books ----
+
+    /// Returns the application bytes accepted by [`send`](Self::send) so far (over every
+    /// connection).
+    pub fn bytes_accepted(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(c) => c.bytes_accepted(),
+            Machine::Reconnecting(s) => s.bytes_accepted(),
         }
     }
 
-    // ---- the end ----
-
-    /// How a shutdown that completes now ended.
-    fn ending(&self) -> Ending {
-        match self.shutdown {
-            Shutdown::PeerClosed => Ending::PeerClosed,
-            Shutdown::Finish | Shutdown::None => Ending::Finished,
+    /// Returns the application bytes that have reached the socket so far (over every
+    /// connection: a byte lost with its connection and replayed on the next counts once; a
+    /// preamble not at all).
+    pub fn bytes_written(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(c) => c.bytes_written(),
+            Machine::Reconnecting(s) => s.bytes_written(),
         }
     }
 
-    /// Ends the client with `result`. A connection that wrote what its peer has not
-    /// acknowledged (as far as is known) first asks the driver what it has: the close report
-    /// waits for the answer.
-    fn close(&mut self, result: Result<Ending, Error>) {
-        let ask_first = matches!(self.state, State::Open(_))
-            && self.ledger.tracks_acknowledgements()
-            && self.ledger.wire_acked() < self.ledger.wire_written();
-        if !ask_first {
-            return self.finish_close(result, true);
-        }
-        let State::Open(open) = std::mem::replace(&mut self.state, State::Closed) else {
-            return;
-        };
-        // Transmits the driver has not seen yet will never be written.
-        self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
-        self.timers.stop_all();
-        self.timers
-            .set(Timer::Acknowledgement, self.now, ANSWER_WAIT);
-        self.ask();
-        self.state = State::Closing(Box::new(Closing {
-            open,
-            result,
-            waiting_for: Wait::Answer,
-        }));
+    /// Returns the bytes of the current connection its peer's TCP is known to have
+    /// acknowledged so far: no more than it wrote, and behind it until the driver next
+    /// answers [`Output::QueryUnacknowledged`] (zero where it cannot tell).
+    pub fn bytes_acknowledged(&self) -> u64 {
+        self.connection().bytes_acknowledged()
     }
 
-    /// The driver answered, or (`answered: false`) did not in time: the decided end.
-    fn end_closing(&mut self, answered: bool) {
-        if let State::Closing(closing) = std::mem::replace(&mut self.state, State::Closed) {
-            let Closing { open, result, .. } = *closing;
-            self.state = State::Open(open);
-            self.finish_close(result, answered);
+    /// Returns the application bytes accepted and not yet written (on the current or next
+    /// connection), or, with [`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged), not yet
+    /// acknowledged: what a producer waits on, and what [`Config::send_limit`] bounds.
+    pub fn bytes_queued(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(c) => c.bytes_queued(),
+            Machine::Reconnecting(s) => s.bytes_queued(),
         }
     }
 
-    /// Closes the socket (if there is one) and emits the one [`Event::Closed`]. With
-    /// `answered`, what the ledger says was acknowledged is up to date: what it does not
-    /// count was lost. Without it, the bytes not known to be acknowledged are not known to
-    /// be lost either.
-    fn finish_close(&mut self, result: Result<Ending, Error>, answered: bool) {
-        // `Some(aborted)` for a connection whose socket the driver must now close.
-        let (peer_closed, fin_acknowledged, confirmed, socket) = match &mut self.state {
-            State::Closed | State::Closing(_) => return,
-            State::Delay => (false, false, false, None),
-            State::Establishing(race) => {
-                race.cancel_all(self.now);
-                while let Some(step) = race.poll_step() {
-                    if let Step::Cancel(attempt) = step {
-                        self.outputs.push_back(Output::Cancel(attempt));
-                    }
-                }
-                self.attempts = race.take_attempts();
-                for attempt in &self.attempts {
-                    self.log.attempt_ended(attempt);
-                }
-                (false, false, false, None)
-            }
-            State::Open(open) => {
-                // The stream closed both ways: the peer's end came, and our FIN, sent after
-                // every byte, was acknowledged by its TCP; where the driver cannot tell,
-                // the peer's end came after our FIN, answering it.
-                let fin_answered = match self.ledger.tracks_acknowledgements() {
-                    true => open.fin_acked,
-                    false => open.peer_closed_after_fin,
-                };
-                let graceful = matches!(result, Ok(Ending::Finished | Ending::PeerClosed));
-                let confirmed = graceful && open.peer_closed && open.fin_sent && fin_answered;
-                // Transmits the driver has not seen yet will never be written: they stay
-                // undelivered.
-                self.outputs.retain(|o| !matches!(o, Output::Transmit(_)));
-                let abort = matches!(result, Ok(Ending::Aborted));
-                (open.peer_closed, open.fin_acked, confirmed, Some(abort))
-            }
-        };
-        self.state = State::Closed;
-        self.timers.stop_all();
-        let written = self.ledger.app_written();
-        let known = answered && self.ledger.tracks_acknowledgements();
-        let lost = match (confirmed, known) {
-            (false, true) => written - self.ledger.app_acked(),
-            _ => 0,
-        };
-        if let Some(abort) = socket {
-            // An abort resets, so that the peer knows the stream was cut; so does a close
-            // that hands back bytes as lost, so that the kernel drops them instead of
-            // delivering them after the application has them back (to send again).
-            let reset = abort || lost > 0;
-            self.outputs
-                .push_back(if reset { Output::Reset } else { Output::Close });
-        }
-        if lost == 0 {
-            // What was written and is not known lost is not handed back.
-            self.outstanding.release_until(written);
-        }
-        let mut undelivered = self.outstanding.take();
-        undelivered.extend(self.queue.take_all());
-        self.buffers.clear();
-        self.tls = Tls::Off;
-        let confirmed = if confirmed { written } else { 0 };
-        let report = CloseReport {
-            bytes_accepted: self.bytes_accepted,
-            bytes_written: written,
-            bytes_confirmed: confirmed,
-            bytes_unconfirmed: written - confirmed - lost,
-            bytes_lost: lost,
-            bytes_undelivered: self.bytes_accepted - written + lost,
-            bytes_received: self.bytes_received,
-            wire_bytes_written: self.ledger.wire_written(),
-            peer_closed,
-            fin_acknowledged,
-            tls_alert_sent: self.tls_alert_sent.take(),
-            bytes_handed_back: 0,
-            attempts: std::mem::take(&mut self.attempts),
-            generations: Vec::new(),
-            result,
-        };
-        self.log.closed(&report);
-        for bytes in undelivered {
-            self.emit(Event::Undelivered(bytes));
-        }
-        self.emit(Event::Closed(Box::new(report)));
-    }
-
-    // ---- helpers ----
-
-    fn emit(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
-    }
-
-    /// Refuses `input` (named by [`Input::name`]) unless it is `allowed` now.
-    fn require(&self, input: &'static str, allowed: bool) -> Result<(), InvalidInput> {
-        if allowed {
-            Ok(())
-        } else {
-            Err(self.unexpected(input))
+    /// Returns the bytes sent and not yet acknowledged by the application
+    /// ([`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged); zero without it).
+    pub fn bytes_unacknowledged(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(_) => 0,
+            Machine::Reconnecting(s) => s.bytes_unacknowledged(),
         }
     }
 
-    fn unexpected(&self, input: &'static str) -> InvalidInput {
-        InvalidInput::Unexpected {
-            input,
-            phase: self.phase(),
+    /// Returns the application bytes delivered as [`Event::Data`](crate::Event::Data) so far
+    /// (over every connection).
+    pub fn bytes_received(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(c) => c.bytes_received(),
+            Machine::Reconnecting(s) => s.bytes_received(),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Bursts of small sends, each handed out and not yet written, leave spare buffers in
-    /// the pool; once everything is written the connection is quiet and keeps one.
-    #[test]
-    // Any instant will do: the test never lets time pass.
-    #[allow(clippy::disallowed_methods)]
-    fn a_connection_with_everything_written_keeps_one_spare_buffer() {
-        let now = Instant::now();
-        let mut client = Client::new(Config::new("127.0.0.1", 7), now);
-        while client.poll_output().is_some() {}
-        client
-            .handle_input(now, Input::Connected(AttemptId(0)))
-            .unwrap();
-        let mut handed_out = 0;
-        for _ in 0..4 {
-            for _ in 0..1000 {
-                let message = Bytes::from(vec![1u8; 64]);
-                client.handle_input(now, Input::Send(message)).unwrap();
-            }
-            while let Some(output) = client.poll_output() {
-                if let Output::Transmit(bytes) = output {
-                    handed_out += bytes.len();
-                }
-            }
+    /// Returns the bytes delivered as [`Event::Data`](crate::Event::Data) and not yet
+    /// reported [`consumed`](Self::consumed).
+    pub fn bytes_unconsumed(&self) -> u64 {
+        match &self.machine {
+            Machine::Once(c) => c.bytes_unconsumed(),
+            Machine::Reconnecting(s) => s.bytes_unconsumed(),
         }
-        assert!(client.buffers.len() > 1, "the bursts left spares");
+    }
 
-        client
-            .handle_input(now, Input::Written(handed_out))
-            .unwrap();
+    /// Returns true while the application holds [`Config::receive_window`] bytes or more of
+    /// unconsumed `Data`, so the client does not ask to read.
+    pub fn receive_window_full(&self) -> bool {
+        match &self.machine {
+            Machine::Once(c) => c.receive_window_full(),
+            Machine::Reconnecting(s) => s.receive_window_full(),
+        }
+    }
 
-        assert_eq!(client.buffers.len(), 1);
+    /// Returns how many more bytes a [`send`](Self::send) to the current connection may
+    /// carry now without being refused: zero once it is shutting down. (With nothing
+    /// queued, one send of any size is taken.)
+    pub fn send_capacity(&self) -> usize {
+        self.connection().send_capacity()
+    }
+
+    /// The current connection.
+    fn connection(&self) -> &Connection {
+        match &self.machine {
+            Machine::Once(c) => c,
+            Machine::Reconnecting(s) => s.client(),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use crate::{FamilyPreference, SocketOptions};
+use crate::{FamilyPreference, ReconnectPolicy, SocketOptions};
 
 /// Everything a [`Client`](crate::Client) needs to know before it starts.
 ///
@@ -72,7 +72,7 @@ pub struct Config {
     /// keepalive probe after 15 s idle, dead once unanswered for 30 s).
     pub stall_timeout: Option<Duration>,
     /// Most bytes delivered as [`Event::Data`](crate::Event::Data) and not yet reported
-    /// consumed ([`Input::Consumed`](crate::Input::Consumed)). At the window the client stops
+    /// consumed ([`Client::consumed`](crate::Client::consumed)). At the window the client stops
     /// asking to read ([`Client::wants_read`](crate::Client::wants_read) turns false) until
     /// the application consumes, so the kernel's TCP window holds the server back instead of
     /// memory growing. One read can overshoot the window (under TLS, one read and one
@@ -93,8 +93,12 @@ pub struct Config {
     pub coalesce_below: usize,
     /// What to do when the peer closes its side first. Default: [`OnPeerEof::Close`].
     pub on_peer_eof: OnPeerEof,
-    /// TLS settings, needed for [`Input::StartTls`](crate::Input::StartTls). Default: `None`.
+    /// TLS settings, needed for [`Client::start_tls`](crate::Client::start_tls). Default:
+    /// `None`.
     pub tls: Option<TlsConfig>,
+    /// Come back after a connection is lost, by this policy (see
+    /// [`Client`](crate::Client#reconnecting)). Default: `None` (one connection).
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl Config {
@@ -121,7 +125,14 @@ impl Config {
             coalesce_below: 1024,
             on_peer_eof: OnPeerEof::Close,
             tls: None,
+            reconnect: None,
         }
+    }
+
+    /// Sets [`Config::reconnect`].
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = Some(policy);
+        self
     }
 
     /// Sets [`Config::delay`].
@@ -234,7 +245,7 @@ pub enum OnPeerEof {
     #[default]
     Close,
     /// Keep the connection half-open: sending goes on until the application calls
-    /// [`Input::Finish`](crate::Input::Finish) or [`Input::Abort`](crate::Input::Abort).
+    /// [`Client::finish`](crate::Client::finish) or [`Client::abort`](crate::Client::abort).
     KeepWriting,
 }
 

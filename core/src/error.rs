@@ -303,10 +303,10 @@ pub enum InvalidInput {
         /// The phase the client was in.
         phase: Phase,
     },
-    /// [`Input::StartTls`](crate::Input::StartTls) needs [`Config::tls`](crate::Config::tls).
+    /// [`Client::start_tls`](crate::Client::start_tls) needs [`Config::tls`](crate::Config::tls).
     #[error("StartTls needs a TLS configuration (Config::tls)")]
     NoTlsConfig,
-    /// [`Input::Consumed`](crate::Input::Consumed) of more bytes than were delivered and not
+    /// [`Client::consumed`](crate::Client::consumed) of more bytes than were delivered and not
     /// yet consumed.
     #[error("cannot consume {consumed} bytes: {unconsumed} delivered bytes are unconsumed")]
     ConsumedTooMuch {
@@ -315,7 +315,7 @@ pub enum InvalidInput {
         /// The bytes delivered and not yet consumed.
         unconsumed: u64,
     },
-    /// [`Session::acknowledged`](crate::Session::acknowledged) of more bytes than were sent
+    /// [`Client::acknowledged`](crate::Client::acknowledged) of more bytes than were sent
     /// and not yet acknowledged.
     #[error(
         "cannot acknowledge {acknowledged} bytes: {unacknowledged} sent bytes are unacknowledged"
@@ -330,7 +330,8 @@ pub enum InvalidInput {
     /// `Connected`, a second `StartTls`, or `Written` of more bytes than were handed out.
     #[error("{input} is not expected while {phase}")]
     Unexpected {
-        /// Which input, by [`Input::name`](crate::Input::name).
+        /// Which input, by [`Input::name`](crate::Input::name), or which request, by its
+        /// method's name (`StartTls`, `Finish` and `Abort` as they were inputs once).
         input: &'static str,
         /// The phase the client was in.
         phase: Phase,
@@ -338,7 +339,7 @@ pub enum InvalidInput {
 }
 
 impl InvalidInput {
-    /// Returns the data of a refused [`Input::Send`](crate::Input::Send), if this refusal carried any.
+    /// Returns the data of a refused [`Client::send`](crate::Client::send), if this refusal carried any.
     pub fn into_data(self) -> Option<Bytes> {
         match self {
             Self::QueueFull { data, .. } | Self::SendAfterShutdown { data, .. } => Some(data),

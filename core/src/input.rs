@@ -1,18 +1,18 @@
-//! What goes into a client: requests from the application and reports from the driver.
+//! What goes into a client from the driver: what the socket, the resolver and the clock did.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-
 use crate::{AttemptId, Family};
 
-/// Something that happened, or something the application asks for.
+/// Something the driver observed: what the socket, the resolver and the clock did.
 ///
 /// Feed inputs with [`Client::handle_input`](crate::Client::handle_input), then drain
-/// [`Client::poll_output`](crate::Client::poll_output). The first five come from the
-/// application (Kamaelia's `inbox`, `makessl` and `control` boxes); the rest are the driver
-/// reporting what the socket, the resolver and the clock did.
+/// [`Client::poll_output`](crate::Client::poll_output). The application's requests
+/// (Kamaelia's `inbox`, `makessl` and `control` boxes) are methods of the
+/// [`Client`](crate::Client): [`send`](crate::Client::send),
+/// [`start_tls`](crate::Client::start_tls), [`finish`](crate::Client::finish),
+/// [`abort`](crate::Client::abort), [`consumed`](crate::Client::consumed).
 ///
 /// Inputs borrow (`Received(&[u8])`, `Resolved(&[SocketAddr])`) so the driver can pass its
 /// read buffer without a copy.
@@ -26,31 +26,6 @@ use crate::{AttemptId, Family};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input<'a> {
-    /// Queues bytes to send, in order. Accepted in every phase before shutdown, including
-    /// before the connection is up; refused with the data handed back when the queue is
-    /// full or the connection is shutting down. Large sends leave as the same `Bytes`;
-    /// small ones are coalesced (see [`Config::coalesce_below`](crate::Config::coalesce_below)).
-    #[doc(alias = "inbox")]
-    Send(Bytes),
-    /// Switches to TLS (STARTTLS). Bytes sent before it leave in plaintext before the
-    /// ClientHello; bytes sent after it leave encrypted once the handshake is done. Before
-    /// the connection is up, it means TLS from the first byte.
-    #[doc(alias = "makessl")]
-    StartTls,
-    /// Graceful shutdown: connect if not yet connected, deliver everything queued, send TLS
-    /// `close_notify`, half-close (FIN), keep delivering received data until the peer's EOF
-    /// or [`Config::drain_timeout`](crate::Config::drain_timeout), then close.
-    #[doc(alias = "producerFinished")]
-    Finish,
-    /// Closes now. The close report counts what was not delivered.
-    #[doc(alias = "shutdownMicroprocess")]
-    Abort,
-    /// The application is done with this many more bytes of the [`Event::Data`](crate::Event::Data)
-    /// delivered to it, which frees room in [`Config::receive_window`](crate::Config::receive_window).
-    /// More than was delivered and not yet consumed is refused. Accepted after the close too:
-    /// data delivered before it may be consumed later.
-    Consumed(usize),
-
     /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve): every
     /// address, of both families.
     Resolved(&'a [SocketAddr]),
@@ -86,24 +61,9 @@ pub enum Input<'a> {
 }
 
 impl Input<'_> {
-    /// Returns true for the driver's reports of what the socket, the resolver and the clock
-    /// did; false for the application's requests (`Send`, `StartTls`, `Finish`, `Abort`,
-    /// `Consumed`).
-    pub fn is_report(&self) -> bool {
-        !matches!(
-            self,
-            Input::Send(_) | Input::StartTls | Input::Finish | Input::Abort | Input::Consumed(_)
-        )
-    }
-
     /// A short name for error messages and traces.
     pub fn name(&self) -> &'static str {
         match self {
-            Input::Send(_) => "Send",
-            Input::StartTls => "StartTls",
-            Input::Finish => "Finish",
-            Input::Abort => "Abort",
-            Input::Consumed(_) => "Consumed",
             Input::Resolved(_) => "Resolved",
             Input::ResolvedFamily(..) => "ResolvedFamily",
             Input::ResolveFailed(_) => "ResolveFailed",

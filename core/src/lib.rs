@@ -29,8 +29,8 @@
 //!
 //! # The contract, in detail
 //!
-//! - **Several inputs may be fed before one drain.** Transmits are made lazily in
-//!   `poll_output`, so many `Send`s before a drain leave as fewer transmits and TLS records.
+//! - **Several inputs and requests may come before one drain.** Transmits are made lazily
+//!   in `poll_output`, so many sends before a drain leave as fewer transmits and TLS records.
 //!   Drain before waiting: an output not taken is an action not performed.
 //! - **Short writes.** Report what was written with [`Input::Written`]; keep the rest of the
 //!   [`Output::Transmit`] with `Bytes::split_to(n)`, which drops the written prefix without
@@ -47,17 +47,16 @@
 //!   next address is tried) and while connected, draining included.
 //! - **Late reports are no-ops.** A report that arrives after the close — the failed
 //!   `shutdown` of a connection the peer already reset, a resolution that raced an
-//!   [`Input::Abort`] — is accepted and ignored. Before the close, a report that makes no
+//!   [`Client::abort`] — is accepted and ignored. Before the close, a report that makes no
 //!   sense is refused with [`InvalidInput`] and changes nothing.
-//! - **A peer that never closes** after [`Input::Finish`]: the drain deadline ends the
+//! - **A peer that never closes** after [`Client::finish`]: the drain deadline ends the
 //!   connection with [`Error::DrainTimeout`], however completely our side closed: nothing
 //!   confirms that the peer took what we sent. [`Ending::Finished`] means the close completed
 //!   both ways: the peer's end came and its TCP acknowledged our FIN.
 //! - **Consume what you are given.** With a [`Config::receive_window`] (1 MiB by default),
-//!   report the `Data` bytes you are done with as [`Input::Consumed`] (or
-//!   [`Client::consumed`]); reading stops while the window is full and resumes once you do.
+//!   report the `Data` bytes you are done with ([`Client::consumed`]); reading stops while the window is full and resumes once you do.
 //!   An application that takes every `Data` as it comes sets the window to `None`.
-//! - **[`Input::StartTls`]** may come once, before shutdown. Before the connection is up it
+//! - **[`Client::start_tls`]** may come once, before shutdown. Before the connection is up it
 //!   means TLS from the first byte. Bytes sent before it leave in plaintext, before the
 //!   ClientHello. The session starts at the first drain after it (once connected); from
 //!   then on everything the server sends goes to TLS, which refuses plaintext as a corrupt
@@ -92,7 +91,7 @@
 //! - **Bounded memory.** Bytes accepted but not yet written never exceed
 //!   [`Config::send_limit`] (one oversized `Send` into an empty queue excepted); past it a
 //!   `Send` is refused with the data handed back, and [`Event::SendReady`] says when to retry.
-//!   Received data the application has not reported consumed ([`Input::Consumed`]) stops
+//!   Received data the application has not reported consumed ([`Client::consumed`]) stops
 //!   the reading at [`Config::receive_window`], overshooting it by one read at most.
 //! - **Dead peers are found.** Bytes that see no write progress for
 //!   [`Config::stall_timeout`] end the connection with [`Error::Stalled`]; the default socket
@@ -103,26 +102,27 @@
 //! - **Determinism.** The same inputs at the same instants give the same outputs.
 //! - **Verified TLS.** The core uses the [`rustls::ClientConfig`] you pass in
 //!   ([`tls::client_config`] builds a verifying one); plaintext sent before
-//!   [`Input::StartTls`] leaves before the ClientHello, everything after it is encrypted.
+//!   [`Client::start_tls`] leaves before the ClientHello, everything after it is encrypted.
 //!
-//! # Across connections: [`Session`]
+//! # Across connections
 //!
-//! A [`Session`] is the same contract over as many connections as it takes, with a
-//! [`ReconnectPolicy`]: backoff and limits, a [`Preamble`] sent first on every connection
-//! (bytes of its own, or the application's dialogue, which every other send waits for),
-//! [`Session::reconnect`] on demand, and at-least-once delivery by the application's
-//! protocol ([`ReconnectPolicy::replay_unacknowledged`], [`Session::acknowledged`]). Its one
-//! [`Event::Closed`] reports every connection ([`GenerationReport`]) and every attempt.
+//! With a [`ReconnectPolicy`] ([`Config::with_reconnect`]) the same [`Client`] keeps the
+//! same contract over as many connections as it takes: backoff and limits, a [`Preamble`]
+//! sent first on every connection (bytes of its own, or the application's dialogue, which
+//! every other send waits for), [`Client::reconnect`] on demand, and at-least-once delivery
+//! by the application's protocol ([`ReconnectPolicy::replay_unacknowledged`],
+//! [`Client::acknowledged`]). Its one [`Event::Closed`] reports every connection
+//! ([`GenerationReport`]) and every attempt.
 //!
 //! # Kamaelia's TCPClient, box by box
 //!
 //! | Kamaelia `TCPClient` | here |
 //! |---|---|
 //! | `TCPClient(host, port, delay, connect_timeout)` | [`Config::new`], [`Config::delay`], [`Config::connect_timeout`] |
-//! | `inbox` | [`Input::Send`] |
-//! | `makessl` | [`Input::StartTls`] |
-//! | `control`: `producerFinished` | [`Input::Finish`] |
-//! | `control`: `shutdownMicroprocess` | [`Input::Abort`] |
+//! | `inbox` | [`Client::send`] |
+//! | `makessl` | [`Client::start_tls`] |
+//! | `control`: `producerFinished` | [`Client::finish`] |
+//! | `control`: `shutdownMicroprocess` | [`Client::abort`] |
 //! | `outbox` | [`Event::Data`] |
 //! | `sslready` | [`Event::TlsEstablished`] |
 //! | `signal` | [`Event::Closed`] with a [`CloseReport`] |
@@ -139,7 +139,7 @@ mod backoff;
 mod buffers;
 mod client;
 mod config;
-mod engine;
+mod connection;
 mod error;
 mod input;
 mod ledger;
@@ -152,6 +152,7 @@ pub mod proxy;
 mod queue;
 mod race;
 mod report;
+mod request;
 mod rng;
 mod send_log;
 mod session;
@@ -166,7 +167,6 @@ pub use admission::SendAdmission;
 pub use backoff::{Jitter, ReconnectPolicy};
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
-pub use engine::Engine;
 pub use error::{Error, Flood, InvalidInput, TlsError};
 pub use input::{Input, Unacknowledged};
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};
@@ -176,6 +176,7 @@ pub use report::{
     AlertSent, Attempt, AttemptOutcome, CloseReport, Ending, GenerationReport, PeerCertificates,
     TlsInfo,
 };
+pub use request::Request;
 pub use rng::SplitMix;
-pub use session::{Leave, Session, SessionRequest};
+pub use session::Leave;
 pub use state::Phase;

@@ -62,7 +62,7 @@ pub enum Output {
     Close,
     /// Close the connection's socket abortively (`SO_LINGER` 0), so that the peer gets a
     /// reset and knows the stream was cut, not finished; forget any transmit not yet written.
-    /// This is how [`Input::Abort`](crate::Input::Abort) ends a connection.
+    /// This is how [`Client::abort`](crate::Client::abort) ends a connection.
     Reset,
     /// Something for the application: one of Kamaelia's outboxes.
     #[doc(alias = "outbox")]
@@ -108,7 +108,7 @@ pub enum Event {
     /// undelivered bytes dropped to [`Config::send_low_watermark`](crate::Config::send_low_watermark):
     /// send again.
     SendReady,
-    /// A [`Session`](crate::Session)'s connection is up again: generation `generation`
+    /// A reconnecting [`Client`](crate::Client#reconnecting)'s connection is up again: generation `generation`
     /// (1 for the first reconnect), to `addr`. Redo any preamble (a greeting, a STARTTLS
     /// dialogue, a login) here. The first connection is [`Event::Connected`].
     Reconnected {
@@ -124,12 +124,12 @@ pub enum Event {
         /// reach it after the session has moved on). With a
         /// [`Preamble::Dialogue`](crate::Preamble::Dialogue), the stream begins instead at
         /// the first byte not acknowledged when the application calls
-        /// [`Session::preamble_done`](crate::Session::preamble_done): by then it has taken
+        /// [`Client::preamble_done`](crate::Client::preamble_done): by then it has taken
         /// every answer of the lost connection, so the next answer is to its first request
         /// not acknowledged. Zero without that policy.
         replays_from: u64,
     },
-    /// A [`Session`](crate::Session)'s connection `generation` ended, with its own report;
+    /// A reconnecting [`Client`](crate::Client#reconnecting)'s connection `generation` ended, with its own report;
     /// [`Event::Reconnecting`] follows (the session's own end is [`Event::Closed`]).
     Disconnected {
         /// Which connection ended.
@@ -137,7 +137,7 @@ pub enum Event {
         /// That connection's report.
         report: Box<CloseReport>,
     },
-    /// A [`Session`](crate::Session) will start connection `generation` after `delay`: the
+    /// A reconnecting [`Client`](crate::Client#reconnecting) will start connection `generation` after `delay`: the
     /// `attempt`-th reconnect since the last stable connection (0 for the first).
     Reconnecting {
         /// The connection about to be made.
@@ -147,7 +147,7 @@ pub enum Event {
         /// The wait chosen (the backoff, jittered).
         delay: std::time::Duration,
     },
-    /// Bytes accepted by [`Input::Send`](crate::Input::Send) that never reached the socket,
+    /// Bytes accepted by [`Client::send`](crate::Client::send) that never reached the socket,
     /// handed back when the connection ends, in order, just before [`Event::Closed`].
     /// Together they are exactly [`CloseReport::bytes_undelivered`]. They are the very
     /// `Bytes` that were sent, or slices of them; sends smaller than

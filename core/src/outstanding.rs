@@ -3,7 +3,7 @@
 //! They are kept, as the same `Bytes` (reference counts, not copies), so that a connection
 //! that ends can hand back exactly the bytes that did not get through, in order: to the
 //! application as [`Event::Undelivered`](crate::Event::Undelivered), or to the next
-//! connection of a [`Session`](crate::Session). A byte is let go once the peer's TCP has
+//! connection of a reconnecting [`Client`](crate::Client#reconnecting). A byte is let go once the peer's TCP has
 //! acknowledged it (where the driver cannot tell, once it is written): a byte written to the
 //! kernel can still be lost with the connection. Under TLS a record's bytes stay here until
 //! the whole record is, as the [`WireLedger`](crate::ledger::WireLedger) counts them.

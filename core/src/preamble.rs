@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-/// The preamble of every connection of a [`Session`](crate::Session):
+/// The preamble of every connection of a reconnecting [`Client`](crate::Client#reconnecting):
 /// [`ReconnectPolicy::preamble`](crate::ReconnectPolicy::preamble).
 ///
 /// Without one, [`Event::Reconnected`](crate::Event::Reconnected) is the place to redo a
@@ -13,14 +13,14 @@ use bytes::Bytes;
 ///
 /// ```
 /// use std::time::Instant;
-/// use tcpclient_core::{Bytes, Config, Output, Preamble, ReconnectPolicy, Session};
+/// use tcpclient_core::{Bytes, Client, Config, Output, Preamble, ReconnectPolicy};
 ///
 /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// // Every connection logs in first; queued and replayed requests follow it.
 /// let login = Preamble::Fixed(Bytes::from_static(b"AUTH secret\r\n"));
 /// let policy = ReconnectPolicy::default().with_preamble(login);
-/// let mut session = Session::new(Config::new("127.0.0.1", 6379), policy, now);
-/// session.send(Bytes::from_static(b"GET k\r\n"))?;
+/// let mut session = Client::new(Config::new("127.0.0.1", 6379).with_reconnect(policy), now);
+/// session.send(now, Bytes::from_static(b"GET k\r\n"))?;
 /// let Some(Output::Connect { attempt, .. }) = session.poll_output() else { panic!() };
 /// session.handle_input(now, tcpclient_core::Input::Connected(attempt))?;
 /// let sent: Vec<Bytes> = std::iter::from_fn(|| session.poll_output())
@@ -42,8 +42,8 @@ use bytes::Bytes;
 ///
 /// A preamble that needs the server's answers (a STARTTLS exchange, a SASL login) is a
 /// [`Preamble::Dialogue`]: the application writes it on every connection with
-/// [`Session::send_preamble`](crate::Session::send_preamble) and says when it is done
-/// with [`Session::preamble_done`](crate::Session::preamble_done); every other send waits
+/// [`Client::send_preamble`](crate::Client::send_preamble) and says when it is done
+/// with [`Client::preamble_done`](crate::Client::preamble_done); every other send waits
 /// until then.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -56,7 +56,7 @@ pub enum Preamble {
     Fixed(Bytes),
     /// The application's own, on every connection: from `Connected` or `Reconnected` on,
     /// every send waits, with what the session replays, until
-    /// [`Session::preamble_done`](crate::Session::preamble_done);
-    /// [`Session::send_preamble`](crate::Session::send_preamble) goes ahead of them.
+    /// [`Client::preamble_done`](crate::Client::preamble_done);
+    /// [`Client::send_preamble`](crate::Client::send_preamble) goes ahead of them.
     Dialogue,
 }

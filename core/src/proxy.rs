@@ -4,7 +4,7 @@
 //! Like a STARTTLS dialogue, a proxy dialogue runs over an established connection before
 //! anything else is sent, so it is a separate step the application drives between the
 //! connection's [`Event::Connected`](crate::Event::Connected) and its first send (or
-//! [`Input::StartTls`](crate::Input::StartTls)): send what [`ProxyTunnel::poll_transmit`]
+//! [`Client::start_tls`](crate::Client::start_tls)): send what [`ProxyTunnel::poll_transmit`]
 //! hands out, feed what arrives to [`ProxyTunnel::handle_data`], and stop when it says the
 //! tunnel is open. Every reply is bounded (a line, the header count, SOCKS5's fixed sizes), so
 //! a hostile proxy gets a typed [`ProxyError`], never unbounded memory. The application bounds

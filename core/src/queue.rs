@@ -9,7 +9,7 @@ use crate::buffers::{BUFFER_SIZE, BufferPool};
 /// Largest buffer small sends are copied together into.
 const COALESCE_CHUNK: usize = BUFFER_SIZE;
 
-/// Data accepted by [`Input::Send`](crate::Input::Send) and not yet handed to the driver.
+/// Data accepted by [`Client::send`](crate::Client::send) and not yet handed to the driver.
 ///
 /// Sends of at least [`Config::coalesce_below`](crate::Config::coalesce_below) bytes are
 /// kept as they are and leave as the very same `Bytes`. Smaller ones are copied together

@@ -30,7 +30,7 @@ use crate::{AttemptId, Error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CloseReport {
-    /// Application bytes accepted by [`Input::Send`](crate::Input::Send).
+    /// Application bytes accepted by [`Client::send`](crate::Client::send).
     pub bytes_accepted: u64,
     /// Application bytes that reached the socket (the kernel took them). Under TLS a byte
     /// counts once the whole record carrying it was written.
@@ -66,7 +66,7 @@ pub struct CloseReport {
     /// alert could not be written in time.
     pub tls_alert_sent: Option<AlertSent>,
     /// Application bytes handed back as [`Event::Undelivered`](crate::Event::Undelivered)
-    /// while a reconnecting [`Session`](crate::Session) went on (a connection lost them,
+    /// while a reconnecting [`Client`](crate::Client#reconnecting) went on (a connection lost them,
     /// and nothing replayed them): back with the application, which may have sent them
     /// again (and then they were accepted again). Zero for a single connection, and not in
     /// `bytes_undelivered`, which is what did not get through at the end.
@@ -100,22 +100,22 @@ pub struct Attempt {
     pub outcome: AttemptOutcome,
 }
 
-/// One connection of a [`Session`](crate::Session), as its close report lists it: each
+/// One connection of a reconnecting [`Client`](crate::Client#reconnecting), as its close report lists it: each
 /// byte it wrote, and where what did not get through went.
 ///
 /// ```
 /// use std::io::ErrorKind;
 /// use std::time::{Duration, Instant};
 /// use tcpclient_core::{
-///     AttemptId, Bytes, Config, Input, Jitter, Output, ReconnectPolicy, Session, Unacknowledged,
+///     AttemptId, Bytes, Client, Config, Input, Jitter, Output, ReconnectPolicy, Unacknowledged,
 /// };
 ///
 /// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
-/// let mut session = Session::new(Config::new("127.0.0.1", 7), policy, start);
+/// let mut session = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), start);
 /// // The driver: outputs taken, and its kernel's answer (all acknowledged) to questions.
 /// let mut fin_sent = false;
-/// let mut drive = |session: &mut Session, now: Instant| {
+/// let mut drive = |session: &mut Client, now: Instant| {
 ///     let mut outputs = Vec::new();
 ///     while let Some(output) = session.poll_output() {
 ///         match output {
@@ -131,19 +131,19 @@ pub struct Attempt {
 /// };
 /// drive(&mut session, start);
 /// session.handle_input(start, Input::Connected(AttemptId(0)))?;
-/// session.send(Bytes::from_static(b"abcdef"))?;
+/// session.send(start, Bytes::from_static(b"abcdef"))?;
 /// drive(&mut session, start);
 /// session.handle_input(start, Input::Written(2))?;
 /// session.handle_input(start, Input::SocketError(ErrorKind::ConnectionReset))?;
 /// drive(&mut session, start); // "cdef" comes back as `Undelivered`: the application sends it again.
-/// session.send(Bytes::from_static(b"cdef"))?;
+/// session.send(start, Bytes::from_static(b"cdef"))?;
 /// let later = start + Duration::from_secs(1);
 /// session.handle_input(later, Input::Timeout)?;
 /// drive(&mut session, later);
 /// session.handle_input(later, Input::Connected(AttemptId(1)))?;
 /// drive(&mut session, later);
 /// session.handle_input(later, Input::Written(4))?;
-/// session.handle_input(later, Input::Finish)?;
+/// session.finish(later)?;
 /// drive(&mut session, later);
 /// session.handle_input(later, Input::PeerEof)?;
 ///
@@ -404,7 +404,7 @@ impl fmt::Display for AlertSent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ending {
-    /// A graceful shutdown ([`Input::Finish`](crate::Input::Finish)) completed: everything was
+    /// A graceful shutdown ([`Client::finish`](crate::Client::finish)) completed: everything was
     /// delivered and our side closed. [`CloseReport::peer_closed`] tells whether the peer
     /// closed its side before the drain deadline.
     #[doc(alias = "producerFinished")]
@@ -412,7 +412,7 @@ pub enum Ending {
     /// The peer closed first, and we flushed and closed too
     /// ([`OnPeerEof::Close`](crate::OnPeerEof::Close)).
     PeerClosed,
-    /// The application aborted ([`Input::Abort`](crate::Input::Abort)).
+    /// The application aborted ([`Client::abort`](crate::Client::abort)).
     #[doc(alias = "shutdownMicroprocess")]
     Aborted,
 }

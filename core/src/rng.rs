@@ -1,5 +1,5 @@
 //! A tiny deterministic generator. The core reads no entropy: a
-//! [`Session`](crate::Session)'s jitter comes from a seed the caller gives, so the same seed
+//! reconnecting [`Client`](crate::Client#reconnecting)'s jitter comes from a seed the caller gives, so the same seed
 //! replays the same delays (the simulator draws its scenarios from the same generator).
 
 /// SplitMix64: small, fast, and the same on every platform.

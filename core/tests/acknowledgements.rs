@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tcpclient_core::{
     AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Output, Phase,
-    Unacknowledged,
+    Request, Unacknowledged,
 };
 use tcpclient_testkit::{Harness, Kernel, Pair, Pki, closed};
 
@@ -34,7 +34,7 @@ fn connected_and_written(sent: usize, config: Config) -> (Harness, Bytes) {
     h.input(Input::Connected(AttemptId(0)));
     let data: Bytes = (0..sent).map(|i| (i % 251) as u8).collect();
     if sent > 0 {
-        h.input(Input::Send(data.clone()));
+        h.request(Request::Send(data.clone()));
         h.input(Input::Written(sent));
     }
     (h, data)
@@ -60,7 +60,7 @@ fn counts(report: &CloseReport) -> (u64, u64, u64, u64, u64) {
 #[test]
 fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline() {
     let (mut h, data) = connected_and_written(50_000, local().with_drain_timeout(ms(2000)));
-    assert_eq!(h.input(Input::Finish), [Output::ShutdownWrite]);
+    assert_eq!(h.request(Request::Finish), [Output::ShutdownWrite]);
 
     assert_eq!(h.fire(), [Output::QueryUnacknowledged]);
     assert_eq!(h.elapsed(), ms(2000));
@@ -92,7 +92,7 @@ fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline(
 #[test]
 fn a_dropped_fin_loses_the_bytes_it_carried_and_confirms_nothing() {
     let (mut h, data) = connected_and_written(4000, local());
-    h.input(Input::Finish);
+    h.request(Request::Finish);
 
     assert_eq!(h.fire(), [Output::QueryUnacknowledged]);
     let outputs = h.input(answer(176, false));
@@ -111,7 +111,7 @@ fn a_dropped_fin_loses_the_bytes_it_carried_and_confirms_nothing() {
 #[test]
 fn a_close_both_ways_confirms_every_byte() {
     let (mut h, _) = connected_and_written(1000, local());
-    h.input(Input::Finish);
+    h.request(Request::Finish);
 
     assert_eq!(
         h.input(Input::PeerEof),
@@ -134,7 +134,7 @@ fn a_close_both_ways_confirms_every_byte() {
 #[test]
 fn a_fin_not_yet_acknowledged_is_asked_about_again_and_again() {
     let (mut h, _) = connected_and_written(10, local());
-    h.input(Input::Finish);
+    h.request(Request::Finish);
     h.input(Input::PeerEof);
 
     assert_eq!(h.input(answer(1, false)), []);
@@ -158,7 +158,7 @@ fn a_fin_not_yet_acknowledged_is_asked_about_again_and_again() {
 fn the_peer_closing_first_is_confirmed_once_our_fin_is_acknowledged() {
     let (mut h, _) = connected_and_written(0, local());
     assert_eq!(
-        h.input(Input::Send(Bytes::from_static(b"last words"))),
+        h.request(Request::Send(Bytes::from_static(b"last words"))),
         [Output::Transmit(Bytes::from_static(b"last words"))]
     );
 
@@ -187,7 +187,7 @@ fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
     assert_eq!(h.client.phase(), Phase::Draining);
     assert!(!h.client.wants_read());
     assert!(matches!(
-        h.try_input(Input::Send(Bytes::from_static(b"more"))),
+        h.try_request(Request::Send(Bytes::from_static(b"more"))),
         Err(InvalidInput::SendAfterShutdown { .. })
     ));
     assert_eq!(
@@ -195,7 +195,7 @@ fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
         [],
         "a report about a connection whose end is decided"
     );
-    assert_eq!(h.input(Input::Abort), [], "the end is under way");
+    assert_eq!(h.request(Request::Abort), [], "the end is under way");
     let outputs = h.input(answer(1000, false));
 
     assert_eq!(outputs[0], Output::Reset, "1000 bytes handed back as lost");
@@ -269,7 +269,7 @@ fn answers_that_make_no_sense_are_refused() {
 #[test]
 fn where_the_driver_cannot_tell_the_peers_end_after_ours_confirms() {
     let (mut h, _) = connected_and_written(500, local());
-    h.input(Input::Finish);
+    h.request(Request::Finish);
 
     let outputs = h.input(Input::PeerEof);
     assert_eq!(outputs.last(), Some(&Output::QueryUnacknowledged));
@@ -300,7 +300,7 @@ fn where_the_driver_cannot_tell_a_peer_that_closed_first_confirms_nothing() {
 #[test]
 fn the_client_asks_every_256_kib_written() {
     let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
-    h.input(Input::Send(Bytes::from(vec![7u8; 600 * 1024])));
+    h.request(Request::Send(Bytes::from(vec![7u8; 600 * 1024])));
 
     let mut asked_at = Vec::new();
     let mut written = 0;
@@ -323,7 +323,7 @@ fn the_client_asks_every_256_kib_written() {
 #[test]
 fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tell() {
     let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
-    h.input(Input::Send(Bytes::from(vec![7u8; 800 * 1024])));
+    h.request(Request::Send(Bytes::from(vec![7u8; 800 * 1024])));
 
     let mut asked = 0;
     for _ in 0..100 {
@@ -346,7 +346,7 @@ fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tel
 #[test]
 fn a_question_not_yet_taken_is_not_unanswered() {
     let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
-    h.input(Input::Send(Bytes::from(vec![7u8; 800 * 1024])));
+    h.request(Request::Send(Bytes::from(vec![7u8; 800 * 1024])));
 
     for _ in 0..100 {
         let now = h.now;
@@ -367,7 +367,7 @@ fn a_question_not_yet_taken_is_not_unanswered() {
 fn under_tls_a_record_partly_acknowledged_is_lost_whole() {
     let pki = Pki::new();
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
     assert!(pair.h.client.tls_info().is_some(), "the handshake is done");
@@ -395,7 +395,7 @@ fn closing_after_a_reset(sent: usize, written: usize) -> Harness {
     h.input(Input::Connected(AttemptId(0)));
     h.input(Input::Received(b"hello"));
     let data: Bytes = (0..sent).map(|i| (i % 251) as u8).collect();
-    h.input(Input::Send(data));
+    h.request(Request::Send(data));
     if written > 0 {
         h.input(Input::Written(written));
     }
@@ -436,19 +436,19 @@ fn while_the_answer_is_awaited_consumption_counts_and_finish_and_starttls_are_re
     let mut h = closing_after_a_reset(10, 10);
 
     assert!(matches!(
-        h.try_input(Input::Consumed(6)),
+        h.try_request(Request::Consumed(6)),
         Err(InvalidInput::ConsumedTooMuch {
             consumed: 6,
             unconsumed: 5
         })
     ));
-    assert_eq!(h.input(Input::Consumed(5)), []);
+    assert_eq!(h.request(Request::Consumed(5)), []);
     assert_eq!(h.client.bytes_unconsumed(), 0);
-    for request in [Input::Finish, Input::StartTls] {
+    for request in [Request::Finish, Request::StartTls] {
         let name = request.name();
         assert!(
             matches!(
-                h.try_input(request),
+                h.try_request(request),
                 Err(InvalidInput::Unexpected { input, .. }) if input == name
             ),
             "{name}"
@@ -472,7 +472,7 @@ fn events_waiting_to_be_taken_survive_the_close_and_unsent_transmits_do_not() {
         .handle_input(h.now, Input::Received(b"late news"))
         .expect("taken");
     h.client
-        .handle_input(h.now, Input::Send(Bytes::from_static(b"unsent")))
+        .send(h.now, Bytes::from_static(b"unsent"))
         .expect("taken");
     h.client
         .handle_input(h.now, Input::SocketError(ErrorKind::ConnectionReset))

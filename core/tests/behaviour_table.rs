@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tcpclient_core::{
     AttemptId, AttemptOutcome, Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof,
-    Output, Phase, TlsError,
+    Output, Phase, Request, TlsError,
 };
 use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, connect, events};
 
@@ -214,8 +214,8 @@ fn name_resolution_to_nothing_is_a_typed_error() {
 fn producer_finished_before_connected() {
     let mut h = Harness::new(local());
     assert_eq!(h.outputs(), [connect(0, "127.0.0.1:7")]);
-    h.input(Input::Send(data(b"0123456789")));
-    assert_eq!(h.input(Input::Finish), []);
+    h.request(Request::Send(data(b"0123456789")));
+    assert_eq!(h.request(Request::Finish), []);
     assert_eq!(
         h.client.phase(),
         Phase::Connecting,
@@ -260,8 +260,8 @@ fn producer_finished_before_connected() {
 fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails() {
     let mut h = Harness::new(local());
     h.outputs();
-    h.input(Input::Send(data(b"0123456789")));
-    h.input(Input::Finish);
+    h.request(Request::Send(data(b"0123456789")));
+    h.request(Request::Finish);
 
     let outputs = h.input(Input::ConnectFailed(
         AttemptId(0),
@@ -290,7 +290,7 @@ fn producer_finished_while_connected() {
     pair.send(b"second part");
     pair.advance(secs(1));
 
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert_eq!(
         pair.h.deadline(),
         Some(secs(11)),
@@ -333,7 +333,7 @@ fn producer_finished_while_connected() {
 fn producer_finished_while_connected_ends_at_the_drain_deadline_if_the_peer_never_closes() {
     let mut pair = Pair::connected(local());
     pair.send(b"all of it");
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert!(pair.server.got_fin);
 
     pair.fire();
@@ -362,7 +362,7 @@ fn producer_finished_while_connected_to_a_stalled_peer_reports_the_undelivered_b
     let mut pair = Pair::connected(local());
     pair.write_budget = Some(0);
     pair.send(b"stuck in the queue");
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.fire();
 
@@ -383,7 +383,7 @@ fn shutdown_microprocess() {
     assert_eq!(pair.server.plaintext, b"01234");
     let before = pair.log.len();
 
-    pair.input(Input::Abort);
+    pair.request(Request::Abort);
 
     assert_eq!(pair.log[before], Output::Reset);
     let report = closed(&pair.log);
@@ -424,9 +424,7 @@ fn peer_closes() {
     );
     assert_eq!(pair.h.client.phase(), Phase::Draining);
     assert!(matches!(
-        pair.h
-            .client
-            .handle_input(pair.h.now, Input::Send(data(b"more"))),
+        pair.h.client.send(pair.h.now, data(b"more")),
         Err(InvalidInput::SendAfterShutdown { .. })
     ));
 
@@ -449,10 +447,7 @@ fn peer_closes_and_a_finish_that_crossed_it_is_no_error() {
     assert_eq!(pair.h.client.phase(), Phase::Draining);
     assert_eq!(pair.h.client.send_capacity(), 0, "nothing more can be sent");
 
-    assert_eq!(
-        pair.h.client.handle_input(pair.h.now, Input::Finish),
-        Ok(())
-    );
+    assert_eq!(pair.h.client.finish(pair.h.now), Ok(()));
     pair.write_budget = None;
     pair.drive();
 
@@ -473,7 +468,7 @@ fn peer_closes_and_the_half_open_connection_keeps_sending() {
 
     pair.send(b"the answer");
     assert_eq!(pair.server.plaintext, b"the answer");
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     assert!(pair.server.got_fin);
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
@@ -505,10 +500,7 @@ fn makessl() {
     pair.drive();
     pair.server.start_tls(pki.server_config());
 
-    pair.h
-        .client
-        .handle_input(pair.h.now, Input::StartTls)
-        .unwrap();
+    pair.h.client.start_tls(pair.h.now).unwrap();
     assert_eq!(pair.h.client.phase(), Phase::TlsHandshaking);
     pair.drive();
 
@@ -540,7 +532,7 @@ fn makessl_refuses_an_untrusted_certificate() {
     let mut pair = Pair::connected(local().with_tls(trusted.client_tls("localhost")));
     pair.server.start_tls(impostor.server_config());
 
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
 
     let report = closed(&pair.log);
     assert!(
@@ -559,7 +551,7 @@ fn data_queued_before_makessl() {
     let pki = Pki::new();
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
     pair.send(b"EHLO client\r\nSTARTTLS\r\n");
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.send(b"MAIL FROM:<me>");
     pair.server.start_tls_at(23, pki.server_config());
 
@@ -576,7 +568,7 @@ fn data_queued_before_makessl() {
 fn eof_while_in_ssl_mode() {
     let pki = Pki::new();
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
     pair.server.send(b"partial respo");
@@ -597,13 +589,10 @@ fn eof_while_in_ssl_mode() {
 fn outgoing_queue() {
     let mut pair = Pair::connected(local().with_send_limit(1000));
     pair.write_budget = Some(0);
-    pair.input(Input::Send(Bytes::from(vec![1; 600])));
+    pair.request(Request::Send(Bytes::from(vec![1; 600])));
     assert_eq!(pair.h.client.send_capacity(), 400);
 
-    let refused = pair
-        .h
-        .client
-        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![2; 600])));
+    let refused = pair.h.client.send(pair.h.now, Bytes::from(vec![2; 600]));
 
     let Err(InvalidInput::QueueFull {
         data: back,
@@ -632,15 +621,10 @@ fn outgoing_queue_takes_one_oversized_send_when_empty() {
     let mut pair = Pair::connected(local().with_send_limit(10));
     pair.write_budget = Some(0);
 
-    pair.input(Input::Send(Bytes::from(vec![0; 50])));
+    pair.request(Request::Send(Bytes::from(vec![0; 50])));
 
     assert_eq!(pair.h.client.bytes_queued(), 50);
-    assert!(
-        pair.h
-            .client
-            .handle_input(pair.h.now, Input::Send(data(b"x")))
-            .is_err()
-    );
+    assert!(pair.h.client.send(pair.h.now, data(b"x")).is_err());
 }
 
 /// Kamaelia holds a chunk back while its outbox is full, and reads on without bound. The core
@@ -664,7 +648,7 @@ fn outbox_full() {
     assert_eq!(h.client.bytes_received(), 6);
     assert!(!h.client.wants_read(), "the window is full: no more reads");
 
-    h.input(Input::Consumed(3));
+    h.request(Request::Consumed(3));
     assert!(h.client.wants_read(), "consumed: reading resumes");
     h.input(Input::PeerEof);
     assert!(!h.client.wants_read(), "after EOF the driver stops reading");
@@ -676,7 +660,7 @@ fn outbox_full() {
 #[test]
 fn peer_vanishes_with_data_queued() {
     let mut h = Harness::new(local().with_stall_timeout(Some(secs(30))));
-    h.input(Input::Send(data(b"unanswered")));
+    h.request(Request::Send(data(b"unanswered")));
     h.input(Input::Connected(AttemptId(0)));
 
     let outputs = h.fire();

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Config, Error, Event, Input, InvalidInput, Output, SocketOptions};
+use tcpclient_core::{
+    AttemptId, Config, Error, Event, Input, InvalidInput, Output, Request, SocketOptions,
+};
 use tcpclient_testkit::{Harness, Pair, Pki, closed, events};
 
 fn secs(n: u64) -> Duration {
@@ -34,9 +36,9 @@ fn reading_stops_at_the_receive_window_and_resumes_when_the_application_consumes
     assert!(!h.client.wants_read(), "10 of 10: the window is full");
     assert!(h.client.receive_window_full());
 
-    h.input(Input::Consumed(0));
+    h.request(Request::Consumed(0));
     assert!(!h.client.wants_read());
-    h.input(Input::Consumed(1));
+    h.request(Request::Consumed(1));
     assert!(
         h.client.wants_read(),
         "one byte consumed: 9 of 10, reading resumes"
@@ -78,7 +80,7 @@ fn consuming_more_than_was_delivered_is_refused_and_changes_nothing() {
     let mut h = connected(local().with_receive_window(Some(10)));
     h.input(Input::Received(b"abc"));
 
-    let refused = h.try_input(Input::Consumed(4));
+    let refused = h.try_request(Request::Consumed(4));
 
     assert_eq!(
         refused,
@@ -88,7 +90,7 @@ fn consuming_more_than_was_delivered_is_refused_and_changes_nothing() {
         })
     );
     assert_eq!(h.client.bytes_unconsumed(), 3);
-    h.input(Input::Consumed(3));
+    h.request(Request::Consumed(3));
     assert_eq!(h.client.bytes_unconsumed(), 0);
 }
 
@@ -96,10 +98,10 @@ fn consuming_more_than_was_delivered_is_refused_and_changes_nothing() {
 fn data_delivered_before_the_close_may_be_consumed_after_it() {
     let mut h = connected(local().with_receive_window(Some(10)));
     h.input(Input::Received(b"last words"));
-    h.input(Input::Abort);
+    h.request(Request::Abort);
     assert!(h.client.is_closed());
 
-    assert_eq!(h.input(Input::Consumed(10)), []);
+    assert_eq!(h.request(Request::Consumed(10)), []);
     assert_eq!(h.client.bytes_unconsumed(), 0);
 }
 
@@ -133,7 +135,7 @@ fn under_tls_the_window_counts_plaintext() {
             .with_tls(pki.client_tls("localhost"))
             .with_receive_window(Some(1000)),
     );
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
 
@@ -157,7 +159,7 @@ fn under_tls_the_window_counts_plaintext() {
         1999,
         "the driver does not read while the window is full"
     );
-    pair.input(Input::Consumed(1999));
+    pair.request(Request::Consumed(1999));
     assert_eq!(
         pair.h.client.bytes_unconsumed(),
         10,
@@ -168,7 +170,7 @@ fn under_tls_the_window_counts_plaintext() {
 /// A connected client with 100 bytes handed out at time zero.
 fn writing(stall: Option<Duration>) -> Harness {
     let mut h = Harness::new(local().with_stall_timeout(stall));
-    h.input(Input::Send(Bytes::from_static(&[1; 100])));
+    h.request(Request::Send(Bytes::from_static(&[1; 100])));
     let outputs = h.input(Input::Connected(AttemptId(0)));
     assert!(outputs.contains(&Output::Transmit(Bytes::from_static(&[1; 100]))));
     h
@@ -223,7 +225,7 @@ fn stall_and_idle_are_told_apart() {
             .with_stall_timeout(Some(secs(5)))
             .with_idle_timeout(Some(secs(5))),
     );
-    h.input(Input::Send(Bytes::from_static(b"queued")));
+    h.request(Request::Send(Bytes::from_static(b"queued")));
     h.input(Input::Connected(AttemptId(0)));
 
     let outputs = h.fire();
@@ -256,15 +258,15 @@ fn the_defaults_find_a_vanished_peer() {
 #[test]
 fn a_send_that_fills_the_queue_exactly_to_its_limit_is_taken_and_one_byte_more_is_not() {
     let mut h = connected(local().with_send_limit(10));
-    h.input(Input::Send(Bytes::from_static(b"012345")));
+    h.request(Request::Send(Bytes::from_static(b"012345")));
 
     assert!(
-        h.try_input(Input::Send(Bytes::from_static(b"6789")))
+        h.try_request(Request::Send(Bytes::from_static(b"6789")))
             .is_ok(),
         "6 + 4 bytes: the queue at its limit, not past it"
     );
     assert!(matches!(
-        h.try_input(Input::Send(Bytes::from_static(b"x"))),
+        h.try_request(Request::Send(Bytes::from_static(b"x"))),
         Err(InvalidInput::QueueFull { .. })
     ));
 }
@@ -274,7 +276,7 @@ fn many_small_plaintext_sends_leave_as_one_transmit_of_up_to_64_kib() {
     let mut h = connected(local());
     for _ in 0..1000 {
         let message = Bytes::from(vec![b'x'; 64]);
-        h.client.handle_input(h.now, Input::Send(message)).unwrap();
+        h.client.send(h.now, message).unwrap();
     }
 
     let outputs = h.outputs();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tcpclient_core::{
     AttemptId, AttemptOutcome, Config, Error, Event, Family, FamilyPreference, Input, Output,
+    Request,
 };
 use tcpclient_testkit::{Harness, closed, connect};
 
@@ -65,7 +66,7 @@ fn ipv6_black_holed_and_ipv4_answering_connects_over_ipv4_after_the_attempt_dela
         ],
         "the black-holed IPv6 attempt is cancelled the instant IPv4 wins"
     );
-    let report = closed(&h.input(Input::Abort)).clone();
+    let report = closed(&h.request(Request::Abort)).clone();
     let [first, second] = &report.attempts[..] else {
         panic!("{:?}", report.attempts)
     };
@@ -331,10 +332,10 @@ fn an_abort_resets_the_connection_and_a_finish_closes_it() {
     let mut h = Harness::new(Config::new("127.0.0.1", 7));
     h.outputs();
     h.input(Input::Connected(id(0)));
-    assert_eq!(h.input(Input::Abort)[0], Output::Reset);
+    assert_eq!(h.request(Request::Abort)[0], Output::Reset);
 
     let mut pair = tcpclient_testkit::Pair::connected(Config::new("127.0.0.1", 7));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     pair.server_fin();
     assert!(pair.log.contains(&Output::Close));
     assert!(!pair.log.contains(&Output::Reset));

@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Config, Ending, Event, Input, Output, Phase};
+use tcpclient_core::{AttemptId, Config, Ending, Event, Input, Output, Phase, Request};
 use tcpclient_testkit::{Harness, Pair, closed};
 
 fn addr(s: &str) -> SocketAddr {
@@ -79,7 +79,7 @@ fn every_report_after_the_close_is_accepted_and_ignored() {
     ] {
         let mut h = Harness::new(config);
         let _ = h.outputs();
-        let outputs = h.input(Input::Abort);
+        let outputs = h.request(Request::Abort);
         assert!(
             matches!(outputs.last(), Some(Output::Event(Event::Closed(_)))),
             "{name}"
@@ -100,14 +100,14 @@ fn every_report_after_the_close_is_accepted_and_ignored() {
 fn application_requests_after_the_close_are_still_refused() {
     let mut h = Harness::new(Config::new("127.0.0.1", 7));
     let _ = h.outputs();
-    let _ = h.input(Input::Abort);
+    let _ = h.request(Request::Abort);
 
-    let refused = h.try_input(Input::Send(Bytes::from_static(b"too late")));
+    let refused = h.try_request(Request::Send(Bytes::from_static(b"too late")));
 
     let data = refused.expect_err("a Send after the close").into_data();
     assert_eq!(data, Some(Bytes::from_static(b"too late")));
-    assert!(h.try_input(Input::Finish).is_err());
-    assert!(h.try_input(Input::StartTls).is_err());
+    assert!(h.try_request(Request::Finish).is_err());
+    assert!(h.try_request(Request::StartTls).is_err());
 }
 
 /// Before the close, a report that makes no sense is still refused: only lateness is forgiven.

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Error, Event, Family, Output, TlsError};
+use tcpclient_core::{AttemptId, Error, Event, Family, Output, Request, TlsError};
 
 #[test]
 fn a_failed_lookup_says_why_in_the_words_people_use() {
@@ -162,7 +162,7 @@ fn phases_have_names_and_words_and_a_tls_client_shows_its_session_in_debug() {
     let config = Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost"));
     let mut client = Client::new(config, now);
     while client.poll_output().is_some() {}
-    client.handle_input(now, Input::StartTls).unwrap();
+    client.start_tls(now).unwrap();
     client
         .handle_input(now, Input::Connected(AttemptId(0)))
         .unwrap();
@@ -201,7 +201,7 @@ fn a_report_lists_attempts_only_when_several_failed() {
     won.input(Input::Resolved(&[v6, v4]));
     refused(&mut won, 0);
     won.input(Input::Connected(AttemptId(1)));
-    let outputs = won.input(Input::Abort);
+    let outputs = won.request(Request::Abort);
     assert!(
         !closed(&outputs).to_string().contains("attempts:"),
         "it connected: no list"

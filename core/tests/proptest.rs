@@ -345,8 +345,8 @@ impl Twins {
                 let a = self
                     .by_bytes
                     .client
-                    .handle_input(self.by_bytes.now, Input::Send(Bytes::from(data.clone())));
-                let b = self.by_slice.client.send_slice(&data);
+                    .send(self.by_bytes.now, Bytes::from(data.clone()));
+                let b = self.by_slice.client.send_slice(self.by_slice.now, &data);
                 (a, b)
             }
             SliceOp::Write(n) => {
@@ -362,12 +362,8 @@ impl Twins {
                 )
             }
             SliceOp::Finish => (
-                self.by_bytes
-                    .client
-                    .handle_input(self.by_bytes.now, Input::Finish),
-                self.by_slice
-                    .client
-                    .handle_input(self.by_slice.now, Input::Finish),
+                self.by_bytes.client.finish(self.by_bytes.now),
+                self.by_slice.client.finish(self.by_slice.now),
             ),
         };
         prop_assert_eq!(&a, &b, "the same answer to {:?}", op);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter, Leave,
-    Output, Preamble, ReconnectPolicy, Session, SplitMix, Unacknowledged,
+    AttemptId, Client, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter,
+    Leave, Output, Preamble, ReconnectPolicy, Request, SplitMix, Unacknowledged,
 };
 use tcpclient_testkit::Pki;
 
@@ -19,7 +19,7 @@ fn secs(n: f64) -> Duration {
 /// loopback connection's kernel would (everything written is acknowledged at once), and
 /// leaves them out of the log.
 struct Run {
-    session: Session,
+    session: Client,
     start: Instant,
     now: Instant,
     log: Vec<Output>,
@@ -37,7 +37,7 @@ impl Run {
 
     fn starting_at(config: Config, policy: ReconnectPolicy, start: Instant) -> Self {
         let mut run = Self {
-            session: Session::new(config, policy, start),
+            session: Client::new(config.with_reconnect(policy), start),
             start,
             now: start,
             log: Vec::new(),
@@ -51,9 +51,9 @@ impl Run {
     /// The application's dialogue preamble, `HI`, sent and done.
     fn say_hi(&mut self) {
         self.session
-            .send_preamble(Bytes::from_static(b"HI\n"))
+            .send_preamble(self.now, Bytes::from_static(b"HI\n"))
             .unwrap();
-        self.session.preamble_done().unwrap();
+        self.session.preamble_done(self.now).unwrap();
     }
 
     fn drain(&mut self) -> Vec<Output> {
@@ -95,6 +95,14 @@ impl Run {
         self.drain()
     }
 
+    fn request(&mut self, request: Request) -> Vec<Output> {
+        let name = request.name();
+        if let Err(e) = request.apply(&mut self.session, self.now) {
+            panic!("{name} refused: {e}");
+        }
+        self.drain()
+    }
+
     /// Jumps to the next deadline and fires it.
     fn fire(&mut self) -> Vec<Output> {
         let deadline = self.session.poll_timeout().expect("a deadline");
@@ -125,7 +133,7 @@ impl Run {
             .iter()
             .rev()
             .any(|o| matches!(o, Output::Connect { .. }))
-            || self.session.client().phase() == tcpclient_core::Phase::Delay
+            || self.session.phase() == tcpclient_core::Phase::Delay
         {
             self.fire();
         }
@@ -135,7 +143,7 @@ impl Run {
 
     /// Waits out the backoff, and has the connect attempt refused.
     fn refuse(&mut self) -> Vec<Output> {
-        if self.session.client().phase() == tcpclient_core::Phase::Delay {
+        if self.session.phase() == tcpclient_core::Phase::Delay {
             self.fire();
         }
         let attempt = self.last_attempt();
@@ -367,7 +375,7 @@ fn the_caller_decides_what_is_permanent() {
 fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(4));
 
     let outputs = run.input(Input::SocketError(ErrorKind::ConnectionReset));
@@ -381,18 +389,18 @@ fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
 fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
     let mut run = Run::new(local(), flat().with_replay_undelivered(true));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(4));
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
     assert_eq!(run.handed_back(), b"", "kept for the next connection");
-    run.input(Input::Send(Bytes::from_static(b"abc")));
+    run.request(Request::Send(Bytes::from_static(b"abc")));
 
     let outputs = run.connect();
 
     let sent = transmitted(&outputs);
     assert_eq!(sent, b"456789abc");
     run.input(Input::Written(9));
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
     let report = run.report();
     assert_eq!(report.result, Ok(Ending::Finished));
@@ -411,15 +419,15 @@ fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
 fn the_session_report_accounts_for_every_generation() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"first")));
+    run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::Written(5));
     run.input(Input::Received(b"reply"));
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
-    run.input(Input::Send(Bytes::from_static(b"second")));
+    run.request(Request::Send(Bytes::from_static(b"second")));
     run.connect();
     run.input(Input::Written(3));
 
-    run.input(Input::Abort);
+    run.request(Request::Abort);
 
     let report = run.report();
     assert_eq!(report.result, Ok(Ending::Aborted));
@@ -445,10 +453,7 @@ fn a_report_about_an_earlier_generations_attempt_is_late_and_changes_nothing() {
     let outputs = run.input(Input::Connected(AttemptId(0)));
 
     assert!(outputs.is_empty());
-    assert_eq!(
-        run.session.client().phase(),
-        tcpclient_core::Phase::Connecting
-    );
+    assert_eq!(run.session.phase(), tcpclient_core::Phase::Connecting);
 }
 
 #[test]
@@ -456,7 +461,7 @@ fn finishing_while_waiting_with_nothing_to_send_ends_the_session_at_once() {
     let mut run = Run::new(local(), flat());
     run.refuse();
 
-    run.input(Input::Finish);
+    run.request(Request::Finish);
 
     assert_eq!(run.report().result, Ok(Ending::Finished));
     assert_eq!(run.session.poll_timeout(), None);
@@ -466,8 +471,8 @@ fn finishing_while_waiting_with_nothing_to_send_ends_the_session_at_once() {
 fn finishing_while_waiting_with_data_queued_connects_and_delivers_it() {
     let mut run = Run::new(local(), flat());
     run.refuse();
-    run.input(Input::Send(Bytes::from_static(b"late")));
-    run.input(Input::Finish);
+    run.request(Request::Send(Bytes::from_static(b"late")));
+    run.request(Request::Finish);
 
     run.connect();
     run.input(Input::Written(4));
@@ -482,7 +487,7 @@ fn finishing_while_waiting_with_data_queued_connects_and_delivers_it() {
 fn tls_from_the_start_is_asked_for_again_on_every_connection() {
     let pki = Pki::new();
     let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
-    run.input(Input::StartTls);
+    run.request(Request::StartTls);
     run.connect();
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
 
@@ -503,10 +508,8 @@ fn tls_from_the_start_is_asked_for_again_on_every_connection() {
 fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
     let mut run = Run::new(local().with_send_limit(10), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
-    let refused = run
-        .session
-        .handle_input(run.now, Input::Send(Bytes::from_static(b"more")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
+    let refused = run.session.send(run.now, Bytes::from_static(b"more"));
     assert!(matches!(
         refused,
         Err(tcpclient_core::InvalidInput::QueueFull { .. })
@@ -526,8 +529,8 @@ fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
 fn starttls_after_a_plaintext_preamble_is_not_tls_from_the_start() {
     let pki = Pki::new();
     let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
-    run.input(Input::Send(Bytes::from_static(b"EHLO me\r\n")));
-    run.input(Input::StartTls);
+    run.request(Request::Send(Bytes::from_static(b"EHLO me\r\n")));
+    run.request(Request::StartTls);
     run.connect();
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
 
@@ -554,9 +557,7 @@ fn consuming_before_the_outputs_are_drained_credits_the_connection_that_delivere
         .unwrap();
 
     // Before draining: the client has closed, its report not yet taken.
-    run.session
-        .handle_input(run.now, Input::Consumed(10))
-        .unwrap();
+    run.session.consumed(10).unwrap();
     run.drain();
     run.connect();
 
@@ -577,7 +578,7 @@ fn data_a_lost_connection_delivered_counts_against_the_next_ones_window() {
         !run.session.wants_read(),
         "10 bytes are still held by the application: the window is full"
     );
-    run.input(Input::Consumed(10));
+    run.request(Request::Consumed(10));
     assert!(run.session.wants_read());
 }
 
@@ -585,11 +586,11 @@ fn data_a_lost_connection_delivered_counts_against_the_next_ones_window() {
 fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"first")));
+    run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::PeerEof);
 
     // The connection is closing by itself, waiting for its last write; the session is not.
-    run.input(Input::Send(Bytes::from_static(b"second")));
+    run.request(Request::Send(Bytes::from_static(b"second")));
     run.input(Input::Written(5));
     let outputs = run.connect();
 
@@ -604,7 +605,7 @@ fn a_connection_whose_tls_handshake_never_finishes_is_not_stable_however_long_it
         .with_tls(pki.client_tls("localhost"))
         .with_tls_handshake_timeout(Duration::from_secs(60));
     let mut run = Run::new(config, flat().with_stable_after(Duration::from_secs(30)));
-    run.input(Input::StartTls);
+    run.request(Request::StartTls);
     for _ in 0..3 {
         run.connect();
         // Up for 60 s, the handshake unanswered: its timeout ends it.
@@ -654,10 +655,8 @@ fn a_refused_producer_is_called_back_only_once_replayed_bytes_are_written() {
     let config = local().with_send_limit(10);
     let mut run = Run::new(config, flat().with_replay_undelivered(true));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
-    let refused = run
-        .session
-        .handle_input(run.now, Input::Send(Bytes::from_static(b"x")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
+    let refused = run.session.send(run.now, Bytes::from_static(b"x"));
     assert!(matches!(refused, Err(InvalidInput::QueueFull { .. })));
 
     // Lost with all ten bytes unwritten: the next connection starts full of them.
@@ -744,19 +743,17 @@ fn a_second_report_about_a_connection_that_just_ended_is_late_not_the_next_ones(
 fn after_the_session_ends_sends_are_handed_back_and_requests_refused_reports_ignored() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Abort);
+    run.request(Request::Abort);
     assert!(run.session.is_closed());
     let now = run.now;
 
-    let refused = run
-        .session
-        .handle_input(now, Input::Send(Bytes::from_static(b"late")));
+    let refused = run.session.send(run.now, Bytes::from_static(b"late"));
     assert!(
         matches!(&refused, Err(InvalidInput::SendAfterShutdown { data, .. }) if data == "late"),
         "{refused:?}"
     );
-    assert!(run.session.handle_input(now, Input::Finish).is_err());
-    assert!(run.session.handle_input(now, Input::StartTls).is_err());
+    assert!(run.session.finish(now).is_err());
+    assert!(run.session.start_tls(now).is_err());
     assert_eq!(
         run.session
             .handle_input(now, Input::SocketError(ErrorKind::NotConnected)),
@@ -768,10 +765,10 @@ fn after_the_session_ends_sends_are_handed_back_and_requests_refused_reports_ign
 fn a_send_after_finish_is_refused_while_the_session_drains() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     assert!(!run.session.is_closed());
 
-    let refused = run.session.send(Bytes::from_static(b"more"));
+    let refused = run.session.send(run.now, Bytes::from_static(b"more"));
 
     assert!(matches!(
         refused,
@@ -795,7 +792,7 @@ fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_
     );
     run.input(Input::Connected(AttemptId(0)));
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
-    assert_eq!(run.session.client().phase(), tcpclient_core::Phase::Delay);
+    assert_eq!(run.session.phase(), tcpclient_core::Phase::Delay);
 
     // The first lookup's IPv4 answer comes now, while the next connection waits.
     let late = run.session.handle_input(
@@ -813,12 +810,16 @@ fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_
     let closing = || {
         let mut run = Run::new(local().with_send_limit(10), flat());
         run.connect();
-        run.input(Input::Send(Bytes::from_static(b"abc")));
+        run.request(Request::Send(Bytes::from_static(b"abc")));
         run.input(Input::PeerEof);
-        assert!(!run.session.client().is_closed(), "still draining");
+        assert!(
+            run.session.phase() != tcpclient_core::Phase::Closed,
+            "still draining"
+        );
         run
     };
-    let send = |run: &mut Run, data: &'static [u8]| run.session.send(Bytes::from_static(data));
+    let send =
+        |run: &mut Run, data: &'static [u8]| run.session.send(run.now, Bytes::from_static(data));
 
     let mut run = closing();
     assert!(send(&mut run, b"012345").is_ok());
@@ -847,7 +848,14 @@ fn a_session_counts_its_generations_and_keeps_its_policy() {
     let policy = flat().with_max_attempts(Some(7));
     let mut run = Run::new(local(), policy);
     assert_eq!(run.session.generation(), 0);
-    assert_eq!(run.session.policy().max_attempts, Some(7));
+    assert_eq!(
+        run.session
+            .config()
+            .reconnect
+            .as_ref()
+            .and_then(|p| p.max_attempts),
+        Some(7)
+    );
     run.connect();
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
     assert_eq!(run.session.generation(), 1);
@@ -859,7 +867,7 @@ fn a_session_counts_its_generations_and_keeps_its_policy() {
 #[test]
 fn a_finish_before_the_first_connection_connects_and_closes_as_a_client_does() {
     let mut run = Run::new(local().with_delay(secs(1.0)), flat());
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     assert!(!run.session.is_closed(), "the start delay runs on");
 
     run.fire();
@@ -885,7 +893,7 @@ fn a_finish_right_after_a_loss_ends_the_session_instead_of_reaching_the_lost_con
         .unwrap();
 
     // Before the lost connection's outputs were taken.
-    let finished = run.session.handle_input(now, Input::Finish);
+    let finished = run.session.finish(now);
 
     assert_eq!(finished, Ok(()));
     run.drain();
@@ -923,8 +931,8 @@ fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
     let send = |by_bytes: &mut Run, by_slice: &mut Run, data: &'static [u8]| {
         let a = by_bytes
             .session
-            .handle_input(by_bytes.now, Input::Send(Bytes::from_static(data)));
-        let b = by_slice.session.send_slice(data);
+            .send(by_bytes.now, Bytes::from_static(data));
+        let b = by_slice.session.send_slice(by_slice.now, data);
         assert_eq!(a, b, "the same answer to {data:?}");
         assert_eq!(by_bytes.drain(), by_slice.drain());
         a
@@ -949,7 +957,9 @@ fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
         "{refused:?}"
     );
     both(&mut by_bytes, &mut by_slice, &|r| r.connect());
-    both(&mut by_bytes, &mut by_slice, &|r| r.input(Input::Finish));
+    both(&mut by_bytes, &mut by_slice, &|r| {
+        r.request(Request::Finish)
+    });
     let late = send(&mut by_bytes, &mut by_slice, b"late");
     assert!(
         matches!(late, Err(InvalidInput::SendAfterShutdown { .. })),
@@ -969,7 +979,7 @@ fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_firs
     let mut run = Run::new(local(), flat().with_replay_undelivered(true));
     run.connect();
     let data: Bytes = (0..100u8).collect();
-    run.input(Input::Send(data.clone()));
+    run.request(Request::Send(data.clone()));
     run.input(Input::Written(100));
 
     run.unacknowledged = Some(40);
@@ -997,7 +1007,7 @@ fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_firs
         "the lost bytes, first, once"
     );
     run.input(Input::Written(40));
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
     let report = run.report();
     assert_eq!(
@@ -1019,7 +1029,7 @@ fn a_connection_that_lost_everything_it_wrote_is_not_stable_however_long_it_last
     let mut run = Run::new(local(), flat().with_replay_undelivered(true));
     run.unacknowledged = Some(5);
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"never")));
+    run.request(Request::Send(Bytes::from_static(b"never")));
     for _ in 0..3 {
         run.input(Input::Written(5));
         // Up for a minute, and the server read none of it.
@@ -1042,8 +1052,8 @@ fn a_finish_while_the_connection_closes_by_itself_delivers_what_waited_on_the_ne
     run.unacknowledged = Some(0);
     // The server closes first; our FIN goes out and is never acknowledged.
     run.input(Input::PeerEof);
-    run.input(Input::Send(Bytes::from_static(b"after its close")));
-    run.input(Input::Finish);
+    run.request(Request::Send(Bytes::from_static(b"after its close")));
+    run.request(Request::Finish);
 
     // It asks, again and again, until its drain deadline.
     for _ in 0..100 {
@@ -1083,18 +1093,18 @@ fn reset(run: &mut Run) -> Vec<Output> {
 fn a_fixed_preamble_goes_first_on_every_connection_before_what_was_queued_or_replayed() {
     let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
     let mut run = Run::new(local(), with_preamble(login).with_replay_undelivered(true));
-    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     assert_eq!(transmitted(&run.connect()), b"AUTH pw\nGET a\n");
     run.input(Input::Written(12));
     reset(&mut run);
     // Queued while waiting: it goes after the preamble and the replayed bytes.
-    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET b\n")));
 
     let sent = transmitted(&run.connect());
 
     assert_eq!(sent, b"AUTH pw\na\nGET b\n");
     run.input(Input::Written(sent.len()));
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
     let report = run.report();
     assert_eq!(
@@ -1113,32 +1123,35 @@ fn a_fixed_preamble_goes_first_on_every_connection_before_what_was_queued_or_rep
 fn a_dialogue_holds_every_send_until_the_application_says_its_preamble_is_done() {
     let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
     assert!(run.session.awaits_preamble());
-    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     assert_eq!(transmitted(&run.connect()), b"", "held for the preamble");
     run.session
-        .send_preamble(Bytes::from_static(b"HELLO 3\n"))
+        .send_preamble(run.now, Bytes::from_static(b"HELLO 3\n"))
         .expect("a preamble is taken while it is awaited");
     let greeting = transmitted(&run.drain());
-    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET b\n")));
     assert_eq!(
         greeting, b"HELLO 3\n",
         "the preamble goes ahead of the sends"
     );
     assert_eq!(transmitted(&run.drain()), b"");
 
-    run.session.preamble_done().expect("the preamble ends once");
+    run.session
+        .preamble_done(run.now)
+        .expect("the preamble ends once");
 
     assert!(!run.session.awaits_preamble());
     assert_eq!(transmitted(&run.drain()), b"GET a\nGET b\n");
     assert!(matches!(
-        run.session.send_preamble(Bytes::from_static(b"late")),
+        run.session
+            .send_preamble(run.now, Bytes::from_static(b"late")),
         Err(InvalidInput::Unexpected {
             input: "send_preamble",
             ..
         })
     ));
     assert!(
-        run.session.preamble_done().is_err(),
+        run.session.preamble_done(run.now).is_err(),
         "done once per connection"
     );
 }
@@ -1151,10 +1164,10 @@ fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the
     );
     run.connect();
     run.say_hi();
-    run.input(Input::Send(Bytes::from_static(b"one\n")));
+    run.request(Request::Send(Bytes::from_static(b"one\n")));
     run.drain();
     reset(&mut run);
-    run.input(Input::Send(Bytes::from_static(b"two\n")));
+    run.request(Request::Send(Bytes::from_static(b"two\n")));
     let outputs = run.connect();
     assert!(
         event_names(&outputs).contains(&"Reconnected"),
@@ -1173,19 +1186,23 @@ fn without_a_dialogue_the_preamble_requests_are_refused() {
     let mut run = Run::new(local(), flat());
     run.connect();
     assert!(!run.session.awaits_preamble());
-    assert!(run.session.send_preamble(Bytes::from_static(b"x")).is_err());
-    assert!(run.session.preamble_done().is_err());
+    assert!(
+        run.session
+            .send_preamble(run.now, Bytes::from_static(b"x"))
+            .is_err()
+    );
+    assert!(run.session.preamble_done(run.now).is_err());
 }
 
 #[test]
 fn a_finish_before_the_preamble_is_done_hands_back_what_waited_for_it() {
     let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET a\n")));
 
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     assert!(!run.session.awaits_preamble(), "no preamble once finishing");
-    assert!(run.session.preamble_done().is_err());
+    assert!(run.session.preamble_done(run.now).is_err());
     run.input(Input::PeerEof);
 
     assert_eq!(run.handed_back(), b"GET a\n");
@@ -1204,7 +1221,7 @@ fn a_finish_before_the_preamble_is_done_hands_back_what_waited_for_it() {
 fn a_reconnect_on_demand_resets_the_connection_and_goes_through_the_backoff() {
     let mut run = Run::new(local(), flat().with_initial_delay(secs(0.5)));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"PING\n")));
+    run.request(Request::Send(Bytes::from_static(b"PING\n")));
     run.drain();
 
     run.session
@@ -1231,12 +1248,12 @@ fn a_reconnect_on_demand_resets_the_connection_and_goes_through_the_backoff() {
 fn a_graceful_reconnect_delivers_first_and_sends_made_meanwhile_go_on_the_next_connection() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    let sent = transmitted(&run.input(Input::Send(Bytes::from_static(b"QUIT\n"))));
+    let sent = transmitted(&run.request(Request::Send(Bytes::from_static(b"QUIT\n"))));
     assert_eq!(sent, b"QUIT\n");
 
     run.session.reconnect(run.now, Leave::Finish).unwrap();
     run.drain();
-    run.input(Input::Send(Bytes::from_static(b"NEXT\n")));
+    run.request(Request::Send(Bytes::from_static(b"NEXT\n")));
     let flushed = run.input(Input::Written(5));
     assert!(flushed.contains(&Output::ShutdownWrite), "{flushed:?}");
     run.input(Input::PeerEof);
@@ -1272,8 +1289,8 @@ fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
     let policy = flat().with_replay_unacknowledged(true);
     let mut run = Run::new(local(), policy);
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"SET a\n")));
-    run.input(Input::Send(Bytes::from_static(b"SET b\n")));
+    run.request(Request::Send(Bytes::from_static(b"SET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"SET b\n")));
     run.input(Input::Written(12));
     // The server answered the first request only; the second was written and taken by its
     // TCP, and may never have been processed.
@@ -1300,7 +1317,7 @@ fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
     );
     run.input(Input::Written(6));
     run.session.acknowledged(6).unwrap();
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
     let report = run.report();
     assert_eq!(
@@ -1320,10 +1337,10 @@ fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_r
     let config = local().with_send_limit(8);
     let mut run = Run::new(config, flat().with_replay_unacknowledged(true));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"12345678")));
+    run.request(Request::Send(Bytes::from_static(b"12345678")));
     run.input(Input::Written(8));
 
-    let refused = run.session.send(Bytes::from_static(b"9"));
+    let refused = run.session.send(run.now, Bytes::from_static(b"9"));
 
     assert!(
         matches!(refused, Err(InvalidInput::QueueFull { queued: 8, .. })),
@@ -1331,7 +1348,7 @@ fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_r
     );
     run.session.acknowledged(8).unwrap();
     assert!(event_names(&run.drain()).contains(&"SendReady"));
-    assert_eq!(run.session.send(Bytes::from_static(b"9")), Ok(()));
+    assert_eq!(run.session.send(run.now, Bytes::from_static(b"9")), Ok(()));
     assert_eq!(
         run.session.acknowledged(5),
         Err(InvalidInput::AcknowledgedTooMuch {
@@ -1345,7 +1362,7 @@ fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_r
 fn acknowledgements_need_the_policy_that_keeps_what_they_acknowledge() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"x")));
+    run.request(Request::Send(Bytes::from_static(b"x")));
     assert!(matches!(
         run.session.acknowledged(1),
         Err(InvalidInput::Unexpected {
@@ -1360,14 +1377,14 @@ fn the_session_report_lists_every_attempt_of_every_generation_under_the_ids_the_
     let mut run = Run::new(local(), flat());
     run.refuse();
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"abcdef")));
+    run.request(Request::Send(Bytes::from_static(b"abcdef")));
     run.input(Input::Written(2));
     reset(&mut run);
     // Handed back on the way, and sent again by the application.
-    run.input(Input::Send(Bytes::from_static(b"cdef")));
+    run.request(Request::Send(Bytes::from_static(b"cdef")));
     run.connect();
     run.input(Input::Written(4));
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
 
     let report = run.report();
@@ -1401,11 +1418,11 @@ fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
     let play = |start: Instant| {
         let mut run = Run::starting_at(local(), flat(), start);
         run.connect();
-        run.input(Input::Send(Bytes::from_static(b"abc")));
+        run.request(Request::Send(Bytes::from_static(b"abc")));
         run.input(Input::Written(3));
         reset(&mut run);
         run.connect();
-        run.input(Input::Finish);
+        run.request(Request::Finish);
         run.input(Input::PeerEof);
         run.report().clone()
     };
@@ -1417,9 +1434,9 @@ fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
 fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_next_one() {
     let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     run.session
-        .send_preamble(Bytes::from_static(b"HI\n"))
+        .send_preamble(run.now, Bytes::from_static(b"HI\n"))
         .unwrap();
     run.drain();
     // The server closes before the preamble is done; the connection flushes it.
@@ -1428,10 +1445,10 @@ fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_n
     assert!(!run.session.awaits_preamble());
     assert!(
         run.session
-            .send_preamble(Bytes::from_static(b"more"))
+            .send_preamble(run.now, Bytes::from_static(b"more"))
             .is_err()
     );
-    assert!(run.session.preamble_done().is_err());
+    assert!(run.session.preamble_done(run.now).is_err());
     run.input(Input::Written(3));
     run.connect();
     run.say_hi();
@@ -1446,8 +1463,8 @@ fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble
     let mut run = Run::new(local(), policy);
     run.connect();
     run.say_hi();
-    run.input(Input::Send(Bytes::from_static(b"GET a\n")));
-    run.input(Input::Send(Bytes::from_static(b"GET b\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET a\n")));
+    run.request(Request::Send(Bytes::from_static(b"GET b\n")));
     run.input(Input::Written(15));
     reset(&mut run);
     let outputs = run.connect();
@@ -1475,7 +1492,7 @@ fn a_finish_while_the_connection_makes_way_for_the_next_ends_the_session_with_it
     run.session.reconnect(run.now, Leave::Finish).unwrap();
     run.drain();
 
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
 
     assert_eq!(run.report().result, Ok(Ending::Finished));
@@ -1491,13 +1508,13 @@ fn a_finish_while_the_connection_makes_way_for_the_next_ends_the_session_with_it
 fn bytes_lost_with_every_generation_are_in_the_sessions_report() {
     let mut run = Run::new(local(), flat().with_max_attempts(Some(1)));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(10));
     run.unacknowledged = Some(4);
     reset(&mut run);
     assert_eq!(run.session.bytes_written(), 10, "each byte written once");
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"abcdef")));
+    run.request(Request::Send(Bytes::from_static(b"abcdef")));
     run.input(Input::Written(6));
     run.unacknowledged = Some(2);
 
@@ -1516,7 +1533,7 @@ fn a_connection_that_got_some_of_its_bytes_through_is_stable_and_resets_the_back
     let mut run = Run::new(local(), flat().with_stable_after(secs(1.0)));
     for _ in 0..2 {
         run.connect();
-        run.input(Input::Send(Bytes::from_static(b"0123456789")));
+        run.request(Request::Send(Bytes::from_static(b"0123456789")));
         run.input(Input::Written(10));
         run.now += secs(2.0);
         // 6 of the 10 reached the peer's TCP before the loss.
@@ -1532,12 +1549,12 @@ fn a_connection_that_got_some_of_its_bytes_through_is_stable_and_resets_the_back
 fn an_abort_while_sends_wait_for_the_next_connection_ends_the_session() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"first")));
+    run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::PeerEof);
     // The connection flushes "first" and closes by itself; this waits for the next one.
-    run.input(Input::Send(Bytes::from_static(b"second")));
+    run.request(Request::Send(Bytes::from_static(b"second")));
 
-    run.input(Input::Abort);
+    run.request(Request::Abort);
     run.input(Input::Written(5));
 
     assert_eq!(run.report().result, Ok(Ending::Aborted));
@@ -1548,12 +1565,14 @@ fn an_abort_while_sends_wait_for_the_next_connection_ends_the_session() {
 #[test]
 fn an_answer_to_a_question_of_a_connection_that_ended_is_late_and_ignored() {
     let start = tcpclient_testkit::epoch();
-    let mut session = Session::new(local(), flat(), start);
+    let mut session = Client::new(local().with_reconnect(flat()), start);
     while session.poll_output().is_some() {}
     session
         .handle_input(start, Input::Connected(AttemptId(0)))
         .unwrap();
-    session.send(Bytes::from(vec![7u8; 300 * 1024])).unwrap();
+    session
+        .send(start, Bytes::from(vec![7u8; 300 * 1024]))
+        .unwrap();
     while session.poll_output().is_some() {}
     session
         .handle_input(start, Input::Written(300 * 1024))
@@ -1583,7 +1602,7 @@ fn with_tls_from_the_first_byte_a_fixed_preamble_goes_after_the_handshake_on_eve
     let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
     let config = local().with_tls(pki.client_tls("localhost"));
     let mut run = Run::new(config, with_preamble(login));
-    run.input(Input::StartTls);
+    run.request(Request::StartTls);
 
     for connection in 0..2 {
         let outputs = run.connect();
@@ -1611,18 +1630,18 @@ fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handsh
     // returns is everything transmitted meanwhile.
     let starttls = |run: &mut Run| {
         run.session
-            .send_preamble(Bytes::from_static(b"STARTTLS\r\n"))
+            .send_preamble(run.now, Bytes::from_static(b"STARTTLS\r\n"))
             .unwrap();
         let mut sent = transmitted(&run.drain());
         run.input(Input::Written(sent.len()));
-        sent.extend(transmitted(&run.input(Input::StartTls)));
-        run.session.preamble_done().unwrap();
+        sent.extend(transmitted(&run.request(Request::StartTls)));
+        run.session.preamble_done(run.now).unwrap();
         sent.extend(transmitted(&run.drain()));
         sent
     };
     run.connect();
     starttls(&mut run);
-    run.input(Input::Send(Bytes::from_static(b"secret request")));
+    run.request(Request::Send(Bytes::from_static(b"secret request")));
     reset(&mut run);
     assert_eq!(run.handed_back(), b"", "kept for after the next handshake");
 
@@ -1642,7 +1661,7 @@ fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handsh
 fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
     let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
     run.connect();
-    run.session.send_slice(b"GET a\n").unwrap();
+    run.session.send_slice(run.now, b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"", "held for the preamble");
 
     run.say_hi();
@@ -1654,7 +1673,7 @@ fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
 fn copied_sends_are_kept_for_acknowledgements_and_replayed_as_owned_ones_are() {
     let mut run = Run::new(local(), flat().with_replay_unacknowledged(true));
     run.connect();
-    run.session.send_slice(b"GET a\n").unwrap();
+    run.session.send_slice(run.now, b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"GET a\n");
     run.input(Input::Written(6));
     assert_eq!(run.session.bytes_unacknowledged(), 6, "kept");
@@ -1691,7 +1710,7 @@ fn a_reconnect_is_refused_once_one_is_asked_for_and_once_the_session_ends_or_fin
     run.input(Input::PeerEof);
     run.connect();
 
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     assert!(
         run.session.reconnect(run.now, Leave::Reset).is_err(),
         "finishing"
@@ -1710,14 +1729,14 @@ fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends(
     let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
     let mut run = Run::new(config, policy);
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"12345678")));
+    run.request(Request::Send(Bytes::from_static(b"12345678")));
     run.say_hi();
     run.drain();
     run.input(Input::Written(11));
     reset(&mut run);
     run.connect();
     assert!(matches!(
-        run.session.send(Bytes::from_static(b"9")),
+        run.session.send(run.now, Bytes::from_static(b"9")),
         Err(InvalidInput::QueueFull { .. })
     ));
 
@@ -1744,7 +1763,7 @@ fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_wai
     reset(&mut run);
     // Some acknowledged while more still waits for an answer: stable.
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(10));
     run.session.acknowledged(4).unwrap();
     run.now += secs(2.0);
@@ -1773,16 +1792,16 @@ fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
     let config = local().with_tls(pki.client_tls("localhost"));
     let mut run = Run::new(config, flat().with_replay_undelivered(true));
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"STARTTLS\r\n")));
+    run.request(Request::Send(Bytes::from_static(b"STARTTLS\r\n")));
     run.input(Input::Written(10));
-    run.input(Input::StartTls);
+    run.request(Request::StartTls);
     run.unacknowledged = Some(4);
     reset(&mut run);
     run.unacknowledged = None;
 
     assert_eq!(run.handed_back(), b"LS\r\n", "not replayed in plaintext");
     run.connect();
-    run.input(Input::Finish);
+    run.request(Request::Finish);
     run.input(Input::PeerEof);
     assert_eq!(run.report().bytes_lost, 4, "the ClientHello's loss aside");
 }
@@ -1796,10 +1815,8 @@ fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
 fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_finish() {
     let mut run = Run::new(local().with_send_limit(16), flat());
     run.connect();
-    run.input(Input::Send(Bytes::from_static(b"0123456789abcdef")));
-    let refused = run
-        .session
-        .handle_input(run.now, Input::Send(Bytes::from_static(b"more")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789abcdef")));
+    let refused = run.session.send(run.now, Bytes::from_static(b"more"));
     assert!(
         matches!(refused, Err(InvalidInput::QueueFull { .. })),
         "{refused:?}"
@@ -1812,8 +1829,7 @@ fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_fin
         "room among the sends for the next connection"
     );
     assert_eq!(
-        run.session
-            .handle_input(run.now, Input::Send(Bytes::from_static(b"more"))),
+        run.session.send(run.now, Bytes::from_static(b"more")),
         Ok(()),
         "and the send is taken"
     );
@@ -1828,10 +1844,8 @@ fn a_refused_producer_hears_send_ready_when_the_peer_closes_the_connection_that_
     let mut run = Run::new(local().with_send_limit(16), flat());
     run.connect();
     reset(&mut run);
-    run.input(Input::Send(Bytes::from_static(b"0123456789ab")));
-    let refused = run
-        .session
-        .handle_input(run.now, Input::Send(Bytes::from_static(b"12345678")));
+    run.request(Request::Send(Bytes::from_static(b"0123456789ab")));
+    let refused = run.session.send(run.now, Bytes::from_static(b"12345678"));
     assert!(
         matches!(refused, Err(InvalidInput::QueueFull { .. })),
         "{refused:?}"
@@ -1855,12 +1869,12 @@ fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
     run.drain();
 
     assert_eq!(
-        run.session.handle_input(run.now, Input::Finish),
+        run.session.finish(run.now),
         Ok(()),
         "the session ends with the connection making way"
     );
     assert!(matches!(
-        run.session.handle_input(run.now, Input::Finish),
+        run.session.finish(run.now),
         Err(InvalidInput::Unexpected {
             input: "Finish",
             ..
@@ -1872,10 +1886,10 @@ fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
 fn a_second_finish_is_refused() {
     let mut run = Run::new(local(), flat());
     run.connect();
-    run.input(Input::Finish);
+    run.request(Request::Finish);
 
     assert!(matches!(
-        run.session.handle_input(run.now, Input::Finish),
+        run.session.finish(run.now),
         Err(InvalidInput::Unexpected {
             input: "Finish",
             ..

@@ -5,8 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::AlertDescription;
 use tcpclient_core::{
-    AlertSent, Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, TlsConfig,
-    TlsError, tls,
+    AlertSent, Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, Request,
+    TlsConfig, TlsError, tls,
 };
 use tcpclient_testkit::{Leaf, Pair, Pki, closed, server_name};
 
@@ -17,7 +17,7 @@ fn local() -> Config {
 /// A pair whose client speaks TLS from the first byte to a server presenting `pki`'s cert.
 fn tls_pair(pki: &Pki, tls: TlsConfig) -> Pair {
     let mut pair = Pair::new(local().with_tls(tls));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
     pair
@@ -79,7 +79,7 @@ fn tls_established_reports_version_suite_and_alpn() {
     let pki = Pki::new();
     let config = tls::client_config(pki.roots(), &[b"imap", b"h2"]).unwrap();
     let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
 
     pair.connect();
@@ -120,13 +120,13 @@ fn a_second_session_with_the_same_config_resumes_and_says_so() {
     let client = pki.client_tls("localhost");
     let session = |server: &std::sync::Arc<rustls::ServerConfig>| {
         let mut pair = Pair::new(local().with_tls(client.clone()));
-        pair.input(Input::StartTls);
+        pair.request(Request::StartTls);
         pair.server.start_tls(server.clone());
         pair.connect();
         // The ticket comes after the handshake: take it, then close.
         pair.server.send(b"ticket delivered");
         pair.drive();
-        pair.input(Input::Finish);
+        pair.request(Request::Finish);
         pair.server.send_close_notify();
         pair.server_fin();
         pair.events()
@@ -159,7 +159,7 @@ fn starttls_after_a_plaintext_exchange_keeps_the_plaintext_in_the_clear() {
     pair.drive();
     pair.server.start_tls(pki.server_config());
 
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.send(b"a002 LOGIN user pass\r\n");
 
     assert_eq!(pair.server.plaintext, b"a001 STARTTLS\r\n");
@@ -173,13 +173,10 @@ fn sends_during_the_handshake_wait_and_leave_encrypted_after_it() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
     pair.server.start_tls(pki.server_config());
+    pair.h.client.start_tls(pair.h.now).unwrap();
     pair.h
         .client
-        .handle_input(pair.h.now, Input::StartTls)
-        .unwrap();
-    pair.h
-        .client
-        .handle_input(pair.h.now, Input::Send(Bytes::from_static(b"early")))
+        .send(pair.h.now, Bytes::from_static(b"early"))
         .unwrap();
 
     let first = pair.h.outputs();
@@ -212,10 +209,7 @@ fn many_small_sends_before_one_drain_become_one_record() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     for _ in 0..100 {
         let message = Bytes::from(vec![b'x'; 64]);
-        pair.h
-            .client
-            .handle_input(pair.h.now, Input::Send(message))
-            .unwrap();
+        pair.h.client.send(pair.h.now, message).unwrap();
     }
 
     let outputs = pair.h.outputs();
@@ -235,7 +229,7 @@ fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.send(b"QUIT\r\n");
 
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     assert!(pair.server.got_close_notify);
     assert!(pair.server.got_fin);
@@ -243,9 +237,7 @@ fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
     assert_eq!(pair.h.client.phase(), Phase::Draining);
     assert!(
         matches!(
-            pair.h
-                .client
-                .handle_input(pair.h.now, Input::Send(Bytes::from_static(b"x"))),
+            pair.h.client.send(pair.h.now, Bytes::from_static(b"x")),
             Err(InvalidInput::SendAfterShutdown { .. })
         ),
         "rustls would accept this; the core refuses it"
@@ -290,7 +282,7 @@ fn the_peers_close_notify_is_its_eof_and_we_answer_in_kind() {
 fn a_tcp_eof_after_close_notify_is_clean() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server.send_close_notify();
     pair.server_fin();
@@ -302,7 +294,7 @@ fn a_tcp_eof_after_close_notify_is_clean() {
 fn truncation_without_close_notify_is_unexpected_eof() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server_fin();
 
@@ -319,7 +311,7 @@ fn an_eof_during_the_handshake_is_unexpected_eof() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
 
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server_fin();
 
     assert_eq!(closed(&pair.log).result, Err(Error::UnexpectedEof));
@@ -349,7 +341,7 @@ fn first_flight_events(early: &[u8], close: bool) -> Vec<Event> {
     let mut server = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
     let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
     h.outputs();
-    h.input(Input::StartTls);
+    h.request(Request::StartTls);
     let hello: Vec<u8> = transmits(&h.input(Input::Connected(tcpclient_core::AttemptId(0))))
         .iter()
         .flat_map(|b| b.to_vec())
@@ -414,7 +406,7 @@ fn a_handshake_failure_alert_is_reported() {
     let pki = Pki::new();
     let config = tls::client_config(pki.roots(), &[b"imap"]).unwrap();
     let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
 
     pair.connect();
@@ -431,7 +423,7 @@ fn a_handshake_failure_alert_is_reported() {
 fn garbage_instead_of_a_server_hello_is_a_corrupt_message() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
 
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
     pair.drive();
@@ -463,7 +455,7 @@ fn the_handshake_times_out_at_its_exact_deadline() {
     let mut pair = Pair::connected(config);
     pair.advance(Duration::from_secs(2));
 
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     assert_eq!(pair.h.deadline(), Some(Duration::from_secs(9)));
     pair.fire();
 
@@ -475,18 +467,15 @@ fn the_handshake_times_out_at_its_exact_deadline() {
 fn start_tls_without_a_tls_config_or_twice_is_refused() {
     let mut pair = Pair::connected(local());
     assert_eq!(
-        pair.h.client.handle_input(pair.h.now, Input::StartTls),
+        pair.h.client.start_tls(pair.h.now),
         Err(InvalidInput::NoTlsConfig)
     );
 
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
-    pair.h
-        .client
-        .handle_input(pair.h.now, Input::StartTls)
-        .unwrap();
+    pair.h.client.start_tls(pair.h.now).unwrap();
     assert!(matches!(
-        pair.h.client.handle_input(pair.h.now, Input::StartTls),
+        pair.h.client.start_tls(pair.h.now),
         Err(InvalidInput::Unexpected {
             input: "StartTls",
             ..
@@ -501,7 +490,7 @@ fn a_record_counts_as_written_only_when_all_of_it_is() {
     let wire_before = pair.server.wire.len();
     pair.write_budget = Some(100);
 
-    pair.input(Input::Send(Bytes::from(vec![7; 1000])));
+    pair.request(Request::Send(Bytes::from(vec![7; 1000])));
 
     assert_eq!(pair.server.wire.len() - wire_before, 100);
     assert_eq!(
@@ -509,7 +498,7 @@ fn a_record_counts_as_written_only_when_all_of_it_is() {
         0,
         "a partial record delivers nothing"
     );
-    pair.input(Input::Abort);
+    pair.request(Request::Abort);
     let report = closed(&pair.log);
     assert_eq!(
         (
@@ -527,8 +516,8 @@ fn plaintext_accounting_holds_under_tls() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     let big = Bytes::from(vec![9; 40_000]);
 
-    pair.input(Input::Send(big));
-    pair.input(Input::Finish);
+    pair.request(Request::Send(big));
+    pair.request(Request::Finish);
     pair.server.send_close_notify();
     pair.drive();
 
@@ -574,8 +563,8 @@ fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
         .with_drain_timeout(Duration::from_secs(1))
         .with_tls_handshake_timeout(Duration::from_secs(10));
     let mut pair = Pair::new(config);
-    pair.input(Input::StartTls);
-    pair.input(Input::Finish);
+    pair.request(Request::StartTls);
+    pair.request(Request::Finish);
     pair.connect();
 
     pair.fire();
@@ -593,7 +582,7 @@ fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
 fn a_garbage_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert!(pair.server.got_close_notify);
 
     pair.server.send_raw(b"garbage, not a TLS record");
@@ -612,7 +601,7 @@ fn a_garbage_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
 fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     send_undecryptable(&mut pair);
     pair.drive();
@@ -626,7 +615,7 @@ fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
 fn an_oversized_record_header_split_after_our_close_notify_is_refused_at_once() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.input(Input::Received(&[0x17]));
     pair.input(Input::Received(&[0x03, 0x03, 0xff, 0xff, 0, 0, 0, 0]));
@@ -645,7 +634,7 @@ fn an_oversized_record_header_split_after_our_close_notify_is_refused_at_once() 
 fn data_after_our_close_notify_is_still_delivered_before_the_peers_close() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server.send(b"late reply");
     pair.server.send_close_notify();
@@ -668,7 +657,7 @@ fn pair_sending_with(pki: &Pki, server: &rustls::ServerConfig) -> Pair {
     let mut server = server.clone();
     server.enable_secret_extraction = true;
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(std::sync::Arc::new(server));
     pair.connect();
     pair
@@ -680,7 +669,7 @@ fn pair_sending_with(pki: &Pki, server: &rustls::ServerConfig) -> Pair {
 fn a_fatal_alert_after_our_close_notify_ends_the_session_with_that_alert() {
     let pki = Pki::new();
     let mut pair = tls_pair_sending_alerts(&pki);
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert!(pair.server.got_close_notify);
 
     pair.server.send(b"partial answer");
@@ -705,7 +694,7 @@ fn a_fatal_alert_after_our_close_notify_ends_the_session_with_that_alert() {
 fn a_warning_level_alert_other_than_user_canceled_is_still_an_error() {
     let pki = Pki::new();
     let mut pair = tls_pair_sending_alerts(&pki);
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server.send_alert(1, 80);
     pair.server.send(b"not for us");
@@ -727,7 +716,7 @@ fn a_warning_level_alert_other_than_user_canceled_is_still_an_error() {
 fn a_user_canceled_warning_after_our_close_notify_is_passed_over() {
     let pki = Pki::new();
     let mut pair = tls_pair_sending_alerts(&pki);
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server.send_alert(1, 90);
     pair.server.send(b"after the warning");
@@ -768,7 +757,7 @@ fn a_hand_built_config_with_an_empty_alpn_name_fails_the_session_not_the_program
     let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
     let mut pair = Pair::connected(local().with_tls(tls));
 
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
 
     assert!(matches!(
         tls_error(&pair),
@@ -784,7 +773,7 @@ fn a_pinned_self_signed_certificate_is_accepted() {
     let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
     let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
     let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(cert.server_config());
     pair.connect();
 
@@ -800,7 +789,7 @@ fn a_pinned_self_signed_certificate_for_another_name_is_refused() {
     let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
     let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
     let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("other.test"))));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(cert.server_config());
     pair.connect();
 
@@ -817,7 +806,7 @@ fn a_ca_certificate_used_as_a_server_certificate_says_what_to_do() {
     let pki = Pki::with_ca_leaf(Leaf::Good);
     let config = tls::client_config_from_pem(pki.ca_pem().as_bytes(), &[]).unwrap();
     let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
 
@@ -881,7 +870,7 @@ fn deliver_in_two_reads(pair: &mut Pair) {
 /// A connected pair whose server offers only `suite`.
 fn pair_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
     let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server
         .start_tls(pki.server_config_with_suites(vec![suite]));
     pair.connect();
@@ -896,7 +885,7 @@ fn data_after_our_close_notify_is_read_under_every_cipher_suite() {
     for suite in every_suite() {
         let name = format!("{:?}", suite.suite());
         let mut pair = pair_under(&pki, suite);
-        pair.input(Input::Finish);
+        pair.request(Request::Finish);
         assert!(pair.server.got_close_notify, "{name}");
 
         // Several records, one of them split across reads.
@@ -926,7 +915,7 @@ fn data_goes_both_ways_under_every_cipher_suite() {
         let upload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         pair.h
             .client
-            .handle_input(pair.h.now, Input::Send(Bytes::from(upload.clone())))
+            .send(pair.h.now, Bytes::from(upload.clone()))
             .unwrap();
         pair.send(b"!");
         pair.server.send(&[b'b'; 20_000]);
@@ -958,7 +947,7 @@ fn a_record_half_received_when_we_finish_is_still_delivered() {
     let record = pair.server.take_outgoing();
     pair.input(Input::Received(&record[..100]));
 
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert!(pair.server.got_close_notify);
     assert!(pair.server.got_fin);
 
@@ -995,8 +984,8 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
     let server = std::sync::Arc::new(server);
     let client = pki.client_tls("localhost");
     let mut pair = Pair::new(local().with_tls(client.clone()));
-    pair.input(Input::StartTls);
-    pair.input(Input::Finish);
+    pair.request(Request::StartTls);
+    pair.request(Request::Finish);
     pair.server.start_tls(server.clone());
     pair.connect();
     assert!(pair.server.got_close_notify);
@@ -1012,7 +1001,7 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 
     let mut next = Pair::new(local().with_tls(client));
-    next.input(Input::StartTls);
+    next.request(Request::StartTls);
     next.server.start_tls(server);
     next.connect();
     let resumed = next
@@ -1028,7 +1017,7 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
 fn a_key_update_after_our_close_notify_is_followed() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
 
     pair.server.send(b"before");
     pair.server.update_keys();
@@ -1060,7 +1049,7 @@ fn tls_info_is_unknown_while_the_handshake_is_under_way() {
     let pki = Pki::new();
     let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
     h.outputs();
-    h.input(Input::StartTls);
+    h.request(Request::StartTls);
 
     let outputs = h.input(Input::Connected(tcpclient_core::AttemptId(0)));
 
@@ -1074,7 +1063,7 @@ fn bulk_data_under_tls_goes_out_one_sealed_record_per_transmit() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     pair.h
         .client
-        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![b'x'; 100 * 1024])))
+        .send(pair.h.now, Bytes::from(vec![b'x'; 100 * 1024]))
         .unwrap();
 
     let outputs = pair.h.outputs();
@@ -1103,10 +1092,7 @@ fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
     for size in [10, 20 * 1024] {
         let data = Bytes::from(vec![b'x'; size]);
-        pair.h
-            .client
-            .handle_input(pair.h.now, Input::Send(data))
-            .unwrap();
+        pair.h.client.send(pair.h.now, data).unwrap();
     }
 
     let outputs = pair.h.outputs();
@@ -1140,7 +1126,7 @@ fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
         .with_tls(pki.client_tls("localhost"))
         .with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting);
     let mut pair = Pair::new(config);
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
 
@@ -1153,7 +1139,7 @@ fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
         "the peer's end, cleanly: we may still write"
     );
     pair.send(b"last words");
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     assert_eq!(pair.server.decrypted, b"last words");
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 }
@@ -1164,7 +1150,7 @@ fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
 fn data_after_our_close_notify_arriving_a_byte_at_a_time_is_still_delivered() {
     let pki = Pki::new();
     let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     pair.server.send(b"late reply");
     pair.server.send_close_notify();
 
@@ -1289,7 +1275,7 @@ fn pair_with_client_suite(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pai
     let mut server = (*pki.server_config_with_suites(vec![suite])).clone();
     server.enable_secret_extraction = true;
     let mut pair = Pair::new(local().with_tls(tls));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     pair.server.start_tls(std::sync::Arc::new(server));
     pair.connect();
     pair
@@ -1305,7 +1291,7 @@ fn the_sending_key_changes_before_the_suites_confidentiality_limit() {
     let message = vec![b'k'; 40 * 1024];
     pair.h
         .client
-        .handle_input(pair.h.now, Input::Send(Bytes::from(message.clone())))
+        .send(pair.h.now, Bytes::from(message.clone()))
         .unwrap();
     pair.drive();
     pair.send(b"!");
@@ -1374,7 +1360,7 @@ fn the_post_quantum_hybrid_is_chosen_where_offered_and_x25519_where_not() {
         (NamedGroup::X25519, NamedGroup::X25519),
     ] {
         let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
-        pair.input(Input::StartTls);
+        pair.request(Request::StartTls);
         pair.server
             .start_tls(pki.server_config_with_groups(&[offered]));
         pair.connect();
@@ -1618,7 +1604,7 @@ fn the_configurations_max_fragment_size_bounds_every_record() {
     let mut pair = tls_pair(&pki, tls);
     pair.h
         .client
-        .handle_input(pair.h.now, Input::Send(Bytes::from(vec![b'f'; 3000])))
+        .send(pair.h.now, Bytes::from(vec![b'f'; 3000]))
         .unwrap();
     pair.drive();
 
@@ -1834,7 +1820,7 @@ fn no_alert_answers_the_servers_fatal_alert_or_follows_our_close_notify() {
     assert_eq!(alert_sent(&pair), None);
 
     let mut pair = tls_pair_sending_alerts(&pki);
-    pair.input(Input::Finish);
+    pair.request(Request::Finish);
     pair.server
         .send_sealed(rustls::ContentType::ApplicationData, &[0; 16 * 1024 + 1]);
     pair.drive();
@@ -1850,7 +1836,7 @@ fn no_alert_answers_the_servers_fatal_alert_or_follows_our_close_notify() {
 fn garbage_instead_of_a_server_hello_is_answered_with_a_plaintext_decode_error() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
 
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
     pair.drive();
@@ -1876,7 +1862,7 @@ fn assert_plaintext_alert(pair: &Pair, alert: AlertDescription) {
 fn a_plaintext_handshake_alert_is_named_from_its_record() {
     let pki = Pki::new();
     let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
-    pair.input(Input::StartTls);
+    pair.request(Request::StartTls);
     let mut server = rustls::ServerConnection::new(pki.server_config()).unwrap();
     server.read_tls(&mut &pair.server.wire[..]).unwrap();
     server.process_new_packets().unwrap();
@@ -1964,11 +1950,7 @@ fn while_the_alert_waits_the_connection_takes_reports_as_an_open_one() {
     assert_eq!(client.handle_input(now, Input::PeerEof), Ok(()));
     assert!(client.handle_input(now, Input::PeerEof).is_err());
     assert!(client.handle_input(now, Input::Received(b"after")).is_err());
-    assert!(
-        client
-            .handle_input(now, Input::Send(Bytes::from_static(b"no")))
-            .is_err()
-    );
+    assert!(client.send(now, Bytes::from_static(b"no")).is_err());
     pair.drive();
     assert_eq!(pair.events().len(), events, "nothing delivered or emitted");
     assert!(!pair.h.client.is_closed());

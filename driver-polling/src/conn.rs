@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use polling::{Event as Readiness, PollMode, Poller};
-use tcpclient_core::{AttemptId, ConnectOptions, Engine, Input};
+use tcpclient_core::{AttemptId, Client, ConnectOptions, Input};
 
 use crate::socket::{
     ReadOutcome, finish_connect, pending_error, read_once, reset, start_connect, unacknowledged,
@@ -21,7 +21,7 @@ const READS_PER_TURN: usize = 8;
 /// connect attempt under way,
 /// then the connection's (the attempt that won).
 pub(crate) struct Conn {
-    pub(crate) engine: Engine,
+    pub(crate) client: Client,
     pub(crate) socket: Option<Socket>,
     /// Connect attempts under way, each with its own socket and poller key.
     pub(crate) attempts: Vec<AttemptSocket>,
@@ -86,10 +86,10 @@ pub(crate) enum Reported {
 }
 
 impl Conn {
-    /// A connection for `engine`, with no socket yet.
-    pub(crate) fn new(engine: Engine) -> Self {
+    /// A connection for `client`, with no socket yet.
+    pub(crate) fn new(client: Client) -> Self {
         Self {
-            engine,
+            client,
             socket: None,
             attempts: Vec::new(),
             retired_keys: Vec::new(),
@@ -106,7 +106,7 @@ impl Conn {
     /// outputs faithfully, a late one (after the close) included, so a refusal can only mean
     /// a bug here; it changes nothing in the client, and nothing is gained by stopping.
     pub(crate) fn feed(&mut self, now: Instant, input: Input<'_>) {
-        let _ = self.engine.handle_input(now, input);
+        let _ = self.client.handle_input(now, input);
     }
 
     /// Starts attempt `id` to `addr`, its socket registered under `key`.
@@ -156,7 +156,7 @@ impl Conn {
 
     fn attempt_connected(&mut self, id: AttemptId, now: Instant) {
         self.feed(now, Input::Connected(id));
-        if self.engine.winning_attempt() != Some(id) {
+        if self.client.winning_attempt() != Some(id) {
             return;
         }
         let Some(at) = self.attempts.iter().position(|a| a.id == id) else {
@@ -267,7 +267,7 @@ impl Conn {
 
     fn read(&mut self, buf: &mut [u8], now: Instant) {
         for _ in 0..READS_PER_TURN {
-            if !self.engine.wants_read() {
+            if !self.client.wants_read() {
                 return;
             }
             let Some(socket) = self.socket.as_mut() else {
@@ -293,7 +293,7 @@ impl Conn {
     /// stops at its receive window); write while holding unwritten bytes. A failure is reported
     /// to the client (which then has a close to hand out).
     pub(crate) fn rearm(&mut self, key: usize, poller: &Poller, now: Instant) -> Reported {
-        let wants_read = self.engine.wants_read();
+        let wants_read = self.client.wants_read();
         let Some(socket) = self.socket.as_mut() else {
             return Reported::Nothing;
         };

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use polling::{Event as Readiness, Events, Poller};
 use tcpclient_core::{
-    AttemptId, Client, Config, Engine, Event, Family, Input, InvalidInput, Output, ReconnectPolicy,
-    SessionRequest,
+    AttemptId, Client, Config, Event, Family, Input, InvalidInput, Output, Request,
 };
 
 use crate::conn::{Conn, Reported};
@@ -170,24 +169,13 @@ impl EventLoop {
 
     /// Starts a client for `config` now. Its first outputs are performed on the next turn.
     /// Many connections with one configuration can share it as an `Arc<Config>`.
+    ///
+    /// With [`Config::reconnect`], when its connection is lost it connects again as the
+    /// policy says, and its events say so ([`Event::Disconnected`], [`Event::Reconnecting`],
+    /// [`Event::Reconnected`]). The id stays the same across connections; [`Event::Closed`]
+    /// ends it.
     pub fn connect(&mut self, config: impl Into<Arc<Config>>) -> ConnId {
-        self.start(Engine::new(config, None, Instant::now()))
-    }
-
-    /// Starts a reconnecting [`Session`](tcpclient_core::Session) for `config` now: when
-    /// its connection is lost it connects again as `policy` says, and its events say so
-    /// ([`Event::Disconnected`], [`Event::Reconnecting`], [`Event::Reconnected`]). The id
-    /// stays the same across connections; [`Event::Closed`] ends the session.
-    pub fn connect_session(
-        &mut self,
-        config: impl Into<Arc<Config>>,
-        policy: ReconnectPolicy,
-    ) -> ConnId {
-        self.start(Engine::new(config, Some(policy), Instant::now()))
-    }
-
-    fn start(&mut self, engine: Engine) -> ConnId {
-        let conn = Conn::new(engine);
+        let conn = Conn::new(Client::new(config, Instant::now()));
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -212,12 +200,13 @@ impl EventLoop {
     /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed
     /// back when the send queue is full or the connection is shutting down.
     pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
-        // The hot path of small messages: one lookup, no clock.
+        // The hot path of small messages: one lookup, and no system call for the clock: the
+        // loop's, read when it last woke, is no later than now.
         let Some(conn) = conn_in(&mut self.slots, id) else {
             let phase = tcpclient_core::Phase::Closed;
             return Err(InvalidInput::SendAfterShutdown { data, phase });
         };
-        conn.engine.send(data)?;
+        conn.client.send(self.now, data)?;
         flag_dirty(conn, &mut self.dirty, id.index);
         Ok(())
     }
@@ -230,43 +219,48 @@ impl EventLoop {
         let Some(conn) = conn_in(&mut self.slots, id) else {
             return self.send(id, Bytes::copy_from_slice(data));
         };
-        conn.engine.send_slice(data)?;
+        conn.client.send_slice(self.now, data)?;
         flag_dirty(conn, &mut self.dirty, id.index);
         Ok(())
     }
 
     /// Switches connection `id` to TLS (Kamaelia's `makessl`).
     pub fn start_tls(&mut self, id: ConnId) -> Result<(), InvalidInput> {
-        self.apply(id, Input::StartTls)
+        self.request(id, Request::StartTls)
     }
 
     /// Shuts connection `id` down gracefully (Kamaelia's `producerFinished`).
     pub fn finish(&mut self, id: ConnId) -> Result<(), InvalidInput> {
-        self.apply(id, Input::Finish)
+        self.request(id, Request::Finish)
     }
 
     /// Closes connection `id` now (Kamaelia's `shutdownMicroprocess`).
     pub fn abort(&mut self, id: ConnId) -> Result<(), InvalidInput> {
-        self.apply(id, Input::Abort)
+        self.request(id, Request::Abort)
     }
 
-    /// Hands connection `id`'s reconnecting session one of its own requests: its preamble
-    /// ([`SessionRequest::SendPreamble`], [`SessionRequest::PreambleDone`]), a reconnect on
-    /// demand, the application's acknowledgements. See [`Session`](tcpclient_core::Session).
-    pub fn request(&mut self, id: ConnId, request: SessionRequest) -> Result<(), InvalidInput> {
+    /// Makes any of the application's requests of connection `id`, as a value: those with
+    /// no method here too (a reconnecting client's preamble, reconnect on demand,
+    /// acknowledgements; see [`Client`]). Refused, as the client would refuse it, once the
+    /// connection has closed.
+    pub fn request(&mut self, id: ConnId, request: Request) -> Result<(), InvalidInput> {
+        let phase = tcpclient_core::Phase::Closed;
         let Some(conn) = self.conn_mut(id) else {
-            return Err(InvalidInput::Unexpected {
-                input: request.name(),
-                phase: tcpclient_core::Phase::Closed,
+            return Err(match request {
+                Request::Send(data) => InvalidInput::SendAfterShutdown { data, phase },
+                other => InvalidInput::Unexpected {
+                    input: other.name(),
+                    phase,
+                },
             });
         };
-        conn.engine.request(Instant::now(), request)?;
+        request.apply(&mut conn.client, Instant::now())?;
         self.mark_dirty(id.index);
         Ok(())
     }
 
     /// Tells connection `id`'s client that the application is done with `n` more bytes of
-    /// the `Data` it was given ([`Input::Consumed`]). Past its
+    /// the `Data` it was given ([`Client::consumed`]). Past its
     /// [`Config::receive_window`] of unconsumed bytes a connection stops reading the socket,
     /// so the server is held back by TCP instead of filling memory; this is how reading
     /// resumes. (With `receive_window: None` there is nothing to report.) Consuming data of
@@ -275,31 +269,21 @@ impl EventLoop {
         let Some(conn) = self.conn_mut(id) else {
             return Ok(());
         };
-        let was_full = conn.engine.receive_window_full();
-        conn.engine.consumed(n)?;
-        if was_full && !conn.engine.receive_window_full() {
+        let was_full = conn.client.receive_window_full();
+        conn.client.consumed(n)?;
+        if was_full && !conn.client.receive_window_full() {
             self.mark_dirty(id.index);
         }
         Ok(())
     }
 
-    /// Returns the engine (client or session) of a connection that has not closed yet.
-    pub fn engine(&self, id: ConnId) -> Option<&Engine> {
-        let slot = self.slots.get(id.index as usize)?;
-        (slot.generation == id.generation)
-            .then_some(slot.conn.as_ref())
-            .flatten()
-            .map(|conn| &conn.engine)
-    }
-
-    /// Returns the client of a connection that has not closed yet (a session's current
-    /// connection).
+    /// Returns the client of a connection that has not closed yet.
     pub fn client(&self, id: ConnId) -> Option<&Client> {
         let slot = self.slots.get(id.index as usize)?;
         (slot.generation == id.generation)
             .then_some(slot.conn.as_ref())
             .flatten()
-            .map(|conn| conn.engine.client())
+            .map(|conn| &conn.client)
     }
 
     /// Returns the number of connections that have not closed yet.
@@ -327,7 +311,7 @@ impl EventLoop {
         while let Some(id) = self.progress.pop_front() {
             if let Some(conn) = self.conn_mut(id) {
                 conn.progress_queued = false;
-                return Some((id, conn.engine.bytes_written()));
+                return Some((id, conn.client.bytes_written()));
             }
         }
         None
@@ -389,22 +373,6 @@ impl EventLoop {
     }
 
     // ---- feeding the clients ----
-
-    fn apply(&mut self, id: ConnId, input: Input<'_>) -> Result<(), InvalidInput> {
-        let phase = tcpclient_core::Phase::Closed;
-        let Some(conn) = self.conn_mut(id) else {
-            return Err(match input {
-                Input::Send(data) => InvalidInput::SendAfterShutdown { data, phase },
-                other => InvalidInput::Unexpected {
-                    input: other.name(),
-                    phase,
-                },
-            });
-        };
-        conn.engine.handle_input(Instant::now(), input)?;
-        self.mark_dirty(id.index);
-        Ok(())
-    }
 
     #[inline]
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
@@ -510,10 +478,10 @@ impl EventLoop {
         };
         conn.dirty = false;
         let now = self.now;
-        let written_before = conn.engine.bytes_written();
+        let written_before = conn.client.bytes_written();
         let (mut closed, mut wrote) = (false, false);
         loop {
-            while let Some(output) = conn.engine.poll_output() {
+            while let Some(output) = conn.client.poll_output() {
                 match output {
                     Output::Resolve { host, port } => {
                         // AAAA and A apart (RFC 8305 section 3): the core waits a little for
@@ -570,11 +538,11 @@ impl EventLoop {
         for key in conn.retired_keys.drain(..) {
             self.attempt_keys.remove(&key);
         }
-        if conn.engine.bytes_written() != written_before && !conn.progress_queued {
+        if conn.client.bytes_written() != written_before && !conn.progress_queued {
             conn.progress_queued = true;
             self.progress.push_back(id);
         }
-        let deadline = conn.engine.poll_timeout();
+        let deadline = conn.client.poll_timeout();
         if deadline != conn.deadline {
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, index));

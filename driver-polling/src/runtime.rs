@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tcpclient_core::{
-    CloseReport, Config, Engine, Event, InvalidInput, Phase, ReconnectPolicy, SendAdmission,
-    SessionRequest,
+    Client, CloseReport, Config, Event, InvalidInput, Phase, Request, SendAdmission,
 };
 
 use crate::event_loop::{ConnId, EventLoop, Waker};
@@ -170,7 +169,6 @@ enum Command {
     Connect {
         key: u64,
         config: Arc<Config>,
-        reconnect: Option<ReconnectPolicy>,
         shared: Arc<Shared>,
         notifications: Sender<Notification>,
     },
@@ -179,8 +177,8 @@ enum Command {
     /// command serves every send copied in before the loop takes it).
     SendBatch(u64),
     StartTls(u64),
-    /// One of a reconnecting session's own requests.
-    Session(u64, SessionRequest),
+    /// A request with no command of its own (a reconnecting client's).
+    Request(u64, Request),
     Finish(u64),
     Abort(u64),
     /// The receiver took data while the client's receive window was full.
@@ -219,27 +217,11 @@ impl Runtime {
     }
 
     /// Starts a client for `config` and returns its handle. Many connections with one
-    /// configuration can share it as an `Arc<Config>`.
+    /// configuration can share it as an `Arc<Config>`. With [`Config::reconnect`], one
+    /// handle serves every connection; sends made while it waits to reconnect go out on
+    /// the next connection.
     pub fn connect(&self, config: impl Into<Arc<Config>>) -> io::Result<Connection> {
-        self.start(config.into(), None)
-    }
-
-    /// Starts a reconnecting [`Session`](tcpclient_core::Session) for `config` and returns
-    /// its handle: one handle across every connection of the session. Sends made while it
-    /// waits to reconnect go out on the next connection.
-    pub fn connect_session(
-        &self,
-        config: impl Into<Arc<Config>>,
-        policy: ReconnectPolicy,
-    ) -> io::Result<Connection> {
-        self.start(config.into(), Some(policy))
-    }
-
-    fn start(
-        &self,
-        config: Arc<Config>,
-        reconnect: Option<ReconnectPolicy>,
-    ) -> io::Result<Connection> {
+        let config: Arc<Config> = config.into();
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             admission: SendAdmission::new(&config),
@@ -252,7 +234,6 @@ impl Runtime {
         let command = Command::Connect {
             key,
             config,
-            reconnect,
             shared: shared.clone(),
             notifications: tx,
         };
@@ -341,8 +322,8 @@ impl Connection {
         self.sender.abort();
     }
 
-    /// A reconnecting session's own request; see [`ConnectionSender::request`].
-    pub fn request(&self, request: SessionRequest) {
+    /// A request as a value; see [`ConnectionSender::request`].
+    pub fn request(&self, request: Request) {
         self.sender.request(request);
     }
 
@@ -481,12 +462,11 @@ impl ConnectionSender {
         self.command(Command::StartTls(self.key));
     }
 
-    /// Hands a reconnecting session one of its own requests (its preamble, a reconnect on
-    /// demand, the application's acknowledgements: see
-    /// [`Session`](tcpclient_core::Session)); a refusal arrives as
+    /// Makes a request with no method here (a reconnecting client's preamble, a reconnect
+    /// on demand, the application's acknowledgements: see [`Client`]); a refusal arrives as
     /// [`Notification::Refused`].
-    pub fn request(&self, request: SessionRequest) {
-        self.command(Command::Session(self.key, request));
+    pub fn request(&self, request: Request) {
+        self.command(Command::Request(self.key, request));
     }
 
     /// Graceful shutdown: everything sent is delivered, then the connection closes.
@@ -683,8 +663,8 @@ impl LoopThread {
             }
             let queued = self
                 .event_loop
-                .engine(handle.id)
-                .map_or(0, Engine::bytes_queued);
+                .client(handle.id)
+                .map_or(0, Client::bytes_queued);
             handle.shared.recount(handle.taken, queued);
         }
         if let Err(refusal) = sent {
@@ -698,14 +678,10 @@ impl LoopThread {
                 Command::Connect {
                     key,
                     config,
-                    reconnect,
                     shared,
                     notifications,
                 } => {
-                    let id = match reconnect {
-                        None => self.event_loop.connect(config),
-                        Some(policy) => self.event_loop.connect_session(config, policy),
-                    };
+                    let id = self.event_loop.connect(config);
                     self.keys.insert(id, key);
                     self.handles
                         .insert(key, Handle::new(id, shared, notifications));
@@ -725,7 +701,7 @@ impl LoopThread {
                     }
                 }
                 Command::StartTls(key) => self.refusable(key, EventLoop::start_tls),
-                Command::Session(key, request) => {
+                Command::Request(key, request) => {
                     let answer =
                         self.request(key, |event_loop, id| event_loop.request(id, request));
                     if let Err(refusal) = answer {
@@ -735,8 +711,8 @@ impl LoopThread {
                     if let Some(handle) = self.handles.get(&key) {
                         let queued = self
                             .event_loop
-                            .engine(handle.id)
-                            .map_or(0, Engine::bytes_queued);
+                            .client(handle.id)
+                            .map_or(0, Client::bytes_queued);
                         handle.shared.recount(handle.taken, queued);
                     }
                 }
@@ -761,8 +737,8 @@ impl LoopThread {
                     handle.shared.window_full.store(false, Ordering::SeqCst);
                     let unconsumed = self
                         .event_loop
-                        .engine(handle.id)
-                        .map_or(0, Engine::bytes_unconsumed);
+                        .client(handle.id)
+                        .map_or(0, Client::bytes_unconsumed);
                     let _ = self
                         .event_loop
                         .consumed(handle.id, usize::try_from(unconsumed).unwrap_or(usize::MAX));
@@ -839,7 +815,7 @@ impl LoopThread {
             match &event {
                 // Handed back: these bytes will not be written.
                 Event::Undelivered(_) => {
-                    let queued = self.event_loop.engine(id).map_or(0, Engine::bytes_queued);
+                    let queued = self.event_loop.client(id).map_or(0, Client::bytes_queued);
                     handle.shared.recount(handle.taken, queued);
                 }
                 Event::Closed(report) => {
@@ -879,7 +855,7 @@ impl LoopThread {
             let Some(handle) = self.keys.get(&id).and_then(|key| self.handles.get_mut(key)) else {
                 continue;
             };
-            let queued = self.event_loop.engine(id).map_or(0, Engine::bytes_queued);
+            let queued = self.event_loop.client(id).map_or(0, Client::bytes_queued);
             handle.shared.recount(handle.taken, queued);
             handle.written = written;
         }
@@ -897,8 +873,8 @@ fn pass_on_consumption(event_loop: &mut EventLoop, handle: &Handle) {
             let _ = event_loop.consumed(handle.id, usize::try_from(taken).unwrap_or(usize::MAX));
         }
         let full = event_loop
-            .engine(handle.id)
-            .is_some_and(Engine::receive_window_full);
+            .client(handle.id)
+            .is_some_and(Client::receive_window_full);
         if !full {
             shared.window_full.store(false, Ordering::SeqCst);
             return;

@@ -442,7 +442,7 @@ fn an_event_loop_session_reconnects_under_the_same_id_until_a_connection_holds()
         .with_initial_delay(Duration::from_millis(20))
         .with_replay_undelivered(true);
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect_session(config(addr), policy);
+    let id = event_loop.connect(config(addr).with_reconnect(policy));
 
     let mut events = Vec::new();
     let deadline = Instant::now() + LIMIT;

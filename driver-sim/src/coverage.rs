@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::buggify::Point;
-use tcpclient_core::{AttemptOutcome, CloseReport, Engine, Event, Output, Phase};
+use tcpclient_core::{AttemptOutcome, Client, CloseReport, Event, Output, Phase};
 
 /// Hits per cell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,8 +83,8 @@ impl Coverage {
             .collect()
     }
 
-    /// Looks at the engine after an input or output: its phase, its window.
-    pub(crate) fn observe_engine(&mut self, engine: &Engine) {
+    /// Looks at the client after an input or output: its phase, its window.
+    pub(crate) fn observe_client(&mut self, engine: &Client) {
         self.hit(format!("phase {}", engine.phase().name()));
         let full = engine.receive_window_full();
         if full && !self.window_full {

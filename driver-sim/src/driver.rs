@@ -12,10 +12,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, Config, ConnectOptions, Engine, Event, Family, Input, InvalidInput, Output,
-    Preamble, ReconnectPolicy, SessionRequest, Unacknowledged,
+    AttemptId, Client, Config, ConnectOptions, Event, Family, Input, InvalidInput, Output,
+    Preamble, Request, Unacknowledged,
 };
-use tcpclient_testkit::EngineMonitor;
+use tcpclient_testkit::Monitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
 
 use crate::buggify::{Buggify, BuggyStream, Point};
@@ -136,14 +136,14 @@ impl tcpclient_tokio::Network for Turmoil {
     }
 }
 
-/// What the simulator puts between the driver and the engine: the trace of every input and
+/// What the simulator puts between the driver and the client: the trace of every input and
 /// output with its simulated time, and the invariant monitor.
 ///
 /// It is also where the driver's reports are buggified: a timeout before its deadline, a
 /// report made twice, a cancelled attempt's outcome reported anyway, a timer that fires late.
 pub struct SimObserver {
     trace: Trace,
-    monitor: EngineMonitor,
+    monitor: Monitor,
     coverage: Rc<RefCell<Coverage>>,
     session: bool,
     /// The last reconnect's attempt number.
@@ -158,15 +158,15 @@ pub struct SimObserver {
 impl SimObserver {
     fn new(
         trace: Trace,
-        engine: &Engine,
+        client: &Client,
         coverage: Rc<RefCell<Coverage>>,
         buggify: Buggify,
     ) -> Self {
         Self {
             trace,
-            monitor: EngineMonitor::new(engine),
+            monitor: Monitor::new(client),
             coverage,
-            session: matches!(engine, Engine::Session(_)),
+            session: client.config().reconnect.is_some(),
             last_attempt: None,
             buggify,
             cancelled: Vec::new(),
@@ -177,7 +177,7 @@ impl SimObserver {
     /// Hands the engine one input, traced and checked.
     fn pass(
         &mut self,
-        engine: &mut Engine,
+        engine: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
@@ -186,12 +186,12 @@ impl SimObserver {
         if let Err(refusal) = &answer {
             self.trace.refused(now, refusal);
         }
-        self.coverage.borrow_mut().observe_engine(engine);
+        self.coverage.borrow_mut().observe_client(engine);
         answer
     }
 
     /// The buggified inputs that come before `input`: an early timeout, a late report.
-    fn before(&mut self, engine: &mut Engine, now: Instant) {
+    fn before(&mut self, engine: &mut Client, now: Instant) {
         let early = engine.poll_timeout().is_some_and(|deadline| deadline > now);
         if early && self.buggify.fires(Point::EarlyTimeout) {
             // "A timeout that arrives early, or twice, does nothing": never refused.
@@ -219,24 +219,24 @@ impl SimObserver {
 }
 
 impl Observer for SimObserver {
-    /// A copied send reaches the engine as the `Send` it is equivalent to, so the trace and
-    /// the monitor see it as they see every other input.
+    /// A copied send reaches the client as the `Send` it is equivalent to, so the trace and
+    /// the monitor see it as they see every other request.
     fn send_slice(
         &mut self,
-        engine: &mut Engine,
+        engine: &mut Client,
         now: Instant,
         data: &[u8],
     ) -> Result<(), InvalidInput> {
-        self.input(
+        self.request(
             engine,
             now,
-            Input::Send(bytes::Bytes::copy_from_slice(data)),
+            Request::Send(bytes::Bytes::copy_from_slice(data)),
         )
     }
 
     fn input(
         &mut self,
-        engine: &mut Engine,
+        engine: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
@@ -266,9 +266,9 @@ impl Observer for SimObserver {
 
     fn request(
         &mut self,
-        engine: &mut Engine,
+        engine: &mut Client,
         now: Instant,
-        request: SessionRequest,
+        request: Request,
     ) -> Result<(), InvalidInput> {
         self.before(engine, now);
         self.trace.request(now, &request);
@@ -276,7 +276,7 @@ impl Observer for SimObserver {
         if let Err(refusal) = &answer {
             self.trace.refused(now, refusal);
         }
-        self.coverage.borrow_mut().observe_engine(engine);
+        self.coverage.borrow_mut().observe_client(engine);
         answer
     }
 
@@ -299,11 +299,11 @@ impl Observer for SimObserver {
         }
     }
 
-    fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
+    fn poll_output(&mut self, engine: &mut Client, now: Instant) -> Option<Output> {
         let output = self.monitor.poll_output(engine)?;
         self.trace.output(now, &output);
         let mut coverage = self.coverage.borrow_mut();
-        coverage.observe_engine(engine);
+        coverage.observe_client(engine);
         coverage.observe_output(&output, self.session);
         if let Output::Event(tcpclient_core::Event::Reconnecting { attempt, .. }) = &output {
             coverage.observe_backoff(*attempt, self.last_attempt);
@@ -312,10 +312,10 @@ impl Observer for SimObserver {
         if let Output::Cancel(attempt) = &output {
             self.cancelled.push(*attempt);
         }
-        if let (Output::Event(Event::Reconnected { replays_from, .. }), Engine::Session(s)) =
-            (&output, &*engine)
+        if let (Output::Event(Event::Reconnected { replays_from, .. }), Some(policy)) =
+            (&output, &engine.config().reconnect)
         {
-            if s.policy().preamble != Preamble::None {
+            if policy.preamble != Preamble::None {
                 coverage.hit("session preamble on a reconnect");
             }
             if *replays_from > 0 {
@@ -343,21 +343,19 @@ impl Observer for SimObserver {
 /// Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS.
 pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    connect_with(config, None, trace, Turmoil::default(), Rc::default())
+    connect_with(config, trace, Turmoil::default(), Rc::default())
 }
 
-/// Like [`connect`], with a reconnect policy (a [`Session`](tcpclient_core::Session)
-/// whose future ends with the session's report), over `network` (its [`SimDns`] answering
-/// one family at a time, and its [`Wire`] shared with the servers), and what the run
-/// reaches counted into `coverage`.
+/// Like [`connect`], over `network` (its [`SimDns`] answering one family at a time, and its
+/// [`Wire`] shared with the servers), and what the run reaches counted into `coverage`. With
+/// [`Config::reconnect`] the future ends with the report of every connection.
 pub fn connect_with(
     config: Config,
-    reconnect: Option<ReconnectPolicy>,
     trace: Trace,
     network: Turmoil,
     coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    let engine = Engine::new(config, reconnect, tcpclient_tokio::now());
-    let observer = SimObserver::new(trace, &engine, coverage, network.buggify.clone());
-    tcpclient_tokio::start(network, engine, observer)
+    let client = Client::new(config, tcpclient_tokio::now());
+    let observer = SimObserver::new(trace, &client, coverage, network.buggify.clone());
+    tcpclient_tokio::start(network, client, observer)
 }

@@ -527,8 +527,11 @@ pub fn run(scenario: &Scenario) -> Outcome {
     let coverage: Rc<RefCell<Coverage>> = Rc::default();
     let client_coverage = coverage.clone();
     sim.client("client", async move {
-        let (conn, driver) =
-            connect_with(config, reconnect, client_trace, network, client_coverage);
+        let config = match reconnect {
+            Some(policy) => config.with_reconnect(policy),
+            None => config,
+        };
+        let (conn, driver) = connect_with(config, client_trace, network, client_coverage);
         let app = application(conn, script, tls, pause, probe_at, uses, app);
         let driver = async {
             let end = driver.await;

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tcpclient_core::{Event, Input, InvalidInput, Output, SessionRequest, Unacknowledged};
+use tcpclient_core::{Event, Input, InvalidInput, Output, Request, Unacknowledged};
 
 /// A shared, append-only trace. Cloning shares it.
 #[derive(Debug, Clone, Default)]
@@ -28,9 +28,8 @@ impl Trace {
 
     pub(crate) fn input(&self, now: Instant, input: &Input<'_>) {
         let details = match input {
-            Input::Send(data) => json!({ "bytes": data.len() }),
             Input::Received(data) => json!({ "bytes": data.len() }),
-            Input::Written(n) | Input::Consumed(n) => json!({ "bytes": n }),
+            Input::Written(n) => json!({ "bytes": n }),
             Input::Resolved(addrs) => {
                 json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
             }
@@ -62,18 +61,29 @@ impl Trace {
         );
     }
 
-    pub(crate) fn request(&self, now: Instant, request: &SessionRequest) {
+    /// A request, traced as the input it once was (`Send`, `StartTls`, `Finish`, `Abort`,
+    /// `Consumed`: "in") or as a reconnecting client's own ("request").
+    pub(crate) fn request(&self, now: Instant, request: &Request) {
         let details = match request {
-            SessionRequest::SendPreamble(data) => json!({ "bytes": data.len() }),
-            SessionRequest::Acknowledged(n) => json!({ "bytes": n }),
-            SessionRequest::Reconnect(leave) => json!({ "leave": format!("{leave:?}") }),
+            Request::Send(data) | Request::SendPreamble(data) => json!({ "bytes": data.len() }),
+            Request::Consumed(n) | Request::Acknowledged(n) => json!({ "bytes": n }),
+            Request::Reconnect(leave) => json!({ "leave": format!("{leave:?}") }),
             _ => json!({}),
         };
-        self.push(
-            sim_time(now),
-            "request",
-            json!({ "request": request.name(), "details": details }),
-        );
+        let line = match request {
+            Request::Send(_)
+            | Request::StartTls
+            | Request::Finish
+            | Request::Abort
+            | Request::Consumed(_) => {
+                ("in", json!({ "input": request.name(), "details": details }))
+            }
+            _ => (
+                "request",
+                json!({ "request": request.name(), "details": details }),
+            ),
+        };
+        self.push(sim_time(now), line.0, line.1);
     }
 
     pub(crate) fn refused(&self, now: Instant, refusal: &InvalidInput) {

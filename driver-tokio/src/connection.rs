@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tcpclient_core::{
-    CloseReport, Engine, Event, Input, InvalidInput, Leave, SessionRequest, TlsInfo,
-};
+use tcpclient_core::{CloseReport, Event, InvalidInput, Leave, Request, TlsInfo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::shared::{Shared, State};
@@ -103,7 +101,7 @@ impl<O: Observer> Connection<O> {
     /// the send queue is full or the connection is shutting down.
     #[doc(alias = "inbox")]
     pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Send(data))
+        self.shared.request(Request::Send(data))
     }
 
     /// Queues `data`, waiting for room in the send queue.
@@ -116,7 +114,7 @@ impl<O: Observer> Connection<O> {
     #[doc(alias = "makessl")]
     pub async fn start_tls(&mut self) -> Result<TlsInfo, StartTlsError> {
         self.shared
-            .request(Input::StartTls)
+            .request(Request::StartTls)
             .map_err(StartTlsError::Refused)?;
         let found = self
             .wait_for(|e| {
@@ -150,42 +148,40 @@ impl<O: Observer> Connection<O> {
     /// then the connection closes. (`poll_shutdown` does the same.)
     #[doc(alias = "producerFinished")]
     pub fn finish(&mut self) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Finish)
+        self.shared.request(Request::Finish)
     }
 
     /// Closes now (Kamaelia's `shutdownMicroprocess`).
     #[doc(alias = "shutdownMicroprocess")]
     pub fn abort(&self) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Abort)
+        self.shared.request(Request::Abort)
     }
 
     /// Queues `data` as the current connection's preamble, ahead of the sends waiting for
     /// it: a reconnecting session with a
     /// [`Preamble::Dialogue`](tcpclient_core::Preamble::Dialogue). See
-    /// [`Session::send_preamble`](tcpclient_core::Session::send_preamble).
+    /// [`Client::send_preamble`](tcpclient_core::Client::send_preamble).
     pub fn send_preamble(&self, data: Bytes) -> Result<(), InvalidInput> {
-        self.shared
-            .session_request(SessionRequest::SendPreamble(data))
+        self.shared.request(Request::SendPreamble(data))
     }
 
     /// The current connection's preamble is done: the sends waiting for it go out. See
-    /// [`Session::preamble_done`](tcpclient_core::Session::preamble_done).
+    /// [`Client::preamble_done`](tcpclient_core::Client::preamble_done).
     pub fn preamble_done(&self) -> Result<(), InvalidInput> {
-        self.shared.session_request(SessionRequest::PreambleDone)
+        self.shared.request(Request::PreambleDone)
     }
 
     /// Drops the current connection and makes the next one after the backoff (a
-    /// reconnecting session). See [`Session::reconnect`](tcpclient_core::Session::reconnect).
+    /// reconnecting session). See [`Client::reconnect`](tcpclient_core::Client::reconnect).
     pub fn reconnect(&self, leave: Leave) -> Result<(), InvalidInput> {
-        self.shared
-            .session_request(SessionRequest::Reconnect(leave))
+        self.shared.request(Request::Reconnect(leave))
     }
 
     /// The application's protocol acknowledged `n` more bytes (a reconnecting session that
     /// replays what is unacknowledged). See
-    /// [`Session::acknowledged`](tcpclient_core::Session::acknowledged).
+    /// [`Client::acknowledged`](tcpclient_core::Client::acknowledged).
     pub fn acknowledged(&self, n: usize) -> Result<(), InvalidInput> {
-        self.shared.session_request(SessionRequest::Acknowledged(n))
+        self.shared.request(Request::Acknowledged(n))
     }
 
     /// The next event, data included, in order (Kamaelia's outboxes); `None` after
@@ -309,7 +305,7 @@ impl<O: Observer> Sender<O> {
     /// See [`Connection::send`].
     #[doc(alias = "inbox")]
     pub fn send(&self, data: Bytes) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Send(data))
+        self.shared.request(Request::Send(data))
     }
 
     /// See [`Connection::send_all`].
@@ -320,46 +316,44 @@ impl<O: Observer> Sender<O> {
     /// Asks for TLS (STARTTLS) without waiting for the handshake; `TlsEstablished` follows.
     #[doc(alias = "makessl")]
     pub fn start_tls(&self) -> Result<(), InvalidInput> {
-        self.shared.request(Input::StartTls)
+        self.shared.request(Request::StartTls)
     }
 
     /// See [`Connection::finish`].
     #[doc(alias = "producerFinished")]
     pub fn finish(&self) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Finish)
+        self.shared.request(Request::Finish)
     }
 
     /// See [`Connection::abort`].
     #[doc(alias = "shutdownMicroprocess")]
     pub fn abort(&self) -> Result<(), InvalidInput> {
-        self.shared.request(Input::Abort)
+        self.shared.request(Request::Abort)
     }
 
     /// See [`Connection::send_preamble`].
     pub fn send_preamble(&self, data: Bytes) -> Result<(), InvalidInput> {
-        self.shared
-            .session_request(SessionRequest::SendPreamble(data))
+        self.shared.request(Request::SendPreamble(data))
     }
 
     /// See [`Connection::preamble_done`].
     pub fn preamble_done(&self) -> Result<(), InvalidInput> {
-        self.shared.session_request(SessionRequest::PreambleDone)
+        self.shared.request(Request::PreambleDone)
     }
 
     /// See [`Connection::reconnect`].
     pub fn reconnect(&self, leave: Leave) -> Result<(), InvalidInput> {
-        self.shared
-            .session_request(SessionRequest::Reconnect(leave))
+        self.shared.request(Request::Reconnect(leave))
     }
 
     /// See [`Connection::acknowledged`].
     pub fn acknowledged(&self, n: usize) -> Result<(), InvalidInput> {
-        self.shared.session_request(SessionRequest::Acknowledged(n))
+        self.shared.request(Request::Acknowledged(n))
     }
 
     /// Bytes accepted and not yet written: what a producer may wait on.
     pub fn bytes_queued(&self) -> u64 {
-        self.shared.lock().engine.bytes_queued()
+        self.shared.lock().client.bytes_queued()
     }
 }
 
@@ -387,7 +381,7 @@ impl std::fmt::Display for StartTlsError {
 
 impl std::error::Error for StartTlsError {}
 
-/// Tells the engine `n` delivered bytes were consumed, and wakes the driver if that lets it
+/// Tells the client `n` delivered bytes were consumed, and wakes the driver if that lets it
 /// read again.
 fn consumed<O: Observer>(shared: &Shared<O>, state: &mut State<O>, n: usize) {
     if state.consume(n) {
@@ -402,7 +396,7 @@ async fn send_all<O: Observer>(shared: &Shared<O>, data: Bytes) -> Result<(), In
             return Poll::Ready(Ok(()));
         };
         let mut state = shared.lock();
-        match state.input(Input::Send(chunk)) {
+        match state.request(Request::Send(chunk)) {
             Ok(()) => {
                 drop(state);
                 shared.wake.notify_one();
@@ -447,7 +441,7 @@ impl<O: Observer> AsyncRead for Connection<O> {
                 state.wait_to_read(cx.waker());
                 return Poll::Pending;
             };
-            let session = matches!(state.engine, Engine::Session(_));
+            let session = state.client.config().reconnect.is_some();
             match event {
                 Event::Data(data) => {
                     consumed(&this.shared, &mut state, data.len());
@@ -538,7 +532,7 @@ impl<O: Observer> AsyncWrite for Connection<O> {
     /// peer: [`closed`](Self::closed)'s report says what the peer confirmed.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.shared.lock();
-        if state.over() || state.engine.bytes_queued() == 0 {
+        if state.over() || state.client.bytes_queued() == 0 {
             return Poll::Ready(Ok(()));
         }
         state.wait_to_write(cx.waker());
@@ -550,7 +544,7 @@ impl<O: Observer> AsyncWrite for Connection<O> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.shared.finishing() {
             // Refused only once the connection is shutting down or over: nothing to do.
-            let _ = self.shared.request(Input::Finish);
+            let _ = self.shared.request(Request::Finish);
         }
         self.poll_flush(cx)
     }
@@ -561,7 +555,7 @@ impl<O: Observer> Drop for Connection<O> {
     /// down (then what was sent is still delivered).
     fn drop(&mut self) {
         if !self.shared.finishing() {
-            let _ = self.shared.request(Input::Abort);
+            let _ = self.shared.request(Request::Abort);
         }
         // Nobody reads any more: what waits, and what comes, is consumed, so that a
         // connection finishing after the drop is not held back by its receive window.

@@ -1,4 +1,4 @@
-//! The driver loop: perform the engine's outputs over a [`Network`], then wait (biased, so
+//! The driver loop: perform the client's outputs over a [`Network`], then wait (biased, so
 //! that under a simulator a seed fixes the run) for a request, a lookup, a connect, a
 //! write, a read or the deadline, and report what happened. It decides nothing.
 
@@ -48,7 +48,7 @@ enum Transfer {
     Read(io::Result<usize>),
 }
 
-/// Runs the loop until the engine's `Closed`.
+/// Runs the loop until the client's `Closed`.
 pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>>) -> DriverEnd {
     // However the loop ends (returned, or dropped with its runtime), waiters wake.
     let _gone = Gone(shared.clone());
@@ -120,8 +120,8 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
 
         let (deadline, wants_read) = {
             let mut state = shared.lock();
-            let deadline = state.engine.poll_timeout();
-            (state.observer.timer(deadline), state.engine.wants_read())
+            let deadline = state.client.poll_timeout();
+            (state.observer.timer(deadline), state.client.wants_read())
         };
         let reading = socket.is_some() && wants_read;
         let writing = socket.is_some() && !pending.is_empty();
@@ -138,7 +138,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                     Ok(stream) => {
                         shared.report(Input::Connected(attempt));
                         // Only the winner's stream is kept; a loser's closes as it drops.
-                        if shared.lock().engine.winning_attempt() == Some(attempt) {
+                        if shared.lock().client.winning_attempt() == Some(attempt) {
                             socket = Some(Socket { stream, fin_sent: false });
                         }
                     }

@@ -35,7 +35,7 @@ mod shared;
 use std::future::Future;
 use std::sync::Arc;
 
-use tcpclient_core::{Config, Engine, ReconnectPolicy};
+use tcpclient_core::{Client, Config};
 
 pub use connection::{ConnectError, Connection, Sender, StartTlsError};
 pub use driver::DriverEnd;
@@ -46,38 +46,28 @@ pub use tcpclient_core;
 /// Connects `config` over the operating system's network, on a task of its own; returns
 /// once the connection is up, or with the report of why it did not come up.
 ///
+/// With [`Config::reconnect`] the connection comes back after losses as the policy says;
+/// [`Connection::next_event`] tells of each (`Disconnected`, `Reconnecting`,
+/// `Reconnected`). It returns once the first connection is up.
+///
 /// Must be called inside a tokio runtime (names are resolved on its blocking pool).
 pub async fn connect(config: impl Into<Arc<Config>>) -> Result<Connection, ConnectError> {
-    spawn(Engine::new(config, None, shared::now())).await
-}
-
-/// Like [`connect`], for a reconnecting [`Session`](tcpclient_core::Session): the
-/// connection comes back after losses as `policy` says; [`Connection::next_event`] tells of
-/// each (`Disconnected`, `Reconnecting`, `Reconnected`). Returns once the first connection
-/// is up.
-pub async fn connect_session(
-    config: impl Into<Arc<Config>>,
-    policy: ReconnectPolicy,
-) -> Result<Connection, ConnectError> {
-    spawn(Engine::new(config, Some(policy), shared::now())).await
-}
-
-async fn spawn(engine: Engine) -> Result<Connection, ConnectError> {
-    let (conn, driver) = start(Tokio::default(), engine, Unobserved);
+    let client = Client::new(config, shared::now());
+    let (conn, driver) = start(Tokio::default(), client, Unobserved);
     tokio::spawn(driver);
     conn.until_connected().await
 }
 
-/// The driver for `engine` over `network`, with every input and output through
+/// The driver for `client` over `network`, with every input and output through
 /// `observer`: the connection, and the driver's future to run (spawn it, or join it with
 /// the application). The future ends with the close report. This is how the simulator runs
 /// the driver inside turmoil, with its trace and invariant monitor as the observer.
 pub fn start<N: Network, O: Observer>(
     network: N,
-    engine: Engine,
+    client: Client,
     observer: O,
 ) -> (Connection<O>, impl Future<Output = DriverEnd>) {
-    let shared = Arc::new(shared::Shared::new(engine, observer));
+    let shared = Arc::new(shared::Shared::new(client, observer));
     let driver = driver::drive(network, shared.clone());
     (Connection::new(shared), driver)
 }

@@ -1,63 +1,62 @@
-//! What sees every input and output: nothing by default; in the simulator, the trace and
-//! the invariant monitor.
+//! What sees every input, request and output: nothing by default; in the simulator, the
+//! trace and the invariant monitor.
 
 use std::time::Instant;
 
-use tcpclient_core::{Engine, Input, InvalidInput, Output, SessionRequest};
+use tcpclient_core::{Client, Input, InvalidInput, Output, Request};
 
-/// Stands between the driver (and the application's requests) and the engine: every input
-/// goes through [`Observer::input`], every output through [`Observer::poll_output`].
+/// Stands between the driver (and the application's requests) and the client: every input
+/// goes through [`Observer::input`], every request through [`Observer::request`] (or
+/// [`Observer::send_slice`]), every output through [`Observer::poll_output`].
 /// Implementations must pass them on unchanged; they may record and check them.
 pub trait Observer: 'static {
-    /// Hands `engine` the input at `now`; returns the engine's answer.
+    /// Hands `client` the driver's report at `now`; returns the client's answer.
     fn input(
         &mut self,
-        engine: &mut Engine,
+        client: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
-        engine.handle_input(now, input)
+        client.handle_input(now, input)
     }
 
-    /// Hands `engine` a copy of `data` to send ([`Engine::send_slice`]): the same as an
-    /// [`Input::Send`] of those bytes.
+    /// Makes the application's request of `client` at `now`; returns the client's answer.
+    fn request(
+        &mut self,
+        client: &mut Client,
+        now: Instant,
+        request: Request,
+    ) -> Result<(), InvalidInput> {
+        request.apply(client, now)
+    }
+
+    /// Hands `client` a copy of `data` to send ([`Client::send_slice`]): the same as a
+    /// [`Request::Send`] of those bytes, without making them a `Bytes` of their own.
     fn send_slice(
         &mut self,
-        engine: &mut Engine,
+        client: &mut Client,
         now: Instant,
         data: &[u8],
     ) -> Result<(), InvalidInput> {
+        client.send_slice(now, data)
+    }
+
+    /// Takes the client's next output.
+    fn poll_output(&mut self, client: &mut Client, now: Instant) -> Option<Output> {
         let _ = now;
-        engine.send_slice(data)
+        client.poll_output()
     }
 
-    /// Hands `engine` one of a reconnecting session's own requests at `now`
-    /// ([`Engine::request`]); returns the engine's answer.
-    fn request(
-        &mut self,
-        engine: &mut Engine,
-        now: Instant,
-        request: SessionRequest,
-    ) -> Result<(), InvalidInput> {
-        engine.request(now, request)
-    }
-
-    /// Takes the engine's next output.
-    fn poll_output(&mut self, engine: &mut Engine, now: Instant) -> Option<Output> {
-        let _ = now;
-        engine.poll_output()
-    }
-
-    /// When the driver next wakes for the engine's `deadline` (from
-    /// [`Engine::poll_timeout`]): the deadline itself, by default. A simulator may answer
+    /// When the driver next wakes for the client's `deadline` (from
+    /// [`Client::poll_timeout`]): the deadline itself, by default. A simulator may answer
     /// later, as the timer of a loaded machine fires late; an earlier answer only wakes the
-    /// engine for nothing.
+    /// client for nothing.
     fn timer(&mut self, deadline: Option<Instant>) -> Option<Instant> {
         deadline
     }
 
     /// The driver's own report was refused: with a driver that performs every output, a
-    /// bug. The default ignores it (the engine is unchanged by a refusal).
+    /// bug. The default ignores it (the client is unchanged by a refusal).
     fn refused_report(&mut self, name: &'static str, refusal: &InvalidInput) {
         let _ = (name, refusal);
     }
@@ -68,7 +67,7 @@ pub trait Observer: 'static {
     }
 }
 
-/// Sees nothing: the engine as it is.
+/// Sees nothing: the client as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unobserved;
 

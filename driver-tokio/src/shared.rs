@@ -1,4 +1,4 @@
-//! What the driver task and the application's handles share: the engine (behind the
+//! What the driver task and the application's handles share: the client (behind the
 //! observer), the events on their way to the application, and who waits for what.
 
 use std::collections::VecDeque;
@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
-use tcpclient_core::{Engine, Event, Input, InvalidInput, Output, SessionRequest};
+use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Request};
 use tokio::sync::Notify;
 
 use crate::Observer;
@@ -22,9 +22,9 @@ pub(crate) struct Shared<O> {
 }
 
 pub(crate) struct State<O> {
-    pub(crate) engine: Engine,
+    pub(crate) client: Client,
     pub(crate) observer: O,
-    /// Events for the application, in order, `Data` included. Bounded by the engine: it
+    /// Events for the application, in order, `Data` included. Bounded by the client: it
     /// stops reading at its receive window.
     pub(crate) events: VecDeque<Event>,
     /// A reader waiting for an event.
@@ -47,10 +47,10 @@ pub(crate) fn now() -> Instant {
 }
 
 impl<O: Observer> Shared<O> {
-    pub(crate) fn new(engine: Engine, observer: O) -> Self {
+    pub(crate) fn new(client: Client, observer: O) -> Self {
         Self {
             state: Mutex::new(State {
-                engine,
+                client,
                 observer,
                 events: VecDeque::new(),
                 reader: None,
@@ -74,27 +74,14 @@ impl<O: Observer> Shared<O> {
     }
 
     /// An application request, now; the driver is woken to act on what it leaves.
-    pub(crate) fn request(&self, input: Input<'_>) -> Result<(), InvalidInput> {
-        let finish = matches!(input, Input::Finish);
+    pub(crate) fn request(&self, request: Request) -> Result<(), InvalidInput> {
+        let finish = matches!(request, Request::Finish);
         let mut state = self.lock();
-        let answer = state.input(input);
+        let answer = state.request(request);
         // Under the lock: a drop on another thread sees the finish, or comes before it.
         if finish && answer.is_ok() {
             self.finishing.store(true, Ordering::Release);
         }
-        drop(state);
-        self.wake.notify_one();
-        answer
-    }
-
-    /// One of a reconnecting session's own requests, now; the driver is woken to act on
-    /// what it leaves.
-    pub(crate) fn session_request(&self, request: SessionRequest) -> Result<(), InvalidInput> {
-        let mut state = self.lock();
-        let State {
-            engine, observer, ..
-        } = &mut *state;
-        let answer = observer.request(engine, now(), request);
         drop(state);
         self.wake.notify_one();
         answer
@@ -112,13 +99,13 @@ impl<O: Observer> Shared<O> {
         }
     }
 
-    /// The engine's next output.
+    /// The client's next output.
     pub(crate) fn poll_output(&self) -> Option<Output> {
         let mut state = self.lock();
         let State {
-            engine, observer, ..
+            client, observer, ..
         } = &mut *state;
-        observer.poll_output(engine, now())
+        observer.poll_output(client, now())
     }
 
     /// Queues an event for the application and wakes whoever waits for one.
@@ -155,16 +142,23 @@ impl<O: Observer> Shared<O> {
 impl<O: Observer> State<O> {
     pub(crate) fn input(&mut self, input: Input<'_>) -> Result<(), InvalidInput> {
         let State {
-            engine, observer, ..
+            client, observer, ..
         } = self;
-        observer.input(engine, now(), input)
+        observer.input(client, now(), input)
+    }
+
+    pub(crate) fn request(&mut self, request: Request) -> Result<(), InvalidInput> {
+        let State {
+            client, observer, ..
+        } = self;
+        observer.request(client, now(), request)
     }
 
     pub(crate) fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
         let State {
-            engine, observer, ..
+            client, observer, ..
         } = self;
-        observer.send_slice(engine, now(), data)
+        observer.send_slice(client, now(), data)
     }
 
     pub(crate) fn wait_to_read(&mut self, waker: &Waker) {
@@ -183,16 +177,16 @@ impl<O: Observer> State<O> {
         }
     }
 
-    /// Tells the engine `n` delivered bytes were consumed, if it counts them; returns
+    /// Tells the client `n` delivered bytes were consumed, if it counts them; returns
     /// whether that let it read again.
     pub(crate) fn consume(&mut self, n: usize) -> bool {
-        if self.engine.config().receive_window.is_none() {
+        if self.client.config().receive_window.is_none() {
             return false;
         }
-        let was_full = self.engine.receive_window_full();
+        let was_full = self.client.receive_window_full();
         // Never more than was delivered: each `Data` is counted once, as it is taken.
-        let _ = self.input(Input::Consumed(n));
-        was_full && !self.engine.receive_window_full()
+        let _ = self.request(Request::Consumed(n));
+        was_full && !self.client.receive_window_full()
     }
 
     /// Nothing more will come: the final `Closed` is queued, or the driver is gone.

@@ -137,8 +137,7 @@ async fn a_black_holed_ipv6_address_costs_the_attempt_delay_not_the_attempt_time
         v6: vec![hole.addr],
         v4: vec![v4],
     });
-    let engine =
-        tcpclient_core::Engine::new(Config::new("dual.test", 80), None, tcpclient_tokio::now());
+    let engine = tcpclient_core::Client::new(Config::new("dual.test", 80), tcpclient_tokio::now());
     let started = Instant::now();
     let (mut conn, driver) = tcpclient_tokio::start(network, engine, Unobserved);
     tokio::spawn(driver);
@@ -197,9 +196,11 @@ async fn a_session_reconnects_to_a_server_that_cut_the_first_connection() {
         }
     });
     let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
-    let mut conn = within(tcpclient_tokio::connect_session(config(addr), policy))
-        .await
-        .unwrap();
+    let mut conn = within(tcpclient_tokio::connect(
+        config(addr).with_reconnect(policy),
+    ))
+    .await
+    .unwrap();
 
     let mut seen = Vec::new();
     while !matches!(seen.last(), Some(Event::Reconnected { .. })) {
@@ -295,11 +296,11 @@ fn stalls_then_resets_first() -> SocketAddr {
 async fn a_writer_waiting_for_room_resumes_after_the_session_reconnects() {
     let addr = stalls_then_resets_first();
     let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
-    let conn = within(tcpclient_tokio::connect_session(
+    let conn = within(tcpclient_tokio::connect(
         config(addr)
             .with_send_limit(16 * 1024)
-            .with_socket_options(small_buffers()),
-        policy,
+            .with_socket_options(small_buffers())
+            .with_reconnect(policy),
     ))
     .await
     .unwrap();

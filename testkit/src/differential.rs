@@ -38,7 +38,7 @@ use rustls::{
     ProtocolVersion, ServerConfig, SupportedCipherSuite,
 };
 use tcpclient_core::{
-    AlertSent, Client, Config, Event, Input, OnPeerEof, Output, TlsConfig, Unacknowledged,
+    AlertSent, Client, Config, Event, Input, OnPeerEof, Output, Request, TlsConfig, Unacknowledged,
 };
 
 use crate::keys::{decrypter, encrypter, take_record};
@@ -742,7 +742,9 @@ impl CoreSession {
             sent: Vec::new(),
             violations: Vec::new(),
         };
-        session.input(Input::StartTls);
+        let _ = session
+            .monitor
+            .request(&mut session.client, now, Request::StartTls);
         for _ in 0..16 {
             let to_server = session.drain(None);
             let mut to_client = Vec::new();
@@ -765,7 +767,10 @@ impl CoreSession {
         if self.client.is_closed() || data.is_empty() {
             return;
         }
-        self.input(Input::Send(bytes::Bytes::copy_from_slice(data)));
+        let data = bytes::Bytes::copy_from_slice(data);
+        let _ = self
+            .monitor
+            .request(&mut self.client, self.now, Request::Send(data));
         self.drain(Some(end));
     }
 

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use tcpclient_core::{
-    AttemptId, Client, Config, Event, Input, InvalidInput, Output, SocketOptions, Unacknowledged,
+    AttemptId, Client, Config, Event, Input, InvalidInput, Output, Request, SocketOptions,
+    Unacknowledged,
 };
 
 /// Time zero for a hand-advanced clock: the one place tests read the real clock.
@@ -101,6 +102,21 @@ impl Harness {
     /// Handles `input` now; returns the outputs, or the refusal.
     pub fn try_input(&mut self, input: Input<'_>) -> Result<Vec<Output>, InvalidInput> {
         self.client.handle_input(self.now, input)?;
+        Ok(self.outputs())
+    }
+
+    /// Makes the application's request; returns the outputs it produced. Panics if refused.
+    pub fn request(&mut self, request: Request) -> Vec<Output> {
+        let name = request.name();
+        match self.try_request(request) {
+            Ok(outputs) => outputs,
+            Err(e) => panic!("{name} refused at {:?}: {e}", self.elapsed()),
+        }
+    }
+
+    /// Makes the application's request; returns the outputs, or the refusal.
+    pub fn try_request(&mut self, request: Request) -> Result<Vec<Output>, InvalidInput> {
+        request.apply(&mut self.client, self.now)?;
         Ok(self.outputs())
     }
 

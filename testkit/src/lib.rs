@@ -19,7 +19,7 @@ mod world;
 
 pub use differential::{ALLOWED, Comparison, Difference, Ending, tls_records};
 pub use harness::{Harness, Kernel, closed, connect, epoch, events};
-pub use monitor::{EngineMonitor, Monitor};
+pub use monitor::{ConnectionMonitor, Monitor};
 pub use pair::Pair;
 pub use peer::Server;
 pub use pki::{Leaf, Pki, SelfSigned, server_name};

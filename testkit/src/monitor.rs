@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, AttemptOutcome, Client, Ending, Engine, Error, Event, Input, InvalidInput, Output,
-    Phase, SessionRequest, Unacknowledged,
+    AttemptId, AttemptOutcome, Client, Ending, Error, Event, Input, InvalidInput, Output, Phase,
+    Request, Unacknowledged,
 };
 
 use crate::SessionMonitor;
@@ -18,9 +18,10 @@ use crate::SessionMonitor;
 /// earlier reads (16 KiB of plaintext, less its overhead already counted).
 const ONE_RECORD: u64 = 16 * 1024 + 256;
 
-/// Watches one [`Client`]: feed it through [`Monitor::input`] and drain it through
-/// [`Monitor::poll_output`], and every invariant below is checked as it goes. Broken ones
-/// are collected, in order, in [`Monitor::violations`].
+/// Watches a [`Client`] of one connection: feed it through [`ConnectionMonitor::input`] and
+/// [`ConnectionMonitor::request`] and drain it through [`ConnectionMonitor::poll_output`], and
+/// every invariant below is checked as it goes. Broken ones are collected, in order, in
+/// [`ConnectionMonitor::violations`]. [`Monitor`] picks it, or the [`SessionMonitor`].
 ///
 /// | invariant (ARCHITECTURE.md section 4) | checked |
 /// |---|---|
@@ -38,7 +39,7 @@ const ONE_RECORD: u64 = 16 * 1024 + 256;
 /// | 13. timeouts hold (attempts) | no attempt in the close report timed out before the attempt timeout |
 /// | 14. a refused producer is called back | after a `Send` refused as `QueueFull`, once everything is written, `SendReady` came (unless the application or the peer shut down) |
 #[derive(Debug)]
-pub struct Monitor {
+pub struct ConnectionMonitor {
     limit: u64,
     receive_window: Option<u64>,
     stall_timeout: Option<Duration>,
@@ -130,7 +131,7 @@ impl Snapshot {
     }
 }
 
-impl Monitor {
+impl ConnectionMonitor {
     /// A monitor for `client`, before any input.
     pub fn new(client: &Client) -> Self {
         let config = client.config();
@@ -175,51 +176,76 @@ impl Monitor {
         }
     }
 
-    /// Hands `client` the input at `now` and checks its answer; returns the answer.
+    /// Hands `client` the driver's report at `now` and checks its answer; returns the
+    /// answer.
     pub fn input(
         &mut self,
         client: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
-        let name = input.name();
+        self.step(client, now, Step::Report(input))
+    }
+
+    /// Makes the application's request of `client` at `now` and checks its answer; returns
+    /// the answer.
+    pub fn request(
+        &mut self,
+        client: &mut Client,
+        now: Instant,
+        request: Request,
+    ) -> Result<(), InvalidInput> {
+        self.step(client, now, Step::Request(request))
+    }
+
+    fn step(
+        &mut self,
+        client: &mut Client,
+        now: Instant,
+        step: Step<'_>,
+    ) -> Result<(), InvalidInput> {
+        let name = step.name();
+        let report = match &step {
+            Step::Report(input) => Some(input),
+            Step::Request(_) => None,
+        };
         // A report about an attempt that has ended is late too.
-        let ended_attempt = match &input {
-            Input::Connected(a) | Input::ConnectFailed(a, _) => {
+        let ended_attempt = match report {
+            Some(Input::Connected(a) | Input::ConnectFailed(a, _)) => {
                 a.0 < self.issued && !self.attempts.contains(a)
             }
             _ => false,
         };
         // Judged by what the monitor saw (the `Closed` output), not by asking the client, so
         // that a client wrong about its own state cannot also be wrong about this check.
-        let late = (self.closed && input.is_report()) || ended_attempt;
-        let sent = match &input {
-            Input::Send(data) => Some(data.len() as u64),
+        let late = (self.closed && report.is_some()) || ended_attempt;
+        let sent = match &step {
+            Step::Request(Request::Send(data)) => Some(data.len() as u64),
             _ => None,
         };
-        let written = match &input {
-            Input::Written(n) => *n as u64,
+        let written = match report {
+            Some(Input::Written(n)) => *n as u64,
             _ => 0,
         };
-        let (read, consumed) = match &input {
-            Input::Received(data) => (Some(data.len() as u64), 0),
-            Input::Consumed(n) => (None, *n as u64),
+        let (read, consumed) = match &step {
+            Step::Report(Input::Received(data)) => (Some(data.len() as u64), 0),
+            Step::Request(Request::Consumed(n)) => (None, *n as u64),
             _ => (None, 0),
         };
-        let connected = match &input {
-            Input::Connected(attempt) => Some(*attempt),
+        let connected = match report {
+            Some(Input::Connected(attempt)) => Some(*attempt),
             _ => None,
         };
-        let failed = match &input {
-            Input::ConnectFailed(attempt, _) => Some(*attempt),
+        let failed = match report {
+            Some(Input::ConnectFailed(attempt, _)) => Some(*attempt),
             _ => None,
         };
         let (timeout, start_tls) = (
-            matches!(input, Input::Timeout),
-            matches!(input, Input::StartTls),
+            matches!(report, Some(Input::Timeout)),
+            matches!(step, Step::Request(Request::StartTls)),
         );
-        let ack_answer = match &input {
-            Input::Unacknowledged(answer) => Some(*answer),
+        let ack_answer = match report {
+            Some(Input::Unacknowledged(answer)) => Some(*answer),
             _ => None,
         };
         // Only an answer that ended the connection (the input right before its `Closed`)
@@ -227,7 +253,7 @@ impl Monitor {
         self.unacknowledged = None;
         let before = Snapshot::of(client);
 
-        let answer = client.handle_input(now, input);
+        let answer = step.apply(client, now);
 
         if answer.is_err() && Snapshot::of(client) != before {
             self.violate(format!(
@@ -697,76 +723,120 @@ impl Monitor {
     }
 }
 
-/// The monitor for an [`Engine`]: [`Monitor`] for a client, [`SessionMonitor`] for a
-/// reconnecting session, behind one interface (the simulator's driver runs either).
+/// The monitor for a [`Client`]: [`ConnectionMonitor`] for one connection,
+/// [`SessionMonitor`] for a reconnecting client, chosen by its configuration.
 #[derive(Debug)]
-pub enum EngineMonitor {
-    /// Watching a client.
-    Client(Monitor),
-    /// Watching a session.
-    Session(SessionMonitor),
+pub struct Monitor {
+    kind: Kind,
 }
 
-impl EngineMonitor {
-    /// A monitor for `engine`, before any input.
-    pub fn new(engine: &Engine) -> Self {
-        match engine {
-            Engine::Client(client) => EngineMonitor::Client(Monitor::new(client)),
-            Engine::Session(session) => {
-                EngineMonitor::Session(SessionMonitor::new(session.policy()))
-            }
-        }
+#[derive(Debug)]
+enum Kind {
+    Connection(ConnectionMonitor),
+    Reconnecting(SessionMonitor),
+}
+
+impl Monitor {
+    /// A monitor for `client`, before any input.
+    pub fn new(client: &Client) -> Self {
+        let kind = match &client.config().reconnect {
+            None => Kind::Connection(ConnectionMonitor::new(client)),
+            Some(policy) => Kind::Reconnecting(SessionMonitor::new(policy)),
+        };
+        Self { kind }
     }
 
-    /// Hands `engine` the input at `now` and checks its answer.
+    /// Hands `client` the driver's report at `now` and checks its answer.
     pub fn input(
         &mut self,
-        engine: &mut Engine,
+        client: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
-        match (self, engine) {
-            (EngineMonitor::Client(m), Engine::Client(c)) => m.input(c, now, input),
-            (EngineMonitor::Session(m), Engine::Session(s)) => m.input(s, now, input),
-            (_, engine) => engine.handle_input(now, input),
+        match &mut self.kind {
+            Kind::Connection(m) => m.input(client, now, input),
+            Kind::Reconnecting(m) => m.input(client, now, input),
         }
     }
 
-    /// Hands `engine` a session's own request at `now` and checks its answer.
+    /// Makes the application's request of `client` at `now` and checks its answer.
     pub fn request(
         &mut self,
-        engine: &mut Engine,
+        client: &mut Client,
         now: Instant,
-        request: SessionRequest,
+        request: Request,
     ) -> Result<(), InvalidInput> {
-        match (self, engine) {
-            (EngineMonitor::Session(m), Engine::Session(s)) => m.request(s, now, request),
-            (_, engine) => engine.request(now, request),
+        match &mut self.kind {
+            Kind::Connection(m) => m.request(client, now, request),
+            Kind::Reconnecting(m) => m.request(client, now, request),
         }
     }
 
-    /// Takes the next output of `engine`, checking it.
-    pub fn poll_output(&mut self, engine: &mut Engine) -> Option<Output> {
-        match (self, engine) {
-            (EngineMonitor::Client(m), Engine::Client(c)) => m.poll_output(c),
-            (EngineMonitor::Session(m), Engine::Session(s)) => m.poll_output(s),
-            (_, engine) => engine.poll_output(),
+    /// Takes the next output of `client`, checking it.
+    pub fn poll_output(&mut self, client: &mut Client) -> Option<Output> {
+        match &mut self.kind {
+            Kind::Connection(m) => m.poll_output(client),
+            Kind::Reconnecting(m) => m.poll_output(client),
+        }
+    }
+
+    /// The invariants broken so far.
+    pub fn violations(&self) -> &[String] {
+        match &self.kind {
+            Kind::Connection(m) => m.violations(),
+            Kind::Reconnecting(m) => m.violations(),
         }
     }
 
     /// Records a broken invariant seen by the harness around the monitor.
     pub fn violate(&mut self, what: String) {
-        match self {
-            EngineMonitor::Client(m) => m.violate(what),
-            EngineMonitor::Session(m) => m.violate(what),
+        match &mut self.kind {
+            Kind::Connection(m) => m.violate(what),
+            Kind::Reconnecting(m) => m.violate(what),
         }
     }
 
     /// Takes the violations seen so far.
     pub fn take_violations(&mut self) -> Vec<String> {
+        match &mut self.kind {
+            Kind::Connection(m) => m.take_violations(),
+            Kind::Reconnecting(m) => m.take_violations(),
+        }
+    }
+}
+
+/// A report of the driver's or a request of the application's: what a monitor hands the
+/// client, and checks it against.
+#[derive(Debug)]
+pub(crate) enum Step<'a> {
+    Report(Input<'a>),
+    Request(Request),
+}
+
+impl<'a> From<Input<'a>> for Step<'a> {
+    fn from(input: Input<'a>) -> Self {
+        Step::Report(input)
+    }
+}
+
+impl From<Request> for Step<'_> {
+    fn from(request: Request) -> Self {
+        Step::Request(request)
+    }
+}
+
+impl Step<'_> {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
-            EngineMonitor::Client(m) => m.take_violations(),
-            EngineMonitor::Session(m) => m.take_violations(),
+            Step::Report(input) => input.name(),
+            Step::Request(request) => request.name(),
+        }
+    }
+
+    pub(crate) fn apply(self, client: &mut Client, now: Instant) -> Result<(), InvalidInput> {
+        match self {
+            Step::Report(input) => client.handle_input(now, input),
+            Step::Request(request) => request.apply(client, now),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Config, Event, Input, Output};
+use tcpclient_core::{AttemptId, Config, Event, Input, Output, Request};
 
 use crate::{Harness, Server};
 
@@ -79,9 +79,18 @@ impl Pair {
         self.drive();
     }
 
+    /// Makes the application's request of the client, then drives.
+    pub fn request(&mut self, request: Request) {
+        let name = request.name();
+        if let Err(e) = request.apply(&mut self.h.client, self.h.now) {
+            panic!("{name} refused: {e}");
+        }
+        self.drive();
+    }
+
     /// Sends `data` from the application.
     pub fn send(&mut self, data: &'static [u8]) {
-        self.input(Input::Send(Bytes::from_static(data)));
+        self.request(Request::Send(Bytes::from_static(data)));
     }
 
     /// Jumps to the next deadline, fires it, and drives.

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, CloseReport, Config, Event, Input, InvalidInput, Jitter, Leave, Output, Preamble,
-    ReconnectPolicy, Session, SessionRequest, Unacknowledged,
+    AttemptId, Client, CloseReport, Config, Event, Input, InvalidInput, Jitter, Leave, Output,
+    Phase, Preamble, ReconnectPolicy, Request, Unacknowledged,
 };
 
+use crate::monitor::Step;
 use crate::world::Violation;
 
 /// The policy a run uses, from a few bytes.
@@ -275,21 +276,28 @@ impl SessionMonitor {
         self.transmitted = 0;
     }
 
-    /// Hands `session` one of its own requests at `now` and checks what it said.
+    /// Makes the application's request of `session` at `now` and checks what it said.
     pub fn request(
         &mut self,
-        session: &mut Session,
+        session: &mut Client,
         now: Instant,
-        request: SessionRequest,
+        request: Request,
     ) -> Result<(), InvalidInput> {
         let (preamble, done, acknowledged) = match &request {
-            SessionRequest::SendPreamble(data) => (Some(data.clone()), false, 0),
-            SessionRequest::PreambleDone => (None, true, 0),
-            SessionRequest::Acknowledged(n) => (None, false, *n as u64),
+            Request::SendPreamble(data) => (Some(data.clone()), false, 0),
+            Request::PreambleDone => (None, true, 0),
+            Request::Acknowledged(n) => (None, false, *n as u64),
+            Request::Send(_)
+            | Request::StartTls
+            | Request::Finish
+            | Request::Abort
+            | Request::Consumed(_) => {
+                return self.step(session, now, Step::Request(request));
+            }
             _ => (None, false, 0),
         };
         let unacknowledged = session.bytes_unacknowledged();
-        let answer = session.request(now, request);
+        let answer = request.apply(session, now);
         if answer.is_ok() {
             self.preamble_of(session.generation());
             if let Some(data) = preamble {
@@ -332,31 +340,41 @@ impl SessionMonitor {
         }
     }
 
-    /// Hands `session` the input at `now` and checks what it said.
+    /// Hands `session` the driver's report at `now` and checks what it said.
     pub fn input(
         &mut self,
-        session: &mut Session,
+        session: &mut Client,
         now: Instant,
         input: Input<'_>,
     ) -> Result<(), InvalidInput> {
-        let sent = match &input {
-            Input::Send(data) => data.len() as u64,
+        self.step(session, now, Step::Report(input))
+    }
+
+    fn step(
+        &mut self,
+        session: &mut Client,
+        now: Instant,
+        step: Step<'_>,
+    ) -> Result<(), InvalidInput> {
+        let sent = match &step {
+            Step::Request(Request::Send(data)) => data.len() as u64,
             _ => 0,
         };
-        let written = match &input {
-            Input::Written(n) => *n as u64,
+        let written = match &step {
+            Step::Report(Input::Written(n)) => *n as u64,
             _ => 0,
         };
-        let late = self.closed && input.is_report();
-        let timeout = matches!(input, Input::Timeout);
+        let late = self.closed && matches!(step, Step::Report(_));
+        let timeout = matches!(step, Step::Report(Input::Timeout));
         // An answer that comes once the connection has closed (its outputs not yet all
         // taken) is a late report, as any other.
-        let ack_answer = matches!(input, Input::Unacknowledged(_)) && !session.client().is_closed();
+        let ack_answer = matches!(step, Step::Report(Input::Unacknowledged(_)))
+            && session.phase() != Phase::Closed;
         let (finish, abort) = (
-            matches!(input, Input::Finish),
-            matches!(input, Input::Abort),
+            matches!(step, Step::Request(Request::Finish)),
+            matches!(step, Step::Request(Request::Abort)),
         );
-        let answer = session.handle_input(now, input);
+        let answer = step.apply(session, now);
         if matches!(answer, Err(InvalidInput::QueueFull { .. })) && !self.shut_down {
             self.owes_send_ready = true;
         }
@@ -390,7 +408,7 @@ impl SessionMonitor {
         answer
     }
 
-    fn drain_check_deadline(&mut self, session: &Session, now: Instant) {
+    fn drain_check_deadline(&mut self, session: &Client, now: Instant) {
         if session.poll_timeout().is_some_and(|next| next < now) {
             self.violate("a deadline was left in the past".into());
         }
@@ -398,7 +416,7 @@ impl SessionMonitor {
 
     /// Takes the next output of `session`, checking it. After the last one (`None`), checks
     /// the drain's deadline and that a refused producer was called back.
-    pub fn poll_output(&mut self, session: &mut Session) -> Option<Output> {
+    pub fn poll_output(&mut self, session: &mut Client) -> Option<Output> {
         let Some(output) = session.poll_output() else {
             self.check_settled(session);
             return None;
@@ -408,16 +426,16 @@ impl SessionMonitor {
     }
 
     /// A drain starts at `now`: the session must end by the drain timeout.
-    fn drain_from(&mut self, session: &Session, now: Instant) {
+    fn drain_from(&mut self, session: &Client, now: Instant) {
         if self.drain_by.is_none() {
-            self.drain_by = now.checked_add(session.client().config().drain_timeout);
+            self.drain_by = now.checked_add(session.config().drain_timeout);
         }
     }
 
     /// Invariants 13 and 14 of ARCHITECTURE.md, for a session: a drain has a deadline by its
     /// timeout, and once everything is written on a live connection a producer refused for
     /// a full queue has had its `SendReady`.
-    fn check_settled(&mut self, session: &Session) {
+    fn check_settled(&mut self, session: &Client) {
         // A question out decides the end: the answer comes before the driver waits.
         if self.closed || self.query_out {
             return;
@@ -433,7 +451,7 @@ impl SessionMonitor {
         if self.owes_send_ready
             && self.connected
             && session.bytes_queued() == 0
-            && !session.client().is_closing()
+            && !session.is_closing()
         {
             self.violate(
                 "a Send was refused as QueueFull, everything was written since, and no SendReady came"
@@ -458,7 +476,7 @@ impl SessionMonitor {
         std::mem::take(&mut self.violations)
     }
 
-    fn output(&mut self, output: &Output, session: &Session) {
+    fn output(&mut self, output: &Output, session: &Client) {
         if self.closed {
             self.violate(format!("{} after the session's Closed", output.name()));
         }
@@ -475,7 +493,7 @@ impl SessionMonitor {
                 self.connects.push(*attempt);
             }
             Output::Transmit(bytes) => {
-                self.encrypted |= session.client().config().tls.is_some();
+                self.encrypted |= session.config().tls.is_some();
                 self.preamble_of(session.generation());
                 self.transmitted(bytes);
             }
@@ -609,7 +627,7 @@ fn stream_byte(i: u64) -> u8 {
 
 /// The session, the network model and the clock.
 struct SessionWorld {
-    session: Session,
+    session: Client,
     monitor: SessionMonitor,
     start: Instant,
     now: Instant,
@@ -656,7 +674,7 @@ impl SessionWorld {
             .with_send_limit(8 * 1024);
         let start = crate::epoch();
         Self {
-            session: Session::new(config, policy.clone(), start),
+            session: Client::new(config.with_reconnect(policy.clone()), start),
             monitor: SessionMonitor::new(&policy),
             start,
             now: start,
@@ -699,7 +717,6 @@ impl SessionWorld {
             "{:?} in {}",
             self.now - self.start,
             match &input {
-                Input::Send(d) => format!("Send({})", d.len()),
                 Input::Received(d) => format!("Received({})", d.len()),
                 other => format!("{other:?}"),
             }
@@ -712,12 +729,13 @@ impl SessionWorld {
         Ok(answer)
     }
 
-    fn request(&mut self, request: SessionRequest) -> Result<Result<(), InvalidInput>, Violation> {
+    fn request(&mut self, request: Request) -> Result<Result<(), InvalidInput>, Violation> {
         self.trace.push(format!(
             "{:?} request {}",
             self.now - self.start,
             match &request {
-                SessionRequest::SendPreamble(d) => format!("send_preamble({})", d.len()),
+                Request::SendPreamble(d) => format!("send_preamble({})", d.len()),
+                Request::Send(d) => format!("Send({})", d.len()),
                 other => format!("{other:?}"),
             }
         ));
@@ -738,7 +756,7 @@ impl SessionWorld {
             return Ok(());
         }
         let n = (reached - self.acknowledged) as usize;
-        if let Err(e) = self.request(SessionRequest::Acknowledged(n))? {
+        if let Err(e) = self.request(Request::Acknowledged(n))? {
             return Err(self.violation(format!(
                 "acknowledging what the server got was refused: {e}"
             )));
@@ -753,10 +771,7 @@ impl SessionWorld {
             return Ok(());
         }
         let preamble = Bytes::from(self.preamble.clone());
-        for request in [
-            SessionRequest::SendPreamble(preamble),
-            SessionRequest::PreambleDone,
-        ] {
+        for request in [Request::SendPreamble(preamble), Request::PreambleDone] {
             if let Err(e) = self.request(request)? {
                 return Err(self.violation(format!("the preamble was refused: {e}")));
             }
@@ -764,9 +779,14 @@ impl SessionWorld {
         Ok(())
     }
 
-    fn accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
-        let name = input.name();
-        match self.input(input)? {
+    fn accepted<'a>(&mut self, step: impl Into<Step<'a>>) -> Result<(), Violation> {
+        let step = step.into();
+        let name = step.name();
+        let answer = match step {
+            Step::Report(input) => self.input(input)?,
+            Step::Request(request) => self.request(request)?,
+        };
+        match answer {
             Ok(()) => Ok(()),
             Err(e) => Err(self.violation(format!("a valid {name} was refused: {e}"))),
         }
@@ -840,18 +860,18 @@ impl SessionWorld {
                 let data: Vec<u8> = (self.sent..self.sent + u64::from(*n))
                     .map(stream_byte)
                     .collect();
-                if self.input(Input::Send(Bytes::from(data)))?.is_ok() {
+                if self.request(Request::Send(Bytes::from(data)))?.is_ok() {
                     self.sent += u64::from(*n);
                 }
             }
-            SessionOp::Finish => drop(self.input(Input::Finish)?),
+            SessionOp::Finish => drop(self.request(Request::Finish)?),
             SessionOp::Abort if self.reconnects_on_demand => {
-                drop(self.request(SessionRequest::Reconnect(Leave::Reset))?)
+                drop(self.request(Request::Reconnect(Leave::Reset))?)
             }
-            SessionOp::Abort => drop(self.input(Input::Abort)?),
+            SessionOp::Abort => drop(self.request(Request::Abort)?),
             SessionOp::Consume(n) => {
                 let n = self.session.bytes_unconsumed().min(u64::from(*n)) as usize;
-                self.accepted(Input::Consumed(n))?;
+                self.accepted(Request::Consumed(n))?;
             }
             SessionOp::ConnectOk => {
                 if let Some(attempt) = self.attempts.pop_front() {
@@ -890,7 +910,7 @@ impl SessionWorld {
             }
             SessionOp::Timeout => self.timeout()?,
             SessionOp::LateConnected if self.generations > 1 && self.reconnects_on_demand => {
-                drop(self.request(SessionRequest::Reconnect(Leave::Finish))?)
+                drop(self.request(Request::Reconnect(Leave::Finish))?)
             }
             SessionOp::LateConnected if self.generations > 1 => {
                 // The first generation's first attempt, long gone.
@@ -938,7 +958,7 @@ impl SessionWorld {
     /// Finishes, then lets only time and a network that takes everything act.
     fn wind_down(&mut self) -> Result<(), Violation> {
         self.make_preamble()?;
-        let _ = self.input(Input::Finish)?;
+        let _ = self.request(Request::Finish)?;
         for _ in 0..1000 {
             if self.report.is_some() {
                 return Ok(());

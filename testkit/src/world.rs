@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Client, CloseReport, Event, Family, Input, InvalidInput, Output, Phase, TlsConfig,
-    Unacknowledged, tls,
+    AttemptId, Client, CloseReport, Event, Family, Input, InvalidInput, Output, Phase, Request,
+    TlsConfig, Unacknowledged, tls,
 };
 
+use crate::monitor::Step;
 use crate::scenario::{Misuse, Op, Scenario};
 use crate::{Monitor, Pki, Server, server_name};
 
@@ -282,15 +283,27 @@ impl World {
         self.now - self.start
     }
 
-    /// Hands the client an input through the monitor, then drains its outputs.
-    fn input(&mut self, input: Input<'_>) -> Result<Result<(), InvalidInput>, Violation> {
-        let line = match &input {
-            Input::Send(data) => format!("{:?} in Send({})", self.at(), data.len()),
-            Input::Received(data) => format!("{:?} in Received({})", self.at(), data.len()),
-            other => format!("{:?} in {other:?}", self.at()),
+    /// Hands the client a report or a request through the monitor, then drains its outputs.
+    fn input<'a>(
+        &mut self,
+        step: impl Into<Step<'a>>,
+    ) -> Result<Result<(), InvalidInput>, Violation> {
+        let step = step.into();
+        let line = match &step {
+            Step::Request(Request::Send(data)) => {
+                format!("{:?} in Send({})", self.at(), data.len())
+            }
+            Step::Report(Input::Received(data)) => {
+                format!("{:?} in Received({})", self.at(), data.len())
+            }
+            Step::Report(other) => format!("{:?} in {other:?}", self.at()),
+            Step::Request(other) => format!("{:?} in {other:?}", self.at()),
         };
         self.trace.push(line);
-        let result = self.monitor.input(&mut self.client, self.now, input);
+        let result = match step {
+            Step::Report(input) => self.monitor.input(&mut self.client, self.now, input),
+            Step::Request(request) => self.monitor.request(&mut self.client, self.now, request),
+        };
         if let Err(refusal) = &result {
             self.trace.push(format!("  refused: {refusal}"));
         }
@@ -455,13 +468,13 @@ impl World {
             Op::Send(n) => self.send(usize::from(*n))?,
             Op::StartTls => {
                 let plaintext_before = self.accepted as usize;
-                if self.input(Input::StartTls)?.is_ok() {
+                if self.input(Request::StartTls)?.is_ok() {
                     self.server
                         .start_tls_at(plaintext_before, server_config().clone());
                 }
             }
-            Op::Finish => drop(self.input(Input::Finish)?),
-            Op::Abort => drop(self.input(Input::Abort)?),
+            Op::Finish => drop(self.input(Request::Finish)?),
+            Op::Abort => drop(self.input(Request::Abort)?),
             Op::Resolve(n) if self.resolving() => self.resolve(*n)?,
             Op::ResolveFail if self.resolving() => {
                 (self.resolving_v4, self.resolving_v6) = (false, false);
@@ -570,9 +583,10 @@ impl World {
         }
     }
 
-    fn expect_accepted(&mut self, input: Input<'_>) -> Result<(), Violation> {
-        let name = input.name();
-        match self.input(input)? {
+    fn expect_accepted<'a>(&mut self, step: impl Into<Step<'a>>) -> Result<(), Violation> {
+        let step = step.into();
+        let name = step.name();
+        match self.input(step)? {
             Ok(()) => Ok(()),
             Err(e) => Err(self.violation(format!("a valid {name} was refused: {e}"))),
         }
@@ -580,7 +594,7 @@ impl World {
 
     fn send(&mut self, n: usize) -> Result<(), Violation> {
         let data = Bytes::from(pattern(self.accepted, n, client_byte));
-        match self.input(Input::Send(data.clone()))? {
+        match self.input(Request::Send(data.clone()))? {
             Ok(()) => self.accepted += n as u64,
             Err(refusal) => {
                 if refusal.into_data() != Some(data) {
@@ -668,7 +682,7 @@ impl World {
             return Ok(());
         }
         let n = usize::try_from(unconsumed).unwrap_or(usize::MAX);
-        self.expect_accepted(Input::Consumed(n))
+        self.expect_accepted(Request::Consumed(n))
     }
 
     fn timeout(&mut self) -> Result<(), Violation> {
@@ -762,7 +776,7 @@ impl World {
     /// Asks for a graceful shutdown and lets only time pass: the client must close by itself.
     fn wind_down(&mut self) -> Result<(), Violation> {
         if self.closed.is_none() {
-            let _ = self.input(Input::Finish)?;
+            let _ = self.input(Request::Finish)?;
         }
         // The drain deadline is at most 25.5 s away, and a finished connection asks what
         // the peer acknowledged every 200 ms at most until then.

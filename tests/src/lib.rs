@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::ServerConfig;
-use tcpclient_core::{Config, Ending, Engine, Error, Event, TlsConfig};
+use tcpclient_core::{Client, Config, Ending, Error, Event, TlsConfig};
 use tcpclient_polling::{ConnId, EventLoop};
 use tcpclient_sim::{
     Listener, PORT, ServerKind, SharedLog, Trace, Turmoil, Wire, connect_with, serve,
@@ -244,7 +244,7 @@ pub fn in_simulation(case: &Case) -> Observed {
             wire,
             ..Turmoil::default()
         };
-        let (mut conn, driver) = connect_with(config, None, Trace::new(), network, Rc::default());
+        let (mut conn, driver) = connect_with(config, Trace::new(), network, Rc::default());
         let mut requests = TokioRequests(conn.sender());
         let app = async {
             let mut app = App::new(&case);
@@ -387,10 +387,10 @@ pub fn over_tokio(case: &Case) -> Observed {
         .build()
         .expect("a tokio runtime");
     let events = runtime.block_on(async {
-        let engine = Engine::new(config, None, tcpclient_tokio::now());
+        let client = Client::new(config, tcpclient_tokio::now());
         let (mut conn, driver) = tcpclient_tokio::start(
             tcpclient_tokio::Tokio::default(),
-            engine,
+            client,
             tcpclient_tokio::Unobserved,
         );
         tokio::spawn(driver);

@@ -1,4 +1,4 @@
-//! A client that comes back: one [`Client`] per connection (a generation), a new one after
+//! A client that comes back: one [`Connection`] per connection (a generation), a new one after
 //! each loss, with backoff, and every byte accounted for across all of them.
 
 use std::collections::VecDeque;
@@ -11,75 +11,29 @@ use bytes::Bytes;
 mod books;
 mod request;
 
-pub use request::{Leave, SessionRequest};
+pub use request::Leave;
 
 use crate::admission::SendAdmission;
 use crate::backoff::Backoff;
+use crate::connection::Connection;
+use crate::request::Control;
 use crate::send_log::SendLog;
 use crate::{
-    Attempt, AttemptId, Client, CloseReport, Config, Ending, Error, Event, GenerationReport, Input,
+    Attempt, AttemptId, CloseReport, Config, Ending, Error, Event, GenerationReport, Input,
     InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
 };
 use books::{AppCounts, Totals, through_with_acknowledgements};
 
-/// A reconnecting client, as a pure state machine: the same contract as [`Client`] (inputs
-/// in, outputs out, time passed in), over as many connections as it takes.
-///
-/// Each connection is a *generation*. When one ends without the application asking for it
-/// (the server closed, reset or vanished), the session hands back what that connection did
-/// not write ([`Event::Undelivered`], or, with
-/// [`ReconnectPolicy::replay_undelivered`], keeps it for the next connection), reports the
-/// end ([`Event::Disconnected`]) and the wait it chose ([`Event::Reconnecting`]), and starts
-/// the next generation after that wait. [`Event::Reconnected`] says when it is up, so the
-/// application can redo a preamble. Errors the policy calls permanent (an untrusted
-/// certificate, a name that does not exist) end the session, as do
-/// [`Input::Finish`](crate::Input::Finish), [`Input::Abort`](crate::Input::Abort) and the
-/// policy's limits; the one [`Event::Closed`] then reports the whole session over every
-/// generation: `bytes_accepted == bytes_confirmed + bytes_unconfirmed + bytes_undelivered +
-/// bytes_handed_back`, and the `Undelivered` events add up to the last two. What a
-/// connection wrote and its peer's TCP never acknowledged is lost with it, and handed back
-/// or replayed with what it never wrote; what the peer's TCP acknowledged on a connection
-/// that then failed is unconfirmed, so the session does not end clean.
-///
-/// Sends are accepted while waiting too: they go out on the next connection, after its
-/// [`Preamble`] (a login every connection begins with). [`Session::reconnect`] drops the
-/// current connection on the application's say-so (a ping unanswered, a protocol error),
-/// and [`ReconnectPolicy::replay_unacknowledged`] keeps every byte until the application's
-/// protocol acknowledges it ([`Session::acknowledged`]), for at-least-once delivery across
-/// connections.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use std::io::ErrorKind;
-/// use tcpclient_core::{AttemptId, Config, Event, Input, Output, ReconnectPolicy, Jitter, Session};
-///
-/// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
-/// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
-/// let mut session = Session::new(Config::new("127.0.0.1", 7), policy, start);
-/// assert!(matches!(session.poll_output(), Some(Output::Connect { .. })));
-/// session.handle_input(start, Input::Connected(AttemptId(0)))?;
-/// assert!(matches!(session.poll_output(), Some(Output::Event(Event::Connected(_)))));
-///
-/// // The server goes away: the session waits the backoff, then connects again.
-/// session.handle_input(start, Input::SocketError(ErrorKind::ConnectionReset))?;
-/// let outputs: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
-/// assert!(outputs.iter().any(|o| matches!(
-///     o,
-///     Output::Event(Event::Reconnecting { generation: 1, delay, .. }) if *delay == Duration::from_secs(1)
-/// )));
-/// assert_eq!(session.poll_timeout(), Some(start + Duration::from_secs(1)));
-/// # Ok(())
-/// # }
-/// # run(tcpclient_testkit::epoch()).unwrap();
-/// ```
-#[doc(alias = "reconnect")]
+/// A reconnecting client, as a pure state machine: the same contract as a
+/// [`Connection`] over as many connections as it takes, each a *generation*. What a
+/// [`Client`](crate::Client) is with a reconnect policy (see its docs for the contract).
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     config: Arc<Config>,
     policy: ReconnectPolicy,
     backoff: Backoff,
     /// The current generation's client.
-    client: Client,
+    client: Connection,
     generation: u32,
     /// Attempt ids issued by earlier generations: the current one's ids are offset by it,
     /// so that no id is ever reused across the session.
@@ -163,7 +117,7 @@ impl Session {
     pub fn new(config: impl Into<Arc<Config>>, policy: ReconnectPolicy, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
         let mut session = Self {
-            client: Client::new(config.clone(), now),
+            client: Connection::new(config.clone(), now),
             backoff: Backoff::new(&policy),
             log: policy.replay_unacknowledged.then(SendLog::default),
             config,
@@ -202,32 +156,22 @@ impl Session {
         session
     }
 
-    /// Handles one input at `now`, as [`Client::handle_input`] does; then drain
-    /// [`poll_output`](Self::poll_output). Reports about an earlier generation's attempts
-    /// are late, and ignored.
-    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
+    /// Handles one of the driver's reports at `now`, as a connection does. Reports about
+    /// an earlier generation's attempts are late, and ignored.
+    pub(crate) fn handle_input(
+        &mut self,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), InvalidInput> {
         self.now = self.now.max(now);
         // A report that arrives once the current connection has ended (its outputs not yet
         // all taken) is about that connection: late, and a no-op, as for a client.
         let ended = self.client.is_closed();
         self.settle();
-        if self.closed || (ended && input.is_report()) {
-            return match input {
-                Input::Send(data) => Err(InvalidInput::SendAfterShutdown {
-                    data,
-                    phase: Phase::Closed,
-                }),
-                Input::Consumed(n) => self.consume(n),
-                _ if input.is_report() => Ok(()),
-                other => Err(InvalidInput::Unexpected {
-                    input: other.name(),
-                    phase: self.phase(),
-                }),
-            };
+        if self.closed || ended {
+            return Ok(());
         }
         match input {
-            Input::Send(data) => self.send(data),
-            Input::Consumed(n) => self.consume(n),
             Input::Connected(attempt) => match self.inner(attempt) {
                 Some(inner) => self.client.handle_input(now, Input::Connected(inner)),
                 None => Ok(()),
@@ -238,30 +182,6 @@ impl Session {
                     .handle_input(now, Input::ConnectFailed(inner, kind)),
                 None => Ok(()),
             },
-            Input::StartTls => {
-                let connected = self.connected_at.is_some();
-                // TLS from the first byte only if it was asked for before the first
-                // connection, with nothing queued to go in plaintext before it but a fixed
-                // preamble, which goes after the handshake: queued again behind StartTls.
-                let plaintext_queued = self.client.bytes_accepted() > self.preamble_fixed();
-                let from_start = !connected && self.generation == 0 && !plaintext_queued;
-                let preamble = match from_start {
-                    true => self.client.take_back_unsent(),
-                    false => Vec::new(),
-                };
-                let answer = self.client.handle_input(now, Input::StartTls);
-                for chunk in preamble {
-                    self.client.resend(chunk);
-                }
-                answer?;
-                self.tls = if from_start {
-                    TlsUse::FromTheStart
-                } else {
-                    TlsUse::MidStream
-                };
-                Ok(())
-            }
-            Input::Finish => self.finish(now),
             // The answer to an ended generation's question is late; any other is the
             // current connection's to take or refuse.
             Input::Unacknowledged(_) if self.asked.is_some_and(|g| g != self.generation) => {
@@ -272,10 +192,6 @@ impl Session {
                 .client
                 .handle_input(now, Input::Unacknowledged(answer))
                 .inspect(|()| self.asked = None),
-            Input::Abort => {
-                self.shutdown = Some(Ending::Aborted);
-                self.client.handle_input(now, Input::Abort)
-            }
             Input::Resolved(_)
             | Input::ResolvedFamily(..)
             | Input::ResolveFailed(_)
@@ -291,9 +207,49 @@ impl Session {
         }
     }
 
+    /// Takes the application's request to start TLS, finish or abort at `now`.
+    pub(crate) fn request(&mut self, now: Instant, request: Control) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
+        self.settle();
+        if self.closed {
+            return Err(self.unexpected(request.name()));
+        }
+        match request {
+            Control::StartTls => {
+                let connected = self.connected_at.is_some();
+                // TLS from the first byte only if it was asked for before the first
+                // connection, with nothing queued to go in plaintext before it but a fixed
+                // preamble, which goes after the handshake: queued again behind StartTls.
+                let plaintext_queued = self.client.bytes_accepted() > self.preamble_fixed();
+                let from_start = !connected && self.generation == 0 && !plaintext_queued;
+                let preamble = match from_start {
+                    true => self.client.take_back_unsent(),
+                    false => Vec::new(),
+                };
+                let answer = self.client.request(now, Control::StartTls);
+                for chunk in preamble {
+                    self.client.resend(self.now, chunk);
+                }
+                answer?;
+                self.tls = if from_start {
+                    TlsUse::FromTheStart
+                } else {
+                    TlsUse::MidStream
+                };
+                Ok(())
+            }
+            Control::Finish => self.finish(now),
+            Control::Abort => {
+                self.shutdown = Some(Ending::Aborted);
+                self.client.request(now, Control::Abort)
+            }
+        }
+    }
+
     /// Queues `data` on the current connection, or for the next one while waiting (or for
-    /// this one's preamble): the same as [`Input::Send`], for the hot path.
-    pub fn send(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+    /// this one's preamble).
+    pub fn send(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
         self.settle();
         if self.closed || self.shutdown.is_some() {
             let phase = self.phase();
@@ -320,7 +276,7 @@ impl Session {
                 data,
                 phase: self.phase(),
             }),
-            false => self.client.send(data),
+            false => self.client.send(self.now, data),
         };
         let sent = self.after_send(len, sent);
         if let (Ok(()), Some(log), Some(kept)) = (&sent, &mut self.log, kept) {
@@ -331,12 +287,13 @@ impl Session {
 
     /// Queues a copy of `data`, as [`Client::send_slice`] does, on the current connection
     /// or for the next one.
-    pub fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
+    pub fn send_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
         self.settle();
         if self.closed || self.shutdown.is_some() || self.holding || self.log.is_some() {
-            return self.send(Bytes::copy_from_slice(data));
+            return self.send(now, Bytes::copy_from_slice(data));
         }
-        let sent = self.client.send_slice(data);
+        let sent = self.client.send_slice(now, data);
         self.after_send(data.len() as u64, sent)
     }
 
@@ -346,13 +303,14 @@ impl Session {
     /// [`awaits_preamble`](Self::awaits_preamble): once
     /// [`preamble_done`](Self::preamble_done) was called for this connection, once it is on
     /// its way out (closing, finishing, asked to make way), and without a dialogue.
-    pub fn send_preamble(&mut self, data: Bytes) -> Result<(), InvalidInput> {
+    pub fn send_preamble(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
         self.settle();
         if !self.awaits_preamble() {
             return Err(self.unexpected("send_preamble"));
         }
         let len = data.len() as u64;
-        self.client.send(data)?;
+        self.client.send(now, data)?;
         self.preamble += len;
         Ok(())
     }
@@ -362,7 +320,8 @@ impl Session {
     /// [`send_preamble`](Self::send_preamble) is, unless the session
     /// [`awaits_preamble`](Self::awaits_preamble): what waits then waits for the next
     /// connection.
-    pub fn preamble_done(&mut self) -> Result<(), InvalidInput> {
+    pub fn preamble_done(&mut self, now: Instant) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
         self.settle();
         // A connection on its way out takes nothing more: what waits, waits for the next.
         if !self.awaits_preamble() {
@@ -380,7 +339,7 @@ impl Session {
             self.replay_from = log.front();
         }
         for chunk in std::mem::take(&mut self.waiting) {
-            self.client.resend(chunk);
+            self.client.resend(self.now, chunk);
         }
         self.owe_send_ready();
         Ok(())
@@ -390,26 +349,6 @@ impl Session {
     /// after the backoff, as a loss would: for an application that finds the server dead
     /// at its own level (a ping unanswered, a protocol error). `leave` says how; what the
     /// connection did not get through is handed back or kept by the policy.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use tcpclient_core::{AttemptId, Config, Event, Input, Leave, Output, ReconnectPolicy, Session};
-    ///
-    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut session = Session::new(Config::new("127.0.0.1", 7), ReconnectPolicy::default(), now);
-    /// while session.poll_output().is_some() {}
-    /// session.handle_input(now, Input::Connected(AttemptId(0)))?;
-    /// while session.poll_output().is_some() {}
-    ///
-    /// // No answer to our ping: this server is no good.
-    /// session.reconnect(now, Leave::Reset)?;
-    /// let outputs: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
-    /// assert_eq!(outputs[0], Output::Reset);
-    /// assert!(outputs.iter().any(|o| matches!(o, Output::Event(Event::Reconnecting { generation: 1, .. }))));
-    /// # Ok(())
-    /// # }
-    /// # run(tcpclient_testkit::epoch()).unwrap();
-    /// ```
     pub fn reconnect(&mut self, now: Instant, leave: Leave) -> Result<(), InvalidInput> {
         self.now = self.now.max(now);
         self.settle();
@@ -418,12 +357,12 @@ impl Session {
             return Err(self.unexpected("reconnect"));
         }
         self.restart = true;
-        let input = match leave {
-            Leave::Reset => Input::Abort,
-            Leave::Finish => Input::Finish,
+        let request = match leave {
+            Leave::Reset => Control::Abort,
+            Leave::Finish => Control::Finish,
         };
         // Refused only by a connection already on its way out: it ends all the same.
-        let _ = self.client.handle_input(now, input);
+        let _ = self.client.request(now, request);
         // The connection takes no more sends, so a producer it refused will not hear from
         // it: the sends now wait for the next connection, and the room is the session's.
         self.owe_send_ready();
@@ -434,23 +373,6 @@ impl Session {
     /// ([`ReconnectPolicy::replay_unacknowledged`]): they will not be sent again, and make
     /// room in the window. Refused without that policy, and for more than are
     /// unacknowledged.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use tcpclient_core::{Bytes, Config, ReconnectPolicy, Session};
-    ///
-    /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
-    /// let policy = ReconnectPolicy::default().with_replay_unacknowledged(true);
-    /// let mut session = Session::new(Config::new("127.0.0.1", 7), policy, now);
-    /// session.send(Bytes::from_static(b"SET a 1\n"))?;
-    /// session.send(Bytes::from_static(b"SET b 2\n"))?;
-    /// // The server answered the first request: it will not be sent again.
-    /// session.acknowledged(8)?;
-    /// assert_eq!(session.bytes_unacknowledged(), 8);
-    /// # Ok(())
-    /// # }
-    /// # run(tcpclient_testkit::epoch()).unwrap();
-    /// ```
     pub fn acknowledged(&mut self, n: usize) -> Result<(), InvalidInput> {
         self.settle();
         let Some(log) = &mut self.log else {
@@ -464,17 +386,6 @@ impl Session {
         }
         self.owe_send_ready();
         Ok(())
-    }
-
-    /// Takes one of the requests only a session takes, as a value: the same as calling its
-    /// method.
-    pub fn request(&mut self, now: Instant, request: SessionRequest) -> Result<(), InvalidInput> {
-        match request {
-            SessionRequest::SendPreamble(data) => self.send_preamble(data),
-            SessionRequest::PreambleDone => self.preamble_done(),
-            SessionRequest::Reconnect(leave) => self.reconnect(now, leave),
-            SessionRequest::Acknowledged(n) => self.acknowledged(n),
-        }
     }
 
     /// Counts a send of `len` bytes the current client took, or decides what its refusal
@@ -575,13 +486,8 @@ impl Session {
         self.generation
     }
 
-    /// Returns the reconnect policy.
-    pub fn policy(&self) -> &ReconnectPolicy {
-        &self.policy
-    }
-
     /// Returns the current generation's client.
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Connection {
         &self.client
     }
 
@@ -635,7 +541,7 @@ impl Session {
     /// connection and replayed on the next counts once; a preamble not at all).
     pub fn bytes_written(&self) -> u64 {
         let current = self
-            .current(Client::bytes_written)
+            .current(Connection::bytes_written)
             .saturating_sub(self.preamble);
         self.earlier.written() + current
     }
@@ -644,7 +550,7 @@ impl Session {
     /// connection, or, with [`ReconnectPolicy::replay_unacknowledged`], not yet
     /// acknowledged: what a producer waits on.
     pub fn bytes_queued(&self) -> u64 {
-        let queued = self.current(Client::bytes_queued) + total(&self.waiting);
+        let queued = self.current(Connection::bytes_queued) + total(&self.waiting);
         match &self.log {
             Some(log) => queued.max(log.len()),
             None => queued,
@@ -659,7 +565,7 @@ impl Session {
 
     /// Returns the application bytes delivered as `Data` over the whole session.
     pub fn bytes_received(&self) -> u64 {
-        self.earlier.received + self.current(Client::bytes_received)
+        self.earlier.received + self.current(Connection::bytes_received)
     }
 
     /// Returns the bytes delivered as `Data` and not yet consumed, over the whole session.
@@ -669,8 +575,7 @@ impl Session {
         self.client.bytes_unconsumed()
     }
 
-    /// The application is done with `n` more delivered bytes: the same as
-    /// [`Input::Consumed`].
+    /// The application is done with `n` more delivered bytes.
     pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {
         self.consume(n)
     }
@@ -696,7 +601,7 @@ impl Session {
             self.end(report);
             return Ok(());
         }
-        match self.client.handle_input(now, Input::Finish) {
+        match self.client.request(now, Control::Finish) {
             Ok(()) => {}
             // The connection is finishing already, to make way for the next one: the
             // session ends with it instead (after the sends that wait, if any).
@@ -717,7 +622,7 @@ impl Session {
         match &self.policy.preamble {
             Preamble::Fixed(bytes) => {
                 self.preamble = bytes.len() as u64;
-                self.client.resend(bytes.clone());
+                self.client.resend(self.now, bytes.clone());
             }
             Preamble::Dialogue => self.holding = true,
             Preamble::None => {}
@@ -950,13 +855,13 @@ impl Session {
             ..(*self.config).clone()
         });
         let unconsumed = self.client.bytes_unconsumed();
-        self.client = Client::new(config, self.now);
+        self.client = Connection::new(config, self.now);
         self.generation_started = self.now;
         // What the application still holds counts against the new connection's window.
         self.client.carry_unconsumed(unconsumed);
         if self.tls == TlsUse::FromTheStart {
             // Accepted: a new client takes StartTls, and this one has a TLS configuration.
-            let _ = self.client.handle_input(self.now, Input::StartTls);
+            let _ = self.client.request(self.now, Control::StartTls);
         }
         self.replay_from = self.log.as_ref().map_or(0, SendLog::front);
         self.acknowledged_at_start = self.log.as_ref().map_or(0, SendLog::acknowledged);
@@ -964,7 +869,7 @@ impl Session {
         for chunk in carry {
             match self.holding {
                 true => self.waiting.push(chunk),
-                false => self.client.resend(chunk),
+                false => self.client.resend(self.now, chunk),
             }
         }
         if self.tls == TlsUse::MidStream {
@@ -972,7 +877,7 @@ impl Session {
         }
         if self.shutdown == Some(Ending::Finished) {
             // Accepted: a new client takes `Finish`.
-            let _ = self.client.handle_input(self.now, Input::Finish);
+            let _ = self.client.request(self.now, Control::Finish);
         }
         self.outputs.push_back(Output::Event(Event::Disconnected {
             generation: ended,
@@ -1062,7 +967,7 @@ impl Session {
     // ---- helpers ----
 
     /// The current client's figure, or 0 once its report is counted in `earlier`.
-    fn current(&self, figure: fn(&Client) -> u64) -> u64 {
+    fn current(&self, figure: fn(&Connection) -> u64) -> u64 {
         if self.closed { 0 } else { figure(&self.client) }
     }
 

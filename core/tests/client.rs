@@ -1,23 +1,35 @@
-//! `Engine`, what drivers run: a client or a session behind one interface. Every method
-//! answers for the engine inside, whichever it is.
+//! `Client`, one machine with or without a reconnect policy: every method answers for
+//! what is inside, whichever it is.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Config, Engine, Input, InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
-    SessionRequest, Unacknowledged,
+    AttemptId, Client, Config, Input, InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
+    Unacknowledged,
 };
+
+/// A client for `config`, reconnecting by `reconnect` if given.
+fn client_of(
+    config: Config,
+    reconnect: Option<ReconnectPolicy>,
+    now: std::time::Instant,
+) -> Client {
+    match reconnect {
+        Some(policy) => Client::new(config.with_reconnect(policy), now),
+        None => Client::new(config, now),
+    }
+}
 
 /// One connection's worth of traffic: connected, five bytes sent and two written, three
 /// received and one consumed, against a receive window of two bytes.
-fn exercised(reconnect: Option<ReconnectPolicy>) -> Engine {
+fn exercised(reconnect: Option<ReconnectPolicy>) -> Client {
     let now = tcpclient_testkit::epoch();
     let config = Config::new("127.0.0.1", 7)
         .with_receive_window(Some(2))
         .with_send_limit(8)
         .with_idle_timeout(Some(Duration::from_secs(9)));
-    let mut engine = Engine::new(config, reconnect, now);
+    let mut engine = client_of(config, reconnect, now);
     assert!(matches!(engine.poll_output(), Some(Output::Connect { .. })));
     while engine.poll_output().is_some() {}
     engine
@@ -26,8 +38,8 @@ fn exercised(reconnect: Option<ReconnectPolicy>) -> Engine {
     while engine.poll_output().is_some() {}
 
     // Owned and copied sends, coalesced into one transmit.
-    engine.send(Bytes::from_static(b"hel")).unwrap();
-    engine.send_slice(b"lo").unwrap();
+    engine.send(now, Bytes::from_static(b"hel")).unwrap();
+    engine.send_slice(now, b"lo").unwrap();
     let transmit =
         std::iter::from_fn(|| engine.poll_output()).find(|o| matches!(o, Output::Transmit(_)));
     assert_eq!(
@@ -43,7 +55,7 @@ fn exercised(reconnect: Option<ReconnectPolicy>) -> Engine {
     engine
 }
 
-fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
+fn every_method_answers_for_what_is_inside(engine: &mut Client) {
     assert_eq!(engine.phase(), Phase::Connected);
     assert!(!engine.is_closed());
     assert_eq!(engine.winning_attempt(), Some(AttemptId(0)));
@@ -54,22 +66,23 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
     assert_eq!(engine.bytes_unconsumed(), 2);
     assert!(engine.receive_window_full(), "2 of 2 bytes unconsumed");
     assert!(!engine.wants_read());
-    assert_eq!(engine.client().bytes_accepted(), 5);
+    // The current connection's own figures: 3 of the 8 bytes' limit queued.
+    assert_eq!(engine.send_capacity(), 5);
     assert_eq!(engine.config().receive_window, Some(2));
     let idle = tcpclient_testkit::epoch() + Duration::from_secs(9);
     assert!(engine.poll_timeout().is_some_and(|t| t <= idle));
 
     // Refusals come through, and change nothing.
+    let now = tcpclient_testkit::epoch();
     assert!(matches!(
-        engine.send(Bytes::from_static(b"too much")),
+        engine.send(now, Bytes::from_static(b"too much")),
         Err(InvalidInput::QueueFull { .. })
     ));
     assert!(matches!(
-        engine.send_slice(b"too much"),
+        engine.send_slice(now, b"too much"),
         Err(InvalidInput::QueueFull { data, .. }) if data == "too much"
     ));
     assert!(engine.consumed(100).is_err());
-    let now = tcpclient_testkit::epoch();
     assert!(
         engine
             .handle_input(now, Input::Connected(AttemptId(7)))
@@ -77,7 +90,7 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
     );
     assert_eq!(engine.bytes_accepted(), 5);
 
-    engine.handle_input(now, Input::Abort).unwrap();
+    engine.abort(now).unwrap();
     let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
     assert_eq!(
         outputs,
@@ -106,16 +119,16 @@ fn every_method_answers_for_what_is_inside(engine: &mut Engine) {
 }
 
 #[test]
-fn an_engine_of_one_client_answers_for_the_client() {
+fn a_client_of_one_connection_answers_for_it() {
     let mut engine = exercised(None);
-    assert!(matches!(engine, Engine::Client(_)));
+    assert!(engine.config().reconnect.is_none());
     every_method_answers_for_what_is_inside(&mut engine);
 }
 
 #[test]
-fn an_engine_of_a_session_answers_for_the_session() {
+fn a_reconnecting_client_answers_for_its_session() {
     let mut engine = exercised(Some(ReconnectPolicy::default()));
-    assert!(matches!(engine, Engine::Session(_)));
+    assert!(engine.config().reconnect.is_some());
     every_method_answers_for_what_is_inside(&mut engine);
 }
 
@@ -185,15 +198,15 @@ fn an_empty_send_hands_out_nothing() {
         for reconnect in [None, Some(ReconnectPolicy::default())] {
             let now = tcpclient_testkit::epoch();
             let config = Config::new("127.0.0.1", 7).with_coalesce_below(coalesce_below);
-            let mut engine = Engine::new(config, reconnect, now);
+            let mut engine = client_of(config, reconnect, now);
             while engine.poll_output().is_some() {}
             engine
                 .handle_input(now, Input::Connected(AttemptId(0)))
                 .unwrap();
             while engine.poll_output().is_some() {}
 
-            engine.send(Bytes::new()).unwrap();
-            engine.send_slice(b"").unwrap();
+            engine.send(now, Bytes::new()).unwrap();
+            engine.send_slice(now, b"").unwrap();
 
             let outputs: Vec<Output> = std::iter::from_fn(|| engine.poll_output()).collect();
             assert!(
@@ -202,8 +215,8 @@ fn an_empty_send_hands_out_nothing() {
             );
             assert_eq!(engine.bytes_accepted(), 0);
             // Nor is anything left of them to go out before the next send.
-            engine.send(Bytes::new()).unwrap();
-            engine.send_slice(b"data").unwrap();
+            engine.send(now, Bytes::new()).unwrap();
+            engine.send_slice(now, b"data").unwrap();
             let transmits: Vec<Output> = std::iter::from_fn(|| engine.poll_output())
                 .filter(|o| matches!(o, Output::Transmit(_)))
                 .collect();
@@ -217,12 +230,12 @@ fn an_empty_send_hands_out_nothing() {
 }
 
 #[test]
-fn a_sessions_own_requests_reach_a_session_and_a_client_refuses_them() {
+fn reconnecting_requests_reach_a_session_and_one_connection_refuses_them() {
     let now = tcpclient_testkit::epoch();
     let config = || Config::new("127.0.0.1", 7);
-    let mut client = Engine::new(config(), None, now);
+    let mut client = Client::new(config(), now);
     assert!(matches!(
-        client.request(now, SessionRequest::PreambleDone),
+        client.preamble_done(now),
         Err(InvalidInput::Unexpected {
             input: "preamble_done",
             ..
@@ -230,17 +243,14 @@ fn a_sessions_own_requests_reach_a_session_and_a_client_refuses_them() {
     ));
 
     let policy = ReconnectPolicy::default().with_preamble(Preamble::Dialogue);
-    let mut session = Engine::new(config(), Some(policy), now);
+    let mut session = Client::new(config().with_reconnect(policy), now);
     while session.poll_output().is_some() {}
     session
         .handle_input(now, Input::Connected(AttemptId(0)))
         .unwrap();
     let hello = Bytes::from_static(b"HELLO\n");
-    assert_eq!(
-        session.request(now, SessionRequest::SendPreamble(hello.clone())),
-        Ok(())
-    );
+    assert_eq!(session.send_preamble(now, hello.clone()), Ok(()));
     let sent: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
     assert!(sent.contains(&Output::Transmit(hello)), "{sent:?}");
-    assert_eq!(session.request(now, SessionRequest::PreambleDone), Ok(()));
+    assert_eq!(session.preamble_done(now), Ok(()));
 }
