@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tcpclient_core::{Client, Config, Event, Input, Output, Request};
+use tcpclient_core::{Client, Config, Event, Input, Output, Request, Unacknowledged};
 use tcpclient_testkit::{Pair, Pki};
 
 /// A connected plaintext client whose outputs so far are drained.
@@ -100,31 +100,61 @@ fn lifecycle(c: &mut Criterion) {
             || config.clone(),
             |config| {
                 let mut client = Client::new(config, now);
-                let mut closed = false;
-                let mut step = |client: &mut Client, input: Input<'_>| {
-                    client.handle_input(now, input).expect("accepted");
-                    while let Some(output) = client.poll_output() {
-                        closed |= matches!(output, Output::Event(Event::Closed(_)));
-                    }
-                };
+                let mut wire = Loopback::default();
                 while client.poll_output().is_some() {}
-                step(&mut client, Input::Connected(tcpclient_core::AttemptId(0)));
+                wire.step(
+                    &mut client,
+                    now,
+                    Input::Connected(tcpclient_core::AttemptId(0)),
+                );
                 client.send(now, message.clone()).expect("send");
                 client.finish(now).expect("finish");
-                let mut written = 0;
-                while let Some(output) = client.poll_output() {
-                    if let Output::Transmit(bytes) = output {
-                        written += bytes.len();
-                    }
-                }
-                step(&mut client, Input::Written(written));
-                step(&mut client, Input::Received(b"the response"));
-                step(&mut client, Input::PeerEof);
-                assert!(closed, "the lifecycle ended");
+                wire.drain(&mut client, now);
+                let written = std::mem::take(&mut wire.handed_out);
+                wire.step(&mut client, now, Input::Written(written));
+                wire.step(&mut client, now, Input::Received(b"the response"));
+                wire.step(&mut client, now, Input::PeerEof);
+                assert!(wire.closed, "the lifecycle ended");
             },
             BatchSize::SmallInput,
         )
     });
+}
+
+/// The driver of a loopback connection: its kernel says the peer acknowledged everything
+/// written, and the FIN once it was sent.
+#[derive(Default)]
+struct Loopback {
+    handed_out: usize,
+    fin_sent: bool,
+    closed: bool,
+}
+
+impl Loopback {
+    fn step(&mut self, client: &mut Client, now: Instant, input: Input<'_>) {
+        client.handle_input(now, input).expect("accepted");
+        self.drain(client, now);
+    }
+
+    fn drain(&mut self, client: &mut Client, now: Instant) {
+        while let Some(output) = client.poll_output() {
+            match output {
+                Output::Transmit(bytes) => self.handed_out += bytes.len(),
+                Output::ShutdownWrite => self.fin_sent = true,
+                Output::QueryUnacknowledged => {
+                    let answer = Unacknowledged::Known {
+                        bytes: 0,
+                        fin_acknowledged: self.fin_sent,
+                    };
+                    client
+                        .handle_input(now, Input::Unacknowledged(answer))
+                        .expect("answer");
+                }
+                Output::Event(Event::Closed(_)) => self.closed = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 criterion_group!(benches, send, received, tls_record, lifecycle);

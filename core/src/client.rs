@@ -147,6 +147,7 @@ impl Client {
     /// nothing; it never panics. A report that arrives after the close, or about an attempt
     /// (or, reconnecting, a connection) that has ended, is a no-op (see [`Input`]). `now`
     /// earlier than a previous `now` is taken as the previous.
+    #[inline]
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), InvalidInput> {
         match &mut self.machine {
             Machine::Once(c) => c.handle_input(now, input),
@@ -239,6 +240,7 @@ impl Client {
     /// delivered and not yet consumed is refused. Accepted after the close too: data
     /// delivered before it may be consumed later. Needs no clock: consuming arms no
     /// deadline.
+    #[inline]
     pub fn consumed(&mut self, n: usize) -> Result<(), InvalidInput> {
         match &mut self.machine {
             Machine::Once(c) => c.consumed(n),
@@ -353,6 +355,7 @@ impl Client {
     ///
     /// `None` means no deadline is armed. Ask after draining [`poll_output`](Self::poll_output).
     #[must_use]
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.machine {
             Machine::Once(c) => c.poll_timeout(),
@@ -363,6 +366,7 @@ impl Client {
     /// Returns true while the driver should read from the socket: connected, no EOF yet, and
     /// room in [`Config::receive_window`]. Ask after every input: a
     /// [`consumed`](Self::consumed) can turn it back on.
+    #[inline]
     pub fn wants_read(&self) -> bool {
         match &self.machine {
             Machine::Once(c) => c.wants_read(),
@@ -374,6 +378,7 @@ impl Client {
 
     /// Returns the lifecycle phase (reconnecting: the current connection's,
     /// [`Phase::Delay`] while waiting to reconnect, [`Phase::Closed`] once it is over).
+    #[inline]
     pub fn phase(&self) -> Phase {
         match &self.machine {
             Machine::Once(c) => c.phase(),
@@ -408,6 +413,7 @@ impl Client {
     /// Returns the connect attempt that won, once the connection is up: the driver's socket
     /// for that attempt is the connection's from then on (the target of `Transmit`,
     /// `ShutdownWrite`, `Close` and `Reset`).
+    #[inline]
     pub fn winning_attempt(&self) -> Option<AttemptId> {
         match &self.machine {
             Machine::Once(c) => c.winning_attempt(),
@@ -457,6 +463,7 @@ impl Client {
     /// Returns the application bytes that have reached the socket so far (over every
     /// connection: a byte lost with its connection and replayed on the next counts once; a
     /// preamble not at all).
+    #[inline]
     pub fn bytes_written(&self) -> u64 {
         match &self.machine {
             Machine::Once(c) => c.bytes_written(),
@@ -474,6 +481,7 @@ impl Client {
     /// Returns the application bytes accepted and not yet written (on the current or next
     /// connection), or, with [`ReconnectPolicy::replay_unacknowledged`](crate::ReconnectPolicy::replay_unacknowledged), not yet
     /// acknowledged: what a producer waits on, and what [`Config::send_limit`] bounds.
+    #[inline]
     pub fn bytes_queued(&self) -> u64 {
         match &self.machine {
             Machine::Once(c) => c.bytes_queued(),
@@ -492,6 +500,7 @@ impl Client {
 
     /// Returns the application bytes delivered as [`Event::Data`](crate::Event::Data) so far
     /// (over every connection).
+    #[inline]
     pub fn bytes_received(&self) -> u64 {
         match &self.machine {
             Machine::Once(c) => c.bytes_received(),
@@ -501,6 +510,7 @@ impl Client {
 
     /// Returns the bytes delivered as [`Event::Data`](crate::Event::Data) and not yet
     /// reported [`consumed`](Self::consumed).
+    #[inline]
     pub fn bytes_unconsumed(&self) -> u64 {
         match &self.machine {
             Machine::Once(c) => c.bytes_unconsumed(),
@@ -510,6 +520,7 @@ impl Client {
 
     /// Returns true while the application holds [`Config::receive_window`] bytes or more of
     /// unconsumed `Data`, so the client does not ask to read.
+    #[inline]
     pub fn receive_window_full(&self) -> bool {
         match &self.machine {
             Machine::Once(c) => c.receive_window_full(),

@@ -55,6 +55,10 @@ pub(crate) struct Connection {
     config: Arc<Config>,
     /// The latest instant seen; time never runs backwards inside the client.
     now: Instant,
+    /// The instant of the latest send not yet taken into `now`, which happens before `now`
+    /// is next read (at the next drain, input or request): on the hot path a send only
+    /// stores it.
+    send_now: Option<Instant>,
     state: State,
     timers: TimerTable,
     queue: SendQueue,
@@ -133,10 +137,12 @@ impl Connection {
     ///
     /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
+    #[inline]
     pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
         let mut client = Self {
             now,
+            send_now: None,
             state: State::Delay,
             timers: TimerTable::new(now),
             queue: SendQueue::new(config.coalesce_below),
@@ -196,7 +202,7 @@ impl Connection {
     }
 
     fn handle_request(&mut self, now: Instant, request: Control) -> Result<(), InvalidInput> {
-        self.now = self.now.max(now);
+        self.catch_up(now);
         let name = request.name();
         if let State::Closing(_) = self.state {
             return match request {
@@ -226,7 +232,7 @@ impl Connection {
         if self.is_closed() {
             return Ok(());
         }
-        self.now = self.now.max(now);
+        self.catch_up(now);
         let name = input.name();
         if let State::Closing(_) = self.state {
             return self.while_closing(name, input);
@@ -338,6 +344,7 @@ impl Connection {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         if self.outputs.is_empty() {
+            self.catch_up_with_sends();
             self.hand_out();
             let phase = self.phase();
             self.log.phase(phase);
@@ -483,7 +490,7 @@ impl Connection {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
-        self.now = self.now.max(now);
+        self.send_now = Some(now);
         if !self.takes_sends() {
             return Err(self.refuse_after_shutdown(data));
         }
@@ -511,7 +518,7 @@ impl Connection {
             // The refusal, made and counted where every refusal is.
             return self.send(now, Bytes::copy_from_slice(data));
         }
-        self.now = self.now.max(now);
+        self.send_now = Some(now);
         self.bytes_accepted += data.len() as u64;
         self.queue.push_slice(data, &mut self.buffers);
         Ok(())
@@ -552,7 +559,7 @@ impl Connection {
     /// reconnecting [`Client`](crate::Client#reconnecting) replaying what the previous connection did not write
     /// (no more than that connection held, so still bounded).
     pub(crate) fn resend(&mut self, now: Instant, data: Bytes) {
-        self.now = self.now.max(now);
+        self.catch_up(now);
         if self.takes_sends() {
             self.bytes_accepted += data.len() as u64;
             self.queue.push(data, &mut self.buffers);
@@ -1308,6 +1315,21 @@ impl Connection {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Moves the clock to `now` and the latest send's, never back.
+    #[inline]
+    fn catch_up(&mut self, now: Instant) {
+        self.catch_up_with_sends();
+        self.now = self.now.max(now);
+    }
+
+    /// Moves the clock to the latest send's, never back.
+    #[inline]
+    fn catch_up_with_sends(&mut self) {
+        if let Some(sent) = self.send_now.take() {
+            self.now = self.now.max(sent);
+        }
     }
 
     /// Refuses `input` (named by [`Input::name`], or a request's name) unless it is `allowed` now.

@@ -1,18 +1,15 @@
 //! One connection of an [`EventLoop`](crate::EventLoop): its client, its socket, and the
 //! system calls that perform what the client asks.
 
-use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Instant;
 
-use bytes::Bytes;
 use polling::{Event as Readiness, PollMode, Poller};
 use tcpclient_core::{AttemptId, Client, ConnectOptions, Input};
 
-use crate::socket::{
-    ReadOutcome, finish_connect, pending_error, read_once, reset, start_connect, unacknowledged,
-    write_gathered,
-};
+use tcpclient_driver::{PendingWrites, pending_error, reset, unacknowledged};
+
+use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write_gathered};
 
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
 const READS_PER_TURN: usize = 8;
@@ -32,9 +29,7 @@ pub(crate) struct Conn {
     /// Waiting in the loop's progress queue.
     pub(crate) progress_queued: bool,
     /// Transmits handed out by the client and not yet written.
-    pub(crate) pending: VecDeque<Bytes>,
-    /// Bytes in `pending`.
-    pub(crate) pending_bytes: usize,
+    pub(crate) pending: PendingWrites,
     /// The deadline registered in `EventLoop::timers`.
     pub(crate) deadline: Option<Instant>,
     pub(crate) dirty: bool,
@@ -95,8 +90,7 @@ impl Conn {
             retired_keys: Vec::new(),
             lookups: 0,
             progress_queued: false,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
+            pending: PendingWrites::default(),
             deadline: None,
             dirty: false,
         }
@@ -223,7 +217,6 @@ impl Conn {
             self.retired_keys.push(attempt.key);
         }
         self.pending.clear();
-        self.pending_bytes = 0;
     }
 
     /// Writes what is pending if the socket can take it, and reports what happened.
@@ -236,7 +229,6 @@ impl Conn {
         }
         match write_gathered(&mut socket.stream, &mut self.pending) {
             Ok(n) => {
-                self.pending_bytes -= n;
                 if !self.pending.is_empty() {
                     socket.writable = false;
                 }

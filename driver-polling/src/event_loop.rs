@@ -13,7 +13,9 @@ use tcpclient_core::{
 };
 
 use crate::conn::{Conn, Reported};
-use crate::resolver::{Resolution, Resolve, ResolverPool, SystemResolver};
+use tcpclient_driver::{Resolve, SystemResolver};
+
+use crate::resolver::{Resolution, ResolverPool};
 
 /// Bytes handed out that are worth a write before the remaining outputs are taken.
 const WRITE_EARLY: usize = 64 * 1024;
@@ -504,11 +506,10 @@ impl EventLoop {
                     }
                     Output::Cancel(attempt) => conn.cancel(attempt, &self.poller),
                     Output::Transmit(bytes) => {
-                        conn.pending_bytes += bytes.len();
-                        conn.pending.push_back(bytes);
+                        conn.pending.push(bytes);
                         // Enough to be worth a system call: write now, so the peer works
                         // on it while the client prepares the rest.
-                        if conn.pending_bytes >= WRITE_EARLY {
+                        if conn.pending.bytes() >= WRITE_EARLY {
                             wrote |= conn.write_pending(now) == Reported::Something;
                         }
                     }

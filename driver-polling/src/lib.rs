@@ -14,7 +14,9 @@
 //! client deadline is the wait timeout. Connects are non-blocking (socket2),
 //! names are resolved on a bounded pool of helper threads (by [`SystemResolver`], or any
 //! [`Resolve`]), queued transmits are gathered into `sendmsg` calls (with `MSG_NOSIGNAL`),
-//! and all reads share one buffer. The driver decides nothing: every decision — what to
+//! and all reads share one buffer; what every driver does the same way (the socket's
+//! setup, the questions the core asks of it, the resolvers) is `tcpclient-driver`'s. The
+//! driver decides nothing: every decision — what to
 //! send, when to give up, what to report — is the core's.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -26,7 +28,7 @@ mod runtime;
 mod socket;
 
 pub use event_loop::{ConnId, EventLoop, Waker};
-pub use resolver::{FixedResolver, MAX_RESOLVER_THREADS, Resolve, SystemResolver};
+pub use resolver::MAX_RESOLVER_THREADS;
 pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
-pub use socket::{pending_error, socket_for, unacknowledged};
 pub use tcpclient_core;
+pub use tcpclient_driver::{FixedResolver, Resolve, SystemResolver};

@@ -11,102 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use polling::Poller;
 use tcpclient_core::Family;
+use tcpclient_driver::Resolve;
 
 use crate::event_loop::ConnId;
 
 /// Most lookups running at once. A burst of connections to host names waits in a queue
 /// instead of starting a thread each (which a slow resolver turns into thousands).
 pub const MAX_RESOLVER_THREADS: usize = 4;
-
-/// Turns a host name into addresses: what an [`EventLoop`](crate::EventLoop) asks when a
-/// client needs a name resolved.
-///
-/// The loop asks for each address family on its own (the `AAAA` and the `A` lookup, RFC 8305
-/// section 3), so that the client can start on whichever answers first. Lookups run on the
-/// loop's helper threads (at most [`MAX_RESOLVER_THREADS`] at a time), so an implementation
-/// may block. The default is [`SystemResolver`]; tests and programs with their own name
-/// service plug theirs in with [`EventLoop::with_resolver`](crate::EventLoop::with_resolver).
-///
-/// ```
-/// use std::net::SocketAddr;
-/// use tcpclient_core::Family;
-/// use tcpclient_polling::{EventLoop, Resolve};
-///
-/// /// Every name is the local host, over both families.
-/// struct Local;
-///
-/// impl Resolve for Local {
-///     fn resolve(&self, _host: &str, port: u16, family: Family) -> std::io::Result<Vec<SocketAddr>> {
-///         let ip = match family {
-///             Family::V6 => "::1".parse().unwrap(),
-///             Family::V4 => "127.0.0.1".parse().unwrap(),
-///         };
-///         Ok(vec![SocketAddr::new(ip, port)])
-///     }
-/// }
-///
-/// let event_loop = EventLoop::with_resolver(Local)?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub trait Resolve: Send + Sync + 'static {
-    /// Returns the addresses of `host` in `family`, each with `port`. A name with no
-    /// address of that family may answer an empty list or an error of kind
-    /// [`io::ErrorKind::NotFound`].
-    fn resolve(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>>;
-}
-
-/// Answers every name from a fixed table, one list per family, ports as given: for tests,
-/// and for programs that resolve names their own way.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FixedResolver {
-    /// The IPv6 addresses (the AAAA answer).
-    pub v6: Vec<SocketAddr>,
-    /// The IPv4 addresses (the A answer).
-    pub v4: Vec<SocketAddr>,
-}
-
-impl Resolve for FixedResolver {
-    fn resolve(&self, _host: &str, _port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
-        Ok(match family {
-            Family::V6 => self.v6.clone(),
-            Family::V4 => self.v4.clone(),
-        })
-    }
-}
-
-/// The system's resolver (`getaddrinfo`), asked once per address family.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
-
-impl Resolve for SystemResolver {
-    fn resolve(&self, host: &str, port: u16, family: Family) -> io::Result<Vec<SocketAddr>> {
-        let hints = dns_lookup::AddrInfoHints {
-            socktype: dns_lookup::SockType::Stream.into(),
-            address: match family {
-                Family::V4 => libc::AF_INET,
-                Family::V6 => libc::AF_INET6,
-            },
-            ..dns_lookup::AddrInfoHints::default()
-        };
-        let service = port.to_string();
-        let found = dns_lookup::getaddrinfo(Some(host), Some(&service), Some(hints)).map_err(
-            |e| match e.kind() {
-                // "no such name", "no address of this family": all say the name is not
-                // there, as far as this family goes.
-                dns_lookup::LookupErrorKind::Again => io::Error::from(io::ErrorKind::TimedOut),
-                _ => io::Error::new(io::ErrorKind::NotFound, io::Error::from(e)),
-            },
-        )?;
-        let mut addrs: Vec<SocketAddr> = Vec::new();
-        for info in found {
-            let addr = info?.sockaddr;
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
-        }
-        Ok(addrs)
-    }
-}
 
 /// An answer for the loop: which connection, which family, and its addresses or why there
 /// are none.

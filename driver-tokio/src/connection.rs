@@ -184,6 +184,12 @@ impl<O: Observer> Connection<O> {
         self.shared.request(Request::Acknowledged(n))
     }
 
+    /// Makes any of the application's requests as a value ([`Request`]); see
+    /// [`Sender::request`].
+    pub fn request(&self, request: Request) -> Result<(), InvalidInput> {
+        self.shared.request(request)
+    }
+
     /// The next event, data included, in order (Kamaelia's outboxes); `None` after
     /// `Closed`. `Data` counts as consumed once handed out.
     #[doc(alias = "outbox")]
@@ -349,6 +355,13 @@ impl<O: Observer> Sender<O> {
     /// See [`Connection::acknowledged`].
     pub fn acknowledged(&self, n: usize) -> Result<(), InvalidInput> {
         self.shared.request(Request::Acknowledged(n))
+    }
+
+    /// Makes any of the application's requests as a value ([`Request`]): what the methods
+    /// above do, for code that passes requests through one place. The same as
+    /// `EventLoop::request` and the polling `Runtime`'s handles' in the other drivers.
+    pub fn request(&self, request: Request) -> Result<(), InvalidInput> {
+        self.shared.request(request)
     }
 
     /// Bytes accepted and not yet written: what a producer may wait on.

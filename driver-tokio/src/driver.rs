@@ -2,17 +2,16 @@
 //! that under a simulator a seed fixes the run) for a request, a lookup, a connect, a
 //! write, a read or the deadline, and report what happened. It decides nothing.
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tcpclient_core::{AttemptId, CloseReport, Event, Family, Input, Output, Unacknowledged};
+use tcpclient_driver::PendingWrites;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::shared::Shared;
@@ -55,7 +54,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
     let mut socket: Option<Socket<N::Stream>> = None;
     let mut lookups: Vec<(Family, Pending<Vec<SocketAddr>>)> = Vec::new();
     let mut connecting: Vec<(AttemptId, Pending<N::Stream>)> = Vec::new();
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut pending = PendingWrites::default();
     let mut buf = vec![0u8; READ_BUFFER_MIN];
     loop {
         while let Some(output) = shared.poll_output() {
@@ -73,7 +72,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
                     options,
                 } => connecting.push((attempt, Box::pin(net.connect(addr, &options)))),
                 Output::Cancel(attempt) => connecting.retain(|(a, _)| *a != attempt),
-                Output::Transmit(bytes) => pending.push_back(bytes),
+                Output::Transmit(bytes) => pending.push(bytes),
                 Output::ShutdownWrite => {
                     if let Some(socket) = socket.as_mut() {
                         match socket.stream.shutdown().await {
@@ -148,7 +147,7 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
             done = transfer(stream, writing.then_some(&pending), reading.then_some(&mut buf)),
                 if writing || reading => match done {
                 Transfer::Written(Ok(n)) => {
-                    advance(&mut pending, n);
+                    pending.advance(n);
                     shared.report(Input::Written(n));
                 }
                 Transfer::Read(Ok(0)) => shared.report(Input::PeerEof),
@@ -197,15 +196,12 @@ async fn first<K: Copy, T>(futures: &mut Vec<(K, Pending<T>)>) -> (K, io::Result
     .await
 }
 
-/// Most transmits gathered into one write.
-const MAX_GATHER: usize = 64;
-
 /// Waits for the socket to take some of `pending` (gathered) or to give some bytes into
 /// `buf`, whichever comes first, the write tried first; pending for ever without a socket or
 /// anything to do. One future for both, so the stream is not split into halves behind a lock.
 async fn transfer<S: AsyncRead + AsyncWrite + Unpin>(
     stream: Option<&mut S>,
-    pending: Option<&VecDeque<Bytes>>,
+    pending: Option<&PendingWrites>,
     mut buf: Option<&mut Vec<u8>>,
 ) -> Transfer {
     let Some(stream) = stream else {
@@ -231,33 +227,12 @@ async fn transfer<S: AsyncRead + AsyncWrite + Unpin>(
 /// Writes what it can of the pending transmits, gathered.
 fn poll_write_some<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    pending: &VecDeque<Bytes>,
+    pending: &PendingWrites,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    let mut slices = [IoSlice::new(&[]); MAX_GATHER];
-    let mut count = 0;
-    for (slice, bytes) in slices.iter_mut().zip(pending) {
-        *slice = IoSlice::new(bytes);
-        count += 1;
-    }
-    match Pin::new(stream).poll_write_vectored(cx, &slices[..count]) {
+    match pending.with_slices(|slices| Pin::new(stream).poll_write_vectored(cx, slices)) {
         Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
         other => other,
-    }
-}
-
-/// Drops the first `n` bytes of the pending transmits: they were written.
-fn advance(pending: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = pending.front_mut() else {
-            return;
-        };
-        if n < front.len() {
-            let _ = front.split_to(n);
-            return;
-        }
-        n -= front.len();
-        pending.pop_front();
     }
 }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tcpclient_core::{ConnectOptions, Family, Unacknowledged};
-use tcpclient_polling::{Resolve, SystemResolver};
+use tcpclient_driver::{Resolve, SystemResolver};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// What the driver needs of a network.
@@ -92,7 +92,7 @@ impl Network for Tokio {
         addr: SocketAddr,
         options: &ConnectOptions,
     ) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static {
-        let socket = tcpclient_polling::socket_for(addr, options)
+        let socket = tcpclient_driver::socket_for(addr, options)
             .map(|socket| tokio::net::TcpSocket::from_std_stream(socket.into()));
         async move { socket?.connect(addr).await }
     }
@@ -113,14 +113,14 @@ impl Network for Tokio {
 
     fn reset(&self, stream: Self::Stream) {
         // If it fails, the close is an ordinary one: nothing else to do.
-        let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+        let _ = tcpclient_driver::reset(&stream);
     }
 
     fn unacknowledged(&self, stream: &Self::Stream, fin_sent: bool) -> Unacknowledged {
-        tcpclient_polling::unacknowledged(stream, fin_sent)
+        tcpclient_driver::unacknowledged(stream, fin_sent)
     }
 
     fn pending_error(&self, stream: &Self::Stream) -> Option<io::ErrorKind> {
-        tcpclient_polling::pending_error(stream)
+        tcpclient_driver::pending_error(stream)
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tcpclient_core::{Config, Ending, Event, ReconnectPolicy};
-use tcpclient_polling::FixedResolver;
+use tcpclient_driver::FixedResolver;
 use tcpclient_testkit::Pki;
 use tcpclient_testkit::loopback::*;
 use tcpclient_tokio::{Connection, Tokio, Unobserved};
@@ -185,7 +185,7 @@ async fn a_session_reconnects_to_a_server_that_cut_the_first_connection() {
     let count = accepted.clone();
     let addr = serve(move |mut stream| {
         if count.fetch_add(1, Ordering::SeqCst) == 0 {
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = tcpclient_driver::reset(&stream);
             return;
         }
         let mut buf = [0u8; 1024];
@@ -285,7 +285,7 @@ fn stalls_then_resets_first() -> SocketAddr {
     serve(move |mut stream| {
         if count.fetch_add(1, Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(300));
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = tcpclient_driver::reset(&stream);
             return;
         }
         let _ = std::io::copy(&mut stream, &mut std::io::sink());

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::ServerConfig;
-use tcpclient_core::{Client, Config, Ending, Error, Event, TlsConfig};
-use tcpclient_polling::{ConnId, EventLoop};
+use tcpclient_core::{Client, Config, Ending, Error, Event, Request, TlsConfig};
+use tcpclient_polling::EventLoop;
 use tcpclient_sim::{
     Listener, PORT, ServerKind, SharedLog, Trace, Turmoil, Wire, connect_with, serve,
 };
@@ -79,16 +79,10 @@ pub struct Observed {
 /// How long any run may take.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
-/// The application, the same for every driver: what it asks of a connection.
-trait Requests {
-    fn send(&mut self, data: Bytes);
-    fn start_tls(&mut self);
-    fn finish(&mut self);
-    fn abort(&mut self);
-}
-
-/// The application's script: TLS first for a TLS server, the STARTTLS dialogue for a line
-/// server (TLS once `220 go` came), then the messages and the end.
+/// The application's script, the same for every driver: the requests it makes, as values
+/// ([`Request`]), which each driver takes as they are: TLS first for a TLS server, the
+/// STARTTLS dialogue for a line server (TLS once `220 go` came), then the messages and the
+/// end.
 struct App {
     case: Case,
     received: Vec<u8>,
@@ -104,37 +98,47 @@ impl App {
         }
     }
 
-    fn start(&mut self, requests: &mut impl Requests) {
+    /// The requests to make once the connection is started.
+    fn start(&mut self) -> Vec<Request> {
         match self.case.server {
-            Server::StartTlsLine => requests.send(Bytes::from_static(b"STARTTLS\r\n")),
+            Server::StartTlsLine => vec![Request::Send(Bytes::from_static(b"STARTTLS\r\n"))],
             Server::TlsEcho => {
-                requests.start_tls();
-                self.send_all(requests);
+                let mut requests = vec![Request::StartTls];
+                requests.extend(self.send_all());
+                requests
             }
-            _ => self.send_all(requests),
+            _ => self.send_all(),
         }
     }
 
-    fn on_event(&mut self, event: &Event, requests: &mut impl Requests) {
+    /// The requests `event` calls for.
+    fn on_event(&mut self, event: &Event) -> Vec<Request> {
         if let Event::Data(data) = event {
             self.received.extend_from_slice(data);
         }
         let go = self.received.windows(8).any(|w| w == b"220 go\r\n");
         if self.case.server == Server::StartTlsLine && go && !self.sent {
-            requests.start_tls();
-            self.send_all(requests);
+            let mut requests = vec![Request::StartTls];
+            requests.extend(self.send_all());
+            return requests;
         }
+        Vec::new()
     }
 
-    fn send_all(&mut self, requests: &mut impl Requests) {
+    fn send_all(&mut self) -> Vec<Request> {
         self.sent = true;
-        for message in &self.case.messages {
-            requests.send(message.clone());
-        }
-        match self.case.end {
-            End::Finish => requests.finish(),
-            End::Abort => requests.abort(),
-        }
+        let mut requests: Vec<Request> = self
+            .case
+            .messages
+            .iter()
+            .cloned()
+            .map(Request::Send)
+            .collect();
+        requests.push(match self.case.end {
+            End::Finish => Request::Finish,
+            End::Abort => Request::Abort,
+        });
+        requests
     }
 }
 
@@ -245,12 +249,16 @@ pub fn in_simulation(case: &Case) -> Observed {
             ..Turmoil::default()
         };
         let (mut conn, driver) = connect_with(config, Trace::new(), network, Rc::default());
-        let mut requests = TokioRequests(conn.sender());
+        let sender = conn.sender();
         let app = async {
             let mut app = App::new(&case);
-            app.start(&mut requests);
+            for request in app.start() {
+                let _ = sender.request(request);
+            }
             while let Some(event) = conn.recv().await {
-                app.on_event(&event, &mut requests);
+                for request in app.on_event(&event) {
+                    let _ = sender.request(request);
+                }
                 seen.borrow_mut().push(event);
             }
         };
@@ -275,23 +283,6 @@ async fn greets_and_closes_in_turmoil(wire: Wire) -> turmoil::Result {
 }
 
 // ---- the polling driver ----
-
-struct LoopRequests<'a>(&'a mut EventLoop, ConnId);
-
-impl Requests for LoopRequests<'_> {
-    fn send(&mut self, data: Bytes) {
-        let _ = self.0.send(self.1, data);
-    }
-    fn start_tls(&mut self) {
-        let _ = self.0.start_tls(self.1);
-    }
-    fn finish(&mut self) {
-        let _ = self.0.finish(self.1);
-    }
-    fn abort(&mut self) {
-        let _ = self.0.abort(self.1);
-    }
-}
 
 /// Starts the loopback server of `case`; returns its port.
 fn loopback_server(case: &Case, tls: Arc<ServerConfig>) -> u16 {
@@ -335,7 +326,9 @@ pub fn over_loopback(case: &Case) -> Observed {
     let mut event_loop = EventLoop::new().expect("event loop");
     let id = event_loop.connect(client_config("127.0.0.1", port, case, client_tls));
     let mut app = App::new(case);
-    app.start(&mut LoopRequests(&mut event_loop, id));
+    for request in app.start() {
+        let _ = event_loop.request(id, request);
+    }
     let deadline = Instant::now() + LIMIT;
     let mut events = Vec::new();
     while !event_loop.is_empty() {
@@ -350,7 +343,9 @@ pub fn over_loopback(case: &Case) -> Observed {
             if let Event::Data(data) = &event {
                 let _ = event_loop.consumed(id, data.len());
             }
-            app.on_event(&event, &mut LoopRequests(&mut event_loop, id));
+            for request in app.on_event(&event) {
+                let _ = event_loop.request(id, request);
+            }
             events.push(event);
         }
     }
@@ -358,23 +353,6 @@ pub fn over_loopback(case: &Case) -> Observed {
 }
 
 // ---- the tokio driver ----
-
-struct TokioRequests<O: tcpclient_tokio::Observer>(tcpclient_tokio::Sender<O>);
-
-impl<O: tcpclient_tokio::Observer> Requests for TokioRequests<O> {
-    fn send(&mut self, data: Bytes) {
-        let _ = self.0.send(data);
-    }
-    fn start_tls(&mut self) {
-        let _ = self.0.start_tls();
-    }
-    fn finish(&mut self) {
-        let _ = self.0.finish();
-    }
-    fn abort(&mut self) {
-        let _ = self.0.abort();
-    }
-}
 
 /// Runs `case` with the tokio driver against real servers on 127.0.0.1.
 pub fn over_tokio(case: &Case) -> Observed {
@@ -394,13 +372,17 @@ pub fn over_tokio(case: &Case) -> Observed {
             tcpclient_tokio::Unobserved,
         );
         tokio::spawn(driver);
-        let mut requests = TokioRequests(conn.sender());
+        let sender = conn.sender();
         let mut app = App::new(case);
-        app.start(&mut requests);
+        for request in app.start() {
+            let _ = sender.request(request);
+        }
         let mut events = Vec::new();
         let run = async {
             while let Some(event) = conn.recv().await {
-                app.on_event(&event, &mut requests);
+                for request in app.on_event(&event) {
+                    let _ = sender.request(request);
+                }
                 events.push(event);
             }
         };
