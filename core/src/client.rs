@@ -52,7 +52,7 @@ use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInf
 /// assert_eq!(client.bytes_written(), 4);
 /// # Ok(())
 /// # }
-/// # run(tcpclient_testkit::Harness::new(Config::new("127.0.0.1", 7)).start).unwrap();
+/// # run(Instant::now()).unwrap();
 /// ```
 ///
 /// # Reconnecting
@@ -103,7 +103,7 @@ use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInf
 /// assert_eq!(client.poll_timeout(), Some(start + Duration::from_secs(1)));
 /// # Ok(())
 /// # }
-/// # run(tcpclient_testkit::epoch()).unwrap();
+/// # run(Instant::now()).unwrap();
 /// ```
 #[doc(alias = "TCPClient")]
 #[doc(alias = "ConnectedSocketAdapter")]
@@ -272,7 +272,7 @@ impl Client {
     /// assert!(outputs.iter().any(|o| matches!(o, Output::Event(Event::Reconnecting { generation: 1, .. }))));
     /// # Ok(())
     /// # }
-    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// # run(Instant::now()).unwrap();
     /// ```
     pub fn reconnect(&mut self, now: Instant, leave: Leave) -> Result<(), InvalidInput> {
         match &mut self.machine {
@@ -300,7 +300,7 @@ impl Client {
     /// assert_eq!(client.bytes_unacknowledged(), 8);
     /// # Ok(())
     /// # }
-    /// # run(tcpclient_testkit::epoch()).unwrap();
+    /// # run(Instant::now()).unwrap();
     /// ```
     pub fn acknowledged(&mut self, n: usize) -> Result<(), InvalidInput> {
         match &mut self.machine {

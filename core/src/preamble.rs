@@ -32,7 +32,7 @@ use bytes::Bytes;
 /// assert_eq!(sent.concat(), b"AUTH secret\r\nGET k\r\n");
 /// # Ok(())
 /// # }
-/// # run(tcpclient_testkit::epoch()).unwrap();
+/// # run(Instant::now()).unwrap();
 /// ```
 ///
 /// The preamble is not the application's bytes: the session's report and its

@@ -163,7 +163,7 @@ pub struct Attempt {
 /// assert_eq!((report.bytes_handed_back, report.bytes_undelivered), (4, 0));
 /// # Ok(())
 /// # }
-/// # run(tcpclient_testkit::epoch()).unwrap();
+/// # run(Instant::now()).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
