@@ -30,10 +30,20 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
             let now = Instant::now();
             let fed = match output {
                 Output::Resolve { host, port } => match (host.as_str(), port).to_socket_addrs() {
-                    Ok(addrs) => {
-                        client.handle_input(now, Input::Resolved(&addrs.collect::<Vec<_>>()))
-                    }
-                    Err(e) => client.handle_input(now, Input::ResolveFailed(e.kind())),
+                    Ok(addrs) => client.handle_input(
+                        now,
+                        Input::Resolved {
+                            family: None,
+                            result: Ok(&addrs.collect::<Vec<_>>()),
+                        },
+                    ),
+                    Err(e) => client.handle_input(
+                        now,
+                        Input::Resolved {
+                            family: None,
+                            result: Err(e.kind()),
+                        },
+                    ),
                 },
                 // One blocking connect at a time: its answer comes before the client can ask for
                 // another attempt, so attempts never overlap here (the polling driver races

@@ -78,10 +78,20 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
                 Output::Resolve { host, port } => {
                     let resolved = (host.as_str(), port).to_socket_addrs();
                     let _ = match resolved {
-                        Ok(addrs) => {
-                            client.handle_input(now, Input::Resolved(&addrs.collect::<Vec<_>>()))
-                        }
-                        Err(e) => client.handle_input(now, Input::ResolveFailed(e.kind())),
+                        Ok(addrs) => client.handle_input(
+                            now,
+                            Input::Resolved {
+                                family: None,
+                                result: Ok(&addrs.collect::<Vec<_>>()),
+                            },
+                        ),
+                        Err(e) => client.handle_input(
+                            now,
+                            Input::Resolved {
+                                family: None,
+                                result: Err(e.kind()),
+                            },
+                        ),
                     };
                 }
                 Output::Connect { attempt, addr, .. } => match start_connect(addr) {

@@ -238,12 +238,7 @@ impl Connection {
             return self.while_closing(name, input);
         }
         match input {
-            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
-            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
-            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
-            Input::ResolveFamilyFailed(family, kind) => {
-                self.resolved(name, Some(family), Err(kind))
-            }
+            Input::Resolved { family, result } => self.resolved(name, family, result),
             Input::Connected(attempt) => self.attempt_report(name, attempt, None),
             Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
             Input::SocketError(kind) => {
@@ -328,12 +323,7 @@ impl Connection {
             Input::Unacknowledged(answer) => self.unacknowledged(name, answer),
             Input::Connected(attempt) => self.attempt_report(name, attempt, None),
             Input::ConnectFailed(attempt, kind) => self.attempt_report(name, attempt, Some(kind)),
-            Input::Resolved(addrs) => self.resolved(name, None, Ok(addrs)),
-            Input::ResolvedFamily(family, addrs) => self.resolved(name, Some(family), Ok(addrs)),
-            Input::ResolveFailed(kind) => self.resolved(name, None, Err(kind)),
-            Input::ResolveFamilyFailed(family, kind) => {
-                self.resolved(name, Some(family), Err(kind))
-            }
+            Input::Resolved { family, result } => self.resolved(name, family, result),
         }
     }
 

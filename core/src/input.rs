@@ -14,7 +14,7 @@ use crate::{AttemptId, Family};
 /// [`start_tls`](crate::Client::start_tls), [`finish`](crate::Client::finish),
 /// [`abort`](crate::Client::abort), [`consumed`](crate::Client::consumed).
 ///
-/// Inputs borrow (`Received(&[u8])`, `Resolved(&[SocketAddr])`) so the driver can pass its
+/// Inputs borrow (`Received(&[u8])`, the addresses of `Resolved`) so the driver can pass its
 /// read buffer without a copy.
 ///
 /// A driver's report that arrives after the client closed, or about a connect attempt that
@@ -26,16 +26,17 @@ use crate::{AttemptId, Family};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input<'a> {
-    /// The driver resolved the name of an [`Output::Resolve`](crate::Output::Resolve): every
-    /// address, of both families.
-    Resolved(&'a [SocketAddr]),
-    /// The driver resolved one family of the name (an `AAAA` or an `A` lookup); the other
-    /// family's answer comes separately. Addresses of the other family are ignored.
-    ResolvedFamily(Family, &'a [SocketAddr]),
-    /// The driver could not resolve the name of an [`Output::Resolve`](crate::Output::Resolve).
-    ResolveFailed(ErrorKind),
-    /// The driver could not resolve one family of the name.
-    ResolveFamilyFailed(Family, ErrorKind),
+    /// The driver's answer to an [`Output::Resolve`](crate::Output::Resolve): the
+    /// addresses of the name, or why there are none. With `family: None` the answer covers
+    /// both families (one `getaddrinfo`); with `Some(family)` it is that family's lookup (an
+    /// `AAAA` or an `A` query, RFC 8305), the other's answer coming separately, and
+    /// addresses of the other family in it are ignored.
+    Resolved {
+        /// The family this answer is for, or `None` for both.
+        family: Option<Family>,
+        /// The addresses, or the error kind of a failed lookup.
+        result: Result<&'a [SocketAddr], ErrorKind>,
+    },
     /// The socket of this attempt's [`Output::Connect`](crate::Output::Connect) is connected.
     Connected(AttemptId),
     /// The socket of this attempt's [`Output::Connect`](crate::Output::Connect) failed to
@@ -64,10 +65,7 @@ impl Input<'_> {
     /// A short name for error messages and traces.
     pub fn name(&self) -> &'static str {
         match self {
-            Input::Resolved(_) => "Resolved",
-            Input::ResolvedFamily(..) => "ResolvedFamily",
-            Input::ResolveFailed(_) => "ResolveFailed",
-            Input::ResolveFamilyFailed(..) => "ResolveFamilyFailed",
+            Input::Resolved { .. } => "Resolved",
             Input::Connected(_) => "Connected",
             Input::ConnectFailed(..) => "ConnectFailed",
             Input::Received(_) => "Received",

@@ -17,8 +17,7 @@ use crate::{AttemptId, ConnectOptions};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Resolve `host` to addresses and answer with
-    /// [`Input::Resolved`](crate::Input::Resolved) or
-    /// [`Input::ResolveFailed`](crate::Input::ResolveFailed).
+    /// [`Input::Resolved`](crate::Input::Resolved): the addresses, or why there are none.
     Resolve {
         /// The host name to resolve.
         host: String,

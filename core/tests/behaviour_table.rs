@@ -102,7 +102,10 @@ fn connect_timeout() {
     ];
 
     assert_eq!(
-        h.input(Input::Resolved(&addrs)),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&addrs)
+        }),
         [connect(0, "10.0.0.1:5432")]
     );
     assert_eq!(h.deadline(), Some(ms(250)), "the attempt delay");
@@ -154,7 +157,10 @@ fn name_resolution() {
     let v4 = addr("192.0.2.1:80");
 
     assert_eq!(
-        h.input(Input::Resolved(&[v6a, v6b, v4])),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[v6a, v6b, v4])
+        }),
         [connect(0, "[2001:db8::1]:80")]
     );
     assert_eq!(
@@ -178,7 +184,10 @@ fn name_resolution_failure_is_a_typed_error_without_a_socket() {
     let mut h = Harness::new(Config::new("nowhere.invalid", 80));
     h.outputs();
 
-    let outputs = h.input(Input::ResolveFailed(ErrorKind::NotFound));
+    let outputs = h.input(Input::Resolved {
+        family: None,
+        result: Err(ErrorKind::NotFound),
+    });
 
     assert_eq!(
         outputs.len(),
@@ -199,7 +208,10 @@ fn name_resolution_to_nothing_is_a_typed_error() {
     let mut h = Harness::new(Config::new("empty.test", 80));
     h.outputs();
 
-    let outputs = h.input(Input::Resolved(&[]));
+    let outputs = h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[]),
+    });
 
     assert_eq!(
         closed(&outputs).result,

@@ -45,7 +45,10 @@ fn at(h: &mut Harness, t: Duration) {
 fn ipv6_black_holed_and_ipv4_answering_connects_over_ipv4_after_the_attempt_delay() {
     let mut h = dual_stack();
     assert_eq!(
-        h.input(Input::Resolved(&[addr(V6), addr(V4)])),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[addr(V6), addr(V4)])
+        }),
         [connect(0, V6)]
     );
     assert_eq!(h.deadline(), Some(ms(250)));
@@ -85,7 +88,10 @@ fn ipv6_black_holed_and_ipv4_answering_connects_over_ipv4_after_the_attempt_dela
 #[test]
 fn a_slow_ipv6_loses_to_an_ipv4_that_answers_first_and_its_late_answer_changes_nothing() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     assert_eq!(h.fire(), [connect(1, V4)]);
     at(&mut h, ms(300));
 
@@ -108,7 +114,10 @@ fn a_slow_ipv6_loses_to_an_ipv4_that_answers_first_and_its_late_answer_changes_n
 #[test]
 fn ipv6_winning_before_ipv4_started_cancels_nothing() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     at(&mut h, ms(100));
 
     assert_eq!(
@@ -121,7 +130,10 @@ fn ipv6_winning_before_ipv4_started_cancels_nothing() {
 #[test]
 fn ipv6_winning_after_ipv4_started_cancels_the_ipv4_attempt() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     assert_eq!(h.fire(), [connect(1, V4)]);
     at(&mut h, ms(300));
 
@@ -137,7 +149,10 @@ fn ipv6_winning_after_ipv4_started_cancels_the_ipv4_attempt() {
 #[test]
 fn an_ipv6_refusal_at_10_ms_starts_ipv4_at_10_ms_not_250() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     at(&mut h, ms(10));
 
     assert_eq!(
@@ -149,7 +164,10 @@ fn an_ipv6_refusal_at_10_ms_starts_ipv4_at_10_ms_not_250() {
 #[test]
 fn every_address_failing_is_one_error_that_lists_each_attempt() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V6B), addr(V4), addr(V4B)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V6B), addr(V4), addr(V4B)]),
+    });
     // Families alternate: V6, V4, V6B, V4B.
     at(&mut h, ms(5));
     assert_eq!(
@@ -200,7 +218,10 @@ fn every_address_black_holed_ends_at_the_connect_timeout() {
     let config = Config::new("dual.test", 443).with_connect_timeout(ms(2000));
     let mut h = Harness::new(config);
     h.outputs();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     assert_eq!(h.fire(), [connect(1, V4)]);
 
     let outputs = h.fire();
@@ -213,12 +234,21 @@ fn every_address_black_holed_ends_at_the_connect_timeout() {
 #[test]
 fn an_a_answer_first_waits_for_the_aaaa_answer_that_comes_within_the_resolution_delay() {
     let mut h = dual_stack();
-    assert_eq!(h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)])), []);
+    assert_eq!(
+        h.input(Input::Resolved {
+            family: Some(Family::V4),
+            result: Ok(&[addr(V4)])
+        }),
+        []
+    );
     assert_eq!(h.deadline(), Some(ms(50)), "the resolution delay");
     at(&mut h, ms(30));
 
     assert_eq!(
-        h.input(Input::ResolvedFamily(Family::V6, &[addr(V6)])),
+        h.input(Input::Resolved {
+            family: Some(Family::V6),
+            result: Ok(&[addr(V6)])
+        }),
         [connect(0, V6)],
         "IPv6 first, as if both had come together"
     );
@@ -229,7 +259,10 @@ fn an_a_answer_first_waits_for_the_aaaa_answer_that_comes_within_the_resolution_
 #[test]
 fn an_aaaa_answer_after_the_resolution_delay_joins_the_race_when_it_arrives() {
     let mut h = dual_stack();
-    h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)]));
+    h.input(Input::Resolved {
+        family: Some(Family::V4),
+        result: Ok(&[addr(V4)]),
+    });
 
     assert_eq!(
         h.fire(),
@@ -239,7 +272,10 @@ fn an_aaaa_answer_after_the_resolution_delay_joins_the_race_when_it_arrives() {
     assert_eq!(h.elapsed(), ms(50));
     at(&mut h, ms(80));
     assert_eq!(
-        h.input(Input::ResolvedFamily(Family::V6, &[addr(V6)])),
+        h.input(Input::Resolved {
+            family: Some(Family::V6),
+            result: Ok(&[addr(V6)])
+        }),
         [connect(1, V6)]
     );
 }
@@ -247,11 +283,17 @@ fn an_aaaa_answer_after_the_resolution_delay_joins_the_race_when_it_arrives() {
 #[test]
 fn a_failed_aaaa_lookup_starts_ipv4_at_once() {
     let mut h = dual_stack();
-    h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)]));
+    h.input(Input::Resolved {
+        family: Some(Family::V4),
+        result: Ok(&[addr(V4)]),
+    });
     at(&mut h, ms(5));
 
     assert_eq!(
-        h.input(Input::ResolveFamilyFailed(Family::V6, ErrorKind::NotFound)),
+        h.input(Input::Resolved {
+            family: Some(Family::V6),
+            result: Err(ErrorKind::NotFound)
+        }),
         [connect(0, V4)]
     );
 }
@@ -263,7 +305,10 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
     );
     h.outputs();
     assert_eq!(
-        h.input(Input::Resolved(&[addr(V6), addr(V4)])),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[addr(V6), addr(V4)])
+        }),
         [connect(0, V4)]
     );
     assert_eq!(h.fire(), [connect(1, V6)]);
@@ -273,7 +318,10 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
     );
     h.outputs();
     assert_eq!(
-        h.input(Input::Resolved(&[addr(V6), addr(V4)])),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[addr(V6), addr(V4)])
+        }),
         [connect(0, V4)]
     );
     assert_eq!(h.deadline(), Some(ms(30_000)), "no other attempt to start");
@@ -282,7 +330,10 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
         Config::new("dual.test", 443).with_family_preference(FamilyPreference::Ipv6Only),
     );
     h.outputs();
-    let outputs = h.input(Input::Resolved(&[addr(V4)]));
+    let outputs = h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V4)]),
+    });
     assert_eq!(
         closed(&outputs).result,
         Err(Error::NoAddresses {
@@ -295,12 +346,18 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
 fn the_attempt_delay_is_clamped_to_rfc_8305s_bounds() {
     let mut h = Harness::new(Config::new("dual.test", 443).with_attempt_delay(ms(1)));
     h.outputs();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     assert_eq!(h.deadline(), Some(ms(10)));
 
     let mut h = Harness::new(Config::new("dual.test", 443).with_attempt_delay(ms(10_000)));
     h.outputs();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     assert_eq!(h.deadline(), Some(ms(2000)));
 }
 
@@ -312,7 +369,10 @@ fn every_connect_carries_the_socket_options_of_its_family() {
     let mut h = Harness::new(Config::new("dual.test", 443).with_socket_options(options));
     h.outputs();
 
-    let outputs = h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    let outputs = h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
     let Output::Connect { options: v6, .. } = &outputs[0] else {
         panic!("{outputs:?}")
     };
@@ -345,13 +405,19 @@ fn an_abort_resets_the_connection_and_a_finish_closes_it() {
 fn an_a_answer_after_the_ipv6_attempts_began_waits_for_the_attempt_delay() {
     let mut h = dual_stack();
     assert_eq!(
-        h.input(Input::ResolvedFamily(Family::V6, &[addr(V6), addr(V6B)])),
+        h.input(Input::Resolved {
+            family: Some(Family::V6),
+            result: Ok(&[addr(V6), addr(V6B)])
+        }),
         [connect(0, V6)]
     );
     at(&mut h, ms(30));
 
     assert_eq!(
-        h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)])),
+        h.input(Input::Resolved {
+            family: Some(Family::V4),
+            result: Ok(&[addr(V4)])
+        }),
         [],
         "IPv6 is under way: IPv4 joins after the attempt delay, not on its answer"
     );
@@ -362,7 +428,10 @@ fn an_a_answer_after_the_ipv6_attempts_began_waits_for_the_attempt_delay() {
 #[test]
 fn a_repeated_failure_of_an_attempt_already_failed_starts_nothing() {
     let mut h = dual_stack();
-    h.input(Input::Resolved(&[addr(V6), addr(V4), addr(V6B)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4), addr(V6B)]),
+    });
     at(&mut h, ms(10));
     assert_eq!(
         h.input(Input::ConnectFailed(id(0), ErrorKind::ConnectionRefused)),
@@ -382,9 +451,15 @@ fn a_repeated_failure_of_an_attempt_already_failed_starts_nothing() {
 #[test]
 fn a_failed_lookup_beside_an_empty_answer_is_no_usable_address_not_a_resolve_error() {
     let mut h = dual_stack();
-    h.input(Input::ResolveFamilyFailed(Family::V6, ErrorKind::NotFound));
+    h.input(Input::Resolved {
+        family: Some(Family::V6),
+        result: Err(ErrorKind::NotFound),
+    });
 
-    let outputs = h.input(Input::ResolvedFamily(Family::V4, &[]));
+    let outputs = h.input(Input::Resolved {
+        family: Some(Family::V4),
+        result: Ok(&[]),
+    });
 
     let report = closed(&outputs);
     assert_eq!(
@@ -399,7 +474,10 @@ fn a_failed_lookup_beside_an_empty_answer_is_no_usable_address_not_a_resolve_err
 fn an_address_given_twice_is_tried_once() {
     let mut h = dual_stack();
     assert_eq!(
-        h.input(Input::Resolved(&[addr(V6), addr(V6), addr(V4), addr(V4)])),
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[addr(V6), addr(V6), addr(V4), addr(V4)])
+        }),
         [connect(0, V6)]
     );
     assert_eq!(h.fire(), [connect(1, V4)]);
@@ -414,11 +492,17 @@ fn an_address_given_twice_is_tried_once() {
 #[test]
 fn an_address_that_answers_after_another_failed_is_still_tried() {
     let mut h = dual_stack();
-    h.input(Input::ResolvedFamily(Family::V6, &[addr(V6)]));
+    h.input(Input::Resolved {
+        family: Some(Family::V6),
+        result: Ok(&[addr(V6)]),
+    });
     h.input(Input::ConnectFailed(id(0), ErrorKind::ConnectionRefused));
     at(&mut h, ms(20));
 
-    let outputs = h.input(Input::ResolvedFamily(Family::V4, &[addr(V4)]));
+    let outputs = h.input(Input::Resolved {
+        family: Some(Family::V4),
+        result: Ok(&[addr(V4)]),
+    });
 
     assert_eq!(outputs, [connect(1, V4)]);
 }
@@ -430,7 +514,10 @@ fn an_attempt_cap_shorter_than_the_attempt_delay_moves_on_to_the_next_address() 
         .with_attempt_delay(ms(2000));
     let mut h = Harness::new(config);
     h.outputs();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
 
     let outputs = h.fire();
 
@@ -443,7 +530,10 @@ fn a_timeout_long_after_several_deadlines_handles_every_one_that_passed() {
     let config = Config::new("dual.test", 443).with_connect_timeout(ms(2000));
     let mut h = Harness::new(config);
     h.outputs();
-    h.input(Input::Resolved(&[addr(V6), addr(V4)]));
+    h.input(Input::Resolved {
+        family: None,
+        result: Ok(&[addr(V6), addr(V4)]),
+    });
 
     // The attempt delay (250 ms) and the connect timeout (2 s) have both passed.
     h.advance(ms(5000));

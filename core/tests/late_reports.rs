@@ -22,8 +22,14 @@ fn late_reports() -> Vec<Input<'static>> {
         7,
     ))];
     vec![
-        Input::Resolved(&ADDRS),
-        Input::ResolveFailed(ErrorKind::NotFound),
+        Input::Resolved {
+            family: None,
+            result: Ok(&ADDRS),
+        },
+        Input::Resolved {
+            family: None,
+            result: Err(ErrorKind::NotFound),
+        },
         Input::Connected(AttemptId(0)),
         Input::ConnectFailed(AttemptId(0), ErrorKind::ConnectionRefused),
         Input::Received(b"late bytes"),
@@ -118,7 +124,13 @@ fn a_senseless_report_before_the_close_is_still_refused() {
 
     assert!(h.try_input(Input::Connected(AttemptId(0))).is_err());
     assert!(h.try_input(Input::Received(b"x")).is_err());
-    assert!(h.try_input(Input::Resolved(&[addr("127.0.0.1:7")])).is_ok());
+    assert!(
+        h.try_input(Input::Resolved {
+            family: None,
+            result: Ok(&[addr("127.0.0.1:7")])
+        })
+        .is_ok()
+    );
 }
 
 #[test]

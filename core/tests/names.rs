@@ -128,7 +128,10 @@ fn a_failed_connection_report_lists_each_attempt_when_there_were_several() {
     let mut h = tcpclient_testkit::Harness::new(tcpclient_core::Config::new("dual.test", 7));
     h.outputs();
     let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
-    h.input(tcpclient_core::Input::Resolved(&[v6, v4]));
+    h.input(tcpclient_core::Input::Resolved {
+        family: None,
+        result: Ok(&[v6, v4]),
+    });
     h.advance(std::time::Duration::from_millis(10));
     h.input(tcpclient_core::Input::ConnectFailed(
         AttemptId(0),
@@ -198,7 +201,10 @@ fn a_report_lists_attempts_only_when_several_failed() {
     let mut won = Harness::new(Config::new("dual.test", 7));
     won.outputs();
     let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
-    won.input(Input::Resolved(&[v6, v4]));
+    won.input(Input::Resolved {
+        family: None,
+        result: Ok(&[v6, v4]),
+    });
     refused(&mut won, 0);
     won.input(Input::Connected(AttemptId(1)));
     let outputs = won.request(Request::Abort);

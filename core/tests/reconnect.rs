@@ -352,7 +352,10 @@ fn max_elapsed_ends_the_session_once_the_time_since_the_loss_is_spent() {
 fn a_permanent_error_ends_the_session_at_once() {
     let mut run = Run::new(Config::new("no-such-host.test", 7), flat());
 
-    run.input(Input::ResolveFailed(ErrorKind::NotFound));
+    run.input(Input::Resolved {
+        family: None,
+        result: Err(ErrorKind::NotFound),
+    });
 
     assert!(run.delays().is_empty(), "no reconnect");
     assert!(matches!(run.report().result, Err(Error::Resolve { .. })));
@@ -684,7 +687,10 @@ fn attempt_ids_are_never_reused_by_a_later_generation() {
     let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
     let v4: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
     let mut run = Run::new(Config::new("example", 7), flat());
-    run.input(Input::Resolved(&[v6, v4]));
+    run.input(Input::Resolved {
+        family: None,
+        result: Ok(&[v6, v4]),
+    });
     run.fire(); // the attempt delay: the second address joins
     let first_generation: Vec<AttemptId> = connects(&run.log);
     assert_eq!(first_generation, [AttemptId(0), AttemptId(1)]);
@@ -698,7 +704,10 @@ fn attempt_ids_are_never_reused_by_a_later_generation() {
     ));
 
     run.fire(); // the backoff
-    run.input(Input::Resolved(&[v6, v4]));
+    run.input(Input::Resolved {
+        family: None,
+        result: Ok(&[v6, v4]),
+    });
 
     assert_eq!(
         connects(&run.log),
@@ -780,12 +789,18 @@ fn a_send_after_finish_is_refused_while_the_session_drains() {
 fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_refused() {
     let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
     let mut run = Run::new(Config::new("example", 7), flat());
-    run.input(Input::ResolvedFamily(tcpclient_core::Family::V6, &[v6]));
+    run.input(Input::Resolved {
+        family: Some(tcpclient_core::Family::V6),
+        result: Ok(&[v6]),
+    });
     assert!(
         run.session
             .handle_input(
                 run.now,
-                Input::ResolvedFamily(tcpclient_core::Family::V6, &[v6])
+                Input::Resolved {
+                    family: Some(tcpclient_core::Family::V6),
+                    result: Ok(&[v6])
+                }
             )
             .is_err(),
         "the first connection's own lookup answered twice: the driver's mistake"
@@ -797,7 +812,10 @@ fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_
     // The first lookup's IPv4 answer comes now, while the next connection waits.
     let late = run.session.handle_input(
         run.now,
-        Input::ResolvedFamily(tcpclient_core::Family::V4, &[]),
+        Input::Resolved {
+            family: Some(tcpclient_core::Family::V4),
+            result: Ok(&[]),
+        },
     );
 
     assert_eq!(late, Ok(()));

@@ -49,7 +49,10 @@ fn a_client_tells_tracing_its_phases_attempts_refusals_and_end() {
     tracing::subscriber::with_default(recorder.clone(), || {
         let mut h = Harness::new(Config::new("example", 7));
         h.outputs();
-        h.input(Input::Resolved(&[v6, v4]));
+        h.input(Input::Resolved {
+            family: None,
+            result: Ok(&[v6, v4]),
+        });
         h.fire(); // the attempt delay: the second address joins
         h.input(Input::Connected(AttemptId(1)));
         assert!(h.try_input(Input::Connected(AttemptId(9))).is_err());

@@ -399,14 +399,8 @@ impl EventLoop {
                 continue;
             };
             conn.lookups = conn.lookups.saturating_sub(1);
-            match (family, &result) {
-                (Some(family), Ok(addrs)) => conn.feed(now, Input::ResolvedFamily(family, addrs)),
-                (Some(family), Err(kind)) => {
-                    conn.feed(now, Input::ResolveFamilyFailed(family, *kind))
-                }
-                (None, Ok(addrs)) => conn.feed(now, Input::Resolved(addrs)),
-                (None, Err(kind)) => conn.feed(now, Input::ResolveFailed(*kind)),
-            }
+            let result = result.as_deref().map_err(|kind| *kind);
+            conn.feed(now, Input::Resolved { family, result });
             self.mark_dirty(id.index);
         }
     }

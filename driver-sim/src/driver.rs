@@ -245,8 +245,10 @@ impl Observer for SimObserver {
             input,
             Input::Connected(_)
                 | Input::ConnectFailed(..)
-                | Input::ResolvedFamily(..)
-                | Input::ResolveFamilyFailed(..)
+                | Input::Resolved {
+                    family: Some(_),
+                    ..
+                }
                 | Input::PeerEof
                 | Input::SocketError(_)
                 | Input::Unacknowledged(_)

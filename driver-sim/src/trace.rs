@@ -30,19 +30,18 @@ impl Trace {
         let details = match input {
             Input::Received(data) => json!({ "bytes": data.len() }),
             Input::Written(n) => json!({ "bytes": n }),
-            Input::Resolved(addrs) => {
-                json!({ "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() })
-            }
-            Input::ResolvedFamily(family, addrs) => json!({
-                "family": family.name(),
+            Input::Resolved {
+                family,
+                result: Ok(addrs),
+            } => json!({
+                "family": family.map(|f| f.name()),
                 "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
-            Input::ResolveFailed(kind) | Input::SocketError(kind) => {
-                json!({ "kind": format!("{kind:?}") })
-            }
-            Input::ResolveFamilyFailed(family, kind) => {
-                json!({ "family": family.name(), "kind": format!("{kind:?}") })
-            }
+            Input::Resolved {
+                family,
+                result: Err(kind),
+            } => json!({ "family": family.map(|f| f.name()), "kind": format!("{kind:?}") }),
+            Input::SocketError(kind) => json!({ "kind": format!("{kind:?}") }),
             Input::Connected(attempt) => json!({ "attempt": attempt.0 }),
             Input::ConnectFailed(attempt, kind) => {
                 json!({ "attempt": attempt.0, "kind": format!("{kind:?}") })

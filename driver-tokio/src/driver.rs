@@ -129,8 +129,8 @@ pub(crate) async fn drive<N: Network, O: Observer>(net: N, shared: Arc<Shared<O>
             biased;
             () = shared.wake.notified() => {}
             (family, found) = first(&mut lookups), if !lookups.is_empty() => match found {
-                Ok(addrs) => shared.report(Input::ResolvedFamily(family, &addrs)),
-                Err(e) => shared.report(Input::ResolveFamilyFailed(family, e.kind())),
+                Ok(addrs) => shared.report(Input::Resolved { family: Some(family), result: Ok(&addrs) }),
+                Err(e) => shared.report(Input::Resolved { family: Some(family), result: Err(e.kind()) }),
             },
             (attempt, connected) = first(&mut connecting), if !connecting.is_empty() => {
                 match connected {

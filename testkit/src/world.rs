@@ -478,7 +478,10 @@ impl World {
             Op::Resolve(n) if self.resolving() => self.resolve(*n)?,
             Op::ResolveFail if self.resolving() => {
                 (self.resolving_v4, self.resolving_v6) = (false, false);
-                self.expect_accepted(Input::ResolveFailed(ErrorKind::NotFound))?;
+                self.expect_accepted(Input::Resolved {
+                    family: None,
+                    result: Err(ErrorKind::NotFound),
+                })?;
             }
             Op::ConnectOk if !self.attempts.is_empty() => {
                 let attempt = self.attempts.pop_front();
@@ -556,11 +559,17 @@ impl World {
         match (n >> 4) % 4 {
             1 if self.resolving_v4 => {
                 self.resolving_v4 = false;
-                self.expect_accepted(Input::ResolvedFamily(Family::V4, &v4))
+                self.expect_accepted(Input::Resolved {
+                    family: Some(Family::V4),
+                    result: Ok(&v4),
+                })
             }
             2 if self.resolving_v6 => {
                 self.resolving_v6 = false;
-                self.expect_accepted(Input::ResolvedFamily(Family::V6, &v6))
+                self.expect_accepted(Input::Resolved {
+                    family: Some(Family::V6),
+                    result: Ok(&v6),
+                })
             }
             3 => {
                 let family = if self.resolving_v6 {
@@ -572,13 +581,19 @@ impl World {
                     Family::V6 => self.resolving_v6 = false,
                     Family::V4 => self.resolving_v4 = false,
                 }
-                let failed = Input::ResolveFamilyFailed(family, ErrorKind::NotFound);
+                let failed = Input::Resolved {
+                    family: Some(family),
+                    result: Err(ErrorKind::NotFound),
+                };
                 self.expect_accepted(failed)
             }
             _ => {
                 (self.resolving_v4, self.resolving_v6) = (false, false);
                 let all: Vec<SocketAddr> = v6.into_iter().chain(v4).collect();
-                self.expect_accepted(Input::Resolved(&all))
+                self.expect_accepted(Input::Resolved {
+                    family: None,
+                    result: Ok(&all),
+                })
             }
         }
     }
@@ -729,11 +744,15 @@ impl World {
             }
             Misuse::ReceivedWhileNotReadable if !readable => Input::Received(b"x"),
             Misuse::PeerEofWhileNotReadable if !readable => Input::PeerEof,
-            Misuse::Resolved if !self.resolution_asked => Input::Resolved(&[]),
+            Misuse::Resolved if !self.resolution_asked => Input::Resolved {
+                family: None,
+                result: Ok(&[]),
+            },
             Misuse::SocketError if !self.open => Input::SocketError(ErrorKind::ConnectionReset),
-            Misuse::ResolveFailed if !self.resolution_asked => {
-                Input::ResolveFailed(ErrorKind::NotFound)
-            }
+            Misuse::ResolveFailed if !self.resolution_asked => Input::Resolved {
+                family: None,
+                result: Err(ErrorKind::NotFound),
+            },
             Misuse::ConnectFailed => Input::ConnectFailed(never, ErrorKind::ConnectionRefused),
             _ => return Ok(()),
         };
@@ -756,9 +775,15 @@ impl World {
             Misuse::WrittenTooMuch => Input::Written(1),
             Misuse::ReceivedWhileNotReadable => Input::Received(b"late"),
             Misuse::PeerEofWhileNotReadable => Input::PeerEof,
-            Misuse::Resolved => Input::Resolved(&ADDRS),
+            Misuse::Resolved => Input::Resolved {
+                family: None,
+                result: Ok(&ADDRS),
+            },
             Misuse::SocketError => Input::SocketError(ErrorKind::NotConnected),
-            Misuse::ResolveFailed => Input::ResolveFailed(ErrorKind::NotFound),
+            Misuse::ResolveFailed => Input::Resolved {
+                family: None,
+                result: Err(ErrorKind::NotFound),
+            },
             Misuse::ConnectFailed => {
                 Input::ConnectFailed(AttemptId(0), ErrorKind::ConnectionRefused)
             }

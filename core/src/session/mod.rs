@@ -192,12 +192,7 @@ impl Session {
                 .client
                 .handle_input(now, Input::Unacknowledged(answer))
                 .inspect(|()| self.asked = None),
-            Input::Resolved(_)
-            | Input::ResolvedFamily(..)
-            | Input::ResolveFailed(_)
-            | Input::ResolveFamilyFailed(..)
-                if self.earlier_lookups =>
-            {
+            Input::Resolved { .. } if self.earlier_lookups => {
                 // An earlier connection's lookup may answer after it ended, and the driver
                 // cannot tell whose answer it is: one this connection cannot take is late.
                 let _ = self.client.handle_input(now, input);
