@@ -10,9 +10,9 @@ use super::Failure;
 use super::output::warn;
 use super::trace::Trace;
 
-/// Longest reply line a dialogue takes, CRLF included. SMTP allows 512 octets (RFC 5321
-/// 4.5.3.1.5); this leaves room for servers that stretch it.
-pub const MAX_LINE: usize = 8 * 1024;
+/// Longest reply line a dialogue takes, CRLF included: the core's, for every dialogue. SMTP
+/// allows 512 octets (RFC 5321 4.5.3.1.5); this leaves room for servers that stretch it.
+pub use tcpclient_core::starttls::MAX_LINE;
 
 /// Events of one connection, traced as they are taken.
 pub struct Inbound<'a> {
@@ -127,26 +127,6 @@ impl<'a> Inbound<'a> {
         }
     }
 
-    /// Everything the server sends up to and including the first `end`, for dialogues
-    /// without lines (XMPP), by `deadline`; at most [`MAX_LINE`] bytes.
-    pub fn until(&mut self, end: &str, deadline: Instant) -> Result<String, Failure> {
-        let end = end.as_bytes();
-        loop {
-            if let Some(at) = self.buffered.windows(end.len()).position(|w| w == end) {
-                self.scanned = 0;
-                let taken = self.buffered.split_to(at + end.len());
-                return Ok(String::from_utf8_lossy(&taken).into_owned());
-            }
-            if self.buffered.len() > MAX_LINE {
-                return Err(line_too_long());
-            }
-            if Instant::now() >= deadline {
-                return Err(Failure::TimedOut);
-            }
-            self.receive_more(deadline)?;
-        }
-    }
-
     /// What the server sent that no dialogue has taken yet, waiting for some by `deadline`.
     pub fn data(&mut self, deadline: Instant) -> Result<bytes::Bytes, Failure> {
         while self.buffered.is_empty() {
@@ -177,11 +157,6 @@ impl<'a> Inbound<'a> {
             _ => {}
         }
         Ok(())
-    }
-
-    /// Bytes received but not consumed as lines.
-    pub fn leftover(&self) -> usize {
-        self.buffered.len()
     }
 }
 

@@ -28,8 +28,9 @@ use std::net::IpAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Longest response line a CONNECT proxy may send, CRLF included.
-pub const MAX_LINE: usize = 8 * 1024;
+use crate::lines;
+
+pub use crate::lines::MAX_LINE;
 
 /// Most header lines a CONNECT response may have.
 pub const MAX_HEADER_LINES: usize = 128;
@@ -228,19 +229,11 @@ impl ProxyTunnel {
 
     /// One line of the CONNECT response; returns false until a whole one is there.
     fn http_line(&mut self) -> Result<bool, ProxyError> {
-        let Some(end) = self.received.iter().position(|&b| b == b'\n') else {
-            if self.received.len() >= MAX_LINE {
-                return Err(ProxyError::LineTooLong);
-            }
+        let Some(line) =
+            lines::take_line(&mut self.received).map_err(|_| ProxyError::LineTooLong)?
+        else {
             return Ok(false);
         };
-        if end >= MAX_LINE {
-            return Err(ProxyError::LineTooLong);
-        }
-        let raw = self.received.split_to(end + 1);
-        let line = String::from_utf8_lossy(&raw)
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
         if self.step == Step::StatusLine {
             self.step = match status_code(&line) {
                 Some(100..=199) => Step::InterimHeaders,

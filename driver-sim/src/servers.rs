@@ -28,6 +28,7 @@ pub enum ServerKind {
     /// Reads and discards everything; closes after the client's EOF.
     Sink,
     /// `220 ready`, then on `STARTTLS` replies `220 go` and switches to TLS; echoes after.
+    /// An `EHLO` is answered as an SMTP server would, offering STARTTLS.
     StartTlsLine,
     /// TLS from the first byte, echoing.
     TlsEcho,
@@ -319,9 +320,14 @@ async fn handle(
                         log.borrow_mut().sent.extend_from_slice(go);
                         return tls_echo(stream, tls, rest, log, connection).await;
                     }
-                    let no = b"500 say STARTTLS\r\n";
-                    stream.write_all(no).await?;
-                    log.borrow_mut().sent.extend_from_slice(no);
+                    // An SMTP client's EHLO is answered as an SMTP server would, offering
+                    // STARTTLS; any other line is told what to say.
+                    let answer: &[u8] = match line.starts_with(b"EHLO ") {
+                        true => b"250-ready\r\n250 STARTTLS\r\n",
+                        false => b"500 say STARTTLS\r\n",
+                    };
+                    stream.write_all(answer).await?;
+                    log.borrow_mut().sent.extend_from_slice(answer);
                     line = rest;
                 }
             }
