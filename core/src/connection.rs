@@ -631,7 +631,7 @@ impl Connection {
         match host.parse::<IpAddr>() {
             Ok(ip) => {
                 let addr = SocketAddr::new(ip, config.port);
-                self.with_race(|race, now| race.resolved(None, &[addr], now));
+                self.with_race(|race, now| race.handle_resolved(None, Ok(&[addr]), now));
             }
             Err(_) => {
                 self.resolution_asked = true;
@@ -665,10 +665,7 @@ impl Connection {
         };
         // An answer for a family already answered: the driver answers twice.
         self.require(name, race.awaits(family))?;
-        self.with_race(|race, now| match answer {
-            Ok(addrs) => race.resolved(family, addrs, now),
-            Err(kind) => race.resolve_failed(family, kind, now),
-        });
+        self.with_race(|race, now| race.handle_resolved(family, answer, now));
         Ok(())
     }
 
@@ -694,10 +691,10 @@ impl Connection {
             return Ok(());
         };
         match failure {
-            Some(kind) => self.with_race(|race, now| race.failed(attempt, kind, now)),
+            Some(kind) => self.with_race(|race, now| race.handle_failed(attempt, kind, now)),
             None => {
                 let now = self.now;
-                let won = race.connected(attempt, now);
+                let won = race.handle_connected(attempt, now);
                 self.run_race();
                 if let Some(peer) = won {
                     self.winner = Some(attempt);
@@ -722,7 +719,7 @@ impl Connection {
         let State::Establishing(race) = &mut self.state else {
             return;
         };
-        while let Some(step) = race.poll_step() {
+        while let Some(step) = race.poll_output() {
             let output = match step {
                 Step::Connect(attempt, addr) => {
                     self.attempts_started = self.attempts_started.max(attempt.0 + 1);
@@ -738,7 +735,7 @@ impl Connection {
             };
             self.outputs.push_back(output);
         }
-        self.timers.set_at(Timer::Race, race.deadline());
+        self.timers.set_at(Timer::Race, race.poll_timeout());
         let lost = race.lost();
         let host = self.config.host.clone();
         match lost {
@@ -1027,7 +1024,7 @@ impl Connection {
             match timer {
                 Timer::StartDelay => self.begin_connecting(),
                 Timer::Connect => self.close(Err(Error::ConnectTimeout)),
-                Timer::Race => self.with_race(|race, now| race.on_timeout(now)),
+                Timer::Race => self.with_race(|race, now| race.handle_timeout(now)),
                 Timer::TlsHandshake => self.close(Err(Error::TlsHandshakeTimeout)),
                 // Never clean, however completely our side closed: without the peer's end
                 // nothing confirms that it took what we sent.
@@ -1224,7 +1221,7 @@ impl Connection {
             State::Delay => (false, false, false, None),
             State::Establishing(race) => {
                 race.cancel_all(self.now);
-                while let Some(step) = race.poll_step() {
+                while let Some(step) = race.poll_output() {
                     if let Step::Cancel(attempt) = step {
                         self.outputs.push_back(Output::Cancel(attempt));
                     }

@@ -131,10 +131,23 @@ impl Race {
         }
     }
 
-    /// Takes the resolver's answer: for one family, or (`None`) for every family at once.
-    /// Addresses of a family this answer is not about, or that was answered before, are
-    /// ignored, as are duplicates.
-    pub(crate) fn resolved(&mut self, family: Option<Family>, addrs: &[SocketAddr], now: Instant) {
+    /// Takes the resolver's answer, as the client takes `Input::Resolved`: for one family,
+    /// or (`None`) for every family at once; the addresses, or why there are none.
+    pub(crate) fn handle_resolved(
+        &mut self,
+        family: Option<Family>,
+        result: Result<&[SocketAddr], ErrorKind>,
+        now: Instant,
+    ) {
+        match result {
+            Ok(addrs) => self.resolved(family, addrs, now),
+            Err(kind) => self.resolve_failed(family, kind, now),
+        }
+    }
+
+    /// Takes addresses. Those of a family this answer is not about, or that was answered
+    /// before, are ignored, as are duplicates.
+    fn resolved(&mut self, family: Option<Family>, addrs: &[SocketAddr], now: Instant) {
         let covered = [Family::V6, Family::V4]
             .map(|f| families(family).any(|g| g == f) && self.answer(f) == Answer::Pending);
         for (family, covered) in [Family::V6, Family::V4].into_iter().zip(covered) {
@@ -169,7 +182,7 @@ impl Race {
     }
 
     /// Takes the resolver's failure: for one family, or (`None`) for every family at once.
-    pub(crate) fn resolve_failed(&mut self, family: Option<Family>, kind: ErrorKind, now: Instant) {
+    fn resolve_failed(&mut self, family: Option<Family>, kind: ErrorKind, now: Instant) {
         for failed in families(family) {
             if self.answer(failed) == Answer::Pending {
                 *self.answer_mut(failed) = Answer::Failed(kind);
@@ -186,7 +199,7 @@ impl Race {
 
     /// Attempt `id` connected. Returns its address if it won: it was under way and nothing
     /// won before it. Every other attempt is cancelled.
-    pub(crate) fn connected(&mut self, id: AttemptId, now: Instant) -> Option<SocketAddr> {
+    pub(crate) fn handle_connected(&mut self, id: AttemptId, now: Instant) -> Option<SocketAddr> {
         if self.winner.is_some() {
             return None;
         }
@@ -200,7 +213,7 @@ impl Race {
     }
 
     /// Attempt `id` failed; the next one starts at once.
-    pub(crate) fn failed(&mut self, id: AttemptId, kind: ErrorKind, now: Instant) {
+    pub(crate) fn handle_failed(&mut self, id: AttemptId, kind: ErrorKind, now: Instant) {
         let Some(attempt) = self.take_live(id) else {
             return;
         };
@@ -228,7 +241,7 @@ impl Race {
 
     /// Moves the race on at `now`: attempts past their cap end (unless one is the last
     /// hope), and the next attempt starts if its time has come.
-    pub(crate) fn on_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let expired: Vec<Live> = self
             .live
             .iter()
@@ -257,12 +270,12 @@ impl Race {
     }
 
     /// The next thing the client must do.
-    pub(crate) fn poll_step(&mut self) -> Option<Step> {
+    pub(crate) fn poll_output(&mut self) -> Option<Step> {
         self.steps.pop_front()
     }
 
     /// When the race next needs [`Self::on_timeout`].
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let next_start = (!self.live.is_empty() && self.has_untried())
             .then_some(self.not_before)
             .flatten();
