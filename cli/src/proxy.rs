@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::json;
+use tcpclient_core::Request;
 use tcpclient_core::proxy::{ProxyProtocol as Protocol, ProxyTunnel, TunnelStatus};
 
 use super::Failure;
@@ -49,7 +50,7 @@ fn send(inbound: &mut Inbound<'_>, bytes: Bytes) -> Result<u64, Failure> {
     let len = bytes.len() as u64;
     inbound
         .trace
-        .request("Send", json!({ "bytes": len, "proxy": true }));
+        .request_with(&Request::Send(bytes.clone()), json!({ "proxy": true }));
     inbound
         .conn
         .send(bytes)

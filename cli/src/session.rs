@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 use signal_hook::consts::SIGINT;
 use signal_hook::iterator::Signals;
 use std::net::IpAddr;
 
 use tcpclient_core::{
     CloseReport, Config, Error, Event, FamilyPreference, Keepalive, Preamble, ReconnectPolicy,
-    SocketOptions,
+    Request, SocketOptions,
 };
 use tcpclient_polling::{ConnectionSender, Runtime};
 
@@ -196,7 +195,7 @@ pub fn establish(
         }
     }
     if args.tls {
-        inbound.trace.request("StartTls", json!({}));
+        inbound.trace.request(&Request::StartTls);
         inbound.conn.start_tls();
         starttls::await_tls(inbound, deadline, |_| Ok(()))?;
     }
@@ -485,8 +484,9 @@ impl Pump {
                 }
             };
             buf.truncate(n);
-            self.trace.request("Send", json!({ "bytes": n }));
-            if self.sender.send_blocking(Bytes::from(buf)).is_err() {
+            let data = Bytes::from(buf);
+            self.trace.request(&Request::Send(data.clone()));
+            if self.sender.send_blocking(data).is_err() {
                 // Shutting down already (Ctrl-C, or the server closed): stop reading.
                 self.progress.abandon();
                 return;
@@ -500,7 +500,7 @@ impl Pump {
             }
         }
         self.progress.finish_and_clear();
-        self.trace.request("Finish", json!({}));
+        self.trace.request(&Request::Finish);
         self.sender.finish();
     }
 }
@@ -533,13 +533,13 @@ fn watch_interrupts(sender: ConnectionSender, trace: &Trace) -> Result<Arc<Atomi
             trace.note("interrupted");
             if seen.swap(true, Ordering::Relaxed) {
                 warn(format_args!("interrupted again: aborting"));
-                trace.request("Abort", json!({}));
+                trace.request(&Request::Abort);
                 sender.abort();
             } else {
                 warn(format_args!(
                     "interrupted: finishing (Ctrl-C again to abort)"
                 ));
-                trace.request("Finish", json!({}));
+                trace.request(&Request::Finish);
                 sender.finish();
             }
         }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::json;
-use tcpclient_core::Event;
 use tcpclient_core::starttls::{StartTlsDialogue, StartTlsError, StartTlsProtocol as Protocol};
+use tcpclient_core::{Event, Request};
 
 use super::Failure;
 use super::args::StartTlsProtocol;
@@ -52,7 +52,7 @@ pub fn negotiate(
         })?;
         dialogue.handle_data(&data).map_err(refused)?;
     }
-    inbound.trace.request("StartTls", json!({}));
+    inbound.trace.request(&Request::StartTls);
     inbound.conn.start_tls();
     await_tls(inbound, deadline, |data| {
         dialogue.handle_data(data).map(drop).map_err(refused)
@@ -96,7 +96,7 @@ fn send(inbound: &mut Inbound<'_>, bytes: Bytes) -> Result<(), Failure> {
     let line = String::from_utf8_lossy(&bytes).trim_end().to_string();
     inbound
         .trace
-        .request("Send", json!({ "bytes": bytes.len(), "line": line }));
+        .request_with(&Request::Send(bytes.clone()), json!({ "line": line }));
     inbound
         .conn
         .send(bytes)

@@ -80,6 +80,11 @@
 //! port) and emits debug events when its phase changes, when it refuses an input, and when it
 //! closes, with the close report's numbers. Without the feature none of this is compiled in.
 //!
+//! # Traces
+//!
+//! With the `trace` feature, [`trace`] writes any input, request and output as one JSON line
+//! of one schema, the one the `tcpclient` program's `--trace` and the simulator's traces use.
+//!
 //! # What you can rely on
 //!
 //! - **Exactly one [`Event::Closed`]**, last, carrying a [`CloseReport`]: how it ended
@@ -161,6 +166,8 @@ pub mod starttls;
 mod state;
 mod timers;
 pub mod tls;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 pub use bytes::Bytes;
 pub use rustls;
