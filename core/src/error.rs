@@ -17,7 +17,7 @@ use crate::Phase;
 /// Socket errors are stored as [`ErrorKind`], not [`std::io::Error`], so that the type is
 /// `Clone + PartialEq` and tests can compare whole reports.
 #[doc(alias = "signal")]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Error {
     /// The driver could not resolve the host name.
@@ -95,20 +95,7 @@ impl Error {
     /// The error's name in traces and tables: its variant's name (`"ConnectTimeout"`,
     /// `"Tls"`, ...). With [`TlsError::name`] it says what went wrong as data, not text.
     pub fn name(&self) -> &'static str {
-        match self {
-            Error::Resolve { .. } => "Resolve",
-            Error::NoAddresses { .. } => "NoAddresses",
-            Error::Connect { .. } => "Connect",
-            Error::ConnectTimeout => "ConnectTimeout",
-            Error::Socket(_) => "Socket",
-            Error::TlsHandshakeTimeout => "TlsHandshakeTimeout",
-            Error::Tls(_) => "Tls",
-            Error::UnexpectedEof => "UnexpectedEof",
-            Error::IdleTimeout => "IdleTimeout",
-            Error::Stalled => "Stalled",
-            Error::DrainTimeout => "DrainTimeout",
-            Error::DriverStopped { .. } => "DriverStopped",
-        }
+        self.into()
     }
 }
 
@@ -125,7 +112,7 @@ fn resolve_reason(kind: ErrorKind) -> String {
 /// Why a TLS session failed, sorted into the cases a caller can act on.
 ///
 /// The `reason` strings carry rustls's own description for logs; match on the variant.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum TlsError {
     /// The server's certificate chain does not lead to a trusted root (or is badly signed).
@@ -202,19 +189,7 @@ pub enum TlsError {
 impl TlsError {
     /// The error's name in traces and tables: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            TlsError::CertificateNotTrusted { .. } => "CertificateNotTrusted",
-            TlsError::CertificateNameMismatch { .. } => "CertificateNameMismatch",
-            TlsError::CertificateExpired { .. } => "CertificateExpired",
-            TlsError::CertificateIsCa => "CertificateIsCa",
-            TlsError::CertificateInvalid { .. } => "CertificateInvalid",
-            TlsError::AlertReceived { .. } => "AlertReceived",
-            TlsError::CorruptMessage { .. } => "CorruptMessage",
-            TlsError::Incompatible { .. } => "Incompatible",
-            TlsError::InvalidAlpnProtocol { .. } => "InvalidAlpnProtocol",
-            TlsError::Flood(_) => "Flood",
-            TlsError::Other { .. } => "Other",
-        }
+        self.into()
     }
 }
 
@@ -224,7 +199,7 @@ impl TlsError {
 /// client work (a key derivation, an answer) or keeps its idle timer from firing. The limits
 /// are rustls's (and BoringSSL's), except that only application data with bytes in it lets
 /// the key updates start over: an empty record costs the server nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Flood {
     /// More than [`Flood::limit`] records in a row that carry nothing (TLS 1.3 padding only,
@@ -253,12 +228,7 @@ impl Flood {
 
     /// The flood's name in traces and tables: its variant's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Flood::EmptyRecords => "EmptyRecords",
-            Flood::WarningAlerts => "WarningAlerts",
-            Flood::KeyUpdates => "KeyUpdates",
-            Flood::RenegotiationRequests => "RenegotiationRequests",
-        }
+        self.into()
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{AttemptId, Family};
 /// same batch of outputs, a resolution that raced an `Abort`, a write that completed as the
 /// connection closed. Drivers cannot order these away, so they need not try. Before the
 /// close, a report that makes no sense (`Received` before `Connected`, say) is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Input<'a> {
     /// The driver's answer to an [`Output::Resolve`](crate::Output::Resolve): the
@@ -64,17 +64,7 @@ pub enum Input<'a> {
 impl Input<'_> {
     /// A short name for error messages and traces.
     pub fn name(&self) -> &'static str {
-        match self {
-            Input::Resolved { .. } => "Resolved",
-            Input::Connected(_) => "Connected",
-            Input::ConnectFailed(..) => "ConnectFailed",
-            Input::Received(_) => "Received",
-            Input::Written(_) => "Written",
-            Input::PeerEof => "PeerEof",
-            Input::SocketError(_) => "SocketError",
-            Input::Unacknowledged(_) => "Unacknowledged",
-            Input::Timeout => "Timeout",
-        }
+        self.into()
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// An IP address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
 pub enum Family {
     /// IPv4 (DNS `A` records).
     V4,
@@ -26,10 +26,7 @@ impl Family {
 
     /// The family's name in traces: `"V4"` or `"V6"`.
     pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "V4",
-            Family::V6 => "V6",
-        }
+        self.into()
     }
 
     pub(crate) fn other(self) -> Self {

@@ -14,7 +14,7 @@ use crate::{AttemptId, ConnectOptions};
 ///
 /// Not `#[non_exhaustive]`: a driver matches every variant, so that a socket action added in
 /// a later version is a compile error in the driver, not an action silently skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum Output {
     /// Resolve `host` to addresses and answer with
     /// [`Input::Resolved`](crate::Input::Resolved): the addresses, or why there are none.
@@ -73,21 +73,14 @@ impl Output {
     /// ([`Event::name`]).
     pub fn name(&self) -> &'static str {
         match self {
-            Output::Resolve { .. } => "Resolve",
-            Output::Connect { .. } => "Connect",
-            Output::Cancel(_) => "Cancel",
-            Output::Transmit(_) => "Transmit",
-            Output::ShutdownWrite => "ShutdownWrite",
-            Output::QueryUnacknowledged => "QueryUnacknowledged",
-            Output::Close => "Close",
-            Output::Reset => "Reset",
             Output::Event(event) => event.name(),
+            other => other.into(),
         }
     }
 }
 
 /// Something for the application: Kamaelia's `outbox`, `sslready` and `signal` boxes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Event {
     /// The connection is up, to this address.
@@ -161,17 +154,6 @@ pub enum Event {
 impl Event {
     /// The event's name in traces and messages: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Event::Connected(_) => "Connected",
-            Event::Data(_) => "Data",
-            Event::TlsEstablished(_) => "TlsEstablished",
-            Event::PeerClosed => "PeerClosed",
-            Event::SendReady => "SendReady",
-            Event::Undelivered(_) => "Undelivered",
-            Event::Reconnected { .. } => "Reconnected",
-            Event::Disconnected { .. } => "Disconnected",
-            Event::Reconnecting { .. } => "Reconnecting",
-            Event::Closed(_) => "Closed",
-        }
+        self.into()
     }
 }

@@ -192,7 +192,7 @@ pub struct GenerationReport {
 }
 
 /// How a connect attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum AttemptOutcome {
     /// It connected first: the connection is this attempt.
@@ -224,14 +224,7 @@ impl AttemptOutcome {
 
     /// The outcome's name in traces: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            AttemptOutcome::Won => "Won",
-            AttemptOutcome::Refused => "Refused",
-            AttemptOutcome::Unreachable => "Unreachable",
-            AttemptOutcome::TimedOut => "TimedOut",
-            AttemptOutcome::Failed(_) => "Failed",
-            AttemptOutcome::Cancelled => "Cancelled",
-        }
+        self.into()
     }
 }
 
@@ -401,7 +394,7 @@ impl fmt::Display for AlertSent {
 }
 
 /// How a connection ended when it ended on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Ending {
     /// A graceful shutdown ([`Client::finish`](crate::Client::finish)) completed: everything was
@@ -420,11 +413,7 @@ pub enum Ending {
 impl Ending {
     /// The ending's name in traces and tables: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Ending::Finished => "Finished",
-            Ending::PeerClosed => "PeerClosed",
-            Ending::Aborted => "Aborted",
-        }
+        self.into()
     }
 }
 

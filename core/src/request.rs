@@ -10,7 +10,7 @@ use crate::{Client, InvalidInput, Leave};
 /// One of the application's requests, as a value: what the [`Client`]'s request methods
 /// take, for code that passes requests through one place (an observer, a queue, a trace).
 /// [`apply`](Self::apply) makes the call; an application calls the methods directly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Request {
     /// [`Client::send`].
@@ -53,25 +53,15 @@ impl Request {
         }
     }
 
-    /// The request's name, as traces and refusals give it.
+    /// The request's name in traces: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Request::Send(_) => "Send",
-            Request::StartTls => Control::StartTls.name(),
-            Request::Finish => Control::Finish.name(),
-            Request::Abort => Control::Abort.name(),
-            Request::Consumed(_) => "Consumed",
-            Request::Reconnect(_) => "reconnect",
-            Request::Acknowledged(_) => "acknowledged",
-            Request::SendPreamble(_) => "send_preamble",
-            Request::PreambleDone => "preamble_done",
-        }
+        self.into()
     }
 }
 
 /// The requests that need the clock and take the same path through a reconnecting client
 /// and its connection, so that a refusal names them the same way at both levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub(crate) enum Control {
     StartTls,
     Finish,
@@ -79,12 +69,8 @@ pub(crate) enum Control {
 }
 
 impl Control {
-    /// The name a refusal gives it ([`InvalidInput::Unexpected`]).
+    /// The name a refusal gives it ([`InvalidInput::Unexpected`]): its variant's.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Control::StartTls => "StartTls",
-            Control::Finish => "Finish",
-            Control::Abort => "Abort",
-        }
+        self.into()
     }
 }

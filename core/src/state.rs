@@ -10,7 +10,7 @@ use crate::{AlertSent, Ending, Error};
 ///
 /// `Delay → Resolving → Connecting → Connected ⇄ TlsHandshaking → Draining → Closed`, with
 /// every phase able to jump to `Closed` on an error or an abort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum Phase {
     /// Waiting for [`Config::delay`](crate::Config::delay) to pass.
@@ -34,15 +34,7 @@ pub enum Phase {
 impl Phase {
     /// The phase's name in traces and tables: its variant's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Phase::Delay => "Delay",
-            Phase::Resolving => "Resolving",
-            Phase::Connecting => "Connecting",
-            Phase::Connected => "Connected",
-            Phase::TlsHandshaking => "TlsHandshaking",
-            Phase::Draining => "Draining",
-            Phase::Closed => "Closed",
-        }
+        self.into()
     }
 
     /// Every phase, in lifecycle order.

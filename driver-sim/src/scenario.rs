@@ -36,7 +36,7 @@ pub const TURMOIL_TCP_CAPACITY: usize = 64;
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(120);
 
 /// How the client uses TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum TlsMode {
     /// No TLS.
     Plain,
@@ -49,16 +49,12 @@ pub enum TlsMode {
 impl TlsMode {
     /// The mode's name in summaries: its variant's name.
     pub fn name(self) -> &'static str {
-        match self {
-            TlsMode::Plain => "Plain",
-            TlsMode::FromStart => "FromStart",
-            TlsMode::StartTls => "StartTls",
-        }
+        self.into()
     }
 }
 
 /// How the application ends its side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum End {
     /// Graceful shutdown (Kamaelia's `producerFinished`).
     Finish,
@@ -69,10 +65,7 @@ pub enum End {
 impl End {
     /// The ending's name in summaries: its variant's name.
     pub fn name(self) -> &'static str {
-        match self {
-            End::Finish => "Finish",
-            End::Abort => "Abort",
-        }
+        self.into()
     }
 }
 

@@ -21,7 +21,7 @@ pub const PORT: u16 = 4433;
 const STRIKE_AFTER: usize = 3000;
 
 /// How the server behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
 pub enum ServerKind {
     /// Sends back everything it receives; closes after the client's EOF.
     Echo,
@@ -53,18 +53,7 @@ pub const FLOOD_BYTES: usize = 1024 * 1024;
 impl ServerKind {
     /// The kind's name in summaries and traces: its variant's name.
     pub fn name(self) -> &'static str {
-        match self {
-            ServerKind::Echo => "Echo",
-            ServerKind::Sink => "Sink",
-            ServerKind::StartTlsLine => "StartTlsLine",
-            ServerKind::TlsEcho => "TlsEcho",
-            ServerKind::Silent => "Silent",
-            ServerKind::SlowReader => "SlowReader",
-            ServerKind::ClosesMidStream => "ClosesMidStream",
-            ServerKind::Resets => "Resets",
-            ServerKind::Garbage => "Garbage",
-            ServerKind::Flood => "Flood",
-        }
+        self.into()
     }
 
     /// Every kind, for sweeps.
