@@ -111,7 +111,7 @@ fn requests_go_in_as_inputs_do() {
 
 #[test]
 fn outputs_and_events_come_out_with_their_details() {
-    let now = std::time::Instant::now();
+    let now = tcpclient_testkit::epoch();
     let mut client = Client::new(Config::new("127.0.0.1", 7), now);
     let connect = client.poll_output().expect("a connect");
     let line = trace::output(AT, &connect);
