@@ -202,6 +202,17 @@ fn replies_are_bounded_by_one_line_limit_and_a_line_count() {
         xmpp.handle_data(&vec![b'x'; MAX_LINE]),
         Err(StartTlsError::LineTooLong)
     );
+    // An end that comes past the limit, in the same read, is too late all the same.
+    let mut xmpp = StartTlsDialogue::new(StartTlsProtocol::Xmpp, "c", "s").unwrap();
+    let mut features = b"<stream:features><starttls/>".to_vec();
+    features.resize(MAX_LINE, b' ');
+    features.extend_from_slice(b"</stream:features>");
+    assert_eq!(xmpp.handle_data(&features), Err(StartTlsError::LineTooLong));
+    // Within it, taken.
+    let mut xmpp = StartTlsDialogue::new(StartTlsProtocol::Xmpp, "c", "s").unwrap();
+    features.truncate(MAX_LINE - b"</stream:features>".len());
+    features.extend_from_slice(b"</stream:features>");
+    assert_eq!(xmpp.handle_data(&features), Ok(DialogueStatus::InProgress));
 }
 
 #[test]
@@ -212,4 +223,40 @@ fn a_name_that_would_smuggle_a_command_in_is_refused() {
             Err(StartTlsError::InvalidName(_))
         ));
     }
+}
+
+#[test]
+fn coded_replies_end_at_a_line_without_a_dash_however_short() {
+    // "220" alone ends a reply; "250-" alone goes on.
+    let status = run(
+        StartTlsProtocol::Smtp,
+        &[
+            ("", "220\r\n"),
+            ("EHLO client.example\r\n", "250-\r\n250 STARTTLS\r\n"),
+            ("STARTTLS\r\n", "220\r\n"),
+        ],
+        usize::MAX,
+    );
+    assert_eq!(status, Ok(DialogueStatus::GoAhead));
+}
+
+#[test]
+fn a_dialogue_is_done_only_at_its_go_ahead_and_not_after_a_failure() {
+    let mut pop3 = StartTlsDialogue::new(StartTlsProtocol::Pop3, "c", "s").unwrap();
+    assert!(!pop3.is_done(), "before the greeting");
+    pop3.handle_data(b"+OK\r\n").unwrap();
+    assert!(!pop3.is_done(), "before the go-ahead");
+    assert_eq!(
+        pop3.handle_data(b"-ERR no\r\n").map(|_| ()),
+        Err(StartTlsError::Unexpected {
+            expected: "+OK",
+            said: "-ERR no".into(),
+        })
+    );
+    assert!(!pop3.is_done(), "after a refusal");
+    assert_eq!(
+        pop3.poll_transmit(),
+        None,
+        "nothing more is said after a refusal"
+    );
 }

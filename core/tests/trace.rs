@@ -185,3 +185,87 @@ fn refusals_and_notes_have_their_own_kinds() {
         u64::MAX
     );
 }
+
+#[test]
+fn each_event_carries_what_it_tells() {
+    let addr: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
+    assert_eq!(
+        details(&trace::event(AT, &Event::Connected(addr))),
+        &json!({ "addr": "127.0.0.1:7" })
+    );
+    assert_eq!(
+        details(&trace::event(
+            AT,
+            &Event::Undelivered(Bytes::from_static(b"abc"))
+        )),
+        &json!({ "bytes": 3 })
+    );
+    assert_eq!(
+        details(&trace::event(AT, &Event::Data(Bytes::from_static(b"ab")))),
+        &json!({ "bytes": 2 })
+    );
+    let reconnected = Event::Reconnected {
+        generation: 1,
+        addr,
+        replays_from: 10,
+    };
+    assert_eq!(
+        details(&trace::event(AT, &reconnected)),
+        &json!({ "generation": 1, "addr": "127.0.0.1:7", "replays_from": 10 })
+    );
+    assert_eq!(details(&trace::event(AT, &Event::PeerClosed)), &json!({}));
+
+    // A connection's end, as a reconnecting client reports it, with its generation.
+    let now = tcpclient_testkit::epoch();
+    let config =
+        Config::new("127.0.0.1", 7).with_reconnect(tcpclient_core::ReconnectPolicy::default());
+    let mut client = Client::new(config, now);
+    while client.poll_output().is_some() {}
+    client
+        .handle_input(now, Input::Connected(AttemptId(0)))
+        .unwrap();
+    client
+        .handle_input(now, Input::SocketError(ErrorKind::ConnectionReset))
+        .unwrap();
+    let disconnected = std::iter::from_fn(|| client.poll_output())
+        .find_map(|o| match o {
+            Output::Event(event @ Event::Disconnected { .. }) => Some(event),
+            _ => None,
+        })
+        .expect("disconnected");
+    let line = trace::event(AT, &disconnected);
+    assert_eq!(line["output"], "Disconnected");
+    assert_eq!(details(&line)["generation"], 0);
+    assert_eq!(details(&line)["error"], "Socket");
+    assert!(
+        details(&line)["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+}
+
+#[test]
+fn a_tls_session_is_traced_with_what_it_negotiated() {
+    let pki = tcpclient_testkit::Pki::new();
+    let mut pair = tcpclient_testkit::Pair::new(
+        Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost")),
+    );
+    pair.request(Request::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+    let established = pair
+        .events()
+        .into_iter()
+        .find(|e| matches!(e, Event::TlsEstablished(_)))
+        .expect("a handshake");
+    let line = trace::event(AT, &established);
+    let details = details(&line);
+    assert_eq!(details["version"], "TLSv1_3");
+    assert!(
+        details["cipher_suite"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("TLS13_"))
+    );
+    assert!(details["key_exchange_group"].is_string());
+    assert_eq!(details["resumed"], false);
+}
