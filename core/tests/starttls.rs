@@ -260,3 +260,80 @@ fn a_dialogue_is_done_only_at_its_go_ahead_and_not_after_a_failure() {
         "nothing more is said after a refusal"
     );
 }
+
+/// Replies a server might send, right or wrong for the dialogue at hand, and noise.
+fn reply() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let lines = [
+        "220 ready\r\n",
+        "220-more\r\n",
+        "250-x\r\n",
+        "250 STARTTLS\r\n",
+        "* OK\r\n",
+        ". OK\r\n",
+        "+OK\r\n",
+        "-ERR\r\n",
+        "OK\r\n",
+        "234 go\r\n",
+        "382 go\r\n",
+        "200 hi\r\n",
+        "201\r\n",
+        "500 no\r\n",
+        "\"X\"\r\n",
+        "\r\n",
+        "<stream:features><starttls/></stream:features>",
+        "<proceed/>",
+        "<failure/>",
+    ];
+    prop_oneof![
+        3 => proptest::sample::select(lines.to_vec()).prop_map(|l| l.as_bytes().to_vec()),
+        1 => proptest::collection::vec(any::<u8>(), 0..300),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever a server sends, in whatever pieces, a dialogue answers with a status or a
+    /// typed error, never a panic; after an error it takes nothing more and says nothing
+    /// more; once done it refuses every byte; and what it hands out to send is its own
+    /// script's lines, never the server's bytes.
+    #[test]
+    fn any_replies_in_any_pieces_get_a_status_or_a_typed_error(
+        protocol in 0usize..8,
+        replies in proptest::collection::vec(reply(), 0..16),
+        cuts in proptest::collection::vec(1usize..64, 1..16),
+    ) {
+        use StartTlsProtocol::*;
+        let protocol = [Smtp, Imap, Pop3, Ftp, Lmtp, Nntp, Xmpp, Sieve][protocol];
+        let mut dialogue = StartTlsDialogue::new(protocol, "client.example", "chat.example").unwrap();
+        let stream = replies.concat();
+        let (mut at, mut failed, mut done) = (0, false, false);
+        for cut in cuts.iter().cycle() {
+            if at >= stream.len() {
+                break;
+            }
+            let piece = &stream[at..(at + cut).min(stream.len())];
+            at += piece.len();
+            match dialogue.handle_data(piece) {
+                Ok(DialogueStatus::GoAhead) => {
+                    proptest::prop_assert!(!failed);
+                    done = true;
+                }
+                Ok(DialogueStatus::InProgress) => proptest::prop_assert!(!failed && !done),
+                Err(StartTlsError::Over) => proptest::prop_assert!(failed),
+                Err(StartTlsError::Injection { bytes }) => {
+                    proptest::prop_assert!(!failed && bytes > 0);
+                    failed = true;
+                }
+                Err(_) => {
+                    proptest::prop_assert!(!failed && !done);
+                    failed = true;
+                }
+            }
+            while let Some(bytes) = dialogue.poll_transmit() {
+                proptest::prop_assert!(!failed, "nothing is said after a failure");
+                proptest::prop_assert!(bytes.len() < 256, "a command of the script");
+            }
+        }
+        proptest::prop_assert_eq!(dialogue.is_done(), done && !failed);
+    }
+}
