@@ -147,7 +147,7 @@ impl<O: Observer> Connection<O> {
     /// Graceful shutdown (Kamaelia's `producerFinished`): everything sent is delivered,
     /// then the connection closes. (`poll_shutdown` does the same.)
     #[doc(alias = "producerFinished")]
-    pub fn finish(&mut self) -> Result<(), InvalidInput> {
+    pub fn finish(&self) -> Result<(), InvalidInput> {
         self.shared.request(Request::Finish)
     }
 
