@@ -115,8 +115,8 @@ pub struct Scenario {
     /// Segments turmoil lets one direction of a connection hold unread (its TCP buffers):
     /// a writer blocks once the reader is this far behind.
     pub tcp_capacity: usize,
-    /// With a policy, the application runs a reconnecting
-    /// [`Session`](tcpclient_core::Session) instead of one client.
+    /// With a policy, the application's client reconnects
+    /// ([`Config::with_reconnect`](tcpclient_core::Config::with_reconnect)).
     pub reconnect: Option<ReconnectPolicy>,
     /// How long the simulation goes on after the client's driver ends, so that the servers
     /// see how their connections ended ([`Outcome::peer_resets`]).

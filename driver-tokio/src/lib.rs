@@ -7,7 +7,8 @@
 //! stream that works with `tokio::io::copy`, `copy_bidirectional` and `tokio_util`'s
 //! `Framed`. Happy Eyeballs, STARTTLS ([`Connection::start_tls`]), the receive window (data
 //! counts as consumed as it is read), the stall deadline and reconnects
-//! ([`connect_session`]) work as in the other drivers: every decision is the core's.
+//! ([`Config::with_reconnect`](tcpclient_core::Config::with_reconnect)) work as in the other
+//! drivers: every decision is the core's.
 //!
 //! ```no_run
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};

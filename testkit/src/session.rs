@@ -182,7 +182,7 @@ pub fn run_session(scenario: &SessionScenario) -> Result<SessionOutcome, Violati
     world.outcome()
 }
 
-/// Watches a [`Session`]'s outputs and answers; see the module documentation.
+/// Watches a reconnecting [`Client`]'s outputs and answers; see the module documentation.
 #[derive(Debug)]
 pub struct SessionMonitor {
     policy: ReconnectPolicy,
