@@ -4,6 +4,8 @@
 //! refuses is a typed error; one that never answers is stopped by the application's
 //! deadline, in simulated time.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -151,21 +153,8 @@ fn run(protocol: ProxyProtocol, mood: Mood) -> Run {
         let app = async {
             let tunnel = open_tunnel(&mut conn, protocol).await;
             let dialogue_ended = turmoil::sim_elapsed().unwrap_or_default();
-            let mut echoed = Vec::new();
-            if tunnel.is_ok() {
-                let _ = conn.send(Bytes::from_static(b"through the proxy"));
-                while echoed.len() < 17 {
-                    match conn.recv().await {
-                        Some(Event::Data(data)) => echoed.extend_from_slice(&data),
-                        Some(Event::Closed(_)) | None => break,
-                        Some(_) => {}
-                    }
-                }
-                let _ = conn.finish();
-            } else {
-                let _ = conn.abort();
-            }
-            while conn.recv().await.is_some() {}
+            let echoed =
+                common::echo_then_end(&mut conn, tunnel.is_ok(), b"through the proxy").await;
             (tunnel, echoed, dialogue_ended)
         };
         let (end, (tunnel, echoed, dialogue_ended)) = tokio::join!(driver, app);

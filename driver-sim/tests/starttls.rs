@@ -4,9 +4,10 @@
 //! server that injects plaintext after its go-ahead, and across a partition that outlasts
 //! the application's deadline.
 
+mod common;
+
 use std::time::Duration;
 
-use bytes::Bytes;
 use tcpclient_core::starttls::{DialogueStatus, StartTlsDialogue, StartTlsError, StartTlsProtocol};
 use tcpclient_core::{Config, Event};
 use tcpclient_sim::{
@@ -139,21 +140,7 @@ fn run(mood: Mood) -> Run {
         let (mut conn, driver) = connect_with(config, Trace::new(), network, Default::default());
         let app = async {
             let started = start_tls(&mut conn, mood).await;
-            let mut echoed = Vec::new();
-            if started.is_ok() {
-                let _ = conn.send(Bytes::from_static(b"over TLS"));
-                while echoed.len() < 8 {
-                    match conn.recv().await {
-                        Some(Event::Data(data)) => echoed.extend_from_slice(&data),
-                        Some(Event::Closed(_)) | None => break,
-                        Some(_) => {}
-                    }
-                }
-                let _ = conn.finish();
-            } else {
-                let _ = conn.abort();
-            }
-            while conn.recv().await.is_some() {}
+            let echoed = common::echo_then_end(&mut conn, started.is_ok(), b"over TLS").await;
             (started, echoed)
         };
         let (end, (started, echoed)) = tokio::join!(driver, app);
