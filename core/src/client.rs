@@ -131,6 +131,7 @@ impl Client {
     ///
     /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
+    #[inline]
     pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
         let machine = match config.reconnect.clone() {
