@@ -326,7 +326,7 @@ impl StartTlsDialogue {
             self.reply_lines += 1;
             let last = match reply {
                 Reply::Line => true,
-                Reply::Coded => line.len() < 4 || line.as_bytes()[3] != b'-',
+                Reply::Coded => line.as_bytes().get(3) != Some(&b'-'),
                 Reply::Tagged(tag) => line.starts_with(tag),
                 Reply::Sieve => {
                     let upper = line.to_ascii_uppercase();
@@ -343,7 +343,7 @@ impl StartTlsDialogue {
             return match accept.iter().any(|prefix| line.starts_with(prefix)) {
                 true => Ok(true),
                 false => Err(StartTlsError::Unexpected {
-                    expected: accept[0],
+                    expected: accept.first().copied().unwrap_or_default(),
                     said: line,
                 }),
             };
