@@ -114,8 +114,8 @@ pub enum StartTlsError {
 #[derive(Debug)]
 pub struct StartTlsDialogue {
     protocol: StartTlsProtocol,
-    /// What is left to say and to hear, in order.
-    script: VecDeque<Step>,
+    /// The exchanges left, in order.
+    script: VecDeque<Exchange>,
     /// What is to be sent next.
     outgoing: VecDeque<Bytes>,
     /// Received bytes not yet consumed.
@@ -126,12 +126,20 @@ pub struct StartTlsDialogue {
     failed: bool,
 }
 
-/// One step of a dialogue's script.
+/// One exchange of a dialogue: what the client says (nothing, before a greeting), then what
+/// it must hear.
 #[derive(Debug)]
-enum Step {
-    Say(String),
-    /// A reply whose last line must begin with one of these.
-    Expect(Reply, &'static [&'static str]),
+struct Exchange {
+    /// Taken once handed out.
+    say: Option<String>,
+    hear: Hear,
+}
+
+/// What an exchange must hear.
+#[derive(Debug, Clone, Copy)]
+enum Hear {
+    /// A reply whose last line begins with one of these.
+    Reply(Reply, &'static [&'static str]),
     /// XMPP's stream features, which must offer starttls.
     XmppFeatures,
     /// XMPP's answer to starttls, which must be proceed.
@@ -168,7 +176,10 @@ impl StartTlsDialogue {
                 return Err(StartTlsError::InvalidName(name.to_string()));
             }
         }
-        let line = |text: &str| Step::Say(format!("{text}\r\n"));
+        let hear = |say: Option<&str>, reply, accept| Exchange {
+            say: say.map(|text| format!("{text}\r\n")),
+            hear: Hear::Reply(reply, accept),
+        };
         let script = match protocol {
             StartTlsProtocol::Smtp | StartTlsProtocol::Lmtp => {
                 let hello = match protocol {
@@ -176,50 +187,50 @@ impl StartTlsDialogue {
                     _ => "LHLO",
                 };
                 vec![
-                    Step::Expect(Reply::Coded, &["220"]),
-                    line(&format!("{hello} {client_name}")),
-                    Step::Expect(Reply::Coded, &["250"]),
-                    line("STARTTLS"),
-                    Step::Expect(Reply::Coded, &["220"]),
+                    hear(None, Reply::Coded, &["220"]),
+                    hear(
+                        Some(&format!("{hello} {client_name}")),
+                        Reply::Coded,
+                        &["250"],
+                    ),
+                    hear(Some("STARTTLS"), Reply::Coded, &["220"]),
                 ]
             }
             StartTlsProtocol::Imap => vec![
-                Step::Expect(Reply::Line, &["* OK"]),
-                line(". CAPABILITY"),
-                Step::Expect(Reply::Tagged(". "), &[". OK"]),
-                line(". STARTTLS"),
-                Step::Expect(Reply::Tagged(". "), &[". OK"]),
+                hear(None, Reply::Line, &["* OK"]),
+                hear(Some(". CAPABILITY"), Reply::Tagged(". "), &[". OK"]),
+                hear(Some(". STARTTLS"), Reply::Tagged(". "), &[". OK"]),
             ],
             StartTlsProtocol::Pop3 => vec![
-                Step::Expect(Reply::Line, &["+OK"]),
-                line("STLS"),
-                Step::Expect(Reply::Line, &["+OK"]),
+                hear(None, Reply::Line, &["+OK"]),
+                hear(Some("STLS"), Reply::Line, &["+OK"]),
             ],
             StartTlsProtocol::Ftp => vec![
-                Step::Expect(Reply::Coded, &["220"]),
-                line("AUTH TLS"),
-                Step::Expect(Reply::Coded, &["234"]),
+                hear(None, Reply::Coded, &["220"]),
+                hear(Some("AUTH TLS"), Reply::Coded, &["234"]),
             ],
             // 200: posting allowed; 201: not. Either may start TLS.
             StartTlsProtocol::Nntp => vec![
-                Step::Expect(Reply::Coded, &["200", "201"]),
-                line("STARTTLS"),
-                Step::Expect(Reply::Coded, &["382"]),
+                hear(None, Reply::Coded, &["200", "201"]),
+                hear(Some("STARTTLS"), Reply::Coded, &["382"]),
             ],
             StartTlsProtocol::Xmpp => vec![
-                Step::Say(format!(
-                    "<?xml version='1.0'?><stream:stream to='{server_domain}' version='1.0' \
-                     xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-                )),
-                Step::XmppFeatures,
-                Step::Say("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into()),
-                Step::XmppProceed,
+                Exchange {
+                    say: Some(format!(
+                        "<?xml version='1.0'?><stream:stream to='{server_domain}' version='1.0' \
+                         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+                    )),
+                    hear: Hear::XmppFeatures,
+                },
+                Exchange {
+                    say: Some("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into()),
+                    hear: Hear::XmppProceed,
+                },
             ],
+            // The greeting is the capability list, ended by an OK line.
             StartTlsProtocol::Sieve => vec![
-                // The greeting is the capability list, ended by an OK line.
-                Step::Expect(Reply::Sieve, &["OK"]),
-                line("STARTTLS"),
-                Step::Expect(Reply::Sieve, &["OK"]),
+                hear(None, Reply::Sieve, &["OK"]),
+                hear(Some("STARTTLS"), Reply::Sieve, &["OK"]),
             ],
         };
         let mut dialogue = Self {
@@ -275,23 +286,16 @@ impl StartTlsDialogue {
     /// Consumes whole replies from what was received, as far as they go.
     fn advance(&mut self) -> Result<DialogueStatus, StartTlsError> {
         loop {
-            let heard = match self.script.front() {
+            let heard = match self.script.front().map(|exchange| exchange.hear) {
                 None if self.received.is_empty() => return Ok(DialogueStatus::GoAhead),
                 None => {
                     return Err(StartTlsError::Injection {
                         bytes: self.received.len(),
                     });
                 }
-                Some(Step::Say(_)) => {
-                    self.say();
-                    continue;
-                }
-                Some(Step::Expect(reply, accept)) => {
-                    let (reply, accept) = (*reply, *accept);
-                    self.expect(reply, accept)?
-                }
-                Some(Step::XmppFeatures) => self.xmpp_features()?,
-                Some(Step::XmppProceed) => self.xmpp_proceed()?,
+                Some(Hear::Reply(reply, accept)) => self.expect(reply, accept)?,
+                Some(Hear::XmppFeatures) => self.xmpp_features()?,
+                Some(Hear::XmppProceed) => self.xmpp_proceed()?,
             };
             if !heard {
                 return Ok(DialogueStatus::InProgress);
@@ -301,13 +305,11 @@ impl StartTlsDialogue {
         }
     }
 
-    /// Hands out what the script says next, up to what it must hear.
+    /// Hands out what the next exchange says, if it says anything.
     fn say(&mut self) {
-        while let Some(Step::Say(_)) = self.script.front() {
-            if let Some(Step::Say(text)) = self.script.pop_front() {
-                self.sent += text.len() as u64;
-                self.outgoing.push_back(Bytes::from(text));
-            }
+        if let Some(text) = self.script.front_mut().and_then(|e| e.say.take()) {
+            self.sent += text.len() as u64;
+            self.outgoing.push_back(Bytes::from(text));
         }
     }
 
