@@ -47,7 +47,8 @@ pub fn run() -> Result<(), Failure> {
 
     say(format_args!("3. STARTTLS (Kamaelia's makessl)"));
     exchange(&mut inbound, "STARTTLS")?;
-    conn.start_tls();
+    conn.start_tls()
+        .map_err(|refusal| Failure::Setup(format!("STARTTLS refused: {refusal}")))?;
     let info = wait_for(&mut inbound, "TlsEstablished", |e| {
         matches!(e, Event::TlsEstablished(_))
     })?;
@@ -63,7 +64,7 @@ pub fn run() -> Result<(), Failure> {
     say(format_args!(
         "5. graceful shutdown (producerFinished): flush, close_notify, FIN, drain"
     ));
-    conn.finish();
+    inbound.answered(conn.finish());
     let closed = wait_for(&mut inbound, "Closed", |e| matches!(e, Event::Closed(_)))?;
     let Event::Closed(report) = closed else {
         return Err(Failure::Vanished);

@@ -1,10 +1,10 @@
-//! Taking notifications from a connection: tracing them, and reading lines for dialogues.
+//! Taking events from a connection: tracing them, and reading lines for dialogues.
 
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tcpclient_core::{Event, TlsInfo};
-use tcpclient_polling::{Connection, Notification};
+use tcpclient_core::{Event, InvalidInput, TlsInfo};
+use tcpclient_polling::Connection;
 
 use super::Failure;
 use super::output::warn;
@@ -53,7 +53,7 @@ impl<'a> Inbound<'a> {
     /// [`Failure::TimedOut`], which the caller words.
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Event, Failure> {
         loop {
-            let notification = match deadline {
+            let event = match deadline {
                 None => self.conn.recv().ok_or(Failure::Vanished)?,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -61,44 +61,46 @@ impl<'a> Inbound<'a> {
                         return Err(Failure::TimedOut);
                     }
                     match self.conn.recv_timeout(left) {
-                        Ok(Some(notification)) => notification,
+                        Ok(Some(event)) => event,
                         Ok(None) => return Err(Failure::TimedOut),
                         Err(_) => return Err(Failure::Vanished),
                     }
                 }
             };
-            match notification {
-                Notification::Event(event) => {
-                    if let Event::Connected(addr) = &event {
-                        self.connected_to = Some(*addr);
-                    }
-                    if let Event::TlsEstablished(info) = &event {
-                        if self.brief {
-                            eprint!("{}", super::certs::brief(info));
-                        }
-                        if self.showcerts {
-                            eprint!("{}", super::certs::chain(info));
-                        }
-                        self.tls = Some(info.clone());
-                    }
-                    self.trace.event(&event);
-                    if self.verbose {
-                        describe(&event);
-                    }
-                    return Ok(event);
-                }
-                Notification::Refused(refusal) if self.verbose => {
-                    warn(format_args!("refused: {refusal}"));
-                }
-                _ => {}
+            if let Event::Connected(addr) = &event {
+                self.connected_to = Some(*addr);
             }
+            if let Event::TlsEstablished(info) = &event {
+                if self.brief {
+                    eprint!("{}", super::certs::brief(info));
+                }
+                if self.showcerts {
+                    eprint!("{}", super::certs::chain(info));
+                }
+                self.tls = Some(info.clone());
+            }
+            self.trace.event(&event);
+            if self.verbose {
+                describe(&event);
+            }
+            return Ok(event);
+        }
+    }
+
+    /// Says what a request was answered, if it was refused and `-v` asks for detail. (A
+    /// refusal that matters shows in the events that follow, or do not.)
+    pub fn answered(&self, answer: Result<(), InvalidInput>) {
+        if let Err(refusal) = answer
+            && self.verbose
+        {
+            warn(format_args!("refused: {refusal}"));
         }
     }
 
     /// Finishes the connection gracefully and takes its events until it has closed (or
     /// until `deadline`), whatever the ending.
     pub fn finish_and_wait(&mut self, deadline: Option<Instant>) {
-        self.conn.finish();
+        self.answered(self.conn.finish());
         while !matches!(self.next(deadline), Ok(Event::Closed(_)) | Err(_)) {}
     }
 

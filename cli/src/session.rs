@@ -17,7 +17,7 @@ use tcpclient_core::{
     CloseReport, Config, Error, Event, FamilyPreference, Keepalive, Preamble, ReconnectPolicy,
     Request, SocketOptions,
 };
-use tcpclient_polling::{ConnectionSender, Runtime};
+use tcpclient_polling::{Runtime, Sender};
 
 use super::args::{Args, KeepaliveArg};
 use super::inbound::Inbound;
@@ -196,7 +196,7 @@ pub fn establish(
     }
     if args.tls {
         inbound.trace.request(&Request::StartTls);
-        inbound.conn.start_tls();
+        inbound.answered(inbound.conn.start_tls());
         starttls::await_tls(inbound, deadline, |_| Ok(()))?;
     }
     if let Some(protocol) = args.starttls {
@@ -329,7 +329,7 @@ fn copy_to_stdout(
             Event::Data(data) => {
                 let written = stdout.write_all(&data).and_then(|()| stdout.flush());
                 if let Err(e) = written {
-                    inbound.conn.abort();
+                    inbound.answered(inbound.conn.abort());
                     return Err(Failure::Io(io::Error::new(
                         e.kind(),
                         format!("standard output: {e}"),
@@ -436,7 +436,7 @@ const INPUT_POLL: Duration = Duration::from_millis(100);
 /// to `rate` bytes per second if given; at its end (or a read error), shuts the connection
 /// down gracefully.
 struct Pump {
-    sender: ConnectionSender,
+    sender: Sender,
     trace: Trace,
     rate: Option<u64>,
     progress: ProgressBar,
@@ -486,14 +486,14 @@ impl Pump {
             buf.truncate(n);
             let data = Bytes::from(buf);
             self.trace.request(&Request::Send(data.clone()));
-            if self.sender.send_blocking(data).is_err() {
+            if self.sender.send_all(data).is_err() {
                 // Shutting down already (Ctrl-C, or the server closed): stop reading.
                 self.progress.abandon();
                 return;
             }
             sent += n as u64;
             self.progress
-                .set_position(sent.saturating_sub(self.sender.unwritten()));
+                .set_position(sent.saturating_sub(self.sender.bytes_queued()));
             if let Some(rate) = self.rate {
                 let due = Duration::from_secs_f64(sent as f64 / rate as f64);
                 std::thread::sleep(due.saturating_sub(start.elapsed()));
@@ -501,7 +501,8 @@ impl Pump {
         }
         self.progress.finish_and_clear();
         self.trace.request(&Request::Finish);
-        self.sender.finish();
+        // Refused only when the connection is shutting down already.
+        let _ = self.sender.finish();
     }
 }
 
@@ -523,7 +524,7 @@ fn progress_bar(args: &Args, file_len: Option<u64>) -> Result<ProgressBar, Failu
 }
 
 /// Ctrl-C once: graceful shutdown. Twice: abort. Returns whether it was pressed.
-fn watch_interrupts(sender: ConnectionSender, trace: &Trace) -> Result<Arc<AtomicBool>, Failure> {
+fn watch_interrupts(sender: Sender, trace: &Trace) -> Result<Arc<AtomicBool>, Failure> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let seen = interrupted.clone();
     let mut signals = Signals::new([SIGINT])?;
@@ -534,13 +535,13 @@ fn watch_interrupts(sender: ConnectionSender, trace: &Trace) -> Result<Arc<Atomi
             if seen.swap(true, Ordering::Relaxed) {
                 warn(format_args!("interrupted again: aborting"));
                 trace.request(&Request::Abort);
-                sender.abort();
+                let _ = sender.abort();
             } else {
                 warn(format_args!(
                     "interrupted: finishing (Ctrl-C again to abort)"
                 ));
                 trace.request(&Request::Finish);
-                sender.finish();
+                let _ = sender.finish();
             }
         }
     });

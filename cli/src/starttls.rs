@@ -53,7 +53,7 @@ pub fn negotiate(
         dialogue.handle_data(&data).map_err(refused)?;
     }
     inbound.trace.request(&Request::StartTls);
-    inbound.conn.start_tls();
+    inbound.answered(inbound.conn.start_tls());
     await_tls(inbound, deadline, |data| {
         dialogue.handle_data(data).map(drop).map_err(refused)
     })?;

@@ -5,20 +5,20 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Instant;
 
 use polling::{Event as Readiness, PollMode, Poller};
-use tcpclient_core::{AttemptId, Client, ConnectOptions, Input};
+use tcpclient_core::{AttemptId, ConnectOptions, Input};
 
 use tcpclient_driver::{PendingWrites, pending_error, reset, unacknowledged};
 
+use crate::reactor::Hold;
 use crate::socket::{ReadOutcome, finish_connect, read_once, start_connect, write_gathered};
 
 /// Reads per readable socket per turn: enough to drain a burst, few enough to be fair.
 const READS_PER_TURN: usize = 8;
 
-/// One client (or reconnecting session) and the sockets the loop keeps for it: one per
-/// connect attempt under way,
-/// then the connection's (the attempt that won).
-pub(crate) struct Conn {
-    pub(crate) client: Client,
+/// One client, held as `H` says, and the sockets the loop keeps for it: one per connect
+/// attempt under way, then the connection's (the attempt that won).
+pub(crate) struct Conn<H> {
+    pub(crate) client: H,
     pub(crate) socket: Option<Socket>,
     /// Connect attempts under way, each with its own socket and poller key.
     pub(crate) attempts: Vec<AttemptSocket>,
@@ -80,9 +80,9 @@ pub(crate) enum Reported {
     Something,
 }
 
-impl Conn {
+impl<H: Hold> Conn<H> {
     /// A connection for `client`, with no socket yet.
-    pub(crate) fn new(client: Client) -> Self {
+    pub(crate) fn new(client: H) -> Self {
         Self {
             client,
             socket: None,
@@ -100,7 +100,7 @@ impl Conn {
     /// outputs faithfully, a late one (after the close) included, so a refusal can only mean
     /// a bug here; it changes nothing in the client, and nothing is gained by stopping.
     pub(crate) fn feed(&mut self, now: Instant, input: Input<'_>) {
-        let _ = self.client.handle_input(now, input);
+        let _ = self.client.lock().handle_input(now, input);
     }
 
     /// Starts attempt `id` to `addr`, its socket registered under `key`.
@@ -150,7 +150,7 @@ impl Conn {
 
     fn attempt_connected(&mut self, id: AttemptId, now: Instant) {
         self.feed(now, Input::Connected(id));
-        if self.client.winning_attempt() != Some(id) {
+        if self.client.lock().winning_attempt() != Some(id) {
             return;
         }
         let Some(at) = self.attempts.iter().position(|a| a.id == id) else {
@@ -202,23 +202,6 @@ impl Conn {
         self.feed(now, Input::Unacknowledged(answer));
     }
 
-    /// Closes the connection's socket (and any attempt's still open); with `abort`, so that
-    /// the peer gets a reset.
-    pub(crate) fn close(&mut self, poller: &Poller, abort: bool) {
-        if let Some(socket) = self.socket.take() {
-            let _ = poller.delete(&socket.stream);
-            if abort {
-                // If it fails the close is an ordinary one: nothing else to do.
-                let _ = reset(&socket.stream);
-            }
-        }
-        for attempt in std::mem::take(&mut self.attempts) {
-            let _ = poller.delete(&attempt.stream);
-            self.retired_keys.push(attempt.key);
-        }
-        self.pending.clear();
-    }
-
     /// Writes what is pending if the socket can take it, and reports what happened.
     pub(crate) fn write_pending(&mut self, now: Instant) -> Reported {
         let Some(socket) = self.socket.as_mut() else {
@@ -259,7 +242,7 @@ impl Conn {
 
     fn read(&mut self, buf: &mut [u8], now: Instant) {
         for _ in 0..READS_PER_TURN {
-            if !self.client.wants_read() {
+            if !self.client.lock().wants_read() {
                 return;
             }
             let Some(socket) = self.socket.as_mut() else {
@@ -285,7 +268,7 @@ impl Conn {
     /// stops at its receive window); write while holding unwritten bytes. A failure is reported
     /// to the client (which then has a close to hand out).
     pub(crate) fn rearm(&mut self, key: usize, poller: &Poller, now: Instant) -> Reported {
-        let wants_read = self.client.wants_read();
+        let wants_read = self.client.lock().wants_read();
         let Some(socket) = self.socket.as_mut() else {
             return Reported::Nothing;
         };
@@ -319,5 +302,24 @@ impl Conn {
                 Reported::Something
             }
         }
+    }
+}
+
+impl<H> Conn<H> {
+    /// Closes the connection's socket (and any attempt's still open); with `abort`, so that
+    /// the peer gets a reset.
+    pub(crate) fn close(&mut self, poller: &Poller, abort: bool) {
+        if let Some(socket) = self.socket.take() {
+            let _ = poller.delete(&socket.stream);
+            if abort {
+                // If it fails the close is an ordinary one: nothing else to do.
+                let _ = reset(&socket.stream);
+            }
+        }
+        for attempt in std::mem::take(&mut self.attempts) {
+            let _ = poller.delete(&attempt.stream);
+            self.retired_keys.push(attempt.key);
+        }
+        self.pending.clear();
     }
 }

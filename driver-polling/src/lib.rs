@@ -7,7 +7,9 @@
 //!   so a full send queue is refused synchronously with the data handed back.
 //! - [`Runtime`]: the same loop on a thread of its own, and a [`Connection`] handle per
 //!   connection that any thread can use — `send` / `start_tls` / `finish` / `abort` in,
-//!   [`Notification`]s out, like the boxes of Kamaelia's `TCPClient`.
+//!   events out, like the boxes of Kamaelia's `TCPClient` — with [`Sender`]s split off
+//!   for other threads. Each client is shared by the loop and its handles behind one lock,
+//!   so requests are answered at once here too.
 //!
 //! The loop is a `polling::Poller`; a connection's socket is registered level-triggered
 //! while it has interest and re-registered when what its client wants changes; the next
@@ -23,12 +25,14 @@
 
 mod conn;
 mod event_loop;
+mod reactor;
 mod resolver;
 mod runtime;
 mod socket;
 
-pub use event_loop::{ConnId, EventLoop, Waker};
+pub use event_loop::EventLoop;
+pub use reactor::{ConnId, Waker};
 pub use resolver::MAX_RESOLVER_THREADS;
-pub use runtime::{Connection, ConnectionSender, Disconnected, Notification, Runtime};
+pub use runtime::{Connection, Disconnected, Runtime, Sender};
 pub use tcpclient_core;
 pub use tcpclient_driver::{FixedResolver, Resolve, SystemResolver};

@@ -13,7 +13,7 @@ use polling::Poller;
 use tcpclient_core::Family;
 use tcpclient_driver::Resolve;
 
-use crate::event_loop::ConnId;
+use crate::reactor::ConnId;
 
 /// Most lookups running at once. A burst of connections to host names waits in a queue
 /// instead of starting a thread each (which a slow resolver turns into thousands).

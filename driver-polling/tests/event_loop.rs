@@ -125,8 +125,9 @@ fn connect_timeout_against_a_full_accept_queue() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let mut event_loop = EventLoop::new().unwrap();
-    event_loop.connect(config(addr).with_connect_timeout(Duration::from_millis(700)));
+    // Before the client is made: its deadline counts from then.
     let started = Instant::now();
+    event_loop.connect(config(addr).with_connect_timeout(Duration::from_millis(700)));
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -190,16 +191,14 @@ fn starttls_against_a_rustls_server_thread() {
             "{:?}",
             String::from_utf8_lossy(&seen)
         );
-        if let Ok(Some(tcpclient_polling::Notification::Event(Event::Data(d)))) =
-            conn.recv_timeout(Duration::from_millis(100))
-        {
+        if let Ok(Some(Event::Data(d))) = conn.recv_timeout(Duration::from_millis(100)) {
             seen.extend_from_slice(&d);
         }
     }
 
-    conn.start_tls();
+    conn.start_tls().unwrap();
     conn.send(Bytes::from_static(b"secret\r\n")).unwrap();
-    conn.finish();
+    conn.finish().unwrap();
     let events = events_until_closed(&conn, LIMIT);
 
     let Event::TlsEstablished(info) = &events[0] else {
@@ -348,11 +347,9 @@ fn a_blocking_producer_sends_many_times_the_limit_through_a_runtime_handle() {
     let sender = conn.sender();
     let producer = std::thread::spawn(move || {
         for _ in 0..128 {
-            sender
-                .send_blocking(Bytes::from(vec![3u8; 64 * 1024]))
-                .unwrap();
+            sender.send_all(Bytes::from(vec![3u8; 64 * 1024])).unwrap();
         }
-        sender.finish();
+        sender.finish().unwrap();
     });
 
     let events = events_until_closed(&conn, LIMIT);
@@ -373,7 +370,7 @@ fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
     let refused = conn.send(Bytes::from(vec![1u8; 800]));
 
     assert!(matches!(refused, Err(InvalidInput::QueueFull { ref data, .. }) if data.len() == 800));
-    conn.finish();
+    conn.finish().unwrap();
     assert!(matches!(
         conn.send(Bytes::from_static(b"late")),
         Err(InvalidInput::SendAfterShutdown { .. })
@@ -573,7 +570,7 @@ fn copied_and_owned_sends_through_a_runtime_arrive_in_order() {
                 Err(other) => panic!("{other}"),
             }
         }
-        sender.finish();
+        sender.finish().unwrap();
         (i, expected)
     });
 

@@ -67,12 +67,8 @@ fn a_fin_then_reset_does_not_stall_the_other_connections_of_a_runtime() {
     let sender = producer_conn.sender();
     let (done_tx, done) = mpsc::channel();
     std::thread::spawn(move || {
-        let sent = (0..64).all(|_| {
-            sender
-                .send_blocking(Bytes::from(vec![1u8; 32 * 1024]))
-                .is_ok()
-        });
-        sender.finish();
+        let sent = (0..64).all(|_| sender.send_all(Bytes::from(vec![1u8; 32 * 1024])).is_ok());
+        sender.finish().unwrap();
         let _ = done_tx.send(sent);
     });
 
@@ -156,7 +152,7 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
         let mut accepted = 0u64;
         let result = (0..1000)
             .map(|_| {
-                let sent = sender.send_blocking(Bytes::from(vec![2u8; 64 * 1024]));
+                let sent = sender.send_all(Bytes::from(vec![2u8; 64 * 1024]));
                 if sent.is_ok() {
                     accepted += 64 * 1024;
                 }
@@ -178,7 +174,7 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
         .with_no_client_auth();
     let tls = TlsConfig::new(Arc::new(client_config), server_name("localhost"));
     let doomed = runtime.connect(config(tls_server).with_tls(tls)).unwrap();
-    doomed.start_tls();
+    doomed.start_tls().unwrap();
 
     let mut reports = Vec::new();
     for conn in [&doomed, &waiting] {
@@ -246,7 +242,7 @@ fn a_sender_that_outlives_the_connection_handle_keeps_the_connection() {
 
     drop(conn);
     sender.send(Bytes::from(vec![7u8; 100_000])).unwrap();
-    sender.finish();
+    sender.finish().unwrap();
 
     assert_eq!(read.recv_timeout(LIMIT).unwrap(), 100_000);
 }
@@ -371,7 +367,7 @@ fn dropping_the_receiver_with_a_full_window_does_not_stall_a_finishing_sender() 
 
     drop(conn);
     sender.send(Bytes::from(vec![b's'; 100_000])).unwrap();
-    sender.finish();
+    sender.finish().unwrap();
 
     assert_eq!(
         got.recv_timeout(LIMIT),
@@ -388,7 +384,7 @@ fn dropping_every_handle_after_finish_still_delivers_what_was_sent() {
     let runtime = Runtime::spawn().unwrap();
     let conn = runtime.connect(config(addr)).unwrap();
     conn.send(Bytes::from(vec![9u8; 1 << 20])).unwrap();
-    conn.finish();
+    conn.finish().unwrap();
 
     drop(conn);
 

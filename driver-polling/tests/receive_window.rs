@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{Config, Ending, Event};
-use tcpclient_polling::{EventLoop, Notification, Runtime};
+use tcpclient_polling::{EventLoop, Runtime};
 
 /// What the server sends: 65,536 blocks of 16 KiB.
 const BLOCK: usize = 16 * 1024;
@@ -226,8 +226,8 @@ fn runtime_a_gigabyte_to_an_application_that_does_not_consume_stays_within_the_w
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "the stream did not finish");
         match conn.recv_timeout(left) {
-            Ok(Some(Notification::Event(Event::Data(data)))) => in_order.check(&data),
-            Ok(Some(Notification::Event(Event::Closed(report)))) => break report,
+            Ok(Some(Event::Data(data))) => in_order.check(&data),
+            Ok(Some(Event::Closed(report))) => break report,
             Ok(_) => {}
             Err(_) => panic!("the connection ended without its close report"),
         }

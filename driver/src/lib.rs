@@ -9,17 +9,22 @@
 //! - name resolution, one address family at a time: the system's resolver
 //!   ([`SystemResolver`]), fixed answers ([`FixedResolver`]), or any [`Resolve`];
 //! - the transmits handed out and not yet written, gathered into vectored writes with one
-//!   cap ([`PendingWrites`]).
+//!   cap ([`PendingWrites`]);
+//! - the rules for the application's handles on a connection: data consumed once handed
+//!   out, data nobody will take consumed as it comes, dropping the handles an abort unless
+//!   finishing ([`HandleState`]).
 //!
 //! It decides nothing: every decision is the core's. A driver depends on it and on its
 //! runtime, and not on another driver.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod handles;
 mod pending;
 mod resolver;
 mod socket;
 
+pub use handles::{HandleState, refused_as_closed};
 pub use pending::PendingWrites;
 pub use resolver::{FixedResolver, Resolve, SystemResolver};
 pub use socket::{pending_error, reset, socket_for, unacknowledged};

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use tcpclient_core::Event;
-use tcpclient_polling::{ConnId, Connection, EventLoop, Notification};
+use tcpclient_polling::{ConnId, Connection, EventLoop};
 
 // Each test file uses some of these.
 #[allow(unused_imports)]
@@ -52,7 +52,7 @@ pub fn events_until(
             !left.is_zero(),
             "no such event within {limit:?}: {events:?}"
         );
-        if let Ok(Some(Notification::Event(event))) = conn.recv_timeout(left) {
+        if let Ok(Some(event)) = conn.recv_timeout(left) {
             let done = last(&event) || matches!(event, Event::Closed(_));
             events.push(event);
             if done {
