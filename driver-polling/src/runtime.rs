@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{Client, CloseReport, Config, Event, InvalidInput, Leave, Request};
-use tcpclient_driver::{HandleState, Resolve, SystemResolver};
+use tcpclient_driver::{Delivery, HandleState, Resolve, SystemResolver};
 
 use crate::reactor::{ConnId, Hold, Reactor, Waker};
 
@@ -525,24 +525,30 @@ impl Shared {
         let mut state = self.state();
         // Any event can mean room for writers: a reconnect, bytes handed back, the close.
         state.wake_writers(self);
-        let reopened = match state.handles.deliver(&event) {
-            Some(request) => state.consume(request),
-            None => {
+        let State {
+            client, handles, ..
+        } = &mut *state;
+        match handles.deliver(client, &event, apply) {
+            Delivery::Consumed { reads_again } => reads_again,
+            Delivery::Queue => {
                 state.events.push_back(event);
                 if state.reader {
                     self.arrived.notify_one();
                 }
                 false
             }
-        };
-        reopened
+        }
     }
 
     /// The loop thread ended before the client could close: the handles get a close report
     /// saying why, and nothing more.
     fn driver_stopped(&self, reason: &str) {
         let mut state = self.state();
-        if !state.handles.is_over() {
+        let over = state.handles.is_over();
+        // Before the report is handed over: the client never closed, and must not be asked
+        // for anything more.
+        state.handles.driver_stopped();
+        if !over {
             let client = &state.client;
             let report = CloseReport::driver_stopped(
                 client.bytes_accepted(),
@@ -551,11 +557,13 @@ impl Shared {
                 reason.to_owned(),
             );
             let closed = Event::Closed(Box::new(report));
-            if state.handles.deliver(&closed).is_none() {
+            let State {
+                client, handles, ..
+            } = &mut *state;
+            if handles.deliver(client, &closed, apply) == Delivery::Queue {
                 state.events.push_back(closed);
             }
         }
-        state.handles.driver_stopped();
         state.wake_writers(self);
         self.arrived.notify_all();
     }
@@ -567,26 +575,16 @@ impl State {
         let State {
             client, handles, ..
         } = self;
-        handles.request(client, request, |client, request| {
-            request.apply(client, Instant::now())
-        })
+        handles.request(client, request, apply)
     }
 
     /// The application took `event`: data counts as consumed. Returns whether that let the
     /// client read again.
     fn taken(&mut self, event: &Event) -> bool {
-        match self.handles.taken(&self.client, event) {
-            Some(request) => self.consume(request),
-            None => false,
-        }
-    }
-
-    /// Makes a `Consumed` request; returns whether it let the client read again.
-    fn consume(&mut self, request: Request) -> bool {
-        let was_full = self.client.receive_window_full();
-        // Never more than was delivered: each `Data` is counted once, as it is taken.
-        let _ = self.request(request);
-        was_full && !self.client.receive_window_full()
+        let State {
+            client, handles, ..
+        } = self;
+        handles.taken(client, event, apply)
     }
 
     fn wake_writers(&self, shared: &Shared) {
@@ -722,6 +720,11 @@ impl LoopThread {
             shared.driver_stopped(reason);
         }
     }
+}
+
+/// Makes `request` of `client` now: the handles' way to the client, with nothing between.
+fn apply(client: &mut Client, request: Request) -> Result<(), InvalidInput> {
+    request.apply(client, Instant::now())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -23,7 +23,8 @@ pub async fn session(host: &str, port: u16, tls: TlsConfig) -> Result<String, Er
     lines.send("STARTTLS").await?;
     reply(&mut lines, "220").await?;
     drop(lines);
-    let info = conn.start_tls().await?;
+    conn.start_tls()?;
+    let info = conn.tls_established().await?;
     println!("TLS: {info}");
     let mut lines = Framed::new(&mut conn, LinesCodec::new());
     lines.send("EHLO client.example").await?;

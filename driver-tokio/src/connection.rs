@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes};
 use tcpclient_core::{CloseReport, Event, InvalidInput, Leave, Request, TlsInfo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::shared::{Shared, State};
+use crate::shared::Shared;
 use crate::{Observer, Unobserved};
 
 /// Most events set aside (events that are not data, met while reading data) kept for
@@ -24,11 +24,17 @@ const SIDE_EVENTS: usize = 64;
 /// [`AsyncWrite`] (a write is a `Send`, waiting while the send queue is full;
 /// `poll_shutdown` is `Finish`), read with [`AsyncRead`] (data counts as consumed as it is
 /// read), take the other events with [`next_event`](Self::next_event), and the close
-/// report with [`closed`](Self::closed). Dropping it aborts the connection unless it was
-/// shut down.
+/// report with [`closed`](Self::closed). [`sender`](Self::sender) splits off sending halves
+/// for other tasks.
+///
+/// Dropping the last handle (this one and every [`Sender`] made from it) ends the
+/// connection as dropping a `TcpStream` does, with an abort, unless it was shut down (then
+/// what was sent is still delivered). Dropping this one alone discards what arrives from
+/// then on; senders keep working.
 ///
 /// Or take every event in order, data included, with [`recv`](Self::recv).
 pub struct Connection<O: Observer = Unobserved> {
+    owner: Arc<Owner<O>>,
     shared: Arc<Shared<O>>,
     /// Data taken from an event and not yet read.
     leftover: Bytes,
@@ -40,15 +46,38 @@ pub struct Connection<O: Observer = Unobserved> {
     peer_closed: bool,
 }
 
-/// The sending side of a [`Connection`], for another task: cheap to clone.
+/// The sending half of a [`Connection`], for another task: cheap to clone. Its requests
+/// are the connection's, answered at once.
 pub struct Sender<O: Observer = Unobserved> {
+    owner: Arc<Owner<O>>,
     shared: Arc<Shared<O>>,
 }
 
 impl<O: Observer> Clone for Sender<O> {
     fn clone(&self) -> Self {
         Self {
+            owner: self.owner.clone(),
             shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Held by every handle of one connection; the last one to go ends it as the handles' rules
+/// say.
+struct Owner<O: Observer> {
+    shared: Arc<Shared<O>>,
+}
+
+impl<O: Observer> Drop for Owner<O> {
+    /// The last handle went: the connection ends as dropping a `TcpStream` ends it (an
+    /// abort), unless it was finishing (then what was sent is still delivered).
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        if let Some(request) = state.handles.dropped()
+            && state.request(request).is_ok()
+        {
+            drop(state);
+            self.shared.wake.notify_one();
         }
     }
 }
@@ -82,6 +111,9 @@ impl From<ConnectError> for io::Error {
 impl<O: Observer> Connection<O> {
     pub(crate) fn new(shared: Arc<Shared<O>>) -> Self {
         Self {
+            owner: Arc::new(Owner {
+                shared: shared.clone(),
+            }),
             shared,
             leftover: Bytes::new(),
             side: VecDeque::new(),
@@ -93,6 +125,7 @@ impl<O: Observer> Connection<O> {
     /// A sending half for another task.
     pub fn sender(&self) -> Sender<O> {
         Sender {
+            owner: self.owner.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -104,18 +137,30 @@ impl<O: Observer> Connection<O> {
         self.shared.request(Request::Send(data))
     }
 
+    /// Queues a copy of `data`, refused as [`send`](Self::send) refuses: small messages are
+    /// copied straight into the client's coalescing buffer, with no [`Bytes`] each.
+    #[doc(alias = "inbox")]
+    pub fn send_slice(&self, data: &[u8]) -> Result<(), InvalidInput> {
+        send_slice(&self.shared, data)
+    }
+
     /// Queues `data`, waiting for room in the send queue.
     pub async fn send_all(&self, data: Bytes) -> Result<(), InvalidInput> {
         send_all(&self.shared, data).await
     }
 
-    /// Switches to TLS (STARTTLS; Kamaelia's `makessl`) and waits for the handshake:
-    /// what it negotiated, or the report of a connection that ended instead.
+    /// Switches to TLS (STARTTLS; Kamaelia's `makessl`): [`Event::TlsEstablished`]
+    /// follows, which [`tls_established`](Self::tls_established) waits for.
     #[doc(alias = "makessl")]
-    pub async fn start_tls(&mut self) -> Result<TlsInfo, StartTlsError> {
-        self.shared
-            .request(Request::StartTls)
-            .map_err(StartTlsError::Refused)?;
+    pub fn start_tls(&self) -> Result<(), InvalidInput> {
+        self.shared.request(Request::StartTls)
+    }
+
+    /// Waits for the TLS handshake that [`start_tls`](Self::start_tls) asked for (Kamaelia's
+    /// `sslready`): what it negotiated, or the report of a connection that ended instead.
+    /// Data that arrives meanwhile stays for the reader.
+    #[doc(alias = "sslready")]
+    pub async fn tls_established(&mut self) -> Result<TlsInfo, StartTlsError> {
         let found = self
             .wait_for(|e| {
                 matches!(
@@ -190,6 +235,11 @@ impl<O: Observer> Connection<O> {
         self.shared.request(request)
     }
 
+    /// Bytes accepted and not yet written: what a producer may wait on.
+    pub fn bytes_queued(&self) -> u64 {
+        self.shared.lock().client.bytes_queued()
+    }
+
     /// The next event, data included, in order (Kamaelia's outboxes); `None` after
     /// `Closed`. `Data` counts as consumed once handed out.
     #[doc(alias = "outbox")]
@@ -204,8 +254,8 @@ impl<O: Observer> Connection<O> {
             let mut state = self.shared.lock();
             match state.events.pop_front() {
                 Some(event) => {
-                    if let Event::Data(data) = &event {
-                        consumed(&self.shared, &mut state, data.len());
+                    if state.taken(&event) {
+                        self.shared.wake.notify_one();
                     }
                     Poll::Ready(Some(event))
                 }
@@ -270,7 +320,7 @@ impl<O: Observer> Connection<O> {
                 Event::Closed(report) => Some(report.clone()),
                 _ => None,
             });
-            if closed.is_some() || state.driver_gone {
+            if closed.is_some() || state.over() {
                 return Poll::Ready(Some(closed.unwrap_or_else(|| {
                     Box::new(CloseReport::driver_stopped(
                         0,
@@ -314,12 +364,18 @@ impl<O: Observer> Sender<O> {
         self.shared.request(Request::Send(data))
     }
 
+    /// See [`Connection::send_slice`].
+    #[doc(alias = "inbox")]
+    pub fn send_slice(&self, data: &[u8]) -> Result<(), InvalidInput> {
+        send_slice(&self.shared, data)
+    }
+
     /// See [`Connection::send_all`].
     pub async fn send_all(&self, data: Bytes) -> Result<(), InvalidInput> {
         send_all(&self.shared, data).await
     }
 
-    /// Asks for TLS (STARTTLS) without waiting for the handshake; `TlsEstablished` follows.
+    /// See [`Connection::start_tls`].
     #[doc(alias = "makessl")]
     pub fn start_tls(&self) -> Result<(), InvalidInput> {
         self.shared.request(Request::StartTls)
@@ -394,12 +450,12 @@ impl std::fmt::Display for StartTlsError {
 
 impl std::error::Error for StartTlsError {}
 
-/// Tells the client `n` delivered bytes were consumed, and wakes the driver if that lets it
-/// read again.
-fn consumed<O: Observer>(shared: &Shared<O>, state: &mut State<O>, n: usize) {
-    if state.consume(n) {
+fn send_slice<O: Observer>(shared: &Shared<O>, data: &[u8]) -> Result<(), InvalidInput> {
+    let answer = shared.lock().send_slice(data);
+    if answer.is_ok() {
         shared.wake.notify_one();
     }
+    answer
 }
 
 async fn send_all<O: Observer>(shared: &Shared<O>, data: Bytes) -> Result<(), InvalidInput> {
@@ -455,9 +511,11 @@ impl<O: Observer> AsyncRead for Connection<O> {
                 return Poll::Pending;
             };
             let session = state.client.config().reconnect.is_some();
+            if state.taken(&event) {
+                this.shared.wake.notify_one();
+            }
             match event {
                 Event::Data(data) => {
-                    consumed(&this.shared, &mut state, data.len());
                     this.leftover = data;
                 }
                 Event::Closed(report) => {
@@ -555,7 +613,8 @@ impl<O: Observer> AsyncWrite for Connection<O> {
     /// `Finish`, then ready once everything written has reached the socket: the FIN
     /// follows at once. Reading goes on until the peer's end.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.shared.finishing() {
+        let finishing = self.shared.lock().handles.is_finishing();
+        if !finishing {
             // Refused only once the connection is shutting down or over: nothing to do.
             let _ = self.shared.request(Request::Finish);
         }
@@ -564,21 +623,15 @@ impl<O: Observer> AsyncWrite for Connection<O> {
 }
 
 impl<O: Observer> Drop for Connection<O> {
-    /// Ends the connection, as dropping a `TcpStream` does: an abort, unless it was shut
-    /// down (then what was sent is still delivered).
+    /// Nobody reads any more: what waits, and what comes, is consumed, so that a
+    /// connection finishing after the drop is not held back by its receive window. (The
+    /// connection itself ends with its last handle.)
     fn drop(&mut self) {
-        if !self.shared.finishing() {
-            let _ = self.shared.request(Request::Abort);
-        }
-        // Nobody reads any more: what waits, and what comes, is consumed, so that a
-        // connection finishing after the drop is not held back by its receive window.
         let mut state = self.shared.lock();
-        state.receiver_gone = true;
+        state.handles.receiver_dropped();
         let mut reopened = false;
         for event in std::mem::take(&mut state.events) {
-            if let Event::Data(data) = event {
-                reopened |= state.consume(data.len());
-            }
+            reopened |= state.taken(&event);
         }
         drop(state);
         if reopened {

@@ -5,8 +5,9 @@
 //! [`connect`] starts a client on a task of its own and returns a [`Connection`] once it is
 //! up: an [`AsyncRead`](tokio::io::AsyncRead) + [`AsyncWrite`](tokio::io::AsyncWrite)
 //! stream that works with `tokio::io::copy`, `copy_bidirectional` and `tokio_util`'s
-//! `Framed`. Happy Eyeballs, STARTTLS ([`Connection::start_tls`]), the receive window (data
-//! counts as consumed as it is read), the stall deadline and reconnects
+//! `Framed`. Happy Eyeballs, STARTTLS ([`Connection::start_tls`], then
+//! [`Connection::tls_established`]), the receive window (data counts as consumed as it is
+//! read), the stall deadline and reconnects
 //! ([`Config::with_reconnect`](tcpclient_core::Config::with_reconnect)) work as in the other
 //! drivers: every decision is the core's.
 //!

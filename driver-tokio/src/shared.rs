@@ -2,12 +2,12 @@
 //! observer), the events on their way to the application, and who waits for what.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
 use tcpclient_core::{Client, Event, Input, InvalidInput, Output, Request};
+use tcpclient_driver::{Delivery, HandleState};
 use tokio::sync::Notify;
 
 use crate::Observer;
@@ -17,13 +17,13 @@ pub(crate) struct Shared<O> {
     state: Mutex<State<O>>,
     /// Wakes the driver loop: a request may have left outputs to perform.
     pub(crate) wake: Notify,
-    /// `Finish` was accepted, from any handle: dropping the connection then is no abort.
-    finishing: AtomicBool,
 }
 
 pub(crate) struct State<O> {
     pub(crate) client: Client,
     pub(crate) observer: O,
+    /// What the handles did, and the rules that follow.
+    pub(crate) handles: HandleState,
     /// Events for the application, in order, `Data` included. Bounded by the client: it
     /// stops reading at its receive window.
     pub(crate) events: VecDeque<Event>,
@@ -32,13 +32,6 @@ pub(crate) struct State<O> {
     /// Writers waiting for room in the send queue, or for it to drain: the connection's
     /// and any `Sender`'s, each woken.
     writers: Vec<Waker>,
-    /// The `Connection` was dropped: nobody reads any more, so what arrives is consumed as
-    /// it comes (a connection finishing after the drop still needs the peer's end).
-    pub(crate) receiver_gone: bool,
-    /// The driver loop has ended (returned, or was dropped with its runtime).
-    pub(crate) driver_gone: bool,
-    /// The final `Closed` was queued.
-    pub(crate) closed: bool,
 }
 
 /// The clock every input is stamped with: tokio's, which a simulator may be driving.
@@ -52,15 +45,12 @@ impl<O: Observer> Shared<O> {
             state: Mutex::new(State {
                 client,
                 observer,
+                handles: HandleState::new(),
                 events: VecDeque::new(),
                 reader: None,
                 writers: Vec::new(),
-                receiver_gone: false,
-                driver_gone: false,
-                closed: false,
             }),
             wake: Notify::new(),
-            finishing: AtomicBool::new(false),
         }
     }
 
@@ -68,20 +58,10 @@ impl<O: Observer> Shared<O> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Finish` was accepted, from any handle.
-    pub(crate) fn finishing(&self) -> bool {
-        self.finishing.load(Ordering::Acquire)
-    }
-
     /// An application request, now; the driver is woken to act on what it leaves.
     pub(crate) fn request(&self, request: Request) -> Result<(), InvalidInput> {
-        let finish = matches!(request, Request::Finish);
         let mut state = self.lock();
         let answer = state.request(request);
-        // Under the lock: a drop on another thread sees the finish, or comes before it.
-        if finish && answer.is_ok() {
-            self.finishing.store(true, Ordering::Release);
-        }
         drop(state);
         self.wake.notify_one();
         answer
@@ -111,14 +91,20 @@ impl<O: Observer> Shared<O> {
     /// Queues an event for the application and wakes whoever waits for one.
     pub(crate) fn deliver(&self, event: Event) {
         let mut state = self.lock();
-        if matches!(event, Event::Closed(_)) {
-            state.closed = true;
-        }
         // Any event can mean room for writers: a reconnect, bytes handed back, SendReady.
         state.wake_writers();
-        if state.receiver_gone {
-            if let Event::Data(data) = &event {
-                state.consume(data.len());
+        let State {
+            client,
+            observer,
+            handles,
+            ..
+        } = &mut *state;
+        let delivery = handles.deliver(client, &event, |client, request| {
+            observer.request(client, now(), request)
+        });
+        if let Delivery::Consumed { reads_again } = delivery {
+            if reads_again {
+                self.wake.notify_one();
             }
             return;
         }
@@ -131,7 +117,7 @@ impl<O: Observer> Shared<O> {
     /// The driver loop ended: nothing more will come.
     pub(crate) fn driver_gone(&self) {
         let mut state = self.lock();
-        state.driver_gone = true;
+        state.handles.driver_stopped();
         state.wake_writers();
         if let Some(reader) = state.reader.take() {
             reader.wake();
@@ -147,18 +133,29 @@ impl<O: Observer> State<O> {
         observer.input(client, now(), input)
     }
 
+    /// Makes `request` of the client through the observer, as the handles' rules allow.
     pub(crate) fn request(&mut self, request: Request) -> Result<(), InvalidInput> {
         let State {
-            client, observer, ..
+            client,
+            observer,
+            handles,
+            ..
         } = self;
-        observer.request(client, now(), request)
+        handles.request(client, request, |client, request| {
+            observer.request(client, now(), request)
+        })
     }
 
     pub(crate) fn send_slice(&mut self, data: &[u8]) -> Result<(), InvalidInput> {
         let State {
-            client, observer, ..
+            client,
+            observer,
+            handles,
+            ..
         } = self;
-        observer.send_slice(client, now(), data)
+        handles.send_slice(client, data, |client, data| {
+            observer.send_slice(client, now(), data)
+        })
     }
 
     pub(crate) fn wait_to_read(&mut self, waker: &Waker) {
@@ -177,20 +174,22 @@ impl<O: Observer> State<O> {
         }
     }
 
-    /// Tells the client `n` delivered bytes were consumed, if it counts them; returns
-    /// whether that let it read again.
-    pub(crate) fn consume(&mut self, n: usize) -> bool {
-        if self.client.config().receive_window.is_none() {
-            return false;
-        }
-        let was_full = self.client.receive_window_full();
-        // Never more than was delivered: each `Data` is counted once, as it is taken.
-        let _ = self.request(Request::Consumed(n));
-        was_full && !self.client.receive_window_full()
+    /// The application took `event`: data counts as consumed. Returns whether that let the
+    /// client read again.
+    pub(crate) fn taken(&mut self, event: &Event) -> bool {
+        let State {
+            client,
+            observer,
+            handles,
+            ..
+        } = self;
+        handles.taken(client, event, |client, request| {
+            observer.request(client, now(), request)
+        })
     }
 
     /// Nothing more will come: the final `Closed` is queued, or the driver is gone.
     pub(crate) fn over(&self) -> bool {
-        self.closed || self.driver_gone
+        self.handles.is_over()
     }
 }

@@ -121,7 +121,8 @@ async fn start_tls_upgrades_the_stream_mid_way() {
     assert_eq!(within(lines.next()).await.unwrap().unwrap(), "220 go ahead");
     drop(lines);
 
-    let info = within(conn.start_tls()).await.unwrap();
+    conn.start_tls().unwrap();
+    let info = within(conn.tls_established()).await.unwrap();
 
     assert!(info.to_string().contains("TLS"), "{info}");
     conn.write_all(b"over TLS\r\n").await.unwrap();
@@ -361,7 +362,8 @@ async fn a_tls_stream_cut_without_close_notify_is_a_read_error_not_an_eof() {
     ))
     .await
     .unwrap();
-    within(conn.start_tls()).await.unwrap();
+    conn.start_tls().unwrap();
+    within(conn.tls_established()).await.unwrap();
 
     let mut got = Vec::new();
     let read = within(conn.read_to_end(&mut got)).await;

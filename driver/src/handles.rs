@@ -15,7 +15,7 @@ use tcpclient_core::{Client, Event, InvalidInput, Phase, Request};
 /// ```
 /// use std::time::Instant;
 /// use tcpclient_core::{Bytes, Client, Config, Event, Request};
-/// use tcpclient_driver::HandleState;
+/// use tcpclient_driver::{Delivery, HandleState};
 ///
 /// let now = Instant::now();
 /// let mut client = Client::new(Config::new("127.0.0.1", 7), now);
@@ -25,7 +25,9 @@ use tcpclient_core::{Client, Event, InvalidInput, Phase, Request};
 /// handles.request(&mut client, Request::Finish, |client, request| request.apply(client, now))?;
 /// // Its receiver is dropped: data that comes from now on is consumed by the driver.
 /// handles.receiver_dropped();
-/// assert!(handles.deliver(&Event::Data(Bytes::from_static(b"late"))).is_some());
+/// let late = Event::Data(Bytes::from_static(b"late"));
+/// let delivery = handles.deliver(&mut client, &late, |client, request| request.apply(client, now));
+/// assert!(matches!(delivery, Delivery::Consumed { .. }));
 /// // Finishing: dropping the last handle lets the connection deliver what it accepted.
 /// assert_eq!(handles.dropped(), None);
 /// # Ok::<(), tcpclient_core::InvalidInput>(())
@@ -38,9 +40,11 @@ pub struct HandleState {
     receiver_gone: bool,
     /// The close report was handed to the handles: nothing more will come.
     closed: bool,
-    /// The driver stopped before the client could close: nothing more will come, and
-    /// nothing asked of the client would be performed.
+    /// The driver stopped: nothing more will come.
     driver_gone: bool,
+    /// The driver stopped before the client closed: nothing asked of the client would be
+    /// performed.
+    lost: bool,
 }
 
 impl HandleState {
@@ -49,8 +53,9 @@ impl HandleState {
         Self::default()
     }
 
-    /// Makes `request` of `client` through `apply`, unless the driver is gone (then it is
-    /// refused as a closed connection refuses it: nothing would perform it). An accepted
+    /// Makes `request` of `client` through `apply`, unless the driver stopped before the
+    /// client closed (then it is refused as a closed connection refuses it: nothing would
+    /// perform it). A closed client answers for itself. An accepted
     /// `Finish` is remembered, for [`dropped`](Self::dropped).
     pub fn request<C>(
         &mut self,
@@ -58,7 +63,7 @@ impl HandleState {
         request: Request,
         apply: impl FnOnce(&mut C, Request) -> Result<(), InvalidInput>,
     ) -> Result<(), InvalidInput> {
-        if self.driver_gone {
+        if self.lost {
             return Err(refused_as_closed(request));
         }
         let finish = matches!(request, Request::Finish);
@@ -76,40 +81,50 @@ impl HandleState {
         data: &[u8],
         apply: impl FnOnce(&mut C, &[u8]) -> Result<(), InvalidInput>,
     ) -> Result<(), InvalidInput> {
-        if self.driver_gone {
+        if self.lost {
             let data = bytes::Bytes::copy_from_slice(data);
             return Err(refused_as_closed(Request::Send(data)));
         }
         apply(client, data)
     }
 
-    /// An event on its way to the application. `None`: queue it for the handles. `Some`:
-    /// nobody will take it (the receiver is gone), so the driver makes this request
-    /// (`Consumed`) instead of queueing it.
-    pub fn deliver(&mut self, event: &Event) -> Option<Request> {
+    /// An event on its way to the application: queued for the handles, or, when nobody
+    /// will take it (the receiver is gone), consumed at once through `apply`.
+    pub fn deliver(
+        &mut self,
+        client: &mut Client,
+        event: &Event,
+        apply: impl FnOnce(&mut Client, Request) -> Result<(), InvalidInput>,
+    ) -> Delivery {
         if matches!(event, Event::Closed(_)) {
             self.closed = true;
         }
         match event {
-            Event::Data(data) if self.receiver_gone => Some(Request::Consumed(data.len())),
-            _ => None,
+            Event::Data(data) if self.receiver_gone => Delivery::Consumed {
+                reads_again: consume(client, data.len(), apply),
+            },
+            _ => Delivery::Queue,
         }
     }
 
-    /// The application took `event` from the queue: the request that says so (`Consumed`,
-    /// for data, when `client` counts what is consumed), for the driver to make.
-    pub fn taken(&self, client: &Client, event: &Event) -> Option<Request> {
+    /// The application took `event` from the queue: data counts as consumed (when the
+    /// client counts what is consumed), through `apply`. Returns whether that let the
+    /// client read again: then the driver has to look at the connection.
+    pub fn taken(
+        &self,
+        client: &mut Client,
+        event: &Event,
+        apply: impl FnOnce(&mut Client, Request) -> Result<(), InvalidInput>,
+    ) -> bool {
         match event {
-            Event::Data(data) if client.config().receive_window.is_some() => {
-                Some(Request::Consumed(data.len()))
-            }
-            _ => None,
+            Event::Data(data) => consume(client, data.len(), apply),
+            _ => false,
         }
     }
 
     /// The receiving handle was dropped. What waits in its queue is the driver's to pass to
-    /// [`taken`](Self::taken), as if handed out; what comes later, to
-    /// [`deliver`](Self::deliver), which consumes it. Reading goes on: a connection that is
+    /// [`taken`](Self::taken), as if handed out; what comes later [`deliver`](Self::deliver)
+    /// consumes. Reading goes on: a connection that is
     /// finishing needs the peer's end.
     pub fn receiver_dropped(&mut self) {
         self.receiver_gone = true;
@@ -122,8 +137,10 @@ impl HandleState {
         (!self.finishing && !self.is_over()).then_some(Request::Abort)
     }
 
-    /// The driver stopped (its loop failed, or its runtime is gone): nothing more will come.
+    /// The driver stopped (its loop ended, failed, or its runtime is gone): nothing more
+    /// will come.
     pub fn driver_stopped(&mut self) {
+        self.lost |= !self.closed;
         self.driver_gone = true;
     }
 
@@ -141,6 +158,35 @@ impl HandleState {
     pub fn is_over(&self) -> bool {
         self.closed || self.driver_gone
     }
+}
+
+/// Where an event for the application goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Into the handles' queue.
+    Queue,
+    /// Nowhere: nobody will take it, so it was consumed at once.
+    Consumed {
+        /// That let the client read again: the driver has to look at the connection.
+        reads_again: bool,
+    },
+}
+
+/// Tells `client`, through `apply`, that `n` delivered bytes were consumed, if it counts
+/// them; returns whether that let it read again.
+fn consume(
+    client: &mut Client,
+    n: usize,
+    apply: impl FnOnce(&mut Client, Request) -> Result<(), InvalidInput>,
+) -> bool {
+    if client.config().receive_window.is_none() {
+        return false;
+    }
+    let was_full = client.receive_window_full();
+    // Never more than was delivered: each `Data` is counted once, as it is taken or
+    // dropped, so a refusal cannot happen and would change nothing.
+    let _ = apply(client, Request::Consumed(n));
+    was_full && !client.receive_window_full()
 }
 
 /// The refusal of a request that nothing would perform: a closed connection's.

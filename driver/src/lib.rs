@@ -24,7 +24,7 @@ mod pending;
 mod resolver;
 mod socket;
 
-pub use handles::{HandleState, refused_as_closed};
+pub use handles::{Delivery, HandleState, refused_as_closed};
 pub use pending::PendingWrites;
 pub use resolver::{FixedResolver, Resolve, SystemResolver};
 pub use socket::{pending_error, reset, socket_for, unacknowledged};

@@ -37,7 +37,8 @@ pub fn send(
     rt.block_on(async {
         let mut conn = connect(config(addr, tls)).await?;
         if tls.is_some() {
-            conn.start_tls().await.map_err(io::Error::other)?;
+            conn.start_tls().map_err(io::Error::other)?;
+            conn.tls_established().await.map_err(io::Error::other)?;
         }
         for _ in 0..count {
             conn.send_all(message.clone())
@@ -102,7 +103,8 @@ pub fn connections(
         for _ in 0..n {
             let mut conn = connect(config(addr, tls)).await?;
             if tls.is_some() {
-                conn.start_tls().await.map_err(io::Error::other)?;
+                conn.start_tls().map_err(io::Error::other)?;
+                conn.tls_established().await.map_err(io::Error::other)?;
             }
             conn.write_all(crate::connections::REQUEST).await?;
             conn.read_exact(&mut response).await?;
