@@ -1,6 +1,8 @@
-//! Differential testing: a [`Case`] is written once and run by three drivers — inside the
-//! turmoil simulator ([`in_simulation`]), by the polling driver over loopback
-//! ([`over_loopback`]) and by the tokio driver over loopback ([`over_tokio`]). Every run is
+//! Differential testing: a [`Case`] is written once and run by every driver — inside the
+//! turmoil simulator ([`in_simulation`]), by the polling driver's event loop over loopback
+//! ([`over_loopback`]) and its runtime's handles ([`over_runtime`]), and by the tokio
+//! driver over loopback ([`over_tokio`]). The application makes its requests the same way
+//! in all four, as [`Request`] values. Every run is
 //! reduced to the same [`Observed`] shape and they must be equal: no driver, and not the
 //! simulator, may drift from the others.
 #![deny(missing_docs)]
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustls::ServerConfig;
 use tcpclient_core::{Client, Config, Ending, Error, Event, Request, TlsConfig};
-use tcpclient_polling::EventLoop;
+use tcpclient_polling::{EventLoop, Runtime};
 use tcpclient_sim::{
     Listener, PORT, ServerKind, SharedLog, Trace, Turmoil, Wire, connect_with, serve,
 };
@@ -348,6 +350,39 @@ pub fn over_loopback(case: &Case) -> Observed {
             }
             events.push(event);
         }
+    }
+    observe(&events)
+}
+
+/// Runs `case` with the polling driver's [`Runtime`], through its handles, against real
+/// servers on 127.0.0.1.
+pub fn over_runtime(case: &Case) -> Observed {
+    let pki = Pki::new();
+    let (server_tls, client_tls) = tls_configs(&pki);
+    let port = loopback_server(case, server_tls);
+    let runtime = Runtime::spawn().expect("a runtime");
+    let conn = runtime
+        .connect(client_config("127.0.0.1", port, case, client_tls))
+        .expect("a connection");
+    let sender = conn.sender();
+    let mut app = App::new(case);
+    for request in app.start() {
+        let _ = sender.request(request);
+    }
+    let deadline = Instant::now() + LIMIT;
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "still open after {LIMIT:?}: {events:?}");
+        let event = match conn.recv_timeout(left) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(_) => break,
+        };
+        for request in app.on_event(&event) {
+            let _ = sender.request(request);
+        }
+        events.push(event);
     }
     observe(&events)
 }

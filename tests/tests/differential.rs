@@ -1,16 +1,17 @@
-//! One scenario, three drivers: the simulator, the polling driver and the tokio driver must
-//! agree on what a user sees.
+//! One scenario, every driver: the simulator, the polling driver (its event loop and its
+//! runtime's handles) and the tokio driver must agree on what a user sees.
 
 use bytes::Bytes;
 use tcpclient_core::Ending;
 use tcpclient_tests::{
-    Case, End, GREETING, Observed, Server, in_simulation, over_loopback, over_tokio,
+    Case, End, GREETING, Observed, Server, in_simulation, over_loopback, over_runtime, over_tokio,
 };
 
-fn all_three(case: &Case) -> Observed {
+fn every_driver(case: &Case) -> Observed {
     let simulated = in_simulation(case);
     let polling = over_loopback(case);
     let tokio = over_tokio(case);
+    let runtime = over_runtime(case);
     assert_eq!(
         simulated, polling,
         "the simulator drifted from the polling driver"
@@ -18,6 +19,10 @@ fn all_three(case: &Case) -> Observed {
     assert_eq!(
         tokio, polling,
         "the tokio driver drifted from the polling driver"
+    );
+    assert_eq!(
+        runtime, polling,
+        "the polling runtime's handles drifted from its event loop"
     );
     polling
 }
@@ -40,7 +45,7 @@ fn case(server: Server) -> Case {
 
 #[test]
 fn echo_then_a_graceful_shutdown() {
-    let observed = all_three(&case(Server::Echo));
+    let observed = every_driver(&case(Server::Echo));
 
     assert_eq!(
         observed.events,
@@ -54,7 +59,7 @@ fn echo_then_a_graceful_shutdown() {
 
 #[test]
 fn tls_echo_then_close_notify_both_ways() {
-    let observed = all_three(&case(Server::TlsEcho));
+    let observed = every_driver(&case(Server::TlsEcho));
 
     assert_eq!(
         observed.events,
@@ -72,7 +77,7 @@ fn tls_echo_then_close_notify_both_ways() {
 
 #[test]
 fn a_starttls_dialogue_then_echo_over_tls() {
-    let observed = all_three(&case(Server::StartTlsLine));
+    let observed = every_driver(&case(Server::StartTlsLine));
 
     assert_eq!(
         observed.events,
@@ -100,7 +105,7 @@ fn the_peer_closes_first() {
     case.messages.clear();
     case.end = End::Finish;
 
-    let observed = all_three(&case);
+    let observed = every_driver(&case);
 
     assert_eq!(observed.data, GREETING);
     assert_eq!(
@@ -116,7 +121,7 @@ fn an_abort_right_after_sending_hands_every_byte_back() {
     let mut case = case(Server::Echo);
     case.end = End::Abort;
 
-    let observed = all_three(&case);
+    let observed = every_driver(&case);
 
     assert_eq!(observed.events, ["Undelivered", "Closed"]);
     assert_eq!(observed.result, Ok(Ending::Aborted));
@@ -125,7 +130,7 @@ fn an_abort_right_after_sending_hands_every_byte_back() {
 
 #[test]
 fn a_refused_connection() {
-    let observed = all_three(&case(Server::Nobody));
+    let observed = every_driver(&case(Server::Nobody));
 
     assert_eq!(observed.events, ["Undelivered", "Closed"]);
     assert_eq!(
