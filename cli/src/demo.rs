@@ -27,10 +27,10 @@ pub fn run() -> Result<(), Failure> {
     let tls = server
         .client_tls()
         .map_err(|e| Failure::Setup(e.to_string()))?;
-    let config = Config::new(addr.ip().to_string(), addr.port()).with_tls(tls);
+    let config = Config::new().with_tls(tls);
 
     let runtime = Runtime::spawn()?;
-    let conn = runtime.connect(config)?;
+    let conn = runtime.connect(server.destination(), config)?;
     let trace = Trace::new(false);
     let mut inbound = Inbound::new(&conn, &trace, false);
     let deadline = || Instant::now() + STEP;

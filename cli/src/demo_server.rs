@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use tcpclient_core::{TlsConfig, tls};
+use tcpclient_core::{Destination, TlsConfig, tls};
 
 /// A running demo server. It serves every connection on a thread of its own until the
 /// process ends.
@@ -49,16 +49,21 @@ impl DemoServer {
         self.addr
     }
 
-    /// A verifying client TLS configuration that trusts only this server's CA, for the name
-    /// `localhost`.
+    /// A verifying client TLS configuration that trusts only this server's CA.
     pub fn client_tls(&self) -> Result<TlsConfig, tcpclient_core::TlsError> {
         let roots = tls::roots_from_pem(self.ca_pem.as_bytes())?;
         let config = tls::client_config(roots, &[])?;
-        let name =
-            ServerName::try_from("localhost").map_err(|e| tcpclient_core::TlsError::Other {
-                reason: e.to_string(),
-            })?;
-        Ok(TlsConfig::new(config, name))
+        Ok(TlsConfig::new(config))
+    }
+
+    /// The server as a client reaches it: its address, its certificate checked for
+    /// `localhost` (the name the certificate carries).
+    pub fn destination(&self) -> Destination {
+        let server = Destination::from(self.addr());
+        match ServerName::try_from("localhost") {
+            Ok(name) => server.with_server_name(name),
+            Err(_) => server,
+        }
     }
 }
 

@@ -52,39 +52,37 @@ impl<'a> Inbound<'a> {
     /// that has passed ends the wait even while events keep coming:
     /// [`Failure::TimedOut`], which the caller words.
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Event, Failure> {
-        loop {
-            let event = match deadline {
-                None => self.conn.recv().ok_or(Failure::Vanished)?,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Failure::TimedOut);
-                    }
-                    match self.conn.recv_timeout(left) {
-                        Ok(Some(event)) => event,
-                        Ok(None) => return Err(Failure::TimedOut),
-                        Err(_) => return Err(Failure::Vanished),
-                    }
+        let event = match deadline {
+            None => self.conn.recv().ok_or(Failure::Vanished)?,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Failure::TimedOut);
                 }
-            };
-            if let Event::Connected(addr) = &event {
-                self.connected_to = Some(*addr);
-            }
-            if let Event::TlsEstablished(info) = &event {
-                if self.brief {
-                    eprint!("{}", super::certs::brief(info));
+                match self.conn.recv_timeout(left) {
+                    Ok(Some(event)) => event,
+                    Ok(None) => return Err(Failure::TimedOut),
+                    Err(_) => return Err(Failure::Vanished),
                 }
-                if self.showcerts {
-                    eprint!("{}", super::certs::chain(info));
-                }
-                self.tls = Some(info.clone());
             }
-            self.trace.event(&event);
-            if self.verbose {
-                describe(&event);
-            }
-            return Ok(event);
+        };
+        if let Event::Connected(addr) = &event {
+            self.connected_to = Some(*addr);
         }
+        if let Event::TlsEstablished(info) = &event {
+            if self.brief {
+                eprint!("{}", super::certs::brief(info));
+            }
+            if self.showcerts {
+                eprint!("{}", super::certs::chain(info));
+            }
+            self.tls = Some(info.clone());
+        }
+        self.trace.event(&event);
+        if self.verbose {
+            describe(&event);
+        }
+        Ok(event)
     }
 
     /// Says what a request was answered, if it was refused and `-v` asks for detail. (A

@@ -16,7 +16,7 @@ use rustls::client::{
     ClientSessionMemoryCache, ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
 use rustls::pki_types::ServerName;
-use tcpclient_core::{Config, Event, TlsInfo};
+use tcpclient_core::{Config, Destination, Event, TlsInfo};
 use tcpclient_polling::Runtime;
 
 use super::Failure;
@@ -40,6 +40,7 @@ const SESSIONS: usize = 256;
 /// Each says on standard error how its handshake went, as `openssl s_client -reconnect`.
 pub fn check(
     runtime: &Runtime,
+    destination: &Destination,
     config: &Config,
     trace: &Trace,
     args: &Args,
@@ -48,7 +49,8 @@ pub fn check(
 ) -> Result<(), Failure> {
     let mut ticket_arrived = false;
     for number in 1..=resumptions + 1 {
-        let Handshake { info, ticket } = handshake(runtime, config, trace, args, tickets)?;
+        let Handshake { info, ticket } =
+            handshake(runtime, destination, config, trace, args, tickets)?;
         let (version, suite) = super::certs::version_and_suite(&info);
         let kind = if info.resumed {
             "resumed"
@@ -84,6 +86,7 @@ struct Handshake {
 /// Connects, runs the dialogues and the handshake, waits for the server's ticket, closes.
 fn handshake(
     runtime: &Runtime,
+    destination: &Destination,
     config: &Config,
     trace: &Trace,
     args: &Args,
@@ -91,7 +94,7 @@ fn handshake(
 ) -> Result<Handshake, Failure> {
     let before = tickets.received();
     let started = Instant::now();
-    let conn = runtime.connect(config.clone())?;
+    let conn = runtime.connect(destination.clone(), config.clone())?;
     let mut inbound = Inbound::new(&conn, trace, args.verbose);
     inbound.brief = args.brief;
     inbound.showcerts = args.showcerts;

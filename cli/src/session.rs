@@ -14,8 +14,8 @@ use signal_hook::iterator::Signals;
 use std::net::IpAddr;
 
 use tcpclient_core::{
-    CloseReport, Config, Error, Event, FamilyPreference, Keepalive, Preamble, ReconnectPolicy,
-    Request, SocketOptions,
+    CloseReport, Config, Destination, Error, Event, FamilyPreference, Keepalive, Preamble,
+    ReconnectPolicy, Request, SocketOptions,
 };
 use tcpclient_polling::{Runtime, Sender};
 
@@ -38,7 +38,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         Some((proxy_host, proxy_port)) => (proxy_host.as_str(), *proxy_port),
         None => (host, port),
     };
-    let mut config = Config::new(to_host, to_port)
+    let mut destination = Destination::new(to_host, to_port);
+    let mut config = Config::new()
         .with_delay(args.delay)
         .with_connect_timeout(connect_timeout)
         .with_drain_timeout(drain_timeout(args))
@@ -49,8 +50,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .with_socket_options(socket_options(args));
     // --resume-test watches the session store for the server's tickets.
     let tickets = args.resume_test.map(|_| resumption::Tickets::new());
-    if let Some(tls) = tls::config(args, host, tickets.clone())? {
+    if let Some((tls, server_name)) = tls::config(args, host, tickets.clone())? {
+        // The name is the target's, also through a proxy.
         config = config.with_tls(tls);
+        destination = destination.with_server_name(server_name);
     }
     let (input, file_len) = match &args.send_file {
         Some(path) => {
@@ -71,13 +74,21 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let runtime = Runtime::spawn()?;
     let trace = Trace::new(args.trace);
     if let (Some(resumptions), Some(tickets)) = (args.resume_test, &tickets) {
-        return resumption::check(&runtime, &config, &trace, args, resumptions, tickets);
+        return resumption::check(
+            &runtime,
+            &destination,
+            &config,
+            &trace,
+            args,
+            resumptions,
+            tickets,
+        );
     }
     let started = Instant::now();
     let conn = if args.reconnect {
-        runtime.connect(config.with_reconnect(reconnect_policy(args)?))?
+        runtime.connect(destination, config.with_reconnect(reconnect_policy(args)?))?
     } else {
-        runtime.connect(config)?
+        runtime.connect(destination, config)?
     };
     let mut inbound = Inbound::new(&conn, &trace, args.verbose);
     inbound.brief = args.brief;

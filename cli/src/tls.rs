@@ -18,13 +18,14 @@ use super::args::Args;
 use super::output::warn;
 use super::resumption::Tickets;
 
-/// The TLS configuration the arguments ask for, if they ask for TLS at all. Verification is
-/// on unless `--insecure`: against `--cafile`, or else the platform's roots.
+/// The TLS configuration the arguments ask for, if they ask for TLS at all, and the name to
+/// verify the server against (`--servername`, or `host`). Verification is on unless
+/// `--insecure`: against `--cafile`, or else the platform's roots.
 pub fn config(
     args: &Args,
     host: &str,
     tickets: Option<Arc<Tickets>>,
-) -> Result<Option<TlsConfig>, Failure> {
+) -> Result<Option<(TlsConfig, ServerName<'static>)>, Failure> {
     if !args.tls && args.starttls.is_none() {
         if args.cert.is_some() || args.keylogfile.is_some() || args.resume_test.is_some() {
             return Err(Failure::Setup(
@@ -62,7 +63,7 @@ pub fn config(
     let name = args.servername.as_deref().or(literal).unwrap_or(host);
     let server_name = ServerName::try_from(name.to_owned())
         .map_err(|e| Failure::Setup(format!("`{name}` cannot be a TLS server name: {e}")))?;
-    Ok(Some(TlsConfig::new(client_config, server_name)))
+    Ok(Some((TlsConfig::new(client_config), server_name)))
 }
 
 /// Adds the client certificate of `--cert`/`--key` (mutual TLS), the key log of

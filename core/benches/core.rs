@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tcpclient_core::{Client, Config, Event, Input, Output, Request, Unacknowledged};
+use tcpclient_core::{Client, Config, Destination, Event, Input, Output, Request, Unacknowledged};
 use tcpclient_testkit::{Pair, Pki};
 
 /// A connected plaintext client whose outputs so far are drained.
-fn connected(config: Config, now: Instant) -> Client {
-    let mut client = Client::new(config, now);
+fn connected(destination: (&str, u16), config: Config, now: Instant) -> Client {
+    let mut client = Client::new(destination, config, now);
     while client.poll_output().is_some() {}
     client
         .handle_input(now, Input::Connected(tcpclient_core::AttemptId(0)))
@@ -47,7 +47,7 @@ fn send(c: &mut Criterion) {
     for size in [64usize, 1024, 16 * 1024] {
         let batch: Vec<Bytes> = (0..64).map(|_| Bytes::from(vec![1u8; size])).collect();
         group.throughput(Throughput::Elements(batch.len() as u64));
-        let mut client = connected(Config::new("127.0.0.1", 7), now);
+        let mut client = connected(("127.0.0.1", 7), Config::new(), now);
         group.bench_function(format!("{size} B, per Send"), |b| {
             b.iter(|| send_path(&mut client, now, black_box(&batch)))
         });
@@ -60,7 +60,7 @@ fn received(c: &mut Criterion) {
     let mut group = c.benchmark_group("received");
     let data = vec![2u8; 16 * 1024];
     group.throughput(Throughput::Bytes(data.len() as u64));
-    let mut client = connected(Config::new("127.0.0.1", 7), now);
+    let mut client = connected(("127.0.0.1", 7), Config::new(), now);
     group.bench_function("16 KiB plaintext, per Received", |b| {
         b.iter(|| {
             client
@@ -76,7 +76,7 @@ fn received(c: &mut Criterion) {
 
 fn tls_record(c: &mut Criterion) {
     let pki = Pki::new();
-    let mut pair = Pair::new(Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(Config::new().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
@@ -93,13 +93,14 @@ fn tls_record(c: &mut Criterion) {
 
 fn lifecycle(c: &mut Criterion) {
     let now = Instant::now();
-    let config = Config::new("127.0.0.1", 7);
+    let destination = Destination::new("127.0.0.1", 7);
+    let config = Config::new();
     let message = Bytes::from_static(b"one request, one response");
     c.bench_function("lifecycle: connect, send, receive, finish, close", |b| {
         b.iter_batched(
-            || config.clone(),
-            |config| {
-                let mut client = Client::new(config, now);
+            || (destination.clone(), config.clone()),
+            |(destination, config)| {
+                let mut client = Client::new(destination, config, now);
                 let mut wire = Loopback::default();
                 while client.poll_output().is_some() {}
                 wire.step(

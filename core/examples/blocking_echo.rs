@@ -15,7 +15,7 @@ use tcpclient_core::{Bytes, Client, Config, Event, Input, Output, Unacknowledged
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = start_echo_server()?;
     let lines = ["hello\n", "from a driver\n", "of about a hundred lines\n"];
-    let mut client = Client::new(Config::new("localhost", port), Instant::now());
+    let mut client = Client::new(("localhost", port), Config::new(), Instant::now());
     for line in lines {
         client.send(Instant::now(), Bytes::from(line))?;
     }

@@ -59,7 +59,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
 pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
     let port = start_echo_server()?;
     let payload: Bytes = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let mut client = Client::new(Config::new("127.0.0.1", port), Instant::now());
+    let mut client = Client::new(("127.0.0.1", port), Config::new(), Instant::now());
     client.send(Instant::now(), payload.clone())?;
     client.finish(Instant::now())?;
 

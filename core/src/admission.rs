@@ -14,7 +14,7 @@ use crate::{Config, InvalidInput};
 /// ```
 /// use tcpclient_core::{Bytes, Config, SendAdmission};
 ///
-/// let admission = SendAdmission::new(&Config::new("localhost", 7).with_send_limit(10));
+/// let admission = SendAdmission::new(&Config::new().with_send_limit(10));
 /// assert!(admission.admit(0, Bytes::from_static(&[0; 64])).is_ok(), "one oversized send into an empty queue");
 /// assert!(admission.admit(8, Bytes::from_static(&[0; 4])).is_err(), "8 + 4 > 10");
 /// assert!(admission.has_room_again(5) && !admission.has_room_again(6), "half the limit");

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::connection::Connection;
 use crate::request::Control;
 use crate::session::Session;
-use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInfo};
+use crate::{AttemptId, Config, Destination, Input, InvalidInput, Leave, Output, Phase, TlsInfo};
 
 /// A TCP (and optionally TLS) client connection, as a pure state machine: one connection,
 /// or, with a [`ReconnectPolicy`](crate::ReconnectPolicy), as many as it takes.
@@ -39,7 +39,7 @@ use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInf
 ///
 /// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// // `start` is whatever the driver's clock says: the system's, a simulator's, ...
-/// let mut client = Client::new(Config::new("127.0.0.1", 7), start);
+/// let mut client = Client::new(("127.0.0.1", 7), Config::new(), start);
 /// client.send(start, Bytes::from_static(b"ping"))?;
 /// let Some(Output::Connect { attempt, addr, .. }) = client.poll_output() else { panic!() };
 /// assert_eq!(addr, "127.0.0.1:7".parse()?);
@@ -88,7 +88,7 @@ use crate::{AttemptId, Config, Input, InvalidInput, Leave, Output, Phase, TlsInf
 ///
 /// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
-/// let mut client = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), start);
+/// let mut client = Client::new(("127.0.0.1", 7), Config::new().with_reconnect(policy), start);
 /// assert!(matches!(client.poll_output(), Some(Output::Connect { .. })));
 /// client.handle_input(start, Input::Connected(AttemptId(0)))?;
 /// assert!(matches!(client.poll_output(), Some(Output::Event(Event::Connected(_)))));
@@ -123,20 +123,29 @@ enum Machine {
 }
 
 impl Client {
-    /// Creates a client that starts at `now`: one connection, or, with
+    /// Creates a client to `destination` that starts at `now`: one connection, or, with
     /// [`Config::reconnect`], as many as it takes.
     ///
-    /// Pass an `Arc<Config>` to share one configuration between many clients (each holds
-    /// only the pointer); a `Config` is put in an `Arc` of its own.
+    /// Pass an `Arc<Config>` to share one configuration between many clients, to one server
+    /// or many (each holds only the pointer); a `Config` is put in an `Arc` of its own. The
+    /// destination is a [`Destination`], or anything that makes one: a `SocketAddr`, a
+    /// `(host, port)` pair.
     ///
     /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
     #[inline]
-    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
+    pub fn new(
+        destination: impl Into<Destination>,
+        config: impl Into<Arc<Config>>,
+        now: Instant,
+    ) -> Self {
         let config: Arc<Config> = config.into();
+        let destination = destination.into();
         let machine = match config.reconnect.clone() {
-            None => Machine::Once(Connection::new(config, now)),
-            Some(policy) => Machine::Reconnecting(Box::new(Session::new(config, policy, now))),
+            None => Machine::Once(Connection::new(destination, config, now)),
+            Some(policy) => {
+                Machine::Reconnecting(Box::new(Session::new(destination, config, policy, now)))
+            }
         };
         Self { machine }
     }
@@ -184,7 +193,7 @@ impl Client {
     /// use tcpclient_core::{Client, Config, InvalidInput};
     ///
     /// # fn run(start: Instant) -> Result<(), InvalidInput> {
-    /// let mut client = Client::new(Config::new("localhost", 7).with_send_limit(1_000), start);
+    /// let mut client = Client::new(("localhost", 7), Config::new().with_send_limit(1_000), start);
     /// for _ in 0..62 {
     ///     client.send_slice(start, b"a small message\n")?;
     /// }
@@ -260,8 +269,8 @@ impl Client {
     /// use tcpclient_core::{AttemptId, Client, Config, Event, Input, Leave, Output, ReconnectPolicy};
     ///
     /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
-    /// let config = Config::new("127.0.0.1", 7).with_reconnect(ReconnectPolicy::default());
-    /// let mut client = Client::new(config, now);
+    /// let config = Config::new().with_reconnect(ReconnectPolicy::default());
+    /// let mut client = Client::new(("127.0.0.1", 7), config, now);
     /// while client.poll_output().is_some() {}
     /// client.handle_input(now, Input::Connected(AttemptId(0)))?;
     /// while client.poll_output().is_some() {}
@@ -293,7 +302,7 @@ impl Client {
     ///
     /// # fn run(now: Instant) -> Result<(), Box<dyn std::error::Error>> {
     /// let policy = ReconnectPolicy::default().with_replay_unacknowledged(true);
-    /// let mut client = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), now);
+    /// let mut client = Client::new(("127.0.0.1", 7), Config::new().with_reconnect(policy), now);
     /// client.send(now, Bytes::from_static(b"SET a 1\n"))?;
     /// client.send(now, Bytes::from_static(b"SET b 2\n"))?;
     /// // The server answered the first request: it will not be sent again.
@@ -448,6 +457,11 @@ impl Client {
     /// Returns the configuration the client was created with.
     pub fn config(&self) -> &Config {
         self.connection().config()
+    }
+
+    /// Returns where the client connects.
+    pub fn destination(&self) -> &Destination {
+        self.connection().destination()
     }
 
     // ---- the books ----

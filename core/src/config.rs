@@ -1,23 +1,24 @@
-//! How a client connects, how long it waits, and how much it buffers.
+//! How a client connects, how long it waits, and how much it buffers: the policy, which
+//! any number of clients share, whatever server each connects to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
-
 use crate::{FamilyPreference, ReconnectPolicy, SocketOptions};
 
-/// Everything a [`Client`](crate::Client) needs to know before it starts.
+/// How a [`Client`](crate::Client) connects, waits, buffers and reconnects: everything but
+/// where to ([`Destination`](crate::Destination)). One configuration, in an `Arc`, serves
+/// any number of clients to any servers.
 ///
-/// Kamaelia's `TCPClient(host, port, delay, connect_timeout)` constructor arguments, plus the
-/// limits the original lacked. Start from [`Config::new`], which has sane defaults, and change
-/// what you need:
+/// Kamaelia's `TCPClient(delay, connect_timeout)` constructor arguments, plus the limits the
+/// original lacked. Start from [`Config::new`], which has sane defaults, and change what you
+/// need:
 ///
 /// ```
 /// use std::time::Duration;
 /// use tcpclient_core::{Config, OnPeerEof};
 ///
-/// let config = Config::new("mail.example.org", 25)
+/// let config = Config::new()
 ///     .with_delay(Duration::from_millis(250))
 ///     .with_connect_timeout(Duration::from_secs(5))
 ///     .with_on_peer_eof(OnPeerEof::KeepWriting);
@@ -27,11 +28,6 @@ use crate::{FamilyPreference, ReconnectPolicy, SocketOptions};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// Host name or IP address literal. An IP literal is used as is; a name is resolved by
-    /// the driver ([`Output::Resolve`](crate::Output::Resolve)).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
     /// Time to wait before the first connect attempt (Kamaelia `delay`). Default: zero.
     pub delay: Duration,
     /// Time from the end of the delay until the connection must be up, resolution and every
@@ -101,13 +97,17 @@ pub struct Config {
     pub reconnect: Option<ReconnectPolicy>,
 }
 
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Config {
-    /// Returns a configuration for `host:port` with the defaults listed on each field.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
+    /// Returns a configuration with the defaults listed on each field.
+    pub fn new() -> Self {
         const MIB: usize = 1024 * 1024;
         Self {
-            host: host.into(),
-            port,
             delay: Duration::ZERO,
             connect_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(5),
@@ -249,18 +249,18 @@ pub enum OnPeerEof {
     KeepWriting,
 }
 
-/// What TLS needs: a rustls configuration and the name to verify the server against.
+/// What TLS needs: a rustls configuration. The name to verify the server against is the
+/// [`Destination`](crate::Destination)'s.
 ///
 /// The core never builds a [`rustls::ClientConfig`] itself; use
 /// [`tls::client_config`](crate::tls::client_config) for the common case.
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
     pub(crate) client_config: Arc<rustls::ClientConfig>,
-    pub(crate) server_name: ServerName<'static>,
 }
 
 impl TlsConfig {
-    /// Pairs a rustls configuration with the server name to verify.
+    /// Wraps a rustls configuration.
     ///
     /// The configuration is used as given, with one setting turned on (in a copy, if it was
     /// off): `enable_secret_extraction`. rustls runs the handshake; then the core seals and
@@ -268,7 +268,7 @@ impl TlsConfig {
     /// record goes to the socket without a copy, and so that bytes after our `close_notify`
     /// never reach rustls, which could panic on them in debug builds (rustls#959). The keys
     /// never leave the core.
-    pub fn new(client_config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
+    pub fn new(client_config: Arc<rustls::ClientConfig>) -> Self {
         let client_config = if client_config.enable_secret_extraction {
             client_config
         } else {
@@ -276,19 +276,11 @@ impl TlsConfig {
             config.enable_secret_extraction = true;
             Arc::new(config)
         };
-        Self {
-            client_config,
-            server_name,
-        }
+        Self { client_config }
     }
 
     /// Returns the rustls client configuration (roots, verifier, ALPN, versions).
     pub fn client_config(&self) -> &Arc<rustls::ClientConfig> {
         &self.client_config
-    }
-
-    /// Returns the server name sent in SNI and checked against the certificate.
-    pub fn server_name(&self) -> &ServerName<'static> {
-        &self.server_name
     }
 }

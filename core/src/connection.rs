@@ -20,8 +20,8 @@ use crate::state::{Closing, Open, State, Wait};
 use crate::timers::{Timer, TimerTable};
 use crate::tls::TlsSession;
 use crate::{
-    AlertSent, AttemptId, CloseReport, Config, Ending, Error, Event, Family, Input, InvalidInput,
-    OnPeerEof, Output, Phase, TlsError, TlsInfo, Unacknowledged,
+    AlertSent, AttemptId, CloseReport, Config, Destination, Ending, Error, Event, Family, Input,
+    InvalidInput, OnPeerEof, Output, Phase, TlsError, TlsInfo, Unacknowledged,
 };
 
 /// Wire bytes written between two questions about what the peer acknowledged while data
@@ -53,6 +53,8 @@ pub(crate) struct Connection {
     /// Shared: many clients of one program usually have the same configuration, and a
     /// pointer per client is what an idle connection should cost.
     config: Arc<Config>,
+    /// Where it connects.
+    destination: Destination,
     /// The latest instant seen; time never runs backwards inside the client.
     now: Instant,
     /// The instant of the latest send not yet taken into `now`, which happens before `now`
@@ -138,7 +140,7 @@ impl Connection {
     /// With no [`Config::delay`] the first output ([`Output::Resolve`], or [`Output::Connect`]
     /// for an IP literal) is ready at once; otherwise the first deadline is `now + delay`.
     #[inline]
-    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
+    pub fn new(destination: Destination, config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let config: Arc<Config> = config.into();
         let mut client = Self {
             now,
@@ -153,7 +155,7 @@ impl Connection {
             tls: Tls::Off,
             shutdown: Shutdown::None,
             outputs: VecDeque::new(),
-            log: Log::new(&config),
+            log: Log::new(&destination),
             bytes_accepted: 0,
             bytes_received: 0,
             bytes_consumed: 0,
@@ -165,6 +167,7 @@ impl Connection {
             attempts: Vec::new(),
             tls_alert_sent: None,
             config,
+            destination,
         };
         if client.config.delay.is_zero() {
             client.begin_connecting();
@@ -469,6 +472,10 @@ impl Connection {
         SendAdmission::new(&self.config)
     }
 
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
     /// Returns the configuration the client was created with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -627,17 +634,21 @@ impl Connection {
             attempt_cap: config.attempt_timeout,
         });
         self.state = State::Establishing(Box::new(race));
-        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        let destination = &self.destination;
+        let host = destination
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         match host.parse::<IpAddr>() {
             Ok(ip) => {
-                let addr = SocketAddr::new(ip, config.port);
+                let addr = SocketAddr::new(ip, destination.port);
                 self.with_race(|race, now| race.handle_resolved(None, Ok(&[addr]), now));
             }
             Err(_) => {
                 self.resolution_asked = true;
                 self.outputs.push_back(Output::Resolve {
-                    host: config.host.clone(),
-                    port: config.port,
+                    host: destination.host.clone(),
+                    port: destination.port,
                 });
             }
         }
@@ -737,7 +748,7 @@ impl Connection {
         }
         self.timers.set_at(Timer::Race, race.poll_timeout());
         let lost = race.lost();
-        let host = self.config.host.clone();
+        let host = self.destination.host.clone();
         match lost {
             None => {}
             Some(Lost::Resolve(kind)) => self.close(Err(Error::Resolve { host, kind })),
@@ -1060,7 +1071,7 @@ impl Connection {
             let Some(config) = &self.config.tls else {
                 return;
             };
-            match TlsSession::new(config) {
+            match TlsSession::new(config, &self.destination) {
                 Ok(session) => {
                     self.tls = Tls::Active(Box::new(session));
                     let timeout = self.config.tls_handshake_timeout;
@@ -1347,7 +1358,8 @@ mod tests {
     #[allow(clippy::disallowed_methods)]
     fn a_connection_with_everything_written_keeps_one_spare_buffer() {
         let now = Instant::now();
-        let mut client = Connection::new(Config::new("127.0.0.1", 7), now);
+        let destination = Destination::new("127.0.0.1", 7);
+        let mut client = Connection::new(destination, Config::new(), now);
         while client.poll_output().is_some() {}
         client
             .handle_input(now, Input::Connected(AttemptId(0)))

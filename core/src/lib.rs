@@ -123,7 +123,7 @@
 //!
 //! | Kamaelia `TCPClient` | here |
 //! |---|---|
-//! | `TCPClient(host, port, delay, connect_timeout)` | [`Config::new`], [`Config::delay`], [`Config::connect_timeout`] |
+//! | `TCPClient(host, port, delay, connect_timeout)` | [`Destination::new`], [`Config::delay`], [`Config::connect_timeout`] |
 //! | `inbox` | [`Client::send`] |
 //! | `makessl` | [`Client::start_tls`] |
 //! | `control`: `producerFinished` | [`Client::finish`] |
@@ -145,6 +145,7 @@ mod buffers;
 mod client;
 mod config;
 mod connection;
+mod destination;
 mod error;
 mod input;
 mod ledger;
@@ -176,6 +177,7 @@ pub use admission::SendAdmission;
 pub use backoff::{Jitter, ReconnectPolicy};
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
+pub use destination::Destination;
 pub use error::{Error, Flood, InvalidInput, TlsError};
 pub use input::{Input, Unacknowledged};
 pub use options::{AttemptId, ConnectOptions, Family, FamilyPreference, Keepalive, SocketOptions};

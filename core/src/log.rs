@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::report::Attempt;
-use crate::{AttemptId, CloseReport, Config, InvalidInput, Phase};
+use crate::{AttemptId, CloseReport, Destination, InvalidInput, Phase};
 
 /// What a client tells `tracing` about itself.
 #[derive(Debug)]
@@ -18,8 +18,9 @@ pub(crate) struct Log {
 
 #[cfg(feature = "tracing")]
 impl Log {
-    pub(crate) fn new(config: &Config) -> Self {
-        let span = tracing::debug_span!("client", host = %config.host, port = config.port);
+    pub(crate) fn new(destination: &Destination) -> Self {
+        let span =
+            tracing::debug_span!("client", host = %destination.host, port = destination.port);
         Self {
             span,
             phase: Phase::Delay,
@@ -90,7 +91,7 @@ impl Log {
 #[cfg(not(feature = "tracing"))]
 impl Log {
     #[inline(always)]
-    pub(crate) fn new(_config: &Config) -> Self {
+    pub(crate) fn new(_destination: &Destination) -> Self {
         Self {}
     }
 

@@ -19,7 +19,7 @@ use bytes::Bytes;
 /// // Every connection logs in first; queued and replayed requests follow it.
 /// let login = Preamble::Fixed(Bytes::from_static(b"AUTH secret\r\n"));
 /// let policy = ReconnectPolicy::default().with_preamble(login);
-/// let mut session = Client::new(Config::new("127.0.0.1", 6379).with_reconnect(policy), now);
+/// let mut session = Client::new(("127.0.0.1", 6379), Config::new().with_reconnect(policy), now);
 /// session.send(now, Bytes::from_static(b"GET k\r\n"))?;
 /// let Some(Output::Connect { attempt, .. }) = session.poll_output() else { panic!() };
 /// session.handle_input(now, tcpclient_core::Input::Connected(attempt))?;

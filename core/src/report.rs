@@ -112,7 +112,7 @@ pub struct Attempt {
 ///
 /// # fn run(start: Instant) -> Result<(), Box<dyn std::error::Error>> {
 /// let policy = ReconnectPolicy::default().with_jitter(Jitter::None);
-/// let mut session = Client::new(Config::new("127.0.0.1", 7).with_reconnect(policy), start);
+/// let mut session = Client::new(("127.0.0.1", 7), Config::new().with_reconnect(policy), start);
 /// // The driver: outputs taken, and its kernel's answer (all acknowledged) to questions.
 /// let mut fin_sent = false;
 /// let mut drive = |session: &mut Client, now: Instant| {

@@ -11,7 +11,7 @@ use tcpclient_core::{
     AttemptId, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Output, Phase,
     Request, Unacknowledged,
 };
-use tcpclient_testkit::{Harness, Kernel, Pair, Pki, closed};
+use tcpclient_testkit::{Harness, Kernel, Pair, Pki, closed, local};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -28,7 +28,7 @@ fn answer(bytes: u64, fin_acknowledged: bool) -> Input<'static> {
 /// A client connected to 127.0.0.1:7 whose questions the test answers, having written
 /// `sent` (a numbered pattern) in full.
 fn connected_and_written(sent: usize, config: Config) -> (Harness, Bytes) {
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(local(), config);
     h.kernel = Kernel::ByHand;
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));
@@ -40,8 +40,8 @@ fn connected_and_written(sent: usize, config: Config) -> (Harness, Bytes) {
     (h, data)
 }
 
-fn local() -> Config {
-    Config::new("127.0.0.1", 7)
+fn base() -> Config {
+    Config::new()
 }
 
 /// `(written, confirmed, unconfirmed, lost, undelivered)`.
@@ -59,7 +59,7 @@ fn counts(report: &CloseReport) -> (u64, u64, u64, u64, u64) {
 /// holds all 50,000 bytes and our FIN, and they come back, the very bytes sent.
 #[test]
 fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline() {
-    let (mut h, data) = connected_and_written(50_000, local().with_drain_timeout(ms(2000)));
+    let (mut h, data) = connected_and_written(50_000, base().with_drain_timeout(ms(2000)));
     assert_eq!(h.request(Request::Finish), [Output::ShutdownWrite]);
 
     assert_eq!(h.fire(), [Output::QueryUnacknowledged]);
@@ -91,7 +91,7 @@ fn a_peer_that_vanished_before_the_data_is_owed_all_of_it_at_the_drain_deadline(
 /// the rest acknowledged but unconfirmed, since the peer never closed.
 #[test]
 fn a_dropped_fin_loses_the_bytes_it_carried_and_confirms_nothing() {
-    let (mut h, data) = connected_and_written(4000, local());
+    let (mut h, data) = connected_and_written(4000, base());
     h.request(Request::Finish);
 
     assert_eq!(h.fire(), [Output::QueryUnacknowledged]);
@@ -110,7 +110,7 @@ fn a_dropped_fin_loses_the_bytes_it_carried_and_confirms_nothing() {
 /// acknowledged: every byte is confirmed, and the close is clean.
 #[test]
 fn a_close_both_ways_confirms_every_byte() {
-    let (mut h, _) = connected_and_written(1000, local());
+    let (mut h, _) = connected_and_written(1000, base());
     h.request(Request::Finish);
 
     assert_eq!(
@@ -133,7 +133,7 @@ fn a_close_both_ways_confirms_every_byte() {
 /// FIN is acknowledged.
 #[test]
 fn a_fin_not_yet_acknowledged_is_asked_about_again_and_again() {
-    let (mut h, _) = connected_and_written(10, local());
+    let (mut h, _) = connected_and_written(10, base());
     h.request(Request::Finish);
     h.input(Input::PeerEof);
 
@@ -156,7 +156,7 @@ fn a_fin_not_yet_acknowledged_is_asked_about_again_and_again() {
 /// close completes once the peer's TCP acknowledges them.
 #[test]
 fn the_peer_closing_first_is_confirmed_once_our_fin_is_acknowledged() {
-    let (mut h, _) = connected_and_written(0, local());
+    let (mut h, _) = connected_and_written(0, base());
     assert_eq!(
         h.request(Request::Send(Bytes::from_static(b"last words"))),
         [Output::Transmit(Bytes::from_static(b"last words"))]
@@ -178,7 +178,7 @@ fn the_peer_closing_first_is_confirmed_once_our_fin_is_acknowledged() {
 /// takes no sends and no reads, and the answer decides the count.
 #[test]
 fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
-    let (mut h, data) = connected_and_written(3000, local());
+    let (mut h, data) = connected_and_written(3000, base());
 
     assert_eq!(
         h.input(Input::SocketError(ErrorKind::ConnectionReset)),
@@ -219,7 +219,7 @@ fn a_failed_connection_asks_what_the_peer_got_before_its_report() {
 /// acknowledged nor lost: unconfirmed, and not handed back.
 #[test]
 fn a_driver_that_never_answers_gets_10_ms_and_claims_nothing() {
-    let (mut h, _) = connected_and_written(3000, local());
+    let (mut h, _) = connected_and_written(3000, base());
     h.input(Input::SocketError(ErrorKind::ConnectionReset));
 
     assert_eq!(h.deadline(), Some(ms(10)));
@@ -236,7 +236,7 @@ fn a_driver_that_never_answers_gets_10_ms_and_claims_nothing() {
 /// nothing.
 #[test]
 fn answers_that_make_no_sense_are_refused() {
-    let (mut h, _) = connected_and_written(100, local());
+    let (mut h, _) = connected_and_written(100, base());
     let unasked = h.try_input(answer(0, false));
     assert!(
         matches!(
@@ -268,7 +268,7 @@ fn answers_that_make_no_sense_are_refused() {
 /// our FIN confirms the bytes.
 #[test]
 fn where_the_driver_cannot_tell_the_peers_end_after_ours_confirms() {
-    let (mut h, _) = connected_and_written(500, local());
+    let (mut h, _) = connected_and_written(500, base());
     h.request(Request::Finish);
 
     let outputs = h.input(Input::PeerEof);
@@ -284,7 +284,7 @@ fn where_the_driver_cannot_tell_the_peers_end_after_ours_confirms() {
 /// ...but when its end came first, nothing answers our FIN: unconfirmed, not clean.
 #[test]
 fn where_the_driver_cannot_tell_a_peer_that_closed_first_confirms_nothing() {
-    let (mut h, _) = connected_and_written(500, local());
+    let (mut h, _) = connected_and_written(500, base());
     h.kernel = Kernel::CannotTell;
 
     let outputs = h.input(Input::PeerEof);
@@ -299,7 +299,7 @@ fn where_the_driver_cannot_tell_a_peer_that_closed_first_confirms_nothing() {
 /// peer acknowledged is let go of.
 #[test]
 fn the_client_asks_every_256_kib_written() {
-    let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
+    let (mut h, _) = connected_and_written(0, base().with_send_limit(1 << 20));
     h.request(Request::Send(Bytes::from(vec![7u8; 600 * 1024])));
 
     let mut asked_at = Vec::new();
@@ -322,7 +322,7 @@ fn the_client_asks_every_256_kib_written() {
 /// is asked no more.
 #[test]
 fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tell() {
-    let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
+    let (mut h, _) = connected_and_written(0, base().with_send_limit(1 << 20));
     h.request(Request::Send(Bytes::from(vec![7u8; 800 * 1024])));
 
     let mut asked = 0;
@@ -345,7 +345,7 @@ fn a_driver_that_never_answers_while_data_flows_is_taken_for_one_that_cannot_tel
 /// is not an unanswered one, however far the writes go.
 #[test]
 fn a_question_not_yet_taken_is_not_unanswered() {
-    let (mut h, _) = connected_and_written(0, local().with_send_limit(1 << 20));
+    let (mut h, _) = connected_and_written(0, base().with_send_limit(1 << 20));
     h.request(Request::Send(Bytes::from(vec![7u8; 800 * 1024])));
 
     for _ in 0..100 {
@@ -366,7 +366,7 @@ fn a_question_not_yet_taken_is_not_unanswered() {
 #[test]
 fn under_tls_a_record_partly_acknowledged_is_lost_whole() {
     let pki = Pki::new();
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
@@ -389,7 +389,7 @@ fn under_tls_a_record_partly_acknowledged_is_lost_whole() {
 /// A client whose end is decided (a reset) with `sent` bytes handed out and `written` of
 /// them reported written, waiting for the kernel's answer.
 fn closing_after_a_reset(sent: usize, written: usize) -> Harness {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local(), base());
     h.kernel = Kernel::ByHand;
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));
@@ -463,7 +463,7 @@ fn while_the_answer_is_awaited_consumption_counts_and_finish_and_starttls_are_re
 
 #[test]
 fn events_waiting_to_be_taken_survive_the_close_and_unsent_transmits_do_not() {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local(), base());
     h.kernel = Kernel::ByHand;
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));

@@ -10,7 +10,7 @@ use tcpclient_core::{
     AttemptId, AttemptOutcome, Config, Ending, Error, Event, Input, InvalidInput, OnPeerEof,
     Output, Phase, Request, TlsError,
 };
-use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, connect, events};
+use tcpclient_testkit::{Harness, Leaf, Pair, Pki, closed, connect, events, local};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -24,8 +24,8 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn local() -> Config {
-    Config::new("127.0.0.1", 7)
+fn base() -> Config {
+    Config::new()
 }
 
 fn data(bytes: &'static [u8]) -> Bytes {
@@ -35,7 +35,7 @@ fn data(bytes: &'static [u8]) -> Bytes {
 /// Kamaelia busy-waits through `delay`; here it is a deadline and nothing happens before it.
 #[test]
 fn delay() {
-    let mut h = Harness::new(local().with_delay(ms(250)));
+    let mut h = Harness::new(local(), base().with_delay(ms(250)));
 
     assert_eq!(h.outputs(), []);
     assert_eq!(h.client.phase(), Phase::Delay);
@@ -57,7 +57,7 @@ fn delay() {
 /// Kamaelia reports a refused connection as a clean end; here it is a typed error.
 #[test]
 fn connect_refused() {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local(), base());
     assert_eq!(h.outputs(), [connect(0, "127.0.0.1:7")]);
 
     let outputs = h.input(Input::ConnectFailed(
@@ -84,10 +84,10 @@ fn connect_refused() {
 /// another address could still win, the last one kept until the whole connect times out.
 #[test]
 fn connect_timeout() {
-    let config = Config::new("db.test", 5432)
+    let config = Config::new()
         .with_connect_timeout(secs(10))
         .with_attempt_timeout(secs(3));
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(("db.test", 5432), config);
     assert_eq!(
         h.outputs(),
         [Output::Resolve {
@@ -143,7 +143,7 @@ fn connect_timeout() {
 /// Resolution is an output the driver performs; IPv6 and IPv4 alternate; each is tried.
 #[test]
 fn name_resolution() {
-    let mut h = Harness::new(Config::new("dual.test", 80));
+    let mut h = Harness::new(("dual.test", 80), Config::new());
     assert_eq!(
         h.outputs(),
         [Output::Resolve {
@@ -181,7 +181,7 @@ fn name_resolution() {
 
 #[test]
 fn name_resolution_failure_is_a_typed_error_without_a_socket() {
-    let mut h = Harness::new(Config::new("nowhere.invalid", 80));
+    let mut h = Harness::new(("nowhere.invalid", 80), Config::new());
     h.outputs();
 
     let outputs = h.input(Input::Resolved {
@@ -205,7 +205,7 @@ fn name_resolution_failure_is_a_typed_error_without_a_socket() {
 
 #[test]
 fn name_resolution_to_nothing_is_a_typed_error() {
-    let mut h = Harness::new(Config::new("empty.test", 80));
+    let mut h = Harness::new(("empty.test", 80), Config::new());
     h.outputs();
 
     let outputs = h.input(Input::Resolved {
@@ -224,7 +224,7 @@ fn name_resolution_to_nothing_is_a_typed_error() {
 /// Kamaelia drops data queued before the connection is up; we connect, deliver, then close.
 #[test]
 fn producer_finished_before_connected() {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local(), base());
     assert_eq!(h.outputs(), [connect(0, "127.0.0.1:7")]);
     h.request(Request::Send(data(b"0123456789")));
     assert_eq!(h.request(Request::Finish), []);
@@ -270,7 +270,7 @@ fn producer_finished_before_connected() {
 
 #[test]
 fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails() {
-    let mut h = Harness::new(local());
+    let mut h = Harness::new(local(), base());
     h.outputs();
     h.request(Request::Send(data(b"0123456789")));
     h.request(Request::Finish);
@@ -296,7 +296,7 @@ fn producer_finished_before_connected_reports_every_byte_when_the_connect_fails(
 /// read until the peer's EOF, then close.
 #[test]
 fn producer_finished_while_connected() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(4);
     pair.send(b"first part, ");
     pair.send(b"second part");
@@ -343,7 +343,7 @@ fn producer_finished_while_connected() {
 
 #[test]
 fn producer_finished_while_connected_ends_at_the_drain_deadline_if_the_peer_never_closes() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.send(b"all of it");
     pair.request(Request::Finish);
     assert!(pair.server.got_fin);
@@ -371,7 +371,7 @@ fn producer_finished_while_connected_ends_at_the_drain_deadline_if_the_peer_neve
 
 #[test]
 fn producer_finished_while_connected_to_a_stalled_peer_reports_the_undelivered_bytes() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(0);
     pair.send(b"stuck in the queue");
     pair.request(Request::Finish);
@@ -389,7 +389,7 @@ fn producer_finished_while_connected_to_a_stalled_peer_reports_the_undelivered_b
 /// connection so that the peer knows it was cut.
 #[test]
 fn shutdown_microprocess() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(5);
     pair.send(b"0123456789");
     assert_eq!(pair.server.plaintext, b"01234");
@@ -425,7 +425,7 @@ fn shutdown_microprocess() {
 /// by default, flush what is queued before closing our side.
 #[test]
 fn peer_closes() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(0);
     pair.send(b"still queued");
 
@@ -452,7 +452,7 @@ fn peer_closes() {
 
 #[test]
 fn peer_closes_and_a_finish_that_crossed_it_is_no_error() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(0);
     pair.send(b"still queued");
     pair.server_fin();
@@ -468,7 +468,7 @@ fn peer_closes_and_a_finish_that_crossed_it_is_no_error() {
 
 #[test]
 fn peer_closes_and_the_half_open_connection_keeps_sending() {
-    let mut pair = Pair::connected(local().with_on_peer_eof(OnPeerEof::KeepWriting));
+    let mut pair = Pair::connected(base().with_on_peer_eof(OnPeerEof::KeepWriting));
     pair.server_fin();
     assert_eq!(pair.take_events()[1..], [Event::PeerClosed]);
     assert_eq!(pair.h.client.phase(), Phase::Connected);
@@ -489,7 +489,7 @@ fn peer_closes_and_the_half_open_connection_keeps_sending() {
 /// Kamaelia's send error path names an undefined variable; ours is a typed error.
 #[test]
 fn socket_error_while_sending() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     pair.write_budget = Some(3);
     pair.send(b"abcdef");
 
@@ -506,7 +506,7 @@ fn socket_error_while_sending() {
 #[test]
 fn makessl() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.send(b"STARTTLS\r\n");
     pair.server.send(b"220 go ahead\r\n");
     pair.drive();
@@ -541,7 +541,7 @@ fn makessl() {
 fn makessl_refuses_an_untrusted_certificate() {
     let trusted = Pki::new();
     let impostor = Pki::with_leaf(Leaf::Good);
-    let mut pair = Pair::connected(local().with_tls(trusted.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(trusted.client_tls()));
     pair.server.start_tls(impostor.server_config());
 
     pair.request(Request::StartTls);
@@ -561,7 +561,7 @@ fn makessl_refuses_an_untrusted_certificate() {
 #[test]
 fn data_queued_before_makessl() {
     let pki = Pki::new();
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(base().with_tls(pki.client_tls()));
     pair.send(b"EHLO client\r\nSTARTTLS\r\n");
     pair.request(Request::StartTls);
     pair.send(b"MAIL FROM:<me>");
@@ -579,7 +579,7 @@ fn data_queued_before_makessl() {
 #[test]
 fn eof_while_in_ssl_mode() {
     let pki = Pki::new();
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
@@ -599,7 +599,7 @@ fn eof_while_in_ssl_mode() {
 /// back, and says when there is room again.
 #[test]
 fn outgoing_queue() {
-    let mut pair = Pair::connected(local().with_send_limit(1000));
+    let mut pair = Pair::connected(base().with_send_limit(1000));
     pair.write_budget = Some(0);
     pair.request(Request::Send(Bytes::from(vec![1; 600])));
     assert_eq!(pair.h.client.send_capacity(), 400);
@@ -630,7 +630,7 @@ fn outgoing_queue() {
 
 #[test]
 fn outgoing_queue_takes_one_oversized_send_when_empty() {
-    let mut pair = Pair::connected(local().with_send_limit(10));
+    let mut pair = Pair::connected(base().with_send_limit(10));
     pair.write_budget = Some(0);
 
     pair.request(Request::Send(Bytes::from(vec![0; 50])));
@@ -644,7 +644,7 @@ fn outgoing_queue_takes_one_oversized_send_when_empty() {
 /// receive window it stops asking for reads until the application consumes.
 #[test]
 fn outbox_full() {
-    let mut h = Harness::new(local().with_receive_window(Some(6)));
+    let mut h = Harness::new(local(), base().with_receive_window(Some(6)));
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));
 
@@ -671,7 +671,7 @@ fn outbox_full() {
 /// ends it.
 #[test]
 fn peer_vanishes_with_data_queued() {
-    let mut h = Harness::new(local().with_stall_timeout(Some(secs(30))));
+    let mut h = Harness::new(local(), base().with_stall_timeout(Some(secs(30))));
     h.request(Request::Send(data(b"unanswered")));
     h.input(Input::Connected(AttemptId(0)));
 

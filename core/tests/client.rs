@@ -9,15 +9,18 @@ use tcpclient_core::{
     Unacknowledged,
 };
 
-/// A client for `config`, reconnecting by `reconnect` if given.
+/// Where the clients here connect.
+const LOCAL: (&str, u16) = ("127.0.0.1", 7);
+
+/// A client for `config` to 127.0.0.1:7, reconnecting by `reconnect` if given.
 fn client_of(
     config: Config,
     reconnect: Option<ReconnectPolicy>,
     now: std::time::Instant,
 ) -> Client {
     match reconnect {
-        Some(policy) => Client::new(config.with_reconnect(policy), now),
-        None => Client::new(config, now),
+        Some(policy) => Client::new(LOCAL, config.with_reconnect(policy), now),
+        None => Client::new(LOCAL, config, now),
     }
 }
 
@@ -25,7 +28,7 @@ fn client_of(
 /// received and one consumed, against a receive window of two bytes.
 fn exercised(reconnect: Option<ReconnectPolicy>) -> Client {
     let now = tcpclient_testkit::epoch();
-    let config = Config::new("127.0.0.1", 7)
+    let config = Config::new()
         .with_receive_window(Some(2))
         .with_send_limit(8)
         .with_idle_timeout(Some(Duration::from_secs(9)));
@@ -197,7 +200,7 @@ fn an_empty_send_hands_out_nothing() {
     for coalesce_below in [0, 1024] {
         for reconnect in [None, Some(ReconnectPolicy::default())] {
             let now = tcpclient_testkit::epoch();
-            let config = Config::new("127.0.0.1", 7).with_coalesce_below(coalesce_below);
+            let config = Config::new().with_coalesce_below(coalesce_below);
             let mut engine = client_of(config, reconnect, now);
             while engine.poll_output().is_some() {}
             engine
@@ -232,8 +235,8 @@ fn an_empty_send_hands_out_nothing() {
 #[test]
 fn reconnecting_requests_reach_a_session_and_one_connection_refuses_them() {
     let now = tcpclient_testkit::epoch();
-    let config = || Config::new("127.0.0.1", 7);
-    let mut client = Client::new(config(), now);
+    let config = Config::new;
+    let mut client = Client::new(LOCAL, config(), now);
     assert!(matches!(
         client.preamble_done(now),
         Err(InvalidInput::Unexpected {
@@ -243,7 +246,7 @@ fn reconnecting_requests_reach_a_session_and_one_connection_refuses_them() {
     ));
 
     let policy = ReconnectPolicy::default().with_preamble(Preamble::Dialogue);
-    let mut session = Client::new(config().with_reconnect(policy), now);
+    let mut session = Client::new(LOCAL, config().with_reconnect(policy), now);
     while session.poll_output().is_some() {}
     session
         .handle_input(now, Input::Connected(AttemptId(0)))
@@ -253,4 +256,36 @@ fn reconnecting_requests_reach_a_session_and_one_connection_refuses_them() {
     let sent: Vec<Output> = std::iter::from_fn(|| session.poll_output()).collect();
     assert!(sent.contains(&Output::Transmit(hello)), "{sent:?}");
     assert_eq!(session.preamble_done(now), Ok(()));
+}
+
+/// One policy, shared in an `Arc`, serves clients to different servers: each resolves or
+/// connects to its own destination, and none copies the policy.
+#[test]
+fn one_shared_policy_serves_clients_to_different_servers() {
+    let now = tcpclient_testkit::epoch();
+    let policy = std::sync::Arc::new(Config::new().with_send_limit(4096));
+    let by_name = Client::new(("mail.test", 25), policy.clone(), now);
+    let by_address = Client::new(("192.0.2.7", 5432), policy.clone(), now);
+    let mut by_name = by_name;
+    let mut by_address = by_address;
+
+    assert_eq!(
+        by_name.poll_output(),
+        Some(Output::Resolve {
+            host: "mail.test".into(),
+            port: 25
+        })
+    );
+    assert!(matches!(
+        by_address.poll_output(),
+        Some(Output::Connect { addr, .. }) if addr == "192.0.2.7:5432".parse().unwrap()
+    ));
+    assert_eq!(by_name.destination().host, "mail.test");
+    assert_eq!(by_address.destination().port, 5432);
+    assert_eq!(
+        std::sync::Arc::strong_count(&policy),
+        3,
+        "shared, not copied"
+    );
+    assert_eq!(by_address.config().send_limit, 4096);
 }

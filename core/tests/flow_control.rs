@@ -7,19 +7,19 @@ use bytes::Bytes;
 use tcpclient_core::{
     AttemptId, Config, Error, Event, Input, InvalidInput, Output, Request, SocketOptions,
 };
-use tcpclient_testkit::{Harness, Pair, Pki, closed, events};
+use tcpclient_testkit::{Harness, Pair, Pki, closed, events, local};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn local() -> Config {
-    Config::new("127.0.0.1", 7)
+fn base() -> Config {
+    Config::new()
 }
 
 /// A connected client with `config`, its first outputs drained.
 fn connected(config: Config) -> Harness {
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(local(), config);
     h.outputs();
     h.input(Input::Connected(AttemptId(0)));
     h
@@ -27,7 +27,7 @@ fn connected(config: Config) -> Harness {
 
 #[test]
 fn reading_stops_at_the_receive_window_and_resumes_when_the_application_consumes() {
-    let mut h = connected(local().with_receive_window(Some(10)));
+    let mut h = connected(base().with_receive_window(Some(10)));
     assert!(h.client.wants_read());
 
     h.input(Input::Received(b"012345"));
@@ -48,7 +48,7 @@ fn reading_stops_at_the_receive_window_and_resumes_when_the_application_consumes
 
 #[test]
 fn a_read_that_crosses_the_window_is_delivered_whole() {
-    let mut h = connected(local().with_receive_window(Some(4)));
+    let mut h = connected(base().with_receive_window(Some(4)));
 
     let outputs = h.input(Input::Received(b"0123456789"));
 
@@ -65,7 +65,7 @@ fn a_read_that_crosses_the_window_is_delivered_whole() {
 fn a_read_taken_while_the_window_is_full_is_still_delivered() {
     // A driver with a read in flight when the window filled: its bytes are the peer's
     // stream, and dropping them would lose data.
-    let mut h = connected(local().with_receive_window(Some(4)));
+    let mut h = connected(base().with_receive_window(Some(4)));
     h.input(Input::Received(b"0123"));
     assert!(!h.client.wants_read());
 
@@ -77,7 +77,7 @@ fn a_read_taken_while_the_window_is_full_is_still_delivered() {
 
 #[test]
 fn consuming_more_than_was_delivered_is_refused_and_changes_nothing() {
-    let mut h = connected(local().with_receive_window(Some(10)));
+    let mut h = connected(base().with_receive_window(Some(10)));
     h.input(Input::Received(b"abc"));
 
     let refused = h.try_request(Request::Consumed(4));
@@ -96,7 +96,7 @@ fn consuming_more_than_was_delivered_is_refused_and_changes_nothing() {
 
 #[test]
 fn data_delivered_before_the_close_may_be_consumed_after_it() {
-    let mut h = connected(local().with_receive_window(Some(10)));
+    let mut h = connected(base().with_receive_window(Some(10)));
     h.input(Input::Received(b"last words"));
     h.request(Request::Abort);
     assert!(h.client.is_closed());
@@ -107,7 +107,7 @@ fn data_delivered_before_the_close_may_be_consumed_after_it() {
 
 #[test]
 fn without_a_window_reading_never_waits_for_the_application() {
-    let mut h = connected(local().with_receive_window(None));
+    let mut h = connected(base().with_receive_window(None));
 
     for _ in 0..100 {
         h.input(Input::Received(&[0; 64 * 1024]));
@@ -119,7 +119,7 @@ fn without_a_window_reading_never_waits_for_the_application() {
 
 #[test]
 fn the_default_window_is_one_mebibyte() {
-    let mut h = connected(local());
+    let mut h = connected(base());
 
     h.input(Input::Received(&vec![0; 1024 * 1024 - 1]));
     assert!(h.client.wants_read());
@@ -131,8 +131,8 @@ fn the_default_window_is_one_mebibyte() {
 fn under_tls_the_window_counts_plaintext() {
     let pki = Pki::new();
     let mut pair = Pair::new(
-        local()
-            .with_tls(pki.client_tls("localhost"))
+        base()
+            .with_tls(pki.client_tls())
             .with_receive_window(Some(1000)),
     );
     pair.request(Request::StartTls);
@@ -169,7 +169,7 @@ fn under_tls_the_window_counts_plaintext() {
 
 /// A connected client with 100 bytes handed out at time zero.
 fn writing(stall: Option<Duration>) -> Harness {
-    let mut h = Harness::new(local().with_stall_timeout(stall));
+    let mut h = Harness::new(local(), base().with_stall_timeout(stall));
     h.request(Request::Send(Bytes::from_static(&[1; 100])));
     let outputs = h.input(Input::Connected(AttemptId(0)));
     assert!(outputs.contains(&Output::Transmit(Bytes::from_static(&[1; 100]))));
@@ -212,7 +212,7 @@ fn the_stall_deadline_stops_once_everything_is_written() {
 
 #[test]
 fn a_quiet_connection_that_only_reads_never_stalls() {
-    let mut h = connected(local());
+    let mut h = connected(base());
     h.input(Input::Received(b"hello"));
 
     assert_eq!(h.deadline(), None);
@@ -221,7 +221,8 @@ fn a_quiet_connection_that_only_reads_never_stalls() {
 #[test]
 fn stall_and_idle_are_told_apart() {
     let mut h = Harness::new(
-        local()
+        local(),
+        base()
             .with_stall_timeout(Some(secs(5)))
             .with_idle_timeout(Some(secs(5))),
     );
@@ -246,7 +247,7 @@ fn without_a_stall_timeout_unwritten_bytes_wait_for_other_deadlines() {
 
 #[test]
 fn the_defaults_find_a_vanished_peer() {
-    let config = local();
+    let config = base();
 
     assert_eq!(config.stall_timeout, Some(secs(30)));
     let options = SocketOptions::default();
@@ -257,7 +258,7 @@ fn the_defaults_find_a_vanished_peer() {
 
 #[test]
 fn a_send_that_fills_the_queue_exactly_to_its_limit_is_taken_and_one_byte_more_is_not() {
-    let mut h = connected(local().with_send_limit(10));
+    let mut h = connected(base().with_send_limit(10));
     h.request(Request::Send(Bytes::from_static(b"012345")));
 
     assert!(
@@ -273,7 +274,7 @@ fn a_send_that_fills_the_queue_exactly_to_its_limit_is_taken_and_one_byte_more_i
 
 #[test]
 fn many_small_plaintext_sends_leave_as_one_transmit_of_up_to_64_kib() {
-    let mut h = connected(local());
+    let mut h = connected(base());
     for _ in 0..1000 {
         let message = Bytes::from(vec![b'x'; 64]);
         h.client.send(h.now, message).unwrap();

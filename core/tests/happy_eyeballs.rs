@@ -30,7 +30,7 @@ fn id(n: u32) -> AttemptId {
 
 /// A client for `dual.test`, resolution asked for.
 fn dual_stack() -> Harness {
-    let mut h = Harness::new(Config::new("dual.test", 443));
+    let mut h = Harness::new(("dual.test", 443), Config::new());
     let asked = h.outputs();
     assert!(matches!(asked[..], [Output::Resolve { .. }]), "{asked:?}");
     h
@@ -215,8 +215,8 @@ fn every_address_failing_is_one_error_that_lists_each_attempt() {
 
 #[test]
 fn every_address_black_holed_ends_at_the_connect_timeout() {
-    let config = Config::new("dual.test", 443).with_connect_timeout(ms(2000));
-    let mut h = Harness::new(config);
+    let config = Config::new().with_connect_timeout(ms(2000));
+    let mut h = Harness::new(("dual.test", 443), config);
     h.outputs();
     h.input(Input::Resolved {
         family: None,
@@ -301,7 +301,8 @@ fn a_failed_aaaa_lookup_starts_ipv4_at_once() {
 #[test]
 fn ipv4_only_and_prefer_ipv4_change_the_order() {
     let mut h = Harness::new(
-        Config::new("dual.test", 443).with_family_preference(FamilyPreference::PreferIpv4),
+        ("dual.test", 443),
+        Config::new().with_family_preference(FamilyPreference::PreferIpv4),
     );
     h.outputs();
     assert_eq!(
@@ -314,7 +315,8 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
     assert_eq!(h.fire(), [connect(1, V6)]);
 
     let mut h = Harness::new(
-        Config::new("dual.test", 443).with_family_preference(FamilyPreference::Ipv4Only),
+        ("dual.test", 443),
+        Config::new().with_family_preference(FamilyPreference::Ipv4Only),
     );
     h.outputs();
     assert_eq!(
@@ -327,7 +329,8 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
     assert_eq!(h.deadline(), Some(ms(30_000)), "no other attempt to start");
 
     let mut h = Harness::new(
-        Config::new("dual.test", 443).with_family_preference(FamilyPreference::Ipv6Only),
+        ("dual.test", 443),
+        Config::new().with_family_preference(FamilyPreference::Ipv6Only),
     );
     h.outputs();
     let outputs = h.input(Input::Resolved {
@@ -344,7 +347,7 @@ fn ipv4_only_and_prefer_ipv4_change_the_order() {
 
 #[test]
 fn the_attempt_delay_is_clamped_to_rfc_8305s_bounds() {
-    let mut h = Harness::new(Config::new("dual.test", 443).with_attempt_delay(ms(1)));
+    let mut h = Harness::new(("dual.test", 443), Config::new().with_attempt_delay(ms(1)));
     h.outputs();
     h.input(Input::Resolved {
         family: None,
@@ -352,7 +355,10 @@ fn the_attempt_delay_is_clamped_to_rfc_8305s_bounds() {
     });
     assert_eq!(h.deadline(), Some(ms(10)));
 
-    let mut h = Harness::new(Config::new("dual.test", 443).with_attempt_delay(ms(10_000)));
+    let mut h = Harness::new(
+        ("dual.test", 443),
+        Config::new().with_attempt_delay(ms(10_000)),
+    );
     h.outputs();
     h.input(Input::Resolved {
         family: None,
@@ -366,7 +372,10 @@ fn every_connect_carries_the_socket_options_of_its_family() {
     let mut options = tcpclient_core::SocketOptions::default();
     options.local_v4 = Some("192.0.2.9".parse().unwrap());
     options.user_timeout = Some(ms(7000));
-    let mut h = Harness::new(Config::new("dual.test", 443).with_socket_options(options));
+    let mut h = Harness::new(
+        ("dual.test", 443),
+        Config::new().with_socket_options(options),
+    );
     h.outputs();
 
     let outputs = h.input(Input::Resolved {
@@ -389,12 +398,12 @@ fn every_connect_carries_the_socket_options_of_its_family() {
 
 #[test]
 fn an_abort_resets_the_connection_and_a_finish_closes_it() {
-    let mut h = Harness::new(Config::new("127.0.0.1", 7));
+    let mut h = Harness::new(("127.0.0.1", 7), Config::new());
     h.outputs();
     h.input(Input::Connected(id(0)));
     assert_eq!(h.request(Request::Abort)[0], Output::Reset);
 
-    let mut pair = tcpclient_testkit::Pair::connected(Config::new("127.0.0.1", 7));
+    let mut pair = tcpclient_testkit::Pair::connected(Config::new());
     pair.request(Request::Finish);
     pair.server_fin();
     assert!(pair.log.contains(&Output::Close));
@@ -509,10 +518,10 @@ fn an_address_that_answers_after_another_failed_is_still_tried() {
 
 #[test]
 fn an_attempt_cap_shorter_than_the_attempt_delay_moves_on_to_the_next_address() {
-    let config = Config::new("dual.test", 443)
+    let config = Config::new()
         .with_attempt_timeout(ms(1000))
         .with_attempt_delay(ms(2000));
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(("dual.test", 443), config);
     h.outputs();
     h.input(Input::Resolved {
         family: None,
@@ -527,8 +536,8 @@ fn an_attempt_cap_shorter_than_the_attempt_delay_moves_on_to_the_next_address() 
 
 #[test]
 fn a_timeout_long_after_several_deadlines_handles_every_one_that_passed() {
-    let config = Config::new("dual.test", 443).with_connect_timeout(ms(2000));
-    let mut h = Harness::new(config);
+    let config = Config::new().with_connect_timeout(ms(2000));
+    let mut h = Harness::new(("dual.test", 443), config);
     h.outputs();
     h.input(Input::Resolved {
         family: None,

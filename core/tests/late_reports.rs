@@ -45,7 +45,7 @@ fn late_reports() -> Vec<Input<'static>> {
 /// then fails with ENOTCONN. That failure is reported to a closed client.
 #[test]
 fn a_shutdown_that_fails_after_the_close_is_a_late_report_and_changes_nothing() {
-    let mut pair = Pair::connected(Config::new("127.0.0.1", 7));
+    let mut pair = Pair::connected(Config::new());
     pair.server.send(b"bye");
     pair.server_fin();
     let report = closed(&pair.log).clone();
@@ -75,15 +75,16 @@ fn a_shutdown_that_fails_after_the_close_is_a_late_report_and_changes_nothing() 
 /// Every kind of report, after an abort in every early phase: accepted, no output, no timer.
 #[test]
 fn every_report_after_the_close_is_accepted_and_ignored() {
-    for (name, config) in [
-        ("resolving", Config::new("server.test", 7)),
-        ("connecting", Config::new("127.0.0.1", 7)),
+    for (name, host, config) in [
+        ("resolving", "server.test", Config::new()),
+        ("connecting", "127.0.0.1", Config::new()),
         (
             "delayed",
-            Config::new("127.0.0.1", 7).with_delay(std::time::Duration::from_secs(1)),
+            "127.0.0.1",
+            Config::new().with_delay(std::time::Duration::from_secs(1)),
         ),
     ] {
-        let mut h = Harness::new(config);
+        let mut h = Harness::new((host, 7), config);
         let _ = h.outputs();
         let outputs = h.request(Request::Abort);
         assert!(
@@ -104,7 +105,7 @@ fn every_report_after_the_close_is_accepted_and_ignored() {
 /// comes back, so nothing is lost.
 #[test]
 fn application_requests_after_the_close_are_still_refused() {
-    let mut h = Harness::new(Config::new("127.0.0.1", 7));
+    let mut h = Harness::new(("127.0.0.1", 7), Config::new());
     let _ = h.outputs();
     let _ = h.request(Request::Abort);
 
@@ -119,7 +120,7 @@ fn application_requests_after_the_close_are_still_refused() {
 /// Before the close, a report that makes no sense is still refused: only lateness is forgiven.
 #[test]
 fn a_senseless_report_before_the_close_is_still_refused() {
-    let mut h = Harness::new(Config::new("server.test", 7));
+    let mut h = Harness::new(("server.test", 7), Config::new());
     let _ = h.outputs();
 
     assert!(h.try_input(Input::Connected(AttemptId(0))).is_err());
@@ -135,7 +136,7 @@ fn a_senseless_report_before_the_close_is_still_refused() {
 
 #[test]
 fn a_report_about_an_attempt_never_issued_is_refused_after_the_race_too() {
-    let mut h = Harness::new(Config::new("127.0.0.1", 7));
+    let mut h = Harness::new(("127.0.0.1", 7), Config::new());
     let _ = h.outputs();
     h.input(Input::Connected(AttemptId(0)));
 

@@ -125,7 +125,7 @@ fn endings_read_as_words() {
 
 #[test]
 fn a_failed_connection_report_lists_each_attempt_when_there_were_several() {
-    let mut h = tcpclient_testkit::Harness::new(tcpclient_core::Config::new("dual.test", 7));
+    let mut h = tcpclient_testkit::Harness::new(("dual.test", 7), tcpclient_core::Config::new());
     h.outputs();
     let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
     h.input(tcpclient_core::Input::Resolved {
@@ -162,8 +162,8 @@ fn phases_have_names_and_words_and_a_tls_client_shows_its_session_in_debug() {
 
     let pki = tcpclient_testkit::Pki::new();
     let now = tcpclient_testkit::epoch();
-    let config = Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost"));
-    let mut client = Client::new(config, now);
+    let config = Config::new().with_tls(pki.client_tls());
+    let mut client = Client::new(tcpclient_testkit::local(), config, now);
     while client.poll_output().is_some() {}
     client.start_tls(now).unwrap();
     client
@@ -190,7 +190,7 @@ fn a_report_lists_attempts_only_when_several_failed() {
         ))
     };
 
-    let mut one = Harness::new(Config::new("127.0.0.1", 7));
+    let mut one = Harness::new(("127.0.0.1", 7), Config::new());
     one.outputs();
     let outputs = refused(&mut one, 0);
     assert!(
@@ -198,7 +198,7 @@ fn a_report_lists_attempts_only_when_several_failed() {
         "one attempt: no list"
     );
 
-    let mut won = Harness::new(Config::new("dual.test", 7));
+    let mut won = Harness::new(("dual.test", 7), Config::new());
     won.outputs();
     let (v6, v4) = ("[::1]:7".parse().unwrap(), "127.0.0.1:7".parse().unwrap());
     won.input(Input::Resolved {

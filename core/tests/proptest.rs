@@ -15,7 +15,8 @@
 
 use proptest::prelude::*;
 use tcpclient_testkit::{
-    Misuse, Op, PolicyKnobs, Scenario, SessionOp, SessionScenario, Setup, check, run, run_session,
+    Misuse, Op, PolicyKnobs, Scenario, SessionOp, SessionScenario, Setup, check, local, run,
+    run_session,
 };
 
 fn cases() -> ProptestConfig {
@@ -313,11 +314,11 @@ struct Twins {
 
 impl Twins {
     fn new(send_limit: usize, coalesce_below: usize) -> Self {
-        let config = tcpclient_core::Config::new("127.0.0.1", 7)
+        let config = tcpclient_core::Config::new()
             .with_send_limit(send_limit)
             .with_coalesce_below(coalesce_below);
-        let mut by_bytes = tcpclient_testkit::Harness::new(config.clone());
-        let mut by_slice = tcpclient_testkit::Harness::new(config);
+        let mut by_bytes = tcpclient_testkit::Harness::new(local(), config.clone());
+        let mut by_slice = tcpclient_testkit::Harness::new(local(), config);
         for h in [&mut by_bytes, &mut by_slice] {
             h.outputs();
             h.input(tcpclient_core::Input::Connected(tcpclient_core::AttemptId(

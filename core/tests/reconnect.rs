@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tcpclient_core::{
-    AttemptId, Client, CloseReport, Config, Ending, Error, Event, Input, InvalidInput, Jitter,
-    Leave, Output, Preamble, ReconnectPolicy, Request, SplitMix, Unacknowledged,
+    AttemptId, Client, CloseReport, Config, Destination, Ending, Error, Event, Input, InvalidInput,
+    Jitter, Leave, Output, Preamble, ReconnectPolicy, Request, SplitMix, Unacknowledged,
 };
 use tcpclient_testkit::Pki;
 
@@ -31,13 +31,23 @@ struct Run {
 }
 
 impl Run {
+    /// A session to 127.0.0.1:7.
     fn new(config: Config, policy: ReconnectPolicy) -> Self {
-        Self::starting_at(config, policy, tcpclient_testkit::epoch())
+        Self::to(tcpclient_testkit::local(), config, policy)
     }
 
-    fn starting_at(config: Config, policy: ReconnectPolicy, start: Instant) -> Self {
+    fn to(destination: impl Into<Destination>, config: Config, policy: ReconnectPolicy) -> Self {
+        Self::starting_at(destination, config, policy, tcpclient_testkit::epoch())
+    }
+
+    fn starting_at(
+        destination: impl Into<Destination>,
+        config: Config,
+        policy: ReconnectPolicy,
+        start: Instant,
+    ) -> Self {
         let mut run = Self {
-            session: Client::new(config.with_reconnect(policy), start),
+            session: Client::new(destination, config.with_reconnect(policy), start),
             start,
             now: start,
             log: Vec::new(),
@@ -220,8 +230,8 @@ fn transmitted(outputs: &[Output]) -> Vec<u8> {
         .collect()
 }
 
-fn local() -> Config {
-    Config::new("127.0.0.1", 7)
+fn base() -> Config {
+    Config::new()
 }
 
 fn flat() -> ReconnectPolicy {
@@ -231,7 +241,7 @@ fn flat() -> ReconnectPolicy {
 #[test]
 fn the_delays_for_a_seed_are_the_backoff_times_draws_from_that_seed() {
     let policy = ReconnectPolicy::default().with_seed(1);
-    let mut run = Run::new(local(), policy.clone());
+    let mut run = Run::new(base(), policy.clone());
 
     for _ in 0..8 {
         run.refuse();
@@ -249,7 +259,7 @@ fn the_delays_for_a_seed_are_the_backoff_times_draws_from_that_seed() {
     let millis: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
     eprintln!("seed 1, default policy: delays in ms {millis:?}");
     let again = {
-        let mut run = Run::new(local(), policy);
+        let mut run = Run::new(base(), policy);
         for _ in 0..8 {
             run.refuse();
         }
@@ -263,7 +273,7 @@ fn without_jitter_the_delays_grow_by_the_multiplier_and_stop_at_the_cap() {
     let policy = flat()
         .with_multiplier(2.0)
         .with_max_delay(Duration::from_secs(8));
-    let mut run = Run::new(local(), policy);
+    let mut run = Run::new(base(), policy);
 
     for _ in 0..6 {
         run.refuse();
@@ -280,7 +290,7 @@ fn without_jitter_the_delays_grow_by_the_multiplier_and_stop_at_the_cap() {
 
 #[test]
 fn a_server_that_accepts_and_closes_at_once_makes_the_delay_grow() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
 
     for _ in 0..3 {
         run.connect();
@@ -301,7 +311,7 @@ fn a_server_that_accepts_and_closes_at_once_makes_the_delay_grow() {
 
 #[test]
 fn a_connection_that_stays_up_past_stable_after_resets_the_backoff() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.refuse();
     run.refuse();
     run.connect();
@@ -318,7 +328,7 @@ fn a_connection_that_stays_up_past_stable_after_resets_the_backoff() {
 
 #[test]
 fn max_attempts_ends_the_session_with_its_report() {
-    let mut run = Run::new(local(), flat().with_max_attempts(Some(2)));
+    let mut run = Run::new(base(), flat().with_max_attempts(Some(2)));
 
     run.refuse();
     run.refuse();
@@ -334,7 +344,7 @@ fn max_attempts_ends_the_session_with_its_report() {
 #[test]
 fn max_elapsed_ends_the_session_once_the_time_since_the_loss_is_spent() {
     let mut run = Run::new(
-        local(),
+        base(),
         flat().with_max_elapsed(Some(Duration::from_secs(3))),
     );
 
@@ -350,7 +360,7 @@ fn max_elapsed_ends_the_session_once_the_time_since_the_loss_is_spent() {
 
 #[test]
 fn a_permanent_error_ends_the_session_at_once() {
-    let mut run = Run::new(Config::new("no-such-host.test", 7), flat());
+    let mut run = Run::to(("no-such-host.test", 7), Config::new(), flat());
 
     run.input(Input::Resolved {
         family: None,
@@ -366,7 +376,7 @@ fn the_caller_decides_what_is_permanent() {
     fn everything(_: &Error) -> bool {
         true
     }
-    let mut run = Run::new(local(), flat().with_is_permanent(everything));
+    let mut run = Run::new(base(), flat().with_is_permanent(everything));
 
     run.refuse();
 
@@ -376,7 +386,7 @@ fn the_caller_decides_what_is_permanent() {
 
 #[test]
 fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(4));
@@ -390,7 +400,7 @@ fn what_a_lost_connection_did_not_write_is_handed_back_in_order() {
 
 #[test]
 fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
-    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    let mut run = Run::new(base(), flat().with_replay_undelivered(true));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(4));
@@ -420,7 +430,7 @@ fn with_replay_the_undelivered_bytes_go_first_on_the_next_connection() {
 
 #[test]
 fn the_session_report_accounts_for_every_generation() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::Written(5));
@@ -448,7 +458,7 @@ fn the_session_report_accounts_for_every_generation() {
 
 #[test]
 fn a_report_about_an_earlier_generations_attempt_is_late_and_changes_nothing() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.refuse();
     run.fire();
     assert_eq!(run.last_attempt(), AttemptId(1), "ids are never reused");
@@ -461,7 +471,7 @@ fn a_report_about_an_earlier_generations_attempt_is_late_and_changes_nothing() {
 
 #[test]
 fn finishing_while_waiting_with_nothing_to_send_ends_the_session_at_once() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.refuse();
 
     run.request(Request::Finish);
@@ -472,7 +482,7 @@ fn finishing_while_waiting_with_nothing_to_send_ends_the_session_at_once() {
 
 #[test]
 fn finishing_while_waiting_with_data_queued_connects_and_delivers_it() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.refuse();
     run.request(Request::Send(Bytes::from_static(b"late")));
     run.request(Request::Finish);
@@ -489,7 +499,7 @@ fn finishing_while_waiting_with_data_queued_connects_and_delivers_it() {
 #[test]
 fn tls_from_the_start_is_asked_for_again_on_every_connection() {
     let pki = Pki::new();
-    let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
+    let mut run = Run::new(base().with_tls(pki.client_tls()), flat());
     run.request(Request::StartTls);
     run.connect();
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
@@ -509,7 +519,7 @@ fn tls_from_the_start_is_asked_for_again_on_every_connection() {
 
 #[test]
 fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
-    let mut run = Run::new(local().with_send_limit(10), flat());
+    let mut run = Run::new(base().with_send_limit(10), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789")));
     let refused = run.session.send(run.now, Bytes::from_static(b"more"));
@@ -531,7 +541,7 @@ fn a_producer_refused_for_a_full_queue_hears_send_ready_after_a_reconnect() {
 #[test]
 fn starttls_after_a_plaintext_preamble_is_not_tls_from_the_start() {
     let pki = Pki::new();
-    let mut run = Run::new(local().with_tls(pki.client_tls("localhost")), flat());
+    let mut run = Run::new(base().with_tls(pki.client_tls()), flat());
     run.request(Request::Send(Bytes::from_static(b"EHLO me\r\n")));
     run.request(Request::StartTls);
     run.connect();
@@ -552,7 +562,7 @@ fn starttls_after_a_plaintext_preamble_is_not_tls_from_the_start() {
 
 #[test]
 fn consuming_before_the_outputs_are_drained_credits_the_connection_that_delivered() {
-    let mut run = Run::new(local().with_receive_window(Some(10)), flat());
+    let mut run = Run::new(base().with_receive_window(Some(10)), flat());
     run.connect();
     run.input(Input::Received(b"0123456789"));
     run.session
@@ -570,7 +580,7 @@ fn consuming_before_the_outputs_are_drained_credits_the_connection_that_delivere
 
 #[test]
 fn data_a_lost_connection_delivered_counts_against_the_next_ones_window() {
-    let mut run = Run::new(local().with_receive_window(Some(10)), flat());
+    let mut run = Run::new(base().with_receive_window(Some(10)), flat());
     run.connect();
     run.input(Input::Received(b"0123456789"));
     run.input(Input::SocketError(ErrorKind::ConnectionReset));
@@ -587,7 +597,7 @@ fn data_a_lost_connection_delivered_counts_against_the_next_ones_window() {
 
 #[test]
 fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::PeerEof);
@@ -604,8 +614,8 @@ fn sends_while_the_connection_flushes_after_the_peer_closed_go_on_the_next_one()
 #[test]
 fn a_connection_whose_tls_handshake_never_finishes_is_not_stable_however_long_it_lasts() {
     let pki = Pki::new();
-    let config = local()
-        .with_tls(pki.client_tls("localhost"))
+    let config = base()
+        .with_tls(pki.client_tls())
         .with_tls_handshake_timeout(Duration::from_secs(60));
     let mut run = Run::new(config, flat().with_stable_after(Duration::from_secs(30)));
     run.request(Request::StartTls);
@@ -655,7 +665,7 @@ fn each_policy_setter_sets_what_it_names() {
 
 #[test]
 fn a_refused_producer_is_called_back_only_once_replayed_bytes_are_written() {
-    let config = local().with_send_limit(10);
+    let config = base().with_send_limit(10);
     let mut run = Run::new(config, flat().with_replay_undelivered(true));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789")));
@@ -686,7 +696,7 @@ fn a_refused_producer_is_called_back_only_once_replayed_bytes_are_written() {
 fn attempt_ids_are_never_reused_by_a_later_generation() {
     let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
     let v4: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
-    let mut run = Run::new(Config::new("example", 7), flat());
+    let mut run = Run::to(("example", 7), Config::new(), flat());
     run.input(Input::Resolved {
         family: None,
         result: Ok(&[v6, v4]),
@@ -728,7 +738,7 @@ fn connects(outputs: &[Output]) -> Vec<AttemptId> {
 
 #[test]
 fn a_second_report_about_a_connection_that_just_ended_is_late_not_the_next_ones() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     let now = run.now;
     run.session
@@ -750,7 +760,7 @@ fn a_second_report_about_a_connection_that_just_ended_is_late_not_the_next_ones(
 
 #[test]
 fn after_the_session_ends_sends_are_handed_back_and_requests_refused_reports_ignored() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Abort);
     assert!(run.session.is_closed());
@@ -772,7 +782,7 @@ fn after_the_session_ends_sends_are_handed_back_and_requests_refused_reports_ign
 
 #[test]
 fn a_send_after_finish_is_refused_while_the_session_drains() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Finish);
     assert!(!run.session.is_closed());
@@ -788,7 +798,7 @@ fn a_send_after_finish_is_refused_while_the_session_drains() {
 #[test]
 fn a_late_answer_to_an_earlier_connections_lookup_is_ignored_and_a_repeated_one_refused() {
     let v6: std::net::SocketAddr = "[::1]:7".parse().unwrap();
-    let mut run = Run::new(Config::new("example", 7), flat());
+    let mut run = Run::to(("example", 7), Config::new(), flat());
     run.input(Input::Resolved {
         family: Some(tcpclient_core::Family::V6),
         result: Ok(&[v6]),
@@ -826,7 +836,7 @@ fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_
     // The peer closed while our bytes wait to be written: the connection drains them
     // before it ends, and takes no new ones meanwhile.
     let closing = || {
-        let mut run = Run::new(local().with_send_limit(10), flat());
+        let mut run = Run::new(base().with_send_limit(10), flat());
         run.connect();
         run.request(Request::Send(Bytes::from_static(b"abc")));
         run.input(Input::PeerEof);
@@ -864,7 +874,7 @@ fn sends_while_the_peer_closes_are_held_for_the_next_connection_within_the_send_
 #[test]
 fn a_session_counts_its_generations_and_keeps_its_policy() {
     let policy = flat().with_max_attempts(Some(7));
-    let mut run = Run::new(local(), policy);
+    let mut run = Run::new(base(), policy);
     assert_eq!(run.session.generation(), 0);
     assert_eq!(
         run.session
@@ -884,7 +894,7 @@ fn a_session_counts_its_generations_and_keeps_its_policy() {
 
 #[test]
 fn a_finish_before_the_first_connection_connects_and_closes_as_a_client_does() {
-    let mut run = Run::new(local().with_delay(secs(1.0)), flat());
+    let mut run = Run::new(base().with_delay(secs(1.0)), flat());
     run.request(Request::Finish);
     assert!(!run.session.is_closed(), "the start delay runs on");
 
@@ -903,7 +913,7 @@ fn a_finish_before_the_first_connection_connects_and_closes_as_a_client_does() {
 
 #[test]
 fn a_finish_right_after_a_loss_ends_the_session_instead_of_reaching_the_lost_connection() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     let now = run.now;
     run.session
@@ -920,7 +930,7 @@ fn a_finish_right_after_a_loss_ends_the_session_instead_of_reaching_the_lost_con
 
 #[test]
 fn a_server_that_keeps_closing_at_once_ends_the_session_at_its_attempt_limit() {
-    let mut run = Run::new(local(), flat().with_max_attempts(Some(2)));
+    let mut run = Run::new(base(), flat().with_max_attempts(Some(2)));
     for _ in 0..5 {
         if run.session.is_closed() {
             break;
@@ -939,12 +949,17 @@ fn a_server_that_keeps_closing_at_once_ends_the_session_at_its_attempt_limit() {
 /// queue is full), and after `Finish`: the same answers, the same outputs, the same report.
 #[test]
 fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
-    let config = local().with_send_limit(16);
+    let config = base().with_send_limit(16);
     let policy = flat().with_replay_undelivered(true);
     let start = tcpclient_testkit::epoch();
     let (mut by_bytes, mut by_slice) = (
-        Run::starting_at(config.clone(), policy.clone(), start),
-        Run::starting_at(config, policy, start),
+        Run::starting_at(
+            tcpclient_testkit::local(),
+            config.clone(),
+            policy.clone(),
+            start,
+        ),
+        Run::starting_at(tcpclient_testkit::local(), config, policy, start),
     );
     let send = |by_bytes: &mut Run, by_slice: &mut Run, data: &'static [u8]| {
         let a = by_bytes
@@ -994,7 +1009,7 @@ fn a_copied_send_is_a_send_of_the_same_bytes_in_every_state_of_a_session() {
 
 #[test]
 fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_first() {
-    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    let mut run = Run::new(base(), flat().with_replay_undelivered(true));
     run.connect();
     let data: Bytes = (0..100u8).collect();
     run.request(Request::Send(data.clone()));
@@ -1044,7 +1059,7 @@ fn with_replay_what_a_lost_connection_wrote_and_never_got_acknowledged_goes_firs
 
 #[test]
 fn a_connection_that_lost_everything_it_wrote_is_not_stable_however_long_it_lasted() {
-    let mut run = Run::new(local(), flat().with_replay_undelivered(true));
+    let mut run = Run::new(base(), flat().with_replay_undelivered(true));
     run.unacknowledged = Some(5);
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"never")));
@@ -1065,7 +1080,7 @@ fn a_connection_that_lost_everything_it_wrote_is_not_stable_however_long_it_last
 
 #[test]
 fn a_finish_while_the_connection_closes_by_itself_delivers_what_waited_on_the_next() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.unacknowledged = Some(0);
     // The server closes first; our FIN goes out and is never acknowledged.
@@ -1110,7 +1125,7 @@ fn reset(run: &mut Run) -> Vec<Output> {
 #[test]
 fn a_fixed_preamble_goes_first_on_every_connection_before_what_was_queued_or_replayed() {
     let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
-    let mut run = Run::new(local(), with_preamble(login).with_replay_undelivered(true));
+    let mut run = Run::new(base(), with_preamble(login).with_replay_undelivered(true));
     run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     assert_eq!(transmitted(&run.connect()), b"AUTH pw\nGET a\n");
     run.input(Input::Written(12));
@@ -1139,7 +1154,7 @@ fn a_fixed_preamble_goes_first_on_every_connection_before_what_was_queued_or_rep
 
 #[test]
 fn a_dialogue_holds_every_send_until_the_application_says_its_preamble_is_done() {
-    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    let mut run = Run::new(base(), with_preamble(Preamble::Dialogue));
     assert!(run.session.awaits_preamble());
     run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     assert_eq!(transmitted(&run.connect()), b"", "held for the preamble");
@@ -1177,7 +1192,7 @@ fn a_dialogue_holds_every_send_until_the_application_says_its_preamble_is_done()
 #[test]
 fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the_sends() {
     let mut run = Run::new(
-        local(),
+        base(),
         with_preamble(Preamble::Dialogue).with_replay_undelivered(true),
     );
     run.connect();
@@ -1201,7 +1216,7 @@ fn after_a_reconnect_the_dialogue_is_awaited_again_and_the_replay_waits_with_the
 
 #[test]
 fn without_a_dialogue_the_preamble_requests_are_refused() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     assert!(!run.session.awaits_preamble());
     assert!(
@@ -1214,7 +1229,7 @@ fn without_a_dialogue_the_preamble_requests_are_refused() {
 
 #[test]
 fn a_finish_before_the_preamble_is_done_hands_back_what_waited_for_it() {
-    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    let mut run = Run::new(base(), with_preamble(Preamble::Dialogue));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"GET a\n")));
 
@@ -1237,7 +1252,7 @@ fn a_finish_before_the_preamble_is_done_hands_back_what_waited_for_it() {
 
 #[test]
 fn a_reconnect_on_demand_resets_the_connection_and_goes_through_the_backoff() {
-    let mut run = Run::new(local(), flat().with_initial_delay(secs(0.5)));
+    let mut run = Run::new(base(), flat().with_initial_delay(secs(0.5)));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"PING\n")));
     run.drain();
@@ -1264,7 +1279,7 @@ fn a_reconnect_on_demand_resets_the_connection_and_goes_through_the_backoff() {
 
 #[test]
 fn a_graceful_reconnect_delivers_first_and_sends_made_meanwhile_go_on_the_next_connection() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     let sent = transmitted(&run.request(Request::Send(Bytes::from_static(b"QUIT\n"))));
     assert_eq!(sent, b"QUIT\n");
@@ -1290,7 +1305,7 @@ fn a_graceful_reconnect_delivers_first_and_sends_made_meanwhile_go_on_the_next_c
 
 #[test]
 fn a_reconnect_on_demand_counts_against_the_attempt_limit() {
-    let mut run = Run::new(local(), flat().with_max_attempts(Some(1)));
+    let mut run = Run::new(base(), flat().with_max_attempts(Some(1)));
     run.connect();
     run.session.reconnect(run.now, Leave::Reset).unwrap();
     run.drain();
@@ -1305,7 +1320,7 @@ fn a_reconnect_on_demand_counts_against_the_attempt_limit() {
 #[test]
 fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
     let policy = flat().with_replay_unacknowledged(true);
-    let mut run = Run::new(local(), policy);
+    let mut run = Run::new(base(), policy);
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"SET a\n")));
     run.request(Request::Send(Bytes::from_static(b"SET b\n")));
@@ -1352,7 +1367,7 @@ fn acknowledged_replay_sends_again_everything_the_protocol_did_not_answer() {
 
 #[test]
 fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_reopens_it() {
-    let config = local().with_send_limit(8);
+    let config = base().with_send_limit(8);
     let mut run = Run::new(config, flat().with_replay_unacknowledged(true));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"12345678")));
@@ -1378,7 +1393,7 @@ fn the_window_of_unacknowledged_bytes_is_the_send_limit_and_an_acknowledgement_r
 
 #[test]
 fn acknowledgements_need_the_policy_that_keeps_what_they_acknowledge() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"x")));
     assert!(matches!(
@@ -1392,7 +1407,7 @@ fn acknowledgements_need_the_policy_that_keeps_what_they_acknowledge() {
 
 #[test]
 fn the_session_report_lists_every_attempt_of_every_generation_under_the_ids_the_outputs_used() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.refuse();
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"abcdef")));
@@ -1434,7 +1449,7 @@ fn the_session_report_lists_every_attempt_of_every_generation_under_the_ids_the_
 #[test]
 fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
     let play = |start: Instant| {
-        let mut run = Run::starting_at(local(), flat(), start);
+        let mut run = Run::starting_at(tcpclient_testkit::local(), base(), flat(), start);
         run.connect();
         run.request(Request::Send(Bytes::from_static(b"abc")));
         run.input(Input::Written(3));
@@ -1450,7 +1465,7 @@ fn two_runs_of_the_same_inputs_give_equal_reports_whenever_they_start() {
 
 #[test]
 fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_next_one() {
-    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    let mut run = Run::new(base(), with_preamble(Preamble::Dialogue));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"GET a\n")));
     run.session
@@ -1478,7 +1493,7 @@ fn a_connection_closing_by_itself_takes_no_preamble_and_what_waits_goes_on_the_n
 #[test]
 fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble_is_done() {
     let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
-    let mut run = Run::new(local(), policy);
+    let mut run = Run::new(base(), policy);
     run.connect();
     run.say_hi();
     run.request(Request::Send(Bytes::from_static(b"GET a\n")));
@@ -1505,7 +1520,7 @@ fn with_a_dialogue_the_replay_begins_at_what_is_unacknowledged_when_the_preamble
 
 #[test]
 fn a_finish_while_the_connection_makes_way_for_the_next_ends_the_session_with_it() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.session.reconnect(run.now, Leave::Finish).unwrap();
     run.drain();
@@ -1524,7 +1539,7 @@ fn a_finish_while_the_connection_makes_way_for_the_next_ends_the_session_with_it
 
 #[test]
 fn bytes_lost_with_every_generation_are_in_the_sessions_report() {
-    let mut run = Run::new(local(), flat().with_max_attempts(Some(1)));
+    let mut run = Run::new(base(), flat().with_max_attempts(Some(1)));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789")));
     run.input(Input::Written(10));
@@ -1548,7 +1563,7 @@ fn bytes_lost_with_every_generation_are_in_the_sessions_report() {
 
 #[test]
 fn a_connection_that_got_some_of_its_bytes_through_is_stable_and_resets_the_backoff() {
-    let mut run = Run::new(local(), flat().with_stable_after(secs(1.0)));
+    let mut run = Run::new(base(), flat().with_stable_after(secs(1.0)));
     for _ in 0..2 {
         run.connect();
         run.request(Request::Send(Bytes::from_static(b"0123456789")));
@@ -1565,7 +1580,7 @@ fn a_connection_that_got_some_of_its_bytes_through_is_stable_and_resets_the_back
 
 #[test]
 fn an_abort_while_sends_wait_for_the_next_connection_ends_the_session() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"first")));
     run.input(Input::PeerEof);
@@ -1583,7 +1598,11 @@ fn an_abort_while_sends_wait_for_the_next_connection_ends_the_session() {
 #[test]
 fn an_answer_to_a_question_of_a_connection_that_ended_is_late_and_ignored() {
     let start = tcpclient_testkit::epoch();
-    let mut session = Client::new(local().with_reconnect(flat()), start);
+    let mut session = Client::new(
+        tcpclient_testkit::local(),
+        base().with_reconnect(flat()),
+        start,
+    );
     while session.poll_output().is_some() {}
     session
         .handle_input(start, Input::Connected(AttemptId(0)))
@@ -1618,7 +1637,7 @@ fn an_answer_to_a_question_of_a_connection_that_ended_is_late_and_ignored() {
 fn with_tls_from_the_first_byte_a_fixed_preamble_goes_after_the_handshake_on_every_connection() {
     let pki = Pki::new();
     let login = Preamble::Fixed(Bytes::from_static(b"AUTH pw\n"));
-    let config = local().with_tls(pki.client_tls("localhost"));
+    let config = base().with_tls(pki.client_tls());
     let mut run = Run::new(config, with_preamble(login));
     run.request(Request::StartTls);
 
@@ -1641,7 +1660,7 @@ fn with_tls_from_the_first_byte_a_fixed_preamble_goes_after_the_handshake_on_eve
 #[test]
 fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handshake() {
     let pki = Pki::new();
-    let config = local().with_tls(pki.client_tls("localhost"));
+    let config = base().with_tls(pki.client_tls());
     let policy = with_preamble(Preamble::Dialogue).with_replay_undelivered(true);
     let mut run = Run::new(config, policy);
     // The dialogue: the STARTTLS line, (the server's go-ahead,) the handshake; what it
@@ -1677,7 +1696,7 @@ fn a_starttls_dialogue_as_the_preamble_keeps_the_replay_for_after_the_new_handsh
 
 #[test]
 fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
-    let mut run = Run::new(local(), with_preamble(Preamble::Dialogue));
+    let mut run = Run::new(base(), with_preamble(Preamble::Dialogue));
     run.connect();
     run.session.send_slice(run.now, b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"", "held for the preamble");
@@ -1689,7 +1708,7 @@ fn copied_sends_wait_for_the_preamble_as_owned_ones_do() {
 
 #[test]
 fn copied_sends_are_kept_for_acknowledgements_and_replayed_as_owned_ones_are() {
-    let mut run = Run::new(local(), flat().with_replay_unacknowledged(true));
+    let mut run = Run::new(base(), flat().with_replay_unacknowledged(true));
     run.connect();
     run.session.send_slice(run.now, b"GET a\n").unwrap();
     assert_eq!(transmitted(&run.drain()), b"GET a\n");
@@ -1705,7 +1724,7 @@ fn copied_sends_are_kept_for_acknowledgements_and_replayed_as_owned_ones_are() {
 
 #[test]
 fn a_reconnect_asked_for_during_the_first_start_delay_starts_over_after_the_backoff() {
-    let config = local().with_delay(secs(5.0));
+    let config = base().with_delay(secs(5.0));
     let mut run = Run::new(config, flat().with_initial_delay(secs(0.5)));
 
     run.session.reconnect(run.now, Leave::Reset).unwrap();
@@ -1717,7 +1736,7 @@ fn a_reconnect_asked_for_during_the_first_start_delay_starts_over_after_the_back
 
 #[test]
 fn a_reconnect_is_refused_once_one_is_asked_for_and_once_the_session_ends_or_finishes() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.session.reconnect(run.now, Leave::Finish).unwrap();
     assert!(
@@ -1743,7 +1762,7 @@ fn a_reconnect_is_refused_once_one_is_asked_for_and_once_the_session_ends_or_fin
 
 #[test]
 fn while_the_preamble_is_awaited_a_producer_waits_for_room_among_the_held_sends() {
-    let config = local().with_send_limit(8);
+    let config = base().with_send_limit(8);
     let policy = with_preamble(Preamble::Dialogue).with_replay_unacknowledged(true);
     let mut run = Run::new(config, policy);
     run.connect();
@@ -1775,7 +1794,7 @@ fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_wai
     let policy = flat()
         .with_stable_after(secs(1.0))
         .with_replay_unacknowledged(true);
-    let mut run = Run::new(local(), policy);
+    let mut run = Run::new(base(), policy);
     // Lost at once: not stable, so the next loss's attempt counts on from this one's.
     run.connect();
     reset(&mut run);
@@ -1807,7 +1826,7 @@ fn with_acknowledgements_a_connection_is_stable_once_one_came_or_nothing_was_wai
 #[test]
 fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
     let pki = Pki::new();
-    let config = local().with_tls(pki.client_tls("localhost"));
+    let config = base().with_tls(pki.client_tls());
     let mut run = Run::new(config, flat().with_replay_undelivered(true));
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"STARTTLS\r\n")));
@@ -1831,7 +1850,7 @@ fn lost_bytes_handed_back_because_starttls_must_be_redone_count_as_lost() {
 /// had and no `SendReady` came.)
 #[test]
 fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_finish() {
-    let mut run = Run::new(local().with_send_limit(16), flat());
+    let mut run = Run::new(base().with_send_limit(16), flat());
     run.connect();
     run.request(Request::Send(Bytes::from_static(b"0123456789abcdef")));
     let refused = run.session.send(run.now, Bytes::from_static(b"more"));
@@ -1859,7 +1878,7 @@ fn a_refused_producer_hears_send_ready_when_a_reconnect_makes_the_connection_fin
 /// (Found by the proptest suite: everything was written and no `SendReady` came.)
 #[test]
 fn a_refused_producer_hears_send_ready_when_the_peer_closes_the_connection_that_owed_it() {
-    let mut run = Run::new(local().with_send_limit(16), flat());
+    let mut run = Run::new(base().with_send_limit(16), flat());
     run.connect();
     reset(&mut run);
     run.request(Request::Send(Bytes::from_static(b"0123456789ab")));
@@ -1881,7 +1900,7 @@ fn a_refused_producer_hears_send_ready_when_the_peer_closes_the_connection_that_
 
 #[test]
 fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.session.reconnect(run.now, Leave::Finish).unwrap();
     run.drain();
@@ -1902,7 +1921,7 @@ fn a_second_finish_is_refused_while_the_connection_makes_way_too() {
 
 #[test]
 fn a_second_finish_is_refused() {
-    let mut run = Run::new(local(), flat());
+    let mut run = Run::new(base(), flat());
     run.connect();
     run.request(Request::Finish);
 

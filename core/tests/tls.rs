@@ -5,18 +5,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::AlertDescription;
 use tcpclient_core::{
-    AlertSent, Config, Ending, Error, Event, Flood, Input, InvalidInput, Output, Phase, Request,
-    TlsConfig, TlsError, tls,
+    AlertSent, Config, Destination, Ending, Error, Event, Flood, Input, InvalidInput, Output,
+    Phase, Request, TlsConfig, TlsError, tls,
 };
-use tcpclient_testkit::{Leaf, Pair, Pki, closed, server_name};
+use tcpclient_testkit::{Leaf, Pair, Pki, closed, local, server_name};
 
-fn local() -> Config {
-    Config::new("127.0.0.1", 7)
+fn base() -> Config {
+    Config::new()
 }
 
 /// A pair whose client speaks TLS from the first byte to a server presenting `pki`'s cert.
 fn tls_pair(pki: &Pki, tls: TlsConfig) -> Pair {
-    let mut pair = Pair::new(local().with_tls(tls));
+    let mut pair = Pair::new(base().with_tls(tls));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
@@ -55,7 +55,7 @@ fn tls_error(pair: &Pair) -> TlsError {
 #[test]
 fn tls_from_the_start_exchanges_data_both_ways() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     assert!(pair.server.tls_established());
     assert!(
         pair.server.plaintext.is_empty(),
@@ -78,7 +78,7 @@ fn tls_from_the_start_exchanges_data_both_ways() {
 fn tls_established_reports_version_suite_and_alpn() {
     let pki = Pki::new();
     let config = tls::client_config(pki.roots(), &[b"imap", b"h2"]).unwrap();
-    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    let mut pair = Pair::new(base().with_tls(TlsConfig::new(config)));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
 
@@ -117,9 +117,9 @@ fn a_second_session_with_the_same_config_resumes_and_says_so() {
     let mut server = (*pki.server_config()).clone();
     server.send_tls13_tickets = 1;
     let server = std::sync::Arc::new(server);
-    let client = pki.client_tls("localhost");
+    let client = pki.client_tls();
     let session = |server: &std::sync::Arc<rustls::ServerConfig>| {
-        let mut pair = Pair::new(local().with_tls(client.clone()));
+        let mut pair = Pair::new(base().with_tls(client.clone()));
         pair.request(Request::StartTls);
         pair.server.start_tls(server.clone());
         pair.connect();
@@ -153,7 +153,7 @@ fn a_second_session_with_the_same_config_resumes_and_says_so() {
 #[test]
 fn starttls_after_a_plaintext_exchange_keeps_the_plaintext_in_the_clear() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.send(b"a001 STARTTLS\r\n");
     pair.server.send(b"a001 OK Begin TLS negotiation now\r\n");
     pair.drive();
@@ -171,7 +171,7 @@ fn starttls_after_a_plaintext_exchange_keeps_the_plaintext_in_the_clear() {
 #[test]
 fn sends_during_the_handshake_wait_and_leave_encrypted_after_it() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.server.start_tls(pki.server_config());
     pair.h.client.start_tls(pair.h.now).unwrap();
     pair.h
@@ -206,7 +206,7 @@ fn first_transmit(outputs: &[Output]) -> Bytes {
 #[test]
 fn many_small_sends_before_one_drain_become_one_record() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     for _ in 0..100 {
         let message = Bytes::from(vec![b'x'; 64]);
         pair.h.client.send(pair.h.now, message).unwrap();
@@ -226,7 +226,7 @@ fn many_small_sends_before_one_drain_become_one_record() {
 #[test]
 fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.send(b"QUIT\r\n");
 
     pair.request(Request::Finish);
@@ -265,7 +265,7 @@ fn graceful_shutdown_sends_close_notify_then_fin_and_waits_for_the_peers() {
 #[test]
 fn the_peers_close_notify_is_its_eof_and_we_answer_in_kind() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
 
     pair.server.send(b"goodbye");
     pair.server.send_close_notify();
@@ -281,7 +281,7 @@ fn the_peers_close_notify_is_its_eof_and_we_answer_in_kind() {
 #[test]
 fn a_tcp_eof_after_close_notify_is_clean() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     pair.server.send_close_notify();
@@ -293,7 +293,7 @@ fn a_tcp_eof_after_close_notify_is_clean() {
 #[test]
 fn truncation_without_close_notify_is_unexpected_eof() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     pair.server_fin();
@@ -309,7 +309,7 @@ fn truncation_without_close_notify_is_unexpected_eof() {
 #[test]
 fn an_eof_during_the_handshake_is_unexpected_eof() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
 
     pair.request(Request::StartTls);
     pair.server_fin();
@@ -321,7 +321,7 @@ fn an_eof_during_the_handshake_is_unexpected_eof() {
 fn an_untrusted_certificate_is_refused() {
     let pki = Pki::new();
     let other_ca = Pki::new();
-    let mut pair = tls_pair(&pki, other_ca.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, other_ca.client_tls());
 
     assert!(matches!(
         tls_error(&pair),
@@ -339,7 +339,7 @@ fn first_flight_events(early: &[u8], close: bool) -> Vec<Event> {
     let mut config = (*pki.server_config()).clone();
     config.send_half_rtt_data = true;
     let mut server = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
-    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
+    let mut h = tcpclient_testkit::Harness::new(local(), base().with_tls(pki.client_tls()));
     h.outputs();
     h.request(Request::StartTls);
     let hello: Vec<u8> = transmits(&h.input(Input::Connected(tcpclient_core::AttemptId(0))))
@@ -373,7 +373,7 @@ fn data_sent_with_the_servers_handshake_flight_is_delivered() {
 #[test]
 fn a_certificate_for_another_name_is_refused() {
     let pki = Pki::with_leaf(Leaf::WrongName);
-    let pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let pair = tls_pair(&pki, pki.client_tls());
 
     assert!(matches!(
         tls_error(&pair),
@@ -384,7 +384,7 @@ fn a_certificate_for_another_name_is_refused() {
 #[test]
 fn an_expired_certificate_is_refused() {
     let pki = Pki::with_leaf(Leaf::Expired);
-    let pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let pair = tls_pair(&pki, pki.client_tls());
 
     assert!(matches!(
         tls_error(&pair),
@@ -396,7 +396,7 @@ fn an_expired_certificate_is_refused() {
 fn the_insecure_opt_in_accepts_any_certificate() {
     let pki = Pki::with_leaf(Leaf::WrongName);
     let config = tls::danger_client_config_accepting_any_certificate(&[]).unwrap();
-    let pair = tls_pair(&pki, TlsConfig::new(config, server_name("localhost")));
+    let pair = tls_pair(&pki, TlsConfig::new(config));
 
     assert!(matches!(pair.events()[1], Event::TlsEstablished(_)));
 }
@@ -405,7 +405,7 @@ fn the_insecure_opt_in_accepts_any_certificate() {
 fn a_handshake_failure_alert_is_reported() {
     let pki = Pki::new();
     let config = tls::client_config(pki.roots(), &[b"imap"]).unwrap();
-    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    let mut pair = Pair::new(base().with_tls(TlsConfig::new(config)));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config_with_alpn(&[b"h2"]));
 
@@ -422,7 +422,7 @@ fn a_handshake_failure_alert_is_reported() {
 #[test]
 fn garbage_instead_of_a_server_hello_is_a_corrupt_message() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
 
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
@@ -438,7 +438,7 @@ fn garbage_instead_of_a_server_hello_is_a_corrupt_message() {
 #[test]
 fn a_garbage_record_after_the_handshake_is_a_corrupt_message() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
 
     send_undecryptable(&mut pair);
     pair.drive();
@@ -449,8 +449,8 @@ fn a_garbage_record_after_the_handshake_is_a_corrupt_message() {
 #[test]
 fn the_handshake_times_out_at_its_exact_deadline() {
     let pki = Pki::new();
-    let config = local()
-        .with_tls(pki.client_tls("localhost"))
+    let config = base()
+        .with_tls(pki.client_tls())
         .with_tls_handshake_timeout(Duration::from_secs(7));
     let mut pair = Pair::connected(config);
     pair.advance(Duration::from_secs(2));
@@ -465,14 +465,14 @@ fn the_handshake_times_out_at_its_exact_deadline() {
 
 #[test]
 fn start_tls_without_a_tls_config_or_twice_is_refused() {
-    let mut pair = Pair::connected(local());
+    let mut pair = Pair::connected(base());
     assert_eq!(
         pair.h.client.start_tls(pair.h.now),
         Err(InvalidInput::NoTlsConfig)
     );
 
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.h.client.start_tls(pair.h.now).unwrap();
     assert!(matches!(
         pair.h.client.start_tls(pair.h.now),
@@ -486,7 +486,7 @@ fn start_tls_without_a_tls_config_or_twice_is_refused() {
 #[test]
 fn a_record_counts_as_written_only_when_all_of_it_is() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     let wire_before = pair.server.wire.len();
     pair.write_budget = Some(100);
 
@@ -513,7 +513,7 @@ fn a_record_counts_as_written_only_when_all_of_it_is() {
 #[test]
 fn plaintext_accounting_holds_under_tls() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     let big = Bytes::from(vec![9; 40_000]);
 
     pair.request(Request::Send(big));
@@ -541,7 +541,7 @@ fn plaintext_accounting_holds_under_tls() {
 #[test]
 fn data_before_a_bad_record_in_the_same_read_is_still_delivered() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
 
     pair.server.send(b"authentic");
     pair.server.send_raw(&[0x17, 0x03, 0x03, 0x00, 0x20]);
@@ -558,8 +558,8 @@ fn data_before_a_bad_record_in_the_same_read_is_still_delivered() {
 #[test]
 fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
     let pki = Pki::new();
-    let config = local()
-        .with_tls(pki.client_tls("localhost"))
+    let config = base()
+        .with_tls(pki.client_tls())
         .with_drain_timeout(Duration::from_secs(1))
         .with_tls_handshake_timeout(Duration::from_secs(10));
     let mut pair = Pair::new(config);
@@ -581,7 +581,7 @@ fn a_drain_deadline_in_an_unfinished_handshake_is_not_a_clean_close() {
 #[test]
 fn a_garbage_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
     assert!(pair.server.got_close_notify);
 
@@ -600,7 +600,7 @@ fn a_garbage_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
 #[test]
 fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     send_undecryptable(&mut pair);
@@ -614,7 +614,7 @@ fn a_forged_record_after_our_close_notify_is_a_typed_error_not_a_panic() {
 #[test]
 fn an_oversized_record_header_split_after_our_close_notify_is_refused_at_once() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     pair.input(Input::Received(&[0x17]));
@@ -633,7 +633,7 @@ fn an_oversized_record_header_split_after_our_close_notify_is_refused_at_once() 
 #[test]
 fn data_after_our_close_notify_is_still_delivered_before_the_peers_close() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     pair.server.send(b"late reply");
@@ -656,7 +656,7 @@ fn tls_pair_sending_alerts(pki: &Pki) -> Pair {
 fn pair_sending_with(pki: &Pki, server: &rustls::ServerConfig) -> Pair {
     let mut server = server.clone();
     server.enable_secret_extraction = true;
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server.start_tls(std::sync::Arc::new(server));
     pair.connect();
@@ -754,8 +754,8 @@ fn a_hand_built_config_with_an_empty_alpn_name_fails_the_session_not_the_program
     let pki = Pki::new();
     let mut config = (*tls::client_config(pki.roots(), &[]).unwrap()).clone();
     config.alpn_protocols = vec![Vec::new()];
-    let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
-    let mut pair = Pair::connected(local().with_tls(tls));
+    let tls = TlsConfig::new(std::sync::Arc::new(config));
+    let mut pair = Pair::connected(base().with_tls(tls));
 
     pair.request(Request::StartTls);
 
@@ -772,7 +772,7 @@ fn a_hand_built_config_with_an_empty_alpn_name_fails_the_session_not_the_program
 fn a_pinned_self_signed_certificate_is_accepted() {
     let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
     let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
-    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    let mut pair = Pair::new(base().with_tls(TlsConfig::new(config)));
     pair.request(Request::StartTls);
     pair.server.start_tls(cert.server_config());
     pair.connect();
@@ -788,7 +788,8 @@ fn a_pinned_self_signed_certificate_is_accepted() {
 fn a_pinned_self_signed_certificate_for_another_name_is_refused() {
     let cert = tcpclient_testkit::SelfSigned::new(&["localhost"]);
     let config = tls::client_config_from_pem(cert.pem().as_bytes(), &[]).unwrap();
-    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("other.test"))));
+    let other = Destination::new("127.0.0.1", 7).with_server_name(server_name("other.test"));
+    let mut pair = Pair::to(other, base().with_tls(TlsConfig::new(config)));
     pair.request(Request::StartTls);
     pair.server.start_tls(cert.server_config());
     pair.connect();
@@ -799,13 +800,33 @@ fn a_pinned_self_signed_certificate_for_another_name_is_refused() {
     ));
 }
 
+/// A destination with no name to verify the server against (a host that is neither a DNS
+/// name nor an address makes one): TLS cannot start, and the report says how to give one.
+#[test]
+fn tls_without_a_name_to_verify_says_how_to_give_one() {
+    let pki = Pki::new();
+    assert_eq!(Destination::new("not a name!", 7).server_name, None);
+    let mut nameless = Destination::new("127.0.0.1", 7);
+    nameless.server_name = None;
+    let mut pair = Pair::to(nameless, base().with_tls(pki.client_tls()));
+    pair.request(Request::StartTls);
+    pair.server.start_tls(pki.server_config());
+    pair.connect();
+
+    let error = tls_error(&pair);
+    assert!(
+        matches!(&error, TlsError::Other { reason } if reason.contains("with_server_name")),
+        "{error:?}"
+    );
+}
+
 /// A server certificate marked as a CA that is not itself trusted (only its issuer is) is
 /// still refused, with an error that says what to do.
 #[test]
 fn a_ca_certificate_used_as_a_server_certificate_says_what_to_do() {
     let pki = Pki::with_ca_leaf(Leaf::Good);
     let config = tls::client_config_from_pem(pki.ca_pem().as_bytes(), &[]).unwrap();
-    let mut pair = Pair::new(local().with_tls(TlsConfig::new(config, server_name("localhost"))));
+    let mut pair = Pair::new(base().with_tls(TlsConfig::new(config)));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();
@@ -823,7 +844,7 @@ fn a_ca_certificate_used_as_a_server_certificate_says_what_to_do() {
 fn a_ca_file_still_verifies_certificates_it_issued() {
     let pki = Pki::new();
     let config = tls::client_config_from_pem(pki.ca_pem().as_bytes(), &[]).unwrap();
-    let mut pair = tls_pair(&pki, TlsConfig::new(config, server_name("localhost")));
+    let mut pair = tls_pair(&pki, TlsConfig::new(config));
 
     pair.send(b"chained");
 
@@ -869,7 +890,7 @@ fn deliver_in_two_reads(pair: &mut Pair) {
 
 /// A connected pair whose server offers only `suite`.
 fn pair_under(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pair {
-    let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::new(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server
         .start_tls(pki.server_config_with_suites(vec![suite]));
@@ -942,7 +963,7 @@ fn data_goes_both_ways_under_every_cipher_suite() {
 #[test]
 fn a_record_half_received_when_we_finish_is_still_delivered() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.server.send(&[b'r'; 1000]);
     let record = pair.server.take_outgoing();
     pair.input(Input::Received(&record[..100]));
@@ -962,7 +983,7 @@ fn a_record_half_received_when_we_finish_is_still_delivered() {
 #[test]
 fn stray_bytes_after_the_peers_close_notify_change_nothing() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.server.send(b"last words");
     pair.server.send_close_notify();
     pair.server.send_raw(&[0x17, 0x03, 0x03, 0x01]);
@@ -982,8 +1003,8 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
     let mut server = (*pki.server_config()).clone();
     server.send_tls13_tickets = 2;
     let server = std::sync::Arc::new(server);
-    let client = pki.client_tls("localhost");
-    let mut pair = Pair::new(local().with_tls(client.clone()));
+    let client = pki.client_tls();
+    let mut pair = Pair::new(base().with_tls(client.clone()));
     pair.request(Request::StartTls);
     pair.request(Request::Finish);
     pair.server.start_tls(server.clone());
@@ -1000,7 +1021,7 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
     );
     assert_eq!(closed(&pair.log).result, Ok(Ending::Finished));
 
-    let mut next = Pair::new(local().with_tls(client));
+    let mut next = Pair::new(base().with_tls(client));
     next.request(Request::StartTls);
     next.server.start_tls(server);
     next.connect();
@@ -1016,7 +1037,7 @@ fn resumption_tickets_after_our_close_notify_are_kept() {
 #[test]
 fn a_key_update_after_our_close_notify_is_followed() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
 
     pair.server.send(b"before");
@@ -1047,7 +1068,7 @@ fn a_key_update_after_our_close_notify_is_followed() {
 #[test]
 fn tls_info_is_unknown_while_the_handshake_is_under_way() {
     let pki = Pki::new();
-    let mut h = tcpclient_testkit::Harness::new(local().with_tls(pki.client_tls("localhost")));
+    let mut h = tcpclient_testkit::Harness::new(local(), base().with_tls(pki.client_tls()));
     h.outputs();
     h.request(Request::StartTls);
 
@@ -1060,7 +1081,7 @@ fn tls_info_is_unknown_while_the_handshake_is_under_way() {
 #[test]
 fn bulk_data_under_tls_goes_out_one_sealed_record_per_transmit() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.h
         .client
         .send(pair.h.now, Bytes::from(vec![b'x'; 100 * 1024]))
@@ -1089,7 +1110,7 @@ fn bulk_data_under_tls_goes_out_one_sealed_record_per_transmit() {
 #[test]
 fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     for size in [10, 20 * 1024] {
         let data = Bytes::from(vec![b'x'; size]);
         pair.h.client.send(pair.h.now, data).unwrap();
@@ -1122,8 +1143,8 @@ fn a_small_send_and_a_large_one_fill_each_record_before_starting_the_next() {
 #[test]
 fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
     let pki = Pki::new();
-    let config = local()
-        .with_tls(pki.client_tls("localhost"))
+    let config = base()
+        .with_tls(pki.client_tls())
         .with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting);
     let mut pair = Pair::new(config);
     pair.request(Request::StartTls);
@@ -1149,7 +1170,7 @@ fn a_tcp_eof_after_close_notify_on_a_half_open_connection_is_clean() {
 #[test]
 fn data_after_our_close_notify_arriving_a_byte_at_a_time_is_still_delivered() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.request(Request::Finish);
     pair.server.send(b"late reply");
     pair.server.send_close_notify();
@@ -1177,7 +1198,7 @@ fn data_after_our_close_notify_arriving_a_byte_at_a_time_is_still_delivered() {
 #[test]
 fn a_key_update_from_the_server_is_followed_both_ways() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.send(b"before");
     pair.server.send(b"before");
     pair.drive();
@@ -1271,10 +1292,10 @@ fn pair_with_client_suite(pki: &Pki, suite: rustls::SupportedCipherSuite) -> Pai
         .unwrap()
         .with_root_certificates(pki.roots())
         .with_no_client_auth();
-    let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
+    let tls = TlsConfig::new(std::sync::Arc::new(config));
     let mut server = (*pki.server_config_with_suites(vec![suite])).clone();
     server.enable_secret_extraction = true;
-    let mut pair = Pair::new(local().with_tls(tls));
+    let mut pair = Pair::new(base().with_tls(tls));
     pair.request(Request::StartTls);
     pair.server.start_tls(std::sync::Arc::new(server));
     pair.connect();
@@ -1359,7 +1380,7 @@ fn the_post_quantum_hybrid_is_chosen_where_offered_and_x25519_where_not() {
         (NamedGroup::X25519MLKEM768, NamedGroup::X25519MLKEM768),
         (NamedGroup::X25519, NamedGroup::X25519),
     ] {
-        let mut pair = Pair::new(local().with_tls(pki.client_tls("localhost")));
+        let mut pair = Pair::new(base().with_tls(pki.client_tls()));
         pair.request(Request::StartTls);
         pair.server
             .start_tls(pki.server_config_with_groups(&[offered]));
@@ -1489,7 +1510,7 @@ fn warning_alerts_are_passed_over_up_to_the_limit_and_one_more_is_refused() {
 #[test]
 fn key_updates_without_data_between_are_taken_up_to_the_limit() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     let limit = Flood::KeyUpdates.limit();
     for _ in 0..limit {
         pair.server.update_keys();
@@ -1543,7 +1564,7 @@ fn a_close_notify_in_the_same_read_as_the_servers_finished_is_a_clean_end() {
 #[test]
 fn two_key_updates_while_we_are_silent_get_one_answer() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.server.update_keys();
     pair.server.update_keys();
     pair.server.send(b"twice");
@@ -1598,9 +1619,9 @@ fn post_handshake_messages_that_break_the_record_rules_are_corrupt() {
 #[test]
 fn the_configurations_max_fragment_size_bounds_every_record() {
     let pki = Pki::new();
-    let mut config = (**pki.client_tls("localhost").client_config()).clone();
+    let mut config = (**pki.client_tls().client_config()).clone();
     config.max_fragment_size = Some(1024 + 5);
-    let tls = TlsConfig::new(std::sync::Arc::new(config), server_name("localhost"));
+    let tls = TlsConfig::new(std::sync::Arc::new(config));
     let mut pair = tls_pair(&pki, tls);
     pair.h
         .client
@@ -1655,7 +1676,7 @@ fn last_transmit_then_close(pair: &Pair) -> (Bytes, Vec<&Output>) {
 #[test]
 fn a_record_that_fails_to_decrypt_is_answered_with_bad_record_mac() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
 
     send_undecryptable(&mut pair);
     pair.drive();
@@ -1801,7 +1822,7 @@ fn a_change_cipher_spec_after_the_handshake_is_unexpected_or_malformed() {
 #[test]
 fn a_bad_record_header_is_answered_with_decode_error() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.server.send_raw(&[0x17, 0x02, 0x00, 0x00, 0x05]);
     pair.drive();
 
@@ -1835,7 +1856,7 @@ fn no_alert_answers_the_servers_fatal_alert_or_follows_our_close_notify() {
 #[test]
 fn garbage_instead_of_a_server_hello_is_answered_with_a_plaintext_decode_error() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
 
     pair.server.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
@@ -1861,7 +1882,7 @@ fn assert_plaintext_alert(pair: &Pair, alert: AlertDescription) {
 #[test]
 fn a_plaintext_handshake_alert_is_named_from_its_record() {
     let pki = Pki::new();
-    let mut pair = Pair::connected(local().with_tls(pki.client_tls("localhost")));
+    let mut pair = Pair::connected(base().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     let mut server = rustls::ServerConnection::new(pki.server_config()).unwrap();
     server.read_tls(&mut &pair.server.wire[..]).unwrap();
@@ -1886,7 +1907,7 @@ fn a_plaintext_handshake_alert_is_named_from_its_record() {
 fn an_untrusted_certificate_is_answered_with_the_alert_the_server_reads() {
     let pki = Pki::new();
     let other = Pki::new();
-    let pair = tls_pair(&pki, other.client_tls("localhost"));
+    let pair = tls_pair(&pki, other.client_tls());
 
     assert!(matches!(
         tls_error(&pair),
@@ -1900,7 +1921,7 @@ fn an_untrusted_certificate_is_answered_with_the_alert_the_server_reads() {
 #[test]
 fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     pair.write_budget = Some(0);
     send_undecryptable(&mut pair);
     pair.drive();
@@ -1935,7 +1956,7 @@ fn an_alert_that_cannot_be_written_in_a_second_is_given_up_and_not_reported_sent
 #[test]
 fn while_the_alert_waits_the_connection_takes_reports_as_an_open_one() {
     let pki = Pki::new();
-    let mut pair = tls_pair(&pki, pki.client_tls("localhost"));
+    let mut pair = tls_pair(&pki, pki.client_tls());
     assert!(!pair.h.client.is_closing());
     pair.write_budget = Some(0);
     send_undecryptable(&mut pair);

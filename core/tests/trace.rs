@@ -112,7 +112,7 @@ fn requests_go_in_as_inputs_do() {
 #[test]
 fn outputs_and_events_come_out_with_their_details() {
     let now = tcpclient_testkit::epoch();
-    let mut client = Client::new(Config::new("127.0.0.1", 7), now);
+    let mut client = Client::new(("127.0.0.1", 7), Config::new(), now);
     let connect = client.poll_output().expect("a connect");
     let line = trace::output(AT, &connect);
     assert_eq!(line["kind"], "out");
@@ -217,9 +217,8 @@ fn each_event_carries_what_it_tells() {
 
     // A connection's end, as a reconnecting client reports it, with its generation.
     let now = tcpclient_testkit::epoch();
-    let config =
-        Config::new("127.0.0.1", 7).with_reconnect(tcpclient_core::ReconnectPolicy::default());
-    let mut client = Client::new(config, now);
+    let config = Config::new().with_reconnect(tcpclient_core::ReconnectPolicy::default());
+    let mut client = Client::new(("127.0.0.1", 7), config, now);
     while client.poll_output().is_some() {}
     client
         .handle_input(now, Input::Connected(AttemptId(0)))
@@ -247,9 +246,7 @@ fn each_event_carries_what_it_tells() {
 #[test]
 fn a_tls_session_is_traced_with_what_it_negotiated() {
     let pki = tcpclient_testkit::Pki::new();
-    let mut pair = tcpclient_testkit::Pair::new(
-        Config::new("127.0.0.1", 7).with_tls(pki.client_tls("localhost")),
-    );
+    let mut pair = tcpclient_testkit::Pair::new(Config::new().with_tls(pki.client_tls()));
     pair.request(Request::StartTls);
     pair.server.start_tls(pki.server_config());
     pair.connect();

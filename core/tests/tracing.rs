@@ -47,7 +47,7 @@ fn a_client_tells_tracing_its_phases_attempts_refusals_and_end() {
     let v6: SocketAddr = "[::1]:7".parse().unwrap();
     let v4: SocketAddr = "127.0.0.1:7".parse().unwrap();
     tracing::subscriber::with_default(recorder.clone(), || {
-        let mut h = Harness::new(Config::new("example", 7));
+        let mut h = Harness::new(("example", 7), Config::new());
         h.outputs();
         h.input(Input::Resolved {
             family: None,

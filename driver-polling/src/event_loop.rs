@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tcpclient_core::{Client, Config, Event, InvalidInput, Request};
+use tcpclient_core::{Client, Config, Destination, Event, InvalidInput, Request};
 use tcpclient_driver::{Resolve, SystemResolver, refused_as_closed};
 
 use crate::reactor::{ConnId, Reactor, Waker, conn_in, flag_dirty};
@@ -38,7 +38,7 @@ use crate::reactor::{ConnId, Reactor, Waker, conn_in, flag_dirty};
 /// # });
 ///
 /// let mut event_loop = EventLoop::new()?;
-/// let id = event_loop.connect(Config::new("127.0.0.1", port));
+/// let id = event_loop.connect(("127.0.0.1", port), Config::new());
 /// event_loop.send(id, Bytes::from_static(b"ping"))?;
 /// event_loop.finish(id)?;
 /// loop {
@@ -83,15 +83,21 @@ impl EventLoop {
         self.reactor.waker()
     }
 
-    /// Starts a client for `config` now. Its first outputs are performed on the next turn.
-    /// Many connections with one configuration can share it as an `Arc<Config>`.
+    /// Starts a client to `destination` for `config` now. Its first outputs are performed on
+    /// the next turn. Many connections, to one server or many, can share one configuration
+    /// as an `Arc<Config>`.
     ///
     /// With [`Config::reconnect`], when its connection is lost it connects again as the
     /// policy says, and its events say so ([`Event::Disconnected`], [`Event::Reconnecting`],
     /// [`Event::Reconnected`]). The id stays the same across connections; [`Event::Closed`]
     /// ends it.
-    pub fn connect(&mut self, config: impl Into<Arc<Config>>) -> ConnId {
-        self.reactor.add(Client::new(config, Instant::now()))
+    pub fn connect(
+        &mut self,
+        destination: impl Into<Destination>,
+        config: impl Into<Arc<Config>>,
+    ) -> ConnId {
+        self.reactor
+            .add(Client::new(destination, config, Instant::now()))
     }
 
     /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed

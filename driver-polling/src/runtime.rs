@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tcpclient_core::{Client, CloseReport, Config, Event, InvalidInput, Leave, Request};
+use tcpclient_core::{
+    Client, CloseReport, Config, Destination, Event, InvalidInput, Leave, Request,
+};
 use tcpclient_driver::{Delivery, HandleState, Resolve, SystemResolver};
 
 use crate::reactor::{ConnId, Hold, Reactor, Waker};
@@ -40,7 +42,7 @@ use crate::reactor::{ConnId, Hold, Reactor, Waker};
 /// # });
 ///
 /// let runtime = Runtime::spawn()?;
-/// let conn = runtime.connect(Config::new("127.0.0.1", port))?;
+/// let conn = runtime.connect(("127.0.0.1", port), Config::new())?;
 /// conn.send(Bytes::from_static(b"hello"))?;
 /// conn.finish()?;
 /// let mut echo = Vec::new();
@@ -178,14 +180,18 @@ impl Runtime {
         })
     }
 
-    /// Starts a client for `config` and returns its handle. Many connections with one
-    /// configuration can share it as an `Arc<Config>`. With [`Config::reconnect`], one
+    /// Starts a client to `destination` for `config` and returns its handle. Many
+    /// connections, to one server or many, can share one configuration as an `Arc<Config>`. With [`Config::reconnect`], one
     /// handle serves every connection; sends made while it waits to reconnect go out on
     /// the next connection.
-    pub fn connect(&self, config: impl Into<Arc<Config>>) -> io::Result<Connection> {
+    pub fn connect(
+        &self,
+        destination: impl Into<Destination>,
+        config: impl Into<Arc<Config>>,
+    ) -> io::Result<Connection> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                client: Client::new(config, Instant::now()),
+                client: Client::new(destination, config, Instant::now()),
                 handles: HandleState::new(),
                 events: VecDeque::new(),
                 id: None,

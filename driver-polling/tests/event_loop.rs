@@ -15,8 +15,9 @@ use tcpclient_testkit::Pki;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn config(addr: SocketAddr) -> Config {
-    Config::new(addr.ip().to_string(), addr.port())
+/// The policy the tests start from: the defaults.
+fn config() -> Config {
+    Config::new()
 }
 
 fn data(events: &[Event]) -> Vec<u8> {
@@ -38,7 +39,7 @@ fn only_events(events: Vec<(tcpclient_polling::ConnId, Event)>) -> Vec<Event> {
 fn echo() {
     let addr = echo_server();
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr));
+    let id = event_loop.connect(addr, config());
     let message = Bytes::from(vec![b'e'; 300_000]);
     event_loop.send(id, message.clone()).unwrap();
     event_loop.finish(id).unwrap();
@@ -61,7 +62,7 @@ fn a_name_is_resolved_off_the_loop_and_the_refused_address_falls_back() {
     let addr = echo_server();
     let mut event_loop = EventLoop::new().unwrap();
     // localhost resolves to ::1 and 127.0.0.1 here; the server is on 127.0.0.1 only.
-    let id = event_loop.connect(Config::new("localhost", addr.port()));
+    let id = event_loop.connect(("localhost", addr.port()), Config::new());
     event_loop
         .send(id, Bytes::from_static(b"via a name"))
         .unwrap();
@@ -77,7 +78,7 @@ fn a_name_is_resolved_off_the_loop_and_the_refused_address_falls_back() {
 fn a_refused_port_is_a_connect_error_with_its_kind() {
     let unused = unused_port();
     let mut event_loop = EventLoop::new().unwrap();
-    event_loop.connect(Config::new("127.0.0.1", unused));
+    event_loop.connect(("127.0.0.1", unused), Config::new());
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -93,7 +94,7 @@ fn a_refused_port_is_a_connect_error_with_its_kind() {
 #[test]
 fn a_bad_host_is_a_resolve_error() {
     let mut event_loop = EventLoop::new().unwrap();
-    event_loop.connect(Config::new("no-such-host.invalid", 80));
+    event_loop.connect(("no-such-host.invalid", 80), Config::new());
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -127,7 +128,10 @@ fn connect_timeout_against_a_full_accept_queue() {
     let mut event_loop = EventLoop::new().unwrap();
     // Before the client is made: its deadline counts from then.
     let started = Instant::now();
-    event_loop.connect(config(addr).with_connect_timeout(Duration::from_millis(700)));
+    event_loop.connect(
+        addr,
+        config().with_connect_timeout(Duration::from_millis(700)),
+    );
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -142,7 +146,7 @@ fn connect_timeout_against_a_full_accept_queue() {
 fn the_server_closing_first_delivers_its_data_and_ends_cleanly() {
     let addr = closing_server(b"bye now\n");
     let mut event_loop = EventLoop::new().unwrap();
-    event_loop.connect(config(addr));
+    event_loop.connect(addr, config());
 
     let events = only_events(run_to_end(&mut event_loop, LIMIT));
 
@@ -155,7 +159,7 @@ fn the_server_closing_first_delivers_its_data_and_ends_cleanly() {
 fn half_open_keeps_sending_after_the_servers_eof() {
     let (addr, received) = half_closing_server();
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_on_peer_eof(OnPeerEof::KeepWriting));
+    let id = event_loop.connect(addr, config().with_on_peer_eof(OnPeerEof::KeepWriting));
     let deadline = Instant::now() + LIMIT;
     let mut events = Vec::new();
     while !events.contains(&Event::PeerClosed) {
@@ -180,7 +184,7 @@ fn starttls_against_a_rustls_server_thread() {
     let addr = starttls_server("pop3", pki.server_config(), false);
     let runtime = Runtime::spawn().unwrap();
     let conn = runtime
-        .connect(config(addr).with_tls(pki.client_tls("localhost")))
+        .connect(addr, config().with_tls(pki.client_tls()))
         .unwrap();
     conn.send(Bytes::from_static(b"STLS\r\n")).unwrap();
     let deadline = Instant::now() + LIMIT;
@@ -217,7 +221,7 @@ fn tls_from_the_start() {
     let pki = Pki::new();
     let addr = tls_echo_server(pki.server_config());
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_tls(pki.client_tls("localhost")));
+    let id = event_loop.connect(addr, config().with_tls(pki.client_tls()));
     event_loop.start_tls(id).unwrap();
     event_loop
         .send(id, Bytes::from(vec![7u8; 100_000]))
@@ -239,7 +243,7 @@ fn an_untrusted_certificate_is_refused() {
     let stranger = Pki::new();
     let addr = tls_echo_server(pki.server_config());
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_tls(stranger.client_tls("localhost")));
+    let id = event_loop.connect(addr, config().with_tls(stranger.client_tls()));
     event_loop.start_tls(id).unwrap();
     event_loop
         .send(id, Bytes::from_static(b"never sent"))
@@ -264,7 +268,7 @@ fn a_thousand_clients_in_one_loop_all_complete() {
     let mut event_loop = EventLoop::new().unwrap();
     let started = Instant::now();
     for i in 0..1000u32 {
-        let id = event_loop.connect(config(addr));
+        let id = event_loop.connect(addr, config());
         event_loop
             .send(id, Bytes::from(format!("client {i:04}\n")))
             .unwrap();
@@ -300,7 +304,7 @@ fn a_slow_reader_cannot_grow_the_clients_memory_past_the_send_limit() {
     const TOTAL: usize = 4 * 1024 * 1024;
     let (addr, read) = slow_reader(Duration::from_micros(200));
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_send_limit(LIMIT_BYTES));
+    let id = event_loop.connect(addr, config().with_send_limit(LIMIT_BYTES));
     let chunk = Bytes::from(vec![1u8; 8 * 1024]);
     let (mut sent, mut refusals, mut most_queued) = (0, 0, 0);
     let deadline = Instant::now() + LIMIT;
@@ -342,7 +346,7 @@ fn a_blocking_producer_sends_many_times_the_limit_through_a_runtime_handle() {
     let (addr, read) = slow_reader(Duration::ZERO);
     let runtime = Runtime::spawn().unwrap();
     let conn = runtime
-        .connect(config(addr).with_send_limit(256 * 1024))
+        .connect(addr, config().with_send_limit(256 * 1024))
         .unwrap();
     let sender = conn.sender();
     let producer = std::thread::spawn(move || {
@@ -364,7 +368,9 @@ fn a_blocking_producer_sends_many_times_the_limit_through_a_runtime_handle() {
 fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
     let (addr, _read) = slow_reader(Duration::from_millis(50));
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(addr).with_send_limit(1000)).unwrap();
+    let conn = runtime
+        .connect(addr, config().with_send_limit(1000))
+        .unwrap();
     conn.send(Bytes::from(vec![0u8; 800])).unwrap();
 
     let refused = conn.send(Bytes::from(vec![1u8; 800]));
@@ -439,7 +445,7 @@ fn an_event_loop_session_reconnects_under_the_same_id_until_a_connection_holds()
         .with_initial_delay(Duration::from_millis(20))
         .with_replay_undelivered(true);
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_reconnect(policy));
+    let id = event_loop.connect(addr, config().with_reconnect(policy));
 
     let mut events = Vec::new();
     let deadline = Instant::now() + LIMIT;
@@ -506,7 +512,7 @@ fn numbered(i: u32) -> Vec<u8> {
 fn copied_and_owned_sends_on_an_event_loop_arrive_in_order() {
     let (addr, collected) = collecting_server();
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr).with_send_limit(64 * 1024));
+    let id = event_loop.connect(addr, config().with_send_limit(64 * 1024));
     let mut expected = Vec::new();
     let deadline = Instant::now() + LIMIT;
     let mut i = 0;
@@ -547,7 +553,7 @@ fn copied_and_owned_sends_through_a_runtime_arrive_in_order() {
     let (addr, collected) = collecting_server();
     let runtime = Runtime::spawn().unwrap();
     let conn = runtime
-        .connect(config(addr).with_send_limit(16 * 1024))
+        .connect(addr, config().with_send_limit(16 * 1024))
         .unwrap();
     let sender = conn.sender();
     let producer = std::thread::spawn(move || {

@@ -29,7 +29,7 @@ fn a_black_holed_ipv6_address_costs_the_attempt_delay_not_the_attempt_timeout() 
     let v6 = hole.addr;
     let v4 = echo_server();
     let mut event_loop = EventLoop::with_resolver(dual_stack(v6, v4)).unwrap();
-    let id = event_loop.connect(Config::new("dual.test", 80));
+    let id = event_loop.connect(("dual.test", 80), Config::new());
     event_loop.send(id, Bytes::from_static(b"ping")).unwrap();
     event_loop.finish(id).unwrap();
 
@@ -72,7 +72,7 @@ fn an_abort_resets_the_connection_so_the_peer_sees_a_reset_not_an_end() {
         let _ = seen_tx.send(end);
     });
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(Config::new("127.0.0.1", addr.port()));
+    let id = event_loop.connect(("127.0.0.1", addr.port()), Config::new());
     event_loop
         .send(id, Bytes::from_static(b"a partial message"))
         .unwrap();
@@ -105,7 +105,7 @@ fn a_finish_ends_with_a_fin() {
         );
     });
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(Config::new("127.0.0.1", addr.port()));
+    let id = event_loop.connect(("127.0.0.1", addr.port()), Config::new());
     event_loop
         .send(id, Bytes::from_static(b"complete"))
         .unwrap();

@@ -16,12 +16,13 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tcpclient_core::{Config, Error, Event, InvalidInput, TlsConfig, tls};
 use tcpclient_polling::{EventLoop, Runtime};
-use tcpclient_testkit::{Pki, server_name};
+use tcpclient_testkit::Pki;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn config(addr: SocketAddr) -> Config {
-    Config::new(addr.ip().to_string(), addr.port())
+/// The policy the tests start from: the defaults.
+fn config() -> Config {
+    Config::new()
 }
 
 /// Sends a few bytes and its FIN, then resets the connection at once (`SO_LINGER` 0): the
@@ -41,7 +42,9 @@ fn fin_then_reset_server() -> SocketAddr {
 fn a_fin_then_reset_ends_each_connection_without_killing_the_event_loop() {
     let addr = fin_then_reset_server();
     let mut event_loop = EventLoop::new().unwrap();
-    let ids: Vec<_> = (0..20).map(|_| event_loop.connect(config(addr))).collect();
+    let ids: Vec<_> = (0..20)
+        .map(|_| event_loop.connect(addr, config()))
+        .collect();
 
     let events = run_to_end(&mut event_loop, LIMIT);
 
@@ -62,7 +65,7 @@ fn a_fin_then_reset_does_not_stall_the_other_connections_of_a_runtime() {
     let (slow, read) = slow_reader(Duration::ZERO);
     let runtime = Runtime::spawn().unwrap();
     let producer_conn = runtime
-        .connect(config(slow).with_send_limit(64 * 1024))
+        .connect(slow, config().with_send_limit(64 * 1024))
         .unwrap();
     let sender = producer_conn.sender();
     let (done_tx, done) = mpsc::channel();
@@ -73,7 +76,7 @@ fn a_fin_then_reset_does_not_stall_the_other_connections_of_a_runtime() {
     });
 
     let hostile_conns: Vec<_> = (0..20)
-        .map(|_| runtime.connect(config(hostile)).unwrap())
+        .map(|_| runtime.connect(hostile, config()).unwrap())
         .collect();
     for conn in &hostile_conns {
         let events = events_until_closed(conn, LIMIT);
@@ -143,7 +146,7 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
     let runtime = Runtime::spawn().unwrap();
 
     let waiting = runtime
-        .connect(config(slow).with_send_limit(64 * 1024))
+        .connect(slow, config().with_send_limit(64 * 1024))
         .unwrap();
     let sender = waiting.sender();
     let (refused_tx, refused) = mpsc::channel();
@@ -172,8 +175,8 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PanickingVerifier))
         .with_no_client_auth();
-    let tls = TlsConfig::new(Arc::new(client_config), server_name("localhost"));
-    let doomed = runtime.connect(config(tls_server).with_tls(tls)).unwrap();
+    let tls = TlsConfig::new(Arc::new(client_config));
+    let doomed = runtime.connect(tls_server, config().with_tls(tls)).unwrap();
     doomed.start_tls().unwrap();
 
     let mut reports = Vec::new();
@@ -199,7 +202,7 @@ fn a_dead_loop_thread_closes_every_connection_and_wakes_every_producer() {
     let waiting_report = &reports[1];
     assert_eq!(waiting_report.bytes_accepted, accepted);
     assert!(waiting_report.bytes_undelivered > 0, "{waiting_report:?}");
-    assert!(runtime.connect(config(slow)).is_err());
+    assert!(runtime.connect(slow, config()).is_err());
 }
 
 /// An endless response the application stops reading, then drops its handle: the
@@ -215,7 +218,7 @@ fn dropping_the_last_handle_aborts_the_connection_promptly() {
         let _ = ended_tx.send(start.elapsed());
     });
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(addr)).unwrap();
+    let conn = runtime.connect(addr, config()).unwrap();
     let events = events_until(&conn, LIMIT, |e| matches!(e, Event::Data(_)));
     assert!(matches!(events.last(), Some(Event::Data(_))));
     std::thread::sleep(Duration::from_millis(300)); // the client's window fills
@@ -237,7 +240,7 @@ fn dropping_the_last_handle_aborts_the_connection_promptly() {
 fn a_sender_that_outlives_the_connection_handle_keeps_the_connection() {
     let (addr, read) = slow_reader(Duration::ZERO);
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(addr)).unwrap();
+    let conn = runtime.connect(addr, config()).unwrap();
     let sender = conn.sender();
 
     drop(conn);
@@ -296,7 +299,7 @@ fn a_burst_of_lookups_runs_on_a_bounded_pool_of_threads() {
     }
     let mut event_loop = EventLoop::with_resolver(Shared(resolver.clone())).unwrap();
     for _ in 0..40 {
-        let id = event_loop.connect(Config::new("echo.test", addr.port()));
+        let id = event_loop.connect(("echo.test", addr.port()), Config::new());
         event_loop.send(id, Bytes::from_static(b"hi")).unwrap();
         event_loop.finish(id).unwrap();
     }
@@ -321,7 +324,7 @@ fn a_burst_of_lookups_runs_on_a_bounded_pool_of_threads() {
 fn write_progress_is_one_entry_per_connection_however_many_writes() {
     let (addr, read) = slow_reader(Duration::ZERO);
     let mut event_loop = EventLoop::new().unwrap();
-    let id = event_loop.connect(config(addr));
+    let id = event_loop.connect(addr, config());
     let deadline = Instant::now() + LIMIT;
     let mut sent = 0;
     while sent < 8 << 20 {
@@ -360,7 +363,7 @@ fn dropping_the_receiver_with_a_full_window_does_not_stall_a_finishing_sender() 
         let _ = got_tx.send((wrote_all, all.len()));
     });
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(addr)).unwrap();
+    let conn = runtime.connect(addr, config()).unwrap();
     let sender = conn.sender();
     events_until(&conn, LIMIT, |e| matches!(e, Event::Data(_)));
     std::thread::sleep(Duration::from_millis(300)); // the window fills; reading pauses
@@ -382,7 +385,7 @@ fn dropping_the_receiver_with_a_full_window_does_not_stall_a_finishing_sender() 
 fn dropping_every_handle_after_finish_still_delivers_what_was_sent() {
     let (addr, read) = slow_reader(Duration::from_millis(1));
     let runtime = Runtime::spawn().unwrap();
-    let conn = runtime.connect(config(addr)).unwrap();
+    let conn = runtime.connect(addr, config()).unwrap();
     conn.send(Bytes::from(vec![9u8; 1 << 20])).unwrap();
     conn.finish().unwrap();
 

@@ -158,7 +158,7 @@ fn event_loop_a_gigabyte_to_an_application_that_does_not_consume_stays_within_th
     let mut held = Vec::new();
     let baseline = reset_peak();
 
-    let id = event_loop.connect(Config::new("127.0.0.1", addr.port()));
+    let id = event_loop.connect(("127.0.0.1", addr.port()), Config::new());
     let server_sent = until_server_blocked(&sent, || {
         event_loop
             .turn(Some(Duration::from_millis(20)))
@@ -214,7 +214,7 @@ fn runtime_a_gigabyte_to_an_application_that_does_not_consume_stays_within_the_w
     let baseline = reset_peak();
 
     let conn = runtime
-        .connect(Config::new("127.0.0.1", addr.port()))
+        .connect(("127.0.0.1", addr.port()), Config::new())
         .expect("connect");
     let server_sent = until_server_blocked(&sent, || std::thread::sleep(Duration::from_millis(20)));
     // Measured before anything is taken: taking is consuming, and reading would resume.

@@ -37,8 +37,8 @@ fn writing_to_a_reset_connection_is_an_error_not_a_signal() {
     let addr = fin_then_reset_server();
     let mut event_loop = EventLoop::new().unwrap();
     // Half-open: the client keeps writing after the server's FIN, until the reset.
-    let config = Config::new("127.0.0.1", addr.port()).with_on_peer_eof(OnPeerEof::KeepWriting);
-    let id = event_loop.connect(config);
+    let config = Config::new().with_on_peer_eof(OnPeerEof::KeepWriting);
+    let id = event_loop.connect(("127.0.0.1", addr.port()), config);
     let block = Bytes::from(vec![0u8; 64 * 1024]);
     let deadline = Instant::now() + Duration::from_secs(20);
 

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tcpclient_core::{
-    AttemptId, Client, Config, ConnectOptions, Event, Family, Input, InvalidInput, Output,
-    Preamble, Request, Unacknowledged,
+    AttemptId, Client, Config, ConnectOptions, Destination, Event, Family, Input, InvalidInput,
+    Output, Preamble, Request, Unacknowledged,
 };
 use tcpclient_testkit::Monitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
@@ -341,23 +341,35 @@ impl Observer for SimObserver {
     }
 }
 
-/// Creates a client for `config` at the current simulated time, recording into `trace`.
+/// Creates a client to `destination` for `config` at the current simulated time, recording
+/// into `trace`.
 /// Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS.
-pub fn connect(config: Config, trace: Trace) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    connect_with(config, trace, Turmoil::default(), Rc::default())
+pub fn connect(
+    destination: impl Into<Destination>,
+    config: Config,
+    trace: Trace,
+) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    connect_with(
+        destination,
+        config,
+        trace,
+        Turmoil::default(),
+        Rc::default(),
+    )
 }
 
 /// Like [`connect`], over `network` (its [`SimDns`] answering one family at a time, and its
 /// [`Wire`] shared with the servers), and what the run reaches counted into `coverage`. With
 /// [`Config::reconnect`] the future ends with the report of every connection.
 pub fn connect_with(
+    destination: impl Into<Destination>,
     config: Config,
     trace: Trace,
     network: Turmoil,
     coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
-    let client = Client::new(config, tcpclient_tokio::now());
+    let client = Client::new(destination, config, tcpclient_tokio::now());
     let observer = SimObserver::new(trace, &client, coverage, network.buggify.clone());
     tcpclient_tokio::start(network, client, observer)
 }

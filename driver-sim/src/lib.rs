@@ -54,7 +54,7 @@ pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
-pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve};
+pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve, server};
 pub use shrink::{Shrunk, shrink, shrink_while, to_rust};
 pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;

@@ -13,7 +13,7 @@ use tcpclient_core::{
     AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, Preamble,
     ReconnectPolicy, TlsConfig,
 };
-use tcpclient_testkit::{Pki, server_name};
+use tcpclient_testkit::Pki;
 use tokio::sync::Notify;
 
 use crate::buggify::{Buggify, Point};
@@ -22,7 +22,8 @@ use crate::driver::{Turmoil, connect_with};
 use crate::faults::{Direction, FaultKind, Schedule};
 use crate::liveness;
 use crate::network::{Network, Reach, SERVER_V4, SERVER_V6};
-use crate::servers::{PORT, ServerKind, SharedLog, serve_after_preamble};
+use crate::servers::server;
+use crate::servers::{ServerKind, SharedLog, serve_after_preamble};
 use crate::swarm::{FaultFamily, Swarm};
 use crate::trace::Trace;
 use crate::wire::Wire;
@@ -180,11 +181,11 @@ impl Scenario {
             receive_window: match rng.below(4) {
                 0 => None,
                 1 => Some(1 << (10 + rng.below(7))),
-                _ => Config::new("server", PORT).receive_window,
+                _ => Config::new().receive_window,
             },
             stall_timeout: match rng.below(3) {
                 0 | 1 => Some(Duration::from_millis(500 + rng.below(4500))),
-                _ => Config::new("server", PORT).stall_timeout,
+                _ => Config::new().stall_timeout,
             },
             consume_pause: swarm
                 .has(FaultFamily::SlowConsumer)
@@ -235,8 +236,8 @@ impl Scenario {
             half_open: false,
             max_latency: Duration::from_millis(10),
             network: Network::SingleStack,
-            receive_window: Config::new("server", PORT).receive_window,
-            stall_timeout: Config::new("server", PORT).stall_timeout,
+            receive_window: Config::new().receive_window,
+            stall_timeout: Config::new().stall_timeout,
             consume_pause: None,
             tcp_capacity: TURMOIL_TCP_CAPACITY,
             reconnect: None,
@@ -244,7 +245,7 @@ impl Scenario {
             swarm: Swarm::none(),
             buggify: Vec::new(),
             tick: Duration::from_millis(1),
-            tls_handshake_timeout: Config::new("server", PORT).tls_handshake_timeout,
+            tls_handshake_timeout: Config::new().tls_handshake_timeout,
         }
     }
 
@@ -305,7 +306,7 @@ impl Scenario {
     }
 
     fn config(&self, tls: &TlsConfig) -> Config {
-        let mut config = Config::new("server", PORT)
+        let mut config = Config::new()
             .with_connect_timeout(self.connect_timeout)
             .with_drain_timeout(self.drain_timeout)
             .with_tls_handshake_timeout(self.tls_handshake_timeout)
@@ -431,7 +432,7 @@ thread_local! {
         let pki = Pki::new();
         let mut client = (*tcpclient_core::tls::client_config(pki.roots(), &[]).expect("client config")).clone();
         client.resumption = rustls::client::Resumption::disabled();
-        (pki.server_config(), TlsConfig::new(Arc::new(client), server_name("localhost")))
+        (pki.server_config(), TlsConfig::new(Arc::new(client)))
     };
 }
 
@@ -524,7 +525,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
             Some(policy) => config.with_reconnect(policy),
             None => config,
         };
-        let (conn, driver) = connect_with(config, client_trace, network, client_coverage);
+        let (conn, driver) = connect_with(server(), config, client_trace, network, client_coverage);
         let app = application(conn, script, tls, pause, probe_at, uses, app);
         let driver = async {
             let end = driver.await;

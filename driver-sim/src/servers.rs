@@ -9,13 +9,25 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use rustls::{ServerConfig, ServerConnection};
+use tcpclient_core::Destination;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::wire::{Listener, ServerStream, Wire};
 
 /// The port every simulated server listens on.
 pub const PORT: u16 = 4433;
+
+/// The simulated server as clients reach it: the host `server`, [`PORT`], its certificate
+/// checked for `localhost` (the name on the simulator's certificates).
+pub fn server() -> Destination {
+    let server = Destination::new("server", PORT);
+    match ServerName::try_from("localhost") {
+        Ok(name) => server.with_server_name(name),
+        Err(_) => server,
+    }
+}
 
 /// Bytes a mid-stream misbehaviour waits for before it strikes.
 const STRIKE_AFTER: usize = 3000;

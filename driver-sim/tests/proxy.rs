@@ -149,7 +149,7 @@ fn run(protocol: ProxyProtocol, mood: Mood) -> Run {
     let result = std::rc::Rc::new(std::cell::RefCell::new(None));
     let out = result.clone();
     sim.client("client", async move {
-        let (mut conn, driver) = connect(Config::new("proxy", PROXY_PORT), Trace::new());
+        let (mut conn, driver) = connect(("proxy", PROXY_PORT), Config::new(), Trace::new());
         let app = async {
             let tunnel = open_tunnel(&mut conn, protocol).await;
             let dialogue_ended = turmoil::sim_elapsed().unwrap_or_default();

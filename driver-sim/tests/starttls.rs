@@ -105,7 +105,7 @@ struct Run {
 
 fn run(mood: Mood) -> Run {
     let pki = Pki::new();
-    let (server_tls, client_tls) = (pki.server_config(), pki.client_tls("localhost"));
+    let (server_tls, client_tls) = (pki.server_config(), pki.client_tls());
     let mut sim = turmoil::Builder::new()
         .rng_seed(7)
         .min_message_latency(Duration::from_millis(20))
@@ -134,10 +134,16 @@ fn run(mood: Mood) -> Run {
             wire,
             ..Turmoil::default()
         };
-        let config = Config::new("server", PORT)
+        let config = Config::new()
             .with_tls(client_tls)
             .with_drain_timeout(Duration::from_secs(2));
-        let (mut conn, driver) = connect_with(config, Trace::new(), network, Default::default());
+        let (mut conn, driver) = connect_with(
+            tcpclient_sim::server(),
+            config,
+            Trace::new(),
+            network,
+            Default::default(),
+        );
         let app = async {
             let started = start_tls(&mut conn, mood).await;
             let echoed = common::echo_then_end(&mut conn, started.is_ok(), b"over TLS").await;

@@ -72,7 +72,8 @@ pub async fn run(
         .with_jitter(Jitter::None)
         .with_initial_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(1));
-    let mut conn = tcpclient_tokio::connect(Config::new(host, port).with_reconnect(policy)).await?;
+    let mut conn =
+        tcpclient_tokio::connect((host, port), Config::new().with_reconnect(policy)).await?;
     let books = RefCell::new(Books::default());
     let total = requests.len();
     let sender = conn.sender();

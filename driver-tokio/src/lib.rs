@@ -16,7 +16,7 @@
 //! use tcpclient_core::Config;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut conn = tcpclient_tokio::connect(Config::new("example.org", 80)).await?;
+//! let mut conn = tcpclient_tokio::connect(("example.org", 80), Config::new()).await?;
 //! conn.write_all(b"HEAD / HTTP/1.0\r\n\r\n").await?;
 //! conn.shutdown().await?; // Finish: delivered, then FIN
 //! let mut reply = Vec::new();
@@ -37,7 +37,7 @@ mod shared;
 use std::future::Future;
 use std::sync::Arc;
 
-use tcpclient_core::{Client, Config};
+use tcpclient_core::{Client, Config, Destination};
 
 pub use connection::{ConnectError, Connection, Sender, StartTlsError};
 pub use driver::DriverEnd;
@@ -45,16 +45,19 @@ pub use network::{Network, Tokio};
 pub use observer::{Observer, Unobserved};
 pub use tcpclient_core;
 
-/// Connects `config` over the operating system's network, on a task of its own; returns
-/// once the connection is up, or with the report of why it did not come up.
+/// Connects to `destination`, by `config`, over the operating system's network, on a task of
+/// its own; returns once the connection is up, or with the report of why it did not come up.
 ///
 /// With [`Config::reconnect`] the connection comes back after losses as the policy says;
 /// [`Connection::next_event`] tells of each (`Disconnected`, `Reconnecting`,
 /// `Reconnected`). It returns once the first connection is up.
 ///
 /// Must be called inside a tokio runtime (names are resolved on its blocking pool).
-pub async fn connect(config: impl Into<Arc<Config>>) -> Result<Connection, ConnectError> {
-    let client = Client::new(config, shared::now());
+pub async fn connect(
+    destination: impl Into<Destination>,
+    config: impl Into<Arc<Config>>,
+) -> Result<Connection, ConnectError> {
+    let client = Client::new(destination, config, shared::now());
     let (conn, driver) = start(Tokio::default(), client, Unobserved);
     tokio::spawn(driver);
     conn.until_connected().await

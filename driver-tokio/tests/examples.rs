@@ -14,7 +14,7 @@ async fn the_smtp_example_upgrades_to_tls_and_greets_over_it() {
 
     let last = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        smtp_starttls::session("127.0.0.1", addr.port(), pki.client_tls("localhost")),
+        smtp_starttls::session("127.0.0.1", addr.port(), pki.client_tls()),
     )
     .await
     .expect("within the time limit")

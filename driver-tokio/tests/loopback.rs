@@ -16,8 +16,9 @@ use tokio_util::codec::{Framed, LinesCodec};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn config(addr: SocketAddr) -> Config {
-    Config::new(addr.ip().to_string(), addr.port())
+/// The policy the tests start from: the defaults.
+fn config() -> Config {
+    Config::new()
 }
 
 async fn within<T>(what: impl std::future::Future<Output = T>) -> T {
@@ -28,7 +29,7 @@ async fn within<T>(what: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn the_stream_echoes_and_closes_gracefully() {
-    let mut conn = within(tcpclient_tokio::connect(config(echo_server())))
+    let mut conn = within(tcpclient_tokio::connect(echo_server(), config()))
         .await
         .unwrap();
 
@@ -46,7 +47,7 @@ async fn the_stream_echoes_and_closes_gracefully() {
 #[tokio::test]
 async fn tokio_io_copy_moves_a_megabyte_both_ways() {
     let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let conn = within(tcpclient_tokio::connect(config(echo_server())))
+    let conn = within(tcpclient_tokio::connect(echo_server(), config()))
         .await
         .unwrap();
     let (mut reader, mut writer) = tokio::io::split(conn);
@@ -69,7 +70,7 @@ async fn tokio_io_copy_moves_a_megabyte_both_ways() {
 
 #[tokio::test]
 async fn copy_bidirectional_relays_between_a_local_stream_and_the_connection() {
-    let conn = within(tcpclient_tokio::connect(config(echo_server())))
+    let conn = within(tcpclient_tokio::connect(echo_server(), config()))
         .await
         .unwrap();
     let (mut near, mut far) = tokio::io::duplex(64 * 1024);
@@ -90,7 +91,7 @@ async fn copy_bidirectional_relays_between_a_local_stream_and_the_connection() {
 
 #[tokio::test]
 async fn framed_lines_go_out_and_come_back() {
-    let conn = within(tcpclient_tokio::connect(config(echo_server())))
+    let conn = within(tcpclient_tokio::connect(echo_server(), config()))
         .await
         .unwrap();
     let mut lines = Framed::new(conn, LinesCodec::new());
@@ -107,7 +108,8 @@ async fn start_tls_upgrades_the_stream_mid_way() {
     let pki = Pki::new();
     let addr = starttls_server("smtp", pki.server_config(), false);
     let mut conn = within(tcpclient_tokio::connect(
-        config(addr).with_tls(pki.client_tls("localhost")),
+        addr,
+        config().with_tls(pki.client_tls()),
     ))
     .await
     .unwrap();
@@ -138,7 +140,8 @@ async fn a_black_holed_ipv6_address_costs_the_attempt_delay_not_the_attempt_time
         v6: vec![hole.addr],
         v4: vec![v4],
     });
-    let engine = tcpclient_core::Client::new(Config::new("dual.test", 80), tcpclient_tokio::now());
+    let engine =
+        tcpclient_core::Client::new(("dual.test", 80), Config::new(), tcpclient_tokio::now());
     let started = Instant::now();
     let (mut conn, driver) = tcpclient_tokio::start(network, engine, Unobserved);
     tokio::spawn(driver);
@@ -161,7 +164,8 @@ async fn a_reader_that_stops_reading_holds_the_server_back_and_loses_nothing() {
         let _ = std::io::Write::write_all(&mut stream, &stream_bytes);
     });
     let mut conn = within(tcpclient_tokio::connect(
-        config(server).with_receive_window(Some(64 * 1024)),
+        server,
+        config().with_receive_window(Some(64 * 1024)),
     ))
     .await
     .unwrap();
@@ -198,7 +202,8 @@ async fn a_session_reconnects_to_a_server_that_cut_the_first_connection() {
     });
     let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
     let mut conn = within(tcpclient_tokio::connect(
-        config(addr).with_reconnect(policy),
+        addr,
+        config().with_reconnect(policy),
     ))
     .await
     .unwrap();
@@ -230,7 +235,7 @@ async fn dropping_the_connection_resets_it() {
             let _ = tx.send(read);
         }
     });
-    let conn: Connection = within(tcpclient_tokio::connect(config(addr)))
+    let conn: Connection = within(tcpclient_tokio::connect(addr, config()))
         .await
         .unwrap();
 
@@ -242,10 +247,10 @@ async fn dropping_the_connection_resets_it() {
 
 #[tokio::test]
 async fn a_refused_port_is_a_connect_error_with_its_report() {
-    let error = within(tcpclient_tokio::connect(Config::new(
-        "127.0.0.1",
-        unused_port(),
-    )))
+    let error = within(tcpclient_tokio::connect(
+        ("127.0.0.1", unused_port()),
+        Config::new(),
+    ))
     .await
     .err()
     .expect("refused");
@@ -259,7 +264,8 @@ async fn a_refused_port_is_a_connect_error_with_its_report() {
 async fn sends_from_another_task_wait_for_room() {
     let (addr, received) = slow_reader(Duration::from_millis(1));
     let mut conn = within(tcpclient_tokio::connect(
-        config(addr).with_send_limit(16 * 1024),
+        addr,
+        config().with_send_limit(16 * 1024),
     ))
     .await
     .unwrap();
@@ -298,7 +304,8 @@ async fn a_writer_waiting_for_room_resumes_after_the_session_reconnects() {
     let addr = stalls_then_resets_first();
     let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
     let conn = within(tcpclient_tokio::connect(
-        config(addr)
+        addr,
+        config()
             .with_send_limit(16 * 1024)
             .with_socket_options(small_buffers())
             .with_reconnect(policy),
@@ -324,7 +331,8 @@ fn small_buffers() -> tcpclient_core::SocketOptions {
 async fn two_tasks_waiting_for_room_both_resume() {
     let (addr, _received) = slow_reader(Duration::from_millis(1));
     let conn = within(tcpclient_tokio::connect(
-        config(addr).with_send_limit(8 * 1024),
+        addr,
+        config().with_send_limit(8 * 1024),
     ))
     .await
     .unwrap();
@@ -358,7 +366,8 @@ async fn a_tls_stream_cut_without_close_notify_is_a_read_error_not_an_eof() {
         std::thread::sleep(Duration::from_millis(200));
     });
     let mut conn = within(tcpclient_tokio::connect(
-        config(addr).with_tls(pki.client_tls("localhost")),
+        addr,
+        config().with_tls(pki.client_tls()),
     ))
     .await
     .unwrap();
@@ -389,7 +398,7 @@ async fn a_shut_down_connection_dropped_unread_still_takes_a_large_answer() {
             let _ = tx.send(sent);
         }
     });
-    let mut conn = within(tcpclient_tokio::connect(config(addr)))
+    let mut conn = within(tcpclient_tokio::connect(addr, config()))
         .await
         .unwrap();
     conn.write_all(b"GET!").await.unwrap();
@@ -408,7 +417,8 @@ async fn a_shut_down_connection_dropped_unread_still_takes_a_large_answer() {
 async fn the_end_of_a_half_open_stream_stays_the_end() {
     let (addr, _rest) = half_closing_server();
     let mut conn = within(tcpclient_tokio::connect(
-        config(addr).with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting),
+        addr,
+        config().with_on_peer_eof(tcpclient_core::OnPeerEof::KeepWriting),
     ))
     .await
     .unwrap();

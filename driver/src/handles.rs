@@ -18,7 +18,7 @@ use tcpclient_core::{Client, Event, InvalidInput, Phase, Request};
 /// use tcpclient_driver::{Delivery, HandleState};
 ///
 /// let now = Instant::now();
-/// let mut client = Client::new(Config::new("127.0.0.1", 7), now);
+/// let mut client = Client::new(("127.0.0.1", 7), Config::new(), now);
 /// let mut handles = HandleState::new();
 ///
 /// // An application's request, made the driver's way.

@@ -38,7 +38,8 @@ use rustls::{
     ProtocolVersion, ServerConfig, SupportedCipherSuite,
 };
 use tcpclient_core::{
-    AlertSent, Client, Config, Event, Input, OnPeerEof, Output, Request, TlsConfig, Unacknowledged,
+    AlertSent, Client, Config, Destination, Event, Input, OnPeerEof, Output, Request, TlsConfig,
+    Unacknowledged,
 };
 
 use crate::keys::{decrypter, encrypter, take_record};
@@ -720,14 +721,16 @@ impl CoreSession {
     /// Connects the core's client and shakes hands with a fixed server.
     fn start(suite: SupportedCipherSuite) -> Result<(Self, ServerEnd), Difference> {
         reset_randomness();
-        let tls = TlsConfig::new(Arc::new(client_config(suite)?), server_name("localhost"));
+        let tls = TlsConfig::new(Arc::new(client_config(suite)?));
         let now = crate::epoch();
         // Half-open after the server's close_notify, as rustls's client stays: the core's
         // own close_notify would be a difference of policy, not of the records.
-        let config = Config::new("127.0.0.1", 443)
+        let config = Config::new()
             .with_tls(tls)
             .with_on_peer_eof(OnPeerEof::KeepWriting);
-        let client = Client::new(config, now);
+        let destination =
+            Destination::new("127.0.0.1", 443).with_server_name(server_name("localhost"));
+        let client = Client::new(destination, config, now);
         let monitor = Monitor::new(&client);
         let mut server = Handshaking::new(suite)?;
         let mut session = Self {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use tcpclient_core::{
-    AttemptId, Client, Config, Event, Input, InvalidInput, Output, Request, SocketOptions,
-    Unacknowledged,
+    AttemptId, Client, Config, Destination, Event, Input, InvalidInput, Output, Request,
+    SocketOptions, Unacknowledged,
 };
 
 /// Time zero for a hand-advanced clock: the one place tests read the real clock.
@@ -47,11 +47,11 @@ pub enum Kernel {
 }
 
 impl Harness {
-    /// Creates the client at time zero.
-    pub fn new(config: Config) -> Self {
+    /// Creates the client to `destination` at time zero.
+    pub fn new(destination: impl Into<Destination>, config: Config) -> Self {
         let start = epoch();
         Self {
-            client: Client::new(config, start),
+            client: Client::new(destination, config, start),
             start,
             now: start,
             kernel: Kernel::Loopback,

@@ -22,7 +22,7 @@ pub use harness::{Harness, Kernel, closed, connect, epoch, events};
 pub use monitor::{ConnectionMonitor, Monitor};
 pub use pair::Pair;
 pub use peer::Server;
-pub use pki::{Leaf, Pki, SelfSigned, server_name};
+pub use pki::{Leaf, Pki, SelfSigned, local, server_name};
 pub use scenario::{MAX_OPS, Misuse, Op, Scenario, Setup};
 pub use session::{
     PREAMBLE, PolicyKnobs, SessionMonitor, SessionOp, SessionOutcome, SessionScenario, reconnect,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tcpclient_core::{AttemptId, Config, Event, Input, Output, Request};
+use tcpclient_core::{AttemptId, Config, Destination, Event, Input, Output, Request};
 
 use crate::{Harness, Server};
 
@@ -34,11 +34,17 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// A client for `config` (use an IP literal host so no resolution is needed) and a
-    /// plaintext server.
+    /// A client for `config` to [`local`](crate::local) (127.0.0.1:7, its certificate
+    /// checked for `localhost`) and a plaintext server.
     pub fn new(config: Config) -> Self {
+        Self::to(crate::local(), config)
+    }
+
+    /// A client for `config` to `destination` (an IP literal host, so that no resolution is
+    /// needed) and a plaintext server.
+    pub fn to(destination: Destination, config: Config) -> Self {
         Self {
-            h: Harness::new(config),
+            h: Harness::new(destination, config),
             server: Server::new(),
             log: Vec::new(),
             write_budget: None,
@@ -51,7 +57,7 @@ impl Pair {
         }
     }
 
-    /// A client for 127.0.0.1:7 with `config`'s other settings, connected.
+    /// A client for `config` to [`local`](crate::local), connected.
     pub fn connected(config: Config) -> Self {
         let mut pair = Self::new(config);
         pair.connect();

@@ -11,7 +11,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{RootCertStore, ServerConfig};
-use tcpclient_core::{TlsConfig, tls};
+use tcpclient_core::{Destination, TlsConfig, tls};
 
 /// What is wrong with the server certificate, if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,10 +210,11 @@ impl Pki {
         Arc::new(config)
     }
 
-    /// A client configuration that trusts this CA, for the server name `name`.
-    pub fn client_tls(&self, name: &str) -> TlsConfig {
+    /// A client configuration that trusts this CA. (The server name is the destination's:
+    /// see [`local`](crate::local).)
+    pub fn client_tls(&self) -> TlsConfig {
         let config = tls::client_config(self.roots(), &[]).expect("client config");
-        TlsConfig::new(config, server_name(name))
+        TlsConfig::new(config)
     }
 }
 
@@ -269,6 +270,12 @@ impl Default for Pki {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Where the tests' clients connect when nothing else is said: 127.0.0.1:7, an address (no
+/// lookup), its certificate checked for `localhost`, the name on [`Pki`]'s certificates.
+pub fn local() -> Destination {
+    Destination::new("127.0.0.1", 7).with_server_name(server_name("localhost"))
 }
 
 /// Parses a server name, panicking on a bad one (tests only).

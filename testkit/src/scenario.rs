@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use tcpclient_core::{Config, OnPeerEof};
+use tcpclient_core::{Config, Destination, OnPeerEof};
 
 /// Most operations taken from one input: keeps every case short enough to run thousands.
 pub const MAX_OPS: usize = 400;
@@ -43,16 +43,22 @@ impl Setup {
         self.limit_shift / 48 == 1
     }
 
-    /// The client configuration this setup describes (without TLS; the world adds it).
-    pub fn config(&self) -> Config {
+    /// Where the client connects: a name to resolve, or an address; its certificate is
+    /// checked for `localhost`.
+    pub fn destination(&self) -> Destination {
         let host = if self.resolve {
             "server.test"
         } else {
             "127.0.0.1"
         };
+        Destination::new(host, 4433).with_server_name(crate::server_name("localhost"))
+    }
+
+    /// The client configuration this setup describes (without TLS; the world adds it).
+    pub fn config(&self) -> Config {
         let step = |n: u8| Duration::from_millis(100 * u64::from(n.max(1)));
         let [connect, attempt, drain, handshake] = self.timeout_100ms;
-        Config::new(host, 4433)
+        Config::new()
             .with_delay(Duration::from_millis(10 * u64::from(self.delay_10ms)))
             .with_connect_timeout(step(connect))
             .with_attempt_timeout(step(attempt))
@@ -61,7 +67,7 @@ impl Setup {
             .with_idle_timeout((self.idle_100ms > 0).then(|| step(self.idle_100ms)))
             .with_send_limit(64 << (self.limit_shift % 12))
             .with_receive_window(match (self.limit_shift / 12) % 4 {
-                0 => Config::new(host, 4433).receive_window,
+                0 => Config::new().receive_window,
                 1 => None,
                 2 => Some(64),
                 _ => Some(4096),

@@ -667,14 +667,19 @@ struct SessionWorld {
 impl SessionWorld {
     fn new(scenario: &SessionScenario) -> Self {
         let policy = scenario.knobs.policy();
-        let config = Config::new("127.0.0.1", 4433)
+        let config = Config::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_drain_timeout(Duration::from_secs(1))
             .with_stall_timeout(Some(Duration::from_secs(3)))
             .with_send_limit(8 * 1024);
         let start = crate::epoch();
         Self {
-            session: Client::new(config.with_reconnect(policy.clone()), start),
+            session: Client::new(
+                tcpclient_core::Destination::new("127.0.0.1", 4433)
+                    .with_server_name(crate::server_name("localhost")),
+                config.with_reconnect(policy.clone()),
+                start,
+            ),
             monitor: SessionMonitor::new(&policy),
             start,
             now: start,

@@ -25,7 +25,7 @@ use tcpclient_core::{
 
 use crate::monitor::Step;
 use crate::scenario::{Misuse, Op, Scenario};
-use crate::{Monitor, Pki, Server, server_name};
+use crate::{Monitor, Pki, Server};
 
 /// A broken invariant, with the trace that led to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +154,7 @@ fn client_tls() -> &'static TlsConfig {
     TLS.get_or_init(|| {
         let mut config = (*tls::client_config(pki().roots(), &[]).expect("client config")).clone();
         config.resumption = rustls::client::Resumption::disabled();
-        TlsConfig::new(Arc::new(config), server_name("localhost"))
+        TlsConfig::new(Arc::new(config))
     })
 }
 
@@ -238,7 +238,7 @@ impl World {
             config = config.with_tls(client_tls().clone());
         }
         let start = Instant::now();
-        let client = Client::new(config, start);
+        let client = Client::new(setup.destination(), config, start);
         let mut world = Self {
             monitor: Monitor::new(&client),
             client,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::ServerConfig;
-use tcpclient_core::{Client, Config, Ending, Error, Event, Request, TlsConfig};
+use tcpclient_core::{Client, Config, Destination, Ending, Error, Event, Request, TlsConfig};
 use tcpclient_polling::{EventLoop, Runtime};
 use tcpclient_sim::{
     Listener, PORT, ServerKind, SharedLog, Trace, Turmoil, Wire, connect_with, serve,
@@ -196,11 +196,17 @@ fn observe(events: &[Event]) -> Observed {
 }
 
 fn tls_configs(pki: &Pki) -> (Arc<ServerConfig>, TlsConfig) {
-    (pki.server_config(), pki.client_tls("localhost"))
+    (pki.server_config(), pki.client_tls())
 }
 
-fn client_config(host: &str, port: u16, case: &Case, tls: TlsConfig) -> Config {
-    let config = Config::new(host, port);
+/// The loopback server on `port`, its certificate checked for `localhost`.
+fn on_loopback(port: u16) -> Destination {
+    Destination::new("127.0.0.1", port)
+        .with_server_name(tcpclient_testkit::server_name("localhost"))
+}
+
+fn client_config(case: &Case, tls: TlsConfig) -> Config {
+    let config = Config::new();
     match case.server {
         Server::TlsEcho | Server::StartTlsLine => config.with_tls(tls),
         _ => config,
@@ -242,7 +248,7 @@ pub fn in_simulation(case: &Case) -> Observed {
             sim.host("server", move || greets_and_closes_in_turmoil(wire.clone()))
         }
     }
-    let config = client_config("server", PORT, case, client_tls);
+    let config = client_config(case, client_tls);
     let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let (seen, case) = (events.clone(), case.clone());
     sim.client("client", async move {
@@ -250,7 +256,13 @@ pub fn in_simulation(case: &Case) -> Observed {
             wire,
             ..Turmoil::default()
         };
-        let (mut conn, driver) = connect_with(config, Trace::new(), network, Rc::default());
+        let (mut conn, driver) = connect_with(
+            tcpclient_sim::server(),
+            config,
+            Trace::new(),
+            network,
+            Rc::default(),
+        );
         let sender = conn.sender();
         let app = async {
             let mut app = App::new(&case);
@@ -326,7 +338,7 @@ pub fn over_loopback(case: &Case) -> Observed {
     let (server_tls, client_tls) = tls_configs(&pki);
     let port = loopback_server(case, server_tls);
     let mut event_loop = EventLoop::new().expect("event loop");
-    let id = event_loop.connect(client_config("127.0.0.1", port, case, client_tls));
+    let id = event_loop.connect(on_loopback(port), client_config(case, client_tls));
     let mut app = App::new(case);
     for request in app.start() {
         let _ = event_loop.request(id, request);
@@ -362,7 +374,7 @@ pub fn over_runtime(case: &Case) -> Observed {
     let port = loopback_server(case, server_tls);
     let runtime = Runtime::spawn().expect("a runtime");
     let conn = runtime
-        .connect(client_config("127.0.0.1", port, case, client_tls))
+        .connect(on_loopback(port), client_config(case, client_tls))
         .expect("a connection");
     let sender = conn.sender();
     let mut app = App::new(case);
@@ -394,13 +406,13 @@ pub fn over_tokio(case: &Case) -> Observed {
     let pki = Pki::new();
     let (server_tls, client_tls) = tls_configs(&pki);
     let port = loopback_server(case, server_tls);
-    let config = client_config("127.0.0.1", port, case, client_tls);
+    let config = client_config(case, client_tls);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let events = runtime.block_on(async {
-        let client = Client::new(config, tcpclient_tokio::now());
+        let client = Client::new(on_loopback(port), config, tcpclient_tokio::now());
         let (mut conn, driver) = tcpclient_tokio::start(
             tcpclient_tokio::Tokio::default(),
             client,

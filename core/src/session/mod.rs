@@ -19,8 +19,8 @@ use crate::connection::Connection;
 use crate::request::Control;
 use crate::send_log::SendLog;
 use crate::{
-    Attempt, AttemptId, CloseReport, Config, Ending, Error, Event, GenerationReport, Input,
-    InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
+    Attempt, AttemptId, CloseReport, Config, Destination, Ending, Error, Event, GenerationReport,
+    Input, InvalidInput, Output, Phase, Preamble, ReconnectPolicy,
 };
 use books::{AppCounts, Totals, through_with_acknowledgements};
 
@@ -114,10 +114,15 @@ enum TlsUse {
 impl Session {
     /// Creates a session that starts its first connection at `now` (after
     /// [`Config::delay`], as a [`Client`] does).
-    pub fn new(config: impl Into<Arc<Config>>, policy: ReconnectPolicy, now: Instant) -> Self {
+    pub fn new(
+        destination: Destination,
+        config: impl Into<Arc<Config>>,
+        policy: ReconnectPolicy,
+        now: Instant,
+    ) -> Self {
         let config: Arc<Config> = config.into();
         let mut session = Self {
-            client: Connection::new(config.clone(), now),
+            client: Connection::new(destination, config.clone(), now),
             backoff: Backoff::new(&policy),
             log: policy.replay_unacknowledged.then(SendLog::default),
             config,
@@ -850,7 +855,8 @@ impl Session {
             ..(*self.config).clone()
         });
         let unconsumed = self.client.bytes_unconsumed();
-        self.client = Connection::new(config, self.now);
+        let destination = self.client.destination().clone();
+        self.client = Connection::new(destination, config, self.now);
         self.generation_started = self.now;
         // What the application still holds counts against the new connection's window.
         self.client.carry_unconsumed(unconsumed);

@@ -61,12 +61,12 @@ compile_error!(
 /// the given ALPN protocols (most preferred first).
 ///
 /// ```
-/// use tcpclient_core::{tls, TlsConfig};
-/// use rustls::pki_types::ServerName;
+/// use tcpclient_core::{tls, Config, TlsConfig};
 ///
 /// let roots = rustls::RootCertStore::empty(); // add your CA, or use the platform's roots
 /// let config = tls::client_config(roots, &[b"imap"])?;
-/// let tls = TlsConfig::new(config, ServerName::try_from("mail.example.org")?);
+/// // The server's name is checked as the destination gives it.
+/// let policy = Config::new().with_tls(TlsConfig::new(config));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn client_config(roots: RootCertStore, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {

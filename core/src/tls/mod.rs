@@ -24,7 +24,7 @@ pub use config::{
     danger_client_config_accepting_any_certificate, default_provider, roots_from_pem,
 };
 
-use crate::{AlertSent, PeerCertificates, TlsConfig, TlsError, TlsInfo};
+use crate::{AlertSent, Destination, PeerCertificates, TlsConfig, TlsError, TlsInfo};
 use handshake::{Finished, Handshake, Progress};
 use records::Records;
 
@@ -99,15 +99,20 @@ impl std::fmt::Debug for TlsSession {
 
 impl TlsSession {
     /// Starts a session; its ClientHello is ready in [`Self::write_outgoing`].
-    pub(crate) fn new(config: &TlsConfig) -> Result<Self, TlsError> {
+    pub(crate) fn new(config: &TlsConfig, destination: &Destination) -> Result<Self, TlsError> {
         // rustls panics while building the ClientHello on a name it cannot encode.
         config::check_alpn(&config.client_config.alpn_protocols)?;
+        let Some(server_name) = destination.server_name.clone() else {
+            let host = &destination.host;
+            let reason = format!(
+                "no name to verify the server against: the destination `{host}` has none \
+                 (a host that is neither a DNS name nor an IP address gives none; give one \
+                 with Destination::with_server_name)"
+            );
+            return Err(TlsError::Other { reason });
+        };
         let mut outgoing = Vec::new();
-        let handshake = Handshake::start(
-            config.client_config.clone(),
-            config.server_name.clone(),
-            &mut outgoing,
-        )?;
+        let handshake = Handshake::start(config.client_config.clone(), server_name, &mut outgoing)?;
         Ok(Self {
             handshake: Some(handshake),
             records: None,

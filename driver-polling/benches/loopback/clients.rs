@@ -8,12 +8,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use tcpclient_core::{Config, Event, InvalidInput, TlsConfig};
+use tcpclient_core::{Config, Destination, Event, InvalidInput, TlsConfig};
 use tcpclient_polling::{ConnId, EventLoop};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub fn config(addr: SocketAddr, tls: Option<&TlsConfig>) -> Config {
-    let config = Config::new(addr.ip().to_string(), addr.port());
+/// The server at `addr`, its certificate checked for `localhost`.
+pub fn at(addr: SocketAddr) -> Destination {
+    let server = Destination::from(addr);
+    match ServerName::try_from("localhost") {
+        Ok(name) => server.with_server_name(name),
+        Err(_) => server,
+    }
+}
+
+pub fn config(tls: Option<&TlsConfig>) -> Config {
+    let config = Config::new();
     match tls {
         Some(tls) => config.with_tls(tls.clone()),
         None => config,
@@ -55,7 +64,7 @@ fn until_closed(
 /// graceful close.
 pub fn ours_send_slice(addr: SocketAddr, message: &[u8], count: usize) -> io::Result<()> {
     let mut event_loop = EventLoop::new()?;
-    let id = event_loop.connect(config(addr, None));
+    let id = event_loop.connect(at(addr), config(None));
     let mut left = count;
     while left > 0 {
         match event_loop.send_slice(id, message) {
@@ -76,7 +85,7 @@ pub fn ours_send(
     count: usize,
 ) -> io::Result<()> {
     let mut event_loop = EventLoop::new()?;
-    let id = event_loop.connect(config(addr, tls));
+    let id = event_loop.connect(at(addr), config(tls));
     if tls.is_some() {
         event_loop.start_tls(id).map_err(failed)?;
     }
@@ -95,7 +104,7 @@ pub fn ours_send(
 /// Ours: sends `count` messages and reads the echo of all of them.
 pub fn ours_echo(addr: SocketAddr, message: &Bytes, count: usize) -> io::Result<()> {
     let mut event_loop = EventLoop::new()?;
-    let id = event_loop.connect(config(addr, None));
+    let id = event_loop.connect(at(addr), config(None));
     let expected = (message.len() * count) as u64;
     let mut received = 0u64;
     let mut left = count;
@@ -329,7 +338,7 @@ const RECEIVE_BUFFER: usize = 64 * 1024;
 /// the bytes received.
 pub fn ours_receive(addr: SocketAddr) -> io::Result<u64> {
     let mut event_loop = EventLoop::new()?;
-    let id = event_loop.connect(config(addr, None));
+    let id = event_loop.connect(at(addr), config(None));
     let mut received = 0u64;
     until_closed(&mut event_loop, id, |data| received += data.len() as u64)?;
     Ok(received)

@@ -12,7 +12,7 @@ use tcpclient_core::Event;
 use tcpclient_polling::EventLoop;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::clients::config;
+use crate::clients::{at, config};
 
 fn rate(n: usize, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
@@ -26,12 +26,12 @@ fn short(got: usize, size: usize) -> io::Error {
 /// finishing at once (the core sends, then closes, then reads the echo to the server's end).
 pub fn ours(addr: SocketAddr, n: usize, size: usize) -> io::Result<f64> {
     let message = Bytes::from(vec![5u8; size]);
-    let shared = Arc::new(config(addr, None));
+    let shared = Arc::new(config(None));
     let mut event_loop = EventLoop::new()?;
     let start = Instant::now();
     let mut echoed = HashMap::with_capacity(n);
     for _ in 0..n {
-        let id = event_loop.connect(shared.clone());
+        let id = event_loop.connect(at(addr), shared.clone());
         event_loop
             .send(id, message.clone())
             .map_err(io::Error::other)?;
@@ -72,14 +72,14 @@ pub fn ours_on_tokio(
     size: usize,
 ) -> io::Result<f64> {
     let message = Bytes::from(vec![5u8; size]);
-    let shared = Arc::new(config(addr, None));
+    let shared = Arc::new(config(None));
     rt.block_on(async {
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..n {
             let (config, message) = (shared.clone(), message.clone());
             tasks.spawn(async move {
-                let mut conn = tcpclient_tokio::connect(config).await?;
+                let mut conn = tcpclient_tokio::connect(at(addr), config).await?;
                 conn.send_all(message).await.map_err(io::Error::other)?;
                 conn.shutdown().await?;
                 let mut echo = Vec::with_capacity(size);

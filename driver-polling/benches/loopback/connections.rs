@@ -12,7 +12,7 @@ use tcpclient_core::{Event, TlsConfig};
 use tcpclient_polling::EventLoop;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::clients::config;
+use crate::clients::{at, config};
 
 pub const REQUEST: &[u8; 16] = b"0123456789abcdef";
 
@@ -25,7 +25,7 @@ pub fn ours(addr: SocketAddr, tls: Option<&TlsConfig>, n: usize) -> io::Result<f
     let mut event_loop = EventLoop::new()?;
     let start = Instant::now();
     for _ in 0..n {
-        let id = event_loop.connect(config(addr, tls));
+        let id = event_loop.connect(at(addr), config(tls));
         if tls.is_some() {
             event_loop.start_tls(id).map_err(io::Error::other)?;
         }

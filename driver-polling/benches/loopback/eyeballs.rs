@@ -53,7 +53,7 @@ pub fn ours(net: &DualStack) -> io::Result<f64> {
         v4: vec![net.v4],
     })?;
     let start = Instant::now();
-    let id = event_loop.connect(Config::new("dual.test", 80));
+    let id = event_loop.connect(("dual.test", 80), Config::new());
     event_loop
         .send(id, Bytes::from_static(b"x"))
         .map_err(io::Error::other)?;

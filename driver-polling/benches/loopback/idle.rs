@@ -49,11 +49,11 @@ fn ours(addr: SocketAddr, n: usize) -> io::Result<f64> {
     let mut event_loop = EventLoop::new()?;
     // One configuration shared by every connection, as a program with many connections to
     // one server would.
-    let config = Arc::new(Config::new(addr.ip().to_string(), addr.port()));
+    let config = Arc::new(Config::new());
     event_loop.turn(Some(Duration::ZERO))?;
     let before = resident_bytes();
     for _ in 0..n {
-        event_loop.connect(config.clone());
+        event_loop.connect(addr, config.clone());
     }
     let mut connected = 0;
     while connected < n {

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use report::{
     BYTES_PER_CONNECTION, COMPLETIONS_PER_SECOND, GBPS, MILLISECONDS, PER_SECOND, Variant, section,
 };
-use tcpclient_testkit::{Pki, server_name};
+use tcpclient_testkit::Pki;
 
 /// How big each job is.
 struct Sizes {
@@ -116,7 +116,7 @@ fn main() -> io::Result<()> {
     let server_tls = pki.server_config_with_suites(vec![
         rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
     ]);
-    let client_tls = pki.client_tls("localhost");
+    let client_tls = pki.client_tls();
     let rustls_config = client_tls.client_config().clone();
     // The key exchange before post-quantum: what the hybrid costs a handshake.
     let classic_tls = {
@@ -129,7 +129,7 @@ fn main() -> io::Result<()> {
             .map_err(io::Error::other)?
             .with_root_certificates(pki.roots())
             .with_no_client_auth();
-        tcpclient_core::TlsConfig::new(Arc::new(config), server_name("localhost"))
+        tcpclient_core::TlsConfig::new(Arc::new(config))
     };
     let rt = clients::runtime()?;
 

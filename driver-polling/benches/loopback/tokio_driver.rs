@@ -11,10 +11,13 @@ use bytes::Bytes;
 use tcpclient_core::{Config, TlsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::clients::config;
+use crate::clients::{at, config};
 
-async fn connect(config: Config) -> io::Result<tcpclient_tokio::Connection> {
-    Ok(tcpclient_tokio::connect(config).await?)
+async fn connect(
+    destination: tcpclient_core::Destination,
+    config: Config,
+) -> io::Result<tcpclient_tokio::Connection> {
+    Ok(tcpclient_tokio::connect(destination, config).await?)
 }
 
 /// A clean close, or the report as the error.
@@ -35,7 +38,7 @@ pub fn send(
     count: usize,
 ) -> io::Result<()> {
     rt.block_on(async {
-        let mut conn = connect(config(addr, tls)).await?;
+        let mut conn = connect(at(addr), config(tls)).await?;
         if tls.is_some() {
             conn.start_tls().map_err(io::Error::other)?;
             conn.tls_established().await.map_err(io::Error::other)?;
@@ -58,7 +61,7 @@ pub fn echo(
     count: usize,
 ) -> io::Result<()> {
     rt.block_on(async {
-        let mut conn = connect(config(addr, None)).await?;
+        let mut conn = connect(at(addr), config(None)).await?;
         let sender = conn.sender();
         let expected = message.len() * count;
         let send = async {
@@ -101,7 +104,7 @@ pub fn connections(
         let start = Instant::now();
         let mut response = [0u8; 16];
         for _ in 0..n {
-            let mut conn = connect(config(addr, tls)).await?;
+            let mut conn = connect(at(addr), config(tls)).await?;
             if tls.is_some() {
                 conn.start_tls().map_err(io::Error::other)?;
                 conn.tls_established().await.map_err(io::Error::other)?;
@@ -121,13 +124,13 @@ pub fn idle(addr: SocketAddr, n: usize, resident_bytes: fn() -> i64) -> io::Resu
     rt.block_on(async {
         tokio::task::yield_now().await;
         let before = resident_bytes();
-        let config = Arc::new(Config::new(addr.ip().to_string(), addr.port()));
+        let config = Arc::new(Config::new());
         let connected = Arc::new(AtomicUsize::new(0));
         let mut held = Vec::with_capacity(n);
         for _ in 0..n {
             let (config, connected) = (config.clone(), connected.clone());
             held.push(tokio::spawn(async move {
-                let conn = tcpclient_tokio::connect(config).await;
+                let conn = tcpclient_tokio::connect(addr, config).await;
                 connected.fetch_add(1, Ordering::Relaxed);
                 // Held open until the measurement is done.
                 std::future::pending::<()>().await;
