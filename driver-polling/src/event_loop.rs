@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tcpclient_core::{Client, Config, Destination, Event, InvalidInput, Request};
+use tcpclient_core::{Client, Config, Destination, Event, InvalidInput, Leave, Request};
 use tcpclient_driver::{Resolve, SystemResolver, refused_as_closed};
 
 use crate::reactor::{ConnId, Reactor, Waker, conn_in, flag_dirty};
@@ -146,10 +146,36 @@ impl EventLoop {
         self.request(id, Request::Abort)
     }
 
-    /// Makes any of the application's requests of connection `id`, as a value: those with
-    /// no method here too (a reconnecting client's preamble, reconnect on demand,
-    /// acknowledgements; see [`Client`]). Refused, as the client would refuse it, once the
-    /// connection has closed.
+    /// Queues `data` as connection `id`'s current preamble, ahead of the sends waiting for
+    /// it (a reconnecting client with a
+    /// [`Preamble::Dialogue`](tcpclient_core::Preamble::Dialogue)). See
+    /// [`Client::send_preamble`].
+    pub fn send_preamble(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
+        self.request(id, Request::SendPreamble(data))
+    }
+
+    /// Connection `id`'s current preamble is done: the sends waiting for it go out. See
+    /// [`Client::preamble_done`].
+    pub fn preamble_done(&mut self, id: ConnId) -> Result<(), InvalidInput> {
+        self.request(id, Request::PreambleDone)
+    }
+
+    /// Drops connection `id`'s current connection and makes the next one after the backoff
+    /// (a reconnecting client). See [`Client::reconnect`].
+    pub fn reconnect(&mut self, id: ConnId, leave: Leave) -> Result<(), InvalidInput> {
+        self.request(id, Request::Reconnect(leave))
+    }
+
+    /// The application's protocol acknowledged `n` more bytes of connection `id` (a
+    /// reconnecting client that replays what is unacknowledged). See
+    /// [`Client::acknowledged`].
+    pub fn acknowledged(&mut self, id: ConnId, n: usize) -> Result<(), InvalidInput> {
+        self.request(id, Request::Acknowledged(n))
+    }
+
+    /// Makes any of the application's requests of connection `id`, as a value, as the
+    /// methods above do: for code that passes requests through one place. Refused, as the
+    /// client would refuse it, once the connection has closed.
     pub fn request(&mut self, id: ConnId, request: Request) -> Result<(), InvalidInput> {
         let Some(conn) = self.reactor.conn_mut(id) else {
             return Err(refused_as_closed(request));

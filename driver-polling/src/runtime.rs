@@ -256,6 +256,17 @@ impl Connection {
         self.take(Some(timeout))
     }
 
+    /// Waits for the end and returns the close report; `None` if the runtime went away
+    /// without one. Events not taken by then are discarded, data included (it counts as
+    /// consumed, so that the connection, not waiting for a reader, can finish).
+    pub fn closed(&self) -> Option<Box<CloseReport>> {
+        loop {
+            if let Event::Closed(report) = self.recv()? {
+                return Some(report);
+            }
+        }
+    }
+
     fn take(&self, timeout: Option<Duration>) -> Result<Option<Event>, Disconnected> {
         let shared = self.shared();
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));

@@ -385,6 +385,29 @@ fn runtime_handles_refuse_sends_past_the_limit_and_after_finish() {
     assert_eq!(report(&events).bytes_accepted, 800);
 }
 
+/// A handle's requests are made of the client on the caller's thread: the client's refusals
+/// come back from the call, before the loop has even looked, and `closed` waits for the
+/// report.
+#[test]
+fn runtime_requests_are_answered_at_once_by_the_client() {
+    let addr = echo_server();
+    let runtime = Runtime::spawn().unwrap();
+    let conn = runtime.connect(addr, config()).unwrap();
+
+    assert_eq!(conn.start_tls(), Err(InvalidInput::NoTlsConfig));
+    assert!(matches!(
+        conn.sender().preamble_done(),
+        Err(InvalidInput::Unexpected { .. })
+    ));
+    conn.send(Bytes::from_static(b"ping")).unwrap();
+    conn.finish().unwrap();
+    let report = conn.closed().expect("a close report");
+
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.bytes_accepted, 4);
+    assert_eq!(conn.recv(), None, "nothing after the close report");
+}
+
 /// An echo server whose listener has a large backlog, for many simultaneous connects.
 fn echo_server_with_backlog(backlog: i32) -> SocketAddr {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
