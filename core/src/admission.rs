@@ -1,33 +1,20 @@
-//! The rule that admits a `Send` into the queue, as a value others can hold.
+//! The rule that admits a `Send` into the queue: one connection's, and a reconnecting
+//! session's over its log of unacknowledged bytes, the same.
 
 use bytes::Bytes;
 
 use crate::{Config, InvalidInput};
 
 /// When a `Send` is taken and when, after a refusal, there is room again.
-///
-/// The [`Client`](crate::Client) applies it to every `Send`. A driver that takes sends on the
-/// client's behalf somewhere else (the polling driver's `Runtime` admits them on the
-/// producer's thread, before they reach the loop) applies this very rule to its own count of
-/// unwritten bytes, so that both refuse exactly the same sends.
-///
-/// ```
-/// use tcpclient_core::{Bytes, Config, SendAdmission};
-///
-/// let admission = SendAdmission::new(&Config::new().with_send_limit(10));
-/// assert!(admission.admit(0, Bytes::from_static(&[0; 64])).is_ok(), "one oversized send into an empty queue");
-/// assert!(admission.admit(8, Bytes::from_static(&[0; 4])).is_err(), "8 + 4 > 10");
-/// assert!(admission.has_room_again(5) && !admission.has_room_again(6), "half the limit");
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendAdmission {
+pub(crate) struct SendAdmission {
     limit: usize,
     low_watermark: usize,
 }
 
 impl SendAdmission {
     /// The rule of [`Config::send_limit`] and [`Config::send_low_watermark`].
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             limit: config.send_limit,
             low_watermark: config.send_low_watermark,
@@ -38,7 +25,7 @@ impl SendAdmission {
     /// fits under the limit (or the queue is empty: one send of any size is taken then), or
     /// the [`InvalidInput::QueueFull`] refusal that hands it back.
     #[inline]
-    pub fn admit(&self, queued: u64, data: Bytes) -> Result<Bytes, InvalidInput> {
+    pub(crate) fn admit(&self, queued: u64, data: Bytes) -> Result<Bytes, InvalidInput> {
         if !self.fits(queued, data.len()) {
             return Err(self.refuse(queued, data));
         }
@@ -48,7 +35,7 @@ impl SendAdmission {
     /// Returns true when a send of `len` bytes would be admitted with `queued` bytes
     /// accepted and not yet written.
     #[inline]
-    pub fn fits(&self, queued: u64, len: usize) -> bool {
+    pub(crate) fn fits(&self, queued: u64, len: usize) -> bool {
         queued == 0 || queued.saturating_add(len as u64) <= self.limit as u64
     }
 
@@ -63,14 +50,35 @@ impl SendAdmission {
 
     /// Returns true when `queued` unwritten bytes leave room to send again after a refusal:
     /// the moment of [`Event::SendReady`](crate::Event::SendReady).
-    pub fn has_room_again(&self, queued: u64) -> bool {
+    pub(crate) fn has_room_again(&self, queued: u64) -> bool {
         queued <= self.low_watermark as u64
     }
 
     /// Returns the most bytes a `Send` may carry with `queued` unwritten bytes and not be
     /// refused (with nothing queued, any size is taken).
-    pub fn capacity(&self, queued: u64) -> usize {
+    pub(crate) fn capacity(&self, queued: u64) -> usize {
         let queued = usize::try_from(queued).unwrap_or(usize::MAX);
         self.limit.saturating_sub(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_the_empty_queue_and_the_low_watermark() {
+        let admission = SendAdmission::new(&Config::new().with_send_limit(10));
+        let big = Bytes::from_static(&[0; 64]);
+        assert!(
+            admission.admit(0, big).is_ok(),
+            "one oversized send into an empty queue"
+        );
+        let small = Bytes::from_static(&[0; 4]);
+        assert!(admission.admit(8, small).is_err(), "8 + 4 > 10");
+        assert!(
+            admission.has_room_again(5) && !admission.has_room_again(6),
+            "half the limit"
+        );
     }
 }

@@ -7,6 +7,16 @@
 //! *driver*) performs the I/O it asks for and tells it what happened, so the same core runs
 //! over real sockets, inside a network simulator, or under a fuzzer.
 //!
+//! # One client, a destination and a policy
+//!
+//! A [`Client`] is made with where it connects, a [`Destination`] (host, port, and the name
+//! TLS verifies, the host's by default), and how, a [`Config`]: every timeout and limit, TLS,
+//! and a reconnect policy if it should come back after losses. The policy is shared: one
+//! `Arc<Config>` serves any number of clients to any servers. The application's requests are
+//! the client's methods ([`Client::send`], [`Client::start_tls`], [`Client::finish`],
+//! [`Client::abort`], [`Client::consumed`], ...), answered at once; [`Input`] is only what the
+//! driver observed.
+//!
 //! # The driver loop
 //!
 //! After every input, drain [`Client::poll_output`] until it returns `None`, performing each
@@ -173,7 +183,6 @@ pub mod trace;
 pub use bytes::Bytes;
 pub use rustls;
 
-pub use admission::SendAdmission;
 pub use backoff::{Jitter, ReconnectPolicy};
 pub use client::Client;
 pub use config::{Config, OnPeerEof, TlsConfig};
