@@ -149,11 +149,6 @@ impl HandleState {
         self.finishing
     }
 
-    /// The receiving handle was dropped.
-    pub fn is_receiver_gone(&self) -> bool {
-        self.receiver_gone
-    }
-
     /// Nothing more will come: the close report was handed over, or the driver stopped.
     pub fn is_over(&self) -> bool {
         self.closed || self.driver_gone
@@ -200,5 +195,204 @@ pub fn refused_as_closed(request: Request) -> InvalidInput {
             input: other.name(),
             phase,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+    use tcpclient_core::{AttemptId, CloseReport, Config, Input};
+
+    use super::*;
+
+    /// A client to 127.0.0.1:7, connected, holding `received` unconsumed bytes against a
+    /// receive window of `window`.
+    fn client(window: Option<usize>, received: &[u8]) -> (Client, Instant) {
+        let now = Instant::now();
+        let config = Config::new().with_receive_window(window);
+        let mut client = Client::new(("127.0.0.1", 7), config, now);
+        while client.poll_output().is_some() {}
+        let connected = client.handle_input(now, Input::Connected(AttemptId(0)));
+        assert_eq!(connected, Ok(()));
+        while client.poll_output().is_some() {}
+        if !received.is_empty() {
+            assert_eq!(client.handle_input(now, Input::Received(received)), Ok(()));
+            while client.poll_output().is_some() {}
+        }
+        (client, now)
+    }
+
+    fn closed() -> Event {
+        Event::Closed(Box::new(CloseReport::driver_stopped(
+            0,
+            0,
+            0,
+            "test".into(),
+        )))
+    }
+
+    #[test]
+    fn dropping_the_handles_aborts_unless_a_finish_was_accepted() {
+        let (mut client, now) = client(None, b"");
+        let mut handles = HandleState::new();
+        assert_eq!(handles.dropped(), Some(Request::Abort));
+
+        let refused = handles.request(&mut client, Request::Finish, |_, _| {
+            Err(InvalidInput::NoTlsConfig)
+        });
+        assert_eq!(refused, Err(InvalidInput::NoTlsConfig));
+        assert!(!handles.is_finishing(), "a refused finish is no finish");
+        assert_eq!(handles.dropped(), Some(Request::Abort));
+
+        let apply = |client: &mut Client, request: Request| request.apply(client, now);
+        assert_eq!(handles.request(&mut client, Request::Finish, apply), Ok(()));
+        assert!(handles.is_finishing());
+        assert_eq!(handles.dropped(), None);
+    }
+
+    #[test]
+    fn nothing_is_aborted_once_the_report_was_handed_over() {
+        let (mut client, now) = client(None, b"");
+        let mut handles = HandleState::new();
+        let apply = |client: &mut Client, request: Request| request.apply(client, now);
+        assert_eq!(
+            handles.deliver(&mut client, &closed(), apply),
+            Delivery::Queue
+        );
+        assert!(handles.is_over());
+        assert_eq!(handles.dropped(), None);
+    }
+
+    #[test]
+    fn a_driver_that_stopped_first_refuses_for_its_client_and_hands_data_back() {
+        let (mut client, _) = client(None, b"");
+        let mut handles = HandleState::new();
+        handles.driver_stopped();
+        assert!(handles.is_over());
+        let applied = Cell::new(false);
+
+        let send = handles.request(
+            &mut client,
+            Request::Send(Bytes::from_static(b"ab")),
+            |_, _| {
+                applied.set(true);
+                Ok(())
+            },
+        );
+        let copied = handles.send_slice(&mut client, b"cd", |_, _| {
+            applied.set(true);
+            Ok(())
+        });
+        let tls = handles.request(&mut client, Request::StartTls, |_, _| {
+            applied.set(true);
+            Ok(())
+        });
+
+        assert!(
+            !applied.get(),
+            "nothing is asked of a client nothing drives"
+        );
+        let phase = Phase::Closed;
+        let data = Bytes::from_static(b"ab");
+        assert_eq!(send, Err(InvalidInput::SendAfterShutdown { data, phase }));
+        let data = Bytes::from_static(b"cd");
+        assert_eq!(copied, Err(InvalidInput::SendAfterShutdown { data, phase }));
+        let input = "StartTls";
+        assert_eq!(tls, Err(InvalidInput::Unexpected { input, phase }));
+        assert_eq!(handles.dropped(), None);
+    }
+
+    #[test]
+    fn a_driver_that_stopped_after_the_close_lets_the_client_answer() {
+        let (mut client, now) = client(None, b"");
+        let mut handles = HandleState::new();
+        let apply = |client: &mut Client, request: Request| request.apply(client, now);
+        handles.deliver(&mut client, &closed(), apply);
+        handles.driver_stopped();
+        let applied = Cell::new(0);
+
+        let _ = handles.request(&mut client, Request::Acknowledged(0), |_, _| {
+            applied.set(applied.get() + 1);
+            Ok(())
+        });
+        let _ = handles.send_slice(&mut client, b"x", |_, _| {
+            applied.set(applied.get() + 1);
+            Ok(())
+        });
+
+        assert_eq!(applied.get(), 2);
+    }
+
+    #[test]
+    fn data_is_consumed_once_taken_and_a_full_window_reopens() {
+        let (mut client, now) = client(Some(4), b"hello");
+        assert!(client.receive_window_full());
+        let handles = HandleState::new();
+        let consumed = Cell::new(None);
+        let apply = |client: &mut Client, request: Request| {
+            consumed.set(Some(request.clone()));
+            request.apply(client, now)
+        };
+
+        let not_data = handles.taken(&mut client, &Event::SendReady, apply);
+        assert!(!not_data);
+        assert_eq!(consumed.take(), None);
+
+        let data = Event::Data(Bytes::from_static(b"hello"));
+        let apply = |client: &mut Client, request: Request| {
+            consumed.set(Some(request.clone()));
+            request.apply(client, now)
+        };
+        assert!(
+            handles.taken(&mut client, &data, apply),
+            "the window reopened"
+        );
+        assert_eq!(consumed.take(), Some(Request::Consumed(5)));
+        assert!(!client.receive_window_full());
+    }
+
+    #[test]
+    fn consuming_below_the_window_is_no_news_for_the_driver() {
+        let (mut client, now) = client(Some(1024), b"hello");
+        let handles = HandleState::new();
+        let data = Event::Data(Bytes::from_static(b"hello"));
+        let apply = |client: &mut Client, request: Request| request.apply(client, now);
+        assert!(
+            !handles.taken(&mut client, &data, apply),
+            "it was reading already"
+        );
+        assert_eq!(client.bytes_unconsumed(), 0, "but it was told");
+    }
+
+    #[test]
+    fn a_client_without_a_window_is_told_nothing() {
+        let (mut client, _) = client(None, b"hello");
+        let handles = HandleState::new();
+        let data = Event::Data(Bytes::from_static(b"hello"));
+        let reads_again = handles.taken(&mut client, &data, |_, _| {
+            panic!("a client that counts nothing is told nothing")
+        });
+        assert!(!reads_again);
+    }
+
+    #[test]
+    fn data_for_a_receiver_that_is_gone_is_consumed_as_it_comes() {
+        let (mut client, now) = client(Some(4), b"hello");
+        let mut handles = HandleState::new();
+        let data = Event::Data(Bytes::from_static(b"hello"));
+        let apply = |client: &mut Client, request: Request| request.apply(client, now);
+        assert_eq!(handles.deliver(&mut client, &data, apply), Delivery::Queue);
+        assert!(client.receive_window_full());
+
+        handles.receiver_dropped();
+
+        let delivery = handles.deliver(&mut client, &data, apply);
+        assert_eq!(delivery, Delivery::Consumed { reads_again: true });
+        assert!(!client.receive_window_full());
+        let other = handles.deliver(&mut client, &Event::SendReady, apply);
+        assert_eq!(other, Delivery::Queue, "only data is consumed");
     }
 }
