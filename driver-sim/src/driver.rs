@@ -342,9 +342,12 @@ impl Observer for SimObserver {
 }
 
 /// Creates a client to `destination` for `config` at the current simulated time, recording
-/// into `trace`.
-/// Run the returned driver future alongside the application (for example with
+/// into `trace`. Run the returned driver future alongside the application (for example with
 /// `tokio::join!`); it ends with the close report. Names are resolved by turmoil's DNS.
+///
+/// # Panics
+///
+/// Outside a simulation of [`crate::turmoil`], as [`connect_with`].
 pub fn connect(
     destination: impl Into<Destination>,
     config: Config,
@@ -362,6 +365,12 @@ pub fn connect(
 /// Like [`connect`], over `network` (its [`SimDns`] answering one family at a time, and its
 /// [`Wire`] shared with the servers), and what the run reaches counted into `coverage`. With
 /// [`Config::reconnect`] the future ends with the report of every connection.
+///
+/// # Panics
+///
+/// Outside a simulation of the turmoil this crate uses ([`crate::turmoil`]): with none
+/// running, or inside one of another turmoil version, whose simulated network this crate
+/// cannot reach. The message says which turmoil to use.
 pub fn connect_with(
     destination: impl Into<Destination>,
     config: Config,
@@ -369,7 +378,42 @@ pub fn connect_with(
     network: Turmoil,
     coverage: Rc<RefCell<Coverage>>,
 ) -> (SimConnection, impl Future<Output = DriverEnd>) {
+    inside_a_simulation();
     let client = Client::new(destination, config, tcpclient_tokio::now());
     let observer = SimObserver::new(trace, &client, coverage, network.buggify.clone());
     tcpclient_tokio::start(network, client, observer)
+}
+
+/// The turmoil this crate is built on, as its `Cargo.toml` asks for it: a simulation must be
+/// run by this one ([`crate::turmoil`]) for its clients to reach the simulated network.
+pub const TURMOIL_VERSION: &str = "0.7";
+
+/// Makes sure the caller runs inside a simulation of [`crate::turmoil`]. A crate with a
+/// `turmoil` dependency of another version compiles (the two are different crates), and
+/// without this its first connect would fail deep inside turmoil with "cannot access a
+/// scoped thread local variable without calling `set` first".
+fn inside_a_simulation() {
+    if turmoil::sim_elapsed().is_none() {
+        panic!(
+            "tcpclient-sim: not inside a simulation of turmoil {TURMOIL_VERSION}, the one \
+             tcpclient-sim is built on: run the client in a `tcpclient_sim::turmoil::Builder` \
+             simulation (a `turmoil` dependency of another version runs a network this crate \
+             cannot reach; depend on no turmoil of your own, or on {TURMOIL_VERSION})"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_turmoil_version_named_is_the_one_depended_on() {
+        let manifest = include_str!("../Cargo.toml");
+        let wanted = format!("turmoil = \"{TURMOIL_VERSION}.");
+        assert!(
+            manifest.contains(&wanted),
+            "Cargo.toml asks for another turmoil"
+        );
+    }
 }

@@ -30,6 +30,29 @@
 //!
 //! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`), replays one
 //! seed's trace (`replay --seed 7`) and shrinks a failing seed to a test (`shrink --seed 7`).
+//!
+//! # In your own crate's tests
+//!
+//! - **One turmoil.** Build simulations with the one re-exported here,
+//!   `tcpclient_sim::turmoil` ([`TURMOIL_VERSION`]), and depend on no other: a `turmoil` of
+//!   another version compiles, but its simulated network is not the one this crate's clients
+//!   reach. [`connect`] and [`connect_with`] say so plainly if it happens. `Trace::note`'s
+//!   values are [`serde_json`]'s, re-exported too.
+//! - **Fast debug builds.** A dependent crate does not inherit this workspace's profile, and
+//!   a simulated test spends its time in TLS, tokio and turmoil: optimise those in your test
+//!   builds too, as this workspace does (your code stays unoptimised and debuggable). In your
+//!   workspace's `Cargo.toml`:
+//!
+//! ```toml
+//! [profile.dev.package.rustls]
+//! opt-level = 2
+//! [profile.dev.package.aws-lc-rs] # or ring, with the core's `ring` feature
+//! opt-level = 2
+//! [profile.dev.package.tokio]
+//! opt-level = 2
+//! [profile.dev.package.turmoil]
+//! opt-level = 2
+//! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -48,16 +71,25 @@ mod wire;
 
 pub use buggify::{Buggify, BuggyStream, Point};
 pub use coverage::Coverage;
-pub use driver::{DnsAnswer, SimConnection, SimDns, SimObserver, Turmoil, connect, connect_with};
+pub use driver::{
+    DnsAnswer, SimConnection, SimDns, SimObserver, TURMOIL_VERSION, Turmoil, connect, connect_with,
+};
 pub use faults::{Direction, Fault, FaultKind, Schedule};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
+/// The JSON values of [`Trace::note`], re-exported so that a test needs no `serde_json` of
+/// its own.
+pub use serde_json;
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve, server};
 pub use shrink::{Shrunk, shrink, shrink_while, to_rust};
 pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;
 pub use tcpclient_tokio::DriverEnd;
 pub use trace::{Trace, fnv1a};
+/// The simulator this crate runs on, re-exported: build simulations with
+/// `tcpclient_sim::turmoil::Builder`, so that they are of the turmoil version this crate's
+/// clients can reach ([`TURMOIL_VERSION`]).
+pub use turmoil;
 pub use wire::{Listener, ServerStream, Wire};
