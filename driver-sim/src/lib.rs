@@ -56,6 +56,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod app_points;
 mod buggify;
 mod coverage;
 mod driver;
@@ -69,6 +70,7 @@ mod swarm;
 mod trace;
 mod wire;
 
+pub use app_points::{AppPoint, AppPoints};
 pub use buggify::{Buggify, BuggyStream, Point};
 pub use coverage::Coverage;
 pub use driver::{

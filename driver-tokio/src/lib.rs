@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod buggify;
 mod connection;
 mod driver;
 mod network;
