@@ -61,6 +61,7 @@ mod buggify;
 mod coverage;
 mod driver;
 mod faults;
+mod harness;
 mod liveness;
 mod network;
 mod scenario;
@@ -77,6 +78,7 @@ pub use driver::{
     DnsAnswer, SimConnection, SimDns, SimObserver, TURMOIL_VERSION, Turmoil, connect, connect_with,
 };
 pub use faults::{Direction, Fault, FaultKind, Schedule};
+pub use harness::{Harness, History, Record, Task, Verdict};
 pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,

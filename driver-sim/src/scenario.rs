@@ -560,7 +560,7 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 serde_json::json!(fault.kind.to_string()),
             );
             for (target, black_holed) in &fault_targets {
-                apply(&mut sim, &fault.kind, target, *black_holed);
+                apply(&mut sim, &fault.kind, "client", target, *black_holed);
             }
         }
         match sim.step() {
@@ -652,7 +652,15 @@ pub fn run(scenario: &Scenario) -> Outcome {
 
 /// Applies `fault` to the link between the client and `server` (a host name or address).
 /// A black-holed path is the network, not a fault: what changes a link leaves it alone.
-fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_holed: bool) {
+/// Applies `fault` to the path between `client` and `server` (a crash or a bounce to the
+/// server), unless `black_holed` (the path is held for good, and stays so).
+pub(crate) fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: &FaultKind,
+    client: &str,
+    server: &str,
+    black_holed: bool,
+) {
     let changes_link = !matches!(
         fault,
         FaultKind::Latency(_) | FaultKind::Loss(_) | FaultKind::Crash | FaultKind::Bounce
@@ -661,22 +669,22 @@ fn apply(sim: &mut turmoil::Sim<'_>, fault: &FaultKind, server: &str, black_hole
         return;
     }
     match fault {
-        FaultKind::Partition => sim.partition("client", server),
-        FaultKind::Repair => sim.repair("client", server),
-        FaultKind::PartitionOneWay(Direction::ToServer) => sim.partition_oneway("client", server),
-        FaultKind::PartitionOneWay(Direction::ToClient) => sim.partition_oneway(server, "client"),
-        FaultKind::RepairOneWay(Direction::ToServer) => sim.repair_oneway("client", server),
-        FaultKind::RepairOneWay(Direction::ToClient) => sim.repair_oneway(server, "client"),
-        FaultKind::Hold => sim.hold("client", server),
-        FaultKind::Release => sim.release("client", server),
-        FaultKind::Latency(latency) => sim.set_link_latency("client", server, *latency),
-        FaultKind::Loss(rate) => sim.set_link_fail_rate("client", server, *rate),
+        FaultKind::Partition => sim.partition(client, server),
+        FaultKind::Repair => sim.repair(client, server),
+        FaultKind::PartitionOneWay(Direction::ToServer) => sim.partition_oneway(client, server),
+        FaultKind::PartitionOneWay(Direction::ToClient) => sim.partition_oneway(server, client),
+        FaultKind::RepairOneWay(Direction::ToServer) => sim.repair_oneway(client, server),
+        FaultKind::RepairOneWay(Direction::ToClient) => sim.repair_oneway(server, client),
+        FaultKind::Hold => sim.hold(client, server),
+        FaultKind::Release => sim.release(client, server),
+        FaultKind::Latency(latency) => sim.set_link_latency(client, server, *latency),
+        FaultKind::Loss(rate) => sim.set_link_fail_rate(client, server, *rate),
         FaultKind::Crash => sim.crash(server),
         FaultKind::Bounce => sim.bounce(server),
         FaultKind::Heal => {
-            sim.repair("client", server);
-            sim.release("client", server);
-            sim.set_link_fail_rate("client", server, 0.0);
+            sim.repair(client, server);
+            sim.release(client, server);
+            sim.set_link_fail_rate(client, server, 0.0);
             if !sim.is_host_running(server) {
                 sim.bounce(server);
             }
