@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tcpclient_core::Config;
-use tcpclient_sim::{FaultFamily, Harness, History, Listener, PORT, Swarm, Verdict, Wire};
+use tcpclient_sim::{FaultFamily, Harness, History, Listener, PORT, Seeds, Swarm, Verdict, Wire};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Requests the client makes.
@@ -121,18 +121,42 @@ fn without_faults_every_request_is_answered() {
 #[test]
 fn under_every_fault_family_the_protocol_and_the_monitor_hold() {
     let swarm = every_scheduled_family();
-    let mut faulted = 0;
-    for seed in 0..60 {
-        let verdict = run(seed, swarm, None);
-        assert!(
-            verdict.violations.is_empty(),
-            "{}: {:?}",
-            verdict.drawn(),
-            verdict.violations
-        );
-        faulted += usize::from(!verdict.faults.faults.is_empty());
-    }
+    let seeds = Seeds::from_env_or(0..200).check_determinism();
+    seeds.run(
+        "under_every_fault_family_the_protocol_and_the_monitor_hold",
+        |seed| run(seed, swarm, None),
+    );
+    let faulted = (0..60)
+        .filter(|&seed| !run(seed, swarm, None).faults.faults.is_empty())
+        .count();
     assert!(faulted > 40, "faults drawn in only {faulted} of 60 runs");
+}
+
+#[test]
+fn a_failing_seed_says_how_to_replay_it_and_what_it_drew() {
+    let failed = std::panic::catch_unwind(|| {
+        Seeds::range(0..20)
+            .jobs(2)
+            .run("the_test", |seed| run(seed, Swarm::none(), Some(5)))
+    });
+    let message = match failed {
+        Ok(_) => panic!("every seed passed"),
+        Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(
+        message.starts_with("seed 0 broke an invariant:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("answers are the next number: 5 was answered 7"),
+        "{message}"
+    );
+    assert!(message.contains("drawn: seed 0: faults none;"), "{message}");
+    assert!(
+        message.contains("replay: TCPCLIENT_SIM_SEED=0 cargo test")
+            && message.ends_with(" the_test -- --exact"),
+        "{message}"
+    );
 }
 
 #[test]
