@@ -26,9 +26,10 @@ use crate::wire::Wire;
 /// checks the run. A builder: each method adds or sets one thing, and [`run`](Self::run)
 /// plays it.
 ///
-/// - **Servers:** [`host`](Self::host) takes any turmoil host software. It is given the run's
-///   [`Wire`], so that a server which accepts with a [`Listener`](crate::Listener) lets
-///   the clients learn what its TCP acknowledged.
+/// - **Servers:** [`host`](Self::host) takes any turmoil host software. It is given a
+///   [`Task`] too: its [`wire`](Task::wire), so that a server which accepts with a
+///   [`Listener`](crate::Listener) lets the clients learn what its TCP acknowledged, and
+///   its [`record`](Task::record), for what the server did.
 /// - **Clients:** [`client`](Self::client) takes any task. It is given a [`Task`], whose
 ///   [`connect`](Task::connect) makes a connection with the tokio driver, watched by the
 ///   project's invariant monitor and traced, and whose [`record`](Task::record) adds to the
@@ -50,9 +51,9 @@ use crate::wire::Wire;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// let verdict = Harness::new(7)
-///     .host("server", |wire| async move {
+///     .host("server", |task| async move {
 ///         // Echoes one connection's bytes, acknowledging them through the Wire.
-///         let listener = Listener::bind(("0.0.0.0", PORT), wire).await?;
+///         let listener = Listener::bind(("0.0.0.0", PORT), task.wire()).await?;
 ///         let (mut stream, _) = listener.accept().await?;
 ///         let mut buf = [0u8; 1024];
 ///         loop {
@@ -70,7 +71,7 @@ use crate::wire::Wire;
 ///             conn.shutdown().await?;
 ///             let mut echo = Vec::new();
 ///             conn.read_to_end(&mut echo).await?;
-///             task.record(String::from_utf8_lossy(&echo));
+///             task.record(format!("echo: {}", String::from_utf8_lossy(&echo)));
 ///             Ok::<(), std::io::Error>(())
 ///         };
 ///         let (_, end) = tokio::join!(app, driver);
@@ -79,8 +80,8 @@ use crate::wire::Wire;
 ///     })
 ///     .swarm(Swarm::none().with(FaultFamily::Latency))
 ///     .invariant("the echo is the request", |history| {
-///         match history.records.iter().find(|r| r.what.starts_with("p")) {
-///             Some(record) if record.what != "ping" => Err(format!("got {}", record.what)),
+///         match history.records.iter().find(|r| r.what.starts_with("echo: ")) {
+///             Some(record) if record.what != "echo: ping" => Err(record.what.clone()),
 ///             _ => Ok(()),
 ///         }
 ///     })
@@ -97,30 +98,31 @@ pub struct Harness {
     invariants: Vec<(String, Invariant)>,
 }
 
-/// What a client task is given: the way to connect, and the run's history.
+/// What a host's software or a client task is given: the way to connect, the run's
+/// [`Wire`], and its history.
 #[derive(Clone)]
 pub struct Task {
     name: String,
     shared: Rc<Shared>,
 }
 
-/// What the run recorded, for the user's invariants: the clients' records, in the order they
+/// What the run recorded, for the user's invariants: the hosts' records, in the order they
 /// were made, and every connection's close report.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// What the client tasks recorded ([`Task::record`]).
+    /// What the hosts recorded ([`Task::record`]).
     pub records: Vec<Record>,
-    /// Each connection's close report, with the name of the client task that made it.
+    /// Each connection's close report, with the name of the host that made it.
     pub reports: Vec<(String, CloseReport)>,
 }
 
-/// One thing a client task recorded.
+/// One thing a host recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// When, in simulated time.
     pub at: Duration,
-    /// The client task that recorded it.
-    pub client: String,
+    /// The host that recorded it (a server's or a client's).
+    pub host: String,
     /// What it recorded.
     pub what: String,
 }
@@ -138,7 +140,7 @@ pub struct Verdict {
     pub trace: Trace,
     /// What the run reached.
     pub coverage: Coverage,
-    /// What the client tasks recorded, and the connections' reports.
+    /// What the hosts recorded, and the connections' reports.
     pub history: History,
     /// The faults the run applied.
     pub faults: Schedule,
@@ -164,7 +166,7 @@ enum Plan {
     Swarm(Swarm),
 }
 
-type HostSoftware = Rc<dyn Fn(Wire) -> Pin<Box<dyn Future<Output = turmoil::Result>>>>;
+type HostSoftware = Rc<dyn Fn(Task) -> Pin<Box<dyn Future<Output = turmoil::Result>>>>;
 type ClientTask = Box<dyn FnOnce(Task) -> Pin<Box<dyn Future<Output = turmoil::Result>>>>;
 type Invariant = Box<dyn Fn(&History) -> Result<(), String>>;
 
@@ -199,14 +201,16 @@ impl Harness {
         }
     }
 
-    /// A server host `name`, running `software` (started again when a fault bounces it). It
-    /// is given the run's [`Wire`], to accept with a [`Listener`](crate::Listener).
+    /// A server host `name`, running `software` (started again when a fault bounces it; what
+    /// it keeps outside the future, in an `Rc` it captured, survives as a disk would). It is
+    /// given a [`Task`]: the run's [`Wire`], to accept with a
+    /// [`Listener`](crate::Listener), and the history to record into.
     pub fn host<F, Fut>(mut self, name: &str, software: F) -> Self
     where
-        F: Fn(Wire) -> Fut + 'static,
+        F: Fn(Task) -> Fut + 'static,
         Fut: Future<Output = turmoil::Result> + 'static,
     {
-        let software: HostSoftware = Rc::new(move |wire| Box::pin(software(wire)));
+        let software: HostSoftware = Rc::new(move |task| Box::pin(software(task)));
         self.hosts.push((name.to_owned(), software));
         self
     }
@@ -315,8 +319,11 @@ impl Harness {
             .build();
         let servers: Vec<String> = hosts.iter().map(|(name, _)| name.clone()).collect();
         for (name, software) in hosts {
-            let wire = shared.wire.clone();
-            sim.host(name.as_str(), move || software(wire.clone()));
+            let task = Task {
+                name: name.clone(),
+                shared: shared.clone(),
+            };
+            sim.host(name.as_str(), move || software(task.clone()));
         }
         let client_names: Vec<String> = clients.iter().map(|(name, _)| name.clone()).collect();
         for (name, task) in clients {
@@ -422,23 +429,23 @@ impl Task {
         (conn, driver)
     }
 
-    /// Records `what` in the run's history, with the simulated time and this task's name,
+    /// Records `what` in the run's history, with the simulated time and this host's name,
     /// for the invariants.
     pub fn record(&self, what: impl fmt::Display) {
         let record = Record {
             at: turmoil::sim_elapsed().unwrap_or_default(),
-            client: self.name.clone(),
+            host: self.name.clone(),
             what: what.to_string(),
         };
         self.shared.history.borrow_mut().records.push(record);
     }
 
-    /// The run's [`Wire`], for a server this task starts itself.
+    /// The run's [`Wire`], for a server's [`Listener`](crate::Listener).
     pub fn wire(&self) -> Wire {
         self.shared.wire.clone()
     }
 
-    /// This client task's host name.
+    /// This host's name.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tcpclient_core::Config;
-use tcpclient_sim::{FaultFamily, Harness, History, Listener, PORT, Seeds, Swarm, Verdict, Wire};
+use tcpclient_sim::{FaultFamily, Harness, History, Listener, PORT, Seeds, Swarm, Task, Verdict};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Requests the client makes.
@@ -13,8 +13,8 @@ const REQUESTS: u64 = 10;
 
 /// Answers each line `n` with `n + 1`; `wrong_from` plants a bug: from that number on,
 /// `n + 2`.
-async fn server(wire: Wire, wrong_from: Option<u64>) -> tcpclient_sim::turmoil::Result {
-    let listener = Listener::bind(("0.0.0.0", PORT), wire).await?;
+async fn server(task: Task, wrong_from: Option<u64>) -> tcpclient_sim::turmoil::Result {
+    let listener = Listener::bind(("0.0.0.0", PORT), task.wire()).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::task::spawn_local(async move {
@@ -42,7 +42,7 @@ async fn server(wire: Wire, wrong_from: Option<u64>) -> tcpclient_sim::turmoil::
 
 /// Sends the requests one at a time, recording each answer as `n -> m`; gives up on the
 /// first failure (the faults may end the connection).
-async fn client(task: tcpclient_sim::Task) -> tcpclient_sim::turmoil::Result {
+async fn client(task: Task) -> tcpclient_sim::turmoil::Result {
     let config = Config::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_stall_timeout(Some(Duration::from_secs(3)))
@@ -86,7 +86,7 @@ fn answers_are_the_next_number(history: &History) -> Result<(), String> {
 
 fn run(seed: u64, swarm: Swarm, wrong_from: Option<u64>) -> Verdict {
     Harness::new(seed)
-        .host("server", move |wire| server(wire, wrong_from))
+        .host("server", move |task| server(task, wrong_from))
         .client("client", client)
         .swarm(swarm)
         .invariant("answers are the next number", answers_are_the_next_number)
