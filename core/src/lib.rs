@@ -161,6 +161,8 @@ mod input;
 mod ledger;
 mod lines;
 mod log;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 mod options;
 mod output;
 mod outstanding;

@@ -11,11 +11,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use tcpclient_core::monitor::Monitor;
 use tcpclient_core::{
     AttemptId, Client, Config, ConnectOptions, Destination, Event, Family, Input, InvalidInput,
     Output, Preamble, Request, Unacknowledged,
 };
-use tcpclient_testkit::Monitor;
 use tcpclient_tokio::{Connection, DriverEnd, Observer};
 
 use crate::buggify::{Buggify, BuggyStream, Point};

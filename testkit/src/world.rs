@@ -23,9 +23,9 @@ use tcpclient_core::{
     TlsConfig, Unacknowledged, tls,
 };
 
-use crate::monitor::Step;
 use crate::scenario::{Misuse, Op, Scenario};
 use crate::{Monitor, Pki, Server};
+use tcpclient_core::monitor::Step;
 
 /// A broken invariant, with the trace that led to it.
 #[derive(Debug, Clone, PartialEq, Eq)]

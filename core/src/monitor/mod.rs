@@ -1,18 +1,22 @@
-//! The one invariant monitor: every input with the core's answer, every output, checked
-//! against the invariants of ARCHITECTURE.md section 4 that a client shows on its own.
+//! The one invariant monitor (feature `monitor`): every input with the core's answer, every
+//! request, every output, checked against the invariants a client shows on its own (the
+//! repository's ARCHITECTURE.md, section 4, numbers them).
 //!
-//! The proptest and fuzz world ([`crate::run`]), the corpus replay and the simulator's driver
-//! all feed their client through a [`Monitor`]. Invariants that need the peer (4, order) and
-//! the whole run (7, termination; 9, determinism) are checked by those harnesses on top.
+//! The project's proptest and fuzz worlds, its corpus replay and its simulator's driver all
+//! feed their client through a [`Monitor`]; so can a driver of yours, or a test of your own
+//! protocol. Invariants that need the peer (4, order) and the whole run (7, termination; 9,
+//! determinism) are checked by those harnesses on top.
 
 use std::time::{Duration, Instant};
 
-use tcpclient_core::{
+use crate::{
     AttemptId, AttemptOutcome, Client, Ending, Error, Event, Input, InvalidInput, Output, Phase,
     Request, Unacknowledged,
 };
 
-use crate::SessionMonitor;
+mod session;
+
+pub use session::SessionMonitor;
 
 /// The most plaintext one read can bring beyond its own length: a TLS record begun in
 /// earlier reads (16 KiB of plaintext, less its overhead already counted).
@@ -142,7 +146,7 @@ impl ConnectionMonitor {
             drain_timeout: config.drain_timeout,
             idle_timeout: config.idle_timeout,
             attempt_timeout: config.attempt_timeout,
-            drains_on_peer_close: config.on_peer_eof == tcpclient_core::OnPeerEof::Close,
+            drains_on_peer_close: config.on_peer_eof == crate::OnPeerEof::Close,
             drain_by: None,
             idle_by: None,
             shut_down: false,
@@ -373,7 +377,6 @@ impl ConnectionMonitor {
                 self.unacknowledged = Some(bytes);
             }
             Unacknowledged::Unknown => self.cannot_tell = true,
-            _ => {}
         }
     }
 
@@ -629,7 +632,7 @@ impl ConnectionMonitor {
         }
     }
 
-    fn check_report(&mut self, report: &tcpclient_core::CloseReport) {
+    fn check_report(&mut self, report: &crate::CloseReport) {
         let mut broken = Vec::new();
         for attempt in &report.attempts {
             let lasted = attempt.ended.saturating_sub(attempt.started);
@@ -808,8 +811,10 @@ impl Monitor {
 /// A report of the driver's or a request of the application's: what a monitor hands the
 /// client, and checks it against.
 #[derive(Debug)]
-pub(crate) enum Step<'a> {
+pub enum Step<'a> {
+    /// A report of the driver's: what it observed.
     Report(Input<'a>),
+    /// A request of the application's.
     Request(Request),
 }
 
@@ -826,14 +831,16 @@ impl From<Request> for Step<'_> {
 }
 
 impl Step<'_> {
-    pub(crate) fn name(&self) -> &'static str {
+    /// The input's or the request's name, as traces give it.
+    pub fn name(&self) -> &'static str {
         match self {
             Step::Report(input) => input.name(),
             Step::Request(request) => request.name(),
         }
     }
 
-    pub(crate) fn apply(self, client: &mut Client, now: Instant) -> Result<(), InvalidInput> {
+    /// Makes the step: hands the report to `client`, or makes the request of it, at `now`.
+    pub fn apply(self, client: &mut Client, now: Instant) -> Result<(), InvalidInput> {
         match self {
             Step::Report(input) => client.handle_input(now, input),
             Step::Request(request) => request.apply(client, now),
