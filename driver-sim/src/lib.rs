@@ -28,8 +28,10 @@
 //! turmoil's own listener acknowledges nothing, and every graceful close then ends at the
 //! drain deadline, unconfirmed, as one would with a peer that vanished.
 //!
-//! The `tcpclient-sim` program sweeps seed ranges (`sweep --seeds 0..2000`), replays one
-//! seed's trace (`replay --seed 7`) and shrinks a failing seed to a test (`shrink --seed 7`).
+//! The `tcpclient-sim` program (built with the `cli` feature, so that a test depending on
+//! this crate does not build its argument parser) sweeps seed ranges
+//! (`sweep --seeds 0..2000`), replays one seed's trace (`replay --seed 7`) and shrinks a
+//! failing seed to a test (`shrink --seed 7`).
 //!
 //! # Test your own protocol
 //!
@@ -108,6 +110,7 @@
 
 mod app_points;
 mod buggify;
+mod certificates;
 mod coverage;
 mod driver;
 mod faults;

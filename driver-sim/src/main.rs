@@ -203,7 +203,7 @@ fn sweep(seeds: Range<u64>, jobs: usize, checks: Checks) -> ExitCode {
     for s in &failed {
         println!("  seed {}: {}", s.seed, s.violations.join("; "));
         println!(
-            "    replay: cargo run --release -p tcpclient-sim -- replay --seed {}",
+            "    replay: cargo run --release -p tcpclient-sim --features cli -- replay --seed {}",
             s.seed
         );
     }

@@ -13,10 +13,10 @@ use tcpclient_core::{
     AttemptOutcome, CloseReport, Config, Ending, Event, InvalidInput, OnPeerEof, Preamble,
     ReconnectPolicy, TlsConfig,
 };
-use tcpclient_testkit::Pki;
 use tokio::sync::Notify;
 
 use crate::buggify::{Buggify, Point};
+use crate::certificates;
 use crate::coverage::Coverage;
 use crate::driver::{Turmoil, connect_with};
 use crate::faults::{Direction, FaultKind, Schedule};
@@ -428,17 +428,25 @@ impl SessionUse {
 
 thread_local! {
     /// Certificates per thread: making keys is the slow part of a run.
-    static PKI: (Arc<ServerConfig>, TlsConfig) = {
-        let pki = Pki::new();
-        let mut client = (*tcpclient_core::tls::client_config(pki.roots(), &[]).expect("client config")).clone();
-        client.resumption = rustls::client::Resumption::disabled();
-        (pki.server_config(), TlsConfig::new(Arc::new(client)))
-    };
+    static CERTIFICATES: Result<(Arc<ServerConfig>, TlsConfig), String> = certificates::make();
 }
 
 /// Runs `scenario` in a fresh simulation and checks it.
 pub fn run(scenario: &Scenario) -> Outcome {
-    let (server_tls, client_tls) = PKI.with(|(s, c)| (s.clone(), c.clone()));
+    let (server_tls, client_tls) = match CERTIFICATES.with(Clone::clone) {
+        Ok(made) => made,
+        Err(why) => {
+            return Outcome {
+                seed: scenario.seed,
+                trace: Trace::new(),
+                report: None,
+                violations: vec![why],
+                simulated: Duration::ZERO,
+                coverage: Coverage::default(),
+                peer_resets: 0,
+            };
+        }
+    };
     let mut sim = turmoil::Builder::new()
         .rng_seed(scenario.seed)
         .simulation_duration(SIMULATION_LIMIT)

@@ -199,7 +199,7 @@ fn a_sweep_of_200_seeds_keeps_every_invariant() {
         let outcome = run(&Scenario::from_seed(seed));
         assert!(
             outcome.violations.is_empty(),
-            "seed {seed}: {:?}\nreplay: cargo run --release -p tcpclient-sim -- replay --seed {seed}",
+            "seed {seed}: {:?}\nreplay: cargo run --release -p tcpclient-sim --features cli -- replay --seed {seed}",
             outcome.violations
         );
         kinds.insert(outcome.kind());
