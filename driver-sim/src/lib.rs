@@ -53,7 +53,9 @@
 //! - **[`Seeds`]** runs a range of seeds from a `#[test]`:
 //!   - `TCPCLIENT_SIM_SEED=17` picks one seed, and `TCPCLIENT_SIM_SEEDS=0..10000` a range;
 //!   - `check_determinism` runs each seed twice and compares the runs;
-//!   - a failing seed fails the test with the command that replays it.
+//!   - a failing seed fails the test with the command that replays it, and what it drew;
+//!   - [`shrink_plan`] then cuts its fault plan and your [`Workload`] down while it still
+//!     fails the same way.
 //! - **Buggify in your code.** `tcpclient_tokio::buggify::fires("a name")` is a fault point
 //!   of your own. It is never on outside a simulation. Inside one, the seed switches it on
 //!   for a run in four, and it then fires one time in four ([`AppPoints`]).
@@ -121,6 +123,7 @@ mod scenario;
 mod seeds;
 mod servers;
 mod shrink;
+mod shrink_plan;
 mod swarm;
 mod trace;
 mod wire;
@@ -143,6 +146,7 @@ pub use seeds::{SEED_VAR, SEEDS_VAR, Seeds};
 pub use serde_json;
 pub use servers::{FLOOD_BYTES, PORT, ServerKind, ServerLog, SharedLog, serve, server};
 pub use shrink::{Shrunk, shrink, shrink_while, to_rust};
+pub use shrink_plan::{ShrunkPlan, Workload, shrink_plan};
 pub use swarm::{FaultFamily, Swarm};
 pub use tcpclient_core::SplitMix;
 pub use tcpclient_tokio::DriverEnd;

@@ -65,7 +65,7 @@ pub fn shrink_while(
 }
 
 /// A violation with its numbers taken out.
-fn shape(violation: &str) -> String {
+pub(crate) fn shape(violation: &str) -> String {
     violation
         .chars()
         .map(|c| if c.is_ascii_digit() { '#' } else { c })

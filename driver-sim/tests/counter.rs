@@ -19,13 +19,34 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tcpclient_core::Config;
-use tcpclient_sim::{FaultFamily, Harness, History, Listener, PORT, Seeds, Swarm, Task, Verdict};
+use tcpclient_sim::{
+    FaultFamily, Harness, History, Listener, PORT, Schedule, Seeds, Swarm, Task, Verdict, Workload,
+    shrink_plan,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Increments the client makes.
-const INCREMENTS: u64 = 8;
+const INCREMENTS: Increments = Increments(8);
 /// Connections the client makes at most, before it gives up.
 const CONNECTIONS: u32 = 6;
+
+/// The client's workload: how many increments it makes. Shrinking makes it smaller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Increments(u64);
+
+impl Workload for Increments {
+    fn smaller(&self) -> Vec<Self> {
+        let Increments(n) = *self;
+        let mut smaller = Vec::new();
+        if n > 1 {
+            smaller.push(Increments(n / 2));
+        }
+        if n > 0 && n - 1 != n / 2 {
+            smaller.push(Increments(n - 1));
+        }
+        smaller
+    }
+}
 
 /// A bug planted on purpose, to see the sweep find it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,21 +108,26 @@ async fn server(
     }
 }
 
-async fn client(task: Task, planted: Planted) -> tcpclient_sim::turmoil::Result {
+async fn client(
+    task: Task,
+    increments: Increments,
+    planted: Planted,
+) -> tcpclient_sim::turmoil::Result {
+    let Increments(increments) = increments;
     let config = Config::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_stall_timeout(Some(Duration::from_secs(2)))
         .with_idle_timeout(Some(Duration::from_secs(2)));
     let mut next = 0;
     for _ in 0..CONNECTIONS {
-        if next == INCREMENTS {
+        if next == increments {
             break;
         }
         let (conn, driver) = task.connect(("server", PORT), config.clone());
         let app = async {
             let (read, mut write) = tokio::io::split(conn);
             let mut lines = BufReader::new(read).lines();
-            while next < INCREMENTS {
+            while next < increments {
                 write.write_all(format!("INC {next}\n").as_bytes()).await?;
                 if planted == Planted::ClientTrustsTheWrite {
                     task.record(format!("done {next}"));
@@ -122,7 +148,7 @@ async fn client(task: Task, planted: Planted) -> tcpclient_sim::turmoil::Result 
         let _ = tokio::join!(app, driver);
         if planted == Planted::ClientTrustsTheWrite {
             // It wrote `next` and took it as done: it moves on.
-            next = (next + 1).min(INCREMENTS);
+            next = (next + 1).min(increments);
         }
     }
     Ok(())
@@ -157,18 +183,21 @@ fn exactly_once(history: &History) -> Result<(), String> {
     Ok(())
 }
 
-fn run(seed: u64, planted: Planted) -> Verdict {
+/// The run of `seed`, its faults still to be given (drawn or explicit).
+fn harness(seed: u64, increments: Increments, planted: Planted) -> Harness {
     let store = Rc::new(RefCell::new(Store::default()));
+    Harness::new(seed)
+        .host("server", move |task| server(task, store.clone(), planted))
+        .client("client", move |task| client(task, increments, planted))
+        .horizon(Duration::from_secs(1))
+        .invariant("exactly once", exactly_once)
+}
+
+fn run(seed: u64, planted: Planted) -> Verdict {
     let swarm = FaultFamily::SCHEDULED
         .into_iter()
         .fold(Swarm::none(), Swarm::with);
-    Harness::new(seed)
-        .host("server", move |task| server(task, store.clone(), planted))
-        .client("client", move |task| client(task, planted))
-        .swarm(swarm)
-        .horizon(Duration::from_secs(1))
-        .invariant("exactly once", exactly_once)
-        .run()
+    harness(seed, INCREMENTS, planted).swarm(swarm).run()
 }
 
 /// The first seed of `seeds` whose run breaks an invariant, with its violations.
@@ -189,14 +218,7 @@ fn the_protocol_holds_under_every_fault_family() {
 
 #[test]
 fn without_faults_every_increment_is_done_once() {
-    let verdict = Harness::new(0)
-        .host("server", {
-            let store = Rc::new(RefCell::new(Store::default()));
-            move |task| server(task, store.clone(), Planted::None)
-        })
-        .client("client", |task| client(task, Planted::None))
-        .invariant("exactly once", exactly_once)
-        .run();
+    let verdict = harness(0, INCREMENTS, Planted::None).run();
     assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
     let done = verdict
         .history
@@ -204,7 +226,7 @@ fn without_faults_every_increment_is_done_once() {
         .iter()
         .filter(|r| r.what.starts_with("done "))
         .count();
-    assert_eq!(done, INCREMENTS as usize, "{:?}", verdict.history.records);
+    assert_eq!(done, INCREMENTS.0 as usize, "{:?}", verdict.history.records);
 }
 
 #[test]
@@ -235,4 +257,39 @@ fn the_sweep_finds_a_client_that_trusts_the_write() {
         "seed {seed}: {violations:?}"
     );
     println!("a client that trusts the write: found at seed {seed}: {violations:?}");
+}
+
+#[test]
+fn a_found_bug_shrinks_to_a_smaller_plan_and_workload() {
+    let Some((seed, _)) = first_failure(0..1000, Planted::ServerForgetsRetries) else {
+        panic!("not found in 1,000 seeds");
+    };
+    let drawn = run(seed, Planted::ServerForgetsRetries).faults;
+    let shrunk = shrink_plan(drawn.clone(), INCREMENTS, |faults: Schedule, increments| {
+        harness(seed, increments, Planted::ServerForgetsRetries).faults(faults)
+    });
+    let Some(shrunk) = shrunk else {
+        panic!("seed {seed} does not fail with its own plan given explicitly");
+    };
+
+    assert!(shrunk.faults.faults.len() <= drawn.faults.len());
+    assert!(shrunk.workload.0 <= INCREMENTS.0);
+    assert!(
+        shrunk
+            .verdict
+            .violations
+            .iter()
+            .any(|v| v.ends_with(" times")),
+        "{:?}",
+        shrunk.verdict.violations
+    );
+    println!(
+        "seed {seed}: {} faults and {:?} shrunk in {} runs to {:?} and {:?}: {:?}",
+        drawn.faults.len(),
+        INCREMENTS,
+        shrunk.runs,
+        shrunk.faults.faults,
+        shrunk.workload,
+        shrunk.verdict.violations
+    );
 }
