@@ -5,7 +5,7 @@
 // The core's clippy.toml bans clocks and sockets from the core; a driver needs both.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -29,22 +29,19 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(output) = client.poll_output() {
             let now = Instant::now();
             let fed = match output {
-                Output::Resolve { host, port } => match (host.as_str(), port).to_socket_addrs() {
-                    Ok(addrs) => client.handle_input(
+                Output::Resolve { host, port } => {
+                    let addrs: io::Result<Vec<_>> = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map(Iterator::collect);
+                    let result = addrs.as_deref().map_err(io::Error::kind);
+                    client.handle_input(
                         now,
                         Input::Resolved {
                             family: None,
-                            result: Ok(&addrs.collect::<Vec<_>>()),
+                            result,
                         },
-                    ),
-                    Err(e) => client.handle_input(
-                        now,
-                        Input::Resolved {
-                            family: None,
-                            result: Err(e.kind()),
-                        },
-                    ),
-                },
+                    )
+                }
                 // One blocking connect at a time: its answer comes before the client can ask for
                 // another attempt, so attempts never overlap here (the polling driver races
                 // them).

@@ -9,7 +9,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -76,23 +76,17 @@ pub fn exchange() -> Result<Run, Box<dyn std::error::Error>> {
             let now = Instant::now();
             match output {
                 Output::Resolve { host, port } => {
-                    let resolved = (host.as_str(), port).to_socket_addrs();
-                    let _ = match resolved {
-                        Ok(addrs) => client.handle_input(
-                            now,
-                            Input::Resolved {
-                                family: None,
-                                result: Ok(&addrs.collect::<Vec<_>>()),
-                            },
-                        ),
-                        Err(e) => client.handle_input(
-                            now,
-                            Input::Resolved {
-                                family: None,
-                                result: Err(e.kind()),
-                            },
-                        ),
-                    };
+                    let addrs: io::Result<Vec<_>> = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map(Iterator::collect);
+                    let result = addrs.as_deref().map_err(io::Error::kind);
+                    let _ = client.handle_input(
+                        now,
+                        Input::Resolved {
+                            family: None,
+                            result,
+                        },
+                    );
                 }
                 Output::Connect { attempt, addr, .. } => match start_connect(addr) {
                     Ok(stream) => {

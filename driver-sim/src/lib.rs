@@ -140,7 +140,7 @@ pub use network::{Network, Path, Reach, SERVER_V4, SERVER_V6};
 pub use scenario::{
     End, Outcome, SIMULATION_LIMIT, Scenario, Script, TURMOIL_TCP_CAPACITY, TlsMode, run, timed,
 };
-pub use seeds::{SEED_VAR, SEEDS_VAR, Seeds};
+pub use seeds::{SEED_VAR, SEEDS_VAR, Seeds, parse_seeds};
 /// The JSON values of [`Trace::note`], re-exported so that a test needs no `serde_json` of
 /// its own.
 pub use serde_json;

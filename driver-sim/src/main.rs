@@ -5,11 +5,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tcpclient_sim::{Coverage, Outcome, Scenario, run, timed, to_rust};
+use tcpclient_sim::{Coverage, Outcome, Scenario, Seeds, parse_seeds, run, timed, to_rust};
 
 /// Deterministic network fault testing of tcpclient-core inside turmoil.
 #[derive(Debug, Parser)]
@@ -25,7 +24,7 @@ enum Command {
     /// check every invariant; exits 1 if any is broken.
     Sweep {
         /// Seeds to run, as START..END (END excluded).
-        #[arg(long, value_parser = parse_range)]
+        #[arg(long, value_parser = parse_seeds)]
         seeds: Range<u64>,
         /// Threads to run seeds on.
         #[arg(long, default_value_t = 1)]
@@ -56,16 +55,6 @@ enum Command {
         #[arg(long)]
         seed: u64,
     },
-}
-
-fn parse_range(text: &str) -> Result<Range<u64>, String> {
-    let (start, end) = text.split_once("..").ok_or("expected START..END")?;
-    let start: u64 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
-    let end: u64 = end.parse().map_err(|_| format!("bad end `{end}`"))?;
-    if start >= end {
-        return Err("the range is empty".into());
-    }
-    Ok(start..end)
 }
 
 fn main() -> ExitCode {
@@ -114,42 +103,24 @@ fn sweep(seeds: Range<u64>, jobs: usize, checks: Checks) -> ExitCode {
         check_determinism,
         fail_fast,
     } = checks;
-    let next = AtomicU64::new(seeds.start);
-    let stop = AtomicBool::new(false);
     let seen = Mutex::new(Vec::new());
     let ((), wall) = timed(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(|| {
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        // Seeds are taken in order: when a job stops at a violation, every
-                        // lower seed has been or is being run, so the first is found.
-                        let seed = next.fetch_add(1, Ordering::Relaxed);
-                        if seed >= seeds.end {
-                            return;
-                        }
-                        let scenario = Scenario::from_seed(seed);
-                        let outcome = run(&scenario);
-                        let mut entry = summarize(&scenario, &outcome);
-                        if check_determinism {
-                            let again = run(&scenario).trace.hash();
-                            if again != outcome.trace.hash() {
-                                entry.violations.push(format!(
-                                    "two runs of the seed gave different traces ({:016x}, {again:016x})",
-                                    outcome.trace.hash()
-                                ));
-                            }
-                        }
-                        if fail_fast && !entry.violations.is_empty() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        seen.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-                    }
-                });
+        Seeds::range(seeds.clone()).jobs(jobs).for_each(|seed| {
+            let scenario = Scenario::from_seed(seed);
+            let outcome = run(&scenario);
+            let mut entry = summarize(&scenario, &outcome);
+            if check_determinism {
+                let again = run(&scenario).trace.hash();
+                if again != outcome.trace.hash() {
+                    entry.violations.push(format!(
+                        "two runs of the seed gave different traces ({:016x}, {again:016x})",
+                        outcome.trace.hash()
+                    ));
+                }
             }
+            let go_on = !fail_fast || entry.violations.is_empty();
+            seen.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+            go_on
         });
     });
     let mut seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -49,9 +49,9 @@ impl Seeds {
                 Ok(seed) => seed..seed.saturating_add(1),
                 Err(_) => panic!("{SEED_VAR}={seed} is no seed (a number)"),
             },
-            (_, Ok(range)) => match parse_range(&range) {
-                Some(range) => range,
-                None => panic!("{SEEDS_VAR}={range} is no range of seeds (start..end)"),
+            (_, Ok(range)) => match parse_seeds(&range) {
+                Ok(range) => range,
+                Err(why) => panic!("{SEEDS_VAR}={range}: {why}"),
             },
             _ => default,
         };
@@ -93,26 +93,14 @@ impl Seeds {
     /// command that replays it (`test` is the test's name), and what the seed drew. This is
     /// how a `#[test]` fails.
     pub fn run(self, test: &str, run: impl Fn(u64) -> Verdict + Sync) -> u64 {
-        let next = AtomicU64::new(self.range.start);
-        let stop = AtomicBool::new(false);
         let failures: Mutex<Vec<(u64, String)>> = Mutex::default();
-        let twice = self.twice;
-        std::thread::scope(|scope| {
-            for _ in 0..self.jobs {
-                scope.spawn(|| {
-                    while !stop.load(Ordering::Relaxed) {
-                        let seed = next.fetch_add(1, Ordering::Relaxed);
-                        if seed >= self.range.end {
-                            return;
-                        }
-                        if let Some(failure) = check(seed, twice, &run) {
-                            stop.store(true, Ordering::Relaxed);
-                            let mut failures = failures.lock().unwrap_or_else(|e| e.into_inner());
-                            failures.push((seed, failure));
-                        }
-                    }
-                });
-            }
+        self.for_each(|seed| {
+            let Some(failure) = check(seed, self.twice, &run) else {
+                return true;
+            };
+            let mut failures = failures.lock().unwrap_or_else(|e| e.into_inner());
+            failures.push((seed, failure));
+            false
         });
         let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
         failures.sort_by_key(|(seed, _)| *seed);
@@ -121,6 +109,44 @@ impl Seeds {
         }
         self.range.end.saturating_sub(self.range.start)
     }
+}
+
+impl Seeds {
+    /// Calls `visit` for every seed on the jobs' threads, each taking the next seed in
+    /// order, until one returns `false`. Then no new seed is taken; every seed below the one
+    /// that stopped has been or is being visited, so the lowest failing seed is found.
+    pub fn for_each(&self, visit: impl Fn(u64) -> bool + Sync) {
+        let next = AtomicU64::new(self.range.start);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= self.range.end {
+                            return;
+                        }
+                        if !visit(seed) {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// A range of seeds, `START..END` (`END` excluded, not empty), as the environment and the
+/// `tcpclient-sim` command take it.
+pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let (start, end) = text.split_once("..").ok_or("expected START..END")?;
+    let (start, end) = (start.trim(), end.trim());
+    let start: u64 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
+    let end: u64 = end.parse().map_err(|_| format!("bad end `{end}`"))?;
+    if start >= end {
+        return Err("the range is empty".into());
+    }
+    Ok(start..end)
 }
 
 /// Runs `seed` (twice, if `twice`); says what is wrong, if anything.
@@ -157,22 +183,17 @@ fn replay(seed: u64, test: &str) -> String {
     format!("{SEED_VAR}={seed} cargo test{package} {test} -- --exact")
 }
 
-/// `start..end` as a range of seeds.
-fn parse_range(text: &str) -> Option<Range<u64>> {
-    let (start, end) = text.trim().split_once("..")?;
-    Some(start.trim().parse().ok()?..end.trim().parse().ok()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ranges_are_start_dot_dot_end() {
-        assert_eq!(parse_range("0..10000"), Some(0..10000));
-        assert_eq!(parse_range(" 5 .. 9 "), Some(5..9));
-        assert_eq!(parse_range("5-9"), None);
-        assert_eq!(parse_range("a..9"), None);
+        assert_eq!(parse_seeds("0..10000"), Ok(0..10000));
+        assert_eq!(parse_seeds(" 5 .. 9 "), Ok(5..9));
+        assert_eq!(parse_seeds("5-9"), Err("expected START..END".into()));
+        assert_eq!(parse_seeds("a..9"), Err("bad start `a`".into()));
+        assert_eq!(parse_seeds("9..9"), Err("the range is empty".into()));
     }
 
     #[test]
