@@ -195,3 +195,30 @@ fn a_client_that_never_ends_is_a_liveness_violation() {
         verdict.violations
     );
 }
+
+#[test]
+fn a_longer_tick_hands_messages_over_at_its_boundaries() {
+    let answered_at = |harness: Harness| -> Vec<Duration> {
+        let verdict = harness
+            .host("server", |task| server(task, None))
+            .client("client", client)
+            .run();
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+        let at: Vec<Duration> = verdict
+            .history
+            .records
+            .iter()
+            .filter(|r| r.what.contains(" -> "))
+            .map(|r| r.at)
+            .collect();
+        assert_eq!(at.len(), REQUESTS as usize);
+        at
+    };
+    let off_five = |at: &[Duration]| at.iter().filter(|t| t.as_millis() % 5 != 0).count();
+
+    let fine = answered_at(Harness::new(3));
+    let coarse = answered_at(Harness::new(3).tick(Duration::from_millis(5)));
+
+    assert!(off_five(&fine) > 0, "1 ms steps: {fine:?}");
+    assert_eq!(off_five(&coarse), 0, "5 ms steps: {coarse:?}");
+}
