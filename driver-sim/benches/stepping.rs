@@ -13,7 +13,7 @@
 //!   --jobs 1` runs them, in lifecycles per second;
 //! - **a user's protocol**: a request/response protocol on the [`Harness`], 100 requests 30 ms
 //!   apart (about 3 s simulated), in seeds per second; next to the same protocol on turmoil's
-//!   own sockets without the harness or the driver;
+//!   own sockets without the harness or the driver, and on the harness with a 5 ms tick;
 //! - under each, **turmoil alone**: as many hosts, the same tick, stepped for the same
 //!   simulated time, idle.
 
@@ -80,6 +80,15 @@ fn main() {
             servers: 1,
         }
     });
+    let coarse = measure(reps, &seeds, |seed| {
+        let tick = Duration::from_millis(5);
+        let verdict = user_harness(seed).tick(tick).run();
+        Shape {
+            simulated: verdict.simulated,
+            tick,
+            servers: 1,
+        }
+    });
     let bare = measure(reps, &seeds, bare_protocol);
     let user_idle = idle_as_long(reps, &user.shapes);
     row("a user's protocol on the harness (seeds)", &user, None);
@@ -91,6 +100,11 @@ fn main() {
     row(
         "  turmoil alone: two hosts, as long, idle",
         &user_idle,
+        Some(&user),
+    );
+    row(
+        "  the same on the harness, with a 5 ms tick",
+        &coarse,
         Some(&user),
     );
 }
