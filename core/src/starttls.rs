@@ -293,7 +293,7 @@ impl StartTlsDialogue {
                         bytes: self.received.len(),
                     });
                 }
-                Some(Hear::Reply(reply, accept)) => self.expect(reply, accept)?,
+                Some(Hear::Reply(reply, accept)) => self.read_reply(reply, accept)?,
                 Some(Hear::XmppFeatures) => self.xmpp_features()?,
                 Some(Hear::XmppProceed) => self.xmpp_proceed()?,
             };
@@ -314,7 +314,7 @@ impl StartTlsDialogue {
     }
 
     /// Reads the reply `reply`; returns false until it is all there.
-    fn expect(
+    fn read_reply(
         &mut self,
         reply: Reply,
         accept: &'static [&'static str],

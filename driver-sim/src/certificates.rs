@@ -14,7 +14,6 @@ use tcpclient_core::{TlsConfig, tls};
 /// that trusts its CA alone. Resumption is off and the server sends no tickets, so that no
 /// run depends on an earlier one and traces stay short.
 pub(crate) fn make() -> Result<(Arc<ServerConfig>, TlsConfig), String> {
-    let failed = |e: &dyn std::fmt::Display| format!("making the simulator's certificates: {e}");
     let (ca_cert, cert, key) = certificates()?;
     let mut server = ServerConfig::builder_with_provider(tls::default_provider())
         .with_safe_default_protocol_versions()
@@ -29,6 +28,11 @@ pub(crate) fn make() -> Result<(Arc<ServerConfig>, TlsConfig), String> {
     let mut client = (*tls::client_config(roots, &[]).map_err(|e| failed(&e))?).clone();
     client.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(server), TlsConfig::new(Arc::new(client))))
+}
+
+/// Why the certificates could not be made, as a run's violation.
+fn failed(e: &dyn std::fmt::Display) -> String {
+    format!("making the simulator's certificates: {e}")
 }
 
 /// The CA's certificate, and the server's with its key.
@@ -46,7 +50,6 @@ fn certificates() -> Result<
     ),
     String,
 > {
-    let failed = |e: &dyn std::fmt::Display| format!("making the simulator's certificates: {e}");
     let ca_key = KeyPair::generate_for(&PKCS_ED25519).map_err(|e| failed(&e))?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| failed(&e))?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -109,7 +109,7 @@
 //! ```
 //!
 //! - **Where a run's time goes.** turmoil runs every host's runtime on every step, whether it
-//!   has work or not: about 0.7 µs per host per step, so a run costs roughly its simulated
+//!   has work or not: about 1 µs per host per step, so a run costs roughly its simulated
 //!   time over the step, times the hosts. A 3.5 s request/response run of two hosts at the
 //!   default 1 ms step runs about 100 times a second on one core in release, three quarters
 //!   of that time turmoil's own stepping (the project's `stepping` benchmark measures both).

@@ -107,7 +107,7 @@ fn the_line_client_greets_first_on_every_connection_and_loses_no_answered_reques
         .expect("within the time limit")
         .expect("the client runs");
     drop(server);
-    // Read, then removed before anything is asserted, so that a failing run leaves nothing.
+    // Read, then removed before the assertions below, so that their failing leaves nothing.
     let processed = std::fs::read_to_string(&log);
     let marks_read = std::fs::read(&marks);
     let _ = (std::fs::remove_file(&log), std::fs::remove_file(&marks));
