@@ -144,6 +144,24 @@ impl<'a> Rt<'a> {
         self.now
     }
 
+    /// Skips a tick of `duration` if the host has nothing to do in it: no
+    /// task scheduled and no timer firing by its end. Such a tick only moves
+    /// the clock, and tokio moves it, with the scheduler's state, as the tick
+    /// would have, without a `block_on`; the run is the same. Returns whether
+    /// the tick was skipped.
+    pub(crate) fn skip_if_idle(&mut self, duration: Duration) -> bool {
+        if self.local.has_scheduled_tasks() {
+            return false;
+        }
+        let Some(now) = self.tokio.skip_idle_tick(duration) else {
+            return false;
+        };
+        // `tick` polls the local set once, finding nothing to run.
+        self.local.count_idle_turns(1);
+        self.now = now;
+        true
+    }
+
     // This method is called by [`Sim::run`], which iterates through all the
     // runtimes and ticks each one. The magic of this method is described in the
     // documentation for [`LocalSet::run_until`], but it may not be entirely

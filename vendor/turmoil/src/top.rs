@@ -248,6 +248,17 @@ impl Topology {
     }
 
     // Move messages from any network links to the `dst` host.
+    /// Whether a message is ready to be delivered to `dst`.
+    pub(crate) fn has_deliverable(&self, dst: IpAddr) -> bool {
+        self.links.iter().any(|(pair, link)| {
+            (pair.0 == dst || pair.1 == dst)
+                && link
+                    .deliverable
+                    .get(&dst)
+                    .is_some_and(|queue| !queue.is_empty())
+        })
+    }
+
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
         for (pair, link) in &mut self.links {
             if pair.0 == dst.addr || pair.1 == dst.addr {
