@@ -1,6 +1,6 @@
 //! How fast the simulator runs on one core, side by side with turmoil stepping the same hosts
-//! for the same simulated time with nothing to do: the part of a run no change of ours can
-//! take away while turmoil ticks every host's runtime on every step.
+//! for the same simulated time with nothing to do: the part of a run that is turmoil's own
+//! stepping, which no change of ours can take away.
 //!
 //! ```sh
 //! cargo bench -p tcpclient-sim --bench stepping                # 2,000 seeds a row, 3 runs

@@ -255,10 +255,11 @@ impl Harness {
     }
 
     /// turmoil's step, 1 ms unless this says otherwise: a message is handed over at a step's
-    /// start, and every step runs every host's runtime, so a run costs about its simulated
-    /// time over the tick (a 3.5 s request/response run of two hosts takes 6 to 10 ms at 1 ms, in release). A longer
-    /// tick runs faster and hands messages over more coarsely; timers still fire at their own
-    /// instants. At least 1 ms, tokio's timer resolution.
+    /// start, and turmoil as released runs every host's runtime on every step, so a run costs
+    /// about its simulated time over the tick (a 3.5 s request/response run of two hosts takes
+    /// about 10 ms at 1 ms, in release). A longer tick runs faster and hands messages over more
+    /// coarsely; timers still fire at their own instants. At least 1 ms, tokio's timer
+    /// resolution.
     pub fn tick(mut self, tick: Duration) -> Self {
         self.settings.tick = tick.max(Duration::from_millis(1));
         self
