@@ -87,6 +87,16 @@ fn local_set_tasks_are_the_set_s() {
 }
 
 #[test]
+fn a_runtime_polling_for_io_never_skips() {
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    assert!(rt.skip_idle_tick(TICK).is_none());
+}
+
+#[test]
 fn the_multi_thread_runtime_never_skips() {
     let rt = Builder::new_multi_thread().enable_time().build().unwrap();
     assert!(rt.skip_idle_tick(TICK).is_none());

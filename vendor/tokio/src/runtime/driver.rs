@@ -160,6 +160,12 @@ cfg_io_driver! {
         Disabled(UnparkThread),
     }
 
+    /// Whether the runtime polls for I/O when it parks.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn is_io_enabled(io: &IoHandle) -> bool {
+        matches!(io, IoHandle::Enabled(_))
+    }
+
     fn create_io_stack(enabled: bool, nevents: usize, nevents_busy: Option<usize>) -> io::Result<(IoStack, IoHandle, SignalHandle)> {
         #[cfg(loom)]
         assert!(!enabled);
@@ -222,6 +228,12 @@ cfg_io_driver! {
 
 cfg_not_io_driver! {
     pub(crate) type IoHandle = UnparkThread;
+
+    /// Whether the runtime polls for I/O when it parks.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn is_io_enabled(_io: &IoHandle) -> bool {
+        false
+    }
 
     #[derive(Debug)]
     pub(crate) struct IoStack(ParkThread);

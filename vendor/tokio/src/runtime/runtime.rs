@@ -221,7 +221,8 @@ impl Runtime {
     /// ask it too ([`LocalSet::has_scheduled_tasks`]).
     ///
     /// Returns `None` on the multi-thread runtime, whose clock cannot be
-    /// paused, and while the clock cannot auto-advance.
+    /// paused, on a runtime with I/O enabled (a tick polls for it), and while
+    /// the clock cannot auto-advance.
     ///
     /// [`LocalSet::has_scheduled_tasks`]: crate::task::LocalSet::has_scheduled_tasks
     ///

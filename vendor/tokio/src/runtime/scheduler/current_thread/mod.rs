@@ -256,6 +256,10 @@ impl CurrentThread {
             return None;
         }
         let driver = &handle.driver;
+        // A park with I/O on polls for it: a tick is not idle for certain.
+        if crate::runtime::driver::is_io_enabled(&driver.io) {
+            return None;
+        }
         let time = driver.time.as_ref()?;
         // The core is away while a thread is in `block_on`.
         let mut core = self.core.take()?;
