@@ -247,7 +247,6 @@ impl Topology {
         }
     }
 
-    // Move messages from any network links to the `dst` host.
     /// Whether a message is ready to be delivered to `dst`.
     pub(crate) fn has_deliverable(&self, dst: IpAddr) -> bool {
         self.links.iter().any(|(pair, link)| {
@@ -259,6 +258,7 @@ impl Topology {
         })
     }
 
+    // Move messages from any network links to the `dst` host.
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
         for (pair, link) in &mut self.links {
             if pair.0 == dst.addr || pair.1 == dst.addr {
