@@ -5,6 +5,7 @@
 //! cargo bench -p tcpclient-polling --bench loopback             # the full run (a few minutes)
 //! cargo bench -p tcpclient-polling --bench loopback -- --reps 3 --only bulk
 //! cargo test  -p tcpclient-polling --bench loopback -- --smoke  # tiny sizes, for CI
+//! driver-polling/benches/instructions.sh                        # instructions per unit of work
 //! ```
 //!
 //! Every section prints a Markdown table: the median of the runs, their range, and how ours
@@ -93,9 +94,21 @@ fn main() -> io::Result<()> {
     pinning::client();
     let smoke = args.iter().any(|a| a == "--smoke");
     let mut sizes = if smoke { SMOKE } else { FULL };
-    // `--bulk-mib N` shrinks (or grows) the bulk jobs, for profiling.
-    if let Some(mib) = arg("--bulk-mib").and_then(|m| m.parse::<usize>().ok()) {
+    // The sizes of the jobs, for profiling and for `instructions.sh`, which counts each
+    // variant's instructions at two sizes: `--bulk-mib N` (both bulk rows), `--small-kib N`,
+    // `--connections N`, `--tls-connections N`.
+    let size = |name: &str| arg(name).and_then(|n| n.parse::<usize>().ok());
+    if let Some(mib) = size("--bulk-mib") {
         sizes.bulk = mib << 20;
+    }
+    if let Some(kib) = size("--small-kib") {
+        sizes.small = kib << 10;
+    }
+    if let Some(n) = size("--connections") {
+        sizes.connections = n;
+    }
+    if let Some(n) = size("--tls-connections") {
+        sizes.tls_connections = n;
     }
     let sizes = &sizes;
     let reps = arg("--reps")
