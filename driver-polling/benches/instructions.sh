@@ -38,6 +38,16 @@ rows=(
   "tls-connections|connections|Connections per second, TLS|connection|--connections 0 --tls-connections 10|--connections 0 --tls-connections 50|40"
 )
 
+# `--variant` keeps every variant whose name contains the text: make sure the row's table
+# of the run just made has the one asked for, alone.
+ran() {
+  local rows
+  rows=$(awk -v title="### $title" '
+    /^### / { keep = index($0, title) == 1 }
+    keep && /^\| / && !/^\| variant/ && !/^\|---/ { n++ } END { print n + 0 }' "$work/run.txt")
+  [ "$rows" = 1 ] || { echo "instructions.sh: --variant '$1' ran $rows variants of $title" >&2; exit 1; }
+}
+
 # The main thread's instructions in one run of one variant.
 count() {
   local out="$work/cg"
@@ -46,6 +56,7 @@ count() {
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out.%p" \
     "$bench" --only "$1" --variant "$2" --reps 1 $3 >"$work/run.txt" 2>"$work/valgrind.txt" \
     || { cat "$work/valgrind.txt" >&2; exit 1; }
+  ran "$2"
   local main
   main=$(find "$work" -name 'cg.*-01' | head -n 1)
   [ -n "$main" ] || { echo "instructions.sh: no callgrind output for the main thread" >&2; exit 1; }
@@ -82,8 +93,12 @@ for row in "${rows[@]}"; do
     a=$(count "$section" "$variant" "$small")
     b=$(count "$section" "$variant" "$large")
     per=$(( (b - a) / units ))
-    [ -n "$ours" ] || ours=$per
-    ratio=$(awk -v o="$ours" -v p="$per" 'BEGIN { printf "%.2f× the instructions", o / p }')
+    if [ -z "$ours" ]; then
+      ours=$per
+      ratio="—"
+    else
+      ratio=$(awk -v o="$ours" -v p="$per" 'BEGIN { printf "%.2f× the instructions", o / p }')
+    fi
     c=$(calls "$section" "$variant" "$small")
     d=$(calls "$section" "$variant" "$large")
     syscalls=$(awk -v c="$c" -v d="$d" -v u="$units" 'BEGIN { printf "%.2f", (d - c) / u }')

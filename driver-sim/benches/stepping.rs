@@ -69,26 +69,8 @@ fn main() {
     );
 
     // A user's protocol on the harness, on turmoil's sockets, and turmoil idle as long.
-    let user = measure(reps, &seeds, |seed| {
-        let verdict = user_harness(seed).run();
-        if !verdict.violations.is_empty() {
-            eprintln!("seed {seed}: {:?}", verdict.violations);
-        }
-        Shape {
-            simulated: verdict.simulated,
-            tick: Duration::from_millis(1),
-            servers: 1,
-        }
-    });
-    let coarse = measure(reps, &seeds, |seed| {
-        let tick = Duration::from_millis(5);
-        let verdict = user_harness(seed).tick(tick).run();
-        Shape {
-            simulated: verdict.simulated,
-            tick,
-            servers: 1,
-        }
-    });
+    let user = measure(reps, &seeds, on_harness(Duration::from_millis(1)));
+    let coarse = measure(reps, &seeds, on_harness(Duration::from_millis(5)));
     let bare = measure(reps, &seeds, bare_protocol);
     let user_idle = idle_as_long(reps, &user.shapes);
     row("a user's protocol on the harness (seeds)", &user, None);
@@ -107,6 +89,21 @@ fn main() {
         &coarse,
         Some(&user),
     );
+}
+
+/// One seed of the user's protocol on the harness, at `tick` (1 ms is the harness's default).
+fn on_harness(tick: Duration) -> impl FnMut(u64) -> Shape {
+    move |seed| {
+        let verdict = user_harness(seed).tick(tick).run();
+        if !verdict.violations.is_empty() {
+            eprintln!("seed {seed}: {:?}", verdict.violations);
+        }
+        Shape {
+            simulated: verdict.simulated,
+            tick,
+            servers: 1,
+        }
+    }
 }
 
 /// What a run simulated: for how long, at which tick, with how many servers.
