@@ -195,9 +195,9 @@ impl<H: Hold> Reactor<H> {
         // events or written bytes a producer is waiting on: then do not block.
         let progressed = self.flush_dirty();
         // Events wait for the application, which comes back for them at once: the wait of
-        // the poller (five system calls with `polling`'s epoll backend) can wait for the
-        // next turn. Never two turns in a row, so that an application that has events on
-        // every turn still hears from its sockets on every other one.
+        // the poller (up to five system calls with `polling`'s epoll backend as released)
+        // can wait for the next turn. Never two turns in a row, so that an application that
+        // has events on every turn still hears from its sockets on every other one.
         let skip = !self.ready.is_empty() && !self.skipped_wait;
         self.skipped_wait = skip;
         if !skip {

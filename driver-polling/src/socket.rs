@@ -21,8 +21,9 @@ const NO_SIGNAL: libc::c_int = 0;
 ///
 /// A connect in progress is asked once more whether it is done (`getpeername`): on
 /// loopback the handshake completes before the connect call returns, and one question
-/// costs less than a wait of the poller (five system calls with `polling`'s epoll backend:
-/// it re-arms its timer and its notifier on every wait). Over a real network it is one
+/// costs less than a wait of the poller (up to five system calls with `polling`'s epoll
+/// backend as released: it re-arms its timer and its notifier on every wait). Over a real
+/// network it is one
 /// system call per attempt against a round trip.
 pub(crate) fn start_connect(
     addr: SocketAddr,

@@ -34,6 +34,12 @@ pub struct Poller {
     /// Redox does not support timerfd.
     #[cfg(not(target_os = "redox"))]
     timer_fd: Option<OwnedFd>,
+
+    /// Whether the timerfd was last set to a time, which may not have come yet.
+    ///
+    /// Waits are serialized by `crate::Poller`'s lock, so this needs no ordering.
+    #[cfg(not(target_os = "redox"))]
+    timer_armed: std::sync::atomic::AtomicBool,
 }
 
 impl Poller {
@@ -58,6 +64,8 @@ impl Poller {
             notifier,
             #[cfg(not(target_os = "redox"))]
             timer_fd,
+            #[cfg(not(target_os = "redox"))]
+            timer_armed: std::sync::atomic::AtomicBool::new(false),
         };
 
         unsafe {
@@ -176,24 +184,33 @@ impl Poller {
 
         let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
 
+        // `epoll_wait` takes whole milliseconds, and rustix rounds a timeout up to them. The
+        // timerfd is for the timeouts where that would be too coarse; the others need no
+        // timer, which saves two system calls per wait (setting it, and re-registering
+        // interest in it).
         #[cfg(not(target_os = "redox"))]
-        if let Some(ref timer_fd) = self.timer_fd {
+        let timer = match (&self.timer_fd, timeout) {
+            (Some(timer_fd), Some(t)) if needs_timer(t) => Some((timer_fd, t)),
+            _ => None,
+        };
+        #[cfg(target_os = "redox")]
+        let timer: Option<(&OwnedFd, Duration)> = None;
+
+        #[cfg(not(target_os = "redox"))]
+        if let Some((timer_fd, t)) = timer {
             // Configure the timeout using timerfd.
+            let mut it_value = TS_ZERO;
+            it_value.tv_sec = t.as_secs() as _;
+            it_value.tv_nsec = t.subsec_nanos() as _;
             let new_val = Itimerspec {
                 it_interval: TS_ZERO,
-                it_value: match timeout {
-                    None => TS_ZERO,
-                    Some(t) => {
-                        let mut ts = TS_ZERO;
-                        ts.tv_sec = t.as_secs() as _;
-                        ts.tv_nsec = t.subsec_nanos() as _;
-                        ts
-                    }
-                },
+                it_value,
                 ..unsafe { std::mem::zeroed() }
             };
 
             timerfd_settime(timer_fd, TimerfdTimerFlags::empty(), &new_val)?;
+            self.timer_armed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
 
             // Set interest in timerfd.
             self.modify(
@@ -201,18 +218,27 @@ impl Poller {
                 Event::readable(crate::NOTIFY_KEY),
                 PollMode::Oneshot,
             )?;
+        } else if let Some(timer_fd) = &self.timer_fd {
+            // A timer set by an earlier wait would end this one early: disarm it, once.
+            if self
+                .timer_armed
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                let new_val = Itimerspec {
+                    it_interval: TS_ZERO,
+                    it_value: TS_ZERO,
+                    ..unsafe { std::mem::zeroed() }
+                };
+                timerfd_settime(timer_fd, TimerfdTimerFlags::empty(), &new_val)?;
+            }
         }
 
-        #[cfg(not(target_os = "redox"))]
-        let timer_fd = &self.timer_fd;
-        #[cfg(target_os = "redox")]
-        let timer_fd: Option<core::convert::Infallible> = None;
-
-        // Timeout for epoll. In case of overflow, use no timeout.
-        let timeout = match (timer_fd, timeout) {
-            (_, Some(t)) if t == Duration::from_secs(0) => Some(Timespec::default()),
-            (None, Some(t)) => Timespec::try_from(t).ok(),
-            _ => None,
+        // Timeout for epoll: none when the timerfd keeps the time; otherwise at most
+        // `i32::MAX` milliseconds, since rustix would use `epoll_pwait2` (Linux 5.11) for
+        // more. A wait capped there may return early, as a wait is allowed to.
+        let timeout = match (timer, timeout) {
+            (Some(_), _) | (_, None) => None,
+            (None, Some(t)) => Timespec::try_from(t.min(MAX_EPOLL_TIMEOUT)).ok(),
         };
 
         // Wait for I/O events.
@@ -296,6 +322,16 @@ impl Drop for Poller {
 
 /// `timespec` value that equals zero.
 #[cfg(not(target_os = "redox"))]
+/// The longest timeout `epoll_wait` takes in milliseconds, less one for rustix's rounding up.
+const MAX_EPOLL_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64 - 1);
+
+/// Whether a wait of `t` needs the timerfd: `epoll_wait` would wake it up to a millisecond
+/// late, and that is more than 1% of it. Whole milliseconds, and 100 ms or more, do not.
+#[cfg(not(target_os = "redox"))]
+fn needs_timer(t: Duration) -> bool {
+    t.subsec_nanos() % 1_000_000 != 0 && t < Duration::from_millis(100)
+}
+
 const TS_ZERO: Timespec = unsafe { std::mem::transmute([0u8; std::mem::size_of::<Timespec>()]) };
 
 /// Get the EPOLL flags for the interest.
