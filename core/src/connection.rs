@@ -487,6 +487,20 @@ impl Connection {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
+        if self.takes_sends() && self.admission().fits(self.bytes_queued(), data.len()) {
+            self.send_now = Some(now);
+            self.bytes_accepted += data.len() as u64;
+            self.queue.push(data, &mut self.buffers);
+            return Ok(());
+        }
+        self.send_checked(now, data)
+    }
+
+    /// [`send`](Self::send) with every check made in turn: the path of the refusals, out of
+    /// line so that the accepting path stays small enough to inline into a caller's loop.
+    #[cold]
+    #[inline(never)]
+    fn send_checked(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
         self.send_now = Some(now);
         if !self.takes_sends() {
             return Err(self.refuse_after_shutdown(data));
@@ -512,13 +526,20 @@ impl Connection {
     #[inline]
     pub fn send_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
         if !self.takes_sends() || !self.admission().fits(self.bytes_queued(), data.len()) {
-            // The refusal, made and counted where every refusal is.
-            return self.send(now, Bytes::copy_from_slice(data));
+            return self.refuse_slice(now, data);
         }
         self.send_now = Some(now);
         self.bytes_accepted += data.len() as u64;
         self.queue.push_slice(data, &mut self.buffers);
         Ok(())
+    }
+
+    /// The refusal of a copied send, made and counted where every refusal is. Out of line,
+    /// so that the accepting path stays small enough to inline into a caller's loop.
+    #[cold]
+    #[inline(never)]
+    fn refuse_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
+        self.send_checked(now, Bytes::copy_from_slice(data))
     }
 
     /// The application is done with `n` more delivered bytes. Needs no clock: consuming arms no deadline.

@@ -54,6 +54,16 @@ impl SendQueue {
     #[inline]
     /// Queues `data`; a small send is copied into a coalescing buffer taken from `buffers`.
     pub(crate) fn push(&mut self, data: Bytes, buffers: &mut BufferPool) {
+        if !self.goes_as_it_is(data.len()) && self.tail_has_room(data.len()) {
+            self.len += data.len();
+            self.tail.extend_from_slice(&data);
+        } else {
+            self.push_otherwise(data, buffers);
+        }
+    }
+
+    #[inline(never)]
+    fn push_otherwise(&mut self, data: Bytes, buffers: &mut BufferPool) {
         if self.goes_as_it_is(data.len()) {
             self.push_segment(data);
         } else {
@@ -65,11 +75,30 @@ impl SendQueue {
     /// Queues a copy of `data`: into a coalescing buffer when it is small, so a stream of
     /// small messages costs no allocation per message; as a segment of its own otherwise.
     pub(crate) fn push_slice(&mut self, data: &[u8], buffers: &mut BufferPool) {
+        // The hot path of small messages, kept small enough to inline into a caller's loop:
+        // the tail has room, so the copy is all there is to do.
+        if !self.goes_as_it_is(data.len()) && self.tail_has_room(data.len()) {
+            self.len += data.len();
+            self.tail.extend_from_slice(data);
+        } else {
+            self.push_slice_otherwise(data, buffers);
+        }
+    }
+
+    #[inline(never)]
+    fn push_slice_otherwise(&mut self, data: &[u8], buffers: &mut BufferPool) {
         if self.goes_as_it_is(data.len()) {
             self.push_segment(Bytes::copy_from_slice(data));
         } else {
             self.push_small(data, buffers);
         }
+    }
+
+    /// Whether `len` more bytes go into the tail as it is, in its allocation and within a
+    /// coalescing chunk. (Room for no bytes is always there: an empty send queues nothing.)
+    #[inline]
+    fn tail_has_room(&self, len: usize) -> bool {
+        self.tail.len() + len <= COALESCE_CHUNK && self.tail.capacity() - self.tail.len() >= len
     }
 
     /// A send of `len` bytes is a segment of its own, not copied into the tail (an empty
@@ -91,8 +120,7 @@ impl SendQueue {
             return;
         }
         self.len += data.len();
-        let room = self.tail.capacity() - self.tail.len();
-        if self.tail.len() + data.len() > COALESCE_CHUNK || room < data.len() {
+        if !self.tail_has_room(data.len()) {
             self.seal_tail();
             if self.tail.capacity() < data.len() {
                 self.fresh_tail(buffers);

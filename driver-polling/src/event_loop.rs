@@ -102,6 +102,7 @@ impl EventLoop {
 
     /// Queues `data` on connection `id` (Kamaelia's `inbox`); refused with the data handed
     /// back when the send queue is full or the connection is shutting down.
+    #[inline]
     pub fn send(&mut self, id: ConnId, data: Bytes) -> Result<(), InvalidInput> {
         // The hot path of small messages: one lookup, and no system call for the clock: the
         // loop's, read when it last woke, is no later than now.
@@ -118,6 +119,10 @@ impl EventLoop {
     /// straight into the connection's coalescing buffer with no [`Bytes`] per message
     /// ([`Client::send_slice`](tcpclient_core::Client::send_slice)). Refused as
     /// [`send`](Self::send) refuses, the bytes handed back as a copy.
+    ///
+    /// Inlined into the caller's loop: a call per 64-byte message, its prologue and its
+    /// result passed through memory, was a fifth of the work of one.
+    #[inline]
     pub fn send_slice(&mut self, id: ConnId, data: &[u8]) -> Result<(), InvalidInput> {
         let reactor = &mut self.reactor;
         let Some(conn) = conn_in(&mut reactor.slots, id) else {

@@ -15,7 +15,7 @@ use crate::clients::{at, config};
 
 async fn connect(
     destination: tcpclient_core::Destination,
-    config: Config,
+    config: impl Into<Arc<Config>>,
 ) -> io::Result<tcpclient_tokio::Connection> {
     Ok(tcpclient_tokio::connect(destination, config).await?)
 }
@@ -101,10 +101,11 @@ pub fn connections(
     n: usize,
 ) -> io::Result<f64> {
     rt.block_on(async {
+        let policy = Arc::new(config(tls));
         let start = Instant::now();
         let mut response = [0u8; 16];
         for _ in 0..n {
-            let mut conn = connect(at(addr), config(tls)).await?;
+            let mut conn = connect(at(addr), policy.clone()).await?;
             if tls.is_some() {
                 conn.start_tls().map_err(io::Error::other)?;
                 conn.tls_established().await.map_err(io::Error::other)?;
