@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Instructions per unit of work for every contender of the loopback benchmark's rows that
-# BENCHMARKS.md argues with: per MiB of bulk, plain and TLS; per 64-byte message; per plain
-# and per TLS connection. Wall-clock figures on this machine drift by a third over an hour;
+# Instructions per unit of work for every contender of the loopback benchmark's rows whose
+# contenders each run on one thread: per MiB of bulk sent, plain and TLS, and received; per
+# 64-byte message; per plain and per TLS connection. (The echo and concurrent rows have
+# contenders that run on several threads, where one thread's count is not the cost.) Wall-clock figures on this machine drift by a third over an hour;
 # instruction counts do not, so a change of a few percent can be seen.
 #
 # Each variant runs alone (`--only SECTION --variant NAME --reps 1`) under callgrind, at two
@@ -14,7 +15,8 @@
 #
 #   driver-polling/benches/instructions.sh              # every row (about 10 minutes)
 #   driver-polling/benches/instructions.sh small        # one row: bulk, tls, small,
-#                                                       # connections, tls-connections
+#                                                       # receive, connections,
+#                                                       # tls-connections
 # Needs valgrind and strace (apt-get install valgrind strace). Prints a Markdown table per row.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +36,7 @@ rows=(
   "bulk|bulk|Bulk send, plain|MiB|--bulk-mib 4|--bulk-mib 12|8"
   "tls|tls|Bulk send, TLS|MiB|--bulk-mib 2|--bulk-mib 18|16"
   "small|small|64-byte messages|64-byte message|--small-kib 256|--small-kib 768|8192"
+  "receive|receive|Bulk receive, plain|MiB|--bulk-mib 4|--bulk-mib 12|8"
   "connections|connections|Connections per second, plain|connection|--connections 20 --tls-connections 0|--connections 60 --tls-connections 0|40"
   "tls-connections|connections|Connections per second, TLS|connection|--connections 0 --tls-connections 10|--connections 0 --tls-connections 50|40"
 )

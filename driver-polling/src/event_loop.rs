@@ -241,11 +241,12 @@ impl EventLoop {
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
     /// `timeout` (whichever comes first), and feeds back what happened.
     ///
-    /// A turn that wrote something while acting on earlier requests, or that has events
-    /// ready, does not block: it polls without waiting and returns, so that a producer
-    /// waiting for room sees it at once. A turn whose requests produced events returns
-    /// without polling at all (the application comes back for them), though never two
-    /// turns in a row.
+    /// A turn that wrote something while acting on earlier requests, or whose requests
+    /// produced events, does not block: it polls without waiting and returns, so that a
+    /// producer waiting for room sees it at once. A turn whose requests produced events
+    /// returns without polling at all (the application comes back for them), though never
+    /// two turns in a row. Events left unread after an earlier turn stay queued for
+    /// [`poll_event`](Self::poll_event) and do not keep a turn from waiting.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.reactor.turn(timeout)
     }

@@ -183,25 +183,30 @@ impl<H: Hold> Reactor<H> {
     /// Performs what the clients asked for, waits for readiness, a deadline, a wake-up or
     /// `timeout` (whichever comes first), and feeds back what happened.
     ///
-    /// A turn that wrote something while acting on earlier requests, or that has events
-    /// ready, does not block: it polls without waiting and returns, so that a producer
-    /// waiting for room sees it at once. A turn whose requests produced events returns
-    /// without polling at all (the application comes back for them), though never two
-    /// turns in a row.
+    /// A turn that wrote something while acting on earlier requests, or whose requests
+    /// produced events, does not block: it polls without waiting and returns, so that a
+    /// producer waiting for room sees it at once. A turn whose requests produced events
+    /// returns without polling at all (the application comes back for them), though never
+    /// two turns in a row. Events the application left in the queue after an earlier turn
+    /// do not keep a turn from waiting: it had them, and a loop that only sends would
+    /// otherwise never block.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.now = Instant::now();
         self.collect_resolutions();
         // Work done before waiting (requests made since the last turn) may have produced
-        // events or written bytes a producer is waiting on: then do not block.
-        let progressed = self.flush_dirty();
+        // events or written bytes a producer is waiting on: then do not block. Every event
+        // queued before this flush was there when the last turn returned.
+        let left = self.ready.len();
+        let wrote = self.flush_dirty();
+        let produced = self.ready.len() > left;
         // Events wait for the application, which comes back for them at once: the wait of
         // the poller (up to five system calls with `polling`'s epoll backend as released)
         // can wait for the next turn. Never two turns in a row, so that an application that
         // has events on every turn still hears from its sockets on every other one.
-        let skip = !self.ready.is_empty() && !self.skipped_wait;
+        let skip = produced && !self.skipped_wait;
         self.skipped_wait = skip;
         if !skip {
-            self.wait_and_feed(progressed, timeout)?;
+            self.wait_and_feed(wrote || produced, timeout)?;
         }
         self.fire_timers();
         self.collect_resolutions();
@@ -209,14 +214,10 @@ impl<H: Hold> Reactor<H> {
         Ok(())
     }
 
-    /// Waits for readiness (not at all after progress or with events ready; at most until
-    /// `timeout` or the next deadline otherwise) and feeds what the poller reports.
-    fn wait_and_feed(&mut self, progressed: bool, timeout: Option<Duration>) -> io::Result<()> {
-        let mut wait = if progressed || !self.ready.is_empty() {
-            Some(Duration::ZERO)
-        } else {
-            timeout
-        };
+    /// Waits for readiness (not at all when `hurry`; at most until `timeout` or the next
+    /// deadline otherwise) and feeds what the poller reports.
+    fn wait_and_feed(&mut self, hurry: bool, timeout: Option<Duration>) -> io::Result<()> {
+        let mut wait = if hurry { Some(Duration::ZERO) } else { timeout };
         if let Some(&(deadline, _)) = self.timers.first() {
             let until = deadline.saturating_duration_since(self.now);
             wait = Some(wait.map_or(until, |w| w.min(until)));

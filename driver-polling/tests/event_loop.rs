@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use socket2::{Domain, Socket, Type};
-use tcpclient_core::{Config, Ending, Error, Event, InvalidInput, OnPeerEof, TlsError};
+use tcpclient_core::{Config, Ending, Error, Event, InvalidInput, OnPeerEof, Phase, TlsError};
 use tcpclient_polling::{EventLoop, Runtime};
 use tcpclient_testkit::Pki;
 
@@ -55,6 +55,31 @@ fn echo() {
         (300_000, 300_000)
     );
     assert!(report.peer_closed);
+}
+
+#[test]
+fn a_turn_waits_though_the_application_left_events_unread() {
+    // A server that accepts (in its backlog) and never reads or writes: nothing happens on
+    // the connection once it is up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut event_loop = EventLoop::new().unwrap();
+    let id = event_loop.connect(addr, config());
+    let started = Instant::now();
+    while event_loop.client(id).is_some_and(|c| c.phase() != Phase::Connected)
+        && started.elapsed() < LIMIT
+    {
+        event_loop.turn(Some(Duration::from_millis(10))).unwrap();
+    }
+    // `Connected` waits unread. A turn still waits for its timeout: a loop that only sends
+    // and turns, leaving its events, must not spin.
+    let (mut turns, started) = (0, Instant::now());
+    while started.elapsed() < Duration::from_millis(500) && turns < 1_000 {
+        event_loop.turn(Some(Duration::from_millis(100))).unwrap();
+        turns += 1;
+    }
+    assert!(turns <= 10, "{turns} turns in 500 ms with nothing to do");
+    assert_eq!(event_loop.poll_event(), Some((id, Event::Connected(addr))));
 }
 
 #[test]
