@@ -18,8 +18,11 @@ use tcpclient_driver::Resolve;
 
 use crate::resolver::{Resolution, ResolverPool};
 
-/// Bytes handed out that are worth a write before the remaining outputs are taken.
-const WRITE_EARLY: usize = 64 * 1024;
+/// Bytes handed out that are worth a write before the remaining outputs are taken: the
+/// peer works on them while the client prepares the rest. At 64 KiB, a plain bulk send
+/// made a system call per four 16 KiB messages and reached 0.66x the throughput of 256 KiB
+/// writes on loopback; at 256 KiB it matches them. (TLS bulk did not change either way.)
+const WRITE_EARLY: usize = 256 * 1024;
 
 /// Size of the one read buffer all connections share.
 const READ_BUFFER: usize = 64 * 1024;
