@@ -66,7 +66,9 @@ fn a_turn_waits_though_the_application_left_events_unread() {
     let mut event_loop = EventLoop::new().unwrap();
     let id = event_loop.connect(addr, config());
     let started = Instant::now();
-    while event_loop.client(id).is_some_and(|c| c.phase() != Phase::Connected)
+    while event_loop
+        .client(id)
+        .is_some_and(|c| c.phase() != Phase::Connected)
         && started.elapsed() < LIMIT
     {
         event_loop.turn(Some(Duration::from_millis(10))).unwrap();
