@@ -46,6 +46,10 @@ fn apply(socket: &Socket, options: &ConnectOptions) -> io::Result<()> {
     if let Some(size) = options.recv_buffer {
         socket.set_recv_buffer_size(size)?;
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(bytes) = options.unsent_low_watermark {
+        socket.set_tcp_notsent_lowat(bytes)?;
+    }
     if let Some(local) = options.local {
         socket.bind(&SockAddr::from(local))?;
     }
@@ -140,4 +144,25 @@ fn nonblocking_stream(domain: Domain) -> io::Result<Socket> {
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use tcpclient_core::SocketOptions;
+
+    #[test]
+    fn an_attempts_socket_gets_the_options_the_core_chose() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let defaults = SocketOptions::default();
+        let socket = socket_for(addr, &defaults.for_attempt(&addr)).unwrap();
+        assert!(socket.tcp_nodelay().unwrap());
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_notsent_lowat().unwrap(), 64 * 1024);
+
+        let mut system = defaults;
+        system.unsent_low_watermark = None;
+        let socket = socket_for(addr, &system.for_attempt(&addr)).unwrap();
+        assert_eq!(socket.tcp_notsent_lowat().unwrap(), 0, "left as the system has it");
+    }
 }
