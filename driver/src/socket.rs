@@ -163,6 +163,10 @@ mod tests {
         let mut system = defaults;
         system.unsent_low_watermark = None;
         let socket = socket_for(addr, &system.for_attempt(&addr)).unwrap();
-        assert_eq!(socket.tcp_notsent_lowat().unwrap(), 0, "left as the system has it");
+        assert_eq!(
+            socket.tcp_notsent_lowat().unwrap(),
+            0,
+            "left as the system has it"
+        );
     }
 }
