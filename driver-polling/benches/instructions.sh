@@ -13,7 +13,7 @@
 # user-space instructions only, so the main thread's system calls per unit (strace, the same
 # two sizes) are beside them.
 #
-#   driver-polling/benches/instructions.sh              # every row (about 3 minutes)
+#   driver-polling/benches/instructions.sh              # every row (about 4 minutes)
 #   driver-polling/benches/instructions.sh small        # one row: bulk, tls, small,
 #                                                       # receive, connections,
 #                                                       # tls-connections
