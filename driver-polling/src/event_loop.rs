@@ -224,6 +224,10 @@ impl EventLoop {
     }
 
     /// Returns the next application event, with the connection it belongs to.
+    ///
+    /// Events wait in the loop until taken, however many turns pass: a program that never
+    /// takes them lets them pile up (a [`Event::SendReady`] after each refused send, for
+    /// one), so take them after each [`turn`](Self::turn).
     pub fn poll_event(&mut self) -> Option<(ConnId, Event)> {
         self.reactor.poll_event()
     }
