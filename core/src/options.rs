@@ -144,9 +144,9 @@ pub struct SocketOptions {
     ///
     /// Without it a bulk sender fills the socket's whole send buffer (4 MiB on loopback),
     /// sleeps until a third of it drains, then writes a megabyte at once. The bursts keep
-    /// the peer's receive window small: on loopback, TLS bulk reached 0.80x the throughput
-    /// of tokio-rustls, whose clients write one record at a time; with 64 KiB, 1.10x, and
-    /// plain bulk gained too (BENCHMARKS.md). Unsent bytes in the kernel are not delivered
+    /// the peer's receive window small: on loopback, TLS bulk reached 0.76-0.83x the
+    /// throughput of tokio-rustls, whose clients write one record at a time; with 64 KiB,
+    /// 1.03-1.10x, and plain bulk gained too (BENCHMARKS.md). Unsent bytes in the kernel are not delivered
     /// anyway; what is kept back stays in the client's send queue, counted.
     #[doc(alias = "TCP_NOTSENT_LOWAT")]
     pub unsent_low_watermark: Option<u32>,

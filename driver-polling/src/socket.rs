@@ -23,8 +23,7 @@ const NO_SIGNAL: libc::c_int = 0;
 /// loopback the handshake completes before the connect call returns, and one question
 /// costs less than a wait of the poller (up to five system calls with `polling`'s epoll
 /// backend as released: it re-arms its timer and its notifier on every wait). Over a real
-/// network it is one
-/// system call per attempt against a round trip.
+/// network it is one system call per attempt against a round trip.
 pub(crate) fn start_connect(
     addr: SocketAddr,
     options: &ConnectOptions,
