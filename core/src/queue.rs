@@ -332,6 +332,32 @@ mod tests {
         assert_eq!(third.as_ptr(), first_buffer, "the first buffer came back");
     }
 
+    /// `push_slice` (the path of `send_slice`) splits and coalesces as `push` does: small
+    /// copies together, within a chunk, and a large one as a segment of its own.
+    #[test]
+    fn copied_sends_leave_as_sends_of_the_same_sizes_do() {
+        let mut queue = SendQueue::new(1024);
+        let mut pool = BufferPool::default();
+        queue.push_slice(b"a", &mut pool);
+        queue.push_slice(b"bc", &mut pool);
+        queue.push_slice(&[9u8; 2000], &mut pool);
+        queue.push_slice(b"d", &mut pool);
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"abc")));
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from(vec![9u8; 2000])));
+        assert_eq!(queue.pop_plaintext(), Some(Bytes::from_static(b"d")));
+        assert!(queue.is_empty());
+
+        for _ in 0..3000 {
+            queue.push_slice(&[7u8; 64], &mut pool);
+        }
+        let mut total = 0;
+        while let Some(segment) = queue.pop_plaintext() {
+            assert!(segment.len() <= COALESCE_CHUNK);
+            total += segment.len();
+        }
+        assert_eq!(total, 3000 * 64);
+    }
+
     #[test]
     fn coalesced_buffers_stay_within_a_chunk() {
         let mut queue = SendQueue::new(1024);
