@@ -487,13 +487,12 @@ impl Connection {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send(&mut self, now: Instant, data: Bytes) -> Result<(), InvalidInput> {
-        if self.takes_sends() && self.admission().fits(self.bytes_queued(), data.len()) {
-            self.send_now = Some(now);
-            self.bytes_accepted += data.len() as u64;
-            self.queue.push(data, &mut self.buffers);
-            return Ok(());
+        if !self.takes(data.len()) {
+            return self.send_checked(now, data);
         }
-        self.send_checked(now, data)
+        self.count_accepted(now, data.len());
+        self.queue.push(data, &mut self.buffers);
+        Ok(())
     }
 
     /// [`send`](Self::send) with every check made in turn: the path of the refusals, out of
@@ -512,7 +511,7 @@ impl Connection {
                 return Err(refusal);
             }
         };
-        self.bytes_accepted += data.len() as u64;
+        self.count_accepted(now, data.len());
         self.queue.push(data, &mut self.buffers);
         Ok(())
     }
@@ -525,11 +524,10 @@ impl Connection {
     #[doc(alias = "inbox")]
     #[inline]
     pub fn send_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
-        if !self.takes_sends() || !self.admission().fits(self.bytes_queued(), data.len()) {
+        if !self.takes(data.len()) {
             return self.refuse_slice(now, data);
         }
-        self.send_now = Some(now);
-        self.bytes_accepted += data.len() as u64;
+        self.count_accepted(now, data.len());
         self.queue.push_slice(data, &mut self.buffers);
         Ok(())
     }
@@ -540,6 +538,19 @@ impl Connection {
     #[inline(never)]
     fn refuse_slice(&mut self, now: Instant, data: &[u8]) -> Result<(), InvalidInput> {
         self.send_checked(now, Bytes::copy_from_slice(data))
+    }
+
+    /// Whether a send of `len` bytes is taken now: before shutdown, and within the limit.
+    #[inline]
+    fn takes(&self, len: usize) -> bool {
+        self.takes_sends() && self.admission().fits(self.bytes_queued(), len)
+    }
+
+    /// Counts a send of `len` bytes accepted at `now`.
+    #[inline]
+    fn count_accepted(&mut self, now: Instant, len: usize) {
+        self.send_now = Some(now);
+        self.bytes_accepted += len as u64;
     }
 
     /// The application is done with `n` more delivered bytes. Needs no clock: consuming arms no deadline.

@@ -54,10 +54,7 @@ impl SendQueue {
     #[inline]
     /// Queues `data`; a small send is copied into a coalescing buffer taken from `buffers`.
     pub(crate) fn push(&mut self, data: Bytes, buffers: &mut BufferPool) {
-        if !self.goes_as_it_is(data.len()) && self.tail_has_room(data.len()) {
-            self.len += data.len();
-            self.tail.extend_from_slice(&data);
-        } else {
+        if !self.copied_into_tail(&data) {
             self.push_otherwise(data, buffers);
         }
     }
@@ -75,12 +72,7 @@ impl SendQueue {
     /// Queues a copy of `data`: into a coalescing buffer when it is small, so a stream of
     /// small messages costs no allocation per message; as a segment of its own otherwise.
     pub(crate) fn push_slice(&mut self, data: &[u8], buffers: &mut BufferPool) {
-        // The hot path of small messages, kept small enough to inline into a caller's loop:
-        // the tail has room, so the copy is all there is to do.
-        if !self.goes_as_it_is(data.len()) && self.tail_has_room(data.len()) {
-            self.len += data.len();
-            self.tail.extend_from_slice(data);
-        } else {
+        if !self.copied_into_tail(data) {
             self.push_slice_otherwise(data, buffers);
         }
     }
@@ -92,6 +84,19 @@ impl SendQueue {
         } else {
             self.push_small(data, buffers);
         }
+    }
+
+    /// The hot path of small sends, kept small enough to inline into a caller's loop: a
+    /// send that is not a segment of its own and fits in the tail as it is, copied there.
+    /// Returns whether it did.
+    #[inline]
+    fn copied_into_tail(&mut self, data: &[u8]) -> bool {
+        if self.goes_as_it_is(data.len()) || !self.tail_has_room(data.len()) {
+            return false;
+        }
+        self.len += data.len();
+        self.tail.extend_from_slice(data);
+        true
     }
 
     /// Whether `len` more bytes go into the tail as it is, in its allocation and within a
