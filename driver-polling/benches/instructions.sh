@@ -2,7 +2,8 @@
 # Instructions per unit of work for every contender of the loopback benchmark's rows whose
 # contenders each run on one thread: per MiB of bulk sent, plain and TLS, and received; per
 # 64-byte message; per plain and per TLS connection. (The echo and concurrent rows have
-# contenders that run on several threads, where one thread's count is not the cost.) Wall-clock figures on this machine drift by a third over an hour;
+# contenders that run on several threads, where one thread's count is not the cost.)
+# Wall-clock figures on this machine drift by a third over an hour;
 # instruction counts do not, so a change of a few percent can be seen.
 #
 # Each variant runs alone (`--only SECTION --variant NAME --reps 1`) under callgrind, at two
